@@ -1,0 +1,8 @@
+"""synthaug: synthetic data augmentation with conditional generators, measured honestly."""
+
+__version__ = "0.1.0"
+
+from synthaug import errors
+from synthaug.generators import load
+
+__all__ = ["__version__", "errors", "load"]

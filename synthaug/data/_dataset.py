@@ -1,0 +1,288 @@
+"""The one in-memory dataset type that every synthaug layer passes around."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from synthaug.errors import (
+    EmptyDatasetError,
+    InvalidDataError,
+    InvalidParameterError,
+    ShapeMismatchError,
+)
+
+
+class ImageDataset(Dataset):
+    """Images, integer labels and class names, held in memory as tensors.
+
+    Parameters
+    ----------
+    images : torch.Tensor or numpy.ndarray
+        ``(N, C, H, W)`` images (or ``(N, D)`` feature vectors) with float values in [0, 1].
+    labels : torch.Tensor or numpy.ndarray
+        ``(N,)`` integer labels in ``range(len(classes))``.
+    classes : sequence of str, optional
+        Class names, indexed by label. Defaults to ``["0", "1", ...]`` up to the largest label.
+    metadata : list of dict, optional
+        One dict per sample describing where it came from (file, UID, ...). Kept by
+        :meth:`subset` and :meth:`split`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> ds = ImageDataset(torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 0, 1]), ["a", "b"])
+    >>> ds.class_counts()
+    {0: 2, 1: 2}
+    >>> image, label = ds[0]
+    >>> tuple(image.shape), int(label)
+    ((1, 8, 8), 0)
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor | np.ndarray,
+        labels: torch.Tensor | np.ndarray | Sequence[int],
+        classes: Sequence[str] | None = None,
+        *,
+        metadata: list[dict[str, Any]] | None = None,
+    ) -> None:
+        images = torch.as_tensor(images)
+        labels = torch.as_tensor(labels)
+        if images.dim() not in (2, 4):
+            raise ShapeMismatchError(
+                f"images must be (N, C, H, W) or (N, D) feature vectors, got shape "
+                f"{tuple(images.shape)}; use synthaug.data.from_arrays to convert (N, H, W) or "
+                f"(N, H, W, C) arrays"
+            )
+        if not images.is_floating_point():
+            raise InvalidDataError(
+                f"images must be floating point in [0, 1], got dtype {images.dtype}; "
+                f"use synthaug.data.from_arrays to scale uint8 images"
+            )
+        images = images.to(torch.float32)
+        if labels.dim() != 1:
+            raise ShapeMismatchError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
+        if labels.is_floating_point():
+            if labels.numel() and not torch.equal(labels, labels.round()):
+                raise InvalidDataError("labels must be integers, got non-integer floats")
+        elif labels.dtype == torch.bool:
+            raise InvalidDataError("labels must be integers, got booleans")
+        labels = labels.to(torch.int64)
+        if len(images) != len(labels):
+            raise ShapeMismatchError(
+                f"images and labels disagree in length: {len(images)} images, {len(labels)} labels"
+            )
+        if images.numel() and not torch.isfinite(images).all():
+            bad = int((~torch.isfinite(images)).flatten(1).any(1).sum())
+            raise InvalidDataError(
+                f"{bad} image(s) contain NaN or infinite values; remove or fix them"
+            )
+        if images.numel() and (images.min() < 0 or images.max() > 1):
+            raise InvalidDataError(
+                f"image values must lie in [0, 1], got range [{float(images.min()):.4g}, "
+                f"{float(images.max()):.4g}]; rescale them (from_arrays does this for uint8)"
+            )
+        if labels.numel() and labels.min() < 0:
+            raise InvalidDataError(f"labels must be non-negative, got {int(labels.min())}")
+        if classes is None:
+            n_classes = int(labels.max()) + 1 if labels.numel() else 0
+            classes = [str(i) for i in range(n_classes)]
+        classes = [str(c) for c in classes]
+        if len(set(classes)) != len(classes):
+            raise InvalidDataError(f"class names must be unique, got {classes}")
+        if labels.numel() and int(labels.max()) >= len(classes):
+            raise InvalidDataError(
+                f"label {int(labels.max())} is out of range for {len(classes)} classes {classes}"
+            )
+        if metadata is not None and len(metadata) != len(images):
+            raise ShapeMismatchError(
+                f"metadata has {len(metadata)} entries for {len(images)} images"
+            )
+        self.images = images
+        self.labels = labels
+        self.classes = classes
+        self.metadata = metadata
+
+    # -- the torch Dataset protocol -------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageDataset(n={len(self)}, shape={self.sample_shape}, "
+            f"classes={self.classes}, counts={self.class_counts()})"
+        )
+
+    # -- facts ----------------------------------------------------------------------------
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample: ``(C, H, W)`` for images, ``(D,)`` for feature vectors."""
+        return tuple(self.images.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        """True for ``(C, H, W)`` images, False for flat feature vectors."""
+        return self.images.dim() == 4
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def class_counts(self) -> dict[int, int]:
+        """Number of samples per class label, every class included (zero when absent)."""
+        counts = torch.bincount(self.labels, minlength=len(self.classes))
+        return {i: int(c) for i, c in enumerate(counts)}
+
+    # -- derived datasets -----------------------------------------------------------------
+    def subset(self, indices: Sequence[int] | torch.Tensor | np.ndarray) -> ImageDataset:
+        """A new dataset holding the given samples (same classes)."""
+        idx = torch.as_tensor(np.asarray(indices), dtype=torch.int64).reshape(-1)
+        if idx.numel() and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise InvalidParameterError(f"subset indices out of range for {len(self)} samples")
+        meta = None if self.metadata is None else [self.metadata[int(i)] for i in idx]
+        return ImageDataset(self.images[idx], self.labels[idx], self.classes, metadata=meta)
+
+    def split(self, test_size: float = 0.25, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
+        """Stratified split into ``(train, test)``; every class with samples lands in both.
+
+        Raises
+        ------
+        InvalidDataError
+            When a present class has fewer than 2 samples (it cannot appear on both sides).
+        """
+        from sklearn.model_selection import train_test_split
+
+        if not 0 < test_size < 1:
+            raise InvalidParameterError(f"test_size must be in (0, 1), got {test_size}")
+        if len(self) == 0:
+            raise EmptyDatasetError("cannot split an empty dataset")
+        counts = self.class_counts()
+        tiny = [self.classes[c] for c, n in counts.items() if n == 1]
+        if tiny:
+            raise InvalidDataError(
+                f"class(es) {tiny} have a single sample and cannot be split into train and test; "
+                f"add samples or drop those classes"
+            )
+        labels = self.labels.numpy()
+        try:
+            train_idx, test_idx = train_test_split(
+                np.arange(len(self)), test_size=test_size, stratify=labels, random_state=seed
+            )
+        except ValueError as exc:
+            raise InvalidParameterError(
+                f"cannot make a stratified split with test_size={test_size}: {exc}"
+            ) from exc
+        return self.subset(np.sort(train_idx)), self.subset(np.sort(test_idx))
+
+    def concat(self, other: ImageDataset) -> ImageDataset:
+        """Samples of ``self`` followed by those of ``other`` (same classes and sample shape)."""
+        if other.classes != self.classes:
+            raise InvalidDataError(
+                f"cannot concatenate datasets with classes {self.classes} and {other.classes}"
+            )
+        if other.sample_shape != self.sample_shape:
+            raise ShapeMismatchError(
+                f"cannot concatenate samples of shape {self.sample_shape} and {other.sample_shape}"
+            )
+        meta = None
+        if self.metadata is not None or other.metadata is not None:
+            meta = (self.metadata or [{}] * len(self)) + (other.metadata or [{}] * len(other))
+        return ImageDataset(
+            torch.cat([self.images, other.images]),
+            torch.cat([self.labels, other.labels]),
+            self.classes,
+            metadata=meta,
+        )
+
+    def flat(self) -> np.ndarray:
+        """Samples as a float32 ``(N, D)`` numpy array (for scikit-learn)."""
+        return self.images.reshape(len(self), -1).numpy()
+
+
+def from_arrays(
+    X: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor | Sequence[int],
+    classes: Sequence[str] | None = None,
+    *,
+    channels_last: bool | None = None,
+) -> ImageDataset:
+    """Build an :class:`ImageDataset` from user arrays.
+
+    Parameters
+    ----------
+    X : array
+        ``(N, H, W)`` grayscale, ``(N, C, H, W)`` or ``(N, H, W, C)`` images, or ``(N, D)``
+        feature vectors. Integer arrays (uint8 and friends) are scaled from [0, 255] to [0, 1];
+        float arrays must already lie in [0, 1].
+    y : array
+        ``(N,)`` labels. Integer labels are used as they are when ``classes`` is given; any
+        other labels (strings, sparse integers without ``classes``) are encoded in sorted order
+        and their values become the class names.
+    classes : sequence of str, optional
+        Names of the classes, indexed by integer label.
+    channels_last : bool, optional
+        Force the interpretation of 4-D input; by default a last axis of size 1, 3 or 4 with a
+        second axis of another size means channels-last.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ds = from_arrays(np.zeros((6, 8, 8), dtype=np.uint8), ["cat", "dog"] * 3)
+    >>> ds.classes, ds.sample_shape
+    (['cat', 'dog'], (1, 8, 8))
+    """
+    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if X.ndim == 3:
+        X = X[:, None]
+    elif X.ndim == 4:
+        if channels_last is None:
+            channels_last = X.shape[-1] in (1, 3, 4) and X.shape[1] not in (1, 3, 4)
+        if channels_last:
+            X = np.transpose(X, (0, 3, 1, 2))
+    elif X.ndim != 2:
+        raise ShapeMismatchError(
+            f"X must be (N, D), (N, H, W), (N, C, H, W) or (N, H, W, C), got shape {X.shape}"
+        )
+    if X.dtype == np.bool_:
+        X = X.astype(np.float32)
+    elif np.issubdtype(X.dtype, np.integer):
+        if X.size and (X.min() < 0 or X.max() > 255):
+            raise InvalidDataError(
+                f"integer images must lie in [0, 255], got [{X.min()}, {X.max()}]; "
+                f"rescale to float in [0, 1] first"
+            )
+        X = X.astype(np.float32) / 255.0
+    elif np.issubdtype(X.dtype, np.floating):
+        X = X.astype(np.float32)
+    else:
+        raise InvalidDataError(f"X must be numeric, got dtype {X.dtype}")
+    if y.ndim != 1:
+        raise ShapeMismatchError(f"y must be 1-D, got shape {y.shape}")
+    if classes is None or not np.issubdtype(y.dtype, np.integer):
+        try:
+            names, codes = np.unique(y, return_inverse=True)
+        except TypeError as exc:
+            raise InvalidDataError(f"labels cannot be sorted into classes: {exc}") from exc
+        if classes is not None:
+            lookup = {str(c): i for i, c in enumerate(classes)}
+            missing = [str(n) for n in names if str(n) not in lookup]
+            if missing:
+                raise InvalidDataError(
+                    f"labels {missing} are not among the given classes {list(classes)}"
+                )
+            codes = np.array([lookup[str(v)] for v in y], dtype=np.int64)
+        else:
+            classes = [str(n) for n in names]
+        y = codes
+    return ImageDataset(
+        torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y.astype(np.int64)), classes
+    )

@@ -1,0 +1,67 @@
+"""Exceptions raised by synthaug.
+
+Every error a user can cause derives from :class:`SynthaugError`, so ``except SynthaugError``
+catches all of them. Each subclass also derives from the built-in exception a Python user would
+expect (``ValueError`` for bad values, ``ImportError`` for a missing extra, ...), so generic
+handlers keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SynthaugError",
+    "InvalidDataError",
+    "EmptyDatasetError",
+    "ShapeMismatchError",
+    "InvalidParameterError",
+    "UnknownClassError",
+    "NotFittedError",
+    "CheckpointError",
+    "MissingDependencyError",
+    "TrainingDivergedError",
+    "DataFileError",
+]
+
+
+class SynthaugError(Exception):
+    """Base class of every error synthaug raises on purpose."""
+
+
+class InvalidDataError(SynthaugError, ValueError):
+    """Images or labels are not usable: NaNs, values out of range, wrong dtype or length."""
+
+
+class EmptyDatasetError(InvalidDataError):
+    """A dataset (or a class that must be present) has no samples."""
+
+
+class ShapeMismatchError(InvalidDataError):
+    """Array shapes do not fit together or do not match what a model was fitted on."""
+
+
+class InvalidParameterError(SynthaugError, ValueError):
+    """A constructor or function parameter has a value outside its allowed range."""
+
+
+class UnknownClassError(SynthaugError, ValueError):
+    """A class label was asked for that the model or dataset does not know."""
+
+
+class NotFittedError(SynthaugError, AttributeError):
+    """A method that needs a fitted estimator was called before ``fit``."""
+
+
+class CheckpointError(SynthaugError, OSError):
+    """A saved model file is missing, truncated, tampered with or of an unsupported format."""
+
+
+class MissingDependencyError(SynthaugError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class TrainingDivergedError(SynthaugError, RuntimeError):
+    """Training produced a non-finite loss; the model is left unfitted rather than broken."""
+
+
+class DataFileError(SynthaugError, OSError):
+    """A data file is missing, unreadable or of the wrong kind; the message names the file."""

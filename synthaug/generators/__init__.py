@@ -1,0 +1,21 @@
+"""Generative models with one estimator API: ``fit``, ``sample``, ``save`` / ``synthaug.load``."""
+
+from synthaug.generators._base import BaseGenerator
+from synthaug.generators._cvae import CVAE
+from synthaug.generators._persistence import load
+from synthaug.generators._registry import (
+    create_generator,
+    get_generator_class,
+    list_generators,
+    register_generator,
+)
+
+__all__ = [
+    "BaseGenerator",
+    "CVAE",
+    "create_generator",
+    "get_generator_class",
+    "list_generators",
+    "load",
+    "register_generator",
+]

@@ -1,0 +1,275 @@
+"""The estimator contract every generator follows, written once.
+
+``fit`` and ``sample`` validate and convert their inputs here, then call the family's private
+``_fit`` / ``_sample`` (template method, as imbalanced-learn's ``fit_resample``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from synthaug._params import Rule, validate_params
+from synthaug._utils import check_seed, resolve_device, torch_generator
+from synthaug.data import ImageDataset
+from synthaug.errors import (
+    EmptyDatasetError,
+    InvalidDataError,
+    InvalidParameterError,
+    NotFittedError,
+    UnknownClassError,
+)
+
+# Sampling runs in chunks so that asking for millions of samples never holds them all on the
+# device at once; 8192 keeps small-image sampling fast and 128x128 memory bounded.
+_SAMPLE_CHUNK = 8192
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's CPU generator for the block, then restore it (no global side effects)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        yield
+
+
+class BaseGenerator:
+    """Shared behaviour of synthaug generators.
+
+    Subclasses define keyword-only ``__init__`` parameters that they only store, a
+    ``_parameter_constraints`` mapping, ``_fit(dataset)`` and ``_sample(labels, generator)``
+    returning ``(n, D)`` or ``(n, C, H, W)`` tensors in [0, 1] on ``self.device_``, and the
+    networks they train in ``self.modules_`` (an ``nn.ModuleDict``) so that saving, loading and
+    device handling are shared.
+    """
+
+    registry_name: ClassVar[str] = ""
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {}
+    # Datasets smaller than this per class are refused by fit; conditional models cope with one.
+    _min_samples_per_class: ClassVar[int] = 1
+
+    # -- parameters (scikit-learn conventions) --------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters as a dict."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> BaseGenerator:
+        """Set constructor parameters; unknown names raise."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise InvalidParameterError(
+                    f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    # -- fitted state ---------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "modules_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(dataset) or synthaug.load(path)"
+            )
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """Per-epoch training losses (alias of ``history_``)."""
+        self._check_fitted()
+        return self.history_
+
+    # -- fit --------------------------------------------------------------------------------
+    def fit(self, dataset: ImageDataset) -> BaseGenerator:
+        """Train on ``dataset`` and return ``self``.
+
+        Parameters
+        ----------
+        dataset : ImageDataset
+            Training samples; images ``(N, C, H, W)`` or feature vectors ``(N, D)``.
+        """
+        validate_params(type(self).__name__, self.get_params(), self._parameter_constraints)
+        self._check_dataset(dataset)
+        self.device_ = resolve_device(self.device)
+        counts = dataset.class_counts()
+        self.n_classes_ = dataset.n_classes
+        self.class_names_ = list(dataset.classes)
+        self.classes_ = [c for c, n in counts.items() if n > 0]
+        self.class_counts_ = {c: counts[c] for c in self.classes_}
+        self.sample_shape_ = tuple(dataset.sample_shape)
+        self.history_ = []
+        seed = check_seed(self.seed)
+        with seeded(seed):
+            self._fit(dataset, seed)
+        return self
+
+    def _check_dataset(self, dataset: ImageDataset) -> None:
+        if not isinstance(dataset, ImageDataset):
+            raise InvalidDataError(
+                f"fit expects a synthaug.data.ImageDataset, got {type(dataset).__name__}; "
+                f"build one with synthaug.data.from_arrays(X, y)"
+            )
+        if len(dataset) == 0:
+            raise EmptyDatasetError("cannot fit a generator on an empty dataset")
+        small = [
+            dataset.classes[c]
+            for c, n in dataset.class_counts().items()
+            if 0 < n < self._min_samples_per_class
+        ]
+        if small:
+            raise InvalidDataError(
+                f"{type(self).__name__} needs at least {self._min_samples_per_class} samples per "
+                f"class; class(es) {small} have fewer. Add samples, drop those classes, or use a "
+                f"conditional generator such as 'cvae' or 'cgan'"
+            )
+
+    def _fit(self, dataset: ImageDataset, seed: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- sample -----------------------------------------------------------------------------
+    def sample(
+        self,
+        n: int,
+        y: int | str | Sequence[int | str] | torch.Tensor | None = None,
+        seed: int | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generate ``n`` samples.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples, > 0.
+        y : int, str, sequence or tensor, optional
+            One class (label or name) for all samples, or one label per sample (length ``n``).
+            ``None`` draws classes in their training proportions.
+        seed : int, optional
+            Same seed, same samples (on CPU, also after save/load). ``None`` is fresh entropy.
+
+        Returns
+        -------
+        images : torch.Tensor
+            Float32 on the CPU, shaped like the training samples, values in [0, 1].
+        labels : torch.Tensor
+            Int64 ``(n,)`` labels.
+        """
+        self._check_fitted()
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise InvalidParameterError(f"n must be a positive integer, got {n!r}")
+        seed = check_seed(seed)
+        labels = self._resolve_labels(n, y, seed)
+        gen = torch_generator(seed, self.device_)
+        chunks = []
+        was_training = {name: m.training for name, m in self.modules_.items()}
+        self.modules_.eval()
+        try:
+            with torch.no_grad():
+                for start in range(0, n, _SAMPLE_CHUNK):
+                    out = self._sample(labels[start : start + _SAMPLE_CHUNK], gen)
+                    chunks.append(out.clamp_(0, 1).reshape(-1, *self.sample_shape_).cpu())
+        finally:
+            for name, m in self.modules_.items():
+                m.train(was_training[name])
+        return torch.cat(chunks), labels.cpu()
+
+    def _resolve_labels(self, n: int, y: Any, seed: int) -> torch.Tensor:
+        if y is None:
+            weights = torch.zeros(self.n_classes_, dtype=torch.float64)
+            for c, count in self.class_counts_.items():
+                weights[c] = count
+            # Labels are drawn on the CPU so they are the same whatever the device.
+            labels = torch.multinomial(
+                weights, n, replacement=True, generator=torch.Generator().manual_seed(seed)
+            )
+            return labels.to(self.device_)
+        if isinstance(y, (int, str)) and not isinstance(y, bool):
+            return torch.full((n,), self._label(y), dtype=torch.int64, device=self.device_)
+        if isinstance(y, torch.Tensor):
+            y = y.reshape(-1).tolist()
+        y = list(y)
+        if len(y) != n:
+            raise InvalidParameterError(
+                f"y has {len(y)} labels but n={n}; give one label per sample or a single class"
+            )
+        return torch.tensor([self._label(v) for v in y], dtype=torch.int64, device=self.device_)
+
+    def _label(self, value: Any) -> int:
+        if isinstance(value, str) and value in self.class_names_:
+            label = self.class_names_.index(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            label = value
+        else:
+            raise UnknownClassError(f"class {value!r} is not one of {self.class_names_}")
+        if label not in self.class_counts_:
+            raise UnknownClassError(
+                f"class {value!r} was not seen in training (classes with samples: "
+                f"{[self.class_names_[c] for c in self.classes_]})"
+            )
+        return label
+
+    def _sample(
+        self, labels: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write weights (safetensors) and configuration (JSON in its header) to ``path``.
+
+        Load it back with :func:`synthaug.load`. Nothing is pickled.
+        """
+        from synthaug.generators._persistence import save_generator
+
+        self._check_fitted()
+        return save_generator(self, path)
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """JSON-able fitted attributes; families add their own by extending this."""
+        return {
+            "n_classes_": self.n_classes_,
+            "class_names_": self.class_names_,
+            "classes_": self.classes_,
+            "class_counts_": {str(k): v for k, v in self.class_counts_.items()},
+            "sample_shape_": list(self.sample_shape_),
+            "history_": self.history_,
+        }
+
+    def _restore_state(self, state: dict[str, Any], device: torch.device) -> None:
+        self.device_ = device
+        self.n_classes_ = int(state["n_classes_"])
+        self.class_names_ = list(state["class_names_"])
+        self.classes_ = [int(c) for c in state["classes_"]]
+        self.class_counts_ = {int(k): int(v) for k, v in state["class_counts_"].items()}
+        self.sample_shape_ = tuple(int(s) for s in state["sample_shape_"])
+        self.history_ = list(state["history_"])
+        self.modules_ = self._build_modules().to(device)
+
+    def _build_modules(self) -> nn.ModuleDict:  # pragma: no cover - abstract
+        """Create the (untrained) networks from parameters and fitted shape attributes."""
+        raise NotImplementedError
+
+    def _extra_tensors(self) -> dict[str, torch.Tensor]:
+        """Fitted tensors that are not network weights (saved under ``extra.``)."""
+        return {}
+
+    def _restore_extra_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        if tensors:
+            raise KeyError(f"unexpected extra tensors {sorted(tensors)}")

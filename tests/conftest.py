@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny datasets and a device chosen from SYNTHAUG_DEVICE (CPU by default)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from synthaug._utils import env_device
+from synthaug.data import ImageDataset, load_digits
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    return env_device()
+
+
+@pytest.fixture(scope="session")
+def digits() -> ImageDataset:
+    return load_digits()
+
+
+@pytest.fixture
+def tiny_images() -> ImageDataset:
+    """30 random 1x8x8 images in 3 classes (10 each)."""
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(30, 1, 8, 8, generator=g)
+    labels = torch.arange(3).repeat(10)
+    return ImageDataset(images, labels, ["a", "b", "c"])
+
+
+@pytest.fixture(scope="session")
+def small_digits(digits: ImageDataset) -> ImageDataset:
+    """200 digits, 20 per class: enough for a model to learn something in seconds."""
+    idx = torch.cat([torch.nonzero(digits.labels == c).flatten()[:20] for c in range(10)])
+    return digits.subset(idx)

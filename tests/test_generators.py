@@ -1,0 +1,245 @@
+"""Contract tests run over every registered generator, plus CVAE specifics."""
+
+import json
+import struct
+
+import pytest
+import torch
+
+import synthaug
+from synthaug.data import ImageDataset
+from synthaug.errors import (
+    CheckpointError,
+    EmptyDatasetError,
+    InvalidDataError,
+    InvalidParameterError,
+    NotFittedError,
+    TrainingDivergedError,
+    UnknownClassError,
+)
+from synthaug.generators import CVAE, create_generator, list_generators
+
+# Tiny settings per registered generator; a new generator must add itself here (the test below
+# fails otherwise), so no generator escapes the contract silently.
+TINY = {
+    "cvae": {"epochs": 2, "batch_size": 16, "latent_dim": 4, "hidden_dims": (32,)},
+}
+
+
+def test_every_registered_generator_has_tiny_settings():
+    assert set(list_generators()) == set(TINY)
+
+
+@pytest.fixture(params=sorted(TINY))
+def name(request):
+    return request.param
+
+
+def make(name, device, **extra):
+    return create_generator(name, **TINY[name], device=device, verbose=False, **extra)
+
+
+def test_fit_returns_self_and_sample_shapes(name, tiny_images, device):
+    model = make(name, device)
+    assert model.fit(tiny_images) is model
+    images, labels = model.sample(12, seed=0)
+    assert images.shape == (12, 1, 8, 8) and images.dtype == torch.float32
+    assert labels.shape == (12,) and labels.dtype == torch.int64
+    assert torch.isfinite(images).all()
+    assert 0 <= float(images.min()) and float(images.max()) <= 1
+    assert len(model.history) == TINY[name]["epochs"]
+
+
+def test_per_class_counts_and_names(name, tiny_images, device):
+    model = make(name, device).fit(tiny_images)
+    _, labels = model.sample(7, y=2, seed=0)
+    assert labels.tolist() == [2] * 7
+    _, labels = model.sample(3, y="b", seed=0)
+    assert labels.tolist() == [1] * 3
+    _, labels = model.sample(4, y=[0, 2, 2, 1], seed=0)
+    assert labels.tolist() == [0, 2, 2, 1]
+
+
+def test_same_seed_same_model_and_samples(name, tiny_images, device):
+    a = make(name, device, seed=5).fit(tiny_images)
+    b = make(name, device, seed=5).fit(tiny_images)
+    xa, ya = a.sample(16, seed=1)
+    xb, yb = b.sample(16, seed=1)
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    xc, _ = a.sample(16, seed=2)
+    assert not torch.equal(xa, xc)
+
+
+def test_fit_does_not_touch_global_rng(name, tiny_images, device):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    make(name, device).fit(tiny_images)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_save_load_round_trip(name, tiny_images, device, tmp_path):
+    model = make(name, device).fit(tiny_images)
+    path = model.save(tmp_path / "model.safetensors")
+    loaded = synthaug.load(path, device=device)
+    assert type(loaded) is type(model)
+    assert loaded.get_params()["latent_dim"] == model.get_params()["latent_dim"]
+    assert loaded.history == model.history
+    x1, y1 = model.sample(20, seed=3)
+    x2, y2 = loaded.sample(20, seed=3)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+
+
+def test_feature_vectors(name, device):
+    ds = ImageDataset(torch.rand(40, 30), torch.arange(2).repeat(20))
+    model = make(name, device).fit(ds)
+    images, _ = model.sample(5, y=1, seed=0)
+    assert images.shape == (5, 30)
+
+
+def test_bad_input_raises_synthaug_errors(name, tiny_images, device):
+    model = make(name, device)
+    with pytest.raises(NotFittedError):
+        model.sample(3)
+    with pytest.raises(InvalidDataError):
+        model.fit(torch.rand(3, 1, 8, 8))
+    with pytest.raises(EmptyDatasetError):
+        model.fit(ImageDataset(torch.zeros(0, 1, 8, 8), torch.zeros(0, dtype=torch.int64), ["a"]))
+    model.fit(tiny_images)
+    for bad_n in (0, -1, 2.5, True):
+        with pytest.raises(InvalidParameterError):
+            model.sample(bad_n)
+    with pytest.raises(UnknownClassError):
+        model.sample(2, y=7)
+    with pytest.raises(UnknownClassError):
+        model.sample(2, y="zebra")
+    with pytest.raises(InvalidParameterError):
+        model.sample(3, y=[0, 1])
+
+
+def test_unseen_class_cannot_be_sampled(name, device):
+    # class "c" exists in the class list but has no sample
+    ds = ImageDataset(torch.rand(20, 1, 8, 8), torch.arange(2).repeat(10), ["a", "b", "c"])
+    model = make(name, device).fit(ds)
+    with pytest.raises(UnknownClassError, match="not seen in training"):
+        model.sample(1, y="c")
+    _, labels = model.sample(50, seed=0)
+    assert set(labels.tolist()) <= {0, 1}
+
+
+def test_one_sample_class_is_learned_by_conditional_models(name, device):
+    labels = torch.tensor([0] * 19 + [1])
+    model = make(name, device).fit(ImageDataset(torch.rand(20, 1, 8, 8), labels, ["many", "one"]))
+    images, _ = model.sample(4, y="one", seed=0)
+    assert images.shape == (4, 1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("epochs", 0),
+        ("batch_size", 1),
+        ("lr", -1.0),
+        ("seed", -3),
+        ("device", "tpu"),
+        ("verbose", "yes"),
+    ],
+)
+def test_parameter_rules_are_checked_at_fit(name, tiny_images, param, value):
+    model = create_generator(name, **{**TINY[name], param: value})  # constructor only stores
+    with pytest.raises(InvalidParameterError, match=param):
+        model.fit(tiny_images)
+
+
+def test_unknown_generator_name():
+    with pytest.raises(InvalidParameterError, match="available"):
+        create_generator("diffusion-xl")
+
+
+# -- checkpoints -------------------------------------------------------------------------
+@pytest.fixture
+def saved(tiny_images, tmp_path, device):
+    model = make("cvae", device).fit(tiny_images)
+    return model.save(tmp_path / "m.safetensors")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CheckpointError, match="no model file"):
+        synthaug.load(tmp_path / "nope.safetensors")
+
+
+def test_truncated_checkpoint(saved):
+    data = saved.read_bytes()
+    saved.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError):
+        synthaug.load(saved)
+
+
+def test_garbage_checkpoint(tmp_path):
+    path = tmp_path / "garbage.safetensors"
+    path.write_bytes(b"this is not a model at all")
+    with pytest.raises(CheckpointError):
+        synthaug.load(path)
+
+
+def test_edited_weights_fail_the_integrity_check(saved):
+    data = bytearray(saved.read_bytes())
+    data[-5] ^= 0xFF  # flip bits inside the last tensor's bytes
+    saved.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="integrity"):
+        synthaug.load(saved)
+
+
+def _rewrite_header(path, edit):
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    edit(header["__metadata__"])
+    new = json.dumps(header).encode()
+    new += b" " * (-len(new) % 8)
+    path.write_bytes(struct.pack("<Q", len(new)) + new + data[8 + n :])
+
+
+def test_newer_format_version_is_refused(saved):
+    _rewrite_header(saved, lambda m: m.update(format_version="99"))
+    with pytest.raises(CheckpointError, match="newer"):
+        synthaug.load(saved)
+
+
+def test_unknown_model_type_is_refused(saved):
+    _rewrite_header(saved, lambda m: m.update(model_type="mystery-gan"))
+    with pytest.raises(CheckpointError, match="mystery-gan"):
+        synthaug.load(saved)
+
+
+def test_foreign_safetensors_file_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(CheckpointError, match="not a synthaug generator"):
+        synthaug.load(path)
+
+
+def test_save_never_leaves_a_temp_file(saved):
+    assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+
+
+# -- CVAE specifics ----------------------------------------------------------------------
+def test_cvae_learns_digits(small_digits):
+    """A short CVAE run lowers its loss and makes class-specific samples."""
+    model = CVAE(epochs=30, verbose=False, seed=0).fit(small_digits)
+    assert model.history[-1]["loss"] < 0.8 * model.history[0]["loss"]
+    zeros, _ = model.sample(50, y=0, seed=0)
+    ones, _ = model.sample(50, y=1, seed=0)
+    real0 = small_digits.images[small_digits.labels == 0].mean(0)
+    real1 = small_digits.images[small_digits.labels == 1].mean(0)
+    # each class's mean sample is closer to its own real class mean than to the other's
+    assert (zeros.mean(0) - real0).norm() < (zeros.mean(0) - real1).norm()
+    assert (ones.mean(0) - real1).norm() < (ones.mean(0) - real0).norm()
+
+
+def test_nan_loss_stops_with_a_clear_error(tiny_images):
+    model = CVAE(epochs=3, lr=1e30, verbose=False, hidden_dims=(8,))
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        model.fit(tiny_images)
