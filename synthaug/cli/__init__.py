@@ -1,0 +1,50 @@
+"""The ``synthaug`` command line.
+
+Each subcommand lives in its own module of this package with a ``register(subparsers)``
+function; adding a command is one module and one line in ``_COMMANDS``.
+
+Exit codes: 0 success, 2 usage error (argparse), 1 any other failure, printed as one line
+(``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from synthaug.errors import SynthaugError
+
+# Modules of this package that define subcommands, in the order --help lists them.
+_COMMANDS = ("demo",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import synthaug
+
+    parser = argparse.ArgumentParser(
+        prog="synthaug", description="Synthetic data augmentation, measured honestly."
+    )
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {synthaug.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMANDS:
+        importlib.import_module(f"synthaug.cli._{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SynthaugError as exc:
+        if args.debug:
+            raise
+        print(f"synthaug: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("synthaug: interrupted", file=sys.stderr)
+        return 130

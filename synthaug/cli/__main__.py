@@ -1,0 +1,5 @@
+import sys
+
+from synthaug.cli import main
+
+sys.exit(main())
