@@ -97,7 +97,7 @@ class AugmentedDataset(ImageDataset):
         self.transform = check_transform(transform)
         self.apply_to = check_apply_to(apply_to)
         images, labels = [real.images], [real.labels]
-        for c, n in wanted.items():
+        for c, n in sorted(wanted.items()):
             if n == 0:
                 continue
             synth, synth_labels = generator.sample(n, y=c, seed=seed + c)
