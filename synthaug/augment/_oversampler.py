@@ -43,7 +43,9 @@ class GenerativeOverSampler(BaseOverSampler):
         Without it, 2-D ``X`` is tabular. ``X`` may also be ``(N, C, H, W)`` (or ``(N, H, W)``).
     random_state : int, RandomState or None
         Controls the generator's ``seed`` (unless ``seed`` is passed in ``generator_params``)
-        and the sampling seeds.
+        and the sampling seeds: the same integer gives the same output on CPU. With ``None``
+        the generator keeps its own ``seed`` and the sampling seeds come from numpy's global
+        random state, as for other scikit-learn estimators.
     **generator_params
         Passed to the generator (``epochs=50``, ``latent_dim=8``, ...); they are parameters of
         this sampler too, so ``get_params``, ``set_params`` and ``clone`` see them.
