@@ -2,6 +2,8 @@
 
 from synthaug.data._dataset import ImageDataset, from_arrays
 from synthaug.data._digits import load_digits
+from synthaug.data._files import load_image_folder, load_npz, save_image_folder, save_npz
 from synthaug.data._imbalance import make_imbalanced
 
 __all__ = ["ImageDataset", "from_arrays", "load_digits", "make_imbalanced"]
+__all__ += ["load_image_folder", "load_npz", "save_image_folder", "save_npz"]
