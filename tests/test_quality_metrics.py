@@ -42,7 +42,7 @@ def test_frechet_distance_by_hand():
 
 
 def test_prdc_by_hand():
-    real = torch.tensor([[0.0], [1.0], [2.0], [3.0]], dtype=torch.float64)
+    real = np.array([[0.0], [1.0], [2.0], [3.0]])
     fake = torch.tensor([[0.5], [10.0]], dtype=torch.float64)
     # real 1-NN radii are all 1; fake radii are 9.5. 0.5 lies in the balls of 0 and 1.
     s = prdc(real, fake, k=1)

@@ -52,13 +52,17 @@ def nearest_distances(
     return torch.cat(dists), torch.cat(idxs)
 
 
-def prdc(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> dict[str, float]:
+def prdc(
+    real: torch.Tensor | np.ndarray, fake: torch.Tensor | np.ndarray, k: int = 5
+) -> dict[str, float]:
     """Precision, recall, density and coverage (Naeem et al., ICML 2020).
 
     ``real`` ``(N, d)`` and ``fake`` ``(M, d)`` embeddings; the k-NN radius of a point is the
     distance to its k-th nearest neighbour in its own set. Strict ``<`` as in the authors'
     reference implementation (clovaai/generative-evaluation-prdc).
     """
+    real = torch.as_tensor(np.asarray(real, dtype=np.float64))
+    fake = torch.as_tensor(np.asarray(fake, dtype=np.float64))
     r_real = nearest_distances(real, real, k, exclude_self=True)[0][:, -1]
     r_fake = nearest_distances(fake, fake, k, exclude_self=True)[0][:, -1]
     in_real_ball = []  # per fake sample: how many real k-NN balls hold it
