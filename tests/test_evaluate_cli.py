@@ -13,13 +13,13 @@ FAST = ["--feature-epochs", "2", "--device", "cpu"]
 
 @pytest.fixture(scope="module")
 def npz_and_model(tmp_path_factory, small_digits):
-    """small_digits as an X/y .npz, and a tiny CVAE trained on the CLI's train part of it."""
+    """small_digits as a train-only MedMNIST-style .npz, and a tiny CVAE trained on the CLI's train part of it."""
     folder = tmp_path_factory.mktemp("evaluate")
     data = folder / "digits.npz"
     np.savez(
         data,
-        X=(small_digits.images[:, 0].numpy() * 255).astype(np.uint8),
-        y=small_digits.labels.numpy(),
+        train_images=(small_digits.images[:, 0].numpy() * 255).astype(np.uint8),
+        train_labels=small_digits.labels.numpy(),
     )
     from synthaug.cli._evaluate import load_evaluation_data
 
@@ -96,15 +96,18 @@ def test_evaluate_reads_medmnist_style_npz(tmp_path, small_digits):
 
     train, test, name = load_evaluation_data(str(path), 0.25, 0)
     assert (len(train), len(test), train.classes) == (40, 20, ["0", "1", "2"])
-    assert "train/test arrays" in name
+    assert "train/test splits" in name
 
 
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"images": np.zeros((4, 8, 8))}, "expected X and y"),
-        ({"X": np.zeros((4, 8, 8)), "y": np.zeros((4, 2), dtype=int)}, "one label per sample"),
-        ({"X": np.full((4, 8, 8), np.nan), "y": np.arange(4)}, "NaN"),
+        ({"images": np.zeros((4, 8, 8))}, "no 'train_images'"),
+        (
+            {"train_images": np.zeros((4, 8, 8)), "train_labels": np.zeros((4, 2), dtype=int)},
+            "multi-label",
+        ),
+        ({"train_images": np.full((4, 8, 8), np.nan), "train_labels": np.arange(4)}, "NaN"),
     ],
 )
 def test_evaluate_rejects_bad_npz(tmp_path, npz_and_model, capsys, arrays, message):
@@ -125,7 +128,9 @@ def test_evaluate_rejects_corrupt_files_and_mismatched_data(tmp_path, npz_and_mo
     assert main(["evaluate", str(model_path), "--data", str(tmp_path / "none.npz")]) == 1
     assert "no data file" in capsys.readouterr().err
     small = tmp_path / "small.npz"
-    np.savez(small, X=np.zeros((60, 4, 4), dtype=np.uint8), y=np.repeat(np.arange(10), 6))
+    np.savez(
+        small, train_images=np.zeros((60, 4, 4), np.uint8), train_labels=np.repeat(np.arange(10), 6)
+    )
     assert main(["evaluate", str(model_path), "--data", str(small), *FAST]) == 1
     assert "shape (1, 8, 8)" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing.safetensors"), *FAST]) == 1

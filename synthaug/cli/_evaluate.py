@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synthaug.cli._types import fraction, positive_int
+from synthaug.errors import DataFileError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -160,65 +161,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- data ---------------------------------------------------------------------------------------
-# Kept minimal and local on purpose: synthaug.data.load_npz (issue 4) will replace it.
 def load_evaluation_data(spec: str, test_size: float, seed: int) -> tuple[Any, Any, str]:
-    """``(train, test, name)`` from ``"digits"`` or a ``.npz`` file."""
-    from synthaug.data import load_digits
+    """``(train, test, name)`` from ``digits``, a MedMNIST-style ``.npz`` or a class folder.
 
-    if spec == "digits":
-        train, test = load_digits().split(test_size, seed=seed)
-        return train, test, f"sklearn digits (split test_size={test_size}, seed={seed})"
-    return _load_npz(Path(spec), test_size, seed)
+    A ``.npz`` with a ``test`` split is used as it is; anything else is split here
+    (stratified, ``test_size``, ``seed``), which must match how the model's training data was cut.
+    """
+    from synthaug.cli._files import read_data
 
-
-def _load_npz(path: Path, test_size: float, seed: int) -> tuple[Any, Any, str]:
-    import zipfile
-
-    import numpy as np
-
-    from synthaug.data import from_arrays
-    from synthaug.errors import DataFileError, InvalidDataError
-
-    if not path.is_file():
-        raise DataFileError(f"no data file at {path}; give 'digits' or a .npz file")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataFileError(f"{path} is not a readable .npz file: {exc}") from exc
-
-    def labels(name: str) -> Any:
-        y = arrays[name]
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = y[:, 0]
-        if y.ndim != 1:
-            raise DataFileError(
-                f"{path}: {name} must hold one label per sample, got shape {y.shape} "
-                f"(multi-label data is not supported)"
-            )
-        return y
-
-    try:
-        if {"train_images", "train_labels", "test_images", "test_labels"} <= set(arrays):
-            y_tr, y_te = labels("train_labels"), labels("test_labels")
-            if not (
-                np.issubdtype(y_tr.dtype, np.integer) and np.issubdtype(y_te.dtype, np.integer)
-            ):
-                raise DataFileError(f"{path}: train_labels and test_labels must be integers")
-            classes = [str(i) for i in range(int(max(y_tr.max(), y_te.max())) + 1)]
-            train = from_arrays(arrays["train_images"], y_tr, classes)
-            test = from_arrays(arrays["test_images"], y_te, classes)
-            return train, test, f"{path} (train/test arrays)"
-        if {"X", "y"} <= set(arrays):
-            data = from_arrays(arrays["X"], labels("y"))
-            train, test = data.split(test_size, seed=seed)
-            return train, test, f"{path} (X/y, split test_size={test_size}, seed={seed})"
-    except InvalidDataError as exc:
-        raise DataFileError(f"{path}: {exc}") from exc
-    raise DataFileError(
-        f"{path} holds arrays {sorted(arrays)}; expected X and y, or train_images, "
-        f"train_labels, test_images and test_labels"
-    )
+    if spec.lower().endswith(".npz"):
+        train = read_data(spec, split="train")
+        try:
+            test = read_data(spec, split="test")
+        except DataFileError as exc:
+            if "splits found" not in str(exc):
+                raise
+        else:
+            return train, test, f"{spec} (train/test splits)"
+        data = train
+    else:
+        data = read_data(spec)
+    train, test = data.split(test_size, seed=seed)
+    name = "sklearn digits" if spec == "digits" else spec
+    return train, test, f"{name} (split test_size={test_size}, seed={seed})"
 
 
 # -- report -------------------------------------------------------------------------------------
