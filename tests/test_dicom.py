@@ -313,3 +313,13 @@ def test_write_bad_inputs(tmp_path):
     with pytest.raises(InvalidParameterError, match="ImageDataset"):
         write_dicom(make_phantoms(1, size=16), [0, 1], tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_write_without_highdicom_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    from synthaug.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "highdicom", None)  # as if it were not installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'synthaug\[dicom\]'"):
+        write_dicom(torch.rand(1, 1, 4, 4), [0], tmp_path)

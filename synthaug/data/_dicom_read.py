@@ -150,7 +150,8 @@ def load_dicom_folder(
     labels_t = torch.tensor(targets, dtype=torch.int64)
     if explicit_classes is None:
         # A found class whose every file was skipped is dropped, so that no class is empty.
-        used = [c for i, c in enumerate(classes) if i in set(targets)]
+        present = set(targets)
+        used = [c for i, c in enumerate(classes) if i in present]
         remap = torch.tensor([used.index(c) if c in used else -1 for c in classes])
         labels_t, classes = remap[labels_t], used
     return DicomDataset(torch.cat(images), labels_t, classes, metadata=metadata, skipped=skipped)
@@ -303,7 +304,10 @@ def _read_frames(path: Path, window: str | tuple[float, float]) -> tuple[np.ndar
         arr = ds.pixel_array
     except Exception as exc:
         raise _BadFile(f"pixel data cannot be decoded ({type(exc).__name__}: {exc})", exc) from exc
-    frames = _to_unit_range(np.asarray(arr), ds, window)
+    try:
+        frames = _to_unit_range(np.asarray(arr), ds, window)
+    except Exception as exc:  # inconsistent pixel-module attributes (LUTs, frame counts, ...)
+        raise _BadFile(f"pixel values cannot be mapped to the display range ({exc})", exc) from exc
     info = {
         "file": str(path),
         "SOPInstanceUID": str(ds.get("SOPInstanceUID", "")),
