@@ -6,6 +6,7 @@ from synthaug.augment._sources import (
     RandomOverSampling,
     default_classical_transform,
 )
+from synthaug.augment._synthetic import SyntheticDataset
 
 __all__ = [
     "AugmentedDataset",
@@ -13,3 +14,13 @@ __all__ = [
     "RandomOverSampling",
     "default_classical_transform",
 ]
+__all__ += ["GenerativeOverSampler", "SyntheticDataset"]
+
+
+def __getattr__(name: str):
+    # imbalanced-learn takes seconds to import: load the sampler only when it is asked for.
+    if name == "GenerativeOverSampler":
+        from synthaug.augment._oversampler import GenerativeOverSampler
+
+        return GenerativeOverSampler
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,16 +4,10 @@ from synthaug.data._dataset import ImageDataset, from_arrays
 from synthaug.data._dicom_read import DicomDataset, load_dicom_folder
 from synthaug.data._dicom_write import write_dicom
 from synthaug.data._digits import load_digits
+from synthaug.data._files import load_image_folder, load_npz, save_image_folder, save_npz
 from synthaug.data._imbalance import make_imbalanced
 from synthaug.data._phantoms import make_phantoms
 
-__all__ = [
-    "DicomDataset",
-    "ImageDataset",
-    "from_arrays",
-    "load_dicom_folder",
-    "load_digits",
-    "make_imbalanced",
-    "make_phantoms",
-    "write_dicom",
-]
+__all__ = ["ImageDataset", "from_arrays", "load_digits", "make_imbalanced"]
+__all__ += ["load_image_folder", "load_npz", "save_image_folder", "save_npz"]
+__all__ += ["DicomDataset", "load_dicom_folder", "make_phantoms", "write_dicom"]

@@ -1,0 +1,223 @@
+"""An imbalanced-learn over-sampler whose new samples come from a synthaug generator."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from imblearn.over_sampling.base import BaseOverSampler
+from imblearn.utils import check_target_type
+from scipy import sparse
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.validation import validate_data
+
+from synthaug.data import ImageDataset
+from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
+from synthaug.generators import create_generator
+
+
+class GenerativeOverSampler(BaseOverSampler):
+    """Over-sample minority classes with samples from a conditional generator.
+
+    A drop-in imbalanced-learn sampler (Lemaître, Nogueira & Aridas, JMLR 2017): it follows the
+    ``fit_resample`` conventions, accepts imbalanced-learn's ``sampling_strategy`` values and
+    works inside :class:`imblearn.pipeline.Pipeline`. Instead of interpolating neighbours as
+    SMOTE does, it fits a generator on ``X`` and draws the missing samples of each class from
+    it, in the spirit of generative oversampling such as DeepSMOTE (Dablain, Krawczyk & Chawla,
+    IEEE TNNLS 2022).
+
+    Parameters
+    ----------
+    generator : str or generator instance
+        A registered generator name (see :func:`synthaug.generators.list_generators`), or an
+        instance whose parameters are copied; the instance itself is never fitted.
+    sampling_strategy : float, str, dict or callable
+        As in imbalanced-learn: ``"auto"`` (= ``"not majority"``), ``"minority"``,
+        ``"not minority"``, ``"all"``, a float (desired minority / majority ratio, binary
+        problems only), ``{class: target count}`` or a callable ``y -> dict``.
+    image_shape : tuple of int, optional
+        ``(C, H, W)`` or ``(H, W)``: the shape of one sample when ``X`` holds flattened images.
+        Without it, 2-D ``X`` is tabular. ``X`` may also be ``(N, C, H, W)`` (or ``(N, H, W)``).
+    random_state : int, RandomState or None
+        Controls the generator's ``seed`` (unless ``seed`` is passed in ``generator_params``)
+        and the sampling seeds: the same integer gives the same output on CPU. With ``None``
+        the generator keeps its own ``seed`` and the sampling seeds come from numpy's global
+        random state, as for other scikit-learn estimators.
+    **generator_params
+        Passed to the generator (``epochs=50``, ``latent_dim=8``, ...); they are parameters of
+        this sampler too, so ``get_params``, ``set_params`` and ``clone`` see them.
+
+    Attributes
+    ----------
+    generator_ : fitted generator
+        The generator fitted on the last ``X`` given to ``fit_resample``.
+    sampling_strategy_ : dict
+        Number of samples generated per class.
+    image_shape_ : tuple of int
+        Shape of one sample as the generator saw it.
+
+    Notes
+    -----
+    Generators work on values in [0, 1]: tabular features are min-max scaled per feature,
+    images by the global minimum and maximum, and generated samples are scaled back. Sparse
+    input is densified for the generator (the result is sparse again).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from synthaug.augment import GenerativeOverSampler
+    >>> X, y = make_classification(n_samples=200, weights=[0.9, 0.1], random_state=0)
+    >>> sampler = GenerativeOverSampler("cvae", random_state=0, epochs=2, verbose=False)
+    >>> X_res, y_res = sampler.fit_resample(X, y)
+    >>> (y_res == 0).sum() == (y_res == 1).sum()
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseOverSampler._parameter_constraints,
+        "generator": [str, HasMethods(["fit", "sample", "get_params"])],
+        "image_shape": [tuple, list, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        generator: Any = "cvae",
+        *,
+        sampling_strategy: Any = "auto",
+        image_shape: tuple[int, ...] | None = None,
+        random_state: Any = None,
+        **generator_params: Any,
+    ) -> None:
+        super().__init__(sampling_strategy=sampling_strategy)
+        self.generator = generator
+        self.image_shape = image_shape
+        self.random_state = random_state
+        self._generator_param_names = list(generator_params)
+        for name, value in generator_params.items():
+            setattr(self, name, value)
+
+    # -- parameters: the generator's keyword arguments are parameters of the sampler ----------
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        params = super().get_params(deep=deep)
+        params.update({name: getattr(self, name) for name in self._generator_param_names})
+        return params
+
+    def set_params(self, **params: Any) -> GenerativeOverSampler:
+        own = set(self._get_param_names())
+        for name in list(params):
+            if "__" not in name and name not in own:
+                # a generator keyword argument, new or not: store it like the constructor does
+                if name not in self._generator_param_names:
+                    self._generator_param_names.append(name)
+                setattr(self, name, params.pop(name))
+        return super().set_params(**params)
+
+    @property
+    def generator_params(self) -> dict[str, Any]:
+        """The keyword arguments passed on to the generator."""
+        return {name: getattr(self, name) for name in self._generator_param_names}
+
+    # -- validation -------------------------------------------------------------------------
+    def _check_X_y(self, X: Any, y: Any, accept_sparse: Any = None) -> tuple:
+        y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
+        X, y = validate_data(
+            self,
+            X=X,
+            y=y,
+            reset=True,
+            accept_sparse=["csr", "csc"],
+            allow_nd=True,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite=False,
+        )
+        values = X.data if sparse.issparse(X) else X
+        if not np.isfinite(values).all():
+            raise InvalidDataError(
+                "X contains NaN or infinite values; impute or drop them before over-sampling"
+            )
+        return X, y, binarize_y
+
+    def _sample_shape(self, X: Any) -> tuple[int, ...]:
+        if X.ndim in (3, 4):
+            shape = (1, *X.shape[1:]) if X.ndim == 3 else tuple(X.shape[1:])
+            if self.image_shape is not None and _as_chw(self.image_shape) != shape:
+                raise ShapeMismatchError(
+                    f"image_shape={self.image_shape} does not match X of shape {X.shape}"
+                )
+            return shape
+        if X.ndim != 2:
+            raise ShapeMismatchError(
+                f"X must be (N, D), (N, H, W) or (N, C, H, W), got shape {X.shape}"
+            )
+        if self.image_shape is None:
+            return (X.shape[1],)
+        shape = _as_chw(self.image_shape)
+        if math.prod(shape) != X.shape[1]:
+            raise ShapeMismatchError(
+                f"image_shape={tuple(self.image_shape)} holds {math.prod(shape)} values but X "
+                f"has {X.shape[1]} features"
+            )
+        return shape
+
+    def _make_generator(self, rng: np.random.RandomState) -> Any:
+        params = self.generator_params
+        if isinstance(self.generator, str):
+            model = create_generator(self.generator, **params)
+        else:
+            model = type(self.generator)(**self.generator.get_params())
+            model.set_params(**params)
+        if "seed" in model.get_params() and "seed" not in params and self.random_state is not None:
+            model.set_params(seed=int(rng.randint(0, 2**31 - 1)))
+        return model
+
+    # -- resampling -------------------------------------------------------------------------
+    def _fit_resample(self, X: Any, y: np.ndarray) -> tuple[Any, np.ndarray]:
+        rng = check_random_state(self.random_state)
+        self.image_shape_ = self._sample_shape(X)
+        dense = X.toarray() if sparse.issparse(X) else np.asarray(X)
+        flat = dense.reshape(len(dense), -1).astype(np.float64)
+        if len(self.image_shape_) == 1:
+            low, high = flat.min(axis=0), flat.max(axis=0)
+        else:
+            low, high = flat.min(), flat.max()
+        span = np.where(high > low, high - low, 1.0)
+        scaled = np.clip((flat - low) / span, 0.0, 1.0)
+        classes, codes = np.unique(y, return_inverse=True)
+        dataset = ImageDataset(
+            torch.from_numpy(scaled.reshape(len(flat), *self.image_shape_).astype(np.float32)),
+            torch.from_numpy(codes.astype(np.int64)),
+            [str(c) for c in classes],
+        )
+        self.generator_ = self._make_generator(rng)
+        self.generator_.fit(dataset)
+        new_X, new_y = [], []
+        for class_value, n in self.sampling_strategy_.items():
+            if n <= 0:
+                continue
+            label = int(np.searchsorted(classes, class_value))
+            images, _ = self.generator_.sample(int(n), y=label, seed=int(rng.randint(0, 2**31 - 1)))
+            values = images.reshape(int(n), -1).double().numpy() * span + low
+            new_X.append(values.reshape(int(n), *dense.shape[1:]).astype(X.dtype))
+            new_y.append(np.full(int(n), class_value, dtype=y.dtype))
+        if not new_X:
+            return X, y
+        y_res = np.concatenate([y, *new_y])
+        if sparse.issparse(X):
+            X_res = sparse.vstack([X, *(sparse.csr_matrix(a) for a in new_X)], format=X.format)
+            return X_res.astype(X.dtype), y_res
+        return np.concatenate([dense, *new_X]), y_res
+
+
+def _as_chw(shape: Any) -> tuple[int, ...]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) == 2:
+        return (1, *shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise InvalidParameterError(
+            f"image_shape must be (C, H, W) or (H, W) with positive sizes, got {shape}"
+        )
+    return shape

@@ -1,0 +1,240 @@
+"""A PyTorch dataset made only of generated samples, held in memory or made on demand."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from synthaug.augment._transforms import apply_transform, check_transform
+from synthaug.data import ImageDataset
+from synthaug.errors import InvalidParameterError, NotFittedError, UnknownClassError
+
+
+class SyntheticDataset(Dataset):
+    """Samples of a fitted generator as a ``torch.utils.data.Dataset``.
+
+    Items are laid out class by class (all of the smallest label first). They are generated in
+    blocks of ``block_size`` samples of one class; block ``b`` of class ``c`` is always drawn with
+    a seed derived from ``(seed, c, b)``, so item ``i`` is the same sample every time it is read,
+    in any process, whether the data set was pregenerated or not.
+
+    Parameters
+    ----------
+    generator : fitted generator or sample source
+        Anything with ``sample(n, y=label, seed=...)`` and ``class_names_`` (every synthaug
+        generator, :class:`RandomOverSampling`, :class:`ClassicalAugmentation`).
+    n_per_class : int, optional
+        Samples for every class the generator was fitted on.
+    counts : dict, optional
+        ``{class: n}`` (label or class name) instead of ``n_per_class``.
+    seed : int
+        Seed of the whole data set.
+    pregenerate : bool
+        True generates everything now and keeps it in memory (fast reads). False generates a
+        block when one of its items is read and keeps only the last ``cache_blocks`` blocks, so
+        memory stays constant however large the data set is.
+    block_size : int
+        Samples generated together. Sequential or batched reads (``DataLoader`` uses
+        ``__getitems__``) generate each block once per batch; shuffled reads of a lazy data set
+        cost a block per item, so keep blocks small there or pregenerate.
+    cache_blocks : int
+        Blocks kept when ``pregenerate=False``.
+    transform : callable, optional
+        albumentations ``Compose`` or torchvision v2 transform applied to each item when read.
+
+    Attributes
+    ----------
+    classes : list of str
+        Class names, indexed by label.
+    counts : dict of int to int
+        Samples per class label.
+
+    Examples
+    --------
+    >>> from synthaug.data import load_digits
+    >>> from synthaug.generators import CVAE
+    >>> from synthaug.augment import SyntheticDataset
+    >>> model = CVAE(epochs=1, verbose=False).fit(load_digits())
+    >>> lazy = SyntheticDataset(model, n_per_class=1000, pregenerate=False)
+    >>> len(lazy), lazy.class_counts()[3]
+    (10000, 1000)
+    >>> image, label = lazy[3500]
+    >>> tuple(image.shape), int(label), bool((lazy[3500][0] == image).all())
+    ((1, 8, 8), 3, True)
+    """
+
+    def __init__(
+        self,
+        generator: Any,
+        n_per_class: int | None = None,
+        *,
+        counts: Mapping[int | str, int] | None = None,
+        seed: int = 0,
+        pregenerate: bool = True,
+        block_size: int = 512,
+        cache_blocks: int = 4,
+        transform: Callable | None = None,
+    ) -> None:
+        if not hasattr(generator, "sample"):
+            raise InvalidParameterError(
+                f"generator must have a sample() method, got {type(generator).__name__}"
+            )
+        names = getattr(generator, "class_names_", None)
+        if names is None:
+            raise NotFittedError(
+                f"{type(generator).__name__} is not fitted; call fit(dataset) or synthaug.load first"
+            )
+        for name, value, low in (("block_size", block_size, 1), ("cache_blocks", cache_blocks, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidParameterError(f"{name} must be an integer >= {low}, got {value!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
+        self.generator = generator
+        self.classes = [str(c) for c in names]
+        known = getattr(generator, "classes_", range(len(self.classes)))
+        self.counts = _resolve_counts(self.classes, list(known), n_per_class, counts)
+        self.seed = int(seed)
+        self.block_size = block_size
+        self.cache_blocks = cache_blocks
+        self.transform = check_transform(transform)
+        self.pregenerate = pregenerate
+        present = [(c, n) for c, n in sorted(self.counts.items()) if n > 0]
+        self._labels = np.array([c for c, _ in present], dtype=np.int64)
+        self._ends = np.cumsum([n for _, n in present], dtype=np.int64)
+        self._cache: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
+        self.images: torch.Tensor | None = None
+        if pregenerate:
+            self.images = self._generate_all()
+
+    # -- the torch Dataset protocol ---------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._ends[-1]) if len(self._ends) else 0
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.__getitems__([index])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Read several items, generating each block they need once (DataLoader calls this)."""
+        idx = np.asarray([int(i) for i in indices], dtype=np.int64)
+        n = len(self)
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            raise IndexError(f"index out of range for {n} items")
+        idx = idx % max(n, 1)
+        pos = np.searchsorted(self._ends, idx, side="right")
+        starts = self._ends[pos] - np.array([self.counts[c] for c in self._labels[pos]])
+        within = idx - starts
+        if self.images is not None:
+            images = self.images[torch.from_numpy(idx)]
+        else:
+            images = torch.empty((len(idx), *self._sample_shape()))
+            blocks = within // self.block_size
+            for p, b in sorted(set(zip(pos.tolist(), blocks.tolist(), strict=True))):
+                rows = np.flatnonzero((pos == p) & (blocks == b))
+                block = self._block(int(self._labels[p]), b)
+                images[torch.from_numpy(rows)] = block[
+                    torch.from_numpy(within[rows] - b * self.block_size)
+                ]
+        labels = torch.from_numpy(self._labels[pos])
+        items = []
+        for image, label in zip(images, labels, strict=True):
+            if self.transform is not None:
+                image = apply_transform(self.transform, image)
+            items.append((image, label))
+        return items
+
+    def __repr__(self) -> str:
+        mode = "in memory" if self.images is not None else "on demand"
+        return f"SyntheticDataset(n={len(self)}, classes={self.classes}, {mode})"
+
+    # -- facts ------------------------------------------------------------------------------
+    def class_counts(self) -> dict[int, int]:
+        """Number of samples per class label, every class included."""
+        return {c: self.counts.get(c, 0) for c in range(len(self.classes))}
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """All ``(N,)`` labels (computed without generating anything)."""
+        sizes = np.diff(np.concatenate([[0], self._ends]))
+        return torch.from_numpy(np.repeat(self._labels, sizes))
+
+    def to_dataset(self) -> ImageDataset:
+        """Every sample as an in-memory :class:`~synthaug.data.ImageDataset` (no transform)."""
+        images = self.images if self.images is not None else self._generate_all()
+        return ImageDataset(images, self.labels, self.classes)
+
+    # -- generation -------------------------------------------------------------------------
+    def _block_seed(self, label: int, block: int) -> int:
+        return int(np.random.SeedSequence([self.seed, label, block]).generate_state(1)[0])
+
+    def _make_block(self, label: int, block: int) -> torch.Tensor:
+        size = min(self.block_size, self.counts[label] - block * self.block_size)
+        images, _ = self.generator.sample(size, y=label, seed=self._block_seed(label, block))
+        return images
+
+    def _block(self, label: int, block: int) -> torch.Tensor:
+        key = (label, block)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        images = self._make_block(label, block)
+        self._cache[key] = images
+        while len(self._cache) > self.cache_blocks:
+            self._cache.popitem(last=False)
+        return images
+
+    def _generate_all(self) -> torch.Tensor:
+        parts = []
+        for label in self._labels.tolist():
+            n_blocks = -(-self.counts[label] // self.block_size)
+            parts.extend(self._make_block(label, b) for b in range(n_blocks))
+        if not parts:
+            return torch.empty((0, *self._sample_shape()))
+        return torch.cat(parts)
+
+    def _sample_shape(self) -> tuple[int, ...]:
+        shape = getattr(self.generator, "sample_shape_", None)
+        if shape is None:
+            shape = tuple(self._block(int(self._labels[0]), 0).shape[1:])
+        return tuple(shape)
+
+
+def _resolve_counts(
+    classes: list[str],
+    known: list[int],
+    n_per_class: int | None,
+    counts: Mapping[int | str, int] | None,
+) -> dict[int, int]:
+    if (n_per_class is None) == (counts is None):
+        raise InvalidParameterError("give exactly one of n_per_class= or counts=")
+    if n_per_class is not None:
+        if isinstance(n_per_class, bool) or not isinstance(n_per_class, (int, np.integer)):
+            raise InvalidParameterError(f"n_per_class must be an integer, got {n_per_class!r}")
+        if n_per_class < 1:
+            raise InvalidParameterError(f"n_per_class must be >= 1, got {n_per_class}")
+        return {int(c): int(n_per_class) for c in known}
+    if not isinstance(counts, Mapping):
+        raise InvalidParameterError(f"counts must be a {{class: n}} dict, got {counts!r}")
+    resolved = {}
+    for key, n in counts.items():
+        if isinstance(key, str) and key in classes:
+            label = classes.index(key)
+        elif isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+            label = int(key)
+        else:
+            label = -1
+        if label not in known:
+            raise UnknownClassError(
+                f"class {key!r} is not one the generator can sample; it knows "
+                f"{[classes[c] for c in known]}"
+            )
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise InvalidParameterError(
+                f"count for class {key!r} must be a non-negative integer, got {n!r}"
+            )
+        resolved[label] = int(n)
+    return resolved

@@ -1,0 +1,52 @@
+"""``synthaug train``: fit a registered generator on a data set and save it."""
+
+from __future__ import annotations
+
+import argparse
+
+from synthaug.cli._types import positive_int
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from synthaug.cli._files import parse_param
+    from synthaug.generators import list_generators
+
+    p = sub.add_parser(
+        "train",
+        help="fit a generator on a data set and save it as .safetensors",
+        description="Fit a registered generator on 'digits', a MedMNIST-style .npz file or an "
+        "image folder (one subfolder per class), and save it.",
+    )
+    p.add_argument("--data", required=True, help="'digits', a .npz file or an image folder")
+    p.add_argument("--split", default="train", help="split of a .npz file (default: %(default)s)")
+    p.add_argument("--model", required=True, choices=list_generators(), help="generator name")
+    p.add_argument("--out", required=True, help="where to save the model (.safetensors)")
+    p.add_argument("--epochs", type=positive_int, help="training epochs (default: the model's)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    p.add_argument(
+        "--param",
+        type=parse_param,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other generator parameters, e.g. --param latent_dim=8 --param hidden_dims=[64,32]",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from synthaug.cli._files import class_counts_text, read_data
+    from synthaug.generators import create_generator
+
+    dataset = read_data(args.data, args.split)
+    params = dict(args.param)
+    params.update(seed=args.seed, device=args.device, verbose=not args.quiet)
+    if args.epochs is not None:
+        params["epochs"] = args.epochs
+    model = create_generator(args.model, **params).fit(dataset)
+    path = model.save(args.out)
+    print(f"trained {args.model} on {len(dataset)} samples ({class_counts_text(dataset)})")
+    print(f"saved {path}")
+    return 0

@@ -1,0 +1,283 @@
+"""Real data formats on disk: MedMNIST-style ``.npz`` files and folders of images per class.
+
+Nothing here downloads anything. A missing file raises :class:`~synthaug.errors.DataFileError`
+that says where to put it.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synthaug.data._dataset import ImageDataset, from_arrays
+from synthaug.errors import (
+    DataFileError,
+    InvalidDataError,
+    InvalidParameterError,
+    ShapeMismatchError,
+)
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm")
+
+
+def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
+    """Load one split of a MedMNIST-style ``.npz`` file.
+
+    The file holds ``<split>_images`` (``(N, H, W)`` grayscale or ``(N, H, W, C)``, uint8 in
+    [0, 255] or float in [0, 1]) and ``<split>_labels`` (``(N,)`` or ``(N, 1)`` integers) for
+    ``split`` in ``train``, ``val``, ``test``, as in MedMNIST v2 (Yang et al., Scientific Data
+    2023). An optional ``classes`` array names the classes; otherwise they are ``"0"``,
+    ``"1"``, ... up to the largest label found in any split, so every split of a file shares
+    the same labels.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npz`` file. It must already be on disk: synthaug never downloads data.
+    split : str
+        Which split to read (the prefix of the keys).
+
+    Returns
+    -------
+    ImageDataset
+        Images ``(N, C, H, W)`` in [0, 1].
+
+    Raises
+    ------
+    DataFileError
+        The file is missing, is not a readable ``.npz``, or lacks the split.
+    InvalidDataError
+        Multi-label targets (``(N, K)`` labels, as ChestMNIST has) or bad values.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.npz")
+    >>> np.savez(path, train_images=np.zeros((4, 8, 8), np.uint8), train_labels=[[0], [1], [0], [1]])
+    >>> ds = load_npz(path)
+    >>> ds.sample_shape, ds.classes
+    ((1, 8, 8), ['0', '1'])
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(
+            f"no data file at {path.resolve()}; synthaug downloads nothing: put the MedMNIST-style "
+            f".npz file (keys train_images, train_labels, val_*, test_*) there, or pass its path"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataFileError(
+            f"{path} is not a readable .npz file (corrupt or truncated?): {exc}"
+        ) from exc
+    image_key, label_key = f"{split}_images", f"{split}_labels"
+    if image_key not in arrays or label_key not in arrays:
+        splits = sorted(k[: -len("_images")] for k in arrays if k.endswith("_images"))
+        raise DataFileError(
+            f"{path} has no {image_key!r} / {label_key!r} arrays; splits found: {splits or 'none'} "
+            f"(keys: {sorted(arrays)})"
+        )
+    labels = _flat_labels(arrays[label_key], path, label_key)
+    if "classes" in arrays:
+        classes = [str(c) for c in np.asarray(arrays["classes"]).reshape(-1)]
+    elif np.issubdtype(labels.dtype, np.integer):
+        all_labels = [_flat_labels(v, path, k) for k, v in arrays.items() if k.endswith("_labels")]
+        top = max((int(a.max()) for a in all_labels if a.size), default=-1)
+        classes = [str(i) for i in range(top + 1)]
+    else:
+        classes = None
+    images = arrays[image_key]
+    if images.ndim not in (3, 4):
+        raise ShapeMismatchError(
+            f"{path}: {image_key} must be (N, H, W) or (N, H, W, C) images, got shape {images.shape}"
+        )
+    return from_arrays(images, labels, classes)
+
+
+def _flat_labels(labels: np.ndarray, path: Path, key: str) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise InvalidDataError(
+            f"{path}: {key} has shape {labels.shape}; synthaug needs one class per image "
+            f"((N,) or (N, 1) labels), multi-label targets are not supported"
+        )
+    return labels
+
+
+def save_npz(
+    dataset: ImageDataset,
+    path: str | Path,
+    split: str = "train",
+    *,
+    extra: Mapping[str, np.ndarray] | None = None,
+) -> Path:
+    """Write ``dataset`` as a MedMNIST-style ``.npz`` that :func:`load_npz` reads back exactly.
+
+    Images are stored as float32 in [0, 1], ``(N, H, W)`` when single-channel and
+    ``(N, H, W, C)`` otherwise; class names go in ``classes``. ``extra`` arrays are stored as
+    ``<split>_<name>`` (for instance a ``synthetic`` mask).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    if dataset.is_image:
+        images = dataset.images.permute(0, 2, 3, 1).numpy()
+        if images.shape[-1] == 1:
+            images = images[..., 0]
+    else:
+        raise InvalidParameterError(
+            "save_npz writes images (N, C, H, W); this dataset holds feature vectors"
+        )
+    arrays = {
+        f"{split}_images": images.astype(np.float32),
+        f"{split}_labels": dataset.labels.numpy().astype(np.int64),
+        "classes": np.asarray(dataset.classes, dtype=str),
+    }
+    for name, value in (extra or {}).items():
+        arrays[f"{split}_{name}"] = np.asarray(value)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    except OSError as exc:
+        raise DataFileError(f"cannot write {path}: {exc}") from exc
+    return path
+
+
+def load_image_folder(
+    root: str | Path,
+    *,
+    grayscale: bool | None = None,
+    image_size: int | tuple[int, int] | None = None,
+) -> ImageDataset:
+    """Load a folder with one subfolder of images per class (torchvision's ``ImageFolder``).
+
+    Parameters
+    ----------
+    root : str or Path
+        ``root/<class name>/<image file>``; class labels follow the sorted subfolder names.
+    grayscale : bool, optional
+        Force one channel (True) or RGB (False). By default images are read as grayscale when
+        every file is grayscale, else as RGB.
+    image_size : int or (height, width), optional
+        Resize every image to this size. Without it all images must already share one size.
+
+    Returns
+    -------
+    ImageDataset
+        Images ``(N, 1 or 3, H, W)`` in [0, 1]; ``metadata`` holds each file's path.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ["cat", "dog"]:
+    ...     (root / name).mkdir()
+    ...     Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / name / "a.png")
+    >>> ds = load_image_folder(root)
+    >>> ds.classes, ds.sample_shape
+    (['cat', 'dog'], (1, 8, 8))
+    """
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.datasets import ImageFolder
+
+    root = Path(root)
+    if not root.is_dir():
+        raise DataFileError(
+            f"no image folder at {root.resolve()}; synthaug downloads nothing: put one subfolder "
+            f"per class there (root/<class>/<image>.png), or pass the folder's path"
+        )
+    try:
+        folder = ImageFolder(str(root), loader=lambda p: p, allow_empty=False)
+    except (FileNotFoundError, OSError) as exc:
+        raise DataFileError(
+            f"{root} has no class subfolders with images ({', '.join(_IMAGE_SUFFIXES)}): {exc}"
+        ) from exc
+    pictures = []
+    for file, _ in folder.samples:
+        try:
+            with Image.open(file) as img:
+                img.load()
+                pictures.append(img.copy())
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise DataFileError(
+                f"cannot read image {file} (corrupt or not an image?): {exc}"
+            ) from exc
+    if grayscale is None:
+        grayscale = all(p.mode in ("1", "L", "LA", "I", "I;16", "F") for p in pictures)
+    if image_size is not None:
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if len(size) != 2 or min(size) < 1:
+            raise InvalidParameterError(
+                f"image_size must be a positive int or (height, width), got {image_size!r}"
+            )
+        pictures = [p.resize((size[1], size[0]), Image.BILINEAR) for p in pictures]
+    sizes = sorted({p.size for p in pictures})
+    if len(sizes) > 1:
+        raise ShapeMismatchError(
+            f"images in {root} have different sizes {sizes[:5]} (width, height); pass "
+            f"image_size=(height, width) to resize them all"
+        )
+    arrays = [np.asarray(_to_8bit(p).convert("L" if grayscale else "RGB")) for p in pictures]
+    images = np.stack(arrays)
+    labels = np.asarray([target for _, target in folder.samples], dtype=np.int64)
+    dataset = from_arrays(images, labels, folder.classes, channels_last=not grayscale)
+    dataset.metadata = [{"path": file} for file, _ in folder.samples]
+    return dataset
+
+
+def _to_8bit(picture):
+    """16-bit and float grayscale scaled to 8 bits by their own range (PIL would clip them)."""
+    from PIL import Image
+
+    if picture.mode not in ("I", "I;16", "F"):
+        return picture
+    values = np.asarray(picture, dtype=np.float64)
+    low, high = values.min(), values.max()
+    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    return Image.fromarray((scaled * 255).round().astype(np.uint8))
+
+
+def save_image_folder(dataset: ImageDataset, root: str | Path) -> Path:
+    """Write every image as an 8-bit PNG under ``root/<class name>/``.
+
+    :func:`load_image_folder` reads the folder back (values rounded to 8 bits).
+
+    Returns
+    -------
+    Path
+        ``root``.
+    """
+    from PIL import Image
+
+    root = Path(root)
+    if not dataset.is_image or dataset.sample_shape[0] not in (1, 3):
+        raise InvalidParameterError(
+            f"PNG output needs 1- or 3-channel images, got samples of shape {dataset.sample_shape}"
+        )
+    bad = [c for c in dataset.classes if not re.fullmatch(r"[^/\\\0]+", c) or c in (".", "..")]
+    if bad:
+        raise InvalidDataError(f"class names {bad} cannot be used as folder names")
+    pixels = (dataset.images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    labels = dataset.labels.numpy()
+    try:
+        for name in dataset.classes:
+            (root / name).mkdir(parents=True, exist_ok=True)
+        for i, (image, label) in enumerate(zip(pixels, labels, strict=True)):
+            picture = image[..., 0] if image.shape[-1] == 1 else image
+            Image.fromarray(picture).save(root / dataset.classes[label] / f"{i:06d}.png")
+    except OSError as exc:
+        raise DataFileError(f"cannot write images under {root}: {exc}") from exc
+    return root

@@ -1,0 +1,205 @@
+"""SyntheticDataset and AugmentedDataset strategies, transforms and DataLoader workers."""
+
+import albumentations as A
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+from synthaug.augment import AugmentedDataset, RandomOverSampling, SyntheticDataset
+from synthaug.data import ImageDataset, make_imbalanced
+from synthaug.errors import (
+    InvalidDataError,
+    InvalidParameterError,
+    NotFittedError,
+    UnknownClassError,
+)
+from synthaug.generators import CVAE
+
+
+@pytest.fixture(scope="module")
+def real(small_digits):
+    return make_imbalanced(small_digits, ratio=0.25, minority_classes=[8, 9], seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(real):
+    tiny = CVAE(epochs=2, hidden_dims=(32,), latent_dim=4, batch_size=100, verbose=False)
+    return tiny.fit(real)
+
+
+# -- AugmentedDataset strategies ------------------------------------------------------------
+def test_ratio_strategy_adds_r_synthetic_per_real_sample(real, model):
+    aug = AugmentedDataset(real, model, "ratio", seed=1, ratio=0.5)
+    have = real.class_counts()
+    assert aug.synthetic_counts == {c: round(0.5 * n) for c, n in have.items()}
+    assert aug.class_counts() == {c: n + round(0.5 * n) for c, n in have.items()}
+    assert int(aug.synthetic_mask.sum()) == sum(aug.synthetic_counts.values())
+    # synthetic labels follow the per-class counts
+    synth_labels = aug.labels[aug.synthetic_mask]
+    assert torch.bincount(synth_labels, minlength=10).tolist() == [
+        aug.synthetic_counts[c] for c in range(10)
+    ]
+
+
+def test_explicit_counts_by_label_or_name(real, model):
+    aug = AugmentedDataset(real, model, {9: 7, "3": 2}, seed=0)
+    assert aug.synthetic_counts == {c: {9: 7, 3: 2}.get(c, 0) for c in range(10)}
+    assert len(aug) == len(real) + 9
+    assert aug.labels[len(real) :].tolist() == [3, 3] + [9] * 7
+
+
+def test_balance_strategy_still_default(real, model):
+    aug = AugmentedDataset(real, model)
+    assert set(aug.class_counts().values()) == {20} and aug.strategy == "balance"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"strategy": "ratio"}, InvalidParameterError, "ratio="),
+        ({"strategy": "ratio", "ratio": 0}, InvalidParameterError, "ratio"),
+        ({"strategy": "ratio", "ratio": float("nan")}, InvalidParameterError, "ratio"),
+        ({"strategy": "ratio", "ratio": float("inf")}, InvalidParameterError, "ratio"),
+        ({"strategy": "balance", "ratio": 1.0}, InvalidParameterError, "only used"),
+        ({"strategy": {"cat": 3}}, UnknownClassError, "cat"),
+        ({"strategy": {42: 3}}, UnknownClassError, "42"),
+        ({"strategy": {1: -1}}, InvalidParameterError, "non-negative"),
+        ({"strategy": {1: 2.5}}, InvalidParameterError, "non-negative"),
+        ({"transform": "flip"}, InvalidParameterError, "transform"),
+        ({"apply_to": "some"}, InvalidParameterError, "apply_to"),
+    ],
+)
+def test_augmented_dataset_bad_arguments(real, model, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        AugmentedDataset(real, model, **kwargs)
+
+
+def test_generator_fitted_on_other_classes_is_refused(real, model):
+    renamed = ImageDataset(real.images, real.labels, [f"digit {c}" for c in real.classes])
+    with pytest.raises(InvalidDataError, match="classes"):
+        AugmentedDataset(renamed, model)
+    with pytest.raises(InvalidParameterError, match="sample"):
+        AugmentedDataset(real, object())
+
+
+# -- transforms ------------------------------------------------------------------------------
+FLIPS = {
+    "albumentations": lambda: A.Compose([A.HorizontalFlip(p=1.0)]),
+    "torchvision": lambda: v2.Compose([v2.RandomHorizontalFlip(p=1.0)]),
+}
+
+
+@pytest.mark.parametrize("library", sorted(FLIPS))
+@pytest.mark.parametrize("apply_to", ["all", "real", "synthetic"])
+def test_transform_applies_to_the_chosen_items(real, model, library, apply_to):
+    aug = AugmentedDataset(real, model, seed=0, transform=FLIPS[library](), apply_to=apply_to)
+    first_real, first_synth = 0, aug.n_real
+    for index in (first_real, first_synth, len(aug) - 1):
+        image, label = aug[index]
+        stored = aug.images[index]
+        flipped = apply_to == "all" or (apply_to == "synthetic") == aug.is_synthetic(index)
+        expected = stored.flip(-1) if flipped else stored
+        assert image.shape == stored.shape and image.dtype == torch.float32
+        torch.testing.assert_close(image, expected)
+        assert int(label) == int(aug.labels[index])
+
+
+def test_albumentations_to_tensor_and_torchvision_non_tensor_output(real, model):
+    from albumentations.pytorch import ToTensorV2
+
+    aug = AugmentedDataset(real, model, transform=A.Compose([A.VerticalFlip(p=1), ToTensorV2()]))
+    torch.testing.assert_close(aug[0][0], aug.images[0].flip(-2))
+    bad = AugmentedDataset(real, model, transform=v2.ToPILImage())
+    with pytest.raises(InvalidParameterError, match="not a tensor"):
+        bad[0]
+
+
+def test_dataloader_workers_apply_transforms_with_their_own_randomness(real):
+    # 40 identical grey images: only the random noise of the transform tells items apart
+    flat = ImageDataset(torch.full((40, 1, 8, 8), 0.5), torch.arange(2).repeat(20), ["a", "b"])
+    noise = A.Compose([A.GaussNoise(std_range=(0.1, 0.2), p=1.0)])
+    aug = AugmentedDataset(
+        flat, RandomOverSampling().fit(flat), {0: 4, 1: 4}, transform=noise, apply_to="all"
+    )
+    loader = DataLoader(aug, batch_size=12, num_workers=2, shuffle=False)
+    batches = list(loader)
+    images = torch.cat([x for x, _ in batches])
+    labels = torch.cat([y for _, y in batches])
+    assert images.shape == (48, 1, 8, 8)
+    assert torch.equal(labels, aug.labels)
+    # worker 0 reads batch 0 and worker 1 batch 1: their noise must differ
+    assert not torch.equal(batches[0][0], batches[1][0])
+    assert not torch.equal(images[0], aug.images[0])
+
+
+# -- SyntheticDataset ------------------------------------------------------------------------
+def test_synthetic_dataset_lazy_equals_pregenerated(model):
+    eager = SyntheticDataset(model, n_per_class=12, seed=3, block_size=5)
+    lazy = SyntheticDataset(model, n_per_class=12, seed=3, block_size=5, pregenerate=False)
+    assert len(eager) == len(lazy) == 120
+    assert lazy.images is None and eager.class_counts() == {c: 12 for c in range(10)}
+    for i in [119, 0, 37, 13, 37, -1]:  # out of order, repeated, negative
+        image, label = lazy[i]
+        torch.testing.assert_close(image, eager[i][0], rtol=0, atol=0)
+        assert int(label) == int(eager[i][1]) == int(eager.labels[i])
+    torch.testing.assert_close(lazy.to_dataset().images, eager.images, rtol=0, atol=0)
+    other_seed = SyntheticDataset(model, n_per_class=12, seed=4, block_size=5)
+    assert not torch.equal(other_seed.images, eager.images)
+
+
+def test_synthetic_dataset_lazy_memory_is_bounded(model):
+    lazy = SyntheticDataset(
+        model, n_per_class=100_000, pregenerate=False, block_size=64, cache_blocks=2
+    )
+    assert len(lazy) == 1_000_000 and len(lazy.labels) == 1_000_000
+    for i in range(0, 1_000_000, 99_991):
+        lazy[i]
+    assert len(lazy._cache) <= 2
+    assert int(lazy[999_999][1]) == 9
+
+
+def test_synthetic_dataset_counts_by_name_and_dataloader_workers(model):
+    lazy = SyntheticDataset(model, counts={"2": 10, 7: 6}, pregenerate=False, block_size=4)
+    assert lazy.class_counts() == {c: {2: 10, 7: 6}.get(c, 0) for c in range(10)}
+    loader = DataLoader(lazy, batch_size=5, num_workers=2, shuffle=False)
+    images = torch.cat([x for x, _ in loader])
+    labels = torch.cat([y for _, y in loader])
+    assert labels.tolist() == [2] * 10 + [7] * 6
+    eager = SyntheticDataset(model, counts={"2": 10, 7: 6}, block_size=4)
+    torch.testing.assert_close(images, eager.images, rtol=0, atol=0)
+
+
+def test_synthetic_dataset_transform(model):
+    flip = SyntheticDataset(model, n_per_class=2, transform=v2.RandomVerticalFlip(p=1.0))
+    plain = SyntheticDataset(model, n_per_class=2)
+    torch.testing.assert_close(flip[3][0], plain[3][0].flip(-2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({}, InvalidParameterError, "exactly one"),
+        ({"n_per_class": 2, "counts": {1: 2}}, InvalidParameterError, "exactly one"),
+        ({"n_per_class": 0}, InvalidParameterError, ">= 1"),
+        ({"n_per_class": 2.5}, InvalidParameterError, "integer"),
+        ({"counts": {"cat": 2}}, UnknownClassError, "cat"),
+        ({"counts": {1: -2}}, InvalidParameterError, "non-negative"),
+        ({"n_per_class": 2, "block_size": 0}, InvalidParameterError, "block_size"),
+        ({"n_per_class": 2, "seed": -1}, InvalidParameterError, "seed"),
+    ],
+)
+def test_synthetic_dataset_bad_arguments(model, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        SyntheticDataset(model, **kwargs)
+
+
+def test_synthetic_dataset_needs_a_fitted_generator(model):
+    with pytest.raises(NotFittedError):
+        SyntheticDataset(CVAE(), n_per_class=2)
+    with pytest.raises(InvalidParameterError, match="sample"):
+        SyntheticDataset(np.zeros(3), n_per_class=2)
+    lazy = SyntheticDataset(model, n_per_class=2, pregenerate=False)
+    with pytest.raises(IndexError):
+        lazy[20]
