@@ -43,6 +43,7 @@ def test_medical_demo_end_to_end_tiny(tmp_path):
         n_test_per_class=6,
         epochs=1,
         classifier_epochs=1,
+        generator="cvae",
         verbose=False,
         echo=lines.append,
     )
@@ -71,6 +72,8 @@ def test_medical_demo_bad_parameters(tmp_path):
         run_medical_demo(tmp_path, size=16, classifier_size=32)
     with pytest.raises(InvalidParameterError, match="epochs"):
         run_medical_demo(tmp_path, epochs=0)
+    with pytest.raises(InvalidParameterError, match="unknown generator"):
+        run_medical_demo(tmp_path, generator="nope")
 
 
 def test_cli_medical_flag_is_parsed_and_errors_are_one_line(capsys, tmp_path):

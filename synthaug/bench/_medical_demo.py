@@ -24,7 +24,7 @@ import synthaug
 from synthaug.augment import AugmentedDataset, ClassicalAugmentation
 from synthaug.data import ImageDataset, load_dicom_folder, make_phantoms, write_dicom
 from synthaug.errors import InvalidParameterError
-from synthaug.generators import create_generator, list_generators
+from synthaug.generators import create_generator, get_generator_class, list_generators
 from synthaug.metrics import CNNClassifier
 
 MEDICAL_METHODS = ("none", "classical", "synthetic", "synthetic+classical")
@@ -64,6 +64,7 @@ def run_medical_demo(
     epochs: int = 30,
     classifier_epochs: int = 15,
     classifier_size: int = 32,
+    generator: str | None = None,
     verbose: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -72,8 +73,8 @@ def run_medical_demo(
     For each seed: make ``n_train`` phantom slices of ``kind`` with ``lesion_fraction`` of them
     lesion images, and a separate balanced test set; write both as DICOM under
     ``out/dicom/real`` and read them back with :func:`~synthaug.data.load_dicom_folder` (all
-    later steps see only the read-back images); train the generator named by
-    :func:`medical_generator_name` at ``size`` x ``size``; export its lesion samples under
+    later steps see only the read-back images); train the generator registered as
+    ``generator`` (default: :func:`medical_generator_name`) at ``size`` x ``size``; export its lesion samples under
     ``out/dicom/synthetic``; then train :class:`~synthaug.metrics.CNNClassifier` on the
     imbalanced set as it is (``none``) and balanced with classical augmentation, synthetic
     lesions, or half of each (``synthetic+classical``). The classifier sees the slices
@@ -110,7 +111,8 @@ def run_medical_demo(
         raise InvalidParameterError(f"classifier_size must be in [8, size], got {classifier_size}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    gen_name = medical_generator_name()
+    gen_name = medical_generator_name() if generator is None else generator
+    get_generator_class(gen_name)  # an unknown name fails here, before any work
     modality = "CT" if kind == "chest" else "MR"
     config = {
         "data": f"make_phantoms(kind={kind!r}, size={size})",

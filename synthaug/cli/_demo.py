@@ -51,6 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="chest",
         help="phantom kind for --medical (default: %(default)s)",
     )
+    demo.add_argument(
+        "--generator",
+        default=None,
+        help="registered generator for --medical (default: cgan when registered, else cvae)",
+    )
     demo.set_defaults(func=run)
 
 
@@ -80,6 +85,7 @@ def run_medical(args: argparse.Namespace) -> int:
         lesion_fraction=args.ratio,
         epochs=args.epochs or 30,
         classifier_epochs=args.classifier_epochs or 15,
+        generator=args.generator,
         verbose=not args.quiet,
     )
     return 0
