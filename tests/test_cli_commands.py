@@ -237,3 +237,20 @@ def test_train_on_an_image_folder(tmp_path, tiny_images, capsys):
     assert "trained cvae on 30 samples (a: 10, b: 10, c: 10)" in capsys.readouterr().out
     assert main(argv + ["--param", "no_such_param=1", "--quiet"]) == 1
     assert "no_such_param" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sample_as_dicom_and_refuse_mixed_dicom(workdir, capsys, tmp_path):
+    from synthaug.data import load_dicom_folder
+
+    model = str(workdir / "model.safetensors")
+    out = tmp_path / "dicom"
+    argv = ["sample", model, "--n", "6", "--class", "9", "--out", str(out), "--format", "dicom"]
+    assert main(argv) == 0
+    back = load_dicom_folder(out, size=(8, 8))
+    assert len(back) == 6 and back.classes == ["9"]
+    assert all(m["modality"] == "OT" for m in back.metadata)
+    real = str(workdir / "real.npz")
+    argv = ["augment", "--data", real, "--model", model, "--out", str(tmp_path / "mixed")]
+    assert main([*argv, "--format", "dicom"]) == 1
+    assert "synthetic images only" in capsys.readouterr().err

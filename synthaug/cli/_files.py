@@ -37,7 +37,20 @@ def _write_png(dataset: ImageDataset, path: Path, synthetic: torch.Tensor | None
     return save_image_folder(dataset, path)
 
 
-WRITERS: dict[str, Writer] = {"npz": _write_npz, "png": _write_png}
+def _write_dicom(dataset: ImageDataset, path: Path, synthetic: torch.Tensor | None = None) -> Path:
+    from synthaug.data import write_dicom
+
+    # write_dicom marks every file synthetic; real images must never carry that mark.
+    if synthetic is not None and not bool(synthetic.all()):
+        raise InvalidParameterError(
+            "--format dicom writes synthetic images only (every file is marked synthetic); "
+            "write a mixed real + synthetic set as .npz or PNG instead"
+        )
+    write_dicom(dataset, out_dir=path, series_description="SYNTHETIC synthaug samples")
+    return path
+
+
+WRITERS: dict[str, Writer] = {"npz": _write_npz, "png": _write_png, "dicom": _write_dicom}
 # Output suffix -> format when --format is not given; a path without a suffix is a PNG folder.
 SUFFIX_FORMATS: dict[str, str] = {".npz": "npz", "": "png"}
 
