@@ -206,7 +206,9 @@ def _params_table(value: Any, where: str) -> dict[str, dict[str, Any]]:
     return value
 
 
-def parse_config(data: dict[str, Any], *, quick: bool = False, source: str = "<dict>") -> BenchConfig:
+def parse_config(
+    data: dict[str, Any], *, quick: bool = False, source: str = "<dict>"
+) -> BenchConfig:
     """Validate a config given as a dict (the parsed TOML); errors name the bad key."""
     from synthaug.bench import _methods, _tasks  # noqa: F401  (register the built-ins)
     from synthaug.bench._registry import check_params, get_classifier, get_dataset, get_task
@@ -234,17 +236,19 @@ def parse_config(data: dict[str, Any], *, quick: bool = False, source: str = "<d
         if len(set(seeds)) != len(seeds):
             raise _fail("seeds", "a seed appears twice")
     else:
-        raise _fail("seeds", f"must be a count >= 1 or a list of non-negative integers, got {seeds!r}")
+        raise _fail(
+            "seeds", f"must be a count >= 1 or a list of non-negative integers, got {seeds!r}"
+        )
 
     device = data.get("device", "cpu")
     if not isinstance(device, str) or device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
         raise _fail("device", f"must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
 
     if "dataset" not in data:
-        raise _fail("dataset", "missing; add a [dataset] table with at least name = \"digits\"")
+        raise _fail("dataset", 'missing; add a [dataset] table with at least name = "digits"')
     ds = data["dataset"]
     if not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
-        raise _fail("dataset.name", "missing; give the data set's registered name, e.g. \"digits\"")
+        raise _fail("dataset.name", 'missing; give the data set\'s registered name, e.g. "digits"')
     loader = get_dataset(ds["name"], "dataset.name")
     params = {k: v for k, v in ds.items() if k != "name"}
     from synthaug.bench._tasks import resolve_lazy
@@ -257,7 +261,11 @@ def parse_config(data: dict[str, Any], *, quick: bool = False, source: str = "<d
 
     split = _check_keys(data.get("split", {}), _SPLIT_KEYS, "split")
     test_size = split.get("test_size", 0.4)
-    if isinstance(test_size, bool) or not isinstance(test_size, (int, float)) or not 0 < test_size < 1:
+    if (
+        isinstance(test_size, bool)
+        or not isinstance(test_size, (int, float))
+        or not 0 < test_size < 1
+    ):
         raise _fail("split.test_size", f"must be a number in (0, 1), got {test_size!r}")
     split = {"test_size": float(test_size)}
 
@@ -267,7 +275,7 @@ def parse_config(data: dict[str, Any], *, quick: bool = False, source: str = "<d
         check_params(fn, clf_params, f"classifiers.{clf}", skip=("seed", "device"))
 
     if "methods" not in data:
-        raise _fail("methods", "missing; list the methods to compare, e.g. [\"none\", \"smote\"]")
+        raise _fail("methods", 'missing; list the methods to compare, e.g. ["none", "smote"]')
     methods = _params_table(data["methods"], "methods")
     for method, method_params in methods.items():
         _methods.validate_method(method, method_params)
@@ -292,14 +300,18 @@ def _settings(imbalance: dict[str, Any]) -> list[dict[str, Any]]:
     ratios = imbalance.get("ratios", [])
     counts = imbalance.get("counts", [])
     if not ratios and not counts:
-        raise _fail("imbalance", "give ratios = [...] (with minority_classes) and/or counts = [[...]]")
+        raise _fail(
+            "imbalance", "give ratios = [...] (with minority_classes) and/or counts = [[...]]"
+        )
     settings: list[dict[str, Any]] = []
     if not isinstance(ratios, list):
         raise _fail("imbalance.ratios", f"must be a list of numbers in (0, 1], got {ratios!r}")
     if ratios:
         minority = imbalance.get("minority_classes")
-        if not isinstance(minority, list) or not minority or not all(
-            _is_int(c) or isinstance(c, str) for c in minority
+        if (
+            not isinstance(minority, list)
+            or not minority
+            or not all(_is_int(c) or isinstance(c, str) for c in minority)
         ):
             raise _fail(
                 "imbalance.minority_classes",
@@ -317,10 +329,14 @@ def _settings(imbalance: dict[str, Any]) -> list[dict[str, Any]]:
     elif "minority_classes" in imbalance:
         raise _fail("imbalance.minority_classes", "only used with ratios; counts name every class")
     if not isinstance(counts, list) or (counts and not all(isinstance(c, list) for c in counts)):
-        raise _fail("imbalance.counts", "must be a list of per-class count lists, e.g. [[100, 50, 10]]")
+        raise _fail(
+            "imbalance.counts", "must be a list of per-class count lists, e.g. [[100, 50, 10]]"
+        )
     for c in counts:
         if not c or not all(_is_int(n) and n >= 0 for n in c):
-            raise _fail("imbalance.counts", f"each count list holds non-negative integers, got {c!r}")
+            raise _fail(
+                "imbalance.counts", f"each count list holds non-negative integers, got {c!r}"
+            )
         settings.append(
             {"label": "counts=" + "/".join(str(n) for n in c), "imbalance": {"counts": c}}
         )

@@ -133,7 +133,9 @@ class MixedSource:
 
     def sample(self, n: int, y: int, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         seed = check_seed(seed)
-        share = [n // len(self.sources) + (i < n % len(self.sources)) for i in range(len(self.sources))]
+        share = [
+            n // len(self.sources) + (i < n % len(self.sources)) for i in range(len(self.sources))
+        ]
         images, labels = [], []
         for i, (source, k) in enumerate(zip(self.sources, share, strict=True)):
             if k:

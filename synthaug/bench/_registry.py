@@ -138,8 +138,11 @@ def check_params(fn: Callable[..., Any], params: dict[str, Any], where: str, *, 
     sig = inspect.signature(fn)
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return
-    allowed = [n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or
-               p.kind is p.POSITIONAL_OR_KEYWORD]
+    allowed = [
+        n
+        for n, p in sig.parameters.items()
+        if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
     for key in params:
         if key not in allowed or key in skip:
             usable = [n for n in allowed if n not in skip]

@@ -106,7 +106,8 @@ def summarize_results(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         metrics = _reported_metrics(task, [r for r in records if r["cell"]["task"] == task])
         for metric in metrics:
             series = {
-                m: {s: v.get(metric) for s, v in by_seed.items()} for m, by_seed in by_method.items()
+                m: {s: v.get(metric) for s, v in by_seed.items()}
+                for m, by_seed in by_method.items()
             }
             means = {}
             block = []
@@ -260,7 +261,9 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
     out.write("|---|---|" + "|".join(["---:"] * len(phases)) + "|\n")
     pairs = dict.fromkeys((r["cell"]["method"], r["cell"]["classifier"]) for r in records)
     for method, clf in pairs:
-        mine = [r for r in records if (r["cell"]["method"], r["cell"]["classifier"]) == (method, clf)]
+        mine = [
+            r for r in records if (r["cell"]["method"], r["cell"]["classifier"]) == (method, clf)
+        ]
         times = [np.mean([r["timings"].get(p, 0.0) for r in mine]) for p in phases]
         out.write(f"| {method} | {clf} | " + " | ".join(f"{t:.2f}" for t in times) + " |\n")
     versions = records[0].get("versions", {}) if records else {}
@@ -287,7 +290,13 @@ def format_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+    ):
         text = text.replace(a, b)
     return text
 
@@ -337,7 +346,11 @@ def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
     paths = []
     keys = dict.fromkeys((r["dataset"], r["classifier"], r["metric"]) for r in rows)
     for dataset, clf, metric in keys:
-        mine = [r for r in rows if (r["dataset"], r["classifier"], r["metric"]) == (dataset, clf, metric)]
+        mine = [
+            r
+            for r in rows
+            if (r["dataset"], r["classifier"], r["metric"]) == (dataset, clf, metric)
+        ]
         settings = list(dict.fromkeys(r["setting"] for r in mine))
         fig, axes = plt.subplots(
             1, len(settings), figsize=(3.2 * len(settings) + 0.5, 3.4), squeeze=False, sharey=True

@@ -115,8 +115,13 @@ def _rewrite_without(path: Path, drop: set[str]) -> None:
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version()}
+    import torch
+
+    # torch's own string says which build (CPU, CUDA version) ran the cell.
+    out = {"python": platform.python_version(), "torch": torch.__version__}
     for name in _VERSIONED:
+        if name in out:
+            continue
         try:
             out[name] = version(name)
         except PackageNotFoundError:
@@ -190,9 +195,7 @@ def _run_cell_safely(cell: dict[str, Any], threads: int | None) -> tuple[bool, d
 # -- backends -------------------------------------------------------------------------------
 
 
-def _run_local(
-    cells: list[dict[str, Any]], jobs: int
-) -> Iterator[tuple[bool, dict[str, Any]]]:
+def _run_local(cells: list[dict[str, Any]], jobs: int) -> Iterator[tuple[bool, dict[str, Any]]]:
     threads = max(1, (os.cpu_count() or 1) // jobs)
     if jobs == 1:
         for cell in cells:

@@ -198,9 +198,7 @@ class ClassificationTask:
             clf.fit(augmented)
         with timed(timings, "evaluate"):
             pred = clf.predict(test.images)
-            labels = [
-                dataset.classes.index(c) if isinstance(c, str) else int(c) for c in minority
-            ]
+            labels = [dataset.classes.index(c) if isinstance(c, str) else int(c) for c in minority]
             scores = classification_scores(
                 test.labels.numpy(),
                 pred,
