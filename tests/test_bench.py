@@ -218,6 +218,7 @@ def test_mixed_source_splits_requests(small_digits):
 # -- running and resuming ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tiny_grid_end_to_end_in_process(tmp_path):
     cfg = parse_config(
         tiny_config(
@@ -245,7 +246,11 @@ def test_tiny_grid_end_to_end_in_process(tmp_path):
     assert rec["device"]["device"] == "cpu"
     for name in ("report.md", "report.csv", "report.tex"):
         assert (tmp_path / name).stat().st_size > 0
-    assert len(list((tmp_path / "plots").glob("*.png"))) == 2 * 4
+    assert len(list((tmp_path / "plots").glob("digits_*.png"))) == 2 * 4
+    # One sample grid per setting and method that adds images (not per classifier).
+    assert [p.name for p in (tmp_path / "plots").glob("samples_*.png")] == [
+        "samples_ratio=0.1_cvae+classical.png"
+    ]
     # Same seed, same cell, same numbers: the harness is reproducible.
     again = parse_config(
         tiny_config(

@@ -374,6 +374,46 @@ def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
     return paths
 
 
+def save_sample_grids(out: str | Path) -> list[Path]:
+    """One PNG per setting and method (first seed): real training images next to added ones."""
+    import torch
+
+    from synthaug.bench._plots import save_sample_grid
+    from synthaug.data import ImageDataset
+
+    out = Path(out)
+    chosen: dict[tuple[str, str], tuple[int, Path]] = {}
+    for path in sorted((out / "samples").glob("*.npz")):
+        with np.load(path) as z:
+            meta = json.loads(str(z["meta"]))
+        key = (meta["setting"], meta["method"])
+        if key not in chosen or meta["seed"] < chosen[key][0]:
+            chosen[key] = (meta["seed"], path)
+    paths = []
+    for (setting, method), (seed, path) in chosen.items():
+        with np.load(path) as z:
+            real = ImageDataset(
+                torch.from_numpy(z["real_images"]),
+                torch.from_numpy(z["real_labels"]),
+                [str(c) for c in z["classes"]],
+            )
+            images = torch.from_numpy(z["synthetic_images"])
+            labels = torch.from_numpy(z["synthetic_labels"])
+        if not len(images) or real.images.dim() != 4:
+            continue
+        safe = "".join(ch if ch.isalnum() or ch in "-+=." else "_" for ch in f"{setting}_{method}")
+        paths.append(
+            save_sample_grid(
+                real,
+                images,
+                labels,
+                out / "plots" / f"samples_{safe}.png",
+                title=f"{setting}, seed {seed}: real training images (left) vs {method} (right)",
+            )
+        )
+    return paths
+
+
 def write_report(out: str | Path, *, echo: Callable[[str], None] = print) -> dict[str, Path]:
     """Write ``report.md``, ``report.csv``, ``report.tex`` and ``plots/*.png`` into ``out``.
 
@@ -392,6 +432,7 @@ def write_report(out: str | Path, *, echo: Callable[[str], None] = print) -> dic
     paths["csv"].write_text(format_csv(rows))
     paths["tex"].write_text(format_latex(rows))
     save_plots(rows, out / "plots")
+    save_sample_grids(out)
     paths["plots"] = out / "plots"
     echo("\n".join(_winners(rows)))
     echo(f"wrote {paths['md']}, {paths['csv']}, {paths['tex']} and {paths['plots']}/")

@@ -161,6 +161,7 @@ def run_cell(cell: dict[str, Any], threads: int | None = None) -> dict[str, Any]
     metrics = task.run({**cell, "device": str(device)}, dataset, timings)
     timings["total"] = time.perf_counter() - t0
     return {
+        "samples": getattr(task, "samples_", None),
         "cell_id": cell["cell_id"],
         "cell": cell,
         "seed": cell["seed"],
@@ -242,6 +243,29 @@ def _run_ray(
 # -- the driver -----------------------------------------------------------------------------
 
 
+def _save_samples(out: Path, samples: dict[str, Any] | None, cell: dict[str, Any]) -> None:
+    """Keep the example images of a cell's method once per setting, method and seed.
+
+    The driver writes them (a Ray worker may run on another machine); the report draws the
+    sample grids from them.
+    """
+    if not samples:
+        return
+    import numpy as np
+
+    from synthaug.bench._config import stable_hash
+
+    folder = out / "samples"
+    folder.mkdir(exist_ok=True)
+    key = {k: cell[k] for k in ("dataset", "setting", "method", "method_params", "seed")}
+    path = folder / f"{stable_hash(key)}.npz"
+    if not path.exists():
+        meta = {k: cell[k] for k in ("setting", "method", "seed")}
+        tmp = folder / f"{path.stem}.tmp.npz"
+        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **samples)
+        os.replace(tmp, path)
+
+
 def run_bench(
     config: BenchConfig,
     out: str | Path,
@@ -317,6 +341,7 @@ def run_bench(
             for ok, record in stream:
                 cell = record["cell"]
                 if ok:
+                    _save_samples(out, record.pop("samples", None), cell)
                     record["config_hash"] = config.hash
                     record["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
                         timespec="seconds"

@@ -150,6 +150,23 @@ def timed(timings: dict[str, float], phase: str) -> Iterator[None]:
         timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
 
 
+def _examples(train: ImageDataset, augmented: ImageDataset, per_class: int = 8) -> dict:
+    """Up to ``per_class`` real and synthetic training images per class (for the report)."""
+    real_idx, synth_idx = [], []
+    n_real = len(train)
+    for c in range(train.n_classes):
+        real_idx.extend(np.flatnonzero(train.labels.numpy() == c)[:per_class])
+        synth = np.flatnonzero(augmented.labels[n_real:].numpy() == c)[:per_class] + n_real
+        synth_idx.extend(synth)
+    return {
+        "real_images": train.images[real_idx].numpy(),
+        "real_labels": train.labels[real_idx].numpy(),
+        "synthetic_images": augmented.images[synth_idx].numpy(),
+        "synthetic_labels": augmented.labels[synth_idx].numpy(),
+        "classes": np.array(train.classes),
+    }
+
+
 @register_task("classification")
 class ClassificationTask:
     """Imbalanced classification: cut minority classes, augment, train, score on real test data.
@@ -167,6 +184,8 @@ class ClassificationTask:
 
     reported = ("balanced_accuracy", "macro_f1", "gmean", "minority_recall")
     higher_is_better = True
+    #: After ``run`` with a method: a few real and synthetic images per class, for sample grids.
+    samples_: dict[str, np.ndarray] | None = None
 
     def run(self, cell: dict[str, Any], dataset: ImageDataset, timings: dict[str, float]) -> dict:
         from synthaug.augment import AugmentedDataset
@@ -207,4 +226,6 @@ class ClassificationTask:
             )
         scores["n_train_real"] = len(train)
         scores["n_train_synthetic"] = len(augmented) - len(train)
+        if source is not None and train.is_image:
+            self.samples_ = _examples(train, augmented)
         return scores
