@@ -335,7 +335,7 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
 
 
 def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
-    """One PNG per (dataset, classifier, metric): bars per method with 95% CI, a panel per setting."""
+    """One PNG per (dataset, classifier, metric): mean and 95% CI per method, a panel per setting."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -359,8 +359,11 @@ def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
             block = [r for r in mine if r["setting"] == setting]
             x = np.arange(len(block))
             err = [0.0 if math.isnan(r["ci95_half_width"]) else r["ci95_half_width"] for r in block]
-            colors = ["tab:orange" if r["best"] else "tab:blue" for r in block]
-            ax.bar(x, [r["mean"] for r in block], yerr=err, capsize=3, color=colors)
+            # Points with error bars, not bars from zero: the differences are a few points.
+            for xi, r, e in zip(x, block, err, strict=True):
+                color = "tab:orange" if r["best"] else "tab:blue"
+                ax.errorbar(xi, r["mean"], yerr=e, fmt="o", capsize=4, color=color)
+            ax.set_xlim(-0.6, len(block) - 0.4)
             ax.set_xticks(x, [r["method"] for r in block], rotation=45, ha="right", fontsize=8)
             ax.set_title(setting, fontsize=9)
             ax.grid(axis="y", alpha=0.3)
