@@ -167,6 +167,13 @@ def test_config_file_errors(tmp_path):
     bad.write_text("seeds = 2\n[quick]\nbogus = 1\n")
     with pytest.raises(InvalidParameterError, match="^quick.bogus"):
         load_config(bad, quick=True)
+    # [quick] is checked even without --quick.
+    bad.write_text(
+        '[dataset]\nname = "digits"\n[imbalance]\ncounts = [[5, 5]]\n'
+        "[methods]\nnone = {}\n[quick]\nseeds = 0\n"
+    )
+    with pytest.raises(InvalidParameterError, match="^quick.seeds: must be >= 1"):
+        load_config(bad)
 
 
 def test_lazy_datasets(monkeypatch, tiny_images):

@@ -280,6 +280,15 @@ def parse_config(
     for method, method_params in methods.items():
         _methods.validate_method(method, method_params)
 
+    if not quick and "quick" in data:
+        # Check the reduced grid now too, so a typo in [quick] cannot wait for the smoke run.
+        try:
+            parse_config(data, quick=True, source=source)
+        except InvalidParameterError as exc:
+            text = str(exc)
+            raise InvalidParameterError(
+                text if text.startswith("quick") else f"quick.{text}"
+            ) from None
     return BenchConfig(
         name=name,
         task=task,
