@@ -378,7 +378,7 @@ def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
 
 
 def save_sample_grids(out: str | Path) -> list[Path]:
-    """One PNG per setting and method (first seed): real training images next to added ones."""
+    """One PNG per setting and generator method (first seed): real training images vs generated."""
     import torch
 
     from synthaug.bench._plots import save_sample_grid

@@ -150,6 +150,13 @@ def timed(timings: dict[str, float], phase: str) -> Iterator[None]:
         timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
 
 
+def _has_generator(method: str) -> bool:
+    from synthaug.bench._methods import method_parts
+    from synthaug.generators import list_generators
+
+    return any(part in list_generators() for part in method_parts(method))
+
+
 def _examples(train: ImageDataset, augmented: ImageDataset, per_class: int = 8) -> dict:
     """Up to ``per_class`` real and synthetic training images per class (for the report)."""
     real_idx, synth_idx = [], []
@@ -184,7 +191,7 @@ class ClassificationTask:
 
     reported = ("balanced_accuracy", "macro_f1", "gmean", "minority_recall")
     higher_is_better = True
-    #: After ``run`` with a method: a few real and synthetic images per class, for sample grids.
+    #: After ``run`` with a generator: a few real and synthetic images per class (sample grids).
     samples_: dict[str, np.ndarray] | None = None
 
     def run(self, cell: dict[str, Any], dataset: ImageDataset, timings: dict[str, float]) -> dict:
@@ -226,6 +233,6 @@ class ClassificationTask:
             )
         scores["n_train_real"] = len(train)
         scores["n_train_synthetic"] = len(augmented) - len(train)
-        if source is not None and train.is_image:
+        if train.is_image and _has_generator(cell["method"]):
             self.samples_ = _examples(train, augmented)
         return scores
