@@ -20,6 +20,7 @@ __all__ = [
     "MissingDependencyError",
     "TrainingDivergedError",
     "DataFileError",
+    "BenchmarkError",
 ]
 
 
@@ -65,3 +66,7 @@ class TrainingDivergedError(SynthaugError, RuntimeError):
 
 class DataFileError(SynthaugError, OSError):
     """A data file is missing, unreadable or of the wrong kind; the message names the file."""
+
+
+class BenchmarkError(SynthaugError, RuntimeError):
+    """Some cells of a benchmark grid failed; the finished ones are kept and a rerun retries the rest."""

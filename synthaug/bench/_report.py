@@ -1,0 +1,442 @@
+"""Reports of a benchmark folder: Markdown, CSV and LaTeX tables, plots.
+
+Per setting, classifier and method: the mean of each metric across seeds with a 95%
+Student-t confidence interval, and the paired difference to ``none`` and to ``classical``
+(the same seeds, so the same splits) with a two-sided Wilcoxon signed-rank test
+(Wilcoxon, 1945). With 5 seeds the smallest possible two-sided p-value is 0.0625: read the
+p-values as evidence, not as a significance stamp.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from synthaug.bench._runner import CONFIG, RESULTS, read_results
+from synthaug.errors import DataFileError
+
+BASELINES = ("none", "classical")
+CSV_FIELDS = (
+    "task",
+    "dataset",
+    "setting",
+    "classifier",
+    "method",
+    "metric",
+    "n",
+    "mean",
+    "ci95_low",
+    "ci95_high",
+    "ci95_half_width",
+    "best",
+    "gain_vs_none",
+    "p_vs_none",
+    "n_pairs_vs_none",
+    "gain_vs_classical",
+    "p_vs_classical",
+    "n_pairs_vs_classical",
+)
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the Student-t confidence interval (NaN half-width for n < 2).
+
+    Examples
+    --------
+    >>> m, h = mean_ci([0.70, 0.72, 0.74])
+    >>> round(m, 3), round(h, 4)
+    (0.72, 0.0497)
+    """
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan
+    if len(x) < 2:
+        return float(x.mean()), math.nan
+    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean()), float(half)
+
+
+def paired_gain(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int]:
+    """Mean of ``a - b`` over the seeds both have, the Wilcoxon signed-rank p-value, pairs used.
+
+    The p-value is two-sided, exact for small samples (scipy's default); it is NaN when fewer
+    than two pairs exist or every difference is zero.
+    """
+    from scipy import stats
+
+    seeds = sorted(s for s in set(a) & set(b) if a[s] is not None and b[s] is not None)
+    if not seeds:
+        return math.nan, math.nan, 0
+    diff = np.round(np.array([a[s] - b[s] for s in seeds], dtype=float), 12)
+    p = math.nan
+    if len(diff) >= 2 and np.any(diff != 0):
+        p = float(stats.wilcoxon(diff).pvalue)
+    return float(diff.mean()), p, len(seeds)
+
+
+def _reported_metrics(task: str, records: list[dict[str, Any]]) -> tuple[str, ...]:
+    from synthaug.bench import _tasks  # noqa: F401  (register the built-in tasks)
+    from synthaug.bench._registry import _TASKS
+
+    cls = _TASKS.get(task)
+    if cls is not None:
+        return tuple(cls.reported)
+    keys = [k for k, v in records[0]["metrics"].items() if isinstance(v, (int, float))]
+    return tuple(keys)
+
+
+def summarize_results(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (task, dataset, setting, classifier, method, metric): see ``CSV_FIELDS``."""
+    groups: dict[tuple, dict[str, dict[int, dict[str, float]]]] = {}
+    for r in records:
+        c = r["cell"]
+        key = (c["task"], c["dataset"]["name"], c["setting"], c["classifier"])
+        groups.setdefault(key, {}).setdefault(c["method"], {})[r["seed"]] = r["metrics"]
+    rows = []
+    for (task, dataset, setting, classifier), by_method in groups.items():
+        metrics = _reported_metrics(task, [r for r in records if r["cell"]["task"] == task])
+        for metric in metrics:
+            series = {
+                m: {s: v.get(metric) for s, v in by_seed.items()}
+                for m, by_seed in by_method.items()
+            }
+            means = {}
+            block = []
+            for method, values in series.items():
+                mean, half = mean_ci(list(values.values()))
+                means[method] = mean
+                row = {
+                    "task": task,
+                    "dataset": dataset,
+                    "setting": setting,
+                    "classifier": classifier,
+                    "method": method,
+                    "metric": metric,
+                    "n": sum(v is not None for v in values.values()),
+                    "mean": mean,
+                    "ci95_low": mean - half,
+                    "ci95_high": mean + half,
+                    "ci95_half_width": half,
+                }
+                for base in BASELINES:
+                    if base in series and method != base:
+                        gain, p, n = paired_gain(values, series[base])
+                    else:
+                        gain, p, n = math.nan, math.nan, 0
+                    row[f"gain_vs_{base}"], row[f"p_vs_{base}"] = gain, p
+                    row[f"n_pairs_vs_{base}"] = n
+                block.append(row)
+            finite = [v for v in means.values() if not math.isnan(v)]
+            top = max(finite) if finite else math.nan
+            for row in block:
+                row["best"] = bool(finite) and math.isclose(row["mean"], top, abs_tol=1e-12)
+            rows.extend(block)
+    return rows
+
+
+def load_records(out: str | Path) -> list[dict[str, Any]]:
+    """The results of ``out`` that belong to its current config (all of them without one)."""
+    out = Path(out)
+    if not (out / RESULTS).exists():
+        raise DataFileError(f"no {RESULTS} in {out}; run `synthaug bench CONFIG --out {out}` first")
+    records = read_results(out / RESULTS)
+    meta_path = out / CONFIG
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        current = meta.get("config_hash")
+        matching = [r for r in records if r.get("config_hash") == current]
+        if matching:
+            records = matching
+    # A cell rerun with --force appears once; keep the newest line if one slipped in twice.
+    latest: dict[str, dict[str, Any]] = {}
+    for r in records:
+        latest[r["cell_id"]] = r
+    return list(latest.values())
+
+
+# -- formatting -----------------------------------------------------------------------------
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _signed(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:+.3f}"
+
+
+def _p(x: float) -> str:
+    return "n/a" if math.isnan(x) else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
+
+
+def _cell_text(row: dict[str, Any]) -> str:
+    if math.isnan(row["ci95_half_width"]):
+        return _num(row["mean"])
+    return f"{_num(row['mean'])} ± {_num(row['ci95_half_width'])}"
+
+
+def _blocks(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    blocks: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = (row["task"], row["dataset"], row["setting"], row["classifier"])
+        blocks.setdefault(key, []).append(row)
+    return blocks
+
+
+def _methods_in(block: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r["method"] for r in block))
+
+
+def _metrics_in(block: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(r["metric"] for r in block))
+
+
+def _winners(rows: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for (_, dataset, setting, clf), block in _blocks(rows).items():
+        primary = _metrics_in(block)[0]
+        by_method = {r["method"]: r for r in block if r["metric"] == primary}
+        best = max(
+            (r for r in by_method.values() if not math.isnan(r["mean"])),
+            key=lambda r: r["mean"],
+            default=None,
+        )
+        if best is None:
+            continue
+        margins = [
+            f"{best['mean'] - by_method[b]['mean']:+.3f} over {b}"
+            for b in ("smote", "classical", "none")
+            if b in by_method and b != best["method"]
+        ]
+        lines.append(
+            f"- {dataset}, {setting}, {clf}: **{best['method']}** "
+            f"{primary} {_cell_text(best)}" + (f" ({', '.join(margins)})" if margins else "")
+        )
+    return lines
+
+
+def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
+    """The Markdown report: winners, one table per setting and classifier, timings."""
+    seeds = sorted({r["seed"] for r in records})
+    out = io.StringIO()
+    out.write("# Benchmark report\n\n")
+    out.write(
+        f"{len(records)} finished cells, seeds {seeds}. Cells: mean ± 95% t-interval across "
+        "seeds; best mean per column in bold. Δ: mean paired difference (same seeds, same "
+        "splits) with the two-sided Wilcoxon signed-rank p-value.\n\n"
+    )
+    out.write("## Best method per setting\n\n" + "\n".join(_winners(rows)) + "\n")
+    for (_, dataset, setting, clf), block in _blocks(rows).items():
+        metrics = _metrics_in(block)
+        primary = metrics[0]
+        n = max(r["n"] for r in block)
+        out.write(f"\n## {dataset} · {setting} · {clf} ({n} seeds)\n\n")
+        header = ["method", *metrics]
+        header += [f"Δ {primary} vs {b} (p)" for b in BASELINES]
+        out.write("| " + " | ".join(header) + " |\n")
+        out.write("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|\n")
+        for method in _methods_in(block):
+            cells = [method]
+            for metric in metrics:
+                row = next(r for r in block if r["method"] == method and r["metric"] == metric)
+                text = _cell_text(row)
+                cells.append(f"**{text}**" if row["best"] else text)
+            row = next(r for r in block if r["method"] == method and r["metric"] == primary)
+            for b in BASELINES:
+                gain, p = row[f"gain_vs_{b}"], row[f"p_vs_{b}"]
+                cells.append("—" if math.isnan(gain) else f"{_signed(gain)} ({_p(p)})")
+            out.write("| " + " | ".join(cells) + " |\n")
+    out.write("\n## Mean seconds per cell and phase\n\n")
+    phases = list(dict.fromkeys(k for r in records for k in r["timings"]))
+    out.write("| method | classifier | " + " | ".join(phases) + " |\n")
+    out.write("|---|---|" + "|".join(["---:"] * len(phases)) + "|\n")
+    pairs = dict.fromkeys((r["cell"]["method"], r["cell"]["classifier"]) for r in records)
+    for method, clf in pairs:
+        mine = [
+            r for r in records if (r["cell"]["method"], r["cell"]["classifier"]) == (method, clf)
+        ]
+        times = [np.mean([r["timings"].get(p, 0.0) for r in mine]) for p in phases]
+        out.write(f"| {method} | {clf} | " + " | ".join(f"{t:.2f}" for t in times) + " |\n")
+    versions = records[0].get("versions", {}) if records else {}
+    device = records[0].get("device", {}) if records else {}
+    out.write(
+        "\nVersions: "
+        + ", ".join(f"{k} {v}" for k, v in versions.items())
+        + f". Device: {device.get('device', '?')} ({device.get('cpu_count', '?')} CPUs, "
+        f"{device.get('torch_threads', '?')} torch threads per cell).\n"
+    )
+    return out.getvalue()
+
+
+def format_csv(rows: list[dict[str, Any]]) -> str:
+    """Long-format CSV: one line per (setting, classifier, method, metric)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        )
+    return buf.getvalue()
+
+
+def _tex_escape(text: str) -> str:
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+    ):
+        text = text.replace(a, b)
+    return text
+
+
+def format_latex(rows: list[dict[str, Any]]) -> str:
+    """booktabs tables (``\\usepackage{booktabs}``), one per setting and classifier."""
+    out = io.StringIO()
+    out.write("% Generated by `synthaug report`; needs \\usepackage{booktabs}.\n")
+    for (_, dataset, setting, clf), block in _blocks(rows).items():
+        metrics = _metrics_in(block)
+        primary = metrics[0]
+        n = max(r["n"] for r in block)
+        out.write("\\begin{table}[t]\n\\centering\n\\small\n")
+        out.write(
+            f"\\caption{{{_tex_escape(dataset)}, {_tex_escape(setting)}, {_tex_escape(clf)}: "
+            f"mean $\\pm$ 95\\% CI over {n} seeds; $\\Delta$ = paired gain in "
+            f"{_tex_escape(primary)}, Wilcoxon signed-rank $p$.}}\n"
+        )
+        out.write("\\begin{tabular}{l" + "r" * (len(metrics) + len(BASELINES)) + "}\n\\toprule\n")
+        head = ["Method", *(_tex_escape(m) for m in metrics)]
+        head += [f"$\\Delta$ vs {b} ($p$)" for b in BASELINES]
+        out.write(" & ".join(head) + " \\\\\n\\midrule\n")
+        for method in _methods_in(block):
+            cells = [_tex_escape(method)]
+            for metric in metrics:
+                row = next(r for r in block if r["method"] == method and r["metric"] == metric)
+                text = _cell_text(row).replace("±", "$\\pm$")
+                cells.append(f"\\textbf{{{text}}}" if row["best"] else text)
+            row = next(r for r in block if r["method"] == method and r["metric"] == primary)
+            for b in BASELINES:
+                gain, p = row[f"gain_vs_{b}"], row[f"p_vs_{b}"]
+                cells.append("--" if math.isnan(gain) else f"${_signed(gain)}$ ({_p(p)})")
+            out.write(" & ".join(cells) + " \\\\\n")
+        out.write("\\bottomrule\n\\end{tabular}\n\\end{table}\n\n")
+    return out.getvalue()
+
+
+def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
+    """One PNG per (dataset, classifier, metric): mean and 95% CI per method, a panel per setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    keys = dict.fromkeys((r["dataset"], r["classifier"], r["metric"]) for r in rows)
+    for dataset, clf, metric in keys:
+        mine = [
+            r
+            for r in rows
+            if (r["dataset"], r["classifier"], r["metric"]) == (dataset, clf, metric)
+        ]
+        settings = list(dict.fromkeys(r["setting"] for r in mine))
+        fig, axes = plt.subplots(
+            1, len(settings), figsize=(3.2 * len(settings) + 0.5, 3.4), squeeze=False, sharey=True
+        )
+        for ax, setting in zip(axes[0], settings, strict=True):
+            block = [r for r in mine if r["setting"] == setting]
+            x = np.arange(len(block))
+            err = [0.0 if math.isnan(r["ci95_half_width"]) else r["ci95_half_width"] for r in block]
+            # Points with error bars, not bars from zero: the differences are a few points.
+            for xi, r, e in zip(x, block, err, strict=True):
+                color = "tab:orange" if r["best"] else "tab:blue"
+                ax.errorbar(xi, r["mean"], yerr=e, fmt="o", capsize=4, color=color)
+            ax.set_xlim(-0.6, len(block) - 0.4)
+            ax.set_xticks(x, [r["method"] for r in block], rotation=45, ha="right", fontsize=8)
+            ax.set_title(setting, fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+        axes[0][0].set_ylabel(f"{metric} (mean, 95% CI)")
+        fig.suptitle(f"{dataset} · {clf}", fontsize=10)
+        fig.tight_layout()
+        path = folder / f"{dataset}_{clf}_{metric}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def save_sample_grids(out: str | Path) -> list[Path]:
+    """One PNG per setting and generator method (first seed): real training images vs generated."""
+    import torch
+
+    from synthaug.bench._plots import save_sample_grid
+    from synthaug.data import ImageDataset
+
+    out = Path(out)
+    chosen: dict[tuple[str, str], tuple[int, Path]] = {}
+    for path in sorted((out / "samples").glob("*.npz")):
+        with np.load(path) as z:
+            meta = json.loads(str(z["meta"]))
+        key = (meta["setting"], meta["method"])
+        if key not in chosen or meta["seed"] < chosen[key][0]:
+            chosen[key] = (meta["seed"], path)
+    paths = []
+    for (setting, method), (seed, path) in chosen.items():
+        with np.load(path) as z:
+            real = ImageDataset(
+                torch.from_numpy(z["real_images"]),
+                torch.from_numpy(z["real_labels"]),
+                [str(c) for c in z["classes"]],
+            )
+            images = torch.from_numpy(z["synthetic_images"])
+            labels = torch.from_numpy(z["synthetic_labels"])
+        if not len(images) or real.images.dim() != 4:
+            continue
+        safe = "".join(ch if ch.isalnum() or ch in "-+=." else "_" for ch in f"{setting}_{method}")
+        paths.append(
+            save_sample_grid(
+                real,
+                images,
+                labels,
+                out / "plots" / f"samples_{safe}.png",
+                title=f"{setting}, seed {seed}: real training images (left) vs {method} (right)",
+            )
+        )
+    return paths
+
+
+def write_report(out: str | Path, *, echo: Callable[[str], None] = print) -> dict[str, Path]:
+    """Write ``report.md``, ``report.csv``, ``report.tex`` and ``plots/*.png`` into ``out``.
+
+    Returns
+    -------
+    dict
+        The paths written, by kind.
+    """
+    out = Path(out)
+    records = load_records(out)
+    if not records:
+        raise DataFileError(f"{out / RESULTS} holds no finished cells yet; nothing to report")
+    rows = summarize_results(records)
+    paths = {"md": out / "report.md", "csv": out / "report.csv", "tex": out / "report.tex"}
+    paths["md"].write_text(format_markdown(rows, records))
+    paths["csv"].write_text(format_csv(rows))
+    paths["tex"].write_text(format_latex(rows))
+    save_plots(rows, out / "plots")
+    save_sample_grids(out)
+    paths["plots"] = out / "plots"
+    echo("\n".join(_winners(rows)))
+    echo(f"wrote {paths['md']}, {paths['csv']}, {paths['tex']} and {paths['plots']}/")
+    return paths

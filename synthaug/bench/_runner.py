@@ -1,0 +1,369 @@
+"""Run a benchmark grid: every cell an independent task, locally or on Ray, resumable.
+
+Results go to ``DIR/results.jsonl``, one JSON object per finished cell, appended with a single
+``write`` + ``fsync`` by the driver process only. A crash can leave at most a partial last
+line; reading skips it and the next run cuts it off before appending, then reruns every cell
+whose line is missing.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import random
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from synthaug.bench._config import BenchConfig
+from synthaug.errors import BenchmarkError, InvalidParameterError
+
+RESULTS = "results.jsonl"
+ERRORS = "errors.jsonl"
+CONFIG = "config.json"
+BACKENDS = ("local", "ray")
+_VERSIONED = (
+    "synthaug",
+    "torch",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "imbalanced-learn",
+    "albumentations",
+)
+
+
+# -- the results file -----------------------------------------------------------------------
+
+
+def _finite(obj: Any) -> Any:
+    """NaN and infinities become ``null``: the results file stays standard JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def append_record(path: str | Path, record: dict[str, Any]) -> None:
+    """Append ``record`` as one line, written in one call and flushed to disk."""
+    line = (json.dumps(_finite(record), sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_results(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
+    """The records in a results file, skipping a truncated last line and unreadable lines.
+
+    Parameters
+    ----------
+    repair : bool
+        Cut a partial last line off the file so that the next append starts on a new line.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    raw = path.read_bytes()
+    records = []
+    lines = raw.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]
+    for number, line in enumerate(complete, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            print(f"synthaug: skipping unreadable line {number} of {path}", file=sys.stderr)
+            continue
+        if isinstance(record, dict) and "cell_id" in record:
+            records.append(record)
+    if tail.strip():
+        # A line without its newline was cut short by a crash: never trust it.
+        print(f"synthaug: ignoring a truncated last line in {path}", file=sys.stderr)
+        if repair:
+            with open(path, "r+b") as fh:
+                fh.truncate(len(raw) - len(tail))
+    return records
+
+
+def _rewrite_without(path: Path, drop: set[str]) -> None:
+    """Atomically rewrite the results file without the records of the cells in ``drop``."""
+    kept = [r for r in read_results(path, repair=True) if r["cell_id"] not in drop]
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+    os.replace(tmp, path)
+
+
+# -- one cell -------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    # torch's own string says which build (CPU, CUDA version) ran the cell.
+    out = {"python": platform.python_version(), "torch": torch.__version__}
+    for name in _VERSIONED:
+        if name in out:
+            continue
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _seed_everything(seed: int) -> None:
+    """Global seeding, per task: only the harness does this (library code never does)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def run_cell(cell: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+    """Run one grid cell and return its result record (raises on failure)."""
+    import torch
+
+    from synthaug._utils import resolve_device
+    from synthaug.bench import _methods  # noqa: F401  (register the built-ins)
+    from synthaug.bench._registry import get_task
+    from synthaug.bench._tasks import load_dataset, timed
+
+    if threads:
+        torch.set_num_threads(threads)
+    started = _dt.datetime.now(_dt.timezone.utc)
+    t0 = time.perf_counter()
+    _seed_everything(cell["seed"])
+    timings: dict[str, float] = {}
+    with timed(timings, "load_data"):
+        dataset = load_dataset(cell["dataset"])
+    task = get_task(cell["task"])()
+    device = resolve_device(cell["device"])
+    metrics = task.run({**cell, "device": str(device)}, dataset, timings)
+    timings["total"] = time.perf_counter() - t0
+    return {
+        "samples": getattr(task, "samples_", None),
+        "cell_id": cell["cell_id"],
+        "cell": cell,
+        "seed": cell["seed"],
+        "metrics": metrics,
+        "timings": timings,
+        "versions": _versions(),
+        "device": {
+            "device": str(device),
+            "torch_threads": torch.get_num_threads(),
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "cpu_count": os.cpu_count(),
+            "hostname": socket.gethostname(),
+        },
+        "started": started.isoformat(timespec="seconds"),
+    }
+
+
+def _run_cell_safely(cell: dict[str, Any], threads: int | None) -> tuple[bool, dict[str, Any]]:
+    """``(True, record)`` or ``(False, error)``: one failing cell must not stop the others."""
+    try:
+        return True, run_cell(cell, threads)
+    except Exception as exc:  # noqa: BLE001 - reported per cell, then the run fails overall
+        return False, {
+            "cell_id": cell["cell_id"],
+            "cell": cell,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+        }
+
+
+# -- backends -------------------------------------------------------------------------------
+
+
+def _run_local(cells: list[dict[str, Any]], jobs: int) -> Iterator[tuple[bool, dict[str, Any]]]:
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    if jobs == 1:
+        for cell in cells:
+            yield _run_cell_safely(cell, None)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: forking a process that already ran torch threads can deadlock.
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(_run_cell_safely, cell, threads) for cell in cells]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _run_ray(
+    cells: list[dict[str, Any]], jobs: int, address: str | None
+) -> Iterator[tuple[bool, dict[str, Any]]]:
+    from synthaug._utils import import_optional
+
+    ray = import_optional("ray")
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1)(_run_cell_safely)
+        pending = [remote.remote(cell, 1) for cell in cells]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(ready[0])
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+# -- the driver -----------------------------------------------------------------------------
+
+
+def _save_samples(out: Path, samples: dict[str, Any] | None, cell: dict[str, Any]) -> None:
+    """Keep the example images of a cell's method once per setting, method and seed.
+
+    The driver writes them (a Ray worker may run on another machine); the report draws the
+    sample grids from them.
+    """
+    if not samples:
+        return
+    import numpy as np
+
+    from synthaug.bench._config import stable_hash
+
+    folder = out / "samples"
+    folder.mkdir(exist_ok=True)
+    key = {k: cell[k] for k in ("dataset", "setting", "method", "method_params", "seed")}
+    path = folder / f"{stable_hash(key)}.npz"
+    if not path.exists():
+        meta = {k: cell[k] for k in ("setting", "method", "seed")}
+        tmp = folder / f"{path.stem}.tmp.npz"
+        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **samples)
+        os.replace(tmp, path)
+
+
+def run_bench(
+    config: BenchConfig,
+    out: str | Path,
+    *,
+    jobs: int = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    report: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run every unfinished cell of ``config`` and write the report into ``out``.
+
+    Parameters
+    ----------
+    config : BenchConfig
+        From :func:`~synthaug.bench.load_config`.
+    out : path
+        Output folder: ``results.jsonl``, ``config.json``, ``report.*``, ``plots/``.
+    jobs : int
+        Cells run at once (local processes, or Ray CPUs of a local Ray).
+    backend : {"local", "ray"}
+    ray_address : str, optional
+        Address of a running Ray cluster (``ray://host:10001`` or ``auto``); default starts a
+        local Ray with ``jobs`` CPUs.
+    force : bool
+        Rerun cells that already have results (their old lines are dropped).
+    progress : bool
+        Show a progress bar over cells with the estimated time left.
+
+    Returns
+    -------
+    dict
+        ``total``, ``skipped`` (already finished), ``ran`` and ``failed`` cell counts.
+
+    Raises
+    ------
+    BenchmarkError
+        When some cells raised; their errors are in ``errors.jsonl`` and the others are kept.
+    """
+    if backend not in BACKENDS:
+        raise InvalidParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise InvalidParameterError(f"jobs must be a positive integer, got {jobs!r}")
+    if ray_address is not None and backend != "ray":
+        raise InvalidParameterError("ray_address is only used with backend='ray'")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / RESULTS
+    cells = config.cells()
+    ids = {c["cell_id"] for c in cells}
+    meta = {"config_hash": config.hash, "source": config.source, "config": config.to_dict()}
+    (out / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    if force and results.exists():
+        _rewrite_without(results, ids)
+    done = {r["cell_id"] for r in read_results(results, repair=True)}
+    todo = [c for c in cells if c["cell_id"] not in done]
+    skipped = len(cells) - len(todo)
+    echo(
+        f"{config.name}: {len(cells)} cells, {skipped} already done, {len(todo)} to run "
+        f"({backend}, {jobs} job{'s' if jobs > 1 else ''}) -> {results}"
+    )
+    (out / ERRORS).unlink(missing_ok=True)
+    failed = 0
+    if todo:
+        stream: Iterable[tuple[bool, dict[str, Any]]] = (
+            _run_ray(todo, jobs, ray_address) if backend == "ray" else _run_local(todo, jobs)
+        )
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(todo), unit="cell", disable=not progress, file=sys.stderr) as bar:
+            for ok, record in stream:
+                cell = record["cell"]
+                if ok:
+                    _save_samples(out, record.pop("samples", None), cell)
+                    record["config_hash"] = config.hash
+                    record["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(
+                        timespec="seconds"
+                    )
+                    append_record(results, record)
+                else:
+                    failed += 1
+                    append_record(out / ERRORS, record)
+                    bar.write(
+                        f"cell failed: {cell['setting']} {cell['method']} {cell['classifier']} "
+                        f"seed {cell['seed']}: {record['error']}"
+                    )
+                bar.set_postfix_str(f"{cell['setting']} {cell['method']} {cell['classifier']}")
+                bar.update()
+    summary = {"total": len(cells), "skipped": skipped, "ran": len(todo) - failed, "failed": failed}
+    if report:
+        from synthaug.bench._report import write_report
+
+        write_report(out, echo=echo)
+    if failed:
+        raise BenchmarkError(
+            f"{failed} of {len(todo)} cells failed (details in {out / ERRORS}); the others are "
+            f"saved, and rerunning the same command retries only the failed ones"
+        )
+    return summary

@@ -1,0 +1,482 @@
+"""The benchmark harness: config validation, running, resuming, statistics, report files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import pytest
+import torch
+
+import synthaug.data
+from synthaug.bench import (
+    load_config,
+    paired_gain,
+    parse_config,
+    read_results,
+    register_method,
+    run_bench,
+    summarize_results,
+    write_report,
+)
+from synthaug.bench._methods import MixedSource, SMOTESource
+from synthaug.bench._report import format_csv, format_latex, mean_ci
+from synthaug.cli import main
+from synthaug.data import ImageDataset
+from synthaug.errors import (
+    BenchmarkError,
+    DataFileError,
+    InvalidDataError,
+    InvalidParameterError,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """In-process cells on a shared 2-core machine: more threads only spin against each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(**over):
+    """Digits, one ratio, logistic regression: a grid that runs in about a second per cell."""
+    cfg = {
+        "seeds": 2,
+        "dataset": {"name": "digits"},
+        "imbalance": {"minority_classes": [8, 9], "ratios": [0.1]},
+        "split": {"test_size": 0.5},
+        "classifiers": {"logreg": {"max_iter": 200}},
+        "methods": ["none", "random-oversampling", "smote"],
+    }
+    cfg.update(over)
+    return cfg
+
+
+def quiet(*_):
+    pass
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"sedes": 3}, "sedes"),
+        ({"seeds": 0}, "seeds"),
+        ({"seeds": [1, 1]}, "seeds"),
+        ({"seeds": "five"}, "seeds"),
+        ({"task": "regression"}, "task"),
+        ({"device": "tpu"}, "device"),
+        ({"dataset": {"name": "mnist"}}, "dataset.name"),
+        ({"dataset": {"nmae": "digits"}}, "dataset.name"),
+        ({"dataset": {"name": "digits", "path": "x"}}, "dataset.path"),
+        ({"imbalance": {"ratios": [0.1]}}, "imbalance.minority_classes"),
+        ({"imbalance": {"minority_classes": [9], "ratios": [1.5]}}, "imbalance.ratios"),
+        ({"imbalance": {"minority_classes": [9], "ratios": 0.1}}, "imbalance.ratios"),
+        ({"imbalance": {"counts": [[5, -1]]}}, "imbalance.counts"),
+        ({"imbalance": {"ratio": [0.1]}}, "imbalance.ratio"),
+        ({"imbalance": {}}, "imbalance"),
+        ({"split": {"test_size": 1.0}}, "split.test_size"),
+        ({"split": {"folds": 5}}, "split.folds"),
+        ({"classifiers": ["svm"]}, "classifiers"),
+        ({"classifiers": {"cnn": {"epochz": 3}}}, "classifiers.cnn.epochz"),
+        ({"classifiers": []}, "classifiers"),
+        ({"methods": ["none", "gan-of-dreams"]}, "methods"),
+        ({"methods": {"smote": {"k": 3}}}, "methods.smote.k"),
+        ({"methods": {"cvae": {"epochz": 3}}}, "methods.cvae.epochz"),
+        ({"methods": {"cvae": {"epochs": 0}}}, "methods.cvae"),
+        ({"methods": {"cvae": {"seed": 3}}}, "methods.cvae.seed"),
+        ({"methods": ["cvae+none"]}, "methods.cvae+none"),
+        ({"methods": ["classical+classical"]}, "methods.classical+classical"),
+        ({"methods": {"cvae+classical": {"epochs": 3}}}, "methods.cvae+classical.epochs"),
+        (
+            {"methods": {"cvae+classical": {"cvae": {"latent": 3}}}},
+            "methods.cvae+classical.cvae.latent",
+        ),
+        ({"methods": "none"}, "methods"),
+    ],
+)
+def test_bad_config_names_the_key(change, where):
+    with pytest.raises(InvalidParameterError) as info:
+        parse_config(tiny_config(**change))
+    assert str(info.value).startswith(where), str(info.value)
+
+
+def test_missing_sections_are_named():
+    cfg = tiny_config()
+    del cfg["methods"]
+    with pytest.raises(InvalidParameterError, match="^methods: missing"):
+        parse_config(cfg)
+    cfg = tiny_config()
+    del cfg["dataset"]
+    with pytest.raises(InvalidParameterError, match="^dataset: missing"):
+        parse_config(cfg)
+
+
+def test_config_grid_quick_and_hash(tmp_path):
+    path = tmp_path / "grid.toml"
+    path.write_text(
+        """
+seeds = [3, 7]
+[dataset]
+name = "digits"
+[imbalance]
+minority_classes = [5, 6]
+ratios = [0.1, 0.02]
+counts = [[20, 20, 20, 20, 20, 20, 20, 20, 5, 2]]
+[classifiers]
+logreg = {}
+cnn = { epochs = 4 }
+[methods]
+none = {}
+"cvae+classical" = { cvae = { epochs = 5 } }
+[quick]
+seeds = 1
+classifiers.cnn = { epochs = 1 }
+"""
+    )
+    cfg = load_config(path)
+    assert cfg.name == "grid"
+    assert [s["label"] for s in cfg.settings] == [
+        "ratio=0.1",
+        "ratio=0.02",
+        "counts=20/20/20/20/20/20/20/20/5/2",
+    ]
+    cells = cfg.cells()
+    assert len(cells) == 2 * 3 * 2 * 2
+    assert len({c["cell_id"] for c in cells}) == len(cells)
+    assert cfg.hash == load_config(path).hash
+    quick = load_config(path, quick=True)
+    assert quick.seeds == [0] and quick.classifiers["cnn"] == {"epochs": 1}
+    assert list(quick.methods) == list(cfg.methods)  # --quick keeps every method
+    assert quick.hash != cfg.hash
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(DataFileError, match="cannot read"):
+        load_config(tmp_path / "absent.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seeds = [1,\n")
+    with pytest.raises(InvalidParameterError, match="not valid TOML"):
+        load_config(bad)
+    bad.write_text("seeds = 2\n[quick]\nbogus = 1\n")
+    with pytest.raises(InvalidParameterError, match="^quick.bogus"):
+        load_config(bad, quick=True)
+    # [quick] is checked even without --quick.
+    bad.write_text(
+        '[dataset]\nname = "digits"\n[imbalance]\ncounts = [[5, 5]]\n'
+        "[methods]\nnone = {}\n[quick]\nseeds = 0\n"
+    )
+    with pytest.raises(InvalidParameterError, match="^quick.seeds: must be >= 1"):
+        load_config(bad)
+
+
+def test_lazy_datasets(monkeypatch, tiny_images):
+    monkeypatch.delattr(synthaug.data, "make_phantoms", raising=False)
+    with pytest.raises(InvalidParameterError, match="synthaug.data.make_phantoms"):
+        parse_config(tiny_config(dataset={"name": "phantoms"}))
+
+    def load_npz(path, *, split="train"):
+        return tiny_images
+
+    monkeypatch.setattr(synthaug.data, "load_npz", load_npz, raising=False)
+    cfg = parse_config(tiny_config(dataset={"name": "npz", "path": "x.npz"}))
+    assert cfg.dataset == {"name": "npz", "params": {"path": "x.npz"}}
+    with pytest.raises(InvalidParameterError, match="^dataset.bogus"):
+        parse_config(tiny_config(dataset={"name": "npz", "bogus": 1}))
+
+
+# -- methods -----------------------------------------------------------------------------------
+
+
+def test_smote_source(small_digits):
+    source = SMOTESource(k_neighbors=5).fit(small_digits)
+    images, labels = source.sample(7, y=3, seed=0)
+    assert images.shape == (7, 1, 8, 8) and (labels == 3).all()
+    assert images.min() >= 0 and images.max() <= 1
+    assert torch.equal(images, source.sample(7, y=3, seed=0)[0])
+    one = ImageDataset(torch.rand(5, 1, 4, 4), torch.tensor([0, 0, 0, 0, 1]))
+    with pytest.raises(InvalidDataError, match="at least 2 samples"):
+        SMOTESource().fit(one).sample(3, y=1)
+    # Two samples: interpolation still works (k_neighbors shrinks to 1).
+    two = ImageDataset(torch.rand(6, 1, 4, 4), torch.tensor([0, 0, 0, 0, 1, 1]))
+    assert SMOTESource().fit(two).sample(3, y=1, seed=1)[0].shape == (3, 1, 4, 4)
+
+
+def test_mixed_source_splits_requests(small_digits):
+    from synthaug.augment import ClassicalAugmentation, RandomOverSampling
+
+    mixed = MixedSource(
+        [RandomOverSampling().fit(small_digits), ClassicalAugmentation().fit(small_digits)]
+    )
+    images, labels = mixed.sample(5, y=2, seed=0)
+    assert images.shape == (5, 1, 8, 8) and (labels == 2).all()
+    # The first three are exact copies of real images, the last two are transformed.
+    real = small_digits.images[small_digits.labels == 2].flatten(1)
+    exact = [(real == im.flatten()).all(dim=1).any().item() for im in images]
+    assert exact[:3] == [True, True, True]
+
+
+# -- running and resuming ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_tiny_grid_end_to_end_in_process(tmp_path):
+    cfg = parse_config(
+        tiny_config(
+            methods={"none": {}, "cvae+classical": {"cvae": {"epochs": 1}}},
+            classifiers={"logreg": {"max_iter": 100}, "cnn": {"epochs": 1}},
+            seeds=1,
+        )
+    )
+    summary = run_bench(cfg, tmp_path, progress=False, echo=quiet)
+    assert summary == {"total": 4, "skipped": 0, "ran": 4, "failed": 0}
+    records = read_results(tmp_path / "results.jsonl")
+    assert len(records) == 4
+    rec = next(
+        r
+        for r in records
+        if (r["cell"]["method"], r["cell"]["classifier"]) == ("cvae+classical", "cnn")
+    )
+    assert rec["config_hash"] == cfg.hash
+    assert rec["metrics"]["n_train_synthetic"] > 0
+    assert 0 <= rec["metrics"]["balanced_accuracy"] <= 1
+    assert {"load_data", "imbalance", "augment", "classifier_fit", "evaluate", "total"} <= set(
+        rec["timings"]
+    )
+    assert rec["versions"]["torch"] == torch.__version__
+    assert rec["device"]["device"] == "cpu"
+    for name in ("report.md", "report.csv", "report.tex"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert len(list((tmp_path / "plots").glob("digits_*.png"))) == 2 * 4
+    # One sample grid per setting and method that adds images (not per classifier).
+    assert [p.name for p in (tmp_path / "plots").glob("samples_*.png")] == [
+        "samples_ratio=0.1_cvae+classical.png"
+    ]
+    # Same seed, same cell, same numbers: the harness is reproducible.
+    again = parse_config(
+        tiny_config(
+            methods={"cvae+classical": {"cvae": {"epochs": 1}}},
+            classifiers={"cnn": {"epochs": 1}},
+            seeds=1,
+        )
+    )
+    run_bench(again, tmp_path / "again", progress=False, echo=quiet, report=False)
+    (redo,) = read_results(tmp_path / "again/results.jsonl")
+    assert redo["cell_id"] == rec["cell_id"] and redo["metrics"] == rec["metrics"]
+
+
+def test_resume_after_crash(tmp_path):
+    cfg = parse_config(tiny_config(methods=["none", "random-oversampling"]))
+    run_bench(cfg, tmp_path, progress=False, echo=quiet, report=False)
+    path = tmp_path / "results.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 4
+    # Simulate a crash: one cell never written, the last line cut off mid-write.
+    kept = lines[1:-1]
+    path.write_bytes(b"".join(kept) + lines[-1][: len(lines[-1]) // 2])
+    assert len(read_results(path)) == 2
+    messages = []
+    summary = run_bench(cfg, tmp_path, progress=False, echo=messages.append, report=False)
+    assert summary == {"total": 4, "skipped": 2, "ran": 2, "failed": 0}
+    assert "2 already done, 2 to run" in messages[0]
+    text = path.read_text()
+    assert text.endswith("\n")
+    records = [json.loads(line) for line in text.splitlines()]  # every line is whole
+    assert sorted(r["cell_id"] for r in records) == sorted(c["cell_id"] for c in cfg.cells())
+    assert [json.loads(line) for line in kept] == records[:2]  # finished cells untouched
+    # Nothing left to do; --force reruns every cell and keeps one line per cell.
+    assert run_bench(cfg, tmp_path, progress=False, echo=quiet, report=False)["ran"] == 0
+    assert (
+        run_bench(cfg, tmp_path, force=True, progress=False, echo=quiet, report=False)["ran"] == 4
+    )
+    assert len(path.read_text().splitlines()) == 4
+
+
+def test_read_results_skips_garbage(tmp_path, capsys):
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"cell_id": "a", "x": 1}\nnot json\n{"cell_id": "b"}\n{"cell_id": "c", "x"')
+    assert [r["cell_id"] for r in read_results(path)] == ["a", "b"]
+    assert "unreadable line 2" in capsys.readouterr().err
+    assert read_results(tmp_path / "absent.jsonl") == []
+
+
+def test_failing_cell_is_reported_and_others_kept(tmp_path):
+    @register_method("test-broken")
+    def broken(train, *, seed, device):
+        raise RuntimeError("boom")
+
+    cfg = parse_config(tiny_config(methods=["none", "test-broken"], seeds=1))
+    with pytest.raises(BenchmarkError, match="1 of 2 cells failed"):
+        run_bench(cfg, tmp_path, progress=False, echo=quiet)
+    assert len(read_results(tmp_path / "results.jsonl")) == 1
+    error = json.loads((tmp_path / "errors.jsonl").read_text())
+    assert "boom" in error["error"] and error["cell"]["method"] == "test-broken"
+    assert (tmp_path / "report.md").exists()  # the finished cells are still reported
+
+
+def test_run_bench_bad_arguments(tmp_path):
+    cfg = parse_config(tiny_config())
+    with pytest.raises(InvalidParameterError, match="backend"):
+        run_bench(cfg, tmp_path, backend="slurm")
+    with pytest.raises(InvalidParameterError, match="jobs"):
+        run_bench(cfg, tmp_path, jobs=0)
+    with pytest.raises(InvalidParameterError, match="ray_address"):
+        run_bench(cfg, tmp_path, ray_address="auto")
+
+
+@pytest.mark.slow
+def test_cli_bench_local_processes_and_report(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        """
+seeds = 2
+[dataset]
+name = "digits"
+[imbalance]
+minority_classes = [9]
+ratios = [0.1]
+[classifiers]
+logreg = { max_iter = 100 }
+[methods]
+none = {}
+smote = {}
+[quick]
+seeds = 1
+"""
+    )
+    out = tmp_path / "out"
+    argv = ["bench", str(config), "--out", str(out), "--jobs", "2", "--quick", "--quiet"]
+    assert main(argv) == 0
+    assert len(read_results(out / "results.jsonl")) == 2
+    (out / "report.md").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "smote" in (out / "report.md").read_text()
+    assert main(["report", str(tmp_path / "nothing")]) == 1
+    assert "no results.jsonl" in capsys.readouterr().err
+    assert main(["bench", str(config), "--out", str(out), "--ray-address", "auto"]) == 1
+
+
+@pytest.mark.slow
+def test_ray_backend_local_cluster(tmp_path):
+    pytest.importorskip("ray")
+    cfg = parse_config(tiny_config(methods=["smote"]))
+    summary = run_bench(cfg, tmp_path, jobs=2, backend="ray", progress=False, echo=quiet)
+    assert summary["ran"] == 2
+    local = run_bench(cfg, tmp_path / "local", progress=False, echo=quiet, report=False)
+    assert local["ran"] == 2
+    by_ray = {r["cell_id"]: r["metrics"] for r in read_results(tmp_path / "results.jsonl")}
+    by_local = {r["cell_id"]: r["metrics"] for r in read_results(tmp_path / "local/results.jsonl")}
+    assert by_ray == by_local  # the backend does not change a single number
+
+
+# -- statistics and report files -------------------------------------------------------------
+
+
+def fake_records(values: dict[str, list[float]], setting="ratio=0.1"):
+    records = []
+    for method, scores in values.items():
+        for seed, score in enumerate(scores):
+            cell = {
+                "task": "classification",
+                "dataset": {"name": "digits"},
+                "setting": setting,
+                "classifier": "cnn",
+                "method": method,
+                "seed": seed,
+            }
+            metrics = {
+                "balanced_accuracy": score,
+                "macro_f1": score / 2,
+                "gmean": 0.0,
+                "minority_recall": None,
+            }
+            records.append(
+                {
+                    "cell_id": f"{setting}{method}{seed}",
+                    "cell": cell,
+                    "seed": seed,
+                    "metrics": metrics,
+                    "timings": {"total": 1.0},
+                }
+            )
+    return records
+
+
+VALUES = {
+    "none": [0.70, 0.72, 0.68, 0.71, 0.69],
+    "classical": [0.80, 0.84, 0.83, 0.82, 0.81],
+    "cvae": [0.90, 0.92, 0.78, 0.95, 0.99],
+}
+
+
+def test_statistics_match_hand_computation():
+    # t(0.975, df=4) = 2.7764451; none: mean 0.70, sd 0.0158114 -> half width 0.0196324.
+    mean, half = mean_ci(VALUES["none"])
+    assert mean == pytest.approx(0.70)
+    assert half == pytest.approx(2.7764451 * 0.0158114 / math.sqrt(5), rel=1e-6)
+    assert math.isnan(mean_ci([0.5])[1])
+    # cvae - classical = [.10, .08, -.05, .13, .18]: ranks 3, 2, 1(-), 4, 5 -> W- = 1;
+    # exact two-sided p = 2 * P(W <= 1) = 2 * 2 / 32 = 0.125.
+    gain, p, n = paired_gain(dict(enumerate(VALUES["cvae"])), dict(enumerate(VALUES["classical"])))
+    assert (n, gain, p) == (5, pytest.approx(0.088), pytest.approx(0.125))
+    # All five differences positive: p = 2 / 32.
+    _, p, _ = paired_gain(dict(enumerate(VALUES["cvae"])), dict(enumerate(VALUES["none"])))
+    assert p == pytest.approx(0.0625)
+    # Pairs only over shared seeds; identical series give no p-value.
+    gain, p, n = paired_gain({0: 0.5, 1: 0.6, 2: 0.9}, {1: 0.5, 2: 0.7})
+    assert (n, gain) == (2, pytest.approx(0.15))
+    assert math.isnan(paired_gain({0: 1.0, 1: 1.0}, {0: 1.0, 1: 1.0})[1])
+
+    rows = summarize_results(fake_records(VALUES))
+    ba = {r["method"]: r for r in rows if r["metric"] == "balanced_accuracy"}
+    assert ba["cvae"]["best"] and not ba["classical"]["best"]
+    assert ba["cvae"]["gain_vs_classical"] == pytest.approx(0.088)
+    assert ba["cvae"]["p_vs_classical"] == pytest.approx(0.125)
+    assert ba["classical"]["gain_vs_none"] == pytest.approx(0.12)
+    assert math.isnan(ba["none"]["gain_vs_none"]) and math.isnan(ba["classical"]["p_vs_classical"])
+    minority = [r for r in rows if r["metric"] == "minority_recall"]
+    assert all(math.isnan(r["mean"]) and not r["best"] for r in minority)
+
+
+def test_csv_and_latex_output():
+    rows = summarize_results(fake_records(VALUES))
+    table = list(csv.DictReader(io.StringIO(format_csv(rows))))
+    assert len(table) == 3 * 4
+    row = next(r for r in table if r["method"] == "cvae" and r["metric"] == "balanced_accuracy")
+    assert float(row["mean"]) == pytest.approx(0.908)
+    assert float(row["p_vs_classical"]) == pytest.approx(0.125)
+    assert row["best"] == "True" and row["n"] == "5"
+    none = next(r for r in table if r["method"] == "none" and r["metric"] == "balanced_accuracy")
+    assert none["gain_vs_none"] == "" and none["n_pairs_vs_none"] == "0"
+
+    tex = format_latex(rows)
+    for token in ("\\toprule", "\\midrule", "\\bottomrule", "balanced\\_accuracy"):
+        assert token in tex
+    cvae_line = next(line for line in tex.splitlines() if line.startswith("cvae &"))
+    assert "\\textbf{0.908 $\\pm$ " in cvae_line
+    assert "$+0.088$ (0.125)" in cvae_line
+    none_line = next(line for line in tex.splitlines() if line.startswith("none &"))
+    assert "\\textbf" not in none_line.split("&")[1]
+
+
+def test_write_report_files(tmp_path):
+    records = fake_records(VALUES) + fake_records(VALUES, setting="ratio=0.02")
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    lines = []
+    paths = write_report(tmp_path, echo=lines.append)
+    md = paths["md"].read_text()
+    assert "**cvae** balanced_accuracy 0.908 ± " in md
+    assert "+0.088 over classical" in md and "+0.208 over none" in md
+    assert "| cvae | **0.908 ± " in md
+    assert sorted(p.name for p in (tmp_path / "plots").glob("*.png")) == [
+        f"digits_cnn_{m}.png" for m in ("balanced_accuracy", "gmean", "macro_f1", "minority_recall")
+    ]
+    (tmp_path / "results.jsonl").write_text("")
+    with pytest.raises(DataFileError, match="no finished cells"):
+        write_report(tmp_path)
