@@ -294,8 +294,10 @@ class CGAN(BaseGenerator):
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the batches below
         net.train()
-        batch = max(self.batch_size, 64)
-        for _ in range(_STAT_BATCHES):
+        batch = self.batch_size
+        # About one pass over the training labels, between 2 and _STAT_BATCHES batches.
+        n_batches = min(_STAT_BATCHES, max(2, -(-len(y) // batch)))
+        for _ in range(n_batches):
             idx = torch.randint(0, len(y), (batch,), generator=gen, device=y.device)
             z = torch.randn((batch, self.latent_dim), generator=gen, device=y.device)
             net(z, y[idx])
