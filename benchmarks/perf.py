@@ -171,6 +171,11 @@ def measure(
 ) -> dict:
     params = {"epochs": epochs, "device": str(device), "verbose": False, "seed": 0}
     fit_times, bare_times, peak = [], [], 0.0
+    # Untimed warm-up on a few batches: one-time costs (thread pools, allocator, lazy imports)
+    # would otherwise fall on whichever loop runs first.
+    warm = data.subset(torch.arange(min(len(data), 128)))
+    warm_model = create_generator(name, **{**params, "epochs": 1}).fit(warm)
+    bare_loop(warm_model, warm, 1, device)()
     model = None
     bare = None
     for _ in range(repeats):
