@@ -89,6 +89,8 @@ class Trainer:
                 )
             history.append(record)
             if self.verbose:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in zip(keys, values, strict=True)}, refresh=False)
+                bar.set_postfix(
+                    {k: f"{v:.4g}" for k, v in zip(keys, values, strict=True)}, refresh=False
+                )
         bar.close()
         return history
