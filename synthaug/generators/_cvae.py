@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from synthaug._params import boolean, device_like, int_range, none_or, real_range, seed_like
+from synthaug._utils import torch_generator
 from synthaug.data import ImageDataset
+from synthaug.errors import (
+    InvalidDataError,
+    InvalidParameterError,
+    ShapeMismatchError,
+    UnknownClassError,
+)
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._networks import mlp
 from synthaug.generators._registry import register_generator
@@ -159,3 +168,123 @@ class CVAE(BaseGenerator):
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn((len(labels), self.latent_dim), generator=generator, device=self.device_)
         return torch.sigmoid(self.modules_["net"].decode_logits(z, labels))
+
+    # -- scoring (used by the anomaly detectors) ---------------------------------------------
+    def _check_scoring_input(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self._check_fitted()
+        images = torch.as_tensor(images)
+        labels = torch.as_tensor(labels)
+        if (
+            tuple(images.shape[1:]) != self.sample_shape_
+            or images.dim() != len(self.sample_shape_) + 1
+        ):
+            raise ShapeMismatchError(
+                f"images must be shaped (N, {', '.join(map(str, self.sample_shape_))}) like the "
+                f"training samples, got {tuple(images.shape)}"
+            )
+        if labels.dim() != 1 or len(labels) != len(images):
+            raise ShapeMismatchError(
+                f"labels must be 1-D with one label per image ({len(images)}), got shape "
+                f"{tuple(labels.shape)}"
+            )
+        if not images.is_floating_point():
+            raise InvalidDataError(f"images must be floating point in [0, 1], got {images.dtype}")
+        if images.numel() and not torch.isfinite(images).all():
+            raise InvalidDataError("images contain NaN or infinite values")
+        unseen = sorted(set(labels.tolist()) - set(self.classes_))
+        if unseen:
+            raise UnknownClassError(
+                f"labels {unseen} were not seen in training (classes with samples: {self.classes_})"
+            )
+        return images.to(torch.float32), labels.to(torch.int64)
+
+    def reconstruct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Decoder mean of the encoder mean: a deterministic reconstruction of ``images``.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            ``(N, *sample_shape_)`` values in [0, 1], on any device.
+        labels : torch.Tensor
+            ``(N,)`` labels seen in training.
+
+        Returns
+        -------
+        torch.Tensor
+            Float32 reconstructions on the CPU, same shape as ``images``, values in [0, 1].
+        """
+        images, labels = self._check_scoring_input(images, labels)
+        net = self.modules_["net"]
+        out = []
+        with _eval_mode(net), torch.no_grad():
+            for start in range(0, len(images), _SCORE_CHUNK):
+                x = images[start : start + _SCORE_CHUNK].to(self.device_)
+                y = labels[start : start + _SCORE_CHUNK].to(self.device_)
+                mu, _ = net.encode(x.reshape(len(x), -1), y)
+                out.append(torch.sigmoid(net.decode_logits(mu, y)).reshape(x.shape).float().cpu())
+        return torch.cat(out) if out else images.new_zeros(images.shape)
+
+    def negative_elbo(
+        self, images: torch.Tensor, labels: torch.Tensor, *, n_samples: int = 1, seed: int = 0
+    ) -> torch.Tensor:
+        """Per-sample negative evidence lower bound (Kingma & Welling, ICLR 2014).
+
+        ``-ELBO(x | y) = E_q(z|x,y)[-log p(x | z, y)] + KL(q(z | x, y) || N(0, I))`` with the
+        Bernoulli likelihood the model was trained with, the expectation estimated from
+        ``n_samples`` latent draws. Higher means less likely under the model, so it is an
+        anomaly score.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            ``(N, *sample_shape_)`` values in [0, 1].
+        labels : torch.Tensor
+            ``(N,)`` labels seen in training.
+        n_samples : int
+            Latent draws per image.
+        seed : int
+            Seeds the latent draws: same seed, same scores.
+
+        Returns
+        -------
+        torch.Tensor
+            Float32 ``(N,)`` on the CPU.
+        """
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise InvalidParameterError(f"n_samples must be a positive integer, got {n_samples!r}")
+        images, labels = self._check_scoring_input(images, labels)
+        gen = torch_generator(seed, self.device_)
+        net = self.modules_["net"]
+        out = []
+        with _eval_mode(net), torch.no_grad():
+            for start in range(0, len(images), _SCORE_CHUNK):
+                x = images[start : start + _SCORE_CHUNK].to(self.device_)
+                x = x.reshape(len(x), -1)
+                y = labels[start : start + _SCORE_CHUNK].to(self.device_)
+                mu, logvar = net.encode(x, y)
+                kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+                recon = torch.zeros(len(x), device=x.device, dtype=mu.dtype)
+                for _ in range(n_samples):
+                    eps = torch.randn(mu.shape, generator=gen, device=mu.device, dtype=mu.dtype)
+                    logits = net.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
+                    recon += F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(
+                        dim=1
+                    )
+                out.append((recon / n_samples + kl).float().cpu())
+        return torch.cat(out) if out else torch.zeros(0)
+
+
+# Scoring runs in chunks so that scoring a large test set never holds it all on the device.
+_SCORE_CHUNK = 4096
+
+
+@contextlib.contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
