@@ -15,7 +15,16 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from synthaug._params import Rule, validate_params
+from synthaug._params import (
+    Rule,
+    boolean,
+    device_like,
+    int_range,
+    none_or,
+    real_range,
+    seed_like,
+    validate_params,
+)
 from synthaug._utils import check_seed, resolve_device, torch_generator
 from synthaug.data import ImageDataset
 from synthaug.errors import (
@@ -23,12 +32,35 @@ from synthaug.errors import (
     InvalidDataError,
     InvalidParameterError,
     NotFittedError,
+    ShapeMismatchError,
     UnknownClassError,
 )
+from synthaug.generators._trainer import Trainer, describe
 
 # Sampling runs in chunks so that asking for millions of samples never holds them all on the
 # device at once; 8192 keeps small-image sampling fast and 128x128 memory bounded.
 _SAMPLE_CHUNK = 8192
+
+
+# Rules for the training parameters every generator shares; families merge them into their own
+# ``_parameter_constraints`` (a family that lacks a parameter simply never has it checked).
+TRAINING_CONSTRAINTS: dict[str, Rule] = {
+    "epochs": int_range(1),
+    "batch_size": int_range(2),
+    "lr": real_range(0, None, low_open=True),
+    "grad_clip": none_or(real_range(0, None, low_open=True)),
+    "early_stopping": none_or(int_range(1)),
+    "validation_fraction": real_range(0, 0.5),
+    "checkpoint_dir": lambda v: (
+        None if v is None or isinstance(v, (str, Path)) else "None or a path"
+    ),
+    "checkpoint_every": int_range(1),
+    "resume": boolean,
+    "amp": boolean,
+    "device": device_like,
+    "seed": seed_like,
+    "verbose": boolean,
+}
 
 
 @contextlib.contextmanager
@@ -108,6 +140,7 @@ class BaseGenerator:
             Training samples; images ``(N, C, H, W)`` or feature vectors ``(N, D)``.
         """
         validate_params(type(self).__name__, self.get_params(), self._parameter_constraints)
+        self._check_resume_params()
         self._check_dataset(dataset)
         self.device_ = resolve_device(self.device)
         counts = dataset.class_counts()
@@ -118,9 +151,55 @@ class BaseGenerator:
         self.sample_shape_ = tuple(dataset.sample_shape)
         self.history_ = []
         seed = check_seed(self.seed)
-        with seeded(seed):
-            self._fit(dataset, seed)
+        try:
+            with seeded(seed):
+                self._fit(dataset, seed)
+        except BaseException:
+            # A failed fit (diverged, interrupted) leaves the estimator unfitted, not half-built.
+            self.__dict__.pop("modules_", None)
+            raise
         return self
+
+    def _check_resume_params(self) -> None:
+        if getattr(self, "resume", False) and getattr(self, "checkpoint_dir", None) is None:
+            raise InvalidParameterError(
+                f"{type(self).__name__}: resume=True needs checkpoint_dir, the folder the "
+                f"interrupted run wrote its checkpoint to"
+            )
+        if getattr(self, "early_stopping", None) is not None and not getattr(
+            self, "validation_fraction", 0
+        ):
+            raise InvalidParameterError(
+                f"{type(self).__name__}: early_stopping needs validation_fraction > 0 (the share "
+                f"of each class held out to compute the validation loss)"
+            )
+
+    def _make_trainer(self, desc: str) -> Trainer:
+        """The shared :class:`Trainer`, configured from this estimator's training parameters."""
+        return Trainer(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            device=self.device_,
+            verbose=self.verbose,
+            desc=desc,
+            amp=getattr(self, "amp", True),
+            early_stopping=getattr(self, "early_stopping", None),
+            checkpoint_dir=getattr(self, "checkpoint_dir", None),
+            checkpoint_every=getattr(self, "checkpoint_every", 1),
+            resume=getattr(self, "resume", False),
+        )
+
+    def _fingerprint(self, n_samples: int) -> str:
+        """What a resumable checkpoint must agree on: model type, parameters, data shape."""
+        ignored = {"epochs", "verbose", "resume", "checkpoint_dir", "checkpoint_every", "device"}
+        params = {k: v for k, v in self.get_params().items() if k not in ignored}
+        return describe(
+            model=type(self).__name__,
+            params=sorted((k, repr(v)) for k, v in params.items()),
+            shape=self.sample_shape_,
+            n=n_samples,
+            counts=sorted(self.class_counts_.items()),
+        )
 
     def _check_dataset(self, dataset: ImageDataset) -> None:
         if not isinstance(dataset, ImageDataset):
@@ -210,6 +289,37 @@ class BaseGenerator:
                 f"y has {len(y)} labels but n={n}; give one label per sample or a single class"
             )
         return torch.tensor([self._label(v) for v in y], dtype=torch.int64, device=self.device_)
+
+    def _check_images(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate ``(images, labels)`` against the fitted shape and classes (for scoring)."""
+        self._check_fitted()
+        images = torch.as_tensor(images)
+        labels = torch.as_tensor(labels)
+        if (
+            tuple(images.shape[1:]) != self.sample_shape_
+            or images.dim() != len(self.sample_shape_) + 1
+        ):
+            raise ShapeMismatchError(
+                f"images must be shaped (N, {', '.join(map(str, self.sample_shape_))}) like the "
+                f"training samples, got {tuple(images.shape)}"
+            )
+        if labels.dim() != 1 or len(labels) != len(images):
+            raise ShapeMismatchError(
+                f"labels must be 1-D with one label per image ({len(images)}), got shape "
+                f"{tuple(labels.shape)}"
+            )
+        if not images.is_floating_point():
+            raise InvalidDataError(f"images must be floating point in [0, 1], got {images.dtype}")
+        if images.numel() and not torch.isfinite(images).all():
+            raise InvalidDataError("images contain NaN or infinite values")
+        unseen = sorted(set(torch.unique(labels).tolist()) - set(self.classes_))
+        if unseen:
+            raise UnknownClassError(
+                f"labels {unseen} were not seen in training (classes with samples: {self.classes_})"
+            )
+        return images.to(torch.float32), labels.to(torch.int64)
 
     def _label(self, value: Any) -> int:
         if isinstance(value, str) and value in self.class_names_:

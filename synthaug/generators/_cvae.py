@@ -2,58 +2,92 @@
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Iterator
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthaug._params import boolean, device_like, int_range, none_or, real_range, seed_like
+from synthaug._params import int_range, real_range
 from synthaug._utils import torch_generator
 from synthaug.data import ImageDataset
-from synthaug.errors import (
-    InvalidDataError,
-    InvalidParameterError,
-    ShapeMismatchError,
-    UnknownClassError,
+from synthaug.errors import InvalidParameterError
+from synthaug.generators._base import TRAINING_CONSTRAINTS, BaseGenerator
+from synthaug.generators._networks import (
+    Architecture,
+    ConvDecoder,
+    MLPDecoder,
+    choose_architecture,
+    conv_encoder,
+    mlp,
 )
-from synthaug.generators._base import BaseGenerator
-from synthaug.generators._networks import mlp
 from synthaug.generators._registry import register_generator
-from synthaug.generators._trainer import Trainer, optimizer_step
+from synthaug.generators._trainer import eval_mode, optimizer_step, validation_split
+
+# Scoring runs in chunks so that scoring a large test set never holds it all on the device.
+_SCORE_CHUNK = 4096
 
 
 class _CVAENet(nn.Module):
-    """Encoder q(z | x, y) and decoder p(x | z, y), both conditioned on a one-hot label."""
+    """Encoder q(z | x, y) and decoder p(x | z, y), both conditioned on a one-hot label.
+
+    The layout follows the data shape (:func:`choose_architecture`): MLPs for feature vectors
+    and tiny images, DCGAN-style conv stacks for larger images, where the label joins the
+    flattened conv features (encoder) and the latent code (decoder).
+    """
 
     def __init__(
-        self, data_dim: int, n_classes: int, latent_dim: int, hidden: tuple[int, ...]
+        self,
+        arch: Architecture,
+        n_classes: int,
+        latent_dim: int,
+        hidden: tuple[int, ...],
+        width: int,
     ) -> None:
         super().__init__()
+        self.arch = arch
         self.n_classes = n_classes
-        self.encoder = mlp(data_dim + n_classes, hidden, 2 * latent_dim)
-        self.decoder = mlp(latent_dim + n_classes, tuple(reversed(hidden)), data_dim)
+        if arch.kind == "mlp":
+            self.features = nn.Flatten()
+            feat_dim = arch.data_dim
+            self.head = mlp(feat_dim + n_classes, hidden, 2 * latent_dim)
+            self.decoder = MLPDecoder(latent_dim + n_classes, tuple(reversed(hidden)), arch)
+        else:
+            self.features, feat_dim = conv_encoder(arch, width)
+            self.head = nn.Linear(feat_dim + n_classes, 2 * latent_dim)
+            self.decoder = ConvDecoder(latent_dim + n_classes, arch, width)
+
+    def _one_hot(self, y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return F.one_hot(y, self.n_classes).to(dtype)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(torch.cat([x, F.one_hot(y, self.n_classes).to(x.dtype)], dim=1))
-        mu, logvar = h.chunk(2, dim=1)
+        """Mean and log-variance of q(z | x, y); ``x`` is shaped like the samples."""
+        h = self.features(x)
+        mu, logvar = self.head(torch.cat([h, self._one_hot(y, h.dtype)], dim=1)).chunk(2, dim=1)
         return mu, logvar.clamp(-10, 10)
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.decoder(torch.cat([z, F.one_hot(y, self.n_classes).to(z.dtype)], dim=1))
+        """Bernoulli logits of p(x | z, y), shaped like the samples."""
+        return self.decoder(torch.cat([z, self._one_hot(y, z.dtype)], dim=1), y)
+
+    def per_sample_loss(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, beta: float
+    ) -> torch.Tensor:
+        """Negative ELBO per sample (with the KL term weighted by ``beta``), one latent draw."""
+        mu, logvar = self.encode(x, y)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        logits = self.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
+        # Bernoulli likelihood on [0, 1] intensities, summed over pixels.
+        recon = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+        return recon.flatten(1).sum(1) + beta * kl.float()
 
     def loss(
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, beta: float
     ) -> dict[str, torch.Tensor]:
         mu, logvar = self.encode(x, y)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + eps * torch.exp(0.5 * logvar)
-        logits = self.decode_logits(z, y)
-        # Bernoulli likelihood on [0, 1] intensities, summed over pixels, averaged over the batch.
-        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
-        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / len(x)
+        logits = self.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
+        recon = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="sum") / len(x)
+        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()).float() / len(x)
         return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
@@ -62,24 +96,42 @@ class CVAE(BaseGenerator):
     """Conditional variational autoencoder (Sohn, Lee & Yan, NeurIPS 2015).
 
     The encoder and decoder see the class label as a one-hot vector, so one model learns every
-    class and samples any of them on request. Images are flattened; the decoder's sigmoid means
-    are the samples (no pixel noise is added).
+    class and samples any of them on request. The networks follow the data shape: MLPs for
+    feature vectors ``(D,)`` and images under 16x16, DCGAN-style convolutional stacks for
+    images from 16x16 to 128x128. The decoder's Bernoulli means are the samples (no pixel
+    noise is added). The loss is the negative ELBO (Kingma & Welling, ICLR 2014) with a
+    Bernoulli likelihood and an optional KL weight ``beta`` (Higgins et al., ICLR 2017).
 
     Parameters
     ----------
     latent_dim : int
         Size of the latent code.
     hidden_dims : tuple of int
-        Widths of the encoder's hidden layers (the decoder mirrors them).
+        Widths of the encoder's hidden layers (the decoder mirrors them); MLP layout only.
+    width : int
+        Channels of the first conv layer (doubling per halving, up to 8x); conv layout only.
     epochs : int
         Passes over the training set.
     batch_size : int
     lr : float
         Adam learning rate.
     beta : float
-        Weight of the KL term (beta-VAE, Higgins et al. 2017); 1 is the ELBO.
+        Weight of the KL term (beta-VAE); 1 is the ELBO.
     grad_clip : float or None
         Clip the gradient norm to this value.
+    early_stopping : int or None
+        Stop after this many epochs without a lower validation negative ELBO and keep the best
+        weights; ``validation_fraction`` of each class is held out for it.
+    validation_fraction : float
+        Share of each class held out when ``early_stopping`` is set.
+    checkpoint_dir : str or None
+        Write a training checkpoint here every ``checkpoint_every`` epochs.
+    checkpoint_every : int
+    resume : bool
+        Continue an interrupted run from ``checkpoint_dir``; it ends where an uninterrupted
+        run would have (same weights, same samples).
+    amp : bool
+        bfloat16 mixed precision on CUDA (ignored on the CPU).
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
     seed : int
@@ -91,8 +143,10 @@ class CVAE(BaseGenerator):
     ----------
     classes_ : list of int
         Labels seen in training.
+    architecture_ : str
+        ``"mlp"`` or ``"conv"``, chosen from the sample shape.
     history_ : list of dict
-        Per-epoch mean ``loss``, ``recon`` and ``kl``.
+        Per-epoch mean ``loss``, ``recon`` and ``kl`` (and ``val_loss`` with early stopping).
 
     Examples
     --------
@@ -105,15 +159,10 @@ class CVAE(BaseGenerator):
     """
 
     _parameter_constraints = {
+        **TRAINING_CONSTRAINTS,
         "latent_dim": int_range(1),
-        "epochs": int_range(1),
-        "batch_size": int_range(2),
-        "lr": real_range(0, None, low_open=True),
+        "width": int_range(1),
         "beta": real_range(0),
-        "grad_clip": none_or(real_range(0, None, low_open=True)),
-        "device": device_like,
-        "seed": seed_like,
-        "verbose": boolean,
     }
 
     def __init__(
@@ -121,48 +170,97 @@ class CVAE(BaseGenerator):
         *,
         latent_dim: int = 16,
         hidden_dims: tuple[int, ...] = (512, 256),
+        width: int = 16,
         epochs: int = 100,
         batch_size: int = 64,
         lr: float = 1e-3,
         beta: float = 1.0,
         grad_clip: float | None = None,
+        early_stopping: int | None = None,
+        validation_fraction: float = 0.1,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 10,
+        resume: bool = False,
+        amp: bool = True,
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
     ) -> None:
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
+        self.width = width
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
         self.beta = beta
         self.grad_clip = grad_clip
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+        self.amp = amp
         self.device = device
         self.seed = seed
         self.verbose = verbose
 
+    @property
+    def architecture_(self) -> str:
+        return choose_architecture(self.sample_shape_).kind
+
     def _build_modules(self) -> nn.ModuleDict:
-        data_dim = math.prod(self.sample_shape_)
-        net = _CVAENet(data_dim, self.n_classes_, self.latent_dim, tuple(self.hidden_dims))
+        arch = choose_architecture(self.sample_shape_)
+        net = _CVAENet(arch, self.n_classes_, self.latent_dim, tuple(self.hidden_dims), self.width)
         return nn.ModuleDict({"net": net})
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimisers, by name; the one place a subclass (e.g. DP-SGD) swaps them."""
+        return {"net": torch.optim.Adam(self.modules_["net"].parameters(), lr=self.lr)}
 
     def _fit(self, dataset: ImageDataset, seed: int) -> None:
         self.modules_ = self._build_modules().to(self.device_)
         net = self.modules_["net"]
-        optimizer = torch.optim.Adam(net.parameters(), lr=self.lr)
+        optimizers = self._make_optimizers()
+        optimizer = optimizers["net"]
+        trainer = self._make_trainer("CVAE")
         gen = torch.Generator(device=self.device_).manual_seed(seed)
-        x = dataset.images.reshape(len(dataset), -1).to(self.device_)
+        x = dataset.images.to(self.device_)
         y = dataset.labels.to(self.device_)
+        validate = None
+        if self.early_stopping is not None:
+            train_idx, val_idx = validation_split(dataset.labels, self.validation_fraction, seed)
+            x_val, y_val = x[val_idx.to(self.device_)], y[val_idx.to(self.device_)]
+            x, y = x[train_idx.to(self.device_)], y[train_idx.to(self.device_)]
+            if len(x_val) == 0:
+                raise InvalidParameterError(
+                    f"validation_fraction={self.validation_fraction} holds out no sample of "
+                    f"this dataset; raise it or set early_stopping=None"
+                )
+
+            def validate() -> torch.Tensor:
+                # The same latent draws every epoch, so epochs are compared fairly.
+                val_gen = torch.Generator(device=self.device_).manual_seed(seed)
+                with eval_mode(net), trainer.autocast():
+                    return net.per_sample_loss(x_val, y_val, val_gen, 1.0).mean()
 
         def step(xb: torch.Tensor, yb: torch.Tensor) -> dict[str, torch.Tensor]:
-            losses = net.loss(xb, yb, gen, self.beta)
+            with trainer.autocast():
+                losses = net.loss(xb, yb, gen, self.beta)
             optimizer_step(optimizer, losses["loss"], net.parameters(), self.grad_clip)
             return losses
 
         net.train()
-        Trainer(
-            epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose, desc="CVAE"
-        ).run(step, x, y, gen, self.history_)
+        trainer.run(
+            step,
+            x,
+            y,
+            gen,
+            self.history_,
+            modules=self.modules_,
+            optimizers=optimizers,
+            validate=validate,
+            fingerprint=self._fingerprint(len(dataset)),
+        )
         net.eval()
 
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -170,36 +268,6 @@ class CVAE(BaseGenerator):
         return torch.sigmoid(self.modules_["net"].decode_logits(z, labels))
 
     # -- scoring (used by the anomaly detectors) ---------------------------------------------
-    def _check_scoring_input(
-        self, images: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        self._check_fitted()
-        images = torch.as_tensor(images)
-        labels = torch.as_tensor(labels)
-        if (
-            tuple(images.shape[1:]) != self.sample_shape_
-            or images.dim() != len(self.sample_shape_) + 1
-        ):
-            raise ShapeMismatchError(
-                f"images must be shaped (N, {', '.join(map(str, self.sample_shape_))}) like the "
-                f"training samples, got {tuple(images.shape)}"
-            )
-        if labels.dim() != 1 or len(labels) != len(images):
-            raise ShapeMismatchError(
-                f"labels must be 1-D with one label per image ({len(images)}), got shape "
-                f"{tuple(labels.shape)}"
-            )
-        if not images.is_floating_point():
-            raise InvalidDataError(f"images must be floating point in [0, 1], got {images.dtype}")
-        if images.numel() and not torch.isfinite(images).all():
-            raise InvalidDataError("images contain NaN or infinite values")
-        unseen = sorted(set(labels.tolist()) - set(self.classes_))
-        if unseen:
-            raise UnknownClassError(
-                f"labels {unseen} were not seen in training (classes with samples: {self.classes_})"
-            )
-        return images.to(torch.float32), labels.to(torch.int64)
-
     def reconstruct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Decoder mean of the encoder mean: a deterministic reconstruction of ``images``.
 
@@ -215,15 +283,15 @@ class CVAE(BaseGenerator):
         torch.Tensor
             Float32 reconstructions on the CPU, same shape as ``images``, values in [0, 1].
         """
-        images, labels = self._check_scoring_input(images, labels)
+        images, labels = self._check_images(images, labels)
         net = self.modules_["net"]
         out = []
-        with _eval_mode(net), torch.no_grad():
+        with eval_mode(net), torch.no_grad():
             for start in range(0, len(images), _SCORE_CHUNK):
                 x = images[start : start + _SCORE_CHUNK].to(self.device_)
                 y = labels[start : start + _SCORE_CHUNK].to(self.device_)
-                mu, _ = net.encode(x.reshape(len(x), -1), y)
-                out.append(torch.sigmoid(net.decode_logits(mu, y)).reshape(x.shape).float().cpu())
+                mu, _ = net.encode(x, y)
+                out.append(torch.sigmoid(net.decode_logits(mu, y)).float().cpu())
         return torch.cat(out) if out else images.new_zeros(images.shape)
 
     def negative_elbo(
@@ -254,37 +322,21 @@ class CVAE(BaseGenerator):
         """
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
             raise InvalidParameterError(f"n_samples must be a positive integer, got {n_samples!r}")
-        images, labels = self._check_scoring_input(images, labels)
+        images, labels = self._check_images(images, labels)
         gen = torch_generator(seed, self.device_)
         net = self.modules_["net"]
         out = []
-        with _eval_mode(net), torch.no_grad():
+        with eval_mode(net), torch.no_grad():
             for start in range(0, len(images), _SCORE_CHUNK):
                 x = images[start : start + _SCORE_CHUNK].to(self.device_)
-                x = x.reshape(len(x), -1)
                 y = labels[start : start + _SCORE_CHUNK].to(self.device_)
                 mu, logvar = net.encode(x, y)
                 kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
-                recon = torch.zeros(len(x), device=x.device, dtype=mu.dtype)
+                recon = torch.zeros(len(x), device=x.device)
                 for _ in range(n_samples):
                     eps = torch.randn(mu.shape, generator=gen, device=mu.device, dtype=mu.dtype)
                     logits = net.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
-                    recon += F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(
-                        dim=1
-                    )
-                out.append((recon / n_samples + kl).float().cpu())
+                    nll = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
+                    recon += nll.flatten(1).sum(1)
+                out.append((recon / n_samples + kl.float()).cpu())
         return torch.cat(out) if out else torch.zeros(0)
-
-
-# Scoring runs in chunks so that scoring a large test set never holds it all on the device.
-_SCORE_CHUNK = 4096
-
-
-@contextlib.contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    was_training = module.training
-    module.eval()
-    try:
-        yield
-    finally:
-        module.train(was_training)

@@ -1,16 +1,28 @@
-"""One training loop for every generator: batching on the device, progress, history, NaN stop."""
+"""One training loop for every generator.
+
+Batching on the device, a progress bar, per-epoch history, early stopping on a validation
+loss, periodic checkpoints with exact resume, mixed precision on CUDA, and a clear stop when a
+loss turns non-finite. The model supplies a ``step`` (one optimisation step on one mini-batch,
+returning its losses); everything around it lives here, so every generator gets all of it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from synthaug.errors import TrainingDivergedError
+from synthaug.errors import CheckpointError, TrainingDivergedError
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def optimizer_step(
@@ -38,19 +50,57 @@ class Trainer:
     ----------
     epochs : int
     batch_size : int
+    device : torch.device
+        Where the data and the networks live.
     verbose : bool
         Show a tqdm progress bar over epochs.
     desc : str
         Label of the progress bar.
+    amp : bool
+        Mixed precision (bfloat16 autocast) when ``device`` is CUDA; ignored on the CPU, where
+        it would be slower and change results.
+    early_stopping : int or None
+        Stop after this many epochs without a lower validation loss and restore the best
+        weights. Needs a ``validate`` callable in :meth:`run`.
+    checkpoint_dir : str, Path or None
+        Write ``checkpoint.pt`` here every ``checkpoint_every`` epochs and at the end.
+    checkpoint_every : int
+    resume : bool
+        Continue from the checkpoint in ``checkpoint_dir`` when one exists. The checkpoint holds
+        weights, optimiser moments, the random generator's state and the history, so an
+        interrupted run continues to the same result as an uninterrupted one.
     """
 
     def __init__(
-        self, *, epochs: int, batch_size: int, verbose: bool = True, desc: str = "training"
+        self,
+        *,
+        epochs: int,
+        batch_size: int,
+        device: torch.device | str = "cpu",
+        verbose: bool = True,
+        desc: str = "training",
+        amp: bool = True,
+        early_stopping: int | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int = 1,
+        resume: bool = False,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
+        self.device = torch.device(device)
         self.verbose = verbose
         self.desc = desc
+        self.amp = amp and self.device.type == "cuda"
+        self.early_stopping = early_stopping
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context for forward passes and losses: bfloat16 autocast on CUDA when ``amp``."""
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def run(
         self,
@@ -59,38 +109,226 @@ class Trainer:
         y: torch.Tensor,
         generator: torch.Generator,
         history: list[dict[str, float]],
+        *,
+        modules: nn.Module,
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        validate: Callable[[], torch.Tensor] | None = None,
+        fingerprint: str = "",
     ) -> list[dict[str, float]]:
-        """Train; append one ``{"epoch": i, <loss>: value, ...}`` dict per epoch to ``history``."""
+        """Train; append one ``{"epoch": i, <loss>: value, ...}`` dict per epoch to ``history``.
+
+        Parameters
+        ----------
+        step : callable
+            ``step(x_batch, y_batch) -> {name: scalar tensor}``; performs the update.
+        x, y : torch.Tensor
+            All training samples and labels, on the device.
+        generator : torch.Generator
+            Drives the batch order (and whatever noise ``step`` draws from it).
+        history : list
+            Receives the per-epoch records.
+        modules, optimizers
+            Everything whose state a checkpoint must hold.
+        validate : callable, optional
+            Returns the validation loss (a scalar tensor); recorded as ``val_loss``.
+        fingerprint : str
+            Describes the model and data; a checkpoint with another fingerprint is refused.
+        """
+        if self.early_stopping is not None and validate is None:
+            raise ValueError("early stopping needs a validation loss")
+        state = _LoopState()
+        if self.resume and self.checkpoint_dir is not None:
+            self._restore(state, history, generator, modules, optimizers, fingerprint)
         n = len(x)
         bar = tqdm(
-            range(self.epochs), desc=self.desc, unit="epoch", disable=not self.verbose, leave=False
+            range(state.epoch, self.epochs),
+            desc=self.desc,
+            unit="epoch",
+            disable=not self.verbose,
+            leave=False,
         )
         for epoch in bar:
-            perm = torch.randperm(n, generator=generator, device=x.device)
-            sums: dict[str, torch.Tensor] = {}
-            seen = 0
-            for start in range(0, n, self.batch_size):
-                idx = perm[start : start + self.batch_size]
-                # A lone trailing sample makes batch statistics undefined; it is seen next epoch.
-                if len(idx) < 2 <= n:
-                    continue
-                losses = step(x[idx], y[idx])
-                for key, value in losses.items():
-                    sums[key] = sums.get(key, 0.0) + value.detach() * len(idx)
-                seen += len(idx)
-            keys = list(sums)
-            values = (torch.stack([sums[k] for k in keys]) / max(seen, 1)).tolist() if keys else []
-            record = {"epoch": float(epoch + 1), **dict(zip(keys, values, strict=True))}
-            bad = [k for k, v in zip(keys, values, strict=True) if not math.isfinite(v)]
+            record = self._epoch(step, x, y, generator, n, epoch)
+            if validate is not None:
+                with torch.no_grad():
+                    record["val_loss"] = float(validate())
+            bad = [k for k, v in record.items() if not math.isfinite(v)]
             if bad:
                 raise TrainingDivergedError(
-                    f"training diverged at epoch {epoch + 1}: non-finite {', '.join(bad)}; lower lr, "
-                    f"set grad_clip, or check the data for extreme values"
+                    f"training diverged at epoch {epoch + 1}: non-finite {', '.join(bad)}; lower "
+                    f"lr, set grad_clip, or check the data for extreme values"
                 )
             history.append(record)
+            state.epoch = epoch + 1
+            stop = self._track_best(state, record, modules)
             if self.verbose:
-                bar.set_postfix(
-                    {k: f"{v:.4g}" for k, v in zip(keys, values, strict=True)}, refresh=False
-                )
+                bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
+            last = stop or state.epoch == self.epochs
+            if self.checkpoint_dir is not None and (
+                last or state.epoch % self.checkpoint_every == 0
+            ):
+                self._save(state, history, generator, modules, optimizers, fingerprint)
+            if stop:
+                break
         bar.close()
+        if state.best_weights is not None:
+            modules.load_state_dict(state.best_weights)
         return history
+
+    # -- one epoch ------------------------------------------------------------------------
+    def _epoch(
+        self,
+        step: StepFn,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator,
+        n: int,
+        epoch: int,
+    ) -> dict[str, float]:
+        perm = torch.randperm(n, generator=generator, device=x.device)
+        sums: dict[str, torch.Tensor] = {}
+        seen = 0
+        for start in range(0, n, self.batch_size):
+            idx = perm[start : start + self.batch_size]
+            # A lone trailing sample makes batch statistics undefined; it is seen next epoch.
+            if len(idx) < 2 <= n:
+                continue
+            losses = step(x[idx], y[idx])
+            for key, value in losses.items():
+                weighted = value.detach().float() * len(idx)
+                sums[key] = sums[key] + weighted if key in sums else weighted
+            seen += len(idx)
+        keys = list(sums)
+        # One device-to-host transfer per epoch.
+        values = (torch.stack([sums[k] for k in keys]) / max(seen, 1)).tolist() if keys else []
+        return {"epoch": float(epoch + 1), **dict(zip(keys, values, strict=True))}
+
+    # -- early stopping -------------------------------------------------------------------
+    def _track_best(self, state: _LoopState, record: dict[str, float], modules: nn.Module) -> bool:
+        if self.early_stopping is None:
+            return False
+        if record["val_loss"] < state.best_loss:
+            state.best_loss = record["val_loss"]
+            state.best_weights = {k: v.detach().clone() for k, v in modules.state_dict().items()}
+            state.bad_epochs = 0
+            return False
+        state.bad_epochs += 1
+        return state.bad_epochs >= self.early_stopping
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def _save(
+        self,
+        state: _LoopState,
+        history: list[dict[str, float]],
+        generator: torch.Generator,
+        modules: nn.Module,
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        fingerprint: str,
+    ) -> None:
+        assert self.checkpoint_dir is not None
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "fingerprint": fingerprint,
+            "epoch": state.epoch,
+            "history": history,
+            "modules": modules.state_dict(),
+            "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
+            "generator": generator.get_state(),
+            "best_loss": state.best_loss,
+            "best_weights": state.best_weights,
+            "bad_epochs": state.bad_epochs,
+        }
+        path = self.checkpoint_dir / CHECKPOINT_NAME
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)  # a crash mid-write never leaves a half checkpoint
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def _restore(
+        self,
+        state: _LoopState,
+        history: list[dict[str, float]],
+        generator: torch.Generator,
+        modules: nn.Module,
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        fingerprint: str,
+    ) -> None:
+        assert self.checkpoint_dir is not None
+        path = self.checkpoint_dir / CHECKPOINT_NAME
+        if not path.is_file():
+            return  # nothing to resume: a fresh run (which will write the checkpoint)
+        try:
+            # weights_only: plain tensors and containers, never arbitrary unpickling.
+            payload = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # torch raises several types for a damaged file
+            raise CheckpointError(
+                f"cannot resume from {path}: the checkpoint is unreadable ({exc}); delete it to "
+                f"start afresh"
+            ) from exc
+        if payload.get("fingerprint") != fingerprint:
+            raise CheckpointError(
+                f"cannot resume from {path}: it was written for another model or dataset "
+                f"({payload.get('fingerprint')!r}, this run is {fingerprint!r}); use another "
+                f"checkpoint_dir or resume=False"
+            )
+        modules.load_state_dict(payload["modules"])
+        for name, opt in optimizers.items():
+            opt.load_state_dict(payload["optimizers"][name])
+        generator.set_state(payload["generator"].cpu())
+        history[:] = payload["history"]
+        state.epoch = min(int(payload["epoch"]), self.epochs)
+        state.best_loss = float(payload["best_loss"])
+        state.best_weights = payload["best_weights"]
+        state.bad_epochs = int(payload["bad_epochs"])
+        if self.early_stopping is not None and state.bad_epochs >= self.early_stopping:
+            state.epoch = self.epochs  # the interrupted run had already stopped early
+
+
+class _LoopState:
+    """What the loop carries across epochs (and into checkpoints)."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.best_loss = math.inf
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.bad_epochs = 0
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Put ``module`` in eval mode for the block, then restore its previous mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def validation_split(
+    labels: torch.Tensor, fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(train, val)``: ``floor(fraction * n_c)`` random samples of each class held out.
+
+    Stratified, so a class with one sample always stays in training. Drawn on the CPU, so the
+    split is the same on any device.
+    """
+    labels = labels.cpu()
+    g = torch.Generator().manual_seed(seed)
+    keys = torch.rand(len(labels), generator=g, dtype=torch.float64)
+    order = torch.argsort(labels.double() * 2 + keys)  # by class, randomly within a class
+    sorted_labels = labels[order]
+    counts = torch.bincount(sorted_labels)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.arange(len(labels)) - starts[sorted_labels]
+    n_val = torch.floor(counts.double() * fraction).long()
+    is_val = rank < n_val[sorted_labels]
+    return order[~is_val], order[is_val]
+
+
+def describe(**facts: Any) -> str:
+    """A stable fingerprint string for checkpoints."""
+    return ";".join(f"{k}={facts[k]!r}" for k in sorted(facts))
