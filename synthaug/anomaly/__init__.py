@@ -13,19 +13,23 @@ from synthaug.anomaly._classical import (
     OneClassSVMDetector,
     PCADetector,
 )
+from synthaug.anomaly._gan import GANAnomalyDetector
 from synthaug.anomaly._protocol import (
     format_one_class_table,
     mean_ci,
     run_one_class,
     summarize_one_class,
 )
+from synthaug.anomaly._vae import VAEAnomalyDetector
 
 __all__ = [
     "BaseDetector",
+    "GANAnomalyDetector",
     "IsolationForestDetector",
     "KNNDetector",
     "OneClassSVMDetector",
     "PCADetector",
+    "VAEAnomalyDetector",
     "clone_detector",
     "create_detector",
     "format_one_class_table",

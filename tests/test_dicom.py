@@ -1,0 +1,315 @@
+"""DICOM in and out: pydicom's real CT/MR test files, files the tests write, every bad input."""
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from pydicom.data import get_testdata_file
+
+from synthaug.data import load_dicom_folder, make_phantoms, write_dicom
+from synthaug.errors import (
+    DataFileError,
+    EmptyDatasetError,
+    InvalidDataError,
+    InvalidParameterError,
+    ShapeMismatchError,
+    SynthaugError,
+)
+
+
+def _copy(name: str, folder: Path, as_name: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(get_testdata_file(name), folder / (as_name or name)))
+
+
+@pytest.fixture
+def ct_mr(tmp_path):
+    _copy("CT_small.dcm", tmp_path / "ct")
+    _copy("MR_small.dcm", tmp_path / "mr")
+    return tmp_path
+
+
+# -- reading ---------------------------------------------------------------------------------
+def test_folder_labels_and_metadata(ct_mr):
+    ds = load_dicom_folder(ct_mr, size=(32, 48))
+    assert ds.classes == ["ct", "mr"]
+    assert ds.sample_shape == (1, 32, 48)
+    assert ds.labels.tolist() == [0, 1]
+    assert ds.images.min() >= 0 and ds.images.max() <= 1
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    assert ds.metadata[0]["SOPInstanceUID"] == ct.SOPInstanceUID
+    assert ds.metadata[0]["modality"] == "CT" and ds.metadata[1]["modality"] == "MR"
+    assert ds.metadata[0]["file"].endswith("CT_small.dcm") and ds.metadata[0]["frame"] == 0
+    assert ds.skipped == []
+
+
+def test_rescale_then_explicit_window_matches_hand_computation(ct_mr):
+    # CT_small has slope 1, intercept -1024: a (40, 400) window on Hounsfield units.
+    ds = load_dicom_folder(ct_mr, size=128, window=(40, 400))
+    raw = pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array.astype(np.float64)
+    hu = raw * 1 - 1024
+    want = np.clip((hu - 39.5) / 399 + 0.5, 0, 1)
+    np.testing.assert_allclose(ds.images[0, 0].numpy(), want, atol=1e-6)
+
+
+def test_file_window_is_used_and_minmax_otherwise(ct_mr):
+    raw = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array.astype(np.float64)
+    auto = load_dicom_folder(ct_mr, size=64).images[1, 0].numpy()  # MR_small: window 600/1600
+    np.testing.assert_allclose(auto, np.clip((raw - 599.5) / 1599 + 0.5, 0, 1), atol=1e-6)
+    mm = load_dicom_folder(ct_mr, size=64, window="minmax").images[1, 0].numpy()
+    np.testing.assert_allclose(mm, (raw - raw.min()) / (raw.max() - raw.min()), atol=1e-6)
+    # CT_small has no window in the file: "auto" falls back to min-max.
+    ct_auto = load_dicom_folder(ct_mr, size=128).images[0, 0]
+    assert float(ct_auto.min()) == 0.0 and float(ct_auto.max()) == 1.0
+
+
+def test_monochrome1_is_inverted(tmp_path):
+    ds = pydicom.dcmread(get_testdata_file("MR_small.dcm"))
+    (tmp_path / "m2").mkdir()
+    (tmp_path / "m1").mkdir()
+    ds.save_as(tmp_path / "m2" / "a.dcm")
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    ds.save_as(tmp_path / "m1" / "a.dcm")
+    out = load_dicom_folder(tmp_path, size=64, classes=["m2", "m1"])
+    torch.testing.assert_close(out.images[1], 1 - out.images[0])
+
+
+def test_multiframe_gives_one_image_per_frame(tmp_path):
+    _copy("rtdose.dcm", tmp_path / "dose")
+    ds = load_dicom_folder(tmp_path, size=16)
+    assert len(ds) == 15
+    assert [m["frame"] for m in ds.metadata] == list(range(15))
+    assert len({m["file"] for m in ds.metadata}) == 1
+
+
+def test_resize_is_antialiased(tmp_path):
+    # A one-pixel checkerboard averages to grey when shrunk with antialiasing (not aliased to 0/1).
+    board = (np.indices((64, 64)).sum(0) % 2).astype(np.float32)
+    write_dicom(torch.from_numpy(board)[None, None], [0], tmp_path, classes=["x"], bits=8)
+    ds = load_dicom_folder(tmp_path, size=16)
+    assert torch.allclose(ds.images, torch.full_like(ds.images, 0.5), atol=0.02)
+
+
+def test_compressed_files_decode_like_uncompressed(tmp_path):
+    # RLE, JPEG-LS lossless and JPEG 2000 lossless copies of MR_small decode to the same image.
+    for name in (
+        "MR_small.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_jp2klossless.dcm",
+    ):
+        _copy(name, tmp_path / "mr")
+    ds = load_dicom_folder(tmp_path, size=64)
+    assert len(ds) == 4
+    for i in range(1, 4):
+        torch.testing.assert_close(ds.images[i], ds.images[0])
+
+
+def test_csv_labels_by_file_name_and_uid(tmp_path):
+    _copy("CT_small.dcm", tmp_path)
+    _copy("MR_small.dcm", tmp_path)
+    mr_uid = pydicom.dcmread(get_testdata_file("MR_small.dcm")).SOPInstanceUID
+    (tmp_path / "labels.csv").write_text(f"file,label\nCT_small.dcm,sick\n{mr_uid},healthy\n")
+    ds = load_dicom_folder(tmp_path, labels="labels.csv", size=16)
+    assert ds.classes == ["healthy", "sick"]
+    by_modality = {
+        m["modality"]: ds.classes[int(y)] for m, y in zip(ds.metadata, ds.labels, strict=True)
+    }
+    assert by_modality == {"CT": "sick", "MR": "healthy"}
+    # With a mapping, labels.csv is just another file in the folder: unlabelled, so skipped.
+    mapped = load_dicom_folder(
+        tmp_path, labels={"CT_small.dcm": "a", "MR_small.dcm": "b"}, size=16, on_error="skip"
+    )
+    assert mapped.classes == ["a", "b"] and len(mapped) == 2
+    assert [Path(f).name for f, _ in mapped.skipped] == ["labels.csv"]
+
+
+# -- bad input -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("make_bad", "reason"),
+    [
+        (lambda d: (d / "notes.dcm").write_text("not an image"), "not a DICOM file"),
+        (lambda d: _copy("MR_truncated.dcm", d), "cannot be decoded"),
+        (lambda d: _copy("rtplan.dcm", d), "no pixel data"),
+        (
+            lambda d: (d / "cut.dcm").write_bytes(
+                Path(get_testdata_file("CT_small.dcm")).read_bytes()[:600]
+            ),
+            "",
+        ),
+    ],
+    ids=["non-dicom", "truncated-pixels", "no-pixel-data", "truncated-header"],
+)
+def test_bad_files_raise_or_skip(ct_mr, caplog, make_bad, reason):
+    make_bad(ct_mr / "ct")
+    with pytest.raises(DataFileError) as exc:
+        load_dicom_folder(ct_mr, size=16)
+    assert isinstance(exc.value, SynthaugError)
+    assert str(ct_mr / "ct") in str(exc.value) and reason in str(exc.value)
+    with caplog.at_level(logging.WARNING, logger="synthaug.data"):
+        ds = load_dicom_folder(ct_mr, size=16, on_error="skip")
+    assert len(ds) == 2 and len(ds.skipped) == 1
+    assert ds.skipped[0][0].startswith(str(ct_mr / "ct")) and reason in ds.skipped[0][1]
+    assert "skipping DICOM file" in caplog.text
+
+
+def test_missing_decoder_names_the_extra(ct_mr, monkeypatch):
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGLSLossless
+
+    _copy("MR_small_jpeg_ls_lossless.dcm", ct_mr / "mr")
+    decoder = get_decoder(JPEGLSLossless)
+    # Simulate an install without synthaug[dicom]: no plugin can decode JPEG-LS.
+    monkeypatch.setattr(decoder, "_available", {})
+    with pytest.raises(DataFileError, match=r"JPEG-LS.*pip install 'synthaug\[dicom\]'"):
+        load_dicom_folder(ct_mr, size=16)
+    ds = load_dicom_folder(ct_mr, size=16, on_error="skip")
+    assert len(ds) == 2 and "synthaug[dicom]" in ds.skipped[0][1]
+
+
+def test_bad_arguments_and_folders(tmp_path, ct_mr):
+    with pytest.raises(DataFileError, match="does not exist"):
+        load_dicom_folder(tmp_path / "nowhere")
+    with pytest.raises(InvalidParameterError, match="on_error"):
+        load_dicom_folder(ct_mr, on_error="ignore")
+    with pytest.raises(InvalidParameterError, match="window"):
+        load_dicom_folder(ct_mr, window="bone")
+    with pytest.raises(InvalidParameterError, match="window width"):
+        load_dicom_folder(ct_mr, window=(40, 0))
+    with pytest.raises(InvalidParameterError, match="size"):
+        load_dicom_folder(ct_mr, size=(0, 8))
+    flat = tmp_path / "flat"
+    _copy("CT_small.dcm", flat)
+    with pytest.raises(DataFileError, match="no class subfolders"):
+        load_dicom_folder(flat)
+    with pytest.raises(DataFileError, match="does not exist"):
+        load_dicom_folder(flat, labels="missing.csv")
+    (flat / "bad.csv").write_text("file,label\nCT_small.dcm\n")
+    with pytest.raises(DataFileError, match="data row 1"):
+        load_dicom_folder(flat, labels=flat / "bad.csv")
+    with pytest.raises(DataFileError, match="matches a key"):
+        load_dicom_folder(flat, labels={"other.dcm": "x"})
+    with pytest.raises(DataFileError, match="not one of classes"):
+        load_dicom_folder(ct_mr, classes=["ct"])
+    empty = tmp_path / "empty" / "cls"
+    empty.mkdir(parents=True)
+    (empty / "junk.txt").write_text("x")
+    with pytest.raises(EmptyDatasetError, match="no usable DICOM"):
+        load_dicom_folder(empty.parent, on_error="skip")
+
+
+def test_csv_with_unlisted_file(tmp_path):
+    _copy("CT_small.dcm", tmp_path)
+    _copy("MR_small.dcm", tmp_path)
+    (tmp_path / "labels.csv").write_text("CT_small.dcm,a\n")
+    with pytest.raises(DataFileError, match="MR_small.dcm.*no label"):
+        load_dicom_folder(tmp_path, labels="labels.csv")
+    ds = load_dicom_folder(tmp_path, labels="labels.csv", on_error="skip", size=8)
+    assert len(ds) == 1 and ds.skipped[0][0].endswith("MR_small.dcm")
+
+
+# -- writing ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("bits", [8, 16])
+def test_write_then_read_round_trip(tmp_path, bits):
+    phantoms = make_phantoms((3, 2), size=32, kind="brain", seed=0)
+    files = write_dicom(phantoms, out_dir=tmp_path, bits=bits, modality="MR")
+    assert len(files) == 5 and all(f.suffix == ".dcm" for f in files)
+    back = load_dicom_folder(tmp_path, size=32, classes=phantoms.classes)
+    order = np.argsort([str(f) for f in files])  # the loader reads files in sorted order
+    torch.testing.assert_close(back.labels, phantoms.labels[order])
+    err = (back.images - phantoms.images[order]).abs().max()
+    assert err <= 0.5 / (2**bits - 1) + 1e-6
+    assert all(m["modality"] == "MR" for m in back.metadata)
+
+
+def test_written_files_are_valid_synthetic_secondary_captures(tmp_path):
+    files = write_dicom(torch.rand(3, 1, 8, 8), ["a", "b", "a"], tmp_path / "one")
+    again = write_dicom(torch.rand(1, 8, 8), [0], tmp_path / "two")
+    sets = [pydicom.dcmread(f) for f in files]
+    other = pydicom.dcmread(again[0])
+    for ds in sets:
+        assert ds.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
+        assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+        assert "SYNTHETIC" in ds.SeriesDescription and "SYNTHETIC" in ds.ImageComments
+        assert ds.PatientIdentityRemoved == "YES" and ds.DeidentificationMethod
+        assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+    assert len({ds.SOPInstanceUID for ds in sets}) == 3
+    assert len({ds.StudyInstanceUID for ds in sets}) == 1
+    assert other.StudyInstanceUID != sets[0].StudyInstanceUID
+    assert other.SeriesInstanceUID != sets[0].SeriesInstanceUID
+
+
+def _all_values(ds: pydicom.Dataset) -> list[str]:
+    out = []
+    for elem in ds.iterall():
+        if elem.VR not in ("OB", "OW", "SQ", "UN"):
+            out.append(str(elem.value))
+    for elem in ds.file_meta:
+        out.append(str(elem.value))
+    return out
+
+
+def test_no_patient_data_reaches_the_output(tmp_path):
+    # Source files that carry patient names, IDs, birth dates and UIDs.
+    src = tmp_path / "src"
+    for name in ("CT_small.dcm", "MR_small.dcm", "rtdose.dcm"):
+        _copy(name, src / "cls")
+    sources = [pydicom.dcmread(p) for p in sorted((src / "cls").iterdir())]
+    secrets = set()
+    for s in sources:
+        for key in (
+            "PatientName",
+            "PatientID",
+            "PatientBirthDate",
+            "InstitutionName",
+            "StudyInstanceUID",
+            "SeriesInstanceUID",
+            "SOPInstanceUID",
+            "StudyDate",
+            "ReferringPhysicianName",
+            "AccessionNumber",
+            "StudyID",
+        ):
+            value = str(s.get(key, "") or "")
+            if len(value) >= 3:
+                secrets.add(value)
+    assert {"CompressedSamples^CT1", "1CT1", "Lastname^Firstname"} <= secrets
+    loaded = load_dicom_folder(src, size=16)
+    files = write_dicom(loaded, out_dir=tmp_path / "out")
+    for f in files:
+        raw = f.read_bytes()
+        values = _all_values(pydicom.dcmread(f))
+        for secret in secrets:
+            assert secret.encode() not in raw, f"{secret!r} leaked into {f}"
+            assert all(secret not in v for v in values)
+        ds = pydicom.dcmread(f)
+        assert str(ds.PatientName) == "SYNTHETIC^PHANTOM" and ds.PatientID == "SYNTHETIC"
+        assert ds.get("PatientBirthDate", "") == "" and "InstitutionName" not in ds
+
+
+def test_write_bad_inputs(tmp_path):
+    with pytest.raises(InvalidDataError, match="NaN"):
+        write_dicom(torch.full((1, 1, 4, 4), float("nan")), [0], tmp_path)
+    with pytest.raises(InvalidDataError, match=r"\[0, 1\]"):
+        write_dicom(torch.full((1, 1, 4, 4), 2.0), [0], tmp_path)
+    with pytest.raises(ShapeMismatchError, match="grayscale"):
+        write_dicom(torch.rand(1, 3, 4, 4), [0], tmp_path)
+    with pytest.raises(ShapeMismatchError, match="non-empty"):
+        write_dicom(torch.rand(0, 1, 4, 4), [], tmp_path)
+    with pytest.raises(ShapeMismatchError, match="labels"):
+        write_dicom(torch.rand(2, 1, 4, 4), [0], tmp_path)
+    with pytest.raises(InvalidDataError, match="floats"):
+        write_dicom(torch.zeros(1, 1, 4, 4, dtype=torch.uint8), [0], tmp_path)
+    with pytest.raises(InvalidParameterError, match="bits"):
+        write_dicom(torch.rand(1, 1, 4, 4), [0], tmp_path, bits=12)
+    with pytest.raises(InvalidParameterError, match="modality"):
+        write_dicom(torch.rand(1, 1, 4, 4), [0], tmp_path, modality="ct scan")
+    with pytest.raises(InvalidDataError, match="out of range"):
+        write_dicom(torch.rand(1, 1, 4, 4), [5], tmp_path, classes=["a"])
+    with pytest.raises(InvalidParameterError, match="ImageDataset"):
+        write_dicom(make_phantoms(1, size=16), [0, 1], tmp_path)
+    assert not any(tmp_path.iterdir())
