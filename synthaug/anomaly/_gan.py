@@ -206,8 +206,20 @@ class GANAnomalyDetector(BaseDetector):
         g.train()
         d.train()
         Trainer(
-            epochs=self.epochs, batch_size=self.batch_size, verbose=self.verbose, desc="WGAN-GP"
-        ).run(step, x, dummy, gen, self.history_)
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            device=self.device_,
+            verbose=self.verbose,
+            desc="WGAN-GP",
+        ).run(
+            step,
+            x,
+            dummy,
+            gen,
+            self.history_,
+            modules=nn.ModuleDict({"generator": g, "critic": d}),
+            optimizers={"generator": opt_g, "critic": opt_d},
+        )
 
     def _residuals(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample pixel and critic-feature residuals of x against G(E(x))."""
@@ -236,9 +248,18 @@ class GANAnomalyDetector(BaseDetector):
         Trainer(
             epochs=self.encoder_epochs,
             batch_size=self.batch_size,
+            device=self.device_,
             verbose=self.verbose,
             desc="encoder",
-        ).run(step, x, dummy, gen, encoder_history)
+        ).run(
+            step,
+            x,
+            dummy,
+            gen,
+            encoder_history,
+            modules=self.encoder_,
+            optimizers={"encoder": opt_e},
+        )
         self.encoder_.eval()
         self.encoder_history_ = encoder_history
 
