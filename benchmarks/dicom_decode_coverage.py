@@ -71,11 +71,17 @@ def main() -> None:
     for label, hide in (("numpy + Pillow only", "1"), ("with synthaug[dicom]", "0")):
         env = {**os.environ, "HIDE_DICOM_EXTRA": hide}
         out = subprocess.run(
-            [sys.executable, __file__, "--child"], env=env, capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--child"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         results[label] = json.loads(out.stdout.strip().splitlines()[-1])
     for label, r in results.items():
-        print(f"\n== {label}: {len(r['loaded'])} of {r['n_files']} files load ({r['n_images']} images)")
+        print(
+            f"\n== {label}: {len(r['loaded'])} of {r['n_files']} files load ({r['n_images']} images)"
+        )
         counts = Counter(_category(reason) for reason in r["skipped"].values())
         for cat, n in counts.most_common():
             names = sorted(f for f, reason in r["skipped"].items() if _category(reason) == cat)

@@ -220,6 +220,28 @@ def test_vae_scores_and_params(device, normals_and_test):
         VAEAnomalyDetector(score="likelihood", **tiny).fit(train)
 
 
+def test_vae_local_max_and_flatten(device, normals_and_test):
+    train, test = normals_and_test
+    tiny = dict(TINY["vae"], device=device)
+    det = VAEAnomalyDetector(reduction="local-max", window=3, flatten=True, **tiny).fit(train)
+    assert det.vae_.sample_shape_ == (36,)  # trained on flattened samples
+    labels = torch.zeros(len(test), dtype=torch.int64)
+    flat = test.images.reshape(len(test), -1)
+    residual = (flat - det.vae_.reconstruct(flat, labels)).reshape(test.images.shape).pow(2)
+    # Brute force: the largest mean over 3x3 windows (clipped at the border).
+    expected = torch.zeros(len(test))
+    for i in range(6):
+        for j in range(6):
+            patch = residual[:, 0, max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2]
+            expected = torch.maximum(expected, patch.mean((1, 2)))
+    np.testing.assert_allclose(det.score(test), expected.double().numpy(), rtol=1e-5)
+    with pytest.raises(InvalidParameterError, match="odd"):
+        VAEAnomalyDetector(reduction="local-max", window=2, **tiny).fit(train)
+    features = ImageDataset(train.images.reshape(len(train), -1), train.labels)
+    with pytest.raises(InvalidParameterError, match="local-max"):
+        VAEAnomalyDetector(reduction="local-max", **tiny).fit(features)
+
+
 @pytest.mark.parametrize("score", ["izif", "izi", "critic"])
 def test_gan_score_kinds(score, device, normals_and_test):
     train, test = normals_and_test

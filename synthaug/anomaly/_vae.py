@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from synthaug._params import int_range, one_of
+from synthaug._params import boolean, int_range, one_of
 from synthaug.anomaly._base import BaseDetector, register_detector
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
@@ -36,6 +37,16 @@ class VAEAnomalyDetector(BaseDetector):
         lower bound, estimated with ``n_samples`` latent draws (seeded).
     n_samples : int
         Latent draws per sample for ``score="elbo"``.
+    reduction : {"sum", "local-max"}
+        How ``score="reconstruction"`` turns the squared residual image into one number:
+        its sum, or (images only) the largest mean residual over a ``window`` x ``window``
+        neighbourhood, which keeps a small, local anomaly (a lesion) from drowning in the
+        residuals of normal anatomy spread over the whole image.
+    window : int
+        Side of the neighbourhood for ``reduction="local-max"`` (odd).
+    flatten : bool
+        Fit the VAE on flattened samples (a multilayer perceptron) even when the CVAE would
+        choose a convolutional network for images this size: much faster on a CPU.
     validation_fraction, threshold_quantile, augment_with, n_synthetic,
     allow_multiple_classes, seed
         See :class:`~synthaug.anomaly.BaseDetector`.
@@ -63,6 +74,9 @@ class VAEAnomalyDetector(BaseDetector):
     _parameter_constraints = {
         "score": one_of("reconstruction", "elbo"),
         "n_samples": int_range(1),
+        "reduction": one_of("sum", "local-max"),
+        "window": int_range(1),
+        "flatten": boolean,
     }
     _VAE_DEFAULTS = {"epochs": 200, "verbose": False}
 
@@ -71,6 +85,9 @@ class VAEAnomalyDetector(BaseDetector):
         *,
         score: str = "reconstruction",
         n_samples: int = 8,
+        reduction: str = "sum",
+        window: int = 3,
+        flatten: bool = False,
         validation_fraction: float = 0.1,
         threshold_quantile: float = 0.95,
         augment_with: Any = None,
@@ -81,6 +98,9 @@ class VAEAnomalyDetector(BaseDetector):
     ) -> None:
         self.score_kind = score
         self.n_samples = n_samples
+        self.reduction = reduction
+        self.window = window
+        self.flatten = flatten
         self.vae_params = vae_params
         self._store_common(
             validation_fraction,
@@ -121,18 +141,38 @@ class VAEAnomalyDetector(BaseDetector):
             raise InvalidParameterError(
                 f"VAEAnomalyDetector: {unknown} are not CVAE parameters; valid: {list(_VAE_PARAMS)}"
             )
+        if self.window % 2 == 0:
+            raise InvalidParameterError(f"window must be odd, got {self.window}")
+        if self.reduction == "local-max" and images.dim() != 4:
+            raise InvalidParameterError(
+                "reduction='local-max' needs (N, C, H, W) images; use 'sum' for feature vectors"
+            )
         params = {**self._VAE_DEFAULTS, **self.vae_params}
-        normal = ImageDataset(images, torch.zeros(len(images), dtype=torch.int64))
+        normal = ImageDataset(
+            self._model_input(images), torch.zeros(len(images), dtype=torch.int64)
+        )
         self.vae_ = CVAE(**params, seed=seed).fit(normal)
         self._score_seed = seed
 
+    def _model_input(self, images: torch.Tensor) -> torch.Tensor:
+        return images.reshape(len(images), -1) if self.flatten else images
+
     def _score(self, images: torch.Tensor) -> np.ndarray:
         labels = torch.zeros(len(images), dtype=torch.int64)
+        x = self._model_input(images)
         if self.score_kind == "elbo":
             scores = self.vae_.negative_elbo(
-                images, labels, n_samples=self.n_samples, seed=self._score_seed
+                x, labels, n_samples=self.n_samples, seed=self._score_seed
             )
-        else:
-            recon = self.vae_.reconstruct(images, labels)
-            scores = (images - recon).reshape(len(images), -1).pow(2).sum(1)
-        return scores.double().numpy()
+            return scores.double().numpy()
+        residual = (x - self.vae_.reconstruct(x, labels)).reshape(images.shape).pow(2)
+        if self.reduction == "local-max" and residual.dim() == 4:
+            local = F.avg_pool2d(
+                residual.sum(1, keepdim=True),
+                self.window,
+                stride=1,
+                padding=self.window // 2,
+                count_include_pad=False,
+            )
+            return local.flatten(1).amax(1).double().numpy()
+        return residual.flatten(1).sum(1).double().numpy()
