@@ -188,6 +188,14 @@ def test_augment_with_synthetic_normals(device, normals_and_test):
     a = PCADetector(n_components=2, augment_with=fresh, n_synthetic=20, seed=1).fit(train)
     b = PCADetector(n_components=2, augment_with=fresh, n_synthetic=20, seed=1).fit(train)
     np.testing.assert_array_equal(a.score(test), b.score(test))
+    # A generator fitted on several classes samples the class named like the normal one.
+    two = train.concat(test)
+    multi = CVAE(epochs=2, hidden_dims=(16,), latent_dim=2, device=device, verbose=False).fit(two)
+    det4 = PCADetector(n_components=2, augment_with=multi, n_synthetic=10).fit(train)
+    assert det4.n_train_ == 37
+    renamed = ImageDataset(train.images, train.labels, ["healthy", "sick"])
+    with pytest.raises(InvalidParameterError, match="normal class"):
+        PCADetector(n_components=2, augment_with=multi, n_synthetic=10).fit(renamed)
     with pytest.raises(InvalidParameterError, match="augment_with"):
         PCADetector(augment_with=3, n_synthetic=5).fit(train)
     with pytest.raises(InvalidParameterError, match="unknown generator"):

@@ -258,9 +258,19 @@ class BaseDetector:
                         f"augment_with generator makes samples of shape {generator.sample_shape_}, "
                         f"but the training samples have shape {self.sample_shape_}"
                     )
-                # A generator fitted on several classes samples the normal one.
+                # A generator fitted on several classes samples the normal one, found by name.
                 named = [c for c in self.normal_classes_ if c in generator.class_names_]
-                label = named[0] if len(named) == 1 else generator.classes_[0]
+                if len(generator.classes_) == 1:
+                    label = generator.classes_[0]
+                elif len(named) == 1:
+                    label = named[0]
+                else:
+                    raise InvalidParameterError(
+                        f"augment_with generator knows classes "
+                        f"{[generator.class_names_[c] for c in generator.classes_]}; cannot tell "
+                        f"which one is the normal class {self.normal_classes_}. Fit it on the "
+                        f"normal samples only, or give it the normal class under the same name"
+                    )
             else:
                 generator = copy.deepcopy(self.augment_with).fit(normal)
                 label = 0

@@ -152,7 +152,7 @@ class VAEAnomalyDetector(BaseDetector):
             self._model_input(images), torch.zeros(len(images), dtype=torch.int64)
         )
         self.vae_ = CVAE(**params, seed=seed).fit(normal)
-        self._score_seed = seed
+        self.score_seed_ = seed
 
     def _model_input(self, images: torch.Tensor) -> torch.Tensor:
         return images.reshape(len(images), -1) if self.flatten else images
@@ -162,7 +162,7 @@ class VAEAnomalyDetector(BaseDetector):
         x = self._model_input(images)
         if self.score_kind == "elbo":
             scores = self.vae_.negative_elbo(
-                x, labels, n_samples=self.n_samples, seed=self._score_seed
+                x, labels, n_samples=self.n_samples, seed=self.score_seed_
             )
             return scores.double().numpy()
         residual = (x - self.vae_.reconstruct(x, labels)).reshape(images.shape).pow(2)
