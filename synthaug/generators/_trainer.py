@@ -162,9 +162,7 @@ class Trainer:
             state.epoch = epoch + 1
             stop = self._track_best(state, record, modules)
             if self.verbose:
-                bar.set_postfix(
-                    {k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}, refresh=False
-                )
+                bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
             last = stop or state.epoch == self.epochs
             if self.checkpoint_dir is not None and (
                 last or state.epoch % self.checkpoint_every == 0
