@@ -1,0 +1,362 @@
+"""The contract every anomaly detector follows, written once.
+
+``fit`` checks the parameters and the normal training set, holds out a validation part, adds
+synthetic normal samples when asked, and calls the family's private ``_fit``; ``score``
+checks its input and calls ``_score``; ``predict`` compares scores with a threshold chosen on
+the held-out normal samples (template method, as imbalanced-learn's ``fit_resample``).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import numbers
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from synthaug._params import Rule, boolean, int_range, none_or, real_range, validate_params
+from synthaug._utils import check_seed
+from synthaug.data import ImageDataset
+from synthaug.errors import (
+    EmptyDatasetError,
+    InvalidDataError,
+    InvalidParameterError,
+    NotFittedError,
+    ShapeMismatchError,
+)
+
+_REGISTRY: dict[str, type[BaseDetector]] = {}
+
+# Rules shared by every detector; families add their own in ``_parameter_constraints``.
+_COMMON_CONSTRAINTS: dict[str, Rule] = {
+    "validation_fraction": real_range(0, 0.9),
+    "threshold_quantile": real_range(0, 1),
+    "n_synthetic": int_range(0),
+    "allow_multiple_classes": boolean,
+    "seed": none_or(int_range(0)),
+}
+
+
+def register_detector(name: str):
+    """Class decorator that makes a detector reachable by ``name`` (``create_detector``)."""
+
+    def decorate(cls: type[BaseDetector]) -> type[BaseDetector]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"detector name {name!r} is already registered to {_REGISTRY[name]}")
+        _REGISTRY[name] = cls
+        cls.registry_name = name
+        return cls
+
+    return decorate
+
+
+def list_detectors() -> list[str]:
+    """Names of every registered anomaly detector, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_detector(name: str, **params: Any) -> BaseDetector:
+    """Instantiate the detector registered as ``name`` with ``params``.
+
+    Examples
+    --------
+    >>> from synthaug.anomaly import create_detector
+    >>> create_detector("pca", n_components=5).n_components
+    5
+    """
+    try:
+        cls = _REGISTRY[name]
+    except KeyError:
+        raise InvalidParameterError(
+            f"unknown detector {name!r}; available: {', '.join(list_detectors())}"
+        ) from None
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise InvalidParameterError(f"bad parameters for detector {name!r}: {exc}") from exc
+
+
+def clone_detector(detector: BaseDetector, **overrides: Any) -> BaseDetector:
+    """A new, unfitted detector with the same parameters (``overrides`` replace some)."""
+    params = detector.get_params()
+    unknown = set(overrides) - set(params)
+    if unknown:
+        raise InvalidParameterError(
+            f"{type(detector).__name__} has no parameter(s) {sorted(unknown)}"
+        )
+    params.update(overrides)
+    return type(detector)(**params)
+
+
+class BaseDetector:
+    """Shared behaviour of synthaug anomaly detectors.
+
+    A detector learns what normal samples look like from a training set holding only normal
+    samples (one class), then scores new samples: **higher scores are more anomalous**.
+    Subclasses store their keyword-only parameters in ``__init__``, declare
+    ``_parameter_constraints``, and implement ``_fit(images, seed)`` and ``_score(images)``
+    on float32 ``(N, C, H, W)`` or ``(N, D)`` tensors in [0, 1].
+
+    Common parameters (every detector has them)
+    -------------------------------------------
+    validation_fraction : float
+        Share of the normal training samples held out (not trained on) to choose the default
+        threshold of :meth:`predict`; at least one sample is held out when it is above 0.
+        ``0`` trains on everything and takes the threshold from training scores, which is
+        optimistic (training samples score lower than unseen normals).
+    threshold_quantile : float
+        Quantile of the validation scores used as the threshold: about ``1 - q`` of normal
+        samples are flagged as anomalous.
+    augment_with : str, generator or None
+        Add synthetic normal samples to the training part: a registered generator name
+        (fitted on the training part, with this detector's seed) or a generator instance
+        (used as it is when already fitted, else a copy is fitted on the training part).
+    n_synthetic : int
+        Number of synthetic normal samples to add when ``augment_with`` is set.
+    allow_multiple_classes : bool
+        Training sets must hold a single class (the normal one) unless this is True; then all
+        their samples are treated as normal.
+    seed : int or None
+        Seeds the validation split, the synthetic samples and the detector's own randomness.
+    """
+
+    registry_name: ClassVar[str] = ""
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {}
+    # Fewest training samples the family can fit on (after the validation hold-out).
+    _min_train_samples: ClassVar[int] = 2
+
+    # -- parameters (scikit-learn conventions) --------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters as a dict."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> BaseDetector:
+        """Set constructor parameters; unknown names raise."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise InvalidParameterError(
+                    f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    def _store_common(
+        self,
+        validation_fraction: float,
+        threshold_quantile: float,
+        augment_with: Any,
+        n_synthetic: int,
+        allow_multiple_classes: bool,
+        seed: int | None,
+    ) -> None:
+        self.validation_fraction = validation_fraction
+        self.threshold_quantile = threshold_quantile
+        self.augment_with = augment_with
+        self.n_synthetic = n_synthetic
+        self.allow_multiple_classes = allow_multiple_classes
+        self.seed = seed
+
+    # -- fitted state ---------------------------------------------------------------------
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "threshold_")
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(
+                f"this {type(self).__name__} is not fitted yet; call fit(normal_dataset) first"
+            )
+
+    # -- fit --------------------------------------------------------------------------------
+    def fit(self, dataset: ImageDataset) -> BaseDetector:
+        """Learn what normal samples look like from ``dataset`` and return ``self``.
+
+        Parameters
+        ----------
+        dataset : ImageDataset
+            Normal samples only: a single class present, unless ``allow_multiple_classes``.
+
+        Raises
+        ------
+        InvalidDataError
+            When more than one class is present (and not allowed), or the data hold NaNs.
+        EmptyDatasetError
+            When the dataset is empty or too small to hold out a validation part.
+        """
+        params = self.get_params()
+        validate_params(type(self).__name__, params, _COMMON_CONSTRAINTS)
+        validate_params(type(self).__name__, params, self._parameter_constraints)
+        self._check_dataset(dataset, "fit")
+        present = [dataset.classes[c] for c, n in dataset.class_counts().items() if n > 0]
+        if len(present) > 1 and not self.allow_multiple_classes:
+            raise InvalidDataError(
+                f"{type(self).__name__} is a one-class detector: fit it on normal samples only, "
+                f"but the training set holds {len(present)} classes {present}. Keep only the "
+                f"normal class (dataset.subset(...)), or pass allow_multiple_classes=True to "
+                f"treat every class as normal"
+            )
+        seed = check_seed(self.seed)
+        rng = np.random.default_rng(seed)
+        images = dataset.images
+        n = len(images)
+        n_val = int(round(self.validation_fraction * n))
+        if self.validation_fraction > 0:
+            n_val = max(n_val, 1)
+        if n - n_val < self._min_train_samples:
+            raise EmptyDatasetError(
+                f"{type(self).__name__} needs at least {self._min_train_samples} training samples "
+                f"after holding out {n_val} for validation, but the dataset has {n}; add normal "
+                f"samples or lower validation_fraction"
+            )
+        perm = torch.from_numpy(rng.permutation(n))
+        val_images, train_images = images[perm[:n_val]], images[perm[n_val:]]
+
+        self.sample_shape_ = tuple(dataset.sample_shape)
+        self.normal_classes_ = present
+        self.n_train_real_ = len(train_images)
+        train_images = self._add_synthetic(train_images, seed)
+        self.n_train_ = len(train_images)
+        self._fit(train_images, seed)
+        self.n_validation_ = n_val
+        if n_val:
+            reference = self._score_checked(val_images)
+        else:
+            reference = self._score_checked(train_images[: self.n_train_real_])
+        self.validation_scores_ = reference
+        self.threshold_ = float(np.quantile(reference, self.threshold_quantile))
+        return self
+
+    def _add_synthetic(self, train_images: torch.Tensor, seed: int) -> torch.Tensor:
+        if self.augment_with is None or self.n_synthetic == 0:
+            return train_images
+        from synthaug.generators import BaseGenerator, create_generator
+
+        normal = ImageDataset(train_images, torch.zeros(len(train_images), dtype=torch.int64))
+        if isinstance(self.augment_with, str):
+            generator = create_generator(self.augment_with, seed=seed, verbose=False)
+            generator.fit(normal)
+            label: int | str = 0
+        elif isinstance(self.augment_with, BaseGenerator):
+            if self.augment_with.is_fitted:
+                generator = self.augment_with
+                if generator.sample_shape_ != self.sample_shape_:
+                    raise ShapeMismatchError(
+                        f"augment_with generator makes samples of shape {generator.sample_shape_}, "
+                        f"but the training samples have shape {self.sample_shape_}"
+                    )
+                # A generator fitted on several classes samples the normal one, found by name.
+                named = [c for c in self.normal_classes_ if c in generator.class_names_]
+                if len(generator.classes_) == 1:
+                    label = generator.classes_[0]
+                elif len(named) == 1:
+                    label = named[0]
+                else:
+                    raise InvalidParameterError(
+                        f"augment_with generator knows classes "
+                        f"{[generator.class_names_[c] for c in generator.classes_]}; cannot tell "
+                        f"which one is the normal class {self.normal_classes_}. Fit it on the "
+                        f"normal samples only, or give it the normal class under the same name"
+                    )
+            else:
+                generator = copy.deepcopy(self.augment_with).fit(normal)
+                label = 0
+        else:
+            raise InvalidParameterError(
+                f"augment_with must be None, a generator name or a synthaug generator, got "
+                f"{type(self.augment_with).__name__}"
+            )
+        synthetic, _ = generator.sample(self.n_synthetic, y=label, seed=seed)
+        self.synthetic_generator_ = generator
+        return torch.cat([train_images, synthetic.reshape(-1, *self.sample_shape_)])
+
+    def _check_dataset(self, dataset: ImageDataset, what: str) -> None:
+        if not isinstance(dataset, ImageDataset):
+            raise InvalidDataError(
+                f"{what} expects a synthaug.data.ImageDataset, got {type(dataset).__name__}; "
+                f"build one with synthaug.data.from_arrays(X, y)"
+            )
+        if len(dataset) == 0:
+            raise EmptyDatasetError(f"cannot {what} on an empty dataset")
+        # ImageDataset refuses NaNs when built, but its tensor can be edited afterwards.
+        if not torch.isfinite(dataset.images).all():
+            bad = int((~torch.isfinite(dataset.images)).flatten(1).any(1).sum())
+            raise InvalidDataError(f"{bad} sample(s) contain NaN or infinite values; fix them")
+
+    # -- score / predict --------------------------------------------------------------------
+    def score(self, dataset: ImageDataset) -> np.ndarray:
+        """Anomaly scores, one per sample: higher means more anomalous.
+
+        Parameters
+        ----------
+        dataset : ImageDataset
+            Samples shaped like the training samples; their labels are ignored.
+
+        Returns
+        -------
+        numpy.ndarray
+            Float64 ``(N,)`` scores.
+        """
+        self._check_fitted()
+        self._check_dataset(dataset, "score")
+        if tuple(dataset.sample_shape) != self.sample_shape_:
+            raise ShapeMismatchError(
+                f"{type(self).__name__} was fitted on samples of shape {self.sample_shape_}, got "
+                f"{tuple(dataset.sample_shape)}"
+            )
+        return self._score_checked(dataset.images)
+
+    def _score_checked(self, images: torch.Tensor) -> np.ndarray:
+        scores = np.asarray(self._score(images), dtype=np.float64).reshape(-1)
+        if not np.isfinite(scores).all():
+            raise InvalidDataError(
+                f"{type(self).__name__} produced non-finite anomaly scores; the model may have "
+                f"diverged (lower lr) or the data hold extreme values"
+            )
+        return scores
+
+    def predict(self, dataset: ImageDataset, threshold: float | None = None) -> np.ndarray:
+        """Flag anomalies: 1 where the score is above the threshold, else 0.
+
+        Parameters
+        ----------
+        dataset : ImageDataset
+        threshold : float, optional
+            Score above which a sample is anomalous. Default: ``threshold_``, the
+            ``threshold_quantile`` quantile of the scores of the held-out normal samples.
+
+        Returns
+        -------
+        numpy.ndarray
+            Int64 ``(N,)`` array of 0 (normal) and 1 (anomalous).
+        """
+        scores = self.score(dataset)
+        if threshold is None:
+            threshold = self.threshold_
+        elif (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, numbers.Real)
+            or not np.isfinite(threshold)
+        ):
+            raise InvalidParameterError(f"threshold must be a finite number, got {threshold!r}")
+        return (scores > float(threshold)).astype(np.int64)
+
+    # -- family hooks -------------------------------------------------------------------------
+    def _fit(self, images: torch.Tensor, seed: int) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _score(self, images: torch.Tensor) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError

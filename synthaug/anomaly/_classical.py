@@ -1,0 +1,233 @@
+"""Classical one-class baselines from scikit-learn, behind the detector API.
+
+These are the references a generative detector must beat (Ruff et al., Deep SVDD, ICML 2018,
+report them next to their own method). All work on flattened pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthaug._params import int_range, one_of, real_range
+from synthaug.anomaly._base import BaseDetector, register_detector
+
+
+def _flat(images: torch.Tensor) -> np.ndarray:
+    return images.reshape(len(images), -1).numpy().astype(np.float64)
+
+
+@register_detector("isolation-forest")
+class IsolationForestDetector(BaseDetector):
+    """Isolation forest (Liu, Ting & Zhou, ICDM 2008): anomalies are isolated by few splits.
+
+    Parameters
+    ----------
+    n_estimators : int
+        Number of trees.
+    max_samples : int, float or "auto"
+        Samples drawn to build each tree (scikit-learn's meaning).
+    validation_fraction, threshold_quantile, augment_with, n_synthetic,
+    allow_multiple_classes, seed
+        See :class:`BaseDetector`.
+
+    Examples
+    --------
+    >>> from synthaug.data import load_digits
+    >>> from synthaug.anomaly import IsolationForestDetector
+    >>> digits = load_digits()
+    >>> zeros = digits.subset((digits.labels == 0).nonzero().flatten())
+    >>> scores = IsolationForestDetector(seed=0).fit(zeros).score(digits)
+    >>> scores.shape
+    (1797,)
+    """
+
+    _parameter_constraints = {"n_estimators": int_range(1)}
+
+    def __init__(
+        self,
+        *,
+        n_estimators: int = 200,
+        max_samples: int | float | str = "auto",
+        validation_fraction: float = 0.1,
+        threshold_quantile: float = 0.95,
+        augment_with: Any = None,
+        n_synthetic: int = 0,
+        allow_multiple_classes: bool = False,
+        seed: int | None = 0,
+    ) -> None:
+        self.n_estimators = n_estimators
+        self.max_samples = max_samples
+        self._store_common(
+            validation_fraction,
+            threshold_quantile,
+            augment_with,
+            n_synthetic,
+            allow_multiple_classes,
+            seed,
+        )
+
+    def _fit(self, images: torch.Tensor, seed: int) -> None:
+        from sklearn.ensemble import IsolationForest
+
+        self.model_ = IsolationForest(
+            n_estimators=self.n_estimators, max_samples=self.max_samples, random_state=seed % 2**32
+        ).fit(_flat(images))
+
+    def _score(self, images: torch.Tensor) -> np.ndarray:
+        return -self.model_.score_samples(_flat(images))
+
+
+@register_detector("ocsvm")
+class OneClassSVMDetector(BaseDetector):
+    """One-class SVM (Schölkopf et al., Neural Computation 2001) with an RBF kernel.
+
+    Parameters
+    ----------
+    nu : float
+        Upper bound on the share of training samples treated as outliers.
+    gamma : float or "scale"
+        RBF kernel width (scikit-learn's meaning).
+    validation_fraction, threshold_quantile, augment_with, n_synthetic,
+    allow_multiple_classes, seed
+        See :class:`BaseDetector`.
+    """
+
+    _parameter_constraints = {"nu": real_range(0, 1, low_open=True)}
+
+    def __init__(
+        self,
+        *,
+        nu: float = 0.1,
+        gamma: float | str = "scale",
+        validation_fraction: float = 0.1,
+        threshold_quantile: float = 0.95,
+        augment_with: Any = None,
+        n_synthetic: int = 0,
+        allow_multiple_classes: bool = False,
+        seed: int | None = 0,
+    ) -> None:
+        self.nu = nu
+        self.gamma = gamma
+        self._store_common(
+            validation_fraction,
+            threshold_quantile,
+            augment_with,
+            n_synthetic,
+            allow_multiple_classes,
+            seed,
+        )
+
+    def _fit(self, images: torch.Tensor, seed: int) -> None:
+        from sklearn.svm import OneClassSVM
+
+        self.model_ = OneClassSVM(nu=self.nu, gamma=self.gamma).fit(_flat(images))
+
+    def _score(self, images: torch.Tensor) -> np.ndarray:
+        return -self.model_.decision_function(_flat(images))
+
+
+@register_detector("pca")
+class PCADetector(BaseDetector):
+    """PCA reconstruction error: the squared distance of a sample to the normal subspace.
+
+    Parameters
+    ----------
+    n_components : int
+        Principal components kept; capped at ``n_train - 1`` and the number of features (the
+        value used is ``n_components_``).
+    validation_fraction, threshold_quantile, augment_with, n_synthetic,
+    allow_multiple_classes, seed
+        See :class:`BaseDetector`.
+    """
+
+    _parameter_constraints = {"n_components": int_range(1)}
+
+    def __init__(
+        self,
+        *,
+        n_components: int = 10,
+        validation_fraction: float = 0.1,
+        threshold_quantile: float = 0.95,
+        augment_with: Any = None,
+        n_synthetic: int = 0,
+        allow_multiple_classes: bool = False,
+        seed: int | None = 0,
+    ) -> None:
+        self.n_components = n_components
+        self._store_common(
+            validation_fraction,
+            threshold_quantile,
+            augment_with,
+            n_synthetic,
+            allow_multiple_classes,
+            seed,
+        )
+
+    def _fit(self, images: torch.Tensor, seed: int) -> None:
+        from sklearn.decomposition import PCA
+
+        x = _flat(images)
+        self.n_components_ = int(min(self.n_components, len(x) - 1, x.shape[1]))
+        self.model_ = PCA(n_components=self.n_components_, random_state=seed % 2**32).fit(x)
+
+    def _score(self, images: torch.Tensor) -> np.ndarray:
+        x = _flat(images)
+        recon = self.model_.inverse_transform(self.model_.transform(x))
+        return ((x - recon) ** 2).sum(axis=1)
+
+
+@register_detector("knn")
+class KNNDetector(BaseDetector):
+    """k-nearest-neighbour distance (Ramaswamy, Rastogi & Shim, SIGMOD 2000).
+
+    The score is the Euclidean distance to the ``k``-th nearest normal training sample
+    (``method="largest"``) or the mean distance to the ``k`` nearest (``"mean"``).
+
+    Parameters
+    ----------
+    n_neighbors : int
+        ``k``; capped at the number of training samples.
+    method : {"largest", "mean"}
+    validation_fraction, threshold_quantile, augment_with, n_synthetic,
+    allow_multiple_classes, seed
+        See :class:`BaseDetector`.
+    """
+
+    _parameter_constraints = {"n_neighbors": int_range(1), "method": one_of("largest", "mean")}
+
+    def __init__(
+        self,
+        *,
+        n_neighbors: int = 5,
+        method: str = "largest",
+        validation_fraction: float = 0.1,
+        threshold_quantile: float = 0.95,
+        augment_with: Any = None,
+        n_synthetic: int = 0,
+        allow_multiple_classes: bool = False,
+        seed: int | None = 0,
+    ) -> None:
+        self.n_neighbors = n_neighbors
+        self.method = method
+        self._store_common(
+            validation_fraction,
+            threshold_quantile,
+            augment_with,
+            n_synthetic,
+            allow_multiple_classes,
+            seed,
+        )
+
+    def _fit(self, images: torch.Tensor, seed: int) -> None:
+        from sklearn.neighbors import NearestNeighbors
+
+        x = _flat(images)
+        self.n_neighbors_ = int(min(self.n_neighbors, len(x)))
+        self.model_ = NearestNeighbors(n_neighbors=self.n_neighbors_).fit(x)
+
+    def _score(self, images: torch.Tensor) -> np.ndarray:
+        dist, _ = self.model_.kneighbors(_flat(images))
+        return dist[:, -1] if self.method == "largest" else dist.mean(axis=1)

@@ -1,0 +1,282 @@
+"""GAN anomaly detector in the manner of f-AnoGAN (Schlegl et al., Medical Image Analysis 2019).
+
+Three small networks live here because the detector needs a discriminator's features and an
+encoder trained against a frozen generator, which a sampling-only generator does not expose:
+a WGAN-GP (Gulrajani et al., NeurIPS 2017) learns the normal samples, then an encoder is
+trained to map a sample to the latent code that the generator turns back into it
+("izi_f" training: image → z → image, plus a discriminator-feature residual). Anomalies are
+samples that the generator cannot reproduce.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from synthaug._params import boolean, device_like, int_range, one_of, real_range
+from synthaug._utils import resolve_device
+from synthaug.anomaly._base import BaseDetector, register_detector
+from synthaug.generators._base import seeded
+from synthaug.generators._networks import mlp
+from synthaug.generators._trainer import Trainer, optimizer_step
+
+_SCORE_CHUNK = 4096
+
+
+class _Critic(nn.Module):
+    """WGAN critic whose last hidden layer doubles as the feature map f(x) of f-AnoGAN."""
+
+    def __init__(self, data_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.features = mlp(data_dim, hidden[:-1], hidden[-1], activation=nn.LeakyReLU)
+        self.act = nn.LeakyReLU(0.2)
+        self.head = nn.Linear(hidden[-1], 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.act(self.features(x))
+        return self.head(f).squeeze(1), f
+
+
+@register_detector("fanogan")
+class GANAnomalyDetector(BaseDetector):
+    """f-AnoGAN anomaly detector (Schlegl et al., Medical Image Analysis 54, 2019).
+
+    Training has two phases on the normal samples: a WGAN-GP generator and critic
+    (``epochs``), then an encoder with the generator and critic frozen
+    (``encoder_epochs``), trained on
+    ``||x - G(E(x))||² / D + kappa · ||f(x) - f(G(E(x)))||² / F`` where ``f`` is the critic's
+    last hidden layer. All networks are multilayer perceptrons on flattened samples.
+
+    Parameters
+    ----------
+    score : {"izif", "izi", "critic"}
+        ``"izif"``: the encoder loss above per sample (the f-AnoGAN score). ``"izi"``: the pixel
+        residual alone. ``"critic"``: minus the critic's output (AnoGAN's discriminator part).
+    latent_dim : int
+    hidden_dims : tuple of int
+        Widths of the critic's and encoder's hidden layers (the generator mirrors them).
+    epochs : int
+        Passes over the data for the GAN phase (each mini-batch is one critic step).
+    encoder_epochs : int
+        Passes over the data for the encoder phase.
+    n_critic : int
+        Critic steps per generator step.
+    gp_weight : float
+        Gradient-penalty weight (10 in WGAN-GP).
+    kappa : float
+        Weight of the feature residual in the izi_f loss and score (1 in f-AnoGAN).
+    batch_size : int
+    lr : float
+        Adam learning rate (betas 0.5, 0.9 as in WGAN-GP).
+    device : str
+    verbose : bool
+    validation_fraction, threshold_quantile, augment_with, n_synthetic,
+    allow_multiple_classes, seed
+        See :class:`~synthaug.anomaly.BaseDetector`.
+
+    Examples
+    --------
+    >>> from synthaug.data import load_digits
+    >>> from synthaug.anomaly import GANAnomalyDetector
+    >>> digits = load_digits()
+    >>> zeros = digits.subset((digits.labels == 0).nonzero().flatten())
+    >>> det = GANAnomalyDetector(epochs=5, encoder_epochs=5, device="cpu").fit(zeros)
+    >>> det.score(digits).shape
+    (1797,)
+    """
+
+    _parameter_constraints = {
+        "score": one_of("izif", "izi", "critic"),
+        "latent_dim": int_range(1),
+        "epochs": int_range(1),
+        "encoder_epochs": int_range(1),
+        "n_critic": int_range(1),
+        "gp_weight": real_range(0),
+        "kappa": real_range(0),
+        "batch_size": int_range(2),
+        "lr": real_range(0, None, low_open=True),
+        "device": device_like,
+        "verbose": boolean,
+    }
+
+    def __init__(
+        self,
+        *,
+        score: str = "izif",
+        latent_dim: int = 16,
+        hidden_dims: tuple[int, ...] = (256, 128),
+        epochs: int = 300,
+        encoder_epochs: int = 200,
+        n_critic: int = 5,
+        gp_weight: float = 10.0,
+        kappa: float = 1.0,
+        batch_size: int = 64,
+        lr: float = 2e-4,
+        device: str = "auto",
+        verbose: bool = False,
+        validation_fraction: float = 0.1,
+        threshold_quantile: float = 0.95,
+        augment_with: Any = None,
+        n_synthetic: int = 0,
+        allow_multiple_classes: bool = False,
+        seed: int | None = 0,
+    ) -> None:
+        self.score_kind = score
+        self.latent_dim = latent_dim
+        self.hidden_dims = hidden_dims
+        self.epochs = epochs
+        self.encoder_epochs = encoder_epochs
+        self.n_critic = n_critic
+        self.gp_weight = gp_weight
+        self.kappa = kappa
+        self.batch_size = batch_size
+        self.lr = lr
+        self.device = device
+        self.verbose = verbose
+        self._store_common(
+            validation_fraction,
+            threshold_quantile,
+            augment_with,
+            n_synthetic,
+            allow_multiple_classes,
+            seed,
+        )
+
+    # ``score`` is both a parameter and the scoring method; the value lives in ``score_kind``.
+    def get_params(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, "score_kind" if name == "score" else name)
+            for name in self._param_names()
+        }
+
+    def set_params(self, **params: Any) -> GANAnomalyDetector:
+        if "score" in params:
+            params = dict(params)
+            self.score_kind = params.pop("score")
+        super().set_params(**params)
+        return self
+
+    # -- training ---------------------------------------------------------------------------
+    def _fit(self, images: torch.Tensor, seed: int) -> None:
+        self.device_ = resolve_device(self.device)
+        data_dim = math.prod(images.shape[1:])
+        hidden = tuple(int(h) for h in self.hidden_dims)
+        with seeded(seed):
+            self.generator_ = nn.Sequential(
+                mlp(self.latent_dim, tuple(reversed(hidden)), data_dim), nn.Sigmoid()
+            ).to(self.device_)
+            self.critic_ = _Critic(data_dim, hidden).to(self.device_)
+            self.encoder_ = mlp(data_dim, hidden, self.latent_dim).to(self.device_)
+        gen = torch.Generator(device=self.device_).manual_seed(seed)
+        x = images.reshape(len(images), -1).to(self.device_)
+        dummy = torch.zeros(len(x), dtype=torch.int64, device=self.device_)
+        self.history_: list[dict[str, float]] = []
+        self._train_gan(x, dummy, gen)
+        self._train_encoder(x, dummy, gen)
+
+    def _train_gan(self, x: torch.Tensor, dummy: torch.Tensor, gen: torch.Generator) -> None:
+        g, d = self.generator_, self.critic_
+        opt_g = torch.optim.Adam(g.parameters(), lr=self.lr, betas=(0.5, 0.9))
+        opt_d = torch.optim.Adam(d.parameters(), lr=self.lr, betas=(0.5, 0.9))
+        count = {"steps": 0}
+        last_g = {"loss": torch.zeros((), device=self.device_)}
+
+        def step(xb: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
+            n = len(xb)
+            z = torch.randn((n, self.latent_dim), generator=gen, device=self.device_)
+            fake = g(z).detach()
+            alpha = torch.rand((n, 1), generator=gen, device=self.device_)
+            mixed = (alpha * xb + (1 - alpha) * fake).requires_grad_(True)
+            grad = torch.autograd.grad(d(mixed)[0].sum(), mixed, create_graph=True)[0]
+            penalty = (grad.norm(2, dim=1) - 1).pow(2).mean()
+            loss_d = d(fake)[0].mean() - d(xb)[0].mean() + self.gp_weight * penalty
+            optimizer_step(opt_d, loss_d)
+            count["steps"] += 1
+            if count["steps"] % self.n_critic == 0:
+                z = torch.randn((n, self.latent_dim), generator=gen, device=self.device_)
+                loss_g = -d(g(z))[0].mean()
+                optimizer_step(opt_g, loss_g)
+                last_g["loss"] = loss_g.detach()
+            return {"critic": loss_d.detach(), "generator": last_g["loss"]}
+
+        g.train()
+        d.train()
+        Trainer(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            device=self.device_,
+            verbose=self.verbose,
+            desc="WGAN-GP",
+        ).run(
+            step,
+            x,
+            dummy,
+            gen,
+            self.history_,
+            modules=nn.ModuleDict({"generator": g, "critic": d}),
+            optimizers={"generator": opt_g, "critic": opt_d},
+        )
+
+    def _residuals(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample pixel and critic-feature residuals of x against G(E(x))."""
+        recon = self.generator_(self.encoder_(x))
+        _, f_real = self.critic_(x)
+        _, f_fake = self.critic_(recon)
+        pixel = (x - recon).pow(2).mean(1)
+        feature = (f_real - f_fake).pow(2).mean(1)
+        return pixel, feature
+
+    def _train_encoder(self, x: torch.Tensor, dummy: torch.Tensor, gen: torch.Generator) -> None:
+        for p in list(self.generator_.parameters()) + list(self.critic_.parameters()):
+            p.requires_grad_(False)
+        self.generator_.eval()
+        self.critic_.eval()
+        opt_e = torch.optim.Adam(self.encoder_.parameters(), lr=self.lr, betas=(0.5, 0.9))
+
+        def step(xb: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
+            pixel, feature = self._residuals(xb)
+            loss = (pixel + self.kappa * feature).mean()
+            optimizer_step(opt_e, loss)
+            return {"encoder": loss.detach()}
+
+        self.encoder_.train()
+        encoder_history: list[dict[str, float]] = []
+        Trainer(
+            epochs=self.encoder_epochs,
+            batch_size=self.batch_size,
+            device=self.device_,
+            verbose=self.verbose,
+            desc="encoder",
+        ).run(
+            step,
+            x,
+            dummy,
+            gen,
+            encoder_history,
+            modules=self.encoder_,
+            optimizers={"encoder": opt_e},
+        )
+        self.encoder_.eval()
+        self.encoder_history_ = encoder_history
+
+    # -- scoring ----------------------------------------------------------------------------
+    def _score(self, images: torch.Tensor) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), _SCORE_CHUNK):
+                x = images[start : start + _SCORE_CHUNK].reshape(-1, self.n_features_in_)
+                x = x.to(self.device_)
+                if self.score_kind == "critic":
+                    out.append(-self.critic_(x)[0])
+                    continue
+                pixel, feature = self._residuals(x)
+                out.append(pixel + self.kappa * feature if self.score_kind == "izif" else pixel)
+        return torch.cat(out).double().cpu().numpy()
+
+    @property
+    def n_features_in_(self) -> int:
+        return math.prod(self.sample_shape_)
