@@ -2,6 +2,7 @@
 
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cvae import CVAE
+from synthaug.generators._dp import DP
 from synthaug.generators._persistence import load
 from synthaug.generators._registry import (
     create_generator,
@@ -13,6 +14,7 @@ from synthaug.generators._registry import (
 __all__ = [
     "BaseGenerator",
     "CVAE",
+    "DP",
     "create_generator",
     "get_generator_class",
     "list_generators",

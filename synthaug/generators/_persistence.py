@@ -53,6 +53,8 @@ def save_generator(model: Any, path: str | Path) -> Path:
     )
     params = model.get_params()
     params["device"] = str(params.get("device", "auto"))
+    if params.get("dp") is not None:
+        params["dp"] = params["dp"].to_dict()
     meta = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
@@ -150,6 +152,10 @@ def _build_from(
     cls: type, params: dict, fitted: dict, tensors: dict, device: torch.device, path: Any
 ) -> Any:
     params = dict(params)
+    if isinstance(params.get("dp"), dict):
+        from synthaug.generators._dp import DP
+
+        params["dp"] = DP(**params["dp"])
     if "device" in params:
         params["device"] = str(device)
     model = cls(**params)
