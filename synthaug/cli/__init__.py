@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from synthaug.errors import SynthaugError
 
 # Modules of this package that define subcommands, in the order --help lists them.
-_COMMANDS = ("demo",)
+_COMMANDS = ("demo", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
