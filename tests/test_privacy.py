@@ -225,3 +225,33 @@ def test_dp_with_batch_norm_trains(device):
     kinds = [type(m) for m in model.modules_["net"].modules()]
     assert nn.BatchNorm1d not in kinds and nn.GroupNorm in kinds
     assert model.privacy_spent_[0] <= 5.0
+
+
+@pytest.mark.slow
+def test_evaluate_cli_reports_the_guarantee(tmp_path, small_digits, capsys):
+    import json
+
+    import numpy as np
+
+    from synthaug.cli import main
+    from synthaug.cli._evaluate import load_evaluation_data
+
+    data = tmp_path / "digits.npz"
+    images = (small_digits.images[:, 0].numpy() * 255).astype(np.uint8)
+    np.savez(data, X=images, y=small_digits.labels.numpy())
+    train, _, _ = load_evaluation_data(str(data), 0.25, 0)
+    model = CVAE(
+        epochs=1,
+        hidden_dims=(16,),
+        batch_size=32,
+        verbose=False,
+        device="cpu",
+        dp=synthaug.DP(epsilon=5.0),
+    ).fit(train)
+    path = model.save(tmp_path / "dp.safetensors")
+    out = tmp_path / "eval.json"
+    argv = ["evaluate", str(path), "--data", str(data), "--out", str(out)]
+    assert main([*argv, "--feature-epochs", "1", "--device", "cpu"]) == 0
+    result = json.loads(out.read_text())
+    assert result["privacy_spent"] == {"epsilon": model.privacy_spent_[0], "delta": 1e-5}
+    assert "differential privacy spent: epsilon=" in capsys.readouterr().out
