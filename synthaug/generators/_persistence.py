@@ -30,7 +30,7 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
         h.update(name.encode())
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
@@ -158,10 +158,10 @@ def _build_from(
         params["dp"] = DP(**params["dp"])
     if "device" in params:
         params["device"] = str(device)
-    model = cls(**params)
     extra = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
     weights = {k: v for k, v in tensors.items() if not k.startswith("extra.")}
     try:
+        model = cls(**params)
         model._restore_state(fitted, device)
         model._restore_extra_tensors(extra)
         model.modules_.load_state_dict(weights, strict=True)
