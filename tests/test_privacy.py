@@ -255,3 +255,30 @@ def test_evaluate_cli_reports_the_guarantee(tmp_path, small_digits, capsys):
     result = json.loads(out.read_text())
     assert result["privacy_spent"] == {"epsilon": model.privacy_spent_[0], "delta": 1e-5}
     assert "differential privacy spent: epsilon=" in capsys.readouterr().out
+
+
+def test_per_class_guarantee_is_the_largest_class_epsilon(tiny_images, device, tmp_path):
+    model = tiny_model("perclass-vae", device, dp=synthaug.DP(epsilon=3.0)).fit(tiny_images)
+    per_class = model.privacy_per_class_
+    assert sorted(per_class) == [0, 1, 2]
+    assert all(0 < e <= 3.0 and d == 1e-5 for e, d in per_class.values())
+    assert model.privacy_spent_ == (max(e for e, _ in per_class.values()), 1e-5)
+    loaded = synthaug.load(model.save(tmp_path / "pc"), device=device)
+    assert loaded.privacy_spent_ == model.privacy_spent_
+    assert loaded.privacy_per_class_ == per_class
+
+
+def test_per_class_delta_is_checked_against_the_whole_data_set(tiny_images, device):
+    # 30 records (1/n = 0.033) in classes of 10 (1/n_c = 0.1): 0.05 is refused.
+    model = tiny_model("perclass-vae", device, dp=synthaug.DP(epsilon=3.0, delta=0.05))
+    with pytest.raises(InvalidParameterError, match="not below 1/n"):
+        model.fit(tiny_images)
+
+
+def test_private_gan_discriminator_drops_spectral_norm_and_reloads(tiny_images, device, tmp_path):
+    model = tiny_model("cgan", device, dp=synthaug.DP(epsilon=3.0)).fit(tiny_images)
+    d_params = dict(model.modules_["discriminator"].named_parameters())
+    assert not any(name.endswith("weight_orig") for name in d_params)
+    loaded = synthaug.load(model.save(tmp_path / "dp_cgan"), device=device)
+    assert loaded.privacy_spent_ == model.privacy_spent_
+    assert torch.equal(loaded.sample(6, seed=3)[0], model.sample(6, seed=3)[0])

@@ -211,6 +211,13 @@ class BaseGenerator:
             optimizers[name] = run.make_private(self.modules_[name], optimizers[name])
         return optimizers
 
+    @contextlib.contextmanager
+    def _private_hooks_paused(self) -> Iterator[None]:
+        """For passes through the DP-trained networks that are not their DP step."""
+        run = getattr(self, "_dp_run", None)
+        with run.paused() if run is not None else contextlib.nullcontext():
+            yield
+
     def _end_private_training(self) -> None:
         """Remove the DP hooks and record ``privacy_spent_`` from the accountant."""
         run = self.__dict__.pop("_dp_run", None)

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook
 
 from synthaug._utils import import_optional
 from synthaug.errors import InvalidParameterError
@@ -177,10 +177,20 @@ def make_dp_compatible(module: nn.Module) -> nn.Module:
         names = [h.name for h in sub._forward_pre_hooks.values() if isinstance(h, SpectralNorm)]
         for name in names:
             torch.nn.utils.remove_spectral_norm(sub, name)
+            _drop_spectral_load_hook(sub, name)
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules()):
         validators = import_optional("opacus.validators")
         module = validators.ModuleValidator.fix(module)
     return module
+
+
+def _drop_spectral_load_hook(module: nn.Module, name: str) -> None:
+    # remove_spectral_norm misses its load_state_dict pre-hook when torch stores it wrapped
+    # (torch 2.x ``_WrappedHook``); left behind, it makes loading ask for ``weight_orig``.
+    for key, hook in list(module._load_state_dict_pre_hooks.items()):
+        inner = getattr(hook, "hook", hook)
+        if isinstance(inner, SpectralNormLoadStateDictPreHook) and inner.fn.name == name:
+            del module._load_state_dict_pre_hooks[key]
 
 
 class PrivateTraining:
@@ -257,6 +267,17 @@ class PrivateTraining:
             loss_reduction="mean",
             generator=self.generator,
         )
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Passes through the private networks that are no DP step (a GAN's generator step)."""
+        for gsm in self._hooked:
+            gsm.disable_hooks()
+        try:
+            yield
+        finally:
+            for gsm in self._hooked:
+                gsm.enable_hooks()
 
     def close(self) -> None:
         """Remove the hooks and per-sample state; the trained networks come out plain."""
