@@ -41,24 +41,20 @@ from synthaug.generators import create_generator
 from synthaug.metrics import classification_scores, privacy
 
 # Fixed before running on the test split. DP-SGD adds noise to every coordinate of the
-# gradient, so the private runs use smaller networks and larger batches (a larger batch
-# raises the signal against the same per-step noise), as DP-SGD practice recommends.
+# gradient, so the private runs use smaller networks (as DP-SGD practice recommends). The DP
+# settings were chosen among two candidates per model (30 epochs at batch 256 or 60 epochs at
+# batch 128) by TSTR on a validation split carved out of the TRAINING part of seed 0 (not the
+# test split); that choice itself used the private data without accounting for it.
 SETTINGS = {
     "cvae": {
         "plain": {"epochs": 100, "batch_size": 64, "latent_dim": 16, "hidden_dims": (256,)},
-        "dp": {
-            "epochs": 30,
-            "batch_size": 256,
-            "lr": 3e-3,
-            "latent_dim": 8,
-            "hidden_dims": (128,),
-        },
+        "dp": {"epochs": 60, "batch_size": 128, "lr": 2e-3, "latent_dim": 8, "hidden_dims": (128,)},
     },
     "cgan": {
-        "plain": {"epochs": 200, "batch_size": 64, "latent_dim": 32, "hidden_dims": (256,)},
+        "plain": {"epochs": 200, "batch_size": 64},
         "dp": {
-            "epochs": 30,
-            "batch_size": 256,
+            "epochs": 60,
+            "batch_size": 128,
             "lr": 1e-3,
             "latent_dim": 16,
             "hidden_dims": (128,),
@@ -66,7 +62,7 @@ SETTINGS = {
         },
     },
 }
-QUICK_EPOCHS = {"cvae": {"plain": 50, "dp": 30}, "cgan": {"plain": 100, "dp": 30}}
+QUICK_EPOCHS = {"cvae": {"plain": 50, "dp": 60}, "cgan": {"plain": 100, "dp": 60}}
 
 
 def select_and_score(train: ImageDataset, test: ImageDataset, seed: int) -> tuple[float, str]:
@@ -168,11 +164,13 @@ def summarize(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed, fewer non-DP epochs")
+    parser.add_argument(
+        "--quick", action="store_true", help="1 seed, fewer epochs for the non-DP models"
+    )
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (default 3)")
     parser.add_argument("--models", default="cvae,cgan")
     parser.add_argument("--epsilons", default="1,10,inf")
-    parser.add_argument("--out", type=Path, default=Path("runs/digits_dp.json"))
+    parser.add_argument("--out", type=Path, default=Path("bench-out/digits_dp.json"))
     args = parser.parse_args()
     seeds = args.seeds or (1 if args.quick else 3)
     models = [m for m in args.models.split(",") if m]

@@ -14,7 +14,7 @@ from synthaug._params import boolean, int_range, real_range
 from synthaug.data import ImageDataset
 from synthaug.generators._base import TRAINING_CONSTRAINTS, BaseGenerator
 from synthaug.generators._diffaugment import diff_augment
-from synthaug.generators._dp import DP
+from synthaug.generators._dp import DP, project_spectral_norm_
 from synthaug.generators._networks import (
     Architecture,
     ConditionalBatchNorm,
@@ -148,9 +148,9 @@ class CGAN(BaseGenerator):
     verbose : bool
     dp : synthaug.DP or None
         Train with differential privacy: DP-SGD on the discriminator, the only network that
-        sees real data (see docs/privacy.md). Its spectral normalisation is dropped in DP mode
-        (per-sample clipping bounds its updates instead). Needs ``pip install
-        'synthaug[privacy]'``.
+        sees real data (see docs/privacy.md). Spectral normalisation cannot be trained through
+        with per-sample gradients, so in DP mode each discriminator weight is instead projected
+        to spectral norm 1 after every private step. Needs ``pip install 'synthaug[privacy]'``.
 
     Attributes
     ----------
@@ -338,6 +338,7 @@ class CGAN(BaseGenerator):
             per_row = torch.cat([F.relu(1 - scores[:n]), F.relu(1 + scores[n:])])
             # A mean over rows, as Opacus expects; the DP optimiser rescales by the batch size.
             optimizer_step(opt_d, per_row.mean(), d.parameters(), None)
+            project_spectral_norm_(d)  # the Lipschitz bound spectral norm gave, post-processed
             d_loss = per_row[:n].detach().mean() + per_row[n:].detach().mean()
             # The generator's step is no DP step: no per-sample (or any) discriminator gradients.
             d.requires_grad_(False)

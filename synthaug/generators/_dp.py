@@ -184,6 +184,23 @@ def make_dp_compatible(module: nn.Module) -> nn.Module:
     return module
 
 
+@torch.no_grad()
+def project_spectral_norm_(module: nn.Module, bound: float = 1.0) -> None:
+    """Scale every weight matrix of ``module`` down to spectral norm ``bound`` (in place).
+
+    Stands in for spectral normalisation (Miyato et al., ICLR 2018) when it cannot be trained
+    through (DP-SGD): applied after each private step, it keeps every layer ``bound``-Lipschitz.
+    It only transforms already private weights, so it costs no privacy. Conv kernels are
+    viewed as ``(out, in * kh * kw)`` matrices, as spectral normalisation does.
+    """
+    for name, weight in module.named_parameters():
+        if weight.dim() < 2 or not name.endswith("weight"):
+            continue
+        matrix = weight.reshape(weight.shape[0], -1)
+        sigma = torch.linalg.matrix_norm(matrix.float(), ord=2)
+        weight.mul_(torch.clamp(bound / sigma, max=1.0).to(weight.dtype))
+
+
 def _drop_spectral_load_hook(module: nn.Module, name: str) -> None:
     # remove_spectral_norm misses its load_state_dict pre-hook when torch stores it wrapped
     # (torch 2.x ``_WrappedHook``); left behind, it makes loading ask for ``weight_orig``.
