@@ -170,7 +170,8 @@ def make_dp_compatible(module: nn.Module) -> nn.Module:
     Batch norm mixes samples, so per-sample gradients do not exist: it becomes group norm
     (Opacus' ``ModuleValidator.fix``, as Opacus recommends). Spectral normalisation keeps
     power-iteration buffers and computes the weight outside the layer, which Opacus' per-sample
-    gradients do not see: it is removed (per-sample clipping already bounds each update).
+    gradients do not see: it is removed (a GAN then bounds its discriminator with
+    :func:`project_spectral_norm_` after each private step).
     Works without Opacus installed, so a saved DP model can be loaded anywhere.
     """
     for sub in module.modules():
