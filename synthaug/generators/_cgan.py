@@ -379,6 +379,6 @@ class CGAN(BaseGenerator):
 
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn((len(labels), self.latent_dim), generator=generator, device=self.device_)
-        key = "generator_ema" if self.ema_decay > 0 else "generator"
-        net = self.modules_[key].net if key == "generator_ema" else self.modules_[key]
+        ema = self.ema_decay > 0
+        net = self.modules_["generator_ema"].net if ema else self.modules_["generator"]
         return net(z, labels)

@@ -1,0 +1,210 @@
+"""The shared trainer (resume, early stopping, checkpoints), architectures, CGAN and PerClass."""
+
+import pytest
+import torch
+
+import synthaug
+from synthaug.data import ImageDataset
+from synthaug.errors import (
+    CheckpointError,
+    InvalidParameterError,
+    NotFittedError,
+    TrainingDivergedError,
+)
+from synthaug.generators import CGAN, CVAE, PerClass, PerClassVAE, create_generator
+from synthaug.generators._diffaugment import diff_augment
+from synthaug.generators._networks import choose_architecture
+from synthaug.generators._trainer import validation_split
+
+SMALL = {"batch_size": 16, "latent_dim": 4, "hidden_dims": (32,), "verbose": False}
+
+
+@pytest.fixture
+def data():
+    g = torch.Generator().manual_seed(1)
+    return ImageDataset(torch.rand(40, 1, 8, 8, generator=g), torch.arange(2).repeat(20))
+
+
+# -- resume --------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["cvae", "cgan"])
+def test_resume_continues_to_the_same_result(name, data, device, tmp_path):
+    full = create_generator(name, epochs=4, device=device, **SMALL).fit(data)
+    # an "interrupted" run: the same configuration stopped after 2 epochs, checkpointed
+    ckpt = tmp_path / "ckpt"
+    create_generator(
+        name, epochs=2, checkpoint_dir=str(ckpt), checkpoint_every=1, device=device, **SMALL
+    ).fit(data)
+    assert (ckpt / "checkpoint.pt").is_file()
+    resumed = create_generator(
+        name, epochs=4, checkpoint_dir=str(ckpt), resume=True, device=device, **SMALL
+    ).fit(data)
+    assert resumed.history == full.history
+    for key, value in full.modules_.state_dict().items():
+        assert torch.equal(value, resumed.modules_.state_dict()[key]), key
+    assert torch.equal(full.sample(8, seed=0)[0], resumed.sample(8, seed=0)[0])
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(data, device, tmp_path):
+    CVAE(epochs=1, checkpoint_dir=str(tmp_path), device=device, **SMALL).fit(data)
+    other = CVAE(epochs=2, checkpoint_dir=str(tmp_path), resume=True, device=device, **SMALL)
+    other.set_params(latent_dim=6)
+    with pytest.raises(CheckpointError, match="another model or dataset"):
+        other.fit(data)
+    wider = ImageDataset(torch.rand(40, 1, 16, 16), torch.arange(2).repeat(20))
+    again = CVAE(epochs=2, checkpoint_dir=str(tmp_path), resume=True, device=device, **SMALL)
+    with pytest.raises(CheckpointError, match="another model or dataset"):
+        again.fit(wider)
+
+
+def test_resume_refuses_a_damaged_checkpoint(data, device, tmp_path):
+    CVAE(epochs=1, checkpoint_dir=str(tmp_path), device=device, **SMALL).fit(data)
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    model = CVAE(epochs=2, checkpoint_dir=str(tmp_path), resume=True, device=device, **SMALL)
+    with pytest.raises(CheckpointError, match="unreadable"):
+        model.fit(data)
+
+
+def test_resume_needs_a_checkpoint_dir(data):
+    with pytest.raises(InvalidParameterError, match="checkpoint_dir"):
+        CVAE(epochs=1, resume=True, **SMALL).fit(data)
+
+
+# -- early stopping ---------------------------------------------------------------------------
+def test_early_stopping_stops_and_keeps_the_best_weights(data, device):
+    model = CVAE(
+        epochs=60, early_stopping=2, validation_fraction=0.25, lr=3e-2, device=device, **SMALL
+    ).fit(data)
+    val = [r["val_loss"] for r in model.history]
+    assert len(val) < 60  # random images: the validation loss stops improving early
+    best = min(val)
+    assert val.index(best) == len(val) - 3  # then two epochs without improvement
+    # the kept weights are the best epoch's: their validation loss is the best one recorded
+    train_idx, val_idx = validation_split(data.labels, 0.25, 0)
+    net = model.modules_["net"]
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(0)
+        again = net.per_sample_loss(data.images[val_idx], data.labels[val_idx], gen, 1.0).mean()
+    assert float(again) == pytest.approx(best, rel=1e-5)
+
+
+def test_early_stopping_needs_a_validation_share(data):
+    with pytest.raises(InvalidParameterError, match="validation_fraction"):
+        CVAE(epochs=2, early_stopping=2, validation_fraction=0.0, **SMALL).fit(data)
+
+
+def test_validation_split_is_stratified_and_keeps_singletons():
+    labels = torch.tensor([0] * 10 + [1] * 4 + [2])
+    train, val = validation_split(labels, 0.3, seed=0)
+    assert sorted(torch.cat([train, val]).tolist()) == list(range(15))
+    assert torch.bincount(labels[val], minlength=3).tolist() == [3, 1, 0]
+    assert torch.equal(val, validation_split(labels, 0.3, seed=0)[1])
+
+
+def test_divergence_raises_and_leaves_no_half_fitted_model(data):
+    model = CVAE(epochs=3, lr=1e30, **{**SMALL, "hidden_dims": (8,)})
+    with pytest.raises(TrainingDivergedError, match="diverged at epoch"):
+        model.fit(data)
+    with pytest.raises(NotFittedError):
+        model.sample(1)
+
+
+# -- architectures ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "shape, kind, n_down, grid",
+    [
+        ((30,), "mlp", 0, (1, 1)),
+        ((1, 8, 8), "mlp", 0, (1, 1)),
+        ((1, 15, 15), "mlp", 0, (1, 1)),
+        ((1, 16, 16), "conv", 2, (4, 4)),
+        ((3, 32, 32), "conv", 3, (4, 4)),
+        ((1, 64, 64), "conv", 4, (4, 4)),
+        ((3, 128, 128), "conv", 5, (4, 4)),
+        ((1, 32, 64), "conv", 3, (4, 8)),
+        ((1, 18, 18), "mlp", 0, (1, 1)),
+    ],
+)
+def test_architecture_follows_the_data_shape(shape, kind, n_down, grid):
+    arch = choose_architecture(shape)
+    assert (arch.kind, arch.n_down, arch.grid) == (kind, n_down, grid)
+
+
+def test_cvae_reports_its_architecture(device):
+    ds = ImageDataset(torch.rand(8, 1, 16, 16), torch.arange(2).repeat(4))
+    model = CVAE(epochs=1, width=4, device=device, **SMALL).fit(ds)
+    assert model.architecture_ == "conv"
+
+
+# -- CGAN ---------------------------------------------------------------------------------------
+def test_diff_augment_is_seeded_and_keeps_shape():
+    x = torch.rand(6, 3, 16, 16)
+    a = diff_augment(x, torch.Generator().manual_seed(0))
+    b = diff_augment(x, torch.Generator().manual_seed(0))
+    c = diff_augment(x, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    # differentiable: gradients reach the input
+    x.requires_grad_(True)
+    diff_augment(x, torch.Generator().manual_seed(0)).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_cgan_with_diffaugment_trains_deterministically(data, device):
+    a = CGAN(epochs=2, diffaugment=True, device=device, seed=3, **SMALL).fit(data)
+    b = CGAN(epochs=2, diffaugment=True, device=device, seed=3, **SMALL).fit(data)
+    assert torch.equal(a.sample(6, seed=0)[0], b.sample(6, seed=0)[0])
+    assert set(a.history[0]) == {"epoch", "d_loss", "g_loss"}
+
+
+def test_cgan_samples_from_the_ema_generator(data, device):
+    model = CGAN(epochs=2, device=device, **SMALL).fit(data)
+    assert int(model.modules_["generator_ema"].updates) == 2 * 3  # 2 epochs x 3 batches
+    raw = CGAN(epochs=2, ema_decay=0.0, device=device, **SMALL).fit(data)
+    assert not torch.equal(model.sample(4, seed=0)[0], raw.sample(4, seed=0)[0])
+
+
+# -- PerClass --------------------------------------------------------------------------------
+def test_perclass_trains_one_model_per_class_and_saves_them_together(data, device, tmp_path):
+    model = PerClass(base="vae", epochs=2, device=device, **SMALL).fit(data)
+    assert sorted(model.members_) == [0, 1]
+    assert all(type(m) is CVAE and m.n_classes_ == 1 for m in model.members_.values())
+    assert set(model.history[0]) == {
+        "epoch",
+        "loss_0",
+        "recon_0",
+        "kl_0",
+        "loss_1",
+        "recon_1",
+        "kl_1",
+    }
+    path = model.save(tmp_path / "perclass.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == ["perclass.safetensors"]
+    loaded = synthaug.load(path, device=device)
+    assert isinstance(loaded, PerClassVAE) and loaded.get_params()["latent_dim"] == 4
+    assert torch.equal(model.sample(10, seed=4)[0], loaded.sample(10, seed=4)[0])
+
+
+def test_perclass_samples_each_class_from_its_own_model(data, device):
+    model = PerClass(base="gan", epochs=1, device=device, **SMALL).fit(data)
+    images, labels = model.sample(6, y=[1, 0, 1, 0, 0, 1], seed=0)
+    only0, _ = model.sample(3, y=0, seed=0)
+    assert labels.tolist() == [1, 0, 1, 0, 0, 1]
+    # with the classes drawn in a fixed order, class 0's draws come first whatever the request
+    assert torch.equal(images[[1, 3, 4]], only0)
+
+
+def test_perclass_bad_parameters(data):
+    with pytest.raises(InvalidParameterError, match="base"):
+        PerClass(base="diffusion", epochs=1, verbose=False).fit(data)
+    with pytest.raises(InvalidParameterError, match="unknown parameter"):
+        PerClass(base="vae", epochs=1, verbose=False, depth=3).fit(data)
+    with pytest.raises(InvalidParameterError, match="n_jobs"):
+        PerClass(base="vae", epochs=1, verbose=False, n_jobs=0).fit(data)
+    with pytest.raises(InvalidParameterError, match="latent_dim"):
+        PerClass(base="gan", epochs=1, verbose=False, latent_dim=0).fit(data)
+
+
+@pytest.mark.slow
+def test_perclass_parallel_processes(data):
+    serial = PerClass(base="vae", epochs=2, device="cpu", **SMALL).fit(data)
+    parallel = PerClass(base="vae", epochs=2, n_jobs=2, device="cpu", **SMALL).fit(data)
+    a, b = serial.sample(20, seed=0)[0], parallel.sample(20, seed=0)[0]
+    assert torch.allclose(a, b, atol=1e-4)
