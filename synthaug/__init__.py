@@ -4,5 +4,6 @@ __version__ = "0.1.0"
 
 from synthaug import errors
 from synthaug.generators import load
+from synthaug.generators._dp import DP
 
-__all__ = ["__version__", "errors", "load"]
+__all__ = ["DP", "__version__", "errors", "load"]

@@ -3,6 +3,7 @@
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
+from synthaug.generators._dp import DP
 from synthaug.generators._perclass import PerClass, PerClassGAN, PerClassVAE
 from synthaug.generators._persistence import load
 from synthaug.generators._registry import (
@@ -19,6 +20,7 @@ __all__ = [
     "PerClassVAE",
     "CGAN",
     "CVAE",
+    "DP",
     "create_generator",
     "get_generator_class",
     "list_generators",

@@ -35,6 +35,7 @@ from synthaug.errors import (
     ShapeMismatchError,
     UnknownClassError,
 )
+from synthaug.generators._dp import PrivateTraining, dp_rule, make_dp_compatible, quiet_hooks
 from synthaug.generators._trainer import Trainer, describe
 
 # Sampling runs in chunks so that asking for millions of samples never holds them all on the
@@ -60,6 +61,7 @@ TRAINING_CONSTRAINTS: dict[str, Rule] = {
     "device": device_like,
     "seed": seed_like,
     "verbose": boolean,
+    "dp": dp_rule,
 }
 
 
@@ -85,6 +87,8 @@ class BaseGenerator:
     _parameter_constraints: ClassVar[dict[str, Rule]] = {}
     # Datasets smaller than this per class are refused by fit; conditional models cope with one.
     _min_samples_per_class: ClassVar[int] = 1
+    # The networks that see real data: with ``dp=`` they are the ones trained with DP-SGD.
+    _dp_modules: ClassVar[tuple[str, ...]] = ()
 
     # -- parameters (scikit-learn conventions) --------------------------------------------
     @classmethod
@@ -150,21 +154,94 @@ class BaseGenerator:
         self.class_counts_ = {c: counts[c] for c in self.classes_}
         self.sample_shape_ = tuple(dataset.sample_shape)
         self.history_ = []
+        self.__dict__.pop("privacy_spent_", None)
+        self.__dict__.pop("privacy_", None)
         seed = check_seed(self.seed)
+        dp_context = (
+            quiet_hooks() if getattr(self, "dp", None) is not None else contextlib.nullcontext()
+        )
         try:
-            with seeded(seed):
+            with seeded(seed), dp_context:
                 self._fit(dataset, seed)
+            self._end_private_training()
         except BaseException:
             # A failed fit (diverged, interrupted) leaves the estimator unfitted, not half-built.
+            run = self.__dict__.pop("_dp_run", None)
+            if run is not None:
+                run.close()
             self.__dict__.pop("modules_", None)
             raise
         return self
+
+    # -- differential privacy (see synthaug/generators/_dp.py) ------------------------------
+    def _new_modules(self) -> nn.ModuleDict:
+        """``_build_modules()``, with the networks in ``_dp_modules`` made DP-compatible when
+        ``dp`` is set (batch norm to group norm, no spectral norm); used by fit and load."""
+        modules = self._build_modules()
+        if getattr(self, "dp", None) is not None:
+            for name in self._dp_modules:
+                modules[name] = make_dp_compatible(modules[name])
+        return modules
+
+    def _private_optimizers(
+        self,
+        optimizers: dict[str, torch.optim.Optimizer],
+        *,
+        n_samples: int,
+        generator: torch.Generator,
+    ) -> dict[str, torch.optim.Optimizer]:
+        """With ``dp`` set, swap the optimisers of ``_dp_modules`` for DP-SGD ones.
+
+        Call it in ``_fit`` after building the optimisers and before training; the batches
+        must then be Poisson-sampled (``_make_trainer`` does so) and the losses of those
+        networks must be means over the batch. Without ``dp`` it returns ``optimizers``.
+        """
+        if getattr(self, "dp", None) is None:
+            return optimizers
+        run = PrivateTraining(
+            self.dp,
+            n_samples=n_samples,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            generator=generator,
+        )
+        self._dp_run = run
+        optimizers = dict(optimizers)
+        for name in self._dp_modules:
+            optimizers[name] = run.make_private(self.modules_[name], optimizers[name])
+        return optimizers
+
+    @contextlib.contextmanager
+    def _private_hooks_paused(self) -> Iterator[None]:
+        """For passes through the DP-trained networks that are not their DP step."""
+        run = getattr(self, "_dp_run", None)
+        with run.paused() if run is not None else contextlib.nullcontext():
+            yield
+
+    def _end_private_training(self) -> None:
+        """Remove the DP hooks and record ``privacy_spent_`` from the accountant."""
+        run = self.__dict__.pop("_dp_run", None)
+        if run is None:
+            if getattr(self, "dp", None) is not None and not hasattr(self, "privacy_spent_"):
+                raise NotImplementedError(
+                    f"{type(self).__name__} accepted dp= but did not train privately"
+                )
+            return
+        run.close()
+        self.privacy_ = run.summary(len(self.history_))
+        self.privacy_spent_ = (self.privacy_["epsilon"], self.privacy_["delta"])
 
     def _check_resume_params(self) -> None:
         if getattr(self, "resume", False) and getattr(self, "checkpoint_dir", None) is None:
             raise InvalidParameterError(
                 f"{type(self).__name__}: resume=True needs checkpoint_dir, the folder the "
                 f"interrupted run wrote its checkpoint to"
+            )
+        if getattr(self, "dp", None) is not None and getattr(self, "early_stopping", None):
+            raise InvalidParameterError(
+                f"{type(self).__name__}: early_stopping cannot be combined with dp: it picks "
+                f"the epoch by an un-noised validation loss on real records, which the DP "
+                f"guarantee does not cover; set early_stopping=None"
             )
         if getattr(self, "early_stopping", None) is not None and not getattr(
             self, "validation_fraction", 0
@@ -182,11 +259,13 @@ class BaseGenerator:
             device=self.device_,
             verbose=self.verbose,
             desc=desc,
-            amp=getattr(self, "amp", True),
+            # Opacus' per-sample gradients run in full precision.
+            amp=getattr(self, "amp", True) and getattr(self, "dp", None) is None,
             early_stopping=getattr(self, "early_stopping", None),
             checkpoint_dir=getattr(self, "checkpoint_dir", None),
             checkpoint_every=getattr(self, "checkpoint_every", 1),
             resume=getattr(self, "resume", False),
+            poisson=getattr(self, "dp", None) is not None,
         )
 
     def _fingerprint(self, n_samples: int) -> str:
@@ -360,6 +439,7 @@ class BaseGenerator:
             "class_counts_": {str(k): v for k, v in self.class_counts_.items()},
             "sample_shape_": list(self.sample_shape_),
             "history_": self.history_,
+            **({"privacy_": self.privacy_} if hasattr(self, "privacy_") else {}),
         }
 
     def _restore_state(self, state: dict[str, Any], device: torch.device) -> None:
@@ -370,7 +450,10 @@ class BaseGenerator:
         self.class_counts_ = {int(k): int(v) for k, v in state["class_counts_"].items()}
         self.sample_shape_ = tuple(int(s) for s in state["sample_shape_"])
         self.history_ = list(state["history_"])
-        self.modules_ = self._build_modules().to(device)
+        if "privacy_" in state:
+            self.privacy_ = dict(state["privacy_"])
+            self.privacy_spent_ = (float(self.privacy_["epsilon"]), float(self.privacy_["delta"]))
+        self.modules_ = self._new_modules().to(device)
 
     def _build_modules(self) -> nn.ModuleDict:  # pragma: no cover - abstract
         """Create the (untrained) networks from parameters and fitted shape attributes."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,7 @@ from synthaug._params import boolean, int_range, real_range
 from synthaug.data import ImageDataset
 from synthaug.generators._base import TRAINING_CONSTRAINTS, BaseGenerator
 from synthaug.generators._diffaugment import diff_augment
+from synthaug.generators._dp import DP, project_spectral_norm_
 from synthaug.generators._networks import (
     Architecture,
     ConditionalBatchNorm,
@@ -144,11 +146,18 @@ class CGAN(BaseGenerator):
     device : str
     seed : int
     verbose : bool
+    dp : synthaug.DP or None
+        Train with differential privacy: DP-SGD on the discriminator, the only network that
+        sees real data (see docs/privacy.md). Spectral normalisation cannot be trained through
+        with per-sample gradients, so in DP mode each discriminator weight is instead projected
+        to spectral norm 1 after every private step. Needs ``pip install 'synthaug[privacy]'``.
 
     Attributes
     ----------
     history_ : list of dict
         Per-epoch mean ``d_loss`` and ``g_loss``.
+    privacy_spent_ : tuple of float
+        ``(epsilon, delta)`` spent, from Opacus' accountant; only when trained with ``dp``.
 
     Examples
     --------
@@ -160,6 +169,7 @@ class CGAN(BaseGenerator):
     (4, 1, 8, 8)
     """
 
+    _dp_modules = ("discriminator",)
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
         "latent_dim": int_range(1),
@@ -187,6 +197,7 @@ class CGAN(BaseGenerator):
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
+        dp: DP | None = None,
     ) -> None:
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -204,6 +215,7 @@ class CGAN(BaseGenerator):
         self.device = device
         self.seed = seed
         self.verbose = verbose
+        self.dp = dp
 
     def _build_modules(self) -> nn.ModuleDict:
         arch = choose_architecture(self.sample_shape_)
@@ -225,13 +237,15 @@ class CGAN(BaseGenerator):
         }
 
     def _fit(self, dataset: ImageDataset, seed: int) -> None:
-        self.modules_ = self._build_modules().to(self.device_)
+        self.modules_ = self._new_modules().to(self.device_)
         g, d = self.modules_["generator"], self.modules_["discriminator"]
         ema = self.modules_["generator_ema"]
-        optimizers = self._make_optimizers()
-        opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         trainer = self._make_trainer("CGAN")
         gen = torch.Generator(device=self.device_).manual_seed(seed)
+        optimizers = self._private_optimizers(
+            self._make_optimizers(), n_samples=len(dataset), generator=gen
+        )
+        opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
         x = dataset.images.to(self.device_)
         y = dataset.labels.to(self.device_)
         augment = self.diffaugment and len(self.sample_shape_) == 3
@@ -242,7 +256,9 @@ class CGAN(BaseGenerator):
         def view(images: torch.Tensor) -> torch.Tensor:
             return diff_augment(images, gen) if augment else images
 
-        def step(xb: torch.Tensor, yb: torch.Tensor) -> dict[str, torch.Tensor]:
+        def adversarial_step(
+            xb: torch.Tensor, yb: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
             z = torch.randn((len(xb), self.latent_dim), generator=gen, device=xb.device)
             with trainer.autocast():
                 fake = g(z, yb)
@@ -253,6 +269,13 @@ class CGAN(BaseGenerator):
             with trainer.autocast():
                 g_loss = -d(view(fake), yb).mean()
             optimizer_step(opt_g, g_loss, g.parameters(), self.grad_clip)
+            return d_loss, g_loss
+
+        if self.dp is not None:
+            adversarial_step = self._private_adversarial_step(g, d, opt_g, opt_d, view, gen)
+
+        def step(xb: torch.Tensor, yb: torch.Tensor) -> dict[str, torch.Tensor]:
+            d_loss, g_loss = adversarial_step(xb, yb)
             if not ema_t:
                 ema_t.append(int(ema.updates))
             t = ema_t[0]
@@ -275,8 +298,59 @@ class CGAN(BaseGenerator):
             optimizers=optimizers,
             fingerprint=self._fingerprint(len(dataset)),
         )
-        self._estimate_ema_batch_stats(y, gen)
+        # With dp the labels of the real records are private: re-estimate on uniform classes.
+        self._estimate_ema_batch_stats(y if self.dp is None else self._public_labels(), gen)
         self.modules_.eval()
+
+    def _public_labels(self) -> torch.Tensor:
+        """Every trained class once: uniform draws from it depend on no record."""
+        return torch.tensor(self.classes_, dtype=torch.int64, device=self.device_)
+
+    def _private_adversarial_step(
+        self,
+        g: nn.Module,
+        d: nn.Module,
+        opt_g: torch.optim.Optimizer,
+        opt_d: torch.optim.Optimizer,
+        view: Callable[[torch.Tensor], torch.Tensor],
+        gen: torch.Generator,
+    ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """One DP-SGD discriminator step and one generator step, for ``dp`` training.
+
+        Only the discriminator sees real records, so only its update is private (DP-SGD on
+        Poisson batches; Xie et al., "Differentially Private Generative Adversarial Network",
+        2018). The fake batch has ``batch_size`` samples of uniformly drawn classes, so neither
+        its size nor its labels depend on the real batch (whose size is random under Poisson
+        sampling); the discriminator scores real and fake samples in one pass and every row's
+        gradient is clipped, the fake rows being independent of the data. The generator then
+        learns through the frozen discriminator, a post-processing of private weights.
+        """
+        classes = self._public_labels()
+        batch = self.batch_size
+
+        def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            z = torch.randn((batch, self.latent_dim), generator=gen, device=xb.device)
+            pick = torch.randint(0, len(classes), (batch,), generator=gen, device=xb.device)
+            y_fake = classes[pick]
+            fake = g(z, y_fake)
+            n = len(xb)
+            scores = d(view(torch.cat([xb, fake.detach()])), torch.cat([yb, y_fake]))
+            per_row = torch.cat([F.relu(1 - scores[:n]), F.relu(1 + scores[n:])])
+            # A mean over rows, as Opacus expects; the DP optimiser rescales by the batch size.
+            optimizer_step(opt_d, per_row.mean(), d.parameters(), None)
+            project_spectral_norm_(d)  # the Lipschitz bound spectral norm gave, post-processed
+            d_loss = per_row[:n].detach().mean() + per_row[n:].detach().mean()
+            # The generator's step is no DP step: no per-sample (or any) discriminator gradients.
+            d.requires_grad_(False)
+            try:
+                with self._private_hooks_paused():
+                    g_loss = -d(view(fake), y_fake).mean()
+                    optimizer_step(opt_g, g_loss, g.parameters(), self.grad_clip)
+            finally:
+                d.requires_grad_(True)
+            return d_loss, g_loss
+
+        return step
 
     @torch.no_grad()
     def _estimate_ema_batch_stats(self, y: torch.Tensor, gen: torch.Generator) -> None:

@@ -11,6 +11,7 @@ from synthaug._utils import torch_generator
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators._base import TRAINING_CONSTRAINTS, BaseGenerator
+from synthaug.generators._dp import DP
 from synthaug.generators._networks import (
     Architecture,
     ConvDecoder,
@@ -138,6 +139,10 @@ class CVAE(BaseGenerator):
         Seeds weight initialisation, batch order and latent noise: same seed, same model on CPU.
     verbose : bool
         Show a progress bar.
+    dp : synthaug.DP or None
+        Train with differential privacy (DP-SGD on the whole model, Poisson-sampled batches;
+        see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``; not combinable with
+        ``early_stopping``.
 
     Attributes
     ----------
@@ -147,6 +152,8 @@ class CVAE(BaseGenerator):
         ``"mlp"`` or ``"conv"``, chosen from the sample shape.
     history_ : list of dict
         Per-epoch mean ``loss``, ``recon`` and ``kl`` (and ``val_loss`` with early stopping).
+    privacy_spent_ : tuple of float
+        ``(epsilon, delta)`` spent, from Opacus' accountant; only when trained with ``dp``.
 
     Examples
     --------
@@ -158,6 +165,7 @@ class CVAE(BaseGenerator):
     ((10, 1, 8, 8), [3, 3, 3])
     """
 
+    _dp_modules = ("net",)
     _parameter_constraints = {
         **TRAINING_CONSTRAINTS,
         "latent_dim": int_range(1),
@@ -185,6 +193,7 @@ class CVAE(BaseGenerator):
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
+        dp: DP | None = None,
     ) -> None:
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
@@ -203,6 +212,7 @@ class CVAE(BaseGenerator):
         self.device = device
         self.seed = seed
         self.verbose = verbose
+        self.dp = dp
 
     @property
     def architecture_(self) -> str:
@@ -218,12 +228,14 @@ class CVAE(BaseGenerator):
         return {"net": torch.optim.Adam(self.modules_["net"].parameters(), lr=self.lr)}
 
     def _fit(self, dataset: ImageDataset, seed: int) -> None:
-        self.modules_ = self._build_modules().to(self.device_)
+        self.modules_ = self._new_modules().to(self.device_)
         net = self.modules_["net"]
-        optimizers = self._make_optimizers()
-        optimizer = optimizers["net"]
         trainer = self._make_trainer("CVAE")
         gen = torch.Generator(device=self.device_).manual_seed(seed)
+        optimizers = self._private_optimizers(
+            self._make_optimizers(), n_samples=len(dataset), generator=gen
+        )
+        optimizer = optimizers["net"]
         x = dataset.images.to(self.device_)
         y = dataset.labels.to(self.device_)
         validate = None

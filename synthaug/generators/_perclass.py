@@ -25,6 +25,7 @@ from synthaug._params import (
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators._base import BaseGenerator, seeded
+from synthaug.generators._dp import DP
 from synthaug.generators._registry import get_generator_class, register_generator
 
 BASES = {"vae": "cvae", "gan": "cgan"}
@@ -81,6 +82,11 @@ class PerClass(BaseGenerator):
     ----------
     members_ : dict of int to BaseGenerator
         The fitted model of each class, by label.
+    privacy_spent_ : tuple of float
+        With ``dp=synthaug.DP(...)``: the largest per-class ``(epsilon, delta)``, the guarantee
+        of the whole model (each record trains one class's model only: parallel composition).
+    privacy_per_class_ : dict of int to tuple of float
+        With ``dp``: each class's ``(epsilon, delta)``, by label.
 
     Examples
     --------
@@ -175,9 +181,12 @@ class PerClass(BaseGenerator):
                 f"{type(self).__name__}(base={self.base!r}): unknown parameter(s) "
                 f"{sorted(unknown)} for {base_cls.__name__}; valid: {sorted(base_cls._param_names())}"
             )
+        member_dp = self._member_dp(len(dataset))
         jobs = []
         for label in self.classes_:
             params = self._member_params(label, seed)
+            if member_dp is not None:
+                params["dp"] = member_dp
             validate_params(base_cls.__name__, params, base_cls._parameter_constraints)
             images = dataset.images[dataset.labels == label]
             jobs.append((self.base, params, images, self.class_names_[label]))
@@ -199,6 +208,7 @@ class PerClass(BaseGenerator):
             member.modules_.load_state_dict(weights)
             self.members_[label] = member
         self.modules_ = nn.ModuleDict({str(c): m.modules_ for c, m in self.members_.items()})
+        self._collect_privacy()
         # One record per epoch, each class's losses suffixed with its label ("loss_3").
         n_epochs = max(len(m.history_) for m in self.members_.values())
         self.history_ = [{"epoch": float(i + 1)} for i in range(n_epochs)]
@@ -235,6 +245,44 @@ class PerClass(BaseGenerator):
                 member._restore_state(member_state["fitted"], device)
             self.members_[int(key)] = member
         super()._restore_state(state, device)
+        self._collect_privacy()
+
+    # -- differential privacy ---------------------------------------------------------------
+    def _member_dp(self, n_samples: int) -> DP | None:
+        """Every class's budget, with delta resolved (and checked) on the whole data set.
+
+        Each record trains one class's model only, so by parallel composition (McSherry,
+        SIGMOD 2009) the whole model is as private as its least private member; delta is
+        chosen for all n records, not for each class's share.
+        """
+        dp = self.base_params.get("dp")
+        if dp is None:
+            return None
+        if not isinstance(dp, DP):
+            return dp  # refused with the parameter rules' message when members are validated
+        return DP(
+            epsilon=dp.epsilon,
+            delta=dp.resolve_delta(n_samples),
+            max_grad_norm=dp.max_grad_norm,
+        )
+
+    def _collect_privacy(self) -> None:
+        """``privacy_spent_`` = the largest per-class (epsilon, delta); each in ``privacy_per_class_``."""
+        spent = {
+            c: m.privacy_spent_ for c, m in self.members_.items() if hasattr(m, "privacy_spent_")
+        }
+        if not spent:
+            return
+        self.privacy_per_class_ = dict(spent)
+        epsilon = max(e for e, _ in spent.values())
+        delta = max(d for _, d in spent.values())
+        self.privacy_spent_ = (epsilon, delta)
+        self.privacy_ = {
+            "epsilon": epsilon,
+            "delta": delta,
+            "composition": "parallel: disjoint classes, the largest per-class epsilon",
+            "per_class": {str(c): {"epsilon": e, "delta": d} for c, (e, d) in spent.items()},
+        }
 
     def _build_modules(self) -> nn.ModuleDict:
         return nn.ModuleDict({str(c): m.modules_ for c, m in self.members_.items()})

@@ -34,6 +34,23 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _encode(value: Any) -> Any:
+    """JSON for the parameter objects that are not plain JSON (a ``dp=`` budget)."""
+    from synthaug.generators._dp import DP
+
+    if isinstance(value, DP):
+        return {"__synthaug_dp__": value.to_dict()}
+    raise TypeError(f"cannot store a {type(value).__name__} in a model file")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if set(obj) == {"__synthaug_dp__"}:
+        from synthaug.generators._dp import DP
+
+        return DP(**obj["__synthaug_dp__"])
+    return obj
+
+
 def save_generator(model: Any, path: str | Path) -> Path:
     """Write ``model`` to ``path`` atomically (a crash never leaves a half-written file)."""
     from safetensors.torch import save_file
@@ -58,8 +75,8 @@ def save_generator(model: Any, path: str | Path) -> Path:
         "format_version": str(FORMAT_VERSION),
         "synthaug_version": synthaug.__version__,
         "model_type": model.registry_name,
-        "params": json.dumps(params),
-        "fitted": json.dumps(model._fitted_state()),
+        "params": json.dumps(params, default=_encode),
+        "fitted": json.dumps(model._fitted_state(), default=_encode),
         "sha256": _digest(tensors),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +156,8 @@ def load(path: str | Path, *, device: str = "auto") -> Any:
             f"(known: {sorted(_REGISTRY)})"
         )
     try:
-        params = json.loads(meta["params"])
-        fitted = json.loads(meta["fitted"])
+        params = json.loads(meta["params"], object_hook=_decode)
+        fitted = json.loads(meta["fitted"], object_hook=_decode)
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path} has a damaged configuration header: {exc}") from exc
     return _build_from(_REGISTRY[model_type], params, fitted, tensors, resolve_device(device), path)

@@ -69,6 +69,11 @@ class Trainer:
         Continue from the checkpoint in ``checkpoint_dir`` when one exists. The checkpoint holds
         weights, optimiser moments, the random generator's state and the history, so an
         interrupted run continues to the same result as an uninterrupted one.
+    poisson : bool
+        Poisson-sampled batches, as differentially private SGD's accounting assumes: each step
+        takes every sample independently with probability ``batch_size / n`` (one Bernoulli
+        mask per step, drawn with ``generator``), for :func:`poisson_schedule` steps per epoch.
+        Batches vary in size and may be empty; every one is passed to ``step``.
     """
 
     def __init__(
@@ -84,6 +89,7 @@ class Trainer:
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int = 1,
         resume: bool = False,
+        poisson: bool = False,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -95,6 +101,7 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
         self.resume = resume
+        self.poisson = poisson
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for forward passes and losses: bfloat16 autocast on CUDA when ``amp``."""
@@ -185,15 +192,12 @@ class Trainer:
         n: int,
         epoch: int,
     ) -> dict[str, float]:
-        perm = torch.randperm(n, generator=generator, device=x.device)
         sums: dict[str, torch.Tensor] = {}
         seen = 0
-        for start in range(0, n, self.batch_size):
-            idx = perm[start : start + self.batch_size]
-            # A lone trailing sample makes batch statistics undefined; it is seen next epoch.
-            if len(idx) < 2 <= n:
-                continue
+        for idx in self._batches(n, generator, x.device):
             losses = step(x[idx], y[idx])
+            if len(idx) == 0:
+                continue  # an empty Poisson batch: a noise-only step with no loss to average
             for key, value in losses.items():
                 weighted = value.detach().float() * len(idx)
                 sums[key] = sums[key] + weighted if key in sums else weighted
@@ -202,6 +206,24 @@ class Trainer:
         # One device-to-host transfer per epoch.
         values = (torch.stack([sums[k] for k in keys]) / max(seen, 1)).tolist() if keys else []
         return {"epoch": float(epoch + 1), **dict(zip(keys, values, strict=True))}
+
+    def _batches(
+        self, n: int, generator: torch.Generator, device: torch.device
+    ) -> Iterator[torch.Tensor]:
+        """Index tensors of one epoch's mini-batches."""
+        if self.poisson:
+            rate, steps = poisson_schedule(n, self.batch_size)
+            for _ in range(steps):
+                mask = torch.rand(n, generator=generator, device=device) < rate
+                yield mask.nonzero().squeeze(1)
+            return
+        perm = torch.randperm(n, generator=generator, device=device)
+        for start in range(0, n, self.batch_size):
+            idx = perm[start : start + self.batch_size]
+            # A lone trailing sample makes batch statistics undefined; it is seen next epoch.
+            if len(idx) < 2 <= n:
+                continue
+            yield idx
 
     # -- early stopping -------------------------------------------------------------------
     def _track_best(self, state: _LoopState, record: dict[str, float], modules: nn.Module) -> bool:
@@ -327,6 +349,16 @@ def validation_split(
     n_val = torch.floor(counts.double() * fraction).long()
     is_val = rank < n_val[sorted_labels]
     return order[~is_val], order[is_val]
+
+
+def poisson_schedule(n_samples: int, batch_size: int) -> tuple[float, int]:
+    """Sampling rate ``q`` and steps per epoch for Poisson-sampled batches of mean ``batch_size``.
+
+    Each step takes every sample independently with probability ``q = batch_size / n`` (capped
+    at 1); an epoch is ``round(n / batch_size)`` steps, so it sees each sample once on average.
+    """
+    rate = min(1.0, batch_size / n_samples)
+    return rate, max(1, round(n_samples / batch_size))
 
 
 def describe(**facts: Any) -> str:
