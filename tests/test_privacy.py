@@ -238,7 +238,7 @@ def test_evaluate_cli_reports_the_guarantee(tmp_path, small_digits, capsys):
 
     data = tmp_path / "digits.npz"
     images = (small_digits.images[:, 0].numpy() * 255).astype(np.uint8)
-    np.savez(data, X=images, y=small_digits.labels.numpy())
+    np.savez(data, train_images=images, train_labels=small_digits.labels.numpy())
     train, _, _ = load_evaluation_data(str(data), 0.25, 0)
     model = CVAE(
         epochs=1,
