@@ -33,8 +33,9 @@ def digits() -> ImageDataset:
 def _lazy_loader(dataset_name: str, function: str) -> Callable[..., ImageDataset]:
     """A loader that looks up ``synthaug.data.<function>`` when called.
 
-    The loaders for phantoms, DICOM folders, ``.npz`` files and image folders are written in
-    parallel with the harness; until they exist, asking for them gives an error that says so.
+    Looking the loader up only when a grid asks for it keeps ``import synthaug.bench`` from
+    importing pydicom, highdicom and torchvision's image readers; a synthaug without the function
+    gives an error that says so.
     """
 
     def load(**params: Any) -> ImageDataset:
