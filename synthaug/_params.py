@@ -90,3 +90,39 @@ def validate_params(owner: str, params: Mapping[str, Any], rules: Mapping[str, R
             raise InvalidParameterError(
                 f"{owner}: parameter {name}={params[name]!r} is invalid; it must be {msg}"
             )
+
+
+class ParamsMixin:
+    """scikit-learn style ``get_params`` / ``set_params`` / ``repr`` from the constructor signature.
+
+    Shared by generators and anomaly detectors, whose constructors only store their keyword
+    arguments as attributes of the same name.
+    """
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        import inspect
+
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters as a dict."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> ParamsMixin:
+        """Set constructor parameters; unknown names raise."""
+        valid = set(self._param_names())
+        for name, value in params.items():
+            if name not in valid:
+                raise InvalidParameterError(
+                    f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"

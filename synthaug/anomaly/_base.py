@@ -9,14 +9,21 @@ the held-out normal samples (template method, as imbalanced-learn's ``fit_resamp
 from __future__ import annotations
 
 import copy
-import inspect
 import numbers
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from synthaug._params import Rule, boolean, int_range, none_or, real_range, validate_params
+from synthaug._params import (
+    ParamsMixin,
+    Rule,
+    boolean,
+    int_range,
+    none_or,
+    real_range,
+    validate_params,
+)
 from synthaug._utils import check_seed
 from synthaug.data import ImageDataset
 from synthaug.errors import (
@@ -90,7 +97,7 @@ def clone_detector(detector: BaseDetector, **overrides: Any) -> BaseDetector:
     return type(detector)(**params)
 
 
-class BaseDetector:
+class BaseDetector(ParamsMixin):
     """Shared behaviour of synthaug anomaly detectors.
 
     A detector learns what normal samples look like from a training set holding only normal
@@ -126,33 +133,6 @@ class BaseDetector:
     _parameter_constraints: ClassVar[dict[str, Rule]] = {}
     # Fewest training samples the family can fit on (after the validation hold-out).
     _min_train_samples: ClassVar[int] = 2
-
-    # -- parameters (scikit-learn conventions) --------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
-        ]
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters as a dict."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> BaseDetector:
-        """Set constructor parameters; unknown names raise."""
-        valid = set(self._param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise InvalidParameterError(
-                    f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}"
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
 
     def _store_common(
         self,

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from synthaug._params import (
+    ParamsMixin,
     Rule,
     boolean,
     device_like,
@@ -73,7 +73,7 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
-class BaseGenerator:
+class BaseGenerator(ParamsMixin):
     """Shared behaviour of synthaug generators.
 
     Subclasses define keyword-only ``__init__`` parameters that they only store, a
@@ -89,33 +89,6 @@ class BaseGenerator:
     _min_samples_per_class: ClassVar[int] = 1
     # The networks that see real data: with ``dp=`` they are the ones trained with DP-SGD.
     _dp_modules: ClassVar[tuple[str, ...]] = ()
-
-    # -- parameters (scikit-learn conventions) --------------------------------------------
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [
-            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
-        ]
-
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters as a dict."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> BaseGenerator:
-        """Set constructor parameters; unknown names raise."""
-        valid = set(self._param_names())
-        for name, value in params.items():
-            if name not in valid:
-                raise InvalidParameterError(
-                    f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}"
-                )
-            setattr(self, name, value)
-        return self
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
 
     # -- fitted state ---------------------------------------------------------------------
     @property
