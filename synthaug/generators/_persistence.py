@@ -53,10 +53,6 @@ def _decode(obj: dict[str, Any]) -> Any:
 
 def save_generator(model: Any, path: str | Path) -> Path:
     """Write ``model`` to ``path`` atomically (a crash never leaves a half-written file)."""
-    from safetensors.torch import save_file
-
-    import synthaug
-
     path = Path(path)
     if path.suffix != ".safetensors":
         path = (
@@ -71,12 +67,34 @@ def save_generator(model: Any, path: str | Path) -> Path:
     params = model.get_params()
     params["device"] = str(params.get("device", "auto"))
     meta = {
-        "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "synthaug_version": synthaug.__version__,
         "model_type": model.registry_name,
         "params": json.dumps(params, default=_encode),
         "fitted": json.dumps(model._fitted_state(), default=_encode),
+    }
+    return write_checkpoint(path, tensors, meta, FORMAT_NAME, FORMAT_VERSION)
+
+
+def write_checkpoint(
+    path: Path,
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, str],
+    format_name: str,
+    version: int,
+) -> Path:
+    """Write ``tensors`` with ``meta`` plus format, versions and SHA-256 digest, atomically.
+
+    Shared by every synthaug file type (generators, feature extractors): the temp file is
+    renamed over ``path`` only once complete, so a crash never leaves a half-written file.
+    """
+    from safetensors.torch import save_file
+
+    import synthaug
+
+    meta = {
+        "format": format_name,
+        "format_version": str(version),
+        "synthaug_version": synthaug.__version__,
+        **meta,
         "sha256": _digest(tensors),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

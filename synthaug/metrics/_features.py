@@ -11,17 +11,22 @@ share one embedding.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthaug._params import device_like, int_range, real_range, seed_like, validate_params
+from synthaug._params import (
+    ParamsMixin,
+    device_like,
+    int_range,
+    real_range,
+    seed_like,
+    validate_params,
+)
 from synthaug._utils import check_seed, resolve_device
 from synthaug.data import ImageDataset
 from synthaug.errors import (
@@ -75,7 +80,7 @@ def _build_net(sample_shape: tuple[int, ...], n_classes: int, dim: int) -> nn.Mo
     return _MLPEmbedder(sample_shape[0], n_classes, dim)
 
 
-class FeatureExtractor:
+class FeatureExtractor(ParamsMixin):
     """Embeds images with the penultimate layer of a classifier trained on real labels.
 
     Images ``(N, C, H, W)`` get a small CNN, feature vectors ``(N, D)`` an MLP. Training uses
@@ -140,13 +145,6 @@ class FeatureExtractor:
         self.weight_decay = weight_decay
         self.seed = seed
         self.device = device
-
-    def get_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._parameter_constraints}
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"FeatureExtractor({params})"
 
     # -- alternative: a user function --------------------------------------------------------
     @classmethod
@@ -290,10 +288,7 @@ class FeatureExtractor:
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write weights (safetensors) and configuration (JSON header) to ``path``; no pickle."""
-        from safetensors.torch import save_file
-
-        import synthaug
-        from synthaug.generators._persistence import _digest
+        from synthaug.generators._persistence import write_checkpoint
 
         self._check_fitted()
         if hasattr(self, "function_"):
@@ -308,23 +303,8 @@ class FeatureExtractor:
             "n_classes_": self.n_classes_,
             "train_accuracy_": self.train_accuracy_,
         }
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": str(FORMAT_VERSION),
-            "synthaug_version": synthaug.__version__,
-            "params": json.dumps(params),
-            "fitted": json.dumps(fitted),
-            "sha256": _digest(tensors),
-        }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            save_file(tensors, str(tmp), metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return path
+        meta = {"params": json.dumps(params), "fitted": json.dumps(fitted)}
+        return write_checkpoint(path, tensors, meta, FORMAT_NAME, FORMAT_VERSION)
 
     @classmethod
     def load(cls, path: str | Path, *, device: str = "auto") -> FeatureExtractor:
