@@ -15,6 +15,7 @@ from synthaug.anomaly._classical import (
 )
 from synthaug.anomaly._gan import GANAnomalyDetector
 from synthaug.anomaly._protocol import (
+    evaluate_one_class,
     format_one_class_table,
     mean_ci,
     run_one_class,
@@ -32,6 +33,7 @@ __all__ = [
     "VAEAnomalyDetector",
     "clone_detector",
     "create_detector",
+    "evaluate_one_class",
     "format_one_class_table",
     "list_detectors",
     "mean_ci",

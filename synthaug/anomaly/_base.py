@@ -162,6 +162,16 @@ class BaseDetector(ParamsMixin):
             )
 
     # -- fit --------------------------------------------------------------------------------
+    def check_params(self) -> None:
+        """Raise :class:`~synthaug.errors.InvalidParameterError` for a bad parameter value.
+
+        ``fit`` calls it first; the benchmark harness calls it when it reads a config, so a
+        typo fails before any cell runs.
+        """
+        params = self.get_params()
+        validate_params(type(self).__name__, params, _COMMON_CONSTRAINTS)
+        validate_params(type(self).__name__, params, self._parameter_constraints)
+
     def fit(self, dataset: ImageDataset) -> BaseDetector:
         """Learn what normal samples look like from ``dataset`` and return ``self``.
 
@@ -177,9 +187,7 @@ class BaseDetector(ParamsMixin):
         EmptyDatasetError
             When the dataset is empty or too small to hold out a validation part.
         """
-        params = self.get_params()
-        validate_params(type(self).__name__, params, _COMMON_CONSTRAINTS)
-        validate_params(type(self).__name__, params, self._parameter_constraints)
+        self.check_params()
         self._check_dataset(dataset, "fit")
         present = [dataset.classes[c] for c, n in dataset.class_counts().items() if n > 0]
         if len(present) > 1 and not self.allow_multiple_classes:

@@ -99,8 +99,6 @@ def run_one_class(
     >>> sorted(result["summary"]["pca"]["per_class"])
     ['0', '1']
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     if not isinstance(dataset, ImageDataset):
         raise InvalidDataError(f"dataset must be an ImageDataset, got {type(dataset).__name__}")
     if len(dataset) == 0:
@@ -138,45 +136,16 @@ def run_one_class(
             train, test = dataset.split(test_size=test_size, seed=seed)
         else:
             train, test = dataset, test_dataset
-        test_labels = test.labels.numpy()
         for c in labels:
-            name_c = dataset.classes[c]
-            idx = torch.nonzero(train.labels == c).flatten().numpy()
-            if n_normal is not None:
-                if len(idx) < n_normal:
-                    raise EmptyDatasetError(
-                        f"class {name_c!r} has {len(idx)} training samples, fewer than "
-                        f"n_normal={n_normal}"
-                    )
-                rng = np.random.default_rng([seed, c])
-                idx = np.sort(rng.choice(idx, size=n_normal, replace=False))
-            if len(idx) == 0:
-                raise EmptyDatasetError(f"class {name_c!r} has no training samples")
-            is_anomaly = (test_labels != c).astype(np.int64)
-            if is_anomaly.min() == is_anomaly.max():
-                raise EmptyDatasetError(
-                    f"the test split needs both normal (class {name_c!r}) and anomalous samples"
-                )
-            normal = train.subset(idx)
             for det_name, template in detectors.items():
-                start = time.perf_counter()
-                detector = clone_detector(template, seed=seed).fit(normal)
-                seconds = time.perf_counter() - start
-                scores = detector.score(test)
-                record = {
-                    "detector": det_name,
-                    "normal_class": name_c,
-                    "seed": seed,
-                    "auroc": float(roc_auc_score(is_anomaly, scores)),
-                    "auprc": float(average_precision_score(is_anomaly, scores)),
-                    "fit_seconds": seconds,
-                    "n_train": int(detector.n_train_),
-                }
+                record = evaluate_one_class(template, train, test, c, seed=seed, n_normal=n_normal)
+                record = {"detector": det_name, **record}
                 records.append(record)
                 if echo is not None:
                     echo(
-                        f"seed {seed} class {name_c} {det_name}: AUROC {record['auroc']:.4f} "
-                        f"AUPRC {record['auprc']:.4f} ({seconds:.1f}s)"
+                        f"seed {seed} class {record['normal_class']} {det_name}: AUROC "
+                        f"{record['auroc']:.4f} AUPRC {record['auprc']:.4f} "
+                        f"({record['fit_seconds']:.1f}s)"
                     )
     return {
         "records": records,
@@ -189,6 +158,81 @@ def run_one_class(
             "detectors": {name: repr(det) for name, det in detectors.items()},
         },
     }
+
+
+def evaluate_one_class(
+    detector: BaseDetector,
+    train: ImageDataset,
+    test: ImageDataset,
+    normal_class: int | str,
+    *,
+    seed: int,
+    n_normal: int | None = None,
+    per_anomaly_class: bool = False,
+) -> dict[str, Any]:
+    """One run of the one-class protocol: fit on class ``normal_class`` of ``train``, score ``test``.
+
+    Parameters
+    ----------
+    detector : BaseDetector
+        An unfitted template; a clone with ``seed`` is fitted.
+    train, test : ImageDataset
+        Labelled splits with the same classes; only the normal class of ``train`` is used.
+    normal_class : int or str
+        Label or class name of the normal class; every other test class is anomalous.
+    seed : int
+        Seeds the detector and the ``n_normal`` draw.
+    n_normal : int, optional
+        Train on this many normal samples only, drawn without replacement (few-normals).
+    per_anomaly_class : bool
+        Also report ``auroc[<class>]``: the normal test samples against one anomalous class.
+
+    Returns
+    -------
+    dict
+        ``normal_class`` (name), ``seed``, ``auroc``, ``auprc`` (anomalies positive),
+        ``fit_seconds``, ``n_train`` (including synthetic normals) and, when asked, the
+        per-anomaly-class AUROCs.
+    """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    c = _class_index(train, normal_class)
+    name_c = train.classes[c]
+    idx = torch.nonzero(train.labels == c).flatten().numpy()
+    if n_normal is not None:
+        if len(idx) < n_normal:
+            raise EmptyDatasetError(
+                f"class {name_c!r} has {len(idx)} training samples, fewer than n_normal={n_normal}"
+            )
+        rng = np.random.default_rng([seed, c])
+        idx = np.sort(rng.choice(idx, size=n_normal, replace=False))
+    if len(idx) == 0:
+        raise EmptyDatasetError(f"class {name_c!r} has no training samples")
+    test_labels = test.labels.numpy()
+    is_anomaly = (test_labels != c).astype(np.int64)
+    if is_anomaly.min() == is_anomaly.max():
+        raise EmptyDatasetError(
+            f"the test split needs both normal (class {name_c!r}) and anomalous samples"
+        )
+    start = time.perf_counter()
+    fitted = clone_detector(detector, seed=seed).fit(train.subset(idx))
+    seconds = time.perf_counter() - start
+    scores = fitted.score(test)
+    record: dict[str, Any] = {
+        "normal_class": name_c,
+        "seed": seed,
+        "auroc": float(roc_auc_score(is_anomaly, scores)),
+        "auprc": float(average_precision_score(is_anomaly, scores)),
+        "fit_seconds": seconds,
+        "n_train": int(fitted.n_train_),
+    }
+    if per_anomaly_class:
+        for a in np.unique(test_labels[is_anomaly == 1]):
+            keep = (test_labels == c) | (test_labels == a)
+            record[f"auroc[{test.classes[a]}]"] = float(
+                roc_auc_score(is_anomaly[keep], scores[keep])
+            )
+    return record
 
 
 def summarize_one_class(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

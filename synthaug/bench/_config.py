@@ -1,9 +1,13 @@
 """Benchmark grids described in TOML, validated up front.
 
-A config names a data set, the imbalance settings (ratios for chosen minority classes and/or
-explicit per-class count lists), the split protocol, downstream classifiers, augmentation
-methods and seeds. Every cell of the grid (setting x method x classifier x seed) is one
-independent task. See ``benchmarks/digits_imbalanced.toml`` for a complete example::
+A config names a task type, a data set, the settings of the task (for ``classification``, the
+``[imbalance]`` table: ratios for chosen minority classes and/or explicit per-class count
+lists; for ``anomaly``, the ``[anomaly]`` table: normal classes; for ``tstr``, the
+``[privacy]`` table: privacy budgets), the split protocol, downstream classifiers (for tasks
+that train one), the methods to compare and the seeds. Every cell of the grid (setting x
+method x classifier x seed) is one independent task. The task type decides what its settings
+table holds and which methods it accepts (see :func:`~synthaug.bench.register_task`).
+``benchmarks/digits_imbalanced.toml`` is a complete example::
 
     task = "classification"
     seeds = 5
@@ -45,20 +49,29 @@ from typing import Any
 
 from synthaug.errors import DataFileError, InvalidParameterError
 
-_TOP_KEYS = (
+_COMMON_KEYS = (
     "name",
     "task",
     "seeds",
     "device",
     "dataset",
-    "imbalance",
     "split",
     "classifiers",
     "methods",
-    "quick",
+    "baselines",
 )
 _IMBALANCE_KEYS = ("minority_classes", "ratios", "counts")
 _SPLIT_KEYS = ("test_size",)
+# A task that trains no downstream classifier still has the axis, with this one entry.
+NO_CLASSIFIER = "-"
+
+
+def _top_keys() -> tuple[str, ...]:
+    """Keys a config may have: the common ones, every task's settings table, and ``quick``."""
+    from synthaug.bench._registry import _TASKS
+
+    tables = tuple(dict.fromkeys(t.settings_table for t in _TASKS.values()))
+    return (*_COMMON_KEYS, *tables, "quick")
 
 
 def _toml_loads(text: str) -> dict[str, Any]:
@@ -93,6 +106,7 @@ class BenchConfig:
     split: dict[str, Any]
     classifiers: dict[str, dict[str, Any]]
     methods: dict[str, dict[str, Any]]
+    baselines: list[str] = field(default_factory=list)
     quick: bool = False
     source: str = "<dict>"
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -109,6 +123,7 @@ class BenchConfig:
             "split": self.split,
             "classifiers": self.classifiers,
             "methods": self.methods,
+            "baselines": self.baselines,
             "quick": self.quick,
         }
 
@@ -118,7 +133,14 @@ class BenchConfig:
         return stable_hash(self.to_dict(), 12)
 
     def cells(self) -> list[dict[str, Any]]:
-        """Every cell of the grid, seed-major so that early results already compare methods."""
+        """Every cell of the grid, seed-major so that early results already compare methods.
+
+        A cell carries its setting under the task's settings-table name (``cell["imbalance"]``
+        for classification), so the task reads it where the config wrote it.
+        """
+        from synthaug.bench._registry import get_task
+
+        table = get_task(self.task).settings_table
         out = []
         for seed in self.seeds:
             for setting in self.settings:
@@ -129,7 +151,7 @@ class BenchConfig:
                             "dataset": self.dataset,
                             "split": self.split,
                             "setting": setting["label"],
-                            "imbalance": setting["imbalance"],
+                            table: setting[table],
                             "method": method,
                             "method_params": method_params,
                             "classifier": clf,
@@ -213,9 +235,10 @@ def parse_config(
     from synthaug.bench import _methods, _tasks  # noqa: F401  (register the built-ins)
     from synthaug.bench._registry import check_params, get_classifier, get_dataset, get_task
 
-    _check_keys(data, _TOP_KEYS, "config")
+    top_keys = _top_keys()
+    _check_keys(data, top_keys, "config")
     if quick:
-        over = _check_keys(data.get("quick", {}), _TOP_KEYS[:-1], "quick")
+        over = _check_keys(data.get("quick", {}), top_keys[:-1], "quick")
         data = _merge({k: v for k, v in data.items() if k != "quick"}, over)
 
     name = data.get("name", Path(source).stem if source != "<dict>" else "bench")
@@ -225,7 +248,16 @@ def parse_config(
     task = data.get("task", "classification")
     if not isinstance(task, str):
         raise _fail("task", f"must be a string, got {task!r}")
-    get_task(task, "task")
+    task_cls = get_task(task, "task")
+    own_table = task_cls.settings_table
+    for other in top_keys:
+        if other in data and other != own_table and other not in _COMMON_KEYS + ("quick",):
+            users = [n for n, t in _tasks_by_table().items() if t == other]
+            raise _fail(
+                other,
+                f"only used with task = {' or '.join(repr(u) for u in users)}; this config's "
+                f"task is {task!r}, whose settings go in [{own_table}]",
+            )
 
     seeds = data.get("seeds", 5)
     if _is_int(seeds):
@@ -251,13 +283,12 @@ def parse_config(
         raise _fail("dataset.name", 'missing; give the data set\'s registered name, e.g. "digits"')
     loader = get_dataset(ds["name"], "dataset.name")
     params = {k: v for k, v in ds.items() if k != "name"}
-    from synthaug.bench._tasks import resolve_lazy
+    from synthaug.bench._tasks import load_dataset, resolve_lazy
 
     check_params(resolve_lazy(loader), params, "dataset")
     dataset = {"name": ds["name"], "params": params}
 
-    imbalance = _check_keys(data.get("imbalance", {}), _IMBALANCE_KEYS, "imbalance")
-    settings = _settings(imbalance)
+    settings = task_cls.parse_settings(data.get(own_table, {}), lambda: load_dataset(dataset))
 
     split = _check_keys(data.get("split", {}), _SPLIT_KEYS, "split")
     test_size = split.get("test_size", 0.4)
@@ -269,16 +300,28 @@ def parse_config(
         raise _fail("split.test_size", f"must be a number in (0, 1), got {test_size!r}")
     split = {"test_size": float(test_size)}
 
-    classifiers = _params_table(data.get("classifiers", ["cnn"]), "classifiers")
-    for clf, clf_params in classifiers.items():
-        fn = get_classifier(clf, "classifiers")
-        check_params(fn, clf_params, f"classifiers.{clf}", skip=("seed", "device"))
+    if task_cls.uses_classifiers:
+        classifiers = _params_table(data.get("classifiers", ["cnn"]), "classifiers")
+        for clf, clf_params in classifiers.items():
+            fn = get_classifier(clf, "classifiers")
+            check_params(fn, clf_params, f"classifiers.{clf}", skip=("seed", "device"))
+    elif "classifiers" in data:
+        raise _fail("classifiers", f"task {task!r} trains no downstream classifier; remove it")
+    else:
+        classifiers = {NO_CLASSIFIER: {}}
 
     if "methods" not in data:
-        raise _fail("methods", 'missing; list the methods to compare, e.g. ["none", "smote"]')
+        raise _fail("methods", f"missing; list the methods to compare, e.g. {task_cls.example}")
     methods = _params_table(data["methods"], "methods")
     for method, method_params in methods.items():
-        _methods.validate_method(method, method_params)
+        task_cls.validate_method(method, method_params)
+
+    baselines = data.get("baselines", [b for b in task_cls.baselines if b in methods])
+    if not isinstance(baselines, list) or not all(isinstance(b, str) for b in baselines):
+        raise _fail("baselines", f"must be a list of method names, got {baselines!r}")
+    for b in baselines:
+        if b not in methods:
+            raise _fail("baselines", f"{b!r} is not one of the methods ({', '.join(methods)})")
 
     if not quick and "quick" in data:
         # Check the reduced grid now too, so a typo in [quick] cannot wait for the smoke run.
@@ -299,13 +342,22 @@ def parse_config(
         split=split,
         classifiers=classifiers,
         methods=methods,
+        baselines=list(baselines),
         quick=quick,
         source=source,
         raw=data,
     )
 
 
-def _settings(imbalance: dict[str, Any]) -> list[dict[str, Any]]:
+def _tasks_by_table() -> dict[str, str]:
+    from synthaug.bench._registry import _TASKS
+
+    return {name: cls.settings_table for name, cls in _TASKS.items()}
+
+
+def imbalance_settings(table: Any) -> list[dict[str, Any]]:
+    """The settings of the ``[imbalance]`` table: one per ratio and one per count list."""
+    imbalance = _check_keys(table, _IMBALANCE_KEYS, "imbalance")
     ratios = imbalance.get("ratios", [])
     counts = imbalance.get("counts", [])
     if not ratios and not counts:

@@ -70,9 +70,25 @@ def register_classifier(name: str) -> Callable[[F], F]:
 
 
 def register_task(name: str) -> Callable[[F], F]:
-    """Register a task type: a class with ``run(cell, dataset, timings) -> metrics``.
+    """Register a task type: what one grid cell does and how its config is read.
 
-    See :class:`synthaug.bench._tasks.ClassificationTask` for the interface.
+    The class has
+
+    - ``settings_table``: the config table holding the task's settings (``"imbalance"``);
+    - ``parse_settings(table, dataset) -> [{"label": str, settings_table: payload}, ...]``,
+      where ``dataset()`` loads the config's data set if the settings need its classes;
+      errors name the bad key;
+    - ``validate_method(name, params)``, raising for a method the task cannot run;
+    - ``uses_classifiers`` (whether cells cross the ``[classifiers]`` axis), ``baselines``
+      (methods the report compares every other method with, when configured), ``example``
+      (a methods list for error messages), ``reported`` (the metrics of the tables, the first
+      one ranks methods), ``best_is_highest`` (metrics whose highest mean is marked best) and
+      ``mean_over_settings`` (false, or the label of a per-seed mean across settings that
+      the report adds, e.g. ``"mean over normal classes"``);
+    - ``run(cell, dataset, timings) -> dict of metrics``, with the payload in
+      ``cell[settings_table]``.
+
+    See :class:`synthaug.bench._tasks.ClassificationTask` for the reference implementation.
     """
     return _register(_TASKS, "task", name)
 

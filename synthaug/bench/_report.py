@@ -1,10 +1,13 @@
 """Reports of a benchmark folder: Markdown, CSV and LaTeX tables, plots.
 
 Per setting, classifier and method: the mean of each metric across seeds with a 95%
-Student-t confidence interval, and the paired difference to ``none`` and to ``classical``
-(the same seeds, so the same splits) with a two-sided Wilcoxon signed-rank test
-(Wilcoxon, 1945). With 5 seeds the smallest possible two-sided p-value is 0.0625: read the
-p-values as evidence, not as a significance stamp.
+Student-t confidence interval, and the paired difference to each baseline method (``none``
+and ``classical`` for classification; the config's ``baselines``) over the same seeds, so the
+same splits, with its own 95% t-interval and a two-sided Wilcoxon signed-rank test (Wilcoxon,
+1945). With 5 seeds the smallest possible two-sided p-value is 0.0625, with 3 seeds 0.25: read
+the p-values as evidence, not as a significance stamp. Tasks whose settings are replicates of
+one question (the normal classes of the one-class protocol) also get a "mean over settings"
+block: per seed the mean across settings, then mean ± CI across seeds.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from synthaug.bench._runner import CONFIG, RESULTS, read_results
 from synthaug.errors import DataFileError
 
 BASELINES = ("none", "classical")
-CSV_FIELDS = (
+_FIELDS = (
     "task",
     "dataset",
     "setting",
@@ -36,13 +39,17 @@ CSV_FIELDS = (
     "ci95_high",
     "ci95_half_width",
     "best",
-    "gain_vs_none",
-    "p_vs_none",
-    "n_pairs_vs_none",
-    "gain_vs_classical",
-    "p_vs_classical",
-    "n_pairs_vs_classical",
 )
+MEAN_SETTING = "mean over settings"
+
+
+def csv_fields(baselines: Sequence[str] = BASELINES) -> tuple[str, ...]:
+    """The CSV columns: the summary, then gain, its CI half-width, p and pairs per baseline."""
+    per = ("gain_vs_{}", "ci95_gain_vs_{}", "p_vs_{}", "n_pairs_vs_{}")
+    return _FIELDS + tuple(f.format(b) for b in baselines for f in per)
+
+
+CSV_FIELDS = csv_fields()
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
@@ -65,6 +72,11 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]
     return float(x.mean()), float(half)
 
 
+def _paired_diff(a: dict[int, float], b: dict[int, float]) -> np.ndarray:
+    seeds = sorted(s for s in set(a) & set(b) if a[s] is not None and b[s] is not None)
+    return np.round(np.array([a[s] - b[s] for s in seeds], dtype=float), 12)
+
+
 def paired_gain(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int]:
     """Mean of ``a - b`` over the seeds both have, the Wilcoxon signed-rank p-value, pairs used.
 
@@ -73,29 +85,106 @@ def paired_gain(a: dict[int, float], b: dict[int, float]) -> tuple[float, float,
     """
     from scipy import stats
 
-    seeds = sorted(s for s in set(a) & set(b) if a[s] is not None and b[s] is not None)
-    if not seeds:
+    diff = _paired_diff(a, b)
+    if not len(diff):
         return math.nan, math.nan, 0
-    diff = np.round(np.array([a[s] - b[s] for s in seeds], dtype=float), 12)
     p = math.nan
     if len(diff) >= 2 and np.any(diff != 0):
         p = float(stats.wilcoxon(diff).pvalue)
-    return float(diff.mean()), p, len(seeds)
+    return float(diff.mean()), p, len(diff)
 
 
-def _reported_metrics(task: str, records: list[dict[str, Any]]) -> tuple[str, ...]:
+def _task_class(task: str) -> Any:
     from synthaug.bench import _tasks  # noqa: F401  (register the built-in tasks)
     from synthaug.bench._registry import _TASKS
 
-    cls = _TASKS.get(task)
+    return _TASKS.get(task)
+
+
+def default_baselines(task: str, methods: Sequence[str]) -> list[str]:
+    """The task's baseline methods that the results hold (``none``, ``classical`` ...)."""
+    cls = _task_class(task)
+    names = getattr(cls, "baselines", BASELINES)
+    return [b for b in names if b in methods]
+
+
+def _reported_metrics(task: str, records: list[dict[str, Any]]) -> tuple[str, ...]:
+    cls = _task_class(task)
     if cls is not None:
+        if hasattr(cls, "reported_metrics"):
+            return tuple(cls.reported_metrics([r["metrics"] for r in records]))
         return tuple(cls.reported)
     keys = [k for k, v in records[0]["metrics"].items() if isinstance(v, (int, float))]
     return tuple(keys)
 
 
-def summarize_results(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (task, dataset, setting, classifier, method, metric): see ``CSV_FIELDS``."""
+def _best_is_highest(task: str, metric: str) -> bool:
+    cls = _task_class(task)
+    if cls is None:
+        return True
+    # Per-class variants ("auroc[medium]") follow their base metric.
+    return metric.split("[")[0] in getattr(cls, "best_is_highest", cls.reported)
+
+
+def _mean_over_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pseudo-records of the "mean over settings" block, for tasks that ask for one.
+
+    Per (task, dataset, classifier, method, seed): the mean of every metric across the
+    settings, kept only when that seed has every setting (a partial mean would be biased).
+    """
+    out = []
+    groups: dict[tuple, dict[int, dict[str, dict[str, Any]]]] = {}
+    settings: dict[tuple, set[str]] = {}
+    for r in records:
+        c = r["cell"]
+        if not getattr(_task_class(c["task"]), "mean_over_settings", False):
+            continue
+        key = (c["task"], c["dataset"]["name"], c["classifier"])
+        settings.setdefault(key, set()).add(c["setting"])
+        groups.setdefault((*key, c["method"]), {}).setdefault(r["seed"], {})[c["setting"]] = r[
+            "metrics"
+        ]
+    for (task, dataset, clf, method), by_seed in groups.items():
+        wanted = settings[(task, dataset, clf)]
+        if len(wanted) < 2:
+            continue
+        for seed, by_setting in by_seed.items():
+            if set(by_setting) != wanted:
+                continue
+            keys = set.intersection(*(set(m) for m in by_setting.values()))
+            metrics = {}
+            for k in keys:
+                values = [m[k] for m in by_setting.values()]
+                if all(isinstance(v, (int, float)) and v is not None for v in values):
+                    metrics[k] = float(np.mean(values))
+            label = _task_class(task).mean_over_settings
+            if not isinstance(label, str):
+                label = MEAN_SETTING
+            cell = {
+                "task": task,
+                "dataset": {"name": dataset},
+                "setting": f"{label} ({len(wanted)})",
+                "classifier": clf,
+                "method": method,
+            }
+            out.append({"cell": cell, "seed": seed, "metrics": metrics})
+    return out
+
+
+def summarize_results(
+    records: list[dict[str, Any]], baselines: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per (task, dataset, setting, classifier, method, metric): see :func:`csv_fields`.
+
+    Parameters
+    ----------
+    records : list of dict
+        Result records (``read_results``).
+    baselines : sequence of str, optional
+        Methods every other method is compared with; default the task's baselines
+        (``none`` and ``classical`` for classification) that the records hold.
+    """
+    records = records + _mean_over_settings(records)
     groups: dict[tuple, dict[str, dict[int, dict[str, float]]]] = {}
     for r in records:
         c = r["cell"]
@@ -104,6 +193,7 @@ def summarize_results(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (task, dataset, setting, classifier), by_method in groups.items():
         metrics = _reported_metrics(task, [r for r in records if r["cell"]["task"] == task])
+        bases = list(baselines) if baselines is not None else default_baselines(task, by_method)
         for metric in metrics:
             series = {
                 m: {s: v.get(metric) for s, v in by_seed.items()}
@@ -127,20 +217,26 @@ def summarize_results(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "ci95_high": mean + half,
                     "ci95_half_width": half,
                 }
-                for base in BASELINES:
+                for base in bases:
                     if base in series and method != base:
                         gain, p, n = paired_gain(values, series[base])
+                        gain_ci = mean_ci(_paired_diff(values, series[base]))[1]
                     else:
-                        gain, p, n = math.nan, math.nan, 0
+                        gain, gain_ci, p, n = math.nan, math.nan, math.nan, 0
                     row[f"gain_vs_{base}"], row[f"p_vs_{base}"] = gain, p
-                    row[f"n_pairs_vs_{base}"] = n
+                    row[f"ci95_gain_vs_{base}"], row[f"n_pairs_vs_{base}"] = gain_ci, n
                 block.append(row)
             finite = [v for v in means.values() if not math.isnan(v)]
-            top = max(finite) if finite else math.nan
+            top = max(finite) if finite and _best_is_highest(task, metric) else math.nan
             for row in block:
-                row["best"] = bool(finite) and math.isclose(row["mean"], top, abs_tol=1e-12)
+                row["best"] = not math.isnan(top) and math.isclose(row["mean"], top, abs_tol=1e-12)
             rows.extend(block)
     return rows
+
+
+def _baselines_in(rows: list[dict[str, Any]]) -> list[str]:
+    keys = [k[len("gain_vs_") :] for r in rows for k in r if k.startswith("gain_vs_")]
+    return list(dict.fromkeys(keys))
 
 
 def load_records(out: str | Path) -> list[dict[str, Any]]:
@@ -200,28 +296,74 @@ def _metrics_in(block: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(r["metric"] for r in block))
 
 
+def _where(*parts: str) -> list[str]:
+    """Heading parts, without the placeholder classifier of tasks that train none."""
+    from synthaug.bench._config import NO_CLASSIFIER
+
+    return [p for p in parts if p != NO_CLASSIFIER]
+
+
 def _winners(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
-    for (_, dataset, setting, clf), block in _blocks(rows).items():
+    for (task, dataset, setting, clf), block in _blocks(rows).items():
         primary = _metrics_in(block)[0]
         by_method = {r["method"]: r for r in block if r["metric"] == primary}
+        # A reference that no method is meant to beat (the real data of TSTR) is not a winner.
+        references = getattr(_task_class(task), "references", ())
         best = max(
-            (r for r in by_method.values() if not math.isnan(r["mean"])),
+            (
+                r
+                for r in by_method.values()
+                if not math.isnan(r["mean"]) and r["method"] not in references
+            ),
             key=lambda r: r["mean"],
             default=None,
         )
         if best is None:
             continue
+        others = dict.fromkeys(("smote", *references, *reversed(_baselines_in(block))))
         margins = [
             f"{best['mean'] - by_method[b]['mean']:+.3f} over {b}"
-            for b in ("smote", "classical", "none")
+            for b in others
             if b in by_method and b != best["method"]
         ]
         lines.append(
-            f"- {dataset}, {setting}, {clf}: **{best['method']}** "
+            f"- {', '.join(_where(dataset, setting, clf))}: **{best['method']}** "
             f"{primary} {_cell_text(best)}" + (f" ({', '.join(margins)})" if margins else "")
         )
     return lines
+
+
+def _gain_text(row: dict[str, Any], base: str) -> str:
+    gain, p, half = row[f"gain_vs_{base}"], row[f"p_vs_{base}"], row[f"ci95_gain_vs_{base}"]
+    if math.isnan(gain):
+        return "—"
+    ci = "" if math.isnan(half) else f" ± {half:.3f}"
+    return f"{_signed(gain)}{ci} ({_p(p)})"
+
+
+def _overview(rows: list[dict[str, Any]], metric: str) -> str:
+    """Methods x settings for one metric, the mean over settings last (one-class protocol)."""
+    rows = [r for r in rows if r["metric"] == metric]
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    mean_col = [st for st in settings if st.startswith("mean over ")]
+    plain = [st for st in settings if st not in mean_col]
+    head = ["method", *(st.split("=", 1)[-1] for st in plain), *mean_col]
+    lines = [
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+    ]
+    for method in _methods_in(rows):
+        cells = [method]
+        for st in plain:
+            row = next((r for r in rows if r["method"] == method and r["setting"] == st), None)
+            cells.append("" if row is None else _num(row["mean"]))
+        for st in mean_col:
+            row = next((r for r in rows if r["method"] == method and r["setting"] == st), None)
+            text = "" if row is None else _cell_text(row)
+            cells.append(f"**{text}**" if row is not None and row["best"] else text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
@@ -232,16 +374,28 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
     out.write(
         f"{len(records)} finished cells, seeds {seeds}. Cells: mean ± 95% t-interval across "
         "seeds; best mean per column in bold. Δ: mean paired difference (same seeds, same "
-        "splits) with the two-sided Wilcoxon signed-rank p-value.\n\n"
+        "splits) ± its 95% t-interval, with the two-sided Wilcoxon signed-rank p-value.\n\n"
     )
     out.write("## Best method per setting\n\n" + "\n".join(_winners(rows)) + "\n")
+    for task, dataset, clf in dict.fromkeys(
+        (r["task"], r["dataset"], r["classifier"]) for r in rows
+    ):
+        if not getattr(_task_class(task), "mean_over_settings", False):
+            continue
+        mine = [
+            r for r in rows if (r["task"], r["dataset"], r["classifier"]) == (task, dataset, clf)
+        ]
+        for metric in _metrics_in(mine):
+            out.write(f"\n## {' · '.join(_where(dataset, clf))}: {metric} per setting\n\n")
+            out.write(_overview(mine, metric))
     for (_, dataset, setting, clf), block in _blocks(rows).items():
         metrics = _metrics_in(block)
         primary = metrics[0]
+        bases = _baselines_in(block)
         n = max(r["n"] for r in block)
-        out.write(f"\n## {dataset} · {setting} · {clf} ({n} seeds)\n\n")
+        out.write(f"\n## {' · '.join(_where(dataset, setting, clf))} ({n} seeds)\n\n")
         header = ["method", *metrics]
-        header += [f"Δ {primary} vs {b} (p)" for b in BASELINES]
+        header += [f"Δ {primary} vs {b} (p)" for b in bases]
         out.write("| " + " | ".join(header) + " |\n")
         out.write("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|\n")
         for method in _methods_in(block):
@@ -251,9 +405,7 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
                 text = _cell_text(row)
                 cells.append(f"**{text}**" if row["best"] else text)
             row = next(r for r in block if r["method"] == method and r["metric"] == primary)
-            for b in BASELINES:
-                gain, p = row[f"gain_vs_{b}"], row[f"p_vs_{b}"]
-                cells.append("—" if math.isnan(gain) else f"{_signed(gain)} ({_p(p)})")
+            cells += [_gain_text(row, b) for b in bases]
             out.write("| " + " | ".join(cells) + " |\n")
     out.write("\n## Mean seconds per cell and phase\n\n")
     phases = list(dict.fromkeys(k for r in records for k in r["timings"]))
@@ -280,7 +432,8 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
 def format_csv(rows: list[dict[str, Any]]) -> str:
     """Long-format CSV: one line per (setting, classifier, method, metric)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    fields = csv_fields(_baselines_in(rows))
+    writer = csv.DictWriter(buf, fieldnames=fields, restval="", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(
@@ -308,16 +461,18 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
     for (_, dataset, setting, clf), block in _blocks(rows).items():
         metrics = _metrics_in(block)
         primary = metrics[0]
+        bases = _baselines_in(block)
         n = max(r["n"] for r in block)
+        where = ", ".join(_tex_escape(w) for w in _where(dataset, setting, clf))
         out.write("\\begin{table}[t]\n\\centering\n\\small\n")
         out.write(
-            f"\\caption{{{_tex_escape(dataset)}, {_tex_escape(setting)}, {_tex_escape(clf)}: "
+            f"\\caption{{{where}: "
             f"mean $\\pm$ 95\\% CI over {n} seeds; $\\Delta$ = paired gain in "
             f"{_tex_escape(primary)}, Wilcoxon signed-rank $p$.}}\n"
         )
-        out.write("\\begin{tabular}{l" + "r" * (len(metrics) + len(BASELINES)) + "}\n\\toprule\n")
+        out.write("\\begin{tabular}{l" + "r" * (len(metrics) + len(bases)) + "}\n\\toprule\n")
         head = ["Method", *(_tex_escape(m) for m in metrics)]
-        head += [f"$\\Delta$ vs {b} ($p$)" for b in BASELINES]
+        head += [f"$\\Delta$ vs {_tex_escape(b)} ($p$)" for b in bases]
         out.write(" & ".join(head) + " \\\\\n\\midrule\n")
         for method in _methods_in(block):
             cells = [_tex_escape(method)]
@@ -326,7 +481,7 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
                 text = _cell_text(row).replace("±", "$\\pm$")
                 cells.append(f"\\textbf{{{text}}}" if row["best"] else text)
             row = next(r for r in block if r["method"] == method and r["metric"] == primary)
-            for b in BASELINES:
+            for b in bases:
                 gain, p = row[f"gain_vs_{b}"], row[f"p_vs_{b}"]
                 cells.append("--" if math.isnan(gain) else f"${_signed(gain)}$ ({_p(p)})")
             out.write(" & ".join(cells) + " \\\\\n")
@@ -368,9 +523,12 @@ def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
             ax.set_title(setting, fontsize=9)
             ax.grid(axis="y", alpha=0.3)
         axes[0][0].set_ylabel(f"{metric} (mean, 95% CI)")
-        fig.suptitle(f"{dataset} · {clf}", fontsize=10)
+        fig.suptitle(" · ".join(_where(dataset, clf)), fontsize=10)
         fig.tight_layout()
-        path = folder / f"{dataset}_{clf}_{metric}.png"
+        name = "_".join(_where(dataset, clf, metric))
+        path = folder / (
+            "".join(ch if ch.isalnum() or ch in "-+=." else "_" for ch in name) + ".png"
+        )
         fig.savefig(path, dpi=100)
         plt.close(fig)
         paths.append(path)
@@ -429,7 +587,10 @@ def write_report(out: str | Path, *, echo: Callable[[str], None] = print) -> dic
     records = load_records(out)
     if not records:
         raise DataFileError(f"{out / RESULTS} holds no finished cells yet; nothing to report")
-    rows = summarize_results(records)
+    baselines = None
+    if (out / CONFIG).exists():
+        baselines = json.loads((out / CONFIG).read_text()).get("config", {}).get("baselines")
+    rows = summarize_results(records, baselines)
     paths = {"md": out / "report.md", "csv": out / "report.csv", "tex": out / "report.tex"}
     paths["md"].write_text(format_markdown(rows, records))
     paths["csv"].write_text(format_csv(rows))

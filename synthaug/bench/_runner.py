@@ -140,7 +140,23 @@ def _seed_everything(seed: int) -> None:
 
 
 def run_cell(cell: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
-    """Run one grid cell and return its result record (raises on failure)."""
+    """Run one grid cell and return its result record (raises on failure).
+
+    ``threads`` sets torch's CPU threads for the cell and restores the previous count after.
+    """
+    import torch
+
+    if not threads:
+        return _run_cell(cell)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run_cell(cell)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from synthaug._utils import resolve_device
@@ -148,8 +164,6 @@ def run_cell(cell: dict[str, Any], threads: int | None = None) -> dict[str, Any]
     from synthaug.bench._registry import get_task
     from synthaug.bench._tasks import load_dataset, timed
 
-    if threads:
-        torch.set_num_threads(threads)
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     _seed_everything(cell["seed"])
@@ -196,12 +210,14 @@ def _run_cell_safely(cell: dict[str, Any], threads: int | None) -> tuple[bool, d
 # -- backends -------------------------------------------------------------------------------
 
 
-def _run_local(cells: list[dict[str, Any]], jobs: int) -> Iterator[tuple[bool, dict[str, Any]]]:
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+def _run_local(
+    cells: list[dict[str, Any]], jobs: int, threads: int | None
+) -> Iterator[tuple[bool, dict[str, Any]]]:
     if jobs == 1:
         for cell in cells:
-            yield _run_cell_safely(cell, None)
+            yield _run_cell_safely(cell, threads)
         return
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -218,7 +234,7 @@ def _run_local(cells: list[dict[str, Any]], jobs: int) -> Iterator[tuple[bool, d
 
 
 def _run_ray(
-    cells: list[dict[str, Any]], jobs: int, address: str | None
+    cells: list[dict[str, Any]], jobs: int, address: str | None, threads: int | None
 ) -> Iterator[tuple[bool, dict[str, Any]]]:
     from synthaug._utils import import_optional
 
@@ -231,7 +247,7 @@ def _run_ray(
             ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=1)(_run_cell_safely)
-        pending = [remote.remote(cell, 1) for cell in cells]
+        pending = [remote.remote(cell, threads or 1) for cell in cells]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             yield ray.get(ready[0])
@@ -271,6 +287,7 @@ def run_bench(
     out: str | Path,
     *,
     jobs: int = 1,
+    threads: int | None = None,
     backend: str = "local",
     ray_address: str | None = None,
     force: bool = False,
@@ -288,6 +305,9 @@ def run_bench(
         Output folder: ``results.jsonl``, ``config.json``, ``report.*``, ``plots/``.
     jobs : int
         Cells run at once (local processes, or Ray CPUs of a local Ray).
+    threads : int, optional
+        Torch threads per cell. Default: CPU cores // ``jobs`` for local processes (torch's own
+        default when ``jobs`` is 1), 1 on Ray.
     backend : {"local", "ray"}
     ray_address : str, optional
         Address of a running Ray cluster (``ray://host:10001`` or ``auto``); default starts a
@@ -311,6 +331,10 @@ def run_bench(
         raise InvalidParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise InvalidParameterError(f"jobs must be a positive integer, got {jobs!r}")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise InvalidParameterError(f"threads must be a positive integer or None, got {threads!r}")
     if ray_address is not None and backend != "ray":
         raise InvalidParameterError("ray_address is only used with backend='ray'")
     out = Path(out)
@@ -333,7 +357,9 @@ def run_bench(
     failed = 0
     if todo:
         stream: Iterable[tuple[bool, dict[str, Any]]] = (
-            _run_ray(todo, jobs, ray_address) if backend == "ray" else _run_local(todo, jobs)
+            _run_ray(todo, jobs, ray_address, threads)
+            if backend == "ray"
+            else _run_local(todo, jobs, threads)
         )
         from tqdm.auto import tqdm
 

@@ -65,6 +65,7 @@ def resolve_lazy(loader: Callable[..., Any]) -> Callable[..., Any]:
 
 for _name, _function in (
     ("phantoms", "make_phantoms"),
+    ("phantoms-graded", "make_graded_phantoms"),
     ("dicom", "load_dicom_folder"),
     ("npz", "load_npz"),
     ("image-folder", "load_image_folder"),
@@ -114,6 +115,51 @@ def logreg(
     *, seed: int, device: str, C: float = 1.0, max_iter: int = 1000
 ) -> LogisticRegressionClassifier:
     return LogisticRegressionClassifier(C=C, max_iter=max_iter, seed=seed)
+
+
+class CVSelectClassifier:
+    """The best of logistic regression, an RBF SVM and 5-NN by stratified k-fold CV on the
+    training data only (so a test split is used once, to score the choice).
+
+    What a user of a released synthetic data set would do: pick a model on the data they have.
+    """
+
+    def __init__(self, *, folds: int = 3, seed: int = 0) -> None:
+        self.folds = folds
+        self.seed = seed
+
+    def _candidates(self) -> dict[str, Any]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.neighbors import KNeighborsClassifier
+        from sklearn.svm import SVC
+
+        return {
+            "logreg": LogisticRegression(max_iter=2000, random_state=self.seed),
+            "svm-rbf": SVC(random_state=self.seed),
+            "5-nn": KNeighborsClassifier(5),
+        }
+
+    def fit(self, dataset: ImageDataset) -> CVSelectClassifier:
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+        x, y = dataset.flat(), dataset.labels.numpy()
+        folds = StratifiedKFold(self.folds, shuffle=True, random_state=self.seed)
+        candidates = self._candidates()
+        self.cv_scores_ = {
+            name: float(cross_val_score(clf, x, y, cv=folds, scoring="balanced_accuracy").mean())
+            for name, clf in candidates.items()
+        }
+        self.chosen_ = max(self.cv_scores_, key=self.cv_scores_.get)
+        self.model_ = candidates[self.chosen_].fit(x, y)
+        return self
+
+    def predict(self, images: Any) -> np.ndarray:
+        return self.model_.predict(np.asarray(images).reshape(len(images), -1))
+
+
+@register_classifier("cv-select")
+def cv_select(*, seed: int, device: str, folds: int = 3) -> CVSelectClassifier:
+    return CVSelectClassifier(folds=folds, seed=seed)
 
 
 @register_classifier("cnn")
@@ -186,12 +232,32 @@ class ClassificationTask:
     (ACSA), macro-F1, geometric mean of recalls, plus minority-class mean recall and per-class
     recalls.
 
-    A task type is a class with ``reported`` (metric names for the tables, the first one ranks
-    methods), ``setting_key`` and ``run(cell, dataset, timings) -> dict of metrics``.
+    Its settings are the ``[imbalance]`` table; its methods are the registered augmentation
+    methods and generators, alone or combined (``"cvae+classical"``).
     """
 
+    settings_table = "imbalance"
+    uses_classifiers = True
+    baselines = ("none", "classical")
+    example = '["none", "smote", "classical", "cvae"]'
     reported = ("balanced_accuracy", "macro_f1", "gmean", "minority_recall")
-    higher_is_better = True
+    #: Metrics whose best mean is marked in the tables (the highest; all of ``reported`` here).
+    best_is_highest = reported
+    #: Whether the report adds a "mean over settings" row (per-seed means across settings).
+    mean_over_settings = False
+
+    @staticmethod
+    def parse_settings(table: Any, dataset: Callable[[], ImageDataset]) -> list[dict[str, Any]]:
+        from synthaug.bench._config import imbalance_settings
+
+        return imbalance_settings(table)
+
+    @staticmethod
+    def validate_method(name: str, params: dict[str, Any]) -> None:
+        from synthaug.bench._methods import validate_method
+
+        validate_method(name, params)
+
     #: After ``run`` with a generator: a few real and synthetic images per class (sample grids).
     samples_: dict[str, np.ndarray] | None = None
 
@@ -237,3 +303,7 @@ class ClassificationTask:
         if train.is_image and _has_generator(cell["method"]):
             self.samples_ = _examples(train, augmented)
         return scores
+
+
+# The other built-in task types live in their own modules; importing them registers them.
+from synthaug.bench import _anomaly_task, _tstr_task  # noqa: E402, F401  isort: skip

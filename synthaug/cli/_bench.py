@@ -23,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--jobs", type=positive_int, default=1, help="cells run at once (default: %(default)s)"
     )
     bench.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="torch threads per cell (default: CPU cores / jobs); small networks on a busy "
+        "machine often run fastest with 1",
+    )
+    bench.add_argument(
         "--backend", choices=("local", "ray"), default="local", help="(default: %(default)s)"
     )
     bench.add_argument(
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         args.out,
         jobs=args.jobs,
+        threads=args.threads,
         backend=args.backend,
         ray_address=args.ray_address,
         force=args.force,

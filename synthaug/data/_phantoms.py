@@ -116,6 +116,89 @@ def make_phantoms(
     return ImageDataset(images, labels, PHANTOM_CLASSES, metadata=metadata)
 
 
+# Lesion grades of the anomaly benchmark: (radius range as a fraction of the width, contrast
+# range above the tissue). Large, bright nodules are easy; small, faint ones are near the
+# noise floor, so the task is not saturated.
+LESION_GRADES: dict[str, dict[str, tuple[float, float]]] = {
+    "large-bright": {"radius": (0.06, 0.09), "contrast": (0.30, 0.45)},
+    "medium": {"radius": (0.04, 0.06), "contrast": (0.15, 0.30)},
+    "small-faint": {"radius": (0.03, 0.04), "contrast": (0.08, 0.15)},
+}
+
+
+def make_graded_phantoms(
+    n_normal: int,
+    n_per_grade: int,
+    size: int = 64,
+    kind: str = "chest",
+    seed: int = 0,
+    *,
+    grades: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    max_lesions: int = 3,
+    noise: float = 0.03,
+) -> ImageDataset:
+    """Normal slices and lesion slices of graded difficulty, one class per grade.
+
+    For anomaly-detection benchmarks: a detector trained on ``"normal"`` should flag every
+    grade, and the per-grade scores show where it stops seeing lesions.
+
+    Parameters
+    ----------
+    n_normal : int
+        Normal slices.
+    n_per_grade : int
+        Lesion slices of each grade.
+    size, kind, seed, max_lesions, noise
+        As in :func:`make_phantoms`.
+    grades : mapping, optional
+        ``{name: {"radius": (lo, hi), "contrast": (lo, hi)}}``; default :data:`LESION_GRADES`
+        (large-bright, medium, small-faint).
+
+    Returns
+    -------
+    ImageDataset
+        Classes ``["normal", *grades]``; normal slices first, then each grade in order.
+
+    Examples
+    --------
+    >>> ds = make_graded_phantoms(4, 2, size=32)
+    >>> ds.classes, ds.class_counts()
+    (['normal', 'large-bright', 'medium', 'small-faint'], {0: 4, 1: 2, 2: 2, 3: 2})
+    """
+    grades = LESION_GRADES if grades is None else grades
+    if not isinstance(grades, Mapping) or not grades:
+        raise InvalidParameterError("grades must be a non-empty mapping of name -> ranges")
+    for name, spec in grades.items():
+        if not isinstance(spec, Mapping) or set(spec) != {"radius", "contrast"}:
+            raise InvalidParameterError(
+                f"grade {name!r} must give exactly 'radius' and 'contrast' ranges, got {spec!r}"
+            )
+    if "normal" in grades:
+        raise InvalidParameterError("a lesion grade cannot be called 'normal'")
+    for what, n in (("n_normal", n_normal), ("n_per_grade", n_per_grade)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise InvalidParameterError(f"{what} must be an integer >= 1, got {n!r}")
+    common = {"size": size, "kind": kind, "max_lesions": max_lesions, "noise": noise}
+    base = check_seed(seed)
+    normal = make_phantoms({"normal": n_normal}, seed=base, **common)
+    images, labels, metadata = [normal.images], [normal.labels], list(normal.metadata)
+    for g, spec in enumerate(grades.values(), 1):
+        # Each grade draws from its own seed, so adding a grade leaves the others unchanged.
+        part = make_phantoms(
+            {"lesion": n_per_grade},
+            seed=base + g,
+            lesion_radius=tuple(spec["radius"]),
+            lesion_contrast=tuple(spec["contrast"]),
+            **common,
+        )
+        images.append(part.images)
+        labels.append(torch.full((n_per_grade,), g, dtype=torch.int64))
+        metadata.extend(part.metadata)
+    classes = ["normal", *grades]
+    images, labels = torch.cat(images), torch.cat(labels)
+    return ImageDataset(images, labels, classes, metadata=metadata)
+
+
 def _counts(n_per_class: int | Sequence[int] | Mapping[str, int]) -> list[int]:
     if isinstance(n_per_class, Mapping):
         unknown = set(n_per_class) - set(PHANTOM_CLASSES)

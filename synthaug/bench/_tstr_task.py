@@ -1,0 +1,246 @@
+"""The ``tstr`` task type: release a synthetic copy of the data, then measure its utility and risk.
+
+Config::
+
+    task = "tstr"
+    seeds = 3
+
+    [dataset]
+    name = "digits"
+
+    [privacy]
+    epsilons = [1.0, 10.0, inf]   # one setting each; inf trains without differential privacy
+    # delta = 1e-5                # default: synthaug.DP's default for the training-set size
+    # max_grad_norm = 1.0
+
+    [split]
+    test_size = 0.25
+
+    [classifiers]
+    cv-select = {}
+
+    [methods]
+    real = {}                     # the real training split itself: the ceiling, and the risk
+    cvae = { epochs = 100, private = { epochs = 60, batch_size = 128 } }
+
+Per cell (privacy budget x method x classifier x seed): the seed's stratified split; the
+generator trained on the training part (with ``dp=synthaug.DP(epsilon, ...)`` for a finite
+epsilon; ``private`` overrides the generator's parameters then, since DP-SGD favours smaller
+networks and larger batches); a class-balanced synthetic set as large as the training part;
+the classifier trained on it and scored on the real test part (train on synthetic, test on
+real: Esteban et al., 2017); label fidelity; and the empirical privacy figures of
+:func:`synthaug.metrics.privacy` with the test part as the non-members.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthaug.bench._registry import get_classifier, register_task
+from synthaug.bench._tasks import timed
+from synthaug.data import ImageDataset
+from synthaug.errors import InvalidParameterError
+
+_PRIVACY_KEYS = ("epsilons", "delta", "max_grad_norm")
+REAL = "real"
+_PRIVACY_FIGURES = (
+    "mia_auc",
+    "dcr_p5_ratio",
+    "dcr_median_ratio",
+    "memorization_rate",
+    "memorization_baseline",
+    "exact_copies",
+)
+
+
+def _fail(where: str, msg: str) -> InvalidParameterError:
+    return InvalidParameterError(f"{where}: {msg}")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def generator_params(params: dict[str, Any], epsilon: float | None) -> dict[str, Any]:
+    """The generator's parameters for one budget: ``private`` overrides apply under DP."""
+    own = {k: v for k, v in params.items() if k != "private"}
+    if epsilon is not None:
+        own.update(params.get("private", {}))
+    return own
+
+
+def label_fidelity(train: ImageDataset, synthetic: ImageDataset, seed: int) -> float:
+    """Share of synthetic samples a classifier trained on the real ``train`` labels as generated.
+
+    The classifier is a logistic regression on pixels, so the figure does not depend on the
+    downstream classifier of the cell.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(max_iter=2000, random_state=seed)
+    clf.fit(train.flat(), train.labels.numpy())
+    return float(np.mean(clf.predict(synthetic.flat()) == synthetic.labels.numpy()))
+
+
+@register_task("tstr")
+class TSTRTask:
+    """Train on synthetic, test on real, at each privacy budget; with the privacy figures.
+
+    Settings are the ``[privacy]`` table: one setting per epsilon (``inf``: no differential
+    privacy). Methods are ``"real"`` (the training data released as they are: the utility
+    ceiling and the privacy floor) and registered generators, each with optional ``private``
+    parameter overrides used when epsilon is finite.
+    """
+
+    settings_table = "privacy"
+    uses_classifiers = True
+    baselines = (REAL,)
+    #: Methods shown for reference, never named the best method of a setting.
+    references = (REAL,)
+    example = '["real", "cvae", "cgan"]'
+    reported = (
+        "balanced_accuracy",
+        "label_fidelity",
+        "mia_auc",
+        "dcr_median_ratio",
+        "memorization_rate",
+        "epsilon_spent",
+    )
+    # Utility is better high; the privacy figures have no "best" direction worth bolding
+    # (an MIA AUC is best at 0.5, a DCR ratio at 1).
+    best_is_highest = ("balanced_accuracy", "label_fidelity")
+    mean_over_settings = False
+
+    @staticmethod
+    def parse_settings(table: Any, dataset: Callable[[], ImageDataset]) -> list[dict[str, Any]]:
+        import synthaug
+
+        if not isinstance(table, dict):
+            raise _fail("privacy", f"must be a table, got {type(table).__name__}")
+        for key in table:
+            if key not in _PRIVACY_KEYS:
+                raise _fail(f"privacy.{key}", f"unknown key; allowed: {', '.join(_PRIVACY_KEYS)}")
+        epsilons = table.get("epsilons", [math.inf])
+        if not isinstance(epsilons, list) or not epsilons:
+            raise _fail("privacy.epsilons", f"must be a non-empty list, got {epsilons!r}")
+        delta = table.get("delta")
+        max_grad_norm = table.get("max_grad_norm", 1.0)
+        settings = []
+        for eps in epsilons:
+            if not _number(eps) or not eps > 0:
+                raise _fail(
+                    "privacy.epsilons", f"each epsilon must be a number > 0 or inf, got {eps!r}"
+                )
+            private = math.isfinite(eps)
+            if private:
+                try:
+                    synthaug.DP(epsilon=float(eps), delta=delta, max_grad_norm=max_grad_norm)
+                except InvalidParameterError as exc:
+                    raise _fail("privacy", str(exc)) from None
+            settings.append(
+                {
+                    "label": f"epsilon={eps:g}",
+                    "privacy": {
+                        "epsilon": float(eps) if private else None,
+                        "delta": delta,
+                        "max_grad_norm": max_grad_norm,
+                    },
+                }
+            )
+        if any(s["privacy"]["epsilon"] is not None for s in settings):
+            from synthaug._utils import import_optional
+
+            import_optional("opacus", "privacy")
+        if len({s["label"] for s in settings}) != len(settings):
+            raise _fail("privacy.epsilons", "an epsilon appears twice")
+        return settings
+
+    @staticmethod
+    def validate_method(name: str, params: dict[str, Any]) -> None:
+        from synthaug.bench._methods import validate_method
+        from synthaug.generators import list_generators
+
+        where = f"methods.{name}"
+        if name == REAL:
+            if params:
+                raise _fail(where, "the real data take no parameters")
+            return
+        if name not in list_generators():
+            raise _fail(
+                where,
+                f"task 'tstr' compares generators; use {REAL!r} or one of "
+                f"{', '.join(list_generators())}",
+            )
+        if "dp" in params:
+            raise _fail(f"{where}.dp", "set per setting from [privacy] epsilons; remove it")
+        private = params.get("private", {})
+        if not isinstance(private, dict):
+            raise _fail(f"{where}.private", "must be a table of generator parameters")
+        if "dp" in private:
+            raise _fail(f"{where}.private.dp", "set from [privacy] epsilons; remove it")
+        validate_method(name, generator_params(params, None))
+        validate_method(name, generator_params(params, 1.0))
+
+    def run(self, cell: dict[str, Any], dataset: ImageDataset, timings: dict[str, float]) -> dict:
+        import synthaug
+        from synthaug.generators import create_generator
+        from synthaug.metrics import classification_scores, privacy
+
+        seed = cell["seed"]
+        budget = cell["privacy"]
+        epsilon = budget["epsilon"]
+        with timed(timings, "split"):
+            train, test = dataset.split(cell["split"]["test_size"], seed=seed)
+        spent, noise = math.inf, 0.0
+        if cell["method"] == REAL:
+            synthetic = train
+        else:
+            dp = None
+            if epsilon is not None:
+                dp = synthaug.DP(
+                    epsilon=epsilon,
+                    delta=budget["delta"],
+                    max_grad_norm=budget["max_grad_norm"],
+                )
+            params = generator_params(cell["method_params"], epsilon)
+            with timed(timings, "generator_fit"):
+                model = create_generator(
+                    cell["method"],
+                    seed=seed,
+                    device=cell["device"],
+                    verbose=False,
+                    dp=dp,
+                    **params,
+                )
+                model.fit(train)
+            with timed(timings, "sample"):
+                # Class-balanced, as large as the training part.
+                labels = torch.arange(len(train)) % train.n_classes
+                images, labels = model.sample(len(train), y=labels, seed=seed)
+                synthetic = ImageDataset(images.cpu(), labels.cpu(), train.classes)
+            if dp is not None:
+                spent = model.privacy_spent_[0]
+                noise = model.privacy_["noise_multiplier"]
+        factory = get_classifier(cell["classifier"])
+        with timed(timings, "classifier_fit"):
+            clf = factory(seed=seed, device=cell["device"], **cell["classifier_params"])
+            clf.fit(synthetic)
+        with timed(timings, "evaluate"):
+            scores = classification_scores(
+                test.labels.numpy(), clf.predict(test.images), labels=range(dataset.n_classes)
+            )
+            out = {k: scores[k] for k in ("balanced_accuracy", "macro_f1")}
+            out["label_fidelity"] = label_fidelity(train, synthetic, seed)
+            figures = privacy(train, synthetic, test, seed=seed)
+            out.update({k: figures[k] for k in _PRIVACY_FIGURES})
+        out["epsilon_spent"] = spent
+        out["noise_multiplier"] = noise
+        out["n_synthetic"] = len(synthetic)
+        if hasattr(clf, "chosen_"):
+            out["classifier_chosen"] = clf.chosen_
+        return out

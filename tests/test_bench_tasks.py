@@ -1,0 +1,336 @@
+"""The harness's other task types: ``anomaly`` (one-class protocol) and ``tstr`` (private release)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from synthaug.anomaly import KNNDetector, PCADetector, evaluate_one_class
+from synthaug.bench import load_config, parse_config, read_results, run_bench, summarize_results
+from synthaug.bench._report import format_csv
+from synthaug.data import LESION_GRADES, make_graded_phantoms
+from synthaug.errors import EmptyDatasetError, InvalidParameterError
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def quiet(*_):
+    pass
+
+
+def anomaly_config(**over):
+    cfg = {
+        "task": "anomaly",
+        "seeds": 2,
+        "dataset": {"name": "digits"},
+        "anomaly": {"normal_classes": [0, 8]},
+        "split": {"test_size": 0.3},
+        "methods": {"pca": {"n_components": 5}, "knn": {}},
+    }
+    cfg.update(over)
+    return cfg
+
+
+def tstr_config(**over):
+    cfg = {
+        "task": "tstr",
+        "seeds": 1,
+        "dataset": {"name": "digits"},
+        "privacy": {"epsilons": [math.inf]},
+        "split": {"test_size": 0.25},
+        "classifiers": {"logreg": {"max_iter": 200}},
+        "methods": {"real": {}, "cvae": {"epochs": 1}},
+    }
+    cfg.update(over)
+    return cfg
+
+
+# -- graded phantoms -----------------------------------------------------------------------------
+
+
+def test_graded_phantoms_classes_counts_and_determinism():
+    ds = make_graded_phantoms(5, 3, size=16, seed=4)
+    assert ds.classes == ["normal", *LESION_GRADES]
+    assert ds.class_counts() == {0: 5, 1: 3, 2: 3, 3: 3}
+    assert ds.sample_shape == (1, 16, 16)
+    assert all(m["n_lesions"] == 0 for m in ds.metadata[:5])
+    assert all(m["n_lesions"] >= 1 for m in ds.metadata[5:])
+    # Grade 1's lesions are larger than grade 3's, as the grades say.
+    radii = [max(m["lesion_radii"]) for m in ds.metadata[5:]]
+    assert min(radii[:3]) >= LESION_GRADES["large-bright"]["radius"][0] - 1e-4
+    assert max(radii[6:]) <= LESION_GRADES["small-faint"]["radius"][1] + 1e-4
+    assert torch.equal(make_graded_phantoms(5, 3, size=16, seed=4).images, ds.images)
+    custom = make_graded_phantoms(
+        2, 2, size=16, grades={"big": {"radius": (0.1, 0.12), "contrast": (0.4, 0.5)}}
+    )
+    assert custom.classes == ["normal", "big"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"grades": {}},
+        {"grades": {"normal": {"radius": (0.1, 0.12), "contrast": (0.4, 0.5)}}},
+        {"grades": {"g": {"radius": (0.1, 0.12)}}},
+        {"n_per_grade": 0},
+        {"n_normal": True},
+    ],
+)
+def test_graded_phantoms_bad_input(kwargs):
+    args = {"n_normal": 2, "n_per_grade": 2, "size": 16, **kwargs}
+    with pytest.raises(InvalidParameterError):
+        make_graded_phantoms(**args)
+
+
+# -- the one-class run behind the anomaly task ---------------------------------------------------
+
+
+def test_evaluate_one_class_per_anomaly_class_and_few_normals():
+    data = make_graded_phantoms(60, 20, size=16, seed=1)
+    train, test = data.split(0.5, seed=0)
+    rec = evaluate_one_class(
+        PCADetector(n_components=5, validation_fraction=0.0),
+        train,
+        test,
+        "normal",
+        seed=0,
+        n_normal=12,
+        per_anomaly_class=True,
+    )
+    assert rec["n_train"] == 12 and rec["normal_class"] == "normal"
+    grades = [f"auroc[{g}]" for g in LESION_GRADES]
+    assert set(grades) <= set(rec)
+    assert all(0.0 <= rec[k] <= 1.0 for k in ("auroc", "auprc", *grades))
+    with pytest.raises(EmptyDatasetError, match="fewer than n_normal"):
+        evaluate_one_class(PCADetector(), train, test, "normal", seed=0, n_normal=1000)
+    with pytest.raises(InvalidParameterError, match="not one of"):
+        evaluate_one_class(PCADetector(), train, test, "tumour", seed=0)
+
+
+# -- anomaly configs -----------------------------------------------------------------------------
+
+
+def test_anomaly_config_settings_and_cells():
+    cfg = parse_config(anomaly_config(anomaly={}))
+    assert [s["label"] for s in cfg.settings] == [f"normal={c}" for c in range(10)]
+    assert cfg.classifiers == {"-": {}} and cfg.baselines == ["pca", "knn"]
+    cells = cfg.cells()
+    assert len(cells) == 10 * 2 * 2
+    assert cells[0]["anomaly"] == {
+        "normal_class": "0",
+        "n_normal": None,
+        "per_anomaly_class": False,
+    }
+    few = parse_config(anomaly_config(anomaly={"normal_classes": ["3"], "n_normal": 20}))
+    assert few.settings[0]["label"] == "normal=3, n=20"
+
+
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        ({"anomaly": {"normal": [0]}}, "anomaly.normal"),
+        ({"anomaly": {"normal_classes": [42]}}, "anomaly.normal_classes"),
+        ({"anomaly": {"normal_classes": []}}, "anomaly.normal_classes"),
+        ({"anomaly": {"normal_classes": [0, "0"]}}, "anomaly.normal_classes"),
+        ({"anomaly": {"n_normal": 1}}, "anomaly.n_normal"),
+        ({"anomaly": {"per_anomaly_class": "yes"}}, "anomaly.per_anomaly_class"),
+        ({"imbalance": {"ratios": [0.1]}}, "imbalance"),
+        ({"classifiers": ["logreg"]}, "classifiers"),
+        ({"methods": {"lof": {}}}, "methods.lof"),
+        ({"methods": {"x": {"detector": "lof"}}}, "methods.x.detector"),
+        ({"methods": {"pca": {"n_componentz": 3}}}, "methods.pca.n_componentz"),
+        ({"methods": {"pca": {"seed": 3}}}, "methods.pca.seed"),
+        ({"methods": {"pca": {"n_components": 0}}}, "methods.pca"),
+        ({"methods": {"vae": {"latent": 3}}}, "methods.vae.latent"),
+        ({"methods": {"knn": {"augment_with": "gan9"}}}, "methods.knn.augment_with.generator"),
+        ({"methods": {"knn": {"augment_with": {"generator": "cvae", "epoch": 1}}}}, "epoch"),
+        ({"baselines": ["ocsvm"]}, "baselines"),
+    ],
+)
+def test_bad_anomaly_config_names_the_key(change, where):
+    with pytest.raises(InvalidParameterError) as info:
+        parse_config(anomaly_config(**change))
+    assert where in str(info.value)
+
+
+def test_anomaly_grid_end_to_end_with_mean_over_classes(tmp_path):
+    cfg = parse_config(anomaly_config())
+    assert run_bench(cfg, tmp_path, progress=False, echo=quiet)["failed"] == 0
+    records = read_results(tmp_path / "results.jsonl")
+    assert len(records) == 2 * 2 * 2
+    assert {"detector_fit", "score", "total"} <= set(records[0]["timings"])
+    rows = summarize_results(records)
+    mean_rows = [r for r in rows if r["setting"] == "mean over normal classes (2)"]
+    pca = next(r for r in mean_rows if r["method"] == "pca" and r["metric"] == "auroc")
+    # By hand: per seed the mean over the two normal classes, then the mean over seeds.
+    per_seed = [
+        np.mean(
+            [
+                r["metrics"]["auroc"]
+                for r in records
+                if r["seed"] == s and r["cell"]["method"] == "pca"
+            ]
+        )
+        for s in (0, 1)
+    ]
+    assert pca["mean"] == pytest.approx(np.mean(per_seed)) and pca["n"] == 2
+    assert pca["gain_vs_knn"] == pytest.approx(
+        np.mean(per_seed)
+        - np.mean([r["metrics"]["auroc"] for r in records if r["cell"]["method"] == "knn"])
+    )
+    md = (tmp_path / "report.md").read_text()
+    assert "## digits: auroc per setting" in md and "mean over normal classes (2)" in md
+    assert "Δ auroc vs pca (p)" in md and "· -" not in md
+    header = next(csv.reader(io.StringIO((tmp_path / "report.csv").read_text())))
+    assert "ci95_gain_vs_knn" in header and "gain_vs_none" not in header
+    # The same detectors through the plain-function protocol give the same numbers.
+    from synthaug.anomaly import run_one_class
+    from synthaug.data import load_digits
+
+    direct = run_one_class(
+        load_digits(),
+        {"pca": PCADetector(n_components=5), "knn": KNNDetector()},
+        seeds=[0, 1],
+        normal_classes=[0, 8],
+        test_size=0.3,
+    )
+    assert direct["summary"]["pca"]["mean_auroc"] == pytest.approx(pca["mean"])
+
+
+def test_phantom_grid_reports_each_lesion_grade(tmp_path):
+    cfg = parse_config(
+        anomaly_config(
+            seeds=1,
+            dataset={"name": "phantoms-graded", "n_normal": 60, "n_per_grade": 20, "size": 16},
+            anomaly={"normal_classes": ["normal"], "per_anomaly_class": True},
+            split={"test_size": 0.5},
+        )
+    )
+    run_bench(cfg, tmp_path, progress=False, echo=quiet)
+    rows = summarize_results(read_results(tmp_path / "results.jsonl"))
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    assert metrics == ["auroc", "auprc", *(f"auroc[{g}]" for g in LESION_GRADES)]
+    # A single normal class: no mean-over-classes block.
+    assert {r["setting"] for r in rows} == {"normal=normal"}
+    assert (tmp_path / "plots" / "phantoms-graded_auroc_medium_.png").exists()
+
+
+def test_shipped_anomaly_configs_parse():
+    for name, n_settings in (
+        ("digits_anomaly", 10),
+        ("phantoms_anomaly", 1),
+        ("few_normals_anomaly", 10),
+    ):
+        for quick in (False, True):
+            cfg = load_config(f"benchmarks/{name}.toml", quick=quick)
+            assert cfg.task == "anomaly"
+            if not quick:
+                assert len(cfg.settings) == n_settings
+            assert {"pca", "knn", "isolation-forest", "ocsvm"} <= set(cfg.methods)
+
+
+# -- tstr configs --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        ({"privacy": {"epsilon": [1.0]}}, "privacy.epsilon"),
+        ({"privacy": {"epsilons": []}}, "privacy.epsilons"),
+        ({"privacy": {"epsilons": [0.0]}}, "privacy.epsilons"),
+        ({"privacy": {"epsilons": ["ten"]}}, "privacy.epsilons"),
+        ({"privacy": {"epsilons": [1.0, 1]}}, "privacy.epsilons"),
+        ({"privacy": {"epsilons": [1.0], "delta": 2.0}}, "privacy"),
+        ({"methods": {"smote": {}}}, "methods.smote"),
+        ({"methods": {"real": {"epochs": 1}}}, "methods.real"),
+        ({"methods": {"cvae": {"dp": 1}}}, "methods.cvae.dp"),
+        ({"methods": {"cvae": {"private": {"dp": 1}}}}, "methods.cvae.private.dp"),
+        ({"methods": {"cvae": {"private": {"epoch": 3}}}}, "methods.cvae.epoch"),
+        ({"methods": {"cvae": {"private": 3}}}, "methods.cvae.private"),
+        ({"anomaly": {}}, "anomaly"),
+    ],
+)
+def test_bad_tstr_config_names_the_key(change, where):
+    with pytest.raises(InvalidParameterError) as info:
+        parse_config(tstr_config(**change))
+    assert where in str(info.value)
+
+
+@pytest.mark.slow
+def test_tstr_grid_real_and_private_generator(tmp_path):
+    cfg = parse_config(
+        tstr_config(
+            privacy={"epsilons": [50.0, math.inf]},
+            methods={
+                "real": {},
+                "cvae": {"epochs": 2, "private": {"epochs": 1, "batch_size": 256}},
+            },
+        )
+    )
+    assert [s["label"] for s in cfg.settings] == ["epsilon=50", "epsilon=inf"]
+    assert cfg.baselines == ["real"]
+    run_bench(cfg, tmp_path, progress=False, echo=quiet)
+    records = {
+        (r["cell"]["method"], r["cell"]["setting"]): r
+        for r in read_results(tmp_path / "results.jsonl")
+    }
+    real = records[("real", "epsilon=inf")]["metrics"]
+    n_train = 1797 - math.ceil(1797 * 0.25)
+    # Releasing the real data: every record is an exact copy, and membership is plain to see.
+    assert real["exact_copies"] == n_train and real["mia_auc"] == pytest.approx(1.0)
+    assert real["epsilon_spent"] is None  # infinite: no guarantee (written as null)
+    private = records[("cvae", "epsilon=50")]
+    assert 0 < private["metrics"]["epsilon_spent"] <= 50.0
+    assert private["metrics"]["noise_multiplier"] > 0
+    assert private["metrics"]["n_synthetic"] == n_train
+    assert records[("cvae", "epsilon=inf")]["metrics"]["epsilon_spent"] is None
+    assert {"generator_fit", "sample", "classifier_fit"} <= set(private["timings"])
+    md = (tmp_path / "report.md").read_text()
+    # The real data are a reference, never "the best method".
+    assert "**real**" not in md.split("## Best method per setting")[1].split("\n## ")[0]
+    assert "Δ balanced_accuracy vs real (p)" in md
+    rows = list(csv.DictReader(io.StringIO(format_csv(summarize_results(list(records.values()))))))
+    mia = [r for r in rows if r["metric"] == "mia_auc"]
+    assert mia and all(r["best"] == "False" for r in mia)
+
+
+def test_shipped_dp_config_parses():
+    cfg = load_config("benchmarks/digits_dp.toml")
+    assert [s["label"] for s in cfg.settings] == ["epsilon=1", "epsilon=10", "epsilon=inf"]
+    assert set(cfg.methods) == {"real", "cvae", "cgan"} and cfg.seeds == [0, 1, 2]
+    quick = load_config("benchmarks/digits_dp.toml", quick=True)
+    assert quick.methods["cvae"]["private"] == cfg.methods["cvae"]["private"]
+
+
+def test_cv_select_classifier_picks_by_cross_validation(small_digits):
+    from synthaug.bench._tasks import CVSelectClassifier
+
+    clf = CVSelectClassifier(seed=0).fit(small_digits)
+    assert clf.chosen_ in clf.cv_scores_ and clf.cv_scores_[clf.chosen_] == max(
+        clf.cv_scores_.values()
+    )
+    assert clf.predict(small_digits.images).shape == (len(small_digits),)
+
+
+def test_threads_option(tmp_path):
+    cfg = parse_config(anomaly_config(seeds=1, methods={"pca": {}}))
+    with pytest.raises(InvalidParameterError, match="threads"):
+        run_bench(cfg, tmp_path, threads=0, echo=quiet)
+    torch.set_num_threads(2)
+    run_bench(cfg, tmp_path, threads=1, progress=False, echo=quiet, report=False)
+    records = read_results(tmp_path / "results.jsonl")
+    assert records[0]["device"]["torch_threads"] == 1
+    assert torch.get_num_threads() == 2  # restored after the cells ran in this process
+    json.dumps(records)  # the records stay plain JSON
