@@ -33,3 +33,12 @@ def small_digits(digits: ImageDataset) -> ImageDataset:
     """200 digits, 20 per class: enough for a model to learn something in seconds."""
     idx = torch.cat([torch.nonzero(digits.labels == c).flatten()[:20] for c in range(10)])
     return digits.subset(idx)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small networks on a shared 2-core machine: more threads only spin against each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

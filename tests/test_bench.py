@@ -32,14 +32,7 @@ from synthaug.errors import (
     InvalidParameterError,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """In-process cells on a shared 2-core machine: more threads only spin against each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**over):

@@ -17,13 +17,7 @@ from synthaug.bench._report import format_csv
 from synthaug.data import LESION_GRADES, make_graded_phantoms
 from synthaug.errors import EmptyDatasetError, InvalidParameterError
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def quiet(*_):

@@ -143,11 +143,9 @@ class AnomalyTask:
 
     @staticmethod
     def parse_settings(table: Any, dataset: Callable[[], ImageDataset]) -> list[dict[str, Any]]:
-        if not isinstance(table, dict):
-            raise _fail("anomaly", f"must be a table, got {type(table).__name__}")
-        for key in table:
-            if key not in _ANOMALY_KEYS:
-                raise _fail(f"anomaly.{key}", f"unknown key; allowed: {', '.join(_ANOMALY_KEYS)}")
+        from synthaug.bench._config import _check_keys
+
+        _check_keys(table, _ANOMALY_KEYS, "anomaly")
         n_normal = table.get("n_normal")
         if n_normal is not None and (not _is_int(n_normal) or n_normal < 2):
             raise _fail("anomaly.n_normal", f"must be an integer >= 2, got {n_normal!r}")

@@ -119,12 +119,9 @@ class TSTRTask:
     @staticmethod
     def parse_settings(table: Any, dataset: Callable[[], ImageDataset]) -> list[dict[str, Any]]:
         import synthaug
+        from synthaug.bench._config import _check_keys
 
-        if not isinstance(table, dict):
-            raise _fail("privacy", f"must be a table, got {type(table).__name__}")
-        for key in table:
-            if key not in _PRIVACY_KEYS:
-                raise _fail(f"privacy.{key}", f"unknown key; allowed: {', '.join(_PRIVACY_KEYS)}")
+        _check_keys(table, _PRIVACY_KEYS, "privacy")
         epsilons = table.get("epsilons", [math.inf])
         if not isinstance(epsilons, list) or not epsilons:
             raise _fail("privacy.epsilons", f"must be a non-empty list, got {epsilons!r}")
