@@ -95,6 +95,17 @@ def detectors(setting: str, quick: bool, vae_epochs: int | None = None) -> dict:
             score="reconstruction", reduction="local-max", **flat
         )
         dets["vae-elbo"] = VAEAnomalyDetector(score="elbo", **flat)
+        # Tuned on phantom seeds 10-13 (never on the reported seeds 0-2): a near-autoencoder
+        # (beta=0.1, 32 latents, 300 epochs) reconstructs the anatomy more closely, and lung
+        # nodules are brighter than the lung, so only positive residuals count (5x5 window).
+        # The "-z" variant also standardizes the residual per pixel on the training normals.
+        tuned = {**flat, "epochs": 100 if quick else 300, "latent_dim": 32, "beta": 0.1}
+        dets["vae-reconstruction-local-max-positive"] = VAEAnomalyDetector(
+            score="reconstruction", reduction="local-max", residual="positive", window=5, **tuned
+        )
+        dets["vae-reconstruction-local-max-z-positive"] = VAEAnomalyDetector(
+            score="reconstruction", reduction="local-max-z", residual="positive", window=5, **tuned
+        )
         dets["f-anogan"] = GANAnomalyDetector(
             **{**gan, "epochs": 40 if quick else 150, "encoder_epochs": 30 if quick else 100}
         )
@@ -117,7 +128,7 @@ def run_digits(seeds: list[int], quick: bool, few: bool, echo, only=None, vae_ep
     )
 
 
-def run_phantoms(seeds: list[int], quick: bool, echo, size: int) -> dict | None:
+def run_phantoms(seeds: list[int], quick: bool, echo, size: int, only=None) -> dict | None:
     try:
         from synthaug.data import make_phantoms
     except ImportError:
@@ -129,6 +140,8 @@ def run_phantoms(seeds: list[int], quick: bool, echo, size: int) -> dict | None:
 
     n_train, n_test = (100, 40) if quick else (300, 100)
     dets = detectors("phantoms", quick)
+    if only:
+        dets = {k: v for k, v in dets.items() if k in only}
     records = []
     for seed in seeds:
         train = make_phantoms({"normal": n_train}, size=size, seed=1000 * seed)
@@ -201,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         "--setting", choices=["digits", "phantoms", "few-normals", "all"], default="all"
     )
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0, 1, ...)")
+    parser.add_argument(
+        "--seed-offset",
+        type=int,
+        default=0,
+        help="first seed (tune on seeds other than the reported 0, 1, 2, e.g. --seed-offset 10)",
+    )
     parser.add_argument("--quick", action="store_true", help="3 classes, 1 seed, fewer epochs")
     parser.add_argument("--phantom-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -208,14 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="+",
-        help="digits settings: run only these detectors (names as in the tables)",
+        help="run only these detectors (names as in the tables)",
     )
     parser.add_argument("--vae-epochs", type=int, help="digits settings: VAE epochs (default 200)")
     args = parser.parse_args(argv)
     # The benchmark, unlike the library, may set process-wide state: small networks on a
     # shared machine run far faster on one thread than on contended ones.
     torch.set_num_threads(args.threads)
-    seeds = list(range(1 if args.quick and args.seeds == 3 else args.seeds))
+    n_seeds = 1 if args.quick and args.seeds == 3 else args.seeds
+    seeds = list(range(args.seed_offset, args.seed_offset + n_seeds))
     settings = ["digits", "phantoms", "few-normals"] if args.setting == "all" else [args.setting]
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -225,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     for setting in settings:
         start = time.perf_counter()
         if setting == "phantoms":
-            result = run_phantoms(seeds, args.quick, echo, args.phantom_size)
+            result = run_phantoms(seeds, args.quick, echo, args.phantom_size, args.only)
         else:
             result = run_digits(
                 seeds, args.quick, setting == "few-normals", echo, args.only, args.vae_epochs

@@ -250,6 +250,82 @@ def test_vae_local_max_and_flatten(device, normals_and_test):
         VAEAnomalyDetector(reduction="local-max", **tiny).fit(features)
 
 
+def test_vae_positive_and_standardized_residuals(device, normals_and_test):
+    train, test = normals_and_test
+    tiny = dict(TINY["vae"], device=device, flatten=True)
+    pos = VAEAnomalyDetector(residual="positive", reduction="local-max", window=1, **tiny)
+    pos.fit(train)
+    labels = torch.zeros(len(test), dtype=torch.int64)
+    flat = test.images.reshape(len(test), -1)
+    signed = (flat - pos.vae_.reconstruct(flat, labels)).reshape(test.images.shape)
+    # window=1: the brightest pixel above its reconstruction.
+    expected = signed.clamp(min=0).pow(2).flatten(1).amax(1)
+    np.testing.assert_allclose(pos.score(test), expected.double().numpy(), rtol=1e-5)
+    assert not hasattr(pos, "residual_std_")  # only local-max-z calibrates
+
+    z = VAEAnomalyDetector(reduction="local-max-z", window=1, **tiny).fit(train)
+    # Statistics come from the 3 held-out validation normals, not the training part.
+    val = train.images[torch.from_numpy(np.random.default_rng(0).permutation(30)[:3])]
+    val_flat = val.reshape(3, -1)
+    val_res = (val_flat - z.vae_.reconstruct(val_flat, torch.zeros(3, dtype=torch.int64))).reshape(
+        val.shape
+    )
+    torch.testing.assert_close(z.residual_mean_, val_res.mean(0))
+    assert z.residual_mean_.shape == (1, 6, 6) and (z.residual_std_ > 0).all()
+    signed = (flat - z.vae_.reconstruct(flat, labels)).reshape(test.images.shape)
+    expected = ((signed - z.residual_mean_) / z.residual_std_).pow(2).flatten(1).amax(1)
+    np.testing.assert_allclose(z.score(test), expected.double().numpy(), rtol=1e-5)
+    assert z.threshold_ == pytest.approx(np.quantile(z.validation_scores_, 0.95))
+    # Same seed, same scores.
+    again = VAEAnomalyDetector(reduction="local-max-z", window=1, **tiny).fit(train)
+    np.testing.assert_array_equal(z.score(test), again.score(test))
+    assert clone_detector(z).get_params()["reduction"] == "local-max-z"
+
+    with pytest.raises(InvalidParameterError, match="residual"):
+        VAEAnomalyDetector(residual="absolute", **tiny).fit(train)
+    with pytest.raises(InvalidParameterError, match="reduction"):
+        VAEAnomalyDetector(reduction="max-z", **tiny).fit(train)
+    with pytest.raises(InvalidParameterError, match="odd"):
+        VAEAnomalyDetector(reduction="local-max-z", window=4, **tiny).fit(train)
+    features = ImageDataset(train.images.reshape(len(train), -1), train.labels)
+    with pytest.raises(InvalidParameterError, match="local-max-z"):
+        VAEAnomalyDetector(reduction="local-max-z", **tiny).fit(features)
+
+
+@pytest.mark.parametrize("residual", ["squared", "positive"])
+def test_vae_standardized_local_score_finds_a_bright_blob(device, residual):
+    """Normals share a bright, badly reconstructed stripe; a faint 3x3 blob on the dark part
+    stands out once residuals are standardized per pixel, not before."""
+    g = torch.Generator().manual_seed(1)
+    images = 0.05 * torch.rand(120, 1, 16, 16, generator=g)
+    # A stripe at a random height per image: the VAE reconstructs it poorly everywhere.
+    rows = torch.randint(0, 4, (120,), generator=g)
+    images[torch.arange(120), :, rows] += 0.8 * torch.rand(120, 1, 16, generator=g)
+    lesions = images[100:].clone()
+    lesions[:, :, 10:13, 7:10] += 0.35
+    train = ImageDataset(images[:80], torch.zeros(80, dtype=torch.int64))
+    test = ImageDataset(
+        torch.cat([images[80:100], lesions]),
+        torch.cat([torch.zeros(20), torch.ones(20)]).long(),
+    )
+    params = dict(
+        flatten=True,
+        epochs=15,
+        latent_dim=4,
+        hidden_dims=(64,),
+        batch_size=16,
+        residual=residual,
+        validation_fraction=0.25,
+        device=device,
+    )
+    z = VAEAnomalyDetector(reduction="local-max-z", **params).fit(train)
+    raw = VAEAnomalyDetector(reduction="local-max", **params).fit(train)
+    y = test.labels.numpy()
+    auroc_z = roc_auc_score(y, z.score(test))
+    assert auroc_z > 0.95
+    assert auroc_z > roc_auc_score(y, raw.score(test))
+
+
 @pytest.mark.parametrize("score", ["izif", "izi", "critic"])
 def test_gan_score_kinds(score, device, normals_and_test):
     train, test = normals_and_test

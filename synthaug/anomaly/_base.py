@@ -220,10 +220,9 @@ class BaseDetector(ParamsMixin):
         self.n_train_ = len(train_images)
         self._fit(train_images, seed)
         self.n_validation_ = n_val
-        if n_val:
-            reference = self._score_checked(val_images)
-        else:
-            reference = self._score_checked(train_images[: self.n_train_real_])
+        reference_images = val_images if n_val else train_images[: self.n_train_real_]
+        self._calibrate(reference_images)
+        reference = self._score_checked(reference_images)
         self.validation_scores_ = reference
         self.threshold_ = float(np.quantile(reference, self.threshold_quantile))
         return self
@@ -348,3 +347,7 @@ class BaseDetector(ParamsMixin):
 
     def _score(self, images: torch.Tensor) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _calibrate(self, images: torch.Tensor) -> None:
+        """Learn score statistics from normal samples after ``_fit``: the held-out validation
+        part, or the real training samples when ``validation_fraction=0``. No-op by default."""

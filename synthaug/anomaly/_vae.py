@@ -37,13 +37,27 @@ class VAEAnomalyDetector(BaseDetector):
         lower bound, estimated with ``n_samples`` latent draws (seeded).
     n_samples : int
         Latent draws per sample for ``score="elbo"``.
-    reduction : {"sum", "local-max"}
-        How ``score="reconstruction"`` turns the squared residual image into one number:
-        its sum, or (images only) the largest mean residual over a ``window`` x ``window``
-        neighbourhood, which keeps a small, local anomaly (a lesion) from drowning in the
-        residuals of normal anatomy spread over the whole image.
+    reduction : {"sum", "local-max", "local-max-z"}
+        How ``score="reconstruction"`` turns the residual map into one number: its sum, or
+        (images only) the largest mean over a ``window`` x ``window`` neighbourhood, which
+        keeps a small, local anomaly (a lesion) from drowning in the residuals of normal
+        anatomy spread over the whole image. ``"local-max-z"`` first standardizes the signed
+        residual ``x - reconstruction`` per pixel with the mean and standard deviation it
+        has on normal samples (the held-out validation part, or the training samples when
+        ``validation_fraction=0``, which underestimates the spread of unseen normals), so
+        that regions every normal image reconstructs badly (edges of anatomy that moves)
+        count less than regions that normally reconstruct well; the standardized residual
+        then goes through ``residual`` as the raw one would.
+    residual : {"squared", "positive"}
+        Per-pixel residual map for ``score="reconstruction"``: ``"squared"`` is
+        ``(x - reconstruction) ** 2``; ``"positive"`` is ``max(x - reconstruction, 0) ** 2``
+        and only counts pixels brighter than the model expects. Use ``"positive"`` when the
+        anomalies are known to be hyperintense (lung nodules on CT, most lesions on T2/FLAIR
+        MR): misplaced edges of normal anatomy leave residuals of both signs and lose half
+        their weight, bright lesions keep all of theirs. It is domain knowledge: it misses
+        dark anomalies.
     window : int
-        Side of the neighbourhood for ``reduction="local-max"`` (odd).
+        Side of the neighbourhood for the ``"local-max"`` reductions (odd).
     flatten : bool
         Fit the VAE on flattened samples (a multilayer perceptron) even when the CVAE would
         choose a convolutional network for images this size: much faster on a CPU.
@@ -59,6 +73,11 @@ class VAEAnomalyDetector(BaseDetector):
     ----------
     vae_ : CVAE
         The fitted model.
+    residual_mean_, residual_std_ : torch.Tensor
+        ``reduction="local-max-z"`` only: per-pixel mean and standard deviation (floored at
+        1% of its mean over pixels, so that pixels constant on normals, such as an empty
+        background, do not divide by zero) of the signed residual on normal samples,
+        shaped like one sample.
 
     Examples
     --------
@@ -74,7 +93,8 @@ class VAEAnomalyDetector(BaseDetector):
     _parameter_constraints = {
         "score": one_of("reconstruction", "elbo"),
         "n_samples": int_range(1),
-        "reduction": one_of("sum", "local-max"),
+        "reduction": one_of("sum", "local-max", "local-max-z"),
+        "residual": one_of("squared", "positive"),
         "window": int_range(1),
         "flatten": boolean,
     }
@@ -86,6 +106,7 @@ class VAEAnomalyDetector(BaseDetector):
         score: str = "reconstruction",
         n_samples: int = 8,
         reduction: str = "sum",
+        residual: str = "squared",
         window: int = 3,
         flatten: bool = False,
         validation_fraction: float = 0.1,
@@ -99,6 +120,7 @@ class VAEAnomalyDetector(BaseDetector):
         self.score_kind = score
         self.n_samples = n_samples
         self.reduction = reduction
+        self.residual = residual
         self.window = window
         self.flatten = flatten
         self.vae_params = vae_params
@@ -143,9 +165,10 @@ class VAEAnomalyDetector(BaseDetector):
             )
         if self.window % 2 == 0:
             raise InvalidParameterError(f"window must be odd, got {self.window}")
-        if self.reduction == "local-max" and images.dim() != 4:
+        if self.reduction.startswith("local-max") and images.dim() != 4:
             raise InvalidParameterError(
-                "reduction='local-max' needs (N, C, H, W) images; use 'sum' for feature vectors"
+                f"reduction={self.reduction!r} needs (N, C, H, W) images; use 'sum' for "
+                f"feature vectors"
             )
         params = {**self._VAE_DEFAULTS, **self.vae_params}
         normal = ImageDataset(
@@ -157,16 +180,34 @@ class VAEAnomalyDetector(BaseDetector):
     def _model_input(self, images: torch.Tensor) -> torch.Tensor:
         return images.reshape(len(images), -1) if self.flatten else images
 
+    def _signed_residual(self, images: torch.Tensor) -> torch.Tensor:
+        """``x - reconstruction``, shaped like ``images``."""
+        x = self._model_input(images)
+        labels = torch.zeros(len(images), dtype=torch.int64)
+        return (x - self.vae_.reconstruct(x, labels)).reshape(images.shape)
+
+    def _calibrate(self, images: torch.Tensor) -> None:
+        if self.score_kind != "reconstruction" or self.reduction != "local-max-z":
+            return
+        residual = self._signed_residual(images)
+        std = residual.std(0, unbiased=len(images) > 1)
+        self.residual_mean_ = residual.mean(0)
+        self.residual_std_ = std.clamp(min=0.01 * float(std.mean()) + 1e-12)
+
     def _score(self, images: torch.Tensor) -> np.ndarray:
         labels = torch.zeros(len(images), dtype=torch.int64)
-        x = self._model_input(images)
         if self.score_kind == "elbo":
             scores = self.vae_.negative_elbo(
-                x, labels, n_samples=self.n_samples, seed=self.score_seed_
+                self._model_input(images), labels, n_samples=self.n_samples, seed=self.score_seed_
             )
             return scores.double().numpy()
-        residual = (x - self.vae_.reconstruct(x, labels)).reshape(images.shape).pow(2)
-        if self.reduction == "local-max" and residual.dim() == 4:
+        residual = self._signed_residual(images)
+        if self.reduction == "local-max-z":
+            residual = (residual - self.residual_mean_) / self.residual_std_
+        if self.residual == "positive":
+            residual = residual.clamp(min=0)
+        residual = residual.pow(2)
+        if self.reduction.startswith("local-max"):
             local = F.avg_pool2d(
                 residual.sum(1, keepdim=True),
                 self.window,
