@@ -157,7 +157,8 @@ class VAEAnomalyDetector(BaseDetector):
                 )
         return self
 
-    def _fit(self, images: torch.Tensor, seed: int) -> None:
+    def check_params(self) -> None:
+        super().check_params()
         unknown = sorted(set(self.vae_params) - set(_VAE_PARAMS))
         if unknown:
             raise InvalidParameterError(
@@ -165,6 +166,8 @@ class VAEAnomalyDetector(BaseDetector):
             )
         if self.window % 2 == 0:
             raise InvalidParameterError(f"window must be odd, got {self.window}")
+
+    def _fit(self, images: torch.Tensor, seed: int) -> None:
         if self.reduction.startswith("local-max") and images.dim() != 4:
             raise InvalidParameterError(
                 f"reduction={self.reduction!r} needs (N, C, H, W) images; use 'sum' for "
