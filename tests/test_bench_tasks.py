@@ -330,3 +330,19 @@ def test_threads_option(tmp_path):
     assert records[0]["device"]["torch_threads"] == 1
     assert torch.get_num_threads() == 2  # restored after the cells ran in this process
     json.dumps(records)  # the records stay plain JSON
+
+
+def test_extended_grid_reuses_finished_cells_and_reports_them(tmp_path):
+    small = parse_config(anomaly_config(seeds=1, methods={"pca": {}}))
+    run_bench(small, tmp_path, progress=False, echo=quiet)
+    grown = parse_config(anomaly_config(seeds=1, methods={"pca": {}, "knn": {}}))
+    summary = run_bench(grown, tmp_path, progress=False, echo=quiet)
+    assert summary == {"total": 4, "skipped": 2, "ran": 2, "failed": 0}
+    rows = summarize_results(read_results(tmp_path / "results.jsonl"))
+    md = (tmp_path / "report.md").read_text()
+    assert "| pca |" in md and "| knn |" in md and rows
+    # Back to a smaller grid: its report holds only its own cells.
+    only_knn = parse_config(anomaly_config(seeds=1, methods={"knn": {}}))
+    assert run_bench(only_knn, tmp_path, progress=False, echo=quiet)["ran"] == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "| knn |" in md and "| pca |" not in md

@@ -240,7 +240,13 @@ def _baselines_in(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def load_records(out: str | Path) -> list[dict[str, Any]]:
-    """The results of ``out`` that belong to its current config (all of them without one)."""
+    """The results of ``out`` that belong to its current config (all of them without one).
+
+    A record belongs when its cell is one of the config's cells: a cell's id hashes everything
+    that decides its result, so the cells a grid shares with an earlier, smaller version of
+    itself (one method added, say) are reused, not rerun and not dropped. Folders written
+    before cell ids were listed fall back to the config hash.
+    """
     out = Path(out)
     if not (out / RESULTS).exists():
         raise DataFileError(f"no {RESULTS} in {out}; run `synthaug bench CONFIG --out {out}` first")
@@ -248,10 +254,14 @@ def load_records(out: str | Path) -> list[dict[str, Any]]:
     meta_path = out / CONFIG
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        current = meta.get("config_hash")
-        matching = [r for r in records if r.get("config_hash") == current]
-        if matching:
-            records = matching
+        if "cell_ids" in meta:
+            wanted = set(meta["cell_ids"])
+            records = [r for r in records if r["cell_id"] in wanted]
+        else:
+            current = meta.get("config_hash")
+            matching = [r for r in records if r.get("config_hash") == current]
+            if matching:
+                records = matching
     # A cell rerun with --force appears once; keep the newest line if one slipped in twice.
     latest: dict[str, dict[str, Any]] = {}
     for r in records:

@@ -342,7 +342,12 @@ def run_bench(
     results = out / RESULTS
     cells = config.cells()
     ids = {c["cell_id"] for c in cells}
-    meta = {"config_hash": config.hash, "source": config.source, "config": config.to_dict()}
+    meta = {
+        "config_hash": config.hash,
+        "source": config.source,
+        "config": config.to_dict(),
+        "cell_ids": sorted(ids),
+    }
     (out / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if force and results.exists():
         _rewrite_without(results, ids)
