@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 from synthaug.anomaly import (
     BaseDetector,
     GANAnomalyDetector,
+    KNNDetector,
     PCADetector,
     VAEAnomalyDetector,
     clone_detector,
@@ -200,6 +201,21 @@ def test_augment_with_synthetic_normals(device, normals_and_test):
         PCADetector(augment_with=3, n_synthetic=5).fit(train)
     with pytest.raises(InvalidParameterError, match="unknown generator"):
         PCADetector(augment_with="no-such-model", n_synthetic=5).fit(train)
+
+
+def test_augment_with_a_classical_sample_source(normals_and_test):
+    from synthaug.augment import ClassicalAugmentation
+
+    train, test = normals_and_test
+    source = ClassicalAugmentation()
+    a = KNNDetector(augment_with=source, n_synthetic=15, seed=2).fit(train)
+    assert a.n_train_real_ == 27 and a.n_train_ == 42
+    assert not hasattr(source, "transform_")  # the detector fits a copy, not the user's object
+    # The jittered copies differ from the real normals but stay in [0, 1].
+    added = a.synthetic_generator_.sample(15, y=0, seed=2)[0]
+    assert added.min() >= 0 and added.max() <= 1
+    b = KNNDetector(augment_with=source, n_synthetic=15, seed=2).fit(train)
+    np.testing.assert_array_equal(a.score(test), b.score(test))
 
 
 def test_vae_scores_and_params(device, normals_and_test):

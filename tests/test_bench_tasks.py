@@ -15,7 +15,7 @@ from synthaug.anomaly import KNNDetector, PCADetector, evaluate_one_class
 from synthaug.bench import load_config, parse_config, read_results, run_bench, summarize_results
 from synthaug.bench._report import format_csv
 from synthaug.data import LESION_GRADES, make_graded_phantoms
-from synthaug.errors import EmptyDatasetError, InvalidParameterError
+from synthaug.errors import BenchmarkError, EmptyDatasetError, InvalidParameterError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -152,6 +152,9 @@ def test_anomaly_config_settings_and_cells():
         ({"methods": {"vae": {"residual": "abs"}}}, "methods.vae"),
         ({"methods": {"knn": {"augment_with": "gan9"}}}, "methods.knn.augment_with.generator"),
         ({"methods": {"knn": {"augment_with": {"generator": "cvae", "epoch": 1}}}}, "epoch"),
+        ({"methods": {"knn": {"augment_with": {"method": "none"}}}}, "augment_with.method"),
+        ({"methods": {"knn": {"augment_with": {"method": "smote", "k": 3}}}}, "augment_with.k"),
+        ({"methods": {"knn": {"augment_with": {"generator": "cvae", "method": "smote"}}}}, "or"),
         ({"baselines": ["ocsvm"]}, "baselines"),
     ],
 )
@@ -203,6 +206,37 @@ def test_anomaly_grid_end_to_end_with_mean_over_classes(tmp_path):
         test_size=0.3,
     )
     assert direct["summary"]["pca"]["mean_auroc"] == pytest.approx(pca["mean"])
+
+
+def test_classical_and_smote_normals_through_the_grid(tmp_path):
+    cfg = parse_config(
+        anomaly_config(
+            seeds=1,
+            anomaly={"normal_classes": [3], "n_normal": 10},
+            methods={
+                "knn+classical": {
+                    "detector": "knn",
+                    "n_synthetic": 30,
+                    "augment_with": "classical",
+                },
+                "knn+smote": {
+                    "detector": "knn",
+                    "n_synthetic": 30,
+                    "augment_with": {"method": "smote", "k_neighbors": 3},
+                },
+            },
+        )
+    )
+    # SMOTE cannot interpolate a one-class set through imbalanced-learn: that cell fails with
+    # an error that says so, the other one is kept.
+    with pytest.raises(BenchmarkError, match="1 of 2 cells failed"):
+        run_bench(cfg, tmp_path, progress=False, echo=quiet, report=False)
+    (record,) = read_results(tmp_path / "results.jsonl")
+    # 10 normals, one held out for the threshold (validation_fraction 0.1), 30 jittered copies.
+    assert record["cell"]["method"] == "knn+classical" and record["metrics"]["n_train"] == 39
+    assert 0.5 < record["metrics"]["auroc"] <= 1
+    error = json.loads((tmp_path / "errors.jsonl").read_text().splitlines()[0])
+    assert "at least two classes" in error["error"]
 
 
 def test_phantom_grid_reports_each_lesion_grade(tmp_path):

@@ -116,10 +116,13 @@ class BaseDetector(ParamsMixin):
     threshold_quantile : float
         Quantile of the validation scores used as the threshold: about ``1 - q`` of normal
         samples are flagged as anomalous.
-    augment_with : str, generator or None
+    augment_with : str, generator, sample source or None
         Add synthetic normal samples to the training part: a registered generator name
-        (fitted on the training part, with this detector's seed) or a generator instance
-        (used as it is when already fitted, else a copy is fitted on the training part).
+        (fitted on the training part, with this detector's seed), a generator instance
+        (used as it is when already fitted, else a copy is fitted on the training part), or
+        any other sample source with ``fit(dataset)`` and ``sample(n, y=..., seed=...)``, such
+        as :class:`~synthaug.augment.ClassicalAugmentation` (a copy is fitted on the training
+        part): the classical baseline for synthetic normals.
     n_synthetic : int
         Number of synthetic normal samples to add when ``augment_with`` is set.
     allow_multiple_classes : bool
@@ -261,9 +264,18 @@ class BaseDetector(ParamsMixin):
             else:
                 generator = copy.deepcopy(self.augment_with).fit(normal)
                 label = 0
+        elif callable(getattr(self.augment_with, "fit", None)) and callable(
+            getattr(self.augment_with, "sample", None)
+        ):
+            # Any other sample source (classical augmentation, SMOTE): a fresh copy is fitted
+            # on the normal training part, so the detector's data decide what it sees.
+            generator = copy.deepcopy(self.augment_with).fit(normal)
+            label = 0
         else:
             raise InvalidParameterError(
-                f"augment_with must be None, a generator name or a synthaug generator, got "
+                f"augment_with must be None, a generator name, a synthaug generator or a sample "
+                f"source with fit(dataset) and sample(n, y=..., seed=...) (e.g. "
+                f"synthaug.augment.ClassicalAugmentation()), got "
                 f"{type(self.augment_with).__name__}"
             )
         synthetic, _ = generator.sample(self.n_synthetic, y=label, seed=seed)

@@ -100,18 +100,60 @@ def build_detector(
     return det
 
 
+class MethodSource:
+    """A harness method (``"classical"``, ``"smote"`` ...) as an unfitted sample source.
+
+    A detector fits its ``augment_with`` source on its own normal training part; harness
+    methods are functions that return a fitted source, so this defers the call to ``fit``.
+    """
+
+    def __init__(self, name: str, params: dict[str, Any], *, seed: int, device: str) -> None:
+        self.name = name
+        self.params = params
+        self.seed = seed
+        self.device = device
+
+    def fit(self, dataset: ImageDataset) -> MethodSource:
+        from synthaug.bench._registry import get_method
+
+        fn = get_method(self.name)
+        self.source_ = fn(dataset, seed=self.seed, device=self.device, **self.params)
+        return self
+
+    def sample(self, n: int, y: int, seed: int | None = None) -> Any:
+        return self.source_.sample(n, y=y, seed=seed)
+
+
 def _generator(spec: Any, *, seed: int, device: str, where: str) -> Any:
-    """``"cvae"`` or ``{generator = "cvae", epochs = 100}`` -> an unfitted generator."""
+    """Synthetic normals for ``augment_with``: a generator or a harness method, unfitted.
+
+    ``"cvae"`` or ``{ generator = "cvae", epochs = 100 }`` is a registered generator;
+    ``"classical"`` or ``{ method = "smote", k_neighbors = 3 }`` a harness method (the
+    classical baselines for synthetic normals).
+    """
     from synthaug.bench._methods import validate_method
+    from synthaug.bench._registry import _METHODS, check_params
     from synthaug.generators import create_generator, list_generators
 
     where = f"{where}.augment_with"
     if isinstance(spec, str):
-        spec = {"generator": spec}
-    if not isinstance(spec, dict) or not isinstance(spec.get("generator"), str):
-        raise _fail(where, 'give a generator name or a table { generator = "cvae", ... }')
-    params = {k: v for k, v in spec.items() if k != "generator"}
-    name = spec["generator"]
+        spec = {"method" if spec in _METHODS else "generator": spec}
+    kinds = [k for k in ("generator", "method") if k in (spec if isinstance(spec, dict) else {})]
+    if len(kinds) != 1 or not isinstance(spec[kinds[0]], str):
+        raise _fail(
+            where,
+            'give a generator or method name, or a table { generator = "cvae", ... } / '
+            '{ method = "classical" }',
+        )
+    kind = kinds[0]
+    name = spec[kind]
+    params = {k: v for k, v in spec.items() if k != kind}
+    if kind == "method":
+        if name not in _METHODS or name == "none":
+            usable = sorted(m for m in _METHODS if m != "none")
+            raise _fail(f"{where}.method", f"unknown method {name!r}; available: {usable}")
+        check_params(_METHODS[name], params, where, skip=("train", "seed", "device"))
+        return MethodSource(name, params, seed=seed, device=device)
     if name not in list_generators():
         raise _fail(
             f"{where}.generator",

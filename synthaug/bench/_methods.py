@@ -73,6 +73,13 @@ class SMOTESource:
             {"k_neighbors": self.k_neighbors},
             {"k_neighbors": lambda v: None if isinstance(v, int) and v >= 1 else "an integer >= 1"},
         )
+        present = [c for c, n in dataset.class_counts().items() if n > 0]
+        if len(present) < 2:
+            # imbalanced-learn's SMOTE resamples a labelled set and refuses a single class.
+            raise InvalidDataError(
+                "SMOTE needs at least two classes present (imbalanced-learn interpolates within "
+                "one class of a labelled set); for one class, use 'classical' augmentation"
+            )
         self.dataset_ = dataset
         self.counts_ = dataset.class_counts()
         return self
