@@ -165,6 +165,11 @@ class BaseDetector(ParamsMixin):
             )
 
     # -- fit --------------------------------------------------------------------------------
+    @classmethod
+    def accepted_params(cls) -> list[str]:
+        """Every keyword the constructor accepts (a family may pass some on to a model)."""
+        return cls._param_names()
+
     def check_params(self) -> None:
         """Raise :class:`~synthaug.errors.InvalidParameterError` for a bad parameter value.
 

@@ -157,6 +157,10 @@ class VAEAnomalyDetector(BaseDetector):
                 )
         return self
 
+    @classmethod
+    def accepted_params(cls) -> list[str]:
+        return [*cls._param_names(), *_VAE_PARAMS]
+
     def check_params(self) -> None:
         super().check_params()
         unknown = sorted(set(self.vae_params) - set(_VAE_PARAMS))

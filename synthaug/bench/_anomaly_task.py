@@ -75,12 +75,7 @@ def build_detector(
     for key in own:
         if key in _HARNESS_PARAMS:
             raise _fail(f"{where}.{key}", "set by the harness per cell; remove it from the config")
-    cls = _REGISTRY[detector]
-    accepted = set(cls._param_names())
-    if detector == "vae":
-        from synthaug.anomaly._vae import _VAE_PARAMS
-
-        accepted |= set(_VAE_PARAMS)
+    accepted = set(_REGISTRY[detector].accepted_params())
     for key in own:
         if key not in accepted:
             raise _fail(
@@ -91,7 +86,7 @@ def build_detector(
     if "device" in accepted and "device" not in own:
         own["device"] = device
     if augment is not None:
-        own["augment_with"] = _generator(augment, seed=seed, device=device, where=where)
+        own["augment_with"] = _normals_source(augment, seed=seed, device=device, where=where)
     det = create_detector(detector, seed=seed, **own)
     try:
         det.check_params()
@@ -124,7 +119,7 @@ class MethodSource:
         return self.source_.sample(n, y=y, seed=seed)
 
 
-def _generator(spec: Any, *, seed: int, device: str, where: str) -> Any:
+def _normals_source(spec: Any, *, seed: int, device: str, where: str) -> Any:
     """Synthetic normals for ``augment_with``: a generator or a harness method, unfitted.
 
     ``"cvae"`` or ``{ generator = "cvae", epochs = 100 }`` is a registered generator;
