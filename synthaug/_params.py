@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, ClassVar
 
 from synthaug.errors import InvalidParameterError
 
@@ -96,8 +96,15 @@ class ParamsMixin:
     """scikit-learn style ``get_params`` / ``set_params`` / ``repr`` from the constructor signature.
 
     Shared by generators and anomaly detectors, whose constructors only store their keyword
-    arguments as attributes of the same name.
+    arguments as attributes of the same name. Two exceptions are declared, not hand-written:
+    ``_param_attrs`` maps a parameter to the attribute that holds it (``score`` lives in
+    ``score_kind`` where ``score`` is also a method), and ``_passthrough_attr`` names the dict
+    holding ``**kwargs`` passed on to an inner model (``_passthrough_names`` says which names
+    it takes; ``None``: any, checked when the inner model is built).
     """
+
+    _param_attrs: ClassVar[dict[str, str]] = {}
+    _passthrough_attr: ClassVar[str | None] = None
 
     @classmethod
     def _param_names(cls) -> list[str]:
@@ -108,19 +115,34 @@ class ParamsMixin:
             p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
         ]
 
+    @classmethod
+    def _passthrough_names(cls) -> Collection[str] | None:
+        return None
+
     def get_params(self) -> dict[str, Any]:
         """Constructor parameters as a dict."""
-        return {name: getattr(self, name) for name in self._param_names()}
+        params = {
+            name: getattr(self, self._param_attrs.get(name, name)) for name in self._param_names()
+        }
+        if self._passthrough_attr is not None:
+            params.update(getattr(self, self._passthrough_attr))
+        return params
 
     def set_params(self, **params: Any) -> ParamsMixin:
         """Set constructor parameters; unknown names raise."""
-        valid = set(self._param_names())
+        own = set(self._param_names())
+        extra = None if self._passthrough_attr is None else getattr(self, self._passthrough_attr)
+        extra_names = self._passthrough_names()
         for name, value in params.items():
-            if name not in valid:
+            if name in own:
+                setattr(self, self._param_attrs.get(name, name), value)
+            elif extra is not None and (extra_names is None or name in extra_names):
+                extra[name] = value
+            else:
+                valid = sorted(own | set(extra_names or ()))
                 raise InvalidParameterError(
-                    f"{type(self).__name__} has no parameter {name!r}; valid: {sorted(valid)}"
+                    f"{type(self).__name__} has no parameter {name!r}; valid: {valid}"
                 )
-            setattr(self, name, value)
         return self
 
     def __repr__(self) -> str:

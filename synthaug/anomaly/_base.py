@@ -133,6 +133,9 @@ class BaseDetector(ParamsMixin):
     """
 
     registry_name: ClassVar[str] = ""
+    # ``score`` is both a parameter of some families and the scoring method; its value lives
+    # in ``score_kind``.
+    _param_attrs: ClassVar[dict[str, str]] = {"score": "score_kind"}
     _parameter_constraints: ClassVar[dict[str, Rule]] = {}
     # Fewest training samples the family can fit on (after the validation hold-out).
     _min_train_samples: ClassVar[int] = 2
@@ -168,7 +171,7 @@ class BaseDetector(ParamsMixin):
     @classmethod
     def accepted_params(cls) -> list[str]:
         """Every keyword the constructor accepts (a family may pass some on to a model)."""
-        return cls._param_names()
+        return [*cls._param_names(), *(cls._passthrough_names() or ())]
 
     def check_params(self) -> None:
         """Raise :class:`~synthaug.errors.InvalidParameterError` for a bad parameter value.

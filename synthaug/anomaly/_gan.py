@@ -146,20 +146,6 @@ class GANAnomalyDetector(BaseDetector):
             seed,
         )
 
-    # ``score`` is both a parameter and the scoring method; the value lives in ``score_kind``.
-    def get_params(self) -> dict[str, Any]:
-        return {
-            name: getattr(self, "score_kind" if name == "score" else name)
-            for name in self._param_names()
-        }
-
-    def set_params(self, **params: Any) -> GANAnomalyDetector:
-        if "score" in params:
-            params = dict(params)
-            self.score_kind = params.pop("score")
-        super().set_params(**params)
-        return self
-
     # -- training ---------------------------------------------------------------------------
     def _fit(self, images: torch.Tensor, seed: int) -> None:
         self.device_ = resolve_device(self.device)

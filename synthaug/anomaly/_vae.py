@@ -99,6 +99,7 @@ class VAEAnomalyDetector(BaseDetector):
         "flatten": boolean,
     }
     _VAE_DEFAULTS = {"epochs": 200, "verbose": False}
+    _passthrough_attr = "vae_params"
 
     def __init__(
         self,
@@ -133,33 +134,9 @@ class VAEAnomalyDetector(BaseDetector):
             seed,
         )
 
-    # ``score`` is both a parameter and the scoring method; the value lives in ``score_kind``.
-    def get_params(self) -> dict[str, Any]:
-        params = {
-            name: getattr(self, "score_kind" if name == "score" else name)
-            for name in self._param_names()
-        }
-        params.update(self.vae_params)
-        return params
-
-    def set_params(self, **params: Any) -> VAEAnomalyDetector:
-        for name, value in params.items():
-            if name == "score":
-                self.score_kind = value
-            elif name in self._param_names():
-                setattr(self, name, value)
-            elif name in _VAE_PARAMS:
-                self.vae_params[name] = value
-            else:
-                raise InvalidParameterError(
-                    f"VAEAnomalyDetector has no parameter {name!r}; valid: "
-                    f"{sorted(set(self._param_names()) | set(_VAE_PARAMS))}"
-                )
-        return self
-
     @classmethod
-    def accepted_params(cls) -> list[str]:
-        return [*cls._param_names(), *_VAE_PARAMS]
+    def _passthrough_names(cls) -> tuple[str, ...]:
+        return _VAE_PARAMS
 
     def check_params(self) -> None:
         super().check_params()

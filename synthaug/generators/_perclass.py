@@ -134,25 +134,12 @@ class PerClass(BaseGenerator):
         self.verbose = verbose
         self.base_params = base_params
 
+    # The base model's own parameters travel in base_params; fit checks them.
+    _passthrough_attr = "base_params"
+
     @property
     def registry_name(self) -> str:  # type: ignore[override]
         return f"perclass-{self.base}"
-
-    # -- parameters: the base model's own parameters travel in base_params -----------------
-    def get_params(self) -> dict[str, Any]:
-        params = {
-            name: getattr(self, name) for name in self._param_names() if name != "base_params"
-        }
-        return {**params, **self.base_params}
-
-    def set_params(self, **params: Any) -> PerClass:
-        own = set(self._param_names())
-        for name, value in params.items():
-            if name in own:
-                setattr(self, name, value)
-            else:
-                self.base_params[name] = value
-        return self
 
     def _base_class(self) -> type[BaseGenerator]:
         return get_generator_class(BASES[self.base])
