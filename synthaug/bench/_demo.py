@@ -160,16 +160,20 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float
     return summary
 
 
-def format_table(summary: dict[str, dict[str, dict[str, float]]], title: str = "") -> str:
-    """A fixed-width text table of ``summary`` (the one the demo prints)."""
-    header = f"{'method':<22}" + "".join(f"{k:>20}" for k in REPORTED) + f"{'augment s':>12}"
+def format_table(
+    summary: dict[str, dict[str, dict[str, float]]],
+    title: str = "",
+    columns: tuple[str, ...] = REPORTED,
+) -> str:
+    """A fixed-width text table of ``summary`` (the one the demo prints), one column per metric."""
+    header = f"{'method':<22}" + "".join(f"{k:>20}" for k in columns) + f"{'augment s':>12}"
     lines = [title, header, "-" * len(header)] if title else [header, "-" * len(header)]
     for method, stats in summary.items():
         cells = "".join(
             f"{stats[k]['mean']:>12.3f} ± {stats[k]['std']:.3f}"
             if not math.isnan(stats[k]["mean"])
             else f"{'n/a':>20}"
-            for k in REPORTED
+            for k in columns
         )
         lines.append(f"{method:<22}{cells}{stats['augment_seconds']['mean']:>12.1f}")
     return "\n".join(lines)

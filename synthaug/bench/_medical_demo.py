@@ -9,7 +9,6 @@ augmentation, synthetic lesions, and both.
 from __future__ import annotations
 
 import json
-import math
 import platform
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 
 import synthaug
 from synthaug.augment import AugmentedDataset, ClassicalAugmentation
+from synthaug.bench._demo import format_table
 from synthaug.data import ImageDataset, load_dicom_folder, make_phantoms, write_dicom
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import create_generator, get_generator_class, list_generators
@@ -251,18 +251,7 @@ def summarize_medical(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[st
 
 def format_medical_table(summary: dict[str, dict[str, dict[str, float]]], title: str = "") -> str:
     """The fixed-width table the medical demo prints."""
-    cols = (*MEDICAL_REPORTED, "specificity")
-    header = f"{'method':<22}" + "".join(f"{k:>20}" for k in cols) + f"{'augment s':>12}"
-    lines = ([title] if title else []) + [header, "-" * len(header)]
-    for method, stats in summary.items():
-        cells = "".join(
-            f"{stats[k]['mean']:>12.3f} ± {stats[k]['std']:.3f}"
-            if not math.isnan(stats[k]["mean"])
-            else f"{'n/a':>20}"
-            for k in cols
-        )
-        lines.append(f"{method:<22}{cells}{stats['augment_seconds']['mean']:>12.1f}")
-    return "\n".join(lines)
+    return format_table(summary, title, columns=(*MEDICAL_REPORTED, "specificity"))
 
 
 def _phantoms_through_dicom(
