@@ -29,7 +29,7 @@ import torch.nn.functional as F
 import synthaug
 from synthaug.data import ImageDataset, load_digits
 from synthaug.generators import create_generator
-from synthaug.generators._base import seeded
+from synthaug.nn import seeded
 
 GENERATORS = ("cvae", "cgan", "perclass-vae")
 

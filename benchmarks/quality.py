@@ -20,7 +20,7 @@ import torch
 
 import synthaug
 from synthaug.data import load_digits
-from synthaug.generators import create_generator, list_generators
+from synthaug.generators import create_generator
 from synthaug.metrics import CNNClassifier
 
 EPOCHS = {"cvae": 100, "cgan": 150, "perclass-vae": 100, "perclass-gan": 150}
@@ -29,7 +29,7 @@ EPOCHS = {"cvae": 100, "cgan": 150, "perclass-vae": 100, "perclass-gan": 150}
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the epochs")
-    parser.add_argument("--generators", nargs="+", default=list_generators())
+    parser.add_argument("--generators", nargs="+", default=sorted(EPOCHS))
     parser.add_argument("--per-class", type=int, default=200, help="samples per class")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)

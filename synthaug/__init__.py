@@ -1,9 +1,8 @@
 """synthaug: synthetic data augmentation with conditional generators, measured honestly."""
 
-__version__ = "0.1.0"
-
 from synthaug import errors
+from synthaug._version import __version__
 from synthaug.generators import load
-from synthaug.generators._dp import DP
+from synthaug.nn import DP
 
 __all__ = ["DP", "__version__", "errors", "load"]

@@ -1,10 +1,14 @@
-"""Declarative parameter rules, checked once when ``fit`` runs (as imbalanced-learn does)."""
+"""The estimator base and its declarative parameter rules, checked once when ``fit`` runs
+(as imbalanced-learn's ``_parameter_constraints`` are)."""
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
+
+import torch
+from sklearn.base import BaseEstimator
 
 from synthaug.errors import InvalidParameterError
 
@@ -68,8 +72,6 @@ def none_or(inner: Rule) -> Rule:
 
 
 def device_like(v: Any) -> str | None:
-    import torch
-
     if isinstance(v, torch.device) or (
         isinstance(v, str) and (v == "auto" or v.split(":")[0] in ("cpu", "cuda", "mps"))
     ):
@@ -92,59 +94,82 @@ def validate_params(owner: str, params: Mapping[str, Any], rules: Mapping[str, R
             )
 
 
-class ParamsMixin:
-    """scikit-learn style ``get_params`` / ``set_params`` / ``repr`` from the constructor signature.
+class Estimator(BaseEstimator):
+    """scikit-learn's estimator contract plus synthaug's declarative parameter rules.
 
-    Shared by generators and anomaly detectors, whose constructors only store their keyword
-    arguments as attributes of the same name. Two exceptions are declared, not hand-written:
-    ``_param_attrs`` maps a parameter to the attribute that holds it (``score`` lives in
-    ``score_kind`` where ``score`` is also a method), and ``_passthrough_attr`` names the dict
-    holding ``**kwargs`` passed on to an inner model (``_passthrough_names`` says which names
-    it takes; ``None``: any, checked when the inner model is built).
+    Subclasses follow scikit-learn's rules (``BaseEstimator``): the constructor takes keyword
+    parameters and only stores them, under the same names; fitted state ends in ``_``. So
+    ``get_params(deep=True)``, ``set_params(a__b=...)``, ``clone`` and ``GridSearchCV`` work
+    with no code of ours, and a meta-estimator takes another estimator as a parameter value.
+
+    ``_parameter_constraints`` maps parameter names to rules (``int_range(1)``, ...); the rules
+    of every class in the hierarchy apply, so a family inherits its base's training rules.
+    :meth:`check_params` runs them, and those of every estimator held as a parameter value;
+    ``fit`` calls it first, and the benchmark harness calls it when it reads a config.
     """
 
-    _param_attrs: ClassVar[dict[str, str]] = {}
-    _passthrough_attr: ClassVar[str | None] = None
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {}
 
     @classmethod
-    def _param_names(cls) -> list[str]:
-        import inspect
+    def _parameter_rules(cls) -> dict[str, Rule]:
+        rules: dict[str, Rule] = {}
+        for klass in reversed(cls.__mro__):
+            rules.update(vars(klass).get("_parameter_constraints", {}))
+        return rules
 
-        sig = inspect.signature(cls.__init__)
-        return [
-            p.name for p in sig.parameters.values() if p.name != "self" and p.kind != p.VAR_KEYWORD
-        ]
+    def check_params(self) -> None:
+        """Raise :class:`~synthaug.errors.InvalidParameterError` for the first bad parameter.
 
-    @classmethod
-    def _passthrough_names(cls) -> Collection[str] | None:
-        return None
+        Nested estimators (parameter values that are estimators, or lists of them) are
+        checked too.
+        """
+        params = self.get_params(deep=False)
+        validate_params(type(self).__name__, params, self._parameter_rules())
+        for value in params.values():
+            for inner in value if isinstance(value, (list, tuple)) else (value,):
+                if isinstance(inner, tuple) and len(inner) == 2:  # (name, estimator) pairs
+                    inner = inner[1]
+                if isinstance(inner, Estimator):
+                    inner.check_params()
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters as a dict."""
-        params = {
-            name: getattr(self, self._param_attrs.get(name, name)) for name in self._param_names()
-        }
-        if self._passthrough_attr is not None:
-            params.update(getattr(self, self._passthrough_attr))
-        return params
+    def set_params(self, **params: Any) -> Estimator:
+        """Set parameters, nested ones as ``inner__name``; an unknown name raises
+        :class:`~synthaug.errors.InvalidParameterError` listing the valid ones."""
+        try:
+            return super().set_params(**params)
+        except ValueError as exc:
+            if isinstance(exc, InvalidParameterError):
+                raise
+            raise InvalidParameterError(str(exc)) from exc
 
-    def set_params(self, **params: Any) -> ParamsMixin:
-        """Set constructor parameters; unknown names raise."""
-        own = set(self._param_names())
-        extra = None if self._passthrough_attr is None else getattr(self, self._passthrough_attr)
-        extra_names = self._passthrough_names()
-        for name, value in params.items():
-            if name in own:
-                setattr(self, self._param_attrs.get(name, name), value)
-            elif extra is not None and (extra_names is None or name in extra_names):
-                extra[name] = value
-            else:
-                valid = sorted(own | set(extra_names or ()))
-                raise InvalidParameterError(
-                    f"{type(self).__name__} has no parameter {name!r}; valid: {valid}"
-                )
-        return self
+    @property
+    def is_fitted(self) -> bool:
+        """Whether ``fit`` has run (fitted attributes end in ``_``)."""
+        return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
 
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({params})"
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.is_fitted
+
+
+def configure(estimator: BaseEstimator, **values: Any) -> set[str]:
+    """Set each of ``values`` on every parameter of that name, the nested ones included.
+
+    ``configure(PerClass(CVAE()), seed=3, verbose=False)`` sets ``estimator__seed`` and
+    ``estimator__verbose``: the benchmark harness and the command line use it to place the
+    seed, device and verbosity of a run wherever a (meta-)estimator keeps them.
+
+    Returns
+    -------
+    set of str
+        The names that no parameter took.
+    """
+    keys = estimator.get_params(deep=True)
+    placed: dict[str, Any] = {}
+    for key in keys:
+        name = key.rsplit("__", 1)[-1]
+        if name in values:
+            placed[key] = values[name]
+    # Outer parameters first: setting a nested estimator's parameter after replacing it.
+    for key in sorted(placed, key=lambda k: k.count("__")):
+        estimator.set_params(**{key: placed[key]})
+    return set(values) - {k.rsplit("__", 1)[-1] for k in placed}

@@ -10,27 +10,26 @@ import math
 import pytest
 import torch
 
-import synthaug.data
+from synthaug.augment import MixedSource, SMOTESource
 from synthaug.bench import (
+    METHODS,
     load_config,
-    paired_gain,
     parse_config,
     read_results,
-    register_method,
     run_bench,
     summarize_results,
     write_report,
 )
-from synthaug.bench._methods import MixedSource, SMOTESource
-from synthaug.bench._report import format_csv, format_latex, mean_ci
+from synthaug.bench._report import format_csv, format_latex
 from synthaug.cli import main
-from synthaug.data import ImageDataset
+from synthaug.data import DATASETS, ImageDataset
 from synthaug.errors import (
     BenchmarkError,
     DataFileError,
     InvalidDataError,
     InvalidParameterError,
 )
+from synthaug.metrics import mean_ci, paired_gain
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -142,7 +141,7 @@ classifiers.cnn = { epochs = 1 }
     ]
     cells = cfg.cells()
     assert len(cells) == 2 * 3 * 2 * 2
-    assert len({c["cell_id"] for c in cells}) == len(cells)
+    assert len({c.cell_id for c in cells}) == len(cells)
     assert cfg.hash == load_config(path).hash
     quick = load_config(path, quick=True)
     assert quick.seeds == [0] and quick.classifiers["cnn"] == {"epochs": 1}
@@ -169,19 +168,17 @@ def test_config_file_errors(tmp_path):
         load_config(bad)
 
 
-def test_lazy_datasets(monkeypatch, tiny_images):
-    monkeypatch.delattr(synthaug.data, "make_phantoms", raising=False)
-    with pytest.raises(InvalidParameterError, match="synthaug.data.make_phantoms"):
-        parse_config(tiny_config(dataset={"name": "phantoms"}))
-
-    def load_npz(path, *, split="train"):
-        return tiny_images
-
-    monkeypatch.setattr(synthaug.data, "load_npz", load_npz, raising=False)
+def test_datasets_by_name(tiny_images):
     cfg = parse_config(tiny_config(dataset={"name": "npz", "path": "x.npz"}))
     assert cfg.dataset == {"name": "npz", "params": {"path": "x.npz"}}
     with pytest.raises(InvalidParameterError, match="^dataset.bogus"):
         parse_config(tiny_config(dataset={"name": "npz", "bogus": 1}))
+    # A data set of one's own is one registration away.
+    DATASETS.register("test-tiny-images", lambda: tiny_images)
+    cfg = parse_config(
+        tiny_config(dataset={"name": "test-tiny-images"}, imbalance={"counts": [[5, 5, 3]]})
+    )
+    assert cfg.cells()[0].dataset == {"name": "test-tiny-images", "params": {}}
 
 
 # -- methods -----------------------------------------------------------------------------------
@@ -204,9 +201,7 @@ def test_smote_source(small_digits):
 def test_mixed_source_splits_requests(small_digits):
     from synthaug.augment import ClassicalAugmentation, RandomOverSampling
 
-    mixed = MixedSource(
-        [RandomOverSampling().fit(small_digits), ClassicalAugmentation().fit(small_digits)]
-    )
+    mixed = MixedSource([RandomOverSampling(), ClassicalAugmentation()]).fit(small_digits)
     images, labels = mixed.sample(5, y=2, seed=0)
     assert images.shape == (5, 1, 8, 8) and (labels == 2).all()
     # The first three are exact copies of real images, the last two are transformed.
@@ -281,7 +276,7 @@ def test_resume_after_crash(tmp_path):
     text = path.read_text()
     assert text.endswith("\n")
     records = [json.loads(line) for line in text.splitlines()]  # every line is whole
-    assert sorted(r["cell_id"] for r in records) == sorted(c["cell_id"] for c in cfg.cells())
+    assert sorted(r["cell_id"] for r in records) == sorted(c.cell_id for c in cfg.cells())
     assert [json.loads(line) for line in kept] == records[:2]  # finished cells untouched
     # Nothing left to do; --force reruns every cell and keeps one line per cell.
     assert run_bench(cfg, tmp_path, progress=False, echo=quiet, report=False)["ran"] == 0
@@ -300,7 +295,7 @@ def test_read_results_skips_garbage(tmp_path, capsys):
 
 
 def test_failing_cell_is_reported_and_others_kept(tmp_path):
-    @register_method("test-broken")
+    @METHODS.register("test-broken")
     def broken(train, *, seed, device):
         raise RuntimeError("boom")
 

@@ -122,7 +122,7 @@ def test_anomaly_config_settings_and_cells():
     assert cfg.classifiers == {"-": {}} and cfg.baselines == ["pca", "knn"]
     cells = cfg.cells()
     assert len(cells) == 10 * 2 * 2
-    assert cells[0]["anomaly"] == {
+    assert cells[0].settings == {
         "normal_class": "0",
         "n_normal": None,
         "per_anomaly_class": False,
@@ -345,7 +345,7 @@ def test_shipped_dp_config_parses():
 
 
 def test_cv_select_classifier_picks_by_cross_validation(small_digits):
-    from synthaug.bench._tasks import CVSelectClassifier
+    from synthaug.metrics import CVSelectClassifier
 
     clf = CVSelectClassifier(seed=0).fit(small_digits)
     assert clf.chosen_ in clf.cv_scores_ and clf.cv_scores_[clf.chosen_] == max(

@@ -1,58 +1,66 @@
-import json
+"""The digits demo: a bundled harness config, its table, and the command line."""
+
 import subprocess
 import sys
 
 import pytest
 
-from synthaug.bench import format_table, run_demo, summarize
+from synthaug.bench import bundled_config, parse_config, read_results
 from synthaug.cli import main
+from synthaug.cli._demo import digits_config, format_table, run_demo, summarize
+from synthaug.data import DATASETS
+
+
+def record(method, seed, ba, f1, minority, augment):
+    return {
+        "cell": {"method": method},
+        "seed": seed,
+        "metrics": {"balanced_accuracy": ba, "macro_f1": f1, "minority_recall": minority},
+        "timings": {"augment": augment},
+    }
 
 
 def test_summarize_and_table():
-    runs = [
-        {
-            "method": "none",
-            "balanced_accuracy": 0.5,
-            "macro_f1": 0.4,
-            "minority_recall": 0.2,
-            "augment_seconds": 0,
-        },
-        {
-            "method": "none",
-            "balanced_accuracy": 0.7,
-            "macro_f1": 0.6,
-            "minority_recall": 0.4,
-            "augment_seconds": 0,
-        },
-    ]
-    s = summarize(runs)
+    records = [record("none", 0, 0.5, 0.4, 0.2, 0.0), record("none", 1, 0.7, 0.6, 0.4, 0.0)]
+    columns = ("balanced_accuracy", "macro_f1", "minority_recall")
+    s = summarize(records, ["none"], columns)
     assert s["none"]["balanced_accuracy"]["mean"] == pytest.approx(0.6)
     assert s["none"]["balanced_accuracy"]["std"] == pytest.approx(0.1414, abs=1e-4)
     table = format_table(s)
     assert "0.600 ± 0.141" in table
 
 
+def test_digits_config_takes_the_demo_options():
+    config = digits_config(seeds=2, ratio=0.2, epochs=7, classifier_epochs=3)
+    assert config.seeds == [0, 1] and config.task == "classification"
+    assert config.settings[0]["imbalance"]["ratio"] == 0.2
+    assert config.methods["cvae"] == {"epochs": 7} and config.classifiers["cnn"] == {"epochs": 3}
+    assert list(config.methods) == ["none", "random-oversampling", "classical", "cvae"]
+    # The defaults are the bundled file's: what `make demo` runs.
+    default = digits_config()
+    assert default.seeds == [0, 1, 2] and default.methods["cvae"] == {"epochs": 150}
+
+
 @pytest.mark.slow
 def test_demo_end_to_end_tiny(tmp_path, small_digits):
+    DATASETS.register("test-small-digits", lambda: small_digits)
+    data = bundled_config("digits_demo")
+    data.update(seeds=2, dataset={"name": "test-small-digits"}, split={"test_size": 0.5})
+    data["imbalance"]["ratios"] = [0.2]
+    data["methods"]["cvae"]["epochs"] = 2
+    data["classifiers"]["cnn"]["epochs"] = 2
     lines = []
-    result = run_demo(
-        tmp_path / "out",
-        seeds=2,
-        epochs=2,
-        classifier_epochs=2,
-        ratio=0.2,
-        verbose=False,
-        dataset=small_digits,
-        echo=lines.append,
-        test_size=0.5,
-    )
-    assert set(result["summary"]) == {"none", "random-oversampling", "classical", "cvae"}
-    assert len(result["runs"]) == 8
-    saved = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert saved["summary"] == result["summary"]
-    png = (tmp_path / "out" / "samples.png").read_bytes()
+    table = run_demo(parse_config(data), tmp_path / "out", progress=False, echo=lines.append)
+    for method in ("none", "random-oversampling", "classical", "cvae"):
+        assert f"\n{method} " in table
+    assert len(read_results(tmp_path / "out" / "results.jsonl")) == 8
+    assert (tmp_path / "out" / "report.md").read_text().startswith("# Benchmark report")
+    png = (tmp_path / "out" / "plots" / "samples_ratio=0.2_cvae.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("balanced_accuracy" in line for line in lines)
+    # A rerun finds every cell done and prints the same table.
+    again = run_demo(parse_config(data), tmp_path / "out", progress=False, echo=lines.append)
+    assert again == table and any("8 already done, 0 to run" in line for line in lines)
 
 
 def test_cli_demo_rejects_bad_arguments(capsys):
@@ -86,7 +94,7 @@ def test_cli_demo_subprocess(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "cvae" in proc.stdout and (out / "results.json").exists()
+    assert "cvae" in proc.stdout and (out / "results.jsonl").exists()
 
 
 def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
@@ -95,7 +103,7 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     def boom(*args, **kwargs):
         raise InvalidParameterError("bad thing; fix it")
 
-    monkeypatch.setattr("synthaug.bench.run_demo", boom)
+    monkeypatch.setattr("synthaug.cli._demo.run_demo", boom)
     assert main(["demo", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.strip() == "synthaug: error: bad thing; fix it"

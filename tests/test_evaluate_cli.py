@@ -74,7 +74,7 @@ def test_evaluate_reports_privacy_spent_and_foreign_training_data(
     # A model trained on all of the data, not the train part: the CLI must say so.
     model = CVAE(epochs=1, hidden_dims=(16,), verbose=False, device="cpu").fit(small_digits)
     model.privacy_spent_ = (3.0, 1e-5)
-    monkeypatch.setattr("synthaug.load", lambda path, device="auto": model)
+    monkeypatch.setattr("synthaug.cli._evaluate.load", lambda path, device="auto": model)
     out = tmp_path / "eval.json"
     assert main(["evaluate", "m.safetensors", "--data", str(data), "--out", str(out), *FAST]) == 0
     printed = capsys.readouterr().out

@@ -9,6 +9,7 @@ from imblearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
 
 from synthaug.augment import GenerativeOverSampler
 from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
@@ -17,8 +18,8 @@ from synthaug.generators import CVAE
 TINY = {"epochs": 2, "hidden_dims": (16,), "latent_dim": 2, "batch_size": 128, "verbose": False}
 
 
-def tiny_sampler(**kwargs):
-    return GenerativeOverSampler("cvae", random_state=0, **TINY, **kwargs)
+def tiny_sampler(random_state=0, **kwargs):
+    return GenerativeOverSampler(CVAE(**TINY), random_state=random_state, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_same_random_state_same_samples_and_string_labels(imbalanced_xy):
     names = np.array(["cat", "dog", "eel"])[y]
     a = tiny_sampler().fit_resample(X, names)
     b = tiny_sampler().fit_resample(X, names)
-    c = GenerativeOverSampler("cvae", random_state=1, **TINY).fit_resample(X, names)
+    c = tiny_sampler(random_state=1).fit_resample(X, names)
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[0], c[0])
     assert set(a[1]) == {"cat", "dog", "eel"} and a[1].dtype == names.dtype
@@ -94,25 +95,40 @@ def test_inside_an_imblearn_pipeline(imbalanced_xy):
     assert pipe.score(X, y) > 0.5
 
 
-def test_generator_params_are_sampler_params():
+def test_generator_params_are_nested_sampler_params():
     sampler = tiny_sampler()
-    assert sampler.get_params()["latent_dim"] == 2
+    assert sampler.get_params()["generator__latent_dim"] == 2
     cloned = clone(sampler)
-    assert cloned.generator_params == sampler.generator_params
-    cloned.set_params(latent_dim=3, lr=0.01)
-    assert cloned.generator_params["latent_dim"] == 3 and cloned.get_params()["lr"] == 0.01
-    assert sampler.latent_dim == 2
+    assert cloned.generator is not sampler.generator
+    assert cloned.generator.get_params() == sampler.generator.get_params()
+    cloned.set_params(generator__latent_dim=3, generator__lr=0.01)
+    assert cloned.generator.latent_dim == 3 and cloned.get_params()["generator__lr"] == 0.01
+    assert sampler.generator.latent_dim == 2
 
 
-def test_generator_instance_is_copied_not_fitted(imbalanced_xy):
+def test_generator_instance_is_cloned_not_fitted(imbalanced_xy):
     X, y = imbalanced_xy
-    template = CVAE(**TINY)
-    sampler = GenerativeOverSampler(template, random_state=0, latent_dim=3)
+    template = CVAE(**{**TINY, "latent_dim": 3})
+    sampler = GenerativeOverSampler(template, random_state=0)
     sampler.fit_resample(X, y)
     assert not template.is_fitted
     assert sampler.generator_ is not template and sampler.generator_.latent_dim == 3
-    # sklearn's deep parameters reach into the template generator
-    assert sampler.get_params(deep=True)["generator__epochs"] == 2
+    # A registered name works too: that generator with its defaults (but the seed).
+    named = GenerativeOverSampler("cvae", random_state=0)
+    assert named.get_params()["generator"] == "cvae"
+
+
+def test_grid_search_over_a_generator_parameter_in_a_pipeline(imbalanced_xy):
+    X, y = imbalanced_xy
+    pipe = Pipeline([("over", tiny_sampler()), ("clf", LogisticRegression(max_iter=300))])
+    search = GridSearchCV(
+        pipe, {"over__generator__latent_dim": [2, 3]}, cv=2, scoring="balanced_accuracy"
+    )
+    search.fit(X, y)
+    assert search.best_params_["over__generator__latent_dim"] in (2, 3)
+    assert len(search.cv_results_["params"]) == 2
+    fitted = search.best_estimator_.named_steps["over"].generator_
+    assert fitted.latent_dim == search.best_params_["over__generator__latent_dim"]
 
 
 def test_images_4d_and_flattened_with_image_shape(small_digits):
@@ -142,6 +158,8 @@ def test_bad_input(imbalanced_xy):
         tiny_sampler(image_shape=(1, 2, 3, 1)).fit_resample(np.zeros((6, 6)), [0, 1] * 3)
     with pytest.raises(InvalidParameterError, match="unknown generator"):
         GenerativeOverSampler("no-such-model").fit_resample(X, y)
+    with pytest.raises(ValueError, match="generator"):
+        GenerativeOverSampler(object()).fit_resample(X, y)
     with pytest.raises(ValueError, match="class"):
         tiny_sampler().fit_resample(X, np.zeros(len(X)))
     with pytest.raises(ShapeMismatchError):

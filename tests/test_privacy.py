@@ -10,26 +10,31 @@ import torch
 from torch import nn
 
 import synthaug
+from synthaug._params import configure
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError, MissingDependencyError
 from synthaug.generators import CVAE, create_generator, list_generators
-from synthaug.generators._dp import PrivateTraining, make_dp_compatible
-from synthaug.generators._trainer import Trainer, poisson_schedule
+from synthaug.nn import PrivateTraining, Trainer, make_dp_compatible, poisson_schedule
 
 pytest.importorskip("opacus")
 
 # Tiny settings per generator: a few Poisson steps on 30 images.
+# (a callable is called per model: an inner estimator must not be shared between tests)
 TINY = {
     "cvae": {"latent_dim": 4, "hidden_dims": (16,)},
     "cgan": {"latent_dim": 4, "hidden_dims": (16,)},
+    "perclass": {"estimator": lambda: CVAE(latent_dim=4, hidden_dims=(16,))},
     "perclass-vae": {"latent_dim": 4, "hidden_dims": (16,)},
     "perclass-gan": {"latent_dim": 4, "hidden_dims": (16,)},
 }
 
 
 def tiny_model(name: str, device: str, **params):
+    """The tiny generator ``name``, with ``params`` set wherever they apply (nested too)."""
+    model = create_generator(name, **{k: v() if callable(v) else v for k, v in TINY[name].items()})
     base = {"epochs": 2, "batch_size": 8, "verbose": False, "device": device, "seed": 0}
-    return create_generator(name, **{**base, **TINY.get(name, {}), **params})
+    assert not configure(model, **{**base, **params})
+    return model
 
 
 # -- the budget -------------------------------------------------------------------------------

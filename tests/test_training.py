@@ -11,10 +11,8 @@ from synthaug.errors import (
     NotFittedError,
     TrainingDivergedError,
 )
-from synthaug.generators import CGAN, CVAE, PerClass, PerClassVAE, create_generator
-from synthaug.generators._diffaugment import diff_augment
-from synthaug.generators._networks import choose_architecture
-from synthaug.generators._trainer import validation_split
+from synthaug.generators import CGAN, CVAE, PerClass, create_generator
+from synthaug.nn import choose_architecture, diff_augment, validation_split
 
 SMALL = {"batch_size": 16, "latent_dim": 4, "hidden_dims": (32,), "verbose": False}
 
@@ -163,7 +161,7 @@ def test_cgan_samples_from_the_ema_generator(data, device):
 
 # -- PerClass --------------------------------------------------------------------------------
 def test_perclass_trains_one_model_per_class_and_saves_them_together(data, device, tmp_path):
-    model = PerClass(base="vae", epochs=2, device=device, **SMALL).fit(data)
+    model = PerClass(CVAE(epochs=2, device=device, **SMALL)).fit(data)
     assert sorted(model.members_) == [0, 1]
     assert all(type(m) is CVAE and m.n_classes_ == 1 for m in model.members_.values())
     assert set(model.history[0]) == {
@@ -178,12 +176,13 @@ def test_perclass_trains_one_model_per_class_and_saves_them_together(data, devic
     path = model.save(tmp_path / "perclass.safetensors")
     assert [p.name for p in tmp_path.iterdir()] == ["perclass.safetensors"]
     loaded = synthaug.load(path, device=device)
-    assert isinstance(loaded, PerClassVAE) and loaded.get_params()["latent_dim"] == 4
+    assert isinstance(loaded, PerClass) and isinstance(loaded.estimator, CVAE)
+    assert loaded.get_params()["estimator__latent_dim"] == 4
     assert torch.equal(model.sample(10, seed=4)[0], loaded.sample(10, seed=4)[0])
 
 
 def test_perclass_samples_each_class_from_its_own_model(data, device):
-    model = PerClass(base="gan", epochs=1, device=device, **SMALL).fit(data)
+    model = PerClass(CGAN(epochs=1, device=device, **SMALL)).fit(data)
     images, labels = model.sample(6, y=[1, 0, 1, 0, 0, 1], seed=0)
     only0, _ = model.sample(3, y=0, seed=0)
     assert labels.tolist() == [1, 0, 1, 0, 0, 1]
@@ -192,19 +191,32 @@ def test_perclass_samples_each_class_from_its_own_model(data, device):
 
 
 def test_perclass_bad_parameters(data):
-    with pytest.raises(InvalidParameterError, match="base"):
-        PerClass(base="diffusion", epochs=1, verbose=False).fit(data)
-    with pytest.raises(InvalidParameterError, match="unknown parameter"):
-        PerClass(base="vae", epochs=1, verbose=False, depth=3).fit(data)
+    with pytest.raises(InvalidParameterError, match="estimator"):
+        PerClass("diffusion").fit(data)
+    with pytest.raises(InvalidParameterError, match="estimator"):
+        PerClass(PerClass(CVAE())).fit(data)
+    with pytest.raises(InvalidParameterError, match="no parameter"):
+        create_generator("perclass-vae", epochs=1, depth=3)
     with pytest.raises(InvalidParameterError, match="n_jobs"):
-        PerClass(base="vae", epochs=1, verbose=False, n_jobs=0).fit(data)
+        PerClass(CVAE(epochs=1, verbose=False), n_jobs=0).fit(data)
     with pytest.raises(InvalidParameterError, match="latent_dim"):
-        PerClass(base="gan", epochs=1, verbose=False, latent_dim=0).fit(data)
+        PerClass(CGAN(epochs=1, verbose=False, latent_dim=0)).fit(data)
+
+
+def test_perclass_presets_take_the_inner_parameters_flat(data):
+    vae = create_generator("perclass-vae", latent_dim=8, n_jobs=2)
+    assert isinstance(vae.estimator, CVAE) and vae.estimator.latent_dim == 8 and vae.n_jobs == 2
+    # One default per base model: the per-class GAN trains as long as a CGAN does.
+    assert create_generator("perclass-gan").estimator.epochs == CGAN().epochs
+    assert create_generator("perclass-vae").estimator.epochs == CVAE().epochs
+    # A registered name as the estimator: that generator with its defaults.
+    model = PerClass("cvae").set_params(n_jobs=1)
+    assert model.get_params()["estimator"] == "cvae"
 
 
 @pytest.mark.slow
 def test_perclass_parallel_processes(data):
-    serial = PerClass(base="vae", epochs=2, device="cpu", **SMALL).fit(data)
-    parallel = PerClass(base="vae", epochs=2, n_jobs=2, device="cpu", **SMALL).fit(data)
+    serial = PerClass(CVAE(epochs=2, device="cpu", **SMALL)).fit(data)
+    parallel = PerClass(CVAE(epochs=2, device="cpu", **SMALL), n_jobs=2).fit(data)
     a, b = serial.sample(20, seed=0)[0], parallel.sample(20, seed=0)[0]
     assert torch.allclose(a, b, atol=1e-4)

@@ -1,12 +1,11 @@
-"""Anomaly detection: generative and classical one-class detectors, and the one-class protocol."""
+"""Anomaly detection: generative and classical one-class detectors, and the one-class protocol.
 
-from synthaug.anomaly._base import (
-    BaseDetector,
-    clone_detector,
-    create_detector,
-    list_detectors,
-    register_detector,
-)
+Every detector is a scikit-learn estimator registered by name in :data:`DETECTORS`; it is
+fitted on normal samples only and scores new ones with ``decision_function`` (higher is more
+anomalous).
+"""
+
+from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._classical import (
     IsolationForestDetector,
     KNNDetector,
@@ -17,13 +16,19 @@ from synthaug.anomaly._gan import GANAnomalyDetector
 from synthaug.anomaly._protocol import (
     evaluate_one_class,
     format_one_class_table,
-    mean_ci,
     run_one_class,
     summarize_one_class,
+)
+from synthaug.anomaly._registry import (
+    DETECTORS,
+    create_detector,
+    list_detectors,
+    register_detector,
 )
 from synthaug.anomaly._vae import VAEAnomalyDetector
 
 __all__ = [
+    "DETECTORS",
     "BaseDetector",
     "GANAnomalyDetector",
     "IsolationForestDetector",
@@ -31,12 +36,10 @@ __all__ = [
     "OneClassSVMDetector",
     "PCADetector",
     "VAEAnomalyDetector",
-    "clone_detector",
     "create_detector",
     "evaluate_one_class",
     "format_one_class_table",
     "list_detectors",
-    "mean_ci",
     "register_detector",
     "run_one_class",
     "summarize_one_class",

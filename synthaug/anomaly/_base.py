@@ -8,23 +8,23 @@ the held-out normal samples (template method, as imbalanced-learn's ``fit_resamp
 
 from __future__ import annotations
 
-import copy
 import numbers
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from sklearn.base import clone
 
 from synthaug._params import (
-    ParamsMixin,
+    Estimator,
     Rule,
     boolean,
     int_range,
     none_or,
     real_range,
-    validate_params,
 )
 from synthaug._utils import check_seed
+from synthaug.augment import SOURCES
 from synthaug.data import ImageDataset
 from synthaug.errors import (
     EmptyDatasetError,
@@ -33,78 +33,18 @@ from synthaug.errors import (
     NotFittedError,
     ShapeMismatchError,
 )
-
-_REGISTRY: dict[str, type[BaseDetector]] = {}
-
-# Rules shared by every detector; families add their own in ``_parameter_constraints``.
-_COMMON_CONSTRAINTS: dict[str, Rule] = {
-    "validation_fraction": real_range(0, 0.9),
-    "threshold_quantile": real_range(0, 1),
-    "n_synthetic": int_range(0),
-    "allow_multiple_classes": boolean,
-    "seed": none_or(int_range(0)),
-}
+from synthaug.generators import GENERATORS, BaseGenerator
 
 
-def register_detector(name: str):
-    """Class decorator that makes a detector reachable by ``name`` (``create_detector``)."""
-
-    def decorate(cls: type[BaseDetector]) -> type[BaseDetector]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"detector name {name!r} is already registered to {_REGISTRY[name]}")
-        _REGISTRY[name] = cls
-        cls.registry_name = name
-        return cls
-
-    return decorate
-
-
-def list_detectors() -> list[str]:
-    """Names of every registered anomaly detector, sorted."""
-    return sorted(_REGISTRY)
-
-
-def create_detector(name: str, **params: Any) -> BaseDetector:
-    """Instantiate the detector registered as ``name`` with ``params``.
-
-    Examples
-    --------
-    >>> from synthaug.anomaly import create_detector
-    >>> create_detector("pca", n_components=5).n_components
-    5
-    """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise InvalidParameterError(
-            f"unknown detector {name!r}; available: {', '.join(list_detectors())}"
-        ) from None
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise InvalidParameterError(f"bad parameters for detector {name!r}: {exc}") from exc
-
-
-def clone_detector(detector: BaseDetector, **overrides: Any) -> BaseDetector:
-    """A new, unfitted detector with the same parameters (``overrides`` replace some)."""
-    params = detector.get_params()
-    unknown = set(overrides) - set(params)
-    if unknown:
-        raise InvalidParameterError(
-            f"{type(detector).__name__} has no parameter(s) {sorted(unknown)}"
-        )
-    params.update(overrides)
-    return type(detector)(**params)
-
-
-class BaseDetector(ParamsMixin):
+class BaseDetector(Estimator):
     """Shared behaviour of synthaug anomaly detectors.
 
     A detector learns what normal samples look like from a training set holding only normal
-    samples (one class), then scores new samples: **higher scores are more anomalous**.
-    Subclasses store their keyword-only parameters in ``__init__``, declare
-    ``_parameter_constraints``, and implement ``_fit(images, seed)`` and ``_score(images)``
-    on float32 ``(N, C, H, W)`` or ``(N, D)`` tensors in [0, 1].
+    samples (one class), then scores new samples with :meth:`decision_function`: **higher
+    scores are more anomalous** (PyOD's convention). Subclasses store their keyword-only
+    parameters in ``__init__``, declare ``_parameter_constraints``, and implement
+    ``_fit(images, seed)`` and ``_score(images)`` on float32 ``(N, C, H, W)`` or ``(N, D)``
+    tensors in [0, 1].
 
     Common parameters (every detector has them)
     -------------------------------------------
@@ -117,11 +57,12 @@ class BaseDetector(ParamsMixin):
         Quantile of the validation scores used as the threshold: about ``1 - q`` of normal
         samples are flagged as anomalous.
     augment_with : str, generator, sample source or None
-        Add synthetic normal samples to the training part: a registered generator name
-        (fitted on the training part, with this detector's seed), a generator instance
-        (used as it is when already fitted, else a copy is fitted on the training part), or
-        any other sample source with ``fit(dataset)`` and ``sample(n, y=..., seed=...)``, such
-        as :class:`~synthaug.augment.ClassicalAugmentation` (a copy is fitted on the training
+        Add synthetic normal samples to the training part: a registered generator or sample
+        source name (``"cvae"``, ``"classical"``: fitted on the training part, a generator
+        with this detector's seed), a generator instance (used as it is when already fitted,
+        else a clone is fitted on the training part), or any other sample source with
+        ``fit(dataset)`` and ``sample(n, y=..., seed=...)``, such as
+        :class:`~synthaug.augment.ClassicalAugmentation` (a clone is fitted on the training
         part): the classical baseline for synthetic normals.
     n_synthetic : int
         Number of synthetic normal samples to add when ``augment_with`` is set.
@@ -132,11 +73,13 @@ class BaseDetector(ParamsMixin):
         Seeds the validation split, the synthetic samples and the detector's own randomness.
     """
 
-    registry_name: ClassVar[str] = ""
-    # ``score`` is both a parameter of some families and the scoring method; its value lives
-    # in ``score_kind``.
-    _param_attrs: ClassVar[dict[str, str]] = {"score": "score_kind"}
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {}
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {
+        "validation_fraction": real_range(0, 0.9),
+        "threshold_quantile": real_range(0, 1),
+        "n_synthetic": int_range(0),
+        "allow_multiple_classes": boolean,
+        "seed": none_or(int_range(0)),
+    }
     # Fewest training samples the family can fit on (after the validation hold-out).
     _min_train_samples: ClassVar[int] = 2
 
@@ -168,21 +111,6 @@ class BaseDetector(ParamsMixin):
             )
 
     # -- fit --------------------------------------------------------------------------------
-    @classmethod
-    def accepted_params(cls) -> list[str]:
-        """Every keyword the constructor accepts (a family may pass some on to a model)."""
-        return [*cls._param_names(), *(cls._passthrough_names() or ())]
-
-    def check_params(self) -> None:
-        """Raise :class:`~synthaug.errors.InvalidParameterError` for a bad parameter value.
-
-        ``fit`` calls it first; the benchmark harness calls it when it reads a config, so a
-        typo fails before any cell runs.
-        """
-        params = self.get_params()
-        validate_params(type(self).__name__, params, _COMMON_CONSTRAINTS)
-        validate_params(type(self).__name__, params, self._parameter_constraints)
-
     def fit(self, dataset: ImageDataset) -> BaseDetector:
         """Learn what normal samples look like from ``dataset`` and return ``self``.
 
@@ -241,49 +169,50 @@ class BaseDetector(ParamsMixin):
     def _add_synthetic(self, train_images: torch.Tensor, seed: int) -> torch.Tensor:
         if self.augment_with is None or self.n_synthetic == 0:
             return train_images
-        from synthaug.generators import BaseGenerator, create_generator
-
         normal = ImageDataset(train_images, torch.zeros(len(train_images), dtype=torch.int64))
-        if isinstance(self.augment_with, str):
-            generator = create_generator(self.augment_with, seed=seed, verbose=False)
-            generator.fit(normal)
-            label: int | str = 0
-        elif isinstance(self.augment_with, BaseGenerator):
-            if self.augment_with.is_fitted:
-                generator = self.augment_with
-                if generator.sample_shape_ != self.sample_shape_:
-                    raise ShapeMismatchError(
-                        f"augment_with generator makes samples of shape {generator.sample_shape_}, "
-                        f"but the training samples have shape {self.sample_shape_}"
-                    )
-                # A generator fitted on several classes samples the normal one, found by name.
-                named = [c for c in self.normal_classes_ if c in generator.class_names_]
-                if len(generator.classes_) == 1:
-                    label = generator.classes_[0]
-                elif len(named) == 1:
-                    label = named[0]
-                else:
-                    raise InvalidParameterError(
-                        f"augment_with generator knows classes "
-                        f"{[generator.class_names_[c] for c in generator.classes_]}; cannot tell "
-                        f"which one is the normal class {self.normal_classes_}. Fit it on the "
-                        f"normal samples only, or give it the normal class under the same name"
-                    )
+        source = self.augment_with
+        label: int | str = 0
+        if isinstance(source, str):
+            if source in GENERATORS:
+                source = GENERATORS.create(source, seed=seed, verbose=False)
+            elif source in SOURCES:
+                source = SOURCES.create(source)
             else:
-                generator = copy.deepcopy(self.augment_with).fit(normal)
-                label = 0
-        elif callable(getattr(self.augment_with, "fit", None)) and callable(
-            getattr(self.augment_with, "sample", None)
-        ):
-            # Any other sample source (classical augmentation, SMOTE): a fresh copy is fitted
-            # on the normal training part, so the detector's data decide what it sees.
-            generator = copy.deepcopy(self.augment_with).fit(normal)
-            label = 0
+                raise InvalidParameterError(
+                    f"augment_with={source!r}: unknown generator or sample source; available: "
+                    f"{', '.join(GENERATORS.list() + SOURCES.list())}"
+                )
+            generator = source.fit(normal)
+        elif isinstance(source, BaseGenerator) and source.is_fitted:
+            generator = source
+            if generator.sample_shape_ != self.sample_shape_:
+                raise ShapeMismatchError(
+                    f"augment_with generator makes samples of shape {generator.sample_shape_}, "
+                    f"but the training samples have shape {self.sample_shape_}"
+                )
+            # A generator fitted on several classes samples the normal one, found by name.
+            named = [c for c in self.normal_classes_ if c in generator.class_names_]
+            if len(generator.classes_) == 1:
+                label = generator.classes_[0]
+            elif len(named) == 1:
+                label = named[0]
+            else:
+                raise InvalidParameterError(
+                    f"augment_with generator knows classes "
+                    f"{[generator.class_names_[c] for c in generator.classes_]}; cannot tell "
+                    f"which one is the normal class {self.normal_classes_}. Fit it on the "
+                    f"normal samples only, or give it the normal class under the same name"
+                )
+        elif callable(getattr(source, "fit", None)) and callable(getattr(source, "sample", None)):
+            # An unfitted generator or any other sample source (classical augmentation,
+            # SMOTE): a clone is fitted on the normal training part, so the detector's data
+            # decide what it sees and the user's object stays unfitted.
+            generator = clone(source).fit(normal)
         else:
             raise InvalidParameterError(
-                f"augment_with must be None, a generator name, a synthaug generator or a sample "
-                f"source with fit(dataset) and sample(n, y=..., seed=...) (e.g. "
-                f"synthaug.augment.ClassicalAugmentation()), got "
+                f"augment_with must be None, a generator or sample source name, a synthaug "
+                f"generator or a sample source with fit(dataset) and sample(n, y=..., seed=...) "
+                f"(e.g. synthaug.augment.ClassicalAugmentation()), got "
                 f"{type(self.augment_with).__name__}"
             )
         synthetic, _ = generator.sample(self.n_synthetic, y=label, seed=seed)
@@ -304,8 +233,8 @@ class BaseDetector(ParamsMixin):
             raise InvalidDataError(f"{bad} sample(s) contain NaN or infinite values; fix them")
 
     # -- score / predict --------------------------------------------------------------------
-    def score(self, dataset: ImageDataset) -> np.ndarray:
-        """Anomaly scores, one per sample: higher means more anomalous.
+    def decision_function(self, dataset: ImageDataset) -> np.ndarray:
+        """Anomaly scores, one per sample: higher means more anomalous (PyOD's convention).
 
         Parameters
         ----------
@@ -350,7 +279,7 @@ class BaseDetector(ParamsMixin):
         numpy.ndarray
             Int64 ``(N,)`` array of 0 (normal) and 1 (anomalous).
         """
-        scores = self.score(dataset)
+        scores = self.decision_function(dataset)
         if threshold is None:
             threshold = self.threshold_
         elif (

@@ -10,9 +10,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.decomposition import PCA
+from sklearn.ensemble import IsolationForest
+from sklearn.neighbors import NearestNeighbors
+from sklearn.svm import OneClassSVM
 
 from synthaug._params import int_range, one_of, real_range
-from synthaug.anomaly._base import BaseDetector, register_detector
+from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._registry import register_detector
 
 
 def _flat(images: torch.Tensor) -> np.ndarray:
@@ -39,7 +44,7 @@ class IsolationForestDetector(BaseDetector):
     >>> from synthaug.anomaly import IsolationForestDetector
     >>> digits = load_digits()
     >>> zeros = digits.subset((digits.labels == 0).nonzero().flatten())
-    >>> scores = IsolationForestDetector(seed=0).fit(zeros).score(digits)
+    >>> scores = IsolationForestDetector(seed=0).fit(zeros).decision_function(digits)
     >>> scores.shape
     (1797,)
     """
@@ -70,8 +75,6 @@ class IsolationForestDetector(BaseDetector):
         )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
-        from sklearn.ensemble import IsolationForest
-
         self.model_ = IsolationForest(
             n_estimators=self.n_estimators, max_samples=self.max_samples, random_state=seed % 2**32
         ).fit(_flat(images))
@@ -121,8 +124,6 @@ class OneClassSVMDetector(BaseDetector):
         )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
-        from sklearn.svm import OneClassSVM
-
         self.model_ = OneClassSVM(nu=self.nu, gamma=self.gamma).fit(_flat(images))
 
     def _score(self, images: torch.Tensor) -> np.ndarray:
@@ -167,8 +168,6 @@ class PCADetector(BaseDetector):
         )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
-        from sklearn.decomposition import PCA
-
         x = _flat(images)
         self.n_components_ = int(min(self.n_components, len(x) - 1, x.shape[1]))
         self.model_ = PCA(n_components=self.n_components_, random_state=seed % 2**32).fit(x)
@@ -222,8 +221,6 @@ class KNNDetector(BaseDetector):
         )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
-        from sklearn.neighbors import NearestNeighbors
-
         x = _flat(images)
         self.n_neighbors_ = int(min(self.n_neighbors, len(x)))
         self.model_ = NearestNeighbors(n_neighbors=self.n_neighbors_).fit(x)

@@ -19,10 +19,9 @@ from torch import nn
 
 from synthaug._params import boolean, device_like, int_range, one_of, real_range
 from synthaug._utils import resolve_device
-from synthaug.anomaly._base import BaseDetector, register_detector
-from synthaug.generators._base import seeded
-from synthaug.generators._networks import mlp
-from synthaug.generators._trainer import Trainer, optimizer_step
+from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._registry import register_detector
+from synthaug.nn import Trainer, mlp, optimizer_step, seeded
 
 _SCORE_CHUNK = 4096
 
@@ -85,7 +84,7 @@ class GANAnomalyDetector(BaseDetector):
     >>> digits = load_digits()
     >>> zeros = digits.subset((digits.labels == 0).nonzero().flatten())
     >>> det = GANAnomalyDetector(epochs=5, encoder_epochs=5, device="cpu").fit(zeros)
-    >>> det.score(digits).shape
+    >>> det.decision_function(digits).shape
     (1797,)
     """
 
@@ -125,7 +124,7 @@ class GANAnomalyDetector(BaseDetector):
         allow_multiple_classes: bool = False,
         seed: int | None = 0,
     ) -> None:
-        self.score_kind = score
+        self.score = score
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
         self.epochs = epochs
@@ -256,11 +255,11 @@ class GANAnomalyDetector(BaseDetector):
             for start in range(0, len(images), _SCORE_CHUNK):
                 x = images[start : start + _SCORE_CHUNK].reshape(-1, self.n_features_in_)
                 x = x.to(self.device_)
-                if self.score_kind == "critic":
+                if self.score == "critic":
                     out.append(-self.critic_(x)[0])
                     continue
                 pixel, feature = self._residuals(x)
-                out.append(pixel + self.kappa * feature if self.score_kind == "izif" else pixel)
+                out.append(pixel + self.kappa * feature if self.score == "izif" else pixel)
         return torch.cat(out).double().cpu().numpy()
 
     @property

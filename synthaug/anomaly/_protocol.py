@@ -15,25 +15,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import clone
+from sklearn.metrics import average_precision_score, roc_auc_score
 
-from synthaug.anomaly._base import BaseDetector, clone_detector
+from synthaug.anomaly._base import BaseDetector
 from synthaug.data import ImageDataset
 from synthaug.errors import EmptyDatasetError, InvalidDataError, InvalidParameterError
+from synthaug.metrics import mean_ci
 
 METRICS = ("auroc", "auprc")
-
-
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of a Student-t confidence interval (NaN half-width for one value)."""
-    from scipy import stats
-
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.size == 0:
-        return float("nan"), float("nan")
-    if arr.size == 1:
-        return float(arr[0]), float("nan")
-    sem = arr.std(ddof=1) / math.sqrt(arr.size)
-    return float(arr.mean()), float(stats.t.ppf(0.5 + confidence / 2, arr.size - 1) * sem)
 
 
 def _class_index(dataset: ImageDataset, c: int | str) -> int:
@@ -175,7 +165,7 @@ def evaluate_one_class(
     Parameters
     ----------
     detector : BaseDetector
-        An unfitted template; a clone with ``seed`` is fitted.
+        An unfitted template; a clone (``sklearn.base.clone``) with ``seed`` is fitted.
     train, test : ImageDataset
         Labelled splits with the same classes; only the normal class of ``train`` is used.
     normal_class : int or str
@@ -194,8 +184,6 @@ def evaluate_one_class(
         ``fit_seconds``, ``n_train`` (including synthetic normals) and, when asked, the
         per-anomaly-class AUROCs.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     c = _class_index(train, normal_class)
     name_c = train.classes[c]
     idx = torch.nonzero(train.labels == c).flatten().numpy()
@@ -215,9 +203,9 @@ def evaluate_one_class(
             f"the test split needs both normal (class {name_c!r}) and anomalous samples"
         )
     start = time.perf_counter()
-    fitted = clone_detector(detector, seed=seed).fit(train.subset(idx))
+    fitted = clone(detector).set_params(seed=seed).fit(train.subset(idx))
     seconds = time.perf_counter() - start
-    scores = fitted.score(test)
+    scores = fitted.decision_function(test)
     record: dict[str, Any] = {
         "normal_class": name_c,
         "seed": seed,

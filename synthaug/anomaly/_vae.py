@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.base import clone
 
 from synthaug._params import boolean, int_range, one_of
-from synthaug.anomaly._base import BaseDetector, register_detector
+from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._registry import register_detector
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import CVAE
+from synthaug.registry import Preset
 
-# CVAE parameters a user may pass through; the detector owns the seed.
-_VAE_PARAMS = tuple(
-    p for p in inspect.signature(CVAE.__init__).parameters if p not in ("self", "seed")
-)
+# The VAE a detector trains when none is given: longer than CVAE's default, and quiet.
+_VAE_DEFAULTS = {"epochs": 200, "verbose": False}
 
 
-@register_detector("vae")
+def _vae_rule(value: Any) -> str | None:
+    if value is None or value == "cvae" or isinstance(value, CVAE):
+        return None
+    return "None, 'cvae' or a CVAE instance"
+
+
 class VAEAnomalyDetector(BaseDetector):
     """Anomaly score from a VAE fitted on normal samples (An & Cho, SNU Data Mining Center
     technical report 2015; the ELBO of Kingma & Welling, ICLR 2014).
@@ -61,13 +66,14 @@ class VAEAnomalyDetector(BaseDetector):
     flatten : bool
         Fit the VAE on flattened samples (a multilayer perceptron) even when the CVAE would
         choose a convolutional network for images this size: much faster on a CPU.
+    vae : CVAE, "cvae" or None
+        The model of normal samples, cloned and fitted with this detector's seed. ``None``:
+        ``CVAE(epochs=200, verbose=False)``; ``"cvae"``: CVAE's own defaults. The registry
+        name ``"vae"`` builds this detector with the CVAE's parameters given flat
+        (``create_detector("vae", score="elbo", epochs=50, latent_dim=8)``).
     validation_fraction, threshold_quantile, augment_with, n_synthetic,
     allow_multiple_classes, seed
         See :class:`~synthaug.anomaly.BaseDetector`.
-    **vae_params
-        Passed to :class:`~synthaug.generators.CVAE` (``latent_dim``, ``hidden_dims``,
-        ``epochs``, ``batch_size``, ``lr``, ``beta``, ``grad_clip``, ``device``, ``verbose``);
-        defaults here are ``epochs=200`` and ``verbose=False``.
 
     Attributes
     ----------
@@ -83,10 +89,11 @@ class VAEAnomalyDetector(BaseDetector):
     --------
     >>> from synthaug.data import load_digits
     >>> from synthaug.anomaly import VAEAnomalyDetector
+    >>> from synthaug.generators import CVAE
     >>> digits = load_digits()
     >>> zeros = digits.subset((digits.labels == 0).nonzero().flatten())
-    >>> det = VAEAnomalyDetector(score="elbo", epochs=5, device="cpu").fit(zeros)
-    >>> det.score(digits).shape
+    >>> det = VAEAnomalyDetector(score="elbo", vae=CVAE(epochs=5, verbose=False)).fit(zeros)
+    >>> det.decision_function(digits).shape
     (1797,)
     """
 
@@ -97,9 +104,8 @@ class VAEAnomalyDetector(BaseDetector):
         "residual": one_of("squared", "positive"),
         "window": int_range(1),
         "flatten": boolean,
+        "vae": _vae_rule,
     }
-    _VAE_DEFAULTS = {"epochs": 200, "verbose": False}
-    _passthrough_attr = "vae_params"
 
     def __init__(
         self,
@@ -110,21 +116,21 @@ class VAEAnomalyDetector(BaseDetector):
         residual: str = "squared",
         window: int = 3,
         flatten: bool = False,
+        vae: CVAE | str | None = None,
         validation_fraction: float = 0.1,
         threshold_quantile: float = 0.95,
         augment_with: Any = None,
         n_synthetic: int = 0,
         allow_multiple_classes: bool = False,
         seed: int | None = 0,
-        **vae_params: Any,
     ) -> None:
-        self.score_kind = score
+        self.score = score
         self.n_samples = n_samples
         self.reduction = reduction
         self.residual = residual
         self.window = window
         self.flatten = flatten
-        self.vae_params = vae_params
+        self.vae = vae
         self._store_common(
             validation_fraction,
             threshold_quantile,
@@ -134,17 +140,8 @@ class VAEAnomalyDetector(BaseDetector):
             seed,
         )
 
-    @classmethod
-    def _passthrough_names(cls) -> tuple[str, ...]:
-        return _VAE_PARAMS
-
     def check_params(self) -> None:
         super().check_params()
-        unknown = sorted(set(self.vae_params) - set(_VAE_PARAMS))
-        if unknown:
-            raise InvalidParameterError(
-                f"VAEAnomalyDetector: {unknown} are not CVAE parameters; valid: {list(_VAE_PARAMS)}"
-            )
         if self.window % 2 == 0:
             raise InvalidParameterError(f"window must be odd, got {self.window}")
 
@@ -154,11 +151,16 @@ class VAEAnomalyDetector(BaseDetector):
                 f"reduction={self.reduction!r} needs (N, C, H, W) images; use 'sum' for "
                 f"feature vectors"
             )
-        params = {**self._VAE_DEFAULTS, **self.vae_params}
+        if self.vae is None:
+            vae = CVAE(**_VAE_DEFAULTS)
+        elif isinstance(self.vae, str):
+            vae = CVAE()
+        else:
+            vae = clone(self.vae)
         normal = ImageDataset(
             self._model_input(images), torch.zeros(len(images), dtype=torch.int64)
         )
-        self.vae_ = CVAE(**params, seed=seed).fit(normal)
+        self.vae_ = vae.set_params(seed=seed).fit(normal)
         self.score_seed_ = seed
 
     def _model_input(self, images: torch.Tensor) -> torch.Tensor:
@@ -171,7 +173,7 @@ class VAEAnomalyDetector(BaseDetector):
         return (x - self.vae_.reconstruct(x, labels)).reshape(images.shape)
 
     def _calibrate(self, images: torch.Tensor) -> None:
-        if self.score_kind != "reconstruction" or self.reduction != "local-max-z":
+        if self.score != "reconstruction" or self.reduction != "local-max-z":
             return
         residual = self._signed_residual(images)
         std = residual.std(0, unbiased=len(images) > 1)
@@ -180,7 +182,7 @@ class VAEAnomalyDetector(BaseDetector):
 
     def _score(self, images: torch.Tensor) -> np.ndarray:
         labels = torch.zeros(len(images), dtype=torch.int64)
-        if self.score_kind == "elbo":
+        if self.score == "elbo":
             scores = self.vae_.negative_elbo(
                 self._model_input(images), labels, n_samples=self.n_samples, seed=self.score_seed_
             )
@@ -201,3 +203,7 @@ class VAEAnomalyDetector(BaseDetector):
             )
             return local.flatten(1).amax(1).double().numpy()
         return residual.flatten(1).sum(1).double().numpy()
+
+
+# ``vae = { epochs = 200, latent_dim = 8 }`` flat: the CVAE's parameters next to the detector's.
+register_detector("vae", Preset(VAEAnomalyDetector, "vae", CVAE, defaults=_VAE_DEFAULTS))

@@ -1,26 +1,31 @@
-"""PyTorch datasets and sample sources that mix real and synthetic data."""
+"""PyTorch datasets, samplers and sample sources that mix real and synthetic data.
+
+Sample sources (anything with ``fit(dataset)`` and ``sample(n, y=..., seed=...)``: every
+generator, and the baselines registered in :data:`SOURCES`) feed :class:`AugmentedDataset`,
+:class:`SyntheticDataset` and the imbalanced-learn sampler :class:`GenerativeOverSampler`.
+"""
 
 from synthaug.augment._augmented import AugmentedDataset
+from synthaug.augment._oversampler import GenerativeOverSampler
+from synthaug.augment._registry import SOURCES, register_source
 from synthaug.augment._sources import (
     ClassicalAugmentation,
+    MixedSource,
     RandomOverSampling,
+    SMOTESource,
     default_classical_transform,
 )
 from synthaug.augment._synthetic import SyntheticDataset
 
 __all__ = [
+    "SOURCES",
     "AugmentedDataset",
     "ClassicalAugmentation",
+    "GenerativeOverSampler",
+    "MixedSource",
     "RandomOverSampling",
+    "SMOTESource",
+    "SyntheticDataset",
     "default_classical_transform",
+    "register_source",
 ]
-__all__ += ["GenerativeOverSampler", "SyntheticDataset"]
-
-
-def __getattr__(name: str):
-    # imbalanced-learn takes seconds to import: load the sampler only when it is asked for.
-    if name == "GenerativeOverSampler":
-        from synthaug.augment._oversampler import GenerativeOverSampler
-
-        return GenerativeOverSampler
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

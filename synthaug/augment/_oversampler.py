@@ -10,13 +10,15 @@ import torch
 from imblearn.over_sampling.base import BaseOverSampler
 from imblearn.utils import check_target_type
 from scipy import sparse
+from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import validate_data
 
+from synthaug._params import configure
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
-from synthaug.generators import create_generator
+from synthaug.generators import GENERATORS
 
 
 class GenerativeOverSampler(BaseOverSampler):
@@ -31,9 +33,11 @@ class GenerativeOverSampler(BaseOverSampler):
 
     Parameters
     ----------
-    generator : str or generator instance
-        A registered generator name (see :func:`synthaug.generators.list_generators`), or an
-        instance whose parameters are copied; the instance itself is never fitted.
+    generator : generator instance or str
+        The generator to fit, e.g. ``CVAE(epochs=50)``; it is cloned, never fitted itself, so
+        its parameters are this sampler's nested parameters (``generator__latent_dim`` in
+        ``set_params`` and ``GridSearchCV``). A registered name (``"cvae"``, see
+        :func:`synthaug.generators.list_generators`) uses that generator's defaults.
     sampling_strategy : float, str, dict or callable
         As in imbalanced-learn: ``"auto"`` (= ``"not majority"``), ``"minority"``,
         ``"not minority"``, ``"all"``, a float (desired minority / majority ratio, binary
@@ -42,13 +46,10 @@ class GenerativeOverSampler(BaseOverSampler):
         ``(C, H, W)`` or ``(H, W)``: the shape of one sample when ``X`` holds flattened images.
         Without it, 2-D ``X`` is tabular. ``X`` may also be ``(N, C, H, W)`` (or ``(N, H, W)``).
     random_state : int, RandomState or None
-        Controls the generator's ``seed`` (unless ``seed`` is passed in ``generator_params``)
-        and the sampling seeds: the same integer gives the same output on CPU. With ``None``
-        the generator keeps its own ``seed`` and the sampling seeds come from numpy's global
-        random state, as for other scikit-learn estimators.
-    **generator_params
-        Passed to the generator (``epochs=50``, ``latent_dim=8``, ...); they are parameters of
-        this sampler too, so ``get_params``, ``set_params`` and ``clone`` see them.
+        Controls the generator's ``seed`` (it replaces the generator's own) and the sampling
+        seeds: the same integer gives the same output on CPU. With ``None`` the generator keeps
+        its own ``seed`` and the sampling seeds come from numpy's global random state, as for
+        other scikit-learn estimators.
 
     Attributes
     ----------
@@ -69,8 +70,9 @@ class GenerativeOverSampler(BaseOverSampler):
     --------
     >>> from sklearn.datasets import make_classification
     >>> from synthaug.augment import GenerativeOverSampler
+    >>> from synthaug.generators import CVAE
     >>> X, y = make_classification(n_samples=200, weights=[0.9, 0.1], random_state=0)
-    >>> sampler = GenerativeOverSampler("cvae", random_state=0, epochs=2, verbose=False)
+    >>> sampler = GenerativeOverSampler(CVAE(epochs=2, verbose=False), random_state=0)
     >>> X_res, y_res = sampler.fit_resample(X, y)
     >>> (y_res == 0).sum() == (y_res == 1).sum()
     True
@@ -90,36 +92,11 @@ class GenerativeOverSampler(BaseOverSampler):
         sampling_strategy: Any = "auto",
         image_shape: tuple[int, ...] | None = None,
         random_state: Any = None,
-        **generator_params: Any,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
         self.generator = generator
         self.image_shape = image_shape
         self.random_state = random_state
-        self._generator_param_names = list(generator_params)
-        for name, value in generator_params.items():
-            setattr(self, name, value)
-
-    # -- parameters: the generator's keyword arguments are parameters of the sampler ----------
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        params = super().get_params(deep=deep)
-        params.update({name: getattr(self, name) for name in self._generator_param_names})
-        return params
-
-    def set_params(self, **params: Any) -> GenerativeOverSampler:
-        own = set(self._get_param_names())
-        for name in list(params):
-            if "__" not in name and name not in own:
-                # a generator keyword argument, new or not: store it like the constructor does
-                if name not in self._generator_param_names:
-                    self._generator_param_names.append(name)
-                setattr(self, name, params.pop(name))
-        return super().set_params(**params)
-
-    @property
-    def generator_params(self) -> dict[str, Any]:
-        """The keyword arguments passed on to the generator."""
-        return {name: getattr(self, name) for name in self._generator_param_names}
 
     # -- validation -------------------------------------------------------------------------
     def _check_X_y(self, X: Any, y: Any, accept_sparse: Any = None) -> tuple:
@@ -164,14 +141,12 @@ class GenerativeOverSampler(BaseOverSampler):
         return shape
 
     def _make_generator(self, rng: np.random.RandomState) -> Any:
-        params = self.generator_params
         if isinstance(self.generator, str):
-            model = create_generator(self.generator, **params)
+            model = GENERATORS.create(self.generator)
         else:
-            model = type(self.generator)(**self.generator.get_params())
-            model.set_params(**params)
-        if "seed" in model.get_params() and "seed" not in params and self.random_state is not None:
-            model.set_params(seed=int(rng.randint(0, 2**31 - 1)))
+            model = clone(self.generator)
+        if self.random_state is not None:
+            configure(model, seed=int(rng.randint(0, 2**31 - 1)))
         return model
 
     # -- resampling -------------------------------------------------------------------------

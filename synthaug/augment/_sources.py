@@ -1,30 +1,42 @@
-"""Non-generative sample sources: the baselines every generator is measured against.
+"""Non-generative sample sources, and a source that mixes several.
 
-They follow the generator contract (``fit(dataset)`` then ``sample(n, y=..., seed=...)``) so
-:class:`~synthaug.augment.AugmentedDataset` and the benchmark harness treat a baseline and a
-generator the same way.
+They follow the generator contract (``fit(dataset)`` then ``sample(n, y=..., seed=...)``) and
+are scikit-learn estimators, so :class:`~synthaug.augment.AugmentedDataset`, the detectors'
+``augment_with`` and the benchmark harness treat a baseline and a generator the same way.
+They are the baselines every generator is measured against.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
+import albumentations as A
 import numpy as np
 import torch
+from imblearn.over_sampling import SMOTE
+from sklearn.base import clone
 
+from synthaug._params import Estimator, Rule, boolean, int_range
 from synthaug._utils import check_seed
+from synthaug.augment._registry import register_source
 from synthaug.data import ImageDataset
 from synthaug.errors import (
     EmptyDatasetError,
+    InvalidDataError,
     InvalidParameterError,
     NotFittedError,
     UnknownClassError,
 )
 
 
-class _ResamplingSource:
+class _ResamplingSource(Estimator):
     """Shared fit/sample plumbing: draw real samples of a class, then (optionally) transform them."""
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "dataset_")
 
     def fit(self, dataset: ImageDataset) -> _ResamplingSource:
         if len(dataset) == 0:
@@ -40,7 +52,7 @@ class _ResamplingSource:
         self, n: int, y: int | str, seed: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw ``n`` samples of class ``y`` (a label or a class name)."""
-        if not hasattr(self, "dataset_"):
+        if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
         if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
             raise InvalidParameterError(f"n must be a positive integer, got {n!r}")
@@ -58,6 +70,7 @@ class _ResamplingSource:
         return images.clone()
 
 
+@register_source("random-oversampling")
 class RandomOverSampling(_ResamplingSource):
     """Duplicate randomly chosen real samples of a class (imbalanced-learn's RandomOverSampler).
 
@@ -72,8 +85,6 @@ class RandomOverSampling(_ResamplingSource):
 
 def default_classical_transform(image_size: int = 8) -> Any:
     """Small affine jitter plus mild Gaussian noise: label-preserving for digits and slices."""
-    import albumentations as A
-
     return A.Compose(
         [
             A.Affine(
@@ -90,6 +101,7 @@ def default_classical_transform(image_size: int = 8) -> Any:
     )
 
 
+@register_source("classical")
 class ClassicalAugmentation(_ResamplingSource):
     """Real samples of a class passed through an albumentations pipeline.
 
@@ -114,7 +126,12 @@ class ClassicalAugmentation(_ResamplingSource):
                 "classical augmentation needs images (N, C, H, W), not feature vectors"
             )
         super().fit(dataset)
-        self.transform_ = self.transform or default_classical_transform(dataset.sample_shape[-1])
+        # A copy: sampling reseeds the transform, and fit never changes a parameter.
+        self.transform_ = (
+            copy.deepcopy(self.transform)
+            if self.transform is not None
+            else default_classical_transform(dataset.sample_shape[-1])
+        )
         return self
 
     def _transform(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -129,3 +146,150 @@ class ClassicalAugmentation(_ResamplingSource):
             .permute(0, 3, 1, 2)
             .contiguous()
         )
+
+
+@register_source("smote")
+class SMOTESource(_ResamplingSource):
+    """SMOTE (Chawla et al., JAIR 2002) as a sample source: ``sample(n, y)`` interpolates ``n``
+    new samples of class ``y`` between its real samples, via imbalanced-learn.
+
+    Images are flattened for imbalanced-learn and the results clipped back to [0, 1]. A class
+    with fewer samples than ``k_neighbors + 1`` uses all its other samples as neighbours.
+
+    Parameters
+    ----------
+    k_neighbors : int
+        Neighbours to interpolate towards (imbalanced-learn's default, 5).
+
+    Examples
+    --------
+    >>> from synthaug.data import load_digits
+    >>> images, labels = SMOTESource().fit(load_digits()).sample(4, y=3, seed=0)
+    >>> tuple(images.shape), labels.tolist()
+    ((4, 1, 8, 8), [3, 3, 3, 3])
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {"k_neighbors": int_range(1)}
+
+    def __init__(self, *, k_neighbors: int = 5) -> None:
+        self.k_neighbors = k_neighbors
+
+    def fit(self, dataset: ImageDataset) -> SMOTESource:
+        self.check_params()
+        present = [c for c, n in dataset.class_counts().items() if n > 0]
+        if len(present) < 2:
+            # imbalanced-learn's SMOTE resamples a labelled set and refuses a single class.
+            raise InvalidDataError(
+                "SMOTE needs at least two classes present (imbalanced-learn interpolates within "
+                "one class of a labelled set); for one class, use 'classical' augmentation"
+            )
+        super().fit(dataset)
+        self.counts_ = dataset.class_counts()
+        return self
+
+    def sample(
+        self, n: int, y: int | str, seed: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Interpolate ``n`` new samples of class ``y`` (a label or a class name)."""
+        if not self.is_fitted:
+            raise NotFittedError("SMOTESource is not fitted; call fit(dataset) first")
+        label = self.class_names_.index(y) if isinstance(y, str) and y in self.class_names_ else y
+        have = self.counts_.get(label, 0) if isinstance(label, int) else 0
+        if have == 0:
+            raise UnknownClassError(f"class {y!r} has no samples to interpolate from")
+        if have < 2:
+            raise InvalidDataError(
+                f"SMOTE needs at least 2 samples of class {y!r} to interpolate, got {have}; "
+                f"keep more minority samples (make_imbalanced(min_per_class=2))"
+            )
+        x = self.dataset_.flat()
+        labels = self.dataset_.labels.numpy()
+        sampler = SMOTE(
+            sampling_strategy={label: have + n},
+            k_neighbors=min(self.k_neighbors, have - 1),
+            random_state=check_seed(seed) % 2**32,
+        )
+        x_new, _ = sampler.fit_resample(x, labels)
+        # imbalanced-learn appends the synthetic rows after the original ones.
+        synth = np.clip(x_new[len(x) :], 0.0, 1.0).astype(np.float32)
+        images = torch.from_numpy(synth).reshape(n, *self.dataset_.sample_shape)
+        return images, torch.full((n,), label, dtype=torch.int64)
+
+
+class MixedSource(Estimator):
+    """Several sample sources sharing each request: ``n`` samples split as evenly as possible.
+
+    A combined benchmark method such as ``"cvae+classical"`` is one: half the synthetic
+    minority samples come from the generator, half from classical augmentation. Source ``i``
+    draws with the seed ``seed + 7919 * i``, so two sources of the same kind never repeat each
+    other.
+
+    Parameters
+    ----------
+    sources : list of sample sources
+        Generators or sources with ``fit(dataset)`` and ``sample(n, y=..., seed=...)``.
+    prefit : bool
+        ``False``: ``fit`` fits a clone of each source. ``True``: the sources are already
+        fitted and used as they are (scikit-learn's "prefit" idiom); ``fit`` only checks them.
+
+    Attributes
+    ----------
+    sources_ : list
+        The fitted sources.
+
+    Examples
+    --------
+    >>> from synthaug.data import load_digits
+    >>> mixed = MixedSource([RandomOverSampling(), ClassicalAugmentation()]).fit(load_digits())
+    >>> images, labels = mixed.sample(5, y=2, seed=0)  # 3 copies, then 2 jittered images
+    >>> tuple(images.shape)
+    (5, 1, 8, 8)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {
+        "sources": lambda v: (
+            None
+            if isinstance(v, (list, tuple)) and v and all(hasattr(s, "sample") for s in v)
+            else "a non-empty list of sample sources"
+        ),
+        "prefit": boolean,
+    }
+
+    def __init__(self, sources: Sequence[Any], *, prefit: bool = False) -> None:
+        self.sources = sources
+        self.prefit = prefit
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "sources_")
+
+    def fit(self, dataset: ImageDataset) -> MixedSource:
+        self.check_params()
+        if self.prefit:
+            unfitted = [type(s).__name__ for s in self.sources if not getattr(s, "is_fitted", True)]
+            if unfitted:
+                raise NotFittedError(
+                    f"MixedSource(prefit=True) needs fitted sources; {unfitted} are not fitted"
+                )
+            self.sources_ = list(self.sources)
+        else:
+            self.sources_ = [clone(s).fit(dataset) for s in self.sources]
+        self.class_names_ = list(dataset.classes)
+        return self
+
+    def sample(
+        self, n: int, y: int | str, seed: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Draw ``n`` samples of class ``y``, shared among the sources."""
+        if not self.is_fitted:
+            raise NotFittedError("MixedSource is not fitted; call fit(dataset) first")
+        seed = check_seed(seed)
+        k = len(self.sources_)
+        share = [n // k + (i < n % k) for i in range(k)]
+        images, labels = [], []
+        for i, (source, m) in enumerate(zip(self.sources_, share, strict=True)):
+            if m:
+                im, lab = source.sample(m, y=y, seed=seed + 7919 * i)
+                images.append(im.to(torch.float32))
+                labels.append(lab.to(torch.int64))
+        return torch.cat(images), torch.cat(labels)

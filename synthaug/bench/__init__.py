@@ -1,55 +1,39 @@
-"""Experiments that measure what synthetic data is worth: the demo and the benchmark harness."""
+"""The benchmark harness: grids described in TOML, run resumably, reported with statistics.
 
-from synthaug.bench._config import BenchConfig, load_config, parse_config
-from synthaug.bench._demo import format_table, run_demo, summarize
-from synthaug.bench._medical_demo import (
-    format_medical_table,
-    lesion_scores,
-    medical_generator_name,
-    run_medical_demo,
-)
+A config names a task type (:data:`TASKS`), a data set, the methods (:data:`METHODS`, plus
+every generator and sample source) and the seeds; every cell of the grid runs independently
+and lands in ``results.jsonl``; the report gives means, confidence intervals and paired tests
+against the baselines. A task type is one class following the :class:`Task` protocol.
+"""
+
+from synthaug.bench._config import BenchConfig, bundled_config, load_config, parse_config
+from synthaug.bench._methods import METHODS
 from synthaug.bench._plots import save_sample_grid
-from synthaug.bench._registry import (
-    list_classifiers,
-    list_datasets,
-    list_methods,
-    list_tasks,
-    register_classifier,
-    register_dataset,
-    register_method,
-    register_task,
-)
-from synthaug.bench._report import mean_ci, paired_gain, summarize_results, write_report
-from synthaug.bench._runner import read_results, run_bench, run_cell
+from synthaug.bench._report import summarize_results, write_report
+from synthaug.bench._results import load_records, read_results
+from synthaug.bench._runner import run_bench, run_cell
+from synthaug.bench._task import TASKS, BaseTask, Cell, CellContext, Task, TaskResult
 
-# Register the built-in methods, data sets, classifiers and task types.
-from synthaug.bench import _methods, _tasks  # noqa: E402, F401  isort: skip
+# The built-in task types register themselves.
+from synthaug.bench import _anomaly, _classification, _lesion, _tstr  # noqa: F401  isort: skip
 
 __all__ = [
+    "METHODS",
+    "TASKS",
+    "BaseTask",
     "BenchConfig",
-    "format_medical_table",
-    "format_table",
-    "lesion_scores",
-    "list_classifiers",
-    "list_datasets",
-    "list_methods",
-    "list_tasks",
+    "Cell",
+    "CellContext",
+    "Task",
+    "TaskResult",
+    "bundled_config",
     "load_config",
-    "mean_ci",
-    "medical_generator_name",
-    "paired_gain",
+    "load_records",
     "parse_config",
     "read_results",
-    "register_classifier",
-    "register_dataset",
-    "register_method",
-    "register_task",
     "run_bench",
     "run_cell",
-    "run_demo",
-    "run_medical_demo",
     "save_sample_grid",
-    "summarize",
     "summarize_results",
     "write_report",
 ]

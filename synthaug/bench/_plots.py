@@ -1,60 +1,155 @@
-"""Figures: sample grids of real against synthetic images."""
+"""Figures of a benchmark folder: metric plots and sample grids of real against synthetic images.
+
+Drawn with matplotlib's object-oriented API (``Figure``), which needs no display and leaves
+the user's pyplot backend alone.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
+from matplotlib.figure import Figure
 
+from synthaug.bench._task import NO_CLASSIFIER
 from synthaug.data import ImageDataset
+from synthaug.errors import DataFileError
+
+
+def where_parts(*parts: str) -> list[str]:
+    """Heading parts, without the placeholder classifier of tasks that train none."""
+    return [p for p in parts if p != NO_CLASSIFIER]
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-+=." else "_" for ch in text)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    except OSError as exc:
+        raise DataFileError(f"cannot write {path}: {exc}") from exc
+    return path
+
+
+def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
+    """One PNG per (dataset, classifier, metric): mean and 95% CI per method, a panel per setting."""
+    folder = Path(folder)
+    paths = []
+    keys = dict.fromkeys((r["dataset"], r["classifier"], r["metric"]) for r in rows)
+    for dataset, clf, metric in keys:
+        mine = [
+            r
+            for r in rows
+            if (r["dataset"], r["classifier"], r["metric"]) == (dataset, clf, metric)
+        ]
+        settings = list(dict.fromkeys(r["setting"] for r in mine))
+        fig = Figure(figsize=(3.2 * len(settings) + 0.5, 3.4))
+        axes = fig.subplots(1, len(settings), squeeze=False, sharey=True)
+        for ax, setting in zip(axes[0], settings, strict=True):
+            block = [r for r in mine if r["setting"] == setting]
+            x = np.arange(len(block))
+            err = [0.0 if math.isnan(r["ci95_half_width"]) else r["ci95_half_width"] for r in block]
+            # Points with error bars, not bars from zero: the differences are a few points.
+            for xi, r, e in zip(x, block, err, strict=True):
+                color = "tab:orange" if r["best"] else "tab:blue"
+                ax.errorbar(xi, r["mean"], yerr=e, fmt="o", capsize=4, color=color)
+            ax.set_xlim(-0.6, len(block) - 0.4)
+            ax.set_xticks(x, [r["method"] for r in block], rotation=45, ha="right", fontsize=8)
+            ax.set_title(setting, fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+        axes[0][0].set_ylabel(f"{metric} (mean, 95% CI)")
+        fig.suptitle(" · ".join(where_parts(dataset, clf)), fontsize=10)
+        fig.tight_layout()
+        name = "_".join(where_parts(dataset, clf, metric))
+        paths.append(_save(fig, folder / f"{_safe(name)}.png"))
+    return paths
 
 
 def save_sample_grid(
-    real: ImageDataset,
+    real: ImageDataset | None,
     synthetic: torch.Tensor,
     synthetic_labels: torch.Tensor,
     path: str | Path,
     *,
+    classes: list[str] | None = None,
     per_class: int = 8,
     title: str = "real (left) vs synthetic (right)",
 ) -> Path:
-    """Save a PNG with one row per class: ``per_class`` real images, then as many synthetic ones."""
-    import matplotlib
+    """Save a PNG (or PDF, SVG) with one labelled row per class.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    classes = [
-        c
-        for c in range(real.n_classes)
-        if (synthetic_labels == c).any() or (real.labels == c).any()
-    ]
+    With ``real``, a row holds ``per_class`` real images, then as many synthetic ones; without
+    it, only synthetic ones (then ``classes`` names the labels).
+    """
+    names = real.classes if real is not None else (classes or [])
+    present = set(synthetic_labels.tolist())
+    if real is not None:
+        present |= set(real.labels.tolist())
+    rows = sorted(present)
     # Column 0 holds the class name, then real images, a blank spacer, synthetic images.
-    cols = 2 * per_class + 2
-    fig, axes = plt.subplots(
-        len(classes), cols, figsize=(cols * 0.6, len(classes) * 0.62 + 0.4), squeeze=False
-    )
-    for row, c in enumerate(classes):
-        reals = real.images[real.labels == c][:per_class]
+    n_real = per_class if real is not None else 0
+    first_synth = n_real + 2 if real is not None else 1
+    cols = first_synth + per_class
+    fig = Figure(figsize=(cols * 0.6, len(rows) * 0.62 + 0.4))
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for row, c in enumerate(rows):
+        reals = real.images[real.labels == c][:per_class] if real is not None else []
         synths = synthetic[synthetic_labels == c][:per_class]
         for col in range(cols):
             ax = axes[row, col]
             ax.axis("off")
             img = None
-            if 1 <= col <= per_class and col - 1 < len(reals):
+            if 1 <= col <= n_real and col - 1 < len(reals):
                 img = reals[col - 1]
-            elif col > per_class + 1 and col - per_class - 2 < len(synths):
-                img = synths[col - per_class - 2]
+            elif col >= first_synth and col - first_synth < len(synths):
+                img = synths[col - first_synth]
             if img is not None:
                 shown = img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)
                 ax.imshow(shown.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        label = names[c] if c < len(names) else str(c)
         axes[row, 0].text(
-            0.9, 0.5, real.classes[c], transform=axes[row, 0].transAxes, ha="right", va="center"
+            0.9, 0.5, label, transform=axes[row, 0].transAxes, ha="right", va="center"
         )
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(pad=0.2)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, Path(path))
+
+
+def save_sample_grids(out: str | Path) -> list[Path]:
+    """One PNG per setting and generator method (first seed): real training images vs generated."""
+    out = Path(out)
+    chosen: dict[tuple[str, str], tuple[int, Path]] = {}
+    for path in sorted((out / "samples").glob("*.npz")):
+        with np.load(path) as z:
+            meta = json.loads(str(z["meta"]))
+        key = (meta["setting"], meta["method"])
+        if key not in chosen or meta["seed"] < chosen[key][0]:
+            chosen[key] = (meta["seed"], path)
+    paths = []
+    for (setting, method), (seed, path) in chosen.items():
+        with np.load(path) as z:
+            real = ImageDataset(
+                torch.from_numpy(z["real_images"]),
+                torch.from_numpy(z["real_labels"]),
+                [str(c) for c in z["classes"]],
+            )
+            images = torch.from_numpy(z["synthetic_images"])
+            labels = torch.from_numpy(z["synthetic_labels"])
+        if not len(images) or real.images.dim() != 4:
+            continue
+        paths.append(
+            save_sample_grid(
+                real,
+                images,
+                labels,
+                out / "plots" / f"samples_{_safe(f'{setting}_{method}')}.png",
+                title=f"{setting}, seed {seed}: real training images (left) vs {method} (right)",
+            )
+        )
+    return paths

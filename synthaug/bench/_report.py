@@ -22,8 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from synthaug.bench._runner import CONFIG, RESULTS, read_results
+from synthaug.bench._plots import save_plots, save_sample_grids, where_parts
+from synthaug.bench._results import CONFIG, RESULTS, load_records
+from synthaug.bench._task import TASKS, Task
 from synthaug.errors import DataFileError
+from synthaug.metrics import mean_ci, paired_differences, paired_gain
 
 BASELINES = ("none", "classical")
 _FIELDS = (
@@ -52,78 +55,36 @@ def csv_fields(baselines: Sequence[str] = BASELINES) -> tuple[str, ...]:
 CSV_FIELDS = csv_fields()
 
 
-def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the Student-t confidence interval (NaN half-width for n < 2).
-
-    Examples
-    --------
-    >>> m, h = mean_ci([0.70, 0.72, 0.74])
-    >>> round(m, 3), round(h, 4)
-    (0.72, 0.0497)
-    """
-    from scipy import stats
-
-    x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    if len(x) == 0:
-        return math.nan, math.nan
-    if len(x) < 2:
-        return float(x.mean()), math.nan
-    half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-    return float(x.mean()), float(half)
-
-
-def _paired_diff(a: dict[int, float], b: dict[int, float]) -> np.ndarray:
-    seeds = sorted(s for s in set(a) & set(b) if a[s] is not None and b[s] is not None)
-    return np.round(np.array([a[s] - b[s] for s in seeds], dtype=float), 12)
-
-
-def paired_gain(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int]:
-    """Mean of ``a - b`` over the seeds both have, the Wilcoxon signed-rank p-value, pairs used.
-
-    The p-value is two-sided, exact for small samples (scipy's default); it is NaN when fewer
-    than two pairs exist or every difference is zero.
-    """
-    from scipy import stats
-
-    diff = _paired_diff(a, b)
-    if not len(diff):
-        return math.nan, math.nan, 0
-    p = math.nan
-    if len(diff) >= 2 and np.any(diff != 0):
-        p = float(stats.wilcoxon(diff).pvalue)
-    return float(diff.mean()), p, len(diff)
-
-
-def _task_class(task: str) -> Any:
-    from synthaug.bench import _tasks  # noqa: F401  (register the built-in tasks)
-    from synthaug.bench._registry import _TASKS
-
-    return _TASKS.get(task)
+def _task(task: str) -> Task | None:
+    return TASKS.get(task)() if task in TASKS else None
 
 
 def default_baselines(task: str, methods: Sequence[str]) -> list[str]:
     """The task's baseline methods that the results hold (``none``, ``classical`` ...)."""
-    cls = _task_class(task)
-    names = getattr(cls, "baselines", BASELINES)
+    t = _task(task)
+    names = t.baselines if t is not None else BASELINES
     return [b for b in names if b in methods]
 
 
 def _reported_metrics(task: str, records: list[dict[str, Any]]) -> tuple[str, ...]:
-    cls = _task_class(task)
-    if cls is not None:
-        if hasattr(cls, "reported_metrics"):
-            return tuple(cls.reported_metrics([r["metrics"] for r in records]))
-        return tuple(cls.reported)
+    t = _task(task)
+    if t is not None:
+        return tuple(t.reported_metrics([r["metrics"] for r in records]))
     keys = [k for k, v in records[0]["metrics"].items() if isinstance(v, (int, float))]
     return tuple(keys)
 
 
 def _best_is_highest(task: str, metric: str) -> bool:
-    cls = _task_class(task)
-    if cls is None:
+    t = _task(task)
+    if t is None:
         return True
     # Per-class variants ("auroc[medium]") follow their base metric.
-    return metric.split("[")[0] in getattr(cls, "best_is_highest", cls.reported)
+    return metric.split("[")[0] in t.best_is_highest
+
+
+def _mean_label(task: str) -> str | None:
+    t = _task(task)
+    return None if t is None else t.mean_over_settings
 
 
 def _mean_over_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -137,7 +98,7 @@ def _mean_over_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     settings: dict[tuple, set[str]] = {}
     for r in records:
         c = r["cell"]
-        if not getattr(_task_class(c["task"]), "mean_over_settings", False):
+        if not _mean_label(c["task"]):
             continue
         key = (c["task"], c["dataset"]["name"], c["classifier"])
         settings.setdefault(key, set()).add(c["setting"])
@@ -157,9 +118,7 @@ def _mean_over_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 values = [m[k] for m in by_setting.values()]
                 if all(isinstance(v, (int, float)) and v is not None for v in values):
                     metrics[k] = float(np.mean(values))
-            label = _task_class(task).mean_over_settings
-            if not isinstance(label, str):
-                label = MEAN_SETTING
+            label = _mean_label(task) or MEAN_SETTING
             cell = {
                 "task": task,
                 "dataset": {"name": dataset},
@@ -220,7 +179,7 @@ def summarize_results(
                 for base in bases:
                     if base in series and method != base:
                         gain, p, n = paired_gain(values, series[base])
-                        gain_ci = mean_ci(_paired_diff(values, series[base]))[1]
+                        gain_ci = mean_ci(paired_differences(values, series[base]))[1]
                     else:
                         gain, gain_ci, p, n = math.nan, math.nan, math.nan, 0
                     row[f"gain_vs_{base}"], row[f"p_vs_{base}"] = gain, p
@@ -237,36 +196,6 @@ def summarize_results(
 def _baselines_in(rows: list[dict[str, Any]]) -> list[str]:
     keys = [k[len("gain_vs_") :] for r in rows for k in r if k.startswith("gain_vs_")]
     return list(dict.fromkeys(keys))
-
-
-def load_records(out: str | Path) -> list[dict[str, Any]]:
-    """The results of ``out`` that belong to its current config (all of them without one).
-
-    A record belongs when its cell is one of the config's cells: a cell's id hashes everything
-    that decides its result, so the cells a grid shares with an earlier, smaller version of
-    itself (one method added, say) are reused, not rerun and not dropped. Folders written
-    before cell ids were listed fall back to the config hash.
-    """
-    out = Path(out)
-    if not (out / RESULTS).exists():
-        raise DataFileError(f"no {RESULTS} in {out}; run `synthaug bench CONFIG --out {out}` first")
-    records = read_results(out / RESULTS)
-    meta_path = out / CONFIG
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if "cell_ids" in meta:
-            wanted = set(meta["cell_ids"])
-            records = [r for r in records if r["cell_id"] in wanted]
-        else:
-            current = meta.get("config_hash")
-            matching = [r for r in records if r.get("config_hash") == current]
-            if matching:
-                records = matching
-    # A cell rerun with --force appears once; keep the newest line if one slipped in twice.
-    latest: dict[str, dict[str, Any]] = {}
-    for r in records:
-        latest[r["cell_id"]] = r
-    return list(latest.values())
 
 
 # -- formatting -----------------------------------------------------------------------------
@@ -306,20 +235,14 @@ def _metrics_in(block: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(r["metric"] for r in block))
 
 
-def _where(*parts: str) -> list[str]:
-    """Heading parts, without the placeholder classifier of tasks that train none."""
-    from synthaug.bench._config import NO_CLASSIFIER
-
-    return [p for p in parts if p != NO_CLASSIFIER]
-
-
 def _winners(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     for (task, dataset, setting, clf), block in _blocks(rows).items():
         primary = _metrics_in(block)[0]
         by_method = {r["method"]: r for r in block if r["metric"] == primary}
         # A reference that no method is meant to beat (the real data of TSTR) is not a winner.
-        references = getattr(_task_class(task), "references", ())
+        t = _task(task)
+        references = t.references if t is not None else ()
         best = max(
             (
                 r
@@ -338,7 +261,7 @@ def _winners(rows: list[dict[str, Any]]) -> list[str]:
             if b in by_method and b != best["method"]
         ]
         lines.append(
-            f"- {', '.join(_where(dataset, setting, clf))}: **{best['method']}** "
+            f"- {', '.join(where_parts(dataset, setting, clf))}: **{best['method']}** "
             f"{primary} {_cell_text(best)}" + (f" ({', '.join(margins)})" if margins else "")
         )
     return lines
@@ -390,20 +313,20 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
     for task, dataset, clf in dict.fromkeys(
         (r["task"], r["dataset"], r["classifier"]) for r in rows
     ):
-        if not getattr(_task_class(task), "mean_over_settings", False):
+        if not _mean_label(task):
             continue
         mine = [
             r for r in rows if (r["task"], r["dataset"], r["classifier"]) == (task, dataset, clf)
         ]
         for metric in _metrics_in(mine):
-            out.write(f"\n## {' · '.join(_where(dataset, clf))}: {metric} per setting\n\n")
+            out.write(f"\n## {' · '.join(where_parts(dataset, clf))}: {metric} per setting\n\n")
             out.write(_overview(mine, metric))
     for (_, dataset, setting, clf), block in _blocks(rows).items():
         metrics = _metrics_in(block)
         primary = metrics[0]
         bases = _baselines_in(block)
         n = max(r["n"] for r in block)
-        out.write(f"\n## {' · '.join(_where(dataset, setting, clf))} ({n} seeds)\n\n")
+        out.write(f"\n## {' · '.join(where_parts(dataset, setting, clf))} ({n} seeds)\n\n")
         header = ["method", *metrics]
         header += [f"Δ {primary} vs {b} (p)" for b in bases]
         out.write("| " + " | ".join(header) + " |\n")
@@ -473,7 +396,7 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
         primary = metrics[0]
         bases = _baselines_in(block)
         n = max(r["n"] for r in block)
-        where = ", ".join(_tex_escape(w) for w in _where(dataset, setting, clf))
+        where = ", ".join(_tex_escape(w) for w in where_parts(dataset, setting, clf))
         out.write("\\begin{table}[t]\n\\centering\n\\small\n")
         out.write(
             f"\\caption{{{where}: "
@@ -497,92 +420,6 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
             out.write(" & ".join(cells) + " \\\\\n")
         out.write("\\bottomrule\n\\end{tabular}\n\\end{table}\n\n")
     return out.getvalue()
-
-
-def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
-    """One PNG per (dataset, classifier, metric): mean and 95% CI per method, a panel per setting."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    keys = dict.fromkeys((r["dataset"], r["classifier"], r["metric"]) for r in rows)
-    for dataset, clf, metric in keys:
-        mine = [
-            r
-            for r in rows
-            if (r["dataset"], r["classifier"], r["metric"]) == (dataset, clf, metric)
-        ]
-        settings = list(dict.fromkeys(r["setting"] for r in mine))
-        fig, axes = plt.subplots(
-            1, len(settings), figsize=(3.2 * len(settings) + 0.5, 3.4), squeeze=False, sharey=True
-        )
-        for ax, setting in zip(axes[0], settings, strict=True):
-            block = [r for r in mine if r["setting"] == setting]
-            x = np.arange(len(block))
-            err = [0.0 if math.isnan(r["ci95_half_width"]) else r["ci95_half_width"] for r in block]
-            # Points with error bars, not bars from zero: the differences are a few points.
-            for xi, r, e in zip(x, block, err, strict=True):
-                color = "tab:orange" if r["best"] else "tab:blue"
-                ax.errorbar(xi, r["mean"], yerr=e, fmt="o", capsize=4, color=color)
-            ax.set_xlim(-0.6, len(block) - 0.4)
-            ax.set_xticks(x, [r["method"] for r in block], rotation=45, ha="right", fontsize=8)
-            ax.set_title(setting, fontsize=9)
-            ax.grid(axis="y", alpha=0.3)
-        axes[0][0].set_ylabel(f"{metric} (mean, 95% CI)")
-        fig.suptitle(" · ".join(_where(dataset, clf)), fontsize=10)
-        fig.tight_layout()
-        name = "_".join(_where(dataset, clf, metric))
-        path = folder / (
-            "".join(ch if ch.isalnum() or ch in "-+=." else "_" for ch in name) + ".png"
-        )
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
-    return paths
-
-
-def save_sample_grids(out: str | Path) -> list[Path]:
-    """One PNG per setting and generator method (first seed): real training images vs generated."""
-    import torch
-
-    from synthaug.bench._plots import save_sample_grid
-    from synthaug.data import ImageDataset
-
-    out = Path(out)
-    chosen: dict[tuple[str, str], tuple[int, Path]] = {}
-    for path in sorted((out / "samples").glob("*.npz")):
-        with np.load(path) as z:
-            meta = json.loads(str(z["meta"]))
-        key = (meta["setting"], meta["method"])
-        if key not in chosen or meta["seed"] < chosen[key][0]:
-            chosen[key] = (meta["seed"], path)
-    paths = []
-    for (setting, method), (seed, path) in chosen.items():
-        with np.load(path) as z:
-            real = ImageDataset(
-                torch.from_numpy(z["real_images"]),
-                torch.from_numpy(z["real_labels"]),
-                [str(c) for c in z["classes"]],
-            )
-            images = torch.from_numpy(z["synthetic_images"])
-            labels = torch.from_numpy(z["synthetic_labels"])
-        if not len(images) or real.images.dim() != 4:
-            continue
-        safe = "".join(ch if ch.isalnum() or ch in "-+=." else "_" for ch in f"{setting}_{method}")
-        paths.append(
-            save_sample_grid(
-                real,
-                images,
-                labels,
-                out / "plots" / f"samples_{safe}.png",
-                title=f"{setting}, seed {seed}: real training images (left) vs {method} (right)",
-            )
-        )
-    return paths
 
 
 def write_report(out: str | Path, *, echo: Callable[[str], None] = print) -> dict[str, Path]:

@@ -1,16 +1,15 @@
 """Run a benchmark grid: every cell an independent task, locally or on Ray, resumable.
 
-Results go to ``DIR/results.jsonl``, one JSON object per finished cell, appended with a single
-``write`` + ``fsync`` by the driver process only. A crash can leave at most a partial last
-line; reading skips it and the next run cuts it off before appending, then reruns every cell
-whose line is missing.
+Finished cells go to ``DIR/results.jsonl`` (see :mod:`synthaug.bench._results`); a rerun
+skips them. Files a cell keeps (DICOM exports, say) go to its own folder under
+``DIR/cells/``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
+import multiprocessing
 import os
 import platform
 import random
@@ -19,15 +18,29 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from synthaug._utils import import_optional, resolve_device
 from synthaug.bench._config import BenchConfig
+from synthaug.bench._report import write_report
+from synthaug.bench._results import (
+    CONFIG,
+    ERRORS,
+    RESULTS,
+    append_record,
+    read_results,
+    rewrite_without,
+)
+from synthaug.bench._task import Cell, CellContext, get_task, stable_hash
 from synthaug.errors import BenchmarkError, InvalidParameterError
 
-RESULTS = "results.jsonl"
-ERRORS = "errors.jsonl"
-CONFIG = "config.json"
 BACKENDS = ("local", "ray")
 _VERSIONED = (
     "synthaug",
@@ -40,83 +53,7 @@ _VERSIONED = (
 )
 
 
-# -- the results file -----------------------------------------------------------------------
-
-
-def _finite(obj: Any) -> Any:
-    """NaN and infinities become ``null``: the results file stays standard JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def append_record(path: str | Path, record: dict[str, Any]) -> None:
-    """Append ``record`` as one line, written in one call and flushed to disk."""
-    line = (json.dumps(_finite(record), sort_keys=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(line)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_results(path: str | Path, *, repair: bool = False) -> list[dict[str, Any]]:
-    """The records in a results file, skipping a truncated last line and unreadable lines.
-
-    Parameters
-    ----------
-    repair : bool
-        Cut a partial last line off the file so that the next append starts on a new line.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    records = []
-    lines = raw.split(b"\n")
-    complete, tail = lines[:-1], lines[-1]
-    for number, line in enumerate(complete, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            print(f"synthaug: skipping unreadable line {number} of {path}", file=sys.stderr)
-            continue
-        if isinstance(record, dict) and "cell_id" in record:
-            records.append(record)
-    if tail.strip():
-        # A line without its newline was cut short by a crash: never trust it.
-        print(f"synthaug: ignoring a truncated last line in {path}", file=sys.stderr)
-        if repair:
-            with open(path, "r+b") as fh:
-                fh.truncate(len(raw) - len(tail))
-    return records
-
-
-def _rewrite_without(path: Path, drop: set[str]) -> None:
-    """Atomically rewrite the results file without the records of the cells in ``drop``."""
-    kept = [r for r in read_results(path, repair=True) if r["cell_id"] not in drop]
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
-    os.replace(tmp, path)
-
-
-# -- one cell -------------------------------------------------------------------------------
-
-
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    import torch
-
     # torch's own string says which build (CPU, CUDA version) ran the cell.
     out = {"python": platform.python_version(), "torch": torch.__version__}
     for name in _VERSIONED:
@@ -131,56 +68,65 @@ def _versions() -> dict[str, str]:
 
 def _seed_everything(seed: int) -> None:
     """Global seeding, per task: only the harness does this (library code never does)."""
-    import numpy as np
-    import torch
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def run_cell(cell: dict[str, Any], threads: int | None = None) -> dict[str, Any]:
+def run_cell(
+    cell: Cell, threads: int | None = None, workdir: str | Path | None = None
+) -> dict[str, Any]:
     """Run one grid cell and return its result record (raises on failure).
 
-    ``threads`` sets torch's CPU threads for the cell and restores the previous count after.
+    Parameters
+    ----------
+    cell : Cell
+    threads : int, optional
+        Torch's CPU threads for the cell; the previous count is restored after.
+    workdir : path, optional
+        The cell's folder for files it keeps (default: a ``cells/`` folder in the current
+        directory).
     """
-    import torch
-
     if not threads:
-        return _run_cell(cell)
+        return _run_cell(cell, workdir)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_cell(cell)
+        return _run_cell(cell, workdir)
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_cell(cell: dict[str, Any]) -> dict[str, Any]:
-    import torch
+def cell_folder(out: str | Path, cell: Cell) -> Path:
+    """``out/cells/<setting>/<method>[/<classifier>]/seed<s>-<id>``: a cell's own folder."""
 
-    from synthaug._utils import resolve_device
-    from synthaug.bench import _methods  # noqa: F401  (register the built-ins)
-    from synthaug.bench._registry import get_task
-    from synthaug.bench._tasks import load_dataset, timed
+    def safe(text: str) -> str:
+        return "".join(ch if ch.isalnum() or ch in "-+=." else "_" for ch in text)
 
+    parts = [safe(cell.setting), safe(cell.method)]
+    if cell.classifier != "-":
+        parts.append(safe(cell.classifier))
+    return Path(out, "cells", *parts, f"seed{cell.seed}-{cell.cell_id[:8]}")
+
+
+def _run_cell(cell: Cell, workdir: str | Path | None) -> dict[str, Any]:
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
-    _seed_everything(cell["seed"])
-    timings: dict[str, float] = {}
-    with timed(timings, "load_data"):
-        dataset = load_dataset(cell["dataset"])
-    task = get_task(cell["task"])()
-    device = resolve_device(cell["device"])
-    metrics = task.run({**cell, "device": str(device)}, dataset, timings)
-    timings["total"] = time.perf_counter() - t0
+    _seed_everything(cell.seed)
+    task = get_task(cell.task)
+    device = resolve_device(cell.device)
+    ctx = CellContext(None, str(device), Path(workdir) if workdir else cell_folder(".", cell))
+    with ctx.timed("load_data"):
+        ctx.data = task.load(cell)
+    result = task.run(cell, ctx)
+    ctx.timings["total"] = time.perf_counter() - t0
     return {
-        "samples": getattr(task, "samples_", None),
-        "cell_id": cell["cell_id"],
-        "cell": cell,
-        "seed": cell["seed"],
-        "metrics": metrics,
-        "timings": timings,
+        "samples": result.samples,
+        "cell_id": cell.cell_id,
+        "cell": {**cell.to_dict(), "cell_id": cell.cell_id},
+        "seed": cell.seed,
+        "metrics": result.metrics,
+        "timings": ctx.timings,
         "versions": _versions(),
         "device": {
             "device": str(device),
@@ -194,14 +140,14 @@ def _run_cell(cell: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run_cell_safely(cell: dict[str, Any], threads: int | None) -> tuple[bool, dict[str, Any]]:
+def _run_cell_safely(cell: Cell, threads: int | None, workdir: Path) -> tuple[bool, dict[str, Any]]:
     """``(True, record)`` or ``(False, error)``: one failing cell must not stop the others."""
     try:
-        return True, run_cell(cell, threads)
+        return True, run_cell(cell, threads, workdir)
     except Exception as exc:  # noqa: BLE001 - reported per cell, then the run fails overall
         return False, {
-            "cell_id": cell["cell_id"],
-            "cell": cell,
+            "cell_id": cell.cell_id,
+            "cell": {**cell.to_dict(), "cell_id": cell.cell_id},
             "error": f"{type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(),
         }
@@ -211,20 +157,19 @@ def _run_cell_safely(cell: dict[str, Any], threads: int | None) -> tuple[bool, d
 
 
 def _run_local(
-    cells: list[dict[str, Any]], jobs: int, threads: int | None
+    cells: list[Cell], jobs: int, threads: int | None, out: Path
 ) -> Iterator[tuple[bool, dict[str, Any]]]:
     if jobs == 1:
         for cell in cells:
-            yield _run_cell_safely(cell, threads)
+            yield _run_cell_safely(cell, threads, cell_folder(out, cell))
         return
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     # spawn, not fork: forking a process that already ran torch threads can deadlock.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_run_cell_safely, cell, threads) for cell in cells]
+        futures = [
+            pool.submit(_run_cell_safely, cell, threads, cell_folder(out, cell)) for cell in cells
+        ]
         try:
             for future in as_completed(futures):
                 yield future.result()
@@ -234,10 +179,8 @@ def _run_local(
 
 
 def _run_ray(
-    cells: list[dict[str, Any]], jobs: int, address: str | None, threads: int | None
+    cells: list[Cell], jobs: int, address: str | None, threads: int | None, out: Path
 ) -> Iterator[tuple[bool, dict[str, Any]]]:
-    from synthaug._utils import import_optional
-
     ray = import_optional("ray")
     started_here = not ray.is_initialized()
     if started_here:
@@ -247,7 +190,7 @@ def _run_ray(
             ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=1)(_run_cell_safely)
-        pending = [remote.remote(cell, threads or 1) for cell in cells]
+        pending = [remote.remote(cell, threads or 1, cell_folder(out, cell)) for cell in cells]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             yield ray.get(ready[0])
@@ -267,10 +210,6 @@ def _save_samples(out: Path, samples: dict[str, Any] | None, cell: dict[str, Any
     """
     if not samples:
         return
-    import numpy as np
-
-    from synthaug.bench._config import stable_hash
-
     folder = out / "samples"
     folder.mkdir(exist_ok=True)
     key = {k: cell[k] for k in ("dataset", "setting", "method", "method_params", "seed")}
@@ -341,7 +280,7 @@ def run_bench(
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS
     cells = config.cells()
-    ids = {c["cell_id"] for c in cells}
+    ids = {c.cell_id for c in cells}
     meta = {
         "config_hash": config.hash,
         "source": config.source,
@@ -350,9 +289,9 @@ def run_bench(
     }
     (out / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if force and results.exists():
-        _rewrite_without(results, ids)
+        rewrite_without(results, ids)
     done = {r["cell_id"] for r in read_results(results, repair=True)}
-    todo = [c for c in cells if c["cell_id"] not in done]
+    todo = [c for c in cells if c.cell_id not in done]
     skipped = len(cells) - len(todo)
     echo(
         f"{config.name}: {len(cells)} cells, {skipped} already done, {len(todo)} to run "
@@ -362,11 +301,10 @@ def run_bench(
     failed = 0
     if todo:
         stream: Iterable[tuple[bool, dict[str, Any]]] = (
-            _run_ray(todo, jobs, ray_address, threads)
+            _run_ray(todo, jobs, ray_address, threads, out)
             if backend == "ray"
-            else _run_local(todo, jobs, threads)
+            else _run_local(todo, jobs, threads, out)
         )
-        from tqdm.auto import tqdm
 
         with tqdm(total=len(todo), unit="cell", disable=not progress, file=sys.stderr) as bar:
             for ok, record in stream:
@@ -389,8 +327,6 @@ def run_bench(
                 bar.update()
     summary = {"total": len(cells), "skipped": skipped, "ran": len(todo) - failed, "failed": failed}
     if report:
-        from synthaug.bench._report import write_report
-
         write_report(out, echo=echo)
     if failed:
         raise BenchmarkError(

@@ -1,7 +1,7 @@
 """The ``synthaug`` command line.
 
 Each subcommand lives in its own module of this package with a ``register(subparsers)``
-function; adding a command is one module and one line in ``_COMMANDS``.
+function; adding a command is one module and one entry in ``_COMMANDS``.
 
 Exit codes: 0 success, 2 usage error (argparse), 1 any other failure, printed as one line
 (``--debug`` shows the traceback).
@@ -10,28 +10,36 @@ Exit codes: 0 success, 2 usage error (argparse), 1 any other failure, printed as
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 
+from synthaug._version import __version__
+from synthaug.cli import (
+    _augment,
+    _bench,
+    _demo,
+    _evaluate,
+    _grid,
+    _report,
+    _sample,
+    _train,
+)
 from synthaug.errors import SynthaugError
 
 # Modules of this package that define subcommands, in the order --help lists them.
-_COMMANDS = ("demo", "train", "sample", "augment", "grid", "evaluate", "bench", "report")
+_COMMANDS = (_demo, _train, _sample, _augment, _grid, _evaluate, _bench, _report)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import synthaug
-
     parser = argparse.ArgumentParser(
         prog="synthaug", description="Synthetic data augmentation, measured honestly."
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {synthaug.__version__}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in _COMMANDS:
-        importlib.import_module(f"synthaug.cli._{name}").register(sub)
+    for command in _COMMANDS:
+        command.register(sub)
     return parser
 
 

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from synthaug.augment import AugmentedDataset
+from synthaug.cli._files import (
+    WRITERS,
+    class_counts_text,
+    output_format,
+    read_data,
+    write_dataset,
+)
+from synthaug.generators import load
 
 
 def _positive_float(text: str) -> float:
@@ -16,8 +27,6 @@ def _positive_float(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from synthaug.cli._files import WRITERS
-
     p = sub.add_parser(
         "augment",
         help="add synthetic samples to a data set",
@@ -45,12 +54,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from synthaug.augment import AugmentedDataset
-    from synthaug.cli._files import class_counts_text, output_format, read_data, write_dataset
-    from synthaug.generators import load
-
     if (args.strategy == "ratio") != (args.ratio is not None):
         args.parser.error("--ratio is required with --strategy ratio and only allowed with it")
     out = Path(args.out)

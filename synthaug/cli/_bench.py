@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from synthaug.bench import load_config, run_bench
 from synthaug.cli._types import positive_int
+from synthaug.errors import InvalidParameterError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,9 +48,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthaug.bench import load_config, run_bench
-    from synthaug.errors import InvalidParameterError
-
     if args.ray_address and args.backend != "ray":
         raise InvalidParameterError("--ray-address needs --backend ray")
     config = load_config(args.config, quick=args.quick)

@@ -1,17 +1,35 @@
-"""``synthaug demo``: the end-to-end comparison on imbalanced digits, or (``--medical``) phantom slices."""
+"""``synthaug demo``: the bundled digits grid, or (``--medical``) the phantom-lesion grid.
+
+Both demos are benchmark configs shipped inside synthaug (``synthaug/bench/configs``), run
+by the harness (resumably: a rerun with the same options reprints the table at once) with the
+command's options written into them; the command then prints the demo's table.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from synthaug.bench import BenchConfig, bundled_config, load_records, parse_config, run_bench
 from synthaug.cli._types import fraction, positive_int
+
+DIGITS_COLUMNS = ("balanced_accuracy", "macro_f1", "minority_recall")
+MEDICAL_COLUMNS = ("lesion_recall", "balanced_accuracy", "auroc", "specificity")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser(
         "demo",
         help="imbalanced digits: none vs oversampling vs classical augmentation vs CVAE",
-        description="Train a CVAE on imbalanced digits, rebalance, and compare downstream classifiers.",
+        description="Train a CVAE on imbalanced digits, rebalance, and compare downstream "
+        "classifiers; with --medical, synthetic lesions on phantom CT/MR slices through DICOM. "
+        "Both are bundled benchmark configs run by the harness; the output folder holds its "
+        "report (report.md, plots/) and results.",
     )
     demo.add_argument(
         "--out", default=None, help="output folder (default: synthaug-demo, synthaug-medical-demo)"
@@ -54,38 +72,154 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--generator",
         default=None,
-        help="registered generator for --medical (default: cgan when registered, else cvae)",
+        help="registered generator for --medical (default: cgan)",
     )
     demo.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.medical:
-        return run_medical(args)
-    from synthaug.bench import run_demo
-
-    run_demo(
-        args.out or "synthaug-demo",
-        seeds=args.seeds or 3,
-        ratio=args.ratio,
-        epochs=args.epochs or 150,
-        classifier_epochs=args.classifier_epochs or 30,
-        verbose=not args.quiet,
-    )
+        config = medical_config(
+            seeds=args.seeds,
+            lesion_fraction=args.ratio,
+            epochs=args.epochs,
+            classifier_epochs=args.classifier_epochs,
+            kind=args.kind,
+            generator=args.generator,
+        )
+        out = args.out or "synthaug-medical-demo"
+    else:
+        config = digits_config(
+            seeds=args.seeds,
+            ratio=args.ratio,
+            epochs=args.epochs,
+            classifier_epochs=args.classifier_epochs,
+        )
+        out = args.out or "synthaug-demo"
+    run_demo(config, out, progress=not args.quiet)
     return 0
 
 
-def run_medical(args: argparse.Namespace) -> int:
-    from synthaug.bench import run_medical_demo
+def digits_config(
+    *,
+    seeds: int | None = None,
+    ratio: float | None = None,
+    epochs: int | None = None,
+    classifier_epochs: int | None = None,
+) -> BenchConfig:
+    """The bundled ``digits_demo`` config with the demo's options (``None`` keeps the default)."""
+    data = bundled_config("digits_demo")
+    if seeds is not None:
+        data["seeds"] = seeds
+    if ratio is not None:
+        data["imbalance"]["ratios"] = [ratio]
+    if epochs is not None:
+        data["methods"]["cvae"]["epochs"] = epochs
+    if classifier_epochs is not None:
+        data["classifiers"]["cnn"]["epochs"] = classifier_epochs
+    return parse_config(data, source="bundled digits_demo.toml")
 
-    run_medical_demo(
-        args.out or "synthaug-medical-demo",
-        kind=args.kind,
-        seeds=args.seeds or 1,
-        lesion_fraction=args.ratio,
-        epochs=args.epochs or 30,
-        classifier_epochs=args.classifier_epochs or 15,
-        generator=args.generator,
-        verbose=not args.quiet,
-    )
-    return 0
+
+def medical_config(
+    *,
+    seeds: int | None = None,
+    lesion_fraction: float | None = None,
+    epochs: int | None = None,
+    classifier_epochs: int | None = None,
+    kind: str | None = None,
+    generator: str | None = None,
+) -> BenchConfig:
+    """The bundled ``medical_demo`` config with the demo's options (``None`` keeps the default)."""
+    data = bundled_config("medical_demo")
+    methods = data["methods"]
+    synthetic = [methods["synthetic"], methods["synthetic+classical"]["synthetic"]]
+    if seeds is not None:
+        data["seeds"] = seeds
+    if lesion_fraction is not None:
+        data["lesion"]["lesion_fraction"] = lesion_fraction
+    if kind is not None:
+        data["dataset"]["kind"] = kind
+    for entry in synthetic:
+        if epochs is not None:
+            entry["epochs"] = epochs
+        if generator is not None:
+            entry["method"] = generator
+    if classifier_epochs is not None:
+        data["classifiers"]["cnn"]["epochs"] = classifier_epochs
+    return parse_config(data, source="bundled medical_demo.toml")
+
+
+def run_demo(
+    config: BenchConfig,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> str:
+    """Run a demo config with the harness into ``out`` and print (and return) its table."""
+    run_bench(config, out, progress=progress, echo=echo)
+    records = load_records(out)
+    if config.task == "lesion":
+        setting = config.settings[0]["lesion"]
+        n_train = setting["n_normal"] + setting["n_lesion"]
+        size = config.dataset["params"].get("size", 64)
+        kind = config.dataset["params"].get("kind", "chest")
+        title = (
+            f"{kind} phantoms {size}x{size}, lesions {setting['n_lesion']} of {n_train} training "
+            f"slices, {len(config.seeds)} seed(s), mean ± std"
+        )
+        columns = MEDICAL_COLUMNS
+    else:
+        imbalance = config.settings[0]["imbalance"]
+        title = (
+            f"{config.dataset['name']}, classes {imbalance['minority_classes']} kept at "
+            f"{imbalance['ratio']:g}, {len(config.seeds)} seed(s), mean ± std"
+        )
+        columns = DIGITS_COLUMNS
+    table = format_table(summarize(records, list(config.methods), columns), title, columns)
+    echo("")
+    echo(table)
+    echo(f"\nreport: {Path(out) / 'report.md'}; sample grids: {Path(out) / 'plots'}")
+    return table
+
+
+def summarize(
+    records: list[dict[str, Any]], methods: Sequence[str], columns: Sequence[str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean and sample standard deviation over seeds, per method and column, and of the
+    augmentation seconds (a generator fit reused from an earlier cell counts as paid here)."""
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for method in methods:
+        rows = [r for r in records if r["cell"]["method"] == method]
+        if not rows:
+            continue
+        values = {key: [r["metrics"][key] for r in rows] for key in columns}
+        values["augment_seconds"] = [
+            r["timings"].get("augment", 0.0) + r["timings"].get("augment_reused_fit", 0.0)
+            for r in rows
+        ]
+        summary[method] = {}
+        for key, vals in values.items():
+            arr = np.array([math.nan if v is None else v for v in vals], dtype=float)
+            std = float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+            summary[method][key] = {"mean": float(arr.mean()), "std": std}
+    return summary
+
+
+def format_table(
+    summary: dict[str, dict[str, dict[str, float]]],
+    title: str = "",
+    columns: Sequence[str] = DIGITS_COLUMNS,
+) -> str:
+    """A fixed-width text table of ``summary``, one column per metric, then seconds."""
+    header = f"{'method':<22}" + "".join(f"{k:>20}" for k in columns) + f"{'augment s':>12}"
+    lines = [title, header, "-" * len(header)] if title else [header, "-" * len(header)]
+    for method, stats in summary.items():
+        cells = "".join(
+            f"{stats[k]['mean']:>12.3f} ± {stats[k]['std']:.3f}"
+            if not math.isnan(stats[k]["mean"])
+            else f"{'n/a':>20}"
+            for k in columns
+        )
+        lines.append(f"{method:<22}{cells}{stats['augment_seconds']['mean']:>12.1f}")
+    return "\n".join(lines)

@@ -8,8 +8,20 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from synthaug._version import __version__
+from synthaug.cli._files import read_data
 from synthaug.cli._types import fraction, positive_int
-from synthaug.errors import DataFileError
+from synthaug.data import ImageDataset
+from synthaug.errors import (
+    DataFileError,
+    InvalidDataError,
+    InvalidParameterError,
+    ShapeMismatchError,
+)
+from synthaug.generators import load
+from synthaug.metrics import FeatureExtractor, fidelity, privacy, utility
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,15 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    import synthaug
-    from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
-    from synthaug.metrics import FeatureExtractor, fidelity, privacy, utility
-
     if args.seed < 0 or args.split_seed < 0:
         raise InvalidParameterError("--seed and --split-seed must be >= 0")
-    model = synthaug.load(args.model, device=args.device)
+    model = load(args.model, device=args.device)
     train, test, data_name = load_evaluation_data(args.data, args.test_size, args.split_seed)
     if tuple(model.sample_shape_) != tuple(train.sample_shape):
         raise ShapeMismatchError(
@@ -111,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     n = args.n_synthetic or len(train)
     idx = rng.permutation(len(train)) if n == len(train) else rng.choice(len(train), n)
     images, labels = model.sample(n, y=train.labels[idx], seed=args.seed)
-    synthetic = synthaug.data.ImageDataset(images, labels, train.classes)
+    synthetic = ImageDataset(images, labels, train.classes)
 
     if args.features:
         fx = FeatureExtractor.load(args.features, device=args.device)
@@ -150,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         "utility": util,
         "privacy": priv,
         "warnings": warnings,
-        "synthaug_version": synthaug.__version__,
+        "synthaug_version": __version__,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -167,8 +173,6 @@ def load_evaluation_data(spec: str, test_size: float, seed: int) -> tuple[Any, A
     A ``.npz`` with a ``test`` split is used as it is; anything else is split here
     (stratified, ``test_size``, ``seed``), which must match how the model's training data was cut.
     """
-    from synthaug.cli._files import read_data
-
     if spec.lower().endswith(".npz"):
         train = read_data(spec, split="train")
         try:

@@ -7,6 +7,7 @@ should select it, one entry in ``SUFFIX_FORMATS``); ``--format`` offers every ke
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from synthaug.data import (
     load_npz,
     save_image_folder,
     save_npz,
+    write_dicom,
 )
 from synthaug.errors import DataFileError, InvalidParameterError
 
@@ -38,8 +40,6 @@ def _write_png(dataset: ImageDataset, path: Path, synthetic: torch.Tensor | None
 
 
 def _write_dicom(dataset: ImageDataset, path: Path, synthetic: torch.Tensor | None = None) -> Path:
-    from synthaug.data import write_dicom
-
     # write_dicom marks every file synthetic; real images must never carry that mark.
     if synthetic is not None and not bool(synthetic.all()):
         raise InvalidParameterError(
@@ -96,8 +96,6 @@ def read_data(spec: str, split: str = "train") -> ImageDataset:
 
 def parse_param(text: str) -> tuple[str, Any]:
     """``KEY=VALUE`` with a JSON value (``latent_dim=8``, ``hidden_dims=[64,32]``) or a string."""
-    import argparse
-
     key, sep, raw = text.partition("=")
     if not sep or not key.isidentifier():
         raise argparse.ArgumentTypeError(f"must look like KEY=VALUE, got {text!r}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from synthaug.bench import write_report
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser(
@@ -17,7 +19,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthaug.bench import write_report
-
     write_report(args.dir)
     return 0

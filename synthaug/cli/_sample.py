@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from synthaug.cli._files import (
+    WRITERS,
+    as_label,
+    class_counts_text,
+    output_format,
+    write_dataset,
+)
 from synthaug.cli._types import positive_int
+from synthaug.data import ImageDataset
+from synthaug.generators import load
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from synthaug.cli._files import WRITERS
-
     p = sub.add_parser(
         "sample",
         help="draw samples from a saved model",
@@ -33,12 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from synthaug.cli._files import as_label, class_counts_text, output_format, write_dataset
-    from synthaug.data import ImageDataset
-    from synthaug.generators import load
-
     out = Path(args.out)
     fmt = output_format(out, args.format)
     model = load(args.model, device=args.device)

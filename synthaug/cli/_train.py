@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from synthaug._params import configure
+from synthaug.cli._files import class_counts_text, parse_param, read_data
 from synthaug.cli._types import positive_int
+from synthaug.errors import InvalidParameterError
+from synthaug.generators import create_generator, list_generators
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from synthaug.cli._files import parse_param
-    from synthaug.generators import list_generators
-
     p = sub.add_parser(
         "train",
         help="fit a generator on a data set and save it as .safetensors",
@@ -37,15 +38,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from synthaug.cli._files import class_counts_text, read_data
-    from synthaug.generators import create_generator
-
     dataset = read_data(args.data, args.split)
-    params = dict(args.param)
-    params.update(seed=args.seed, device=args.device, verbose=not args.quiet)
+    model = create_generator(args.model, **dict(args.param))
+    # The run's settings go wherever the model keeps them (a per-class model: its estimator).
+    settings = {"seed": args.seed, "device": args.device, "verbose": not args.quiet}
     if args.epochs is not None:
-        params["epochs"] = args.epochs
-    model = create_generator(args.model, **params).fit(dataset)
+        settings["epochs"] = args.epochs
+    missing = configure(model, **settings) - {"verbose"}
+    if missing:
+        raise InvalidParameterError(
+            f"generator {args.model!r} as configured has no {'/'.join(sorted(missing))} "
+            f"parameter to set from the command line; give an inner model by name through a "
+            f"preset such as 'perclass-vae', or drop the option"
+        )
+    model.fit(dataset)
     path = model.save(args.out)
     print(f"trained {args.model} on {len(dataset)} samples ({class_counts_text(dataset)})")
     print(f"saved {path}")

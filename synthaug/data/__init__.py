@@ -1,4 +1,9 @@
-"""Datasets, loaders and imbalance tools: the bottom layer, imported by every other one."""
+"""Datasets, loaders and imbalance tools: the bottom layer, imported by every other one.
+
+:class:`ImageDataset` is the one in-memory type every layer passes around; loaders for
+scikit-learn's digits, MedMNIST-style ``.npz`` files, image folders and DICOM folders, and
+phantom generators, are registered by name in :data:`DATASETS`.
+"""
 
 from synthaug.data._dataset import ImageDataset, from_arrays
 from synthaug.data._dicom_read import DicomDataset, load_dicom_folder
@@ -7,8 +12,22 @@ from synthaug.data._digits import load_digits
 from synthaug.data._files import load_image_folder, load_npz, save_image_folder, save_npz
 from synthaug.data._imbalance import make_imbalanced
 from synthaug.data._phantoms import LESION_GRADES, make_graded_phantoms, make_phantoms
+from synthaug.data._registry import DATASETS
 
-__all__ = ["ImageDataset", "from_arrays", "load_digits", "make_imbalanced"]
-__all__ += ["load_image_folder", "load_npz", "save_image_folder", "save_npz"]
-__all__ += ["DicomDataset", "load_dicom_folder", "make_phantoms", "write_dicom"]
-__all__ += ["LESION_GRADES", "make_graded_phantoms"]
+__all__ = [
+    "DATASETS",
+    "LESION_GRADES",
+    "DicomDataset",
+    "ImageDataset",
+    "from_arrays",
+    "load_digits",
+    "load_dicom_folder",
+    "load_image_folder",
+    "load_npz",
+    "make_graded_phantoms",
+    "make_imbalanced",
+    "make_phantoms",
+    "save_image_folder",
+    "save_npz",
+    "write_dicom",
+]

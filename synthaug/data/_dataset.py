@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset
 
 from synthaug.errors import (
@@ -158,8 +159,6 @@ class ImageDataset(Dataset):
         InvalidDataError
             When a present class has fewer than 2 samples (it cannot appear on both sides).
         """
-        from sklearn.model_selection import train_test_split
-
         if not 0 < test_size < 1:
             raise InvalidParameterError(f"test_size must be in (0, 1), got {test_size}")
         if len(self) == 0:

@@ -9,8 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 import torch
 import torch.nn.functional as F
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder
 
 from synthaug.data._dataset import ImageDataset
 from synthaug.errors import DataFileError, EmptyDatasetError, InvalidParameterError
@@ -242,8 +246,6 @@ def _labelled_files(
 
 
 def _label_by_uid(path: Path, mapping: Mapping[str, str]) -> str | None:
-    import pydicom
-
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
     except Exception:  # unreadable files are reported when their pixels are read
@@ -284,9 +286,6 @@ def _candidate_files(folder: Path) -> list[Path]:
 
 def _read_frames(path: Path, window: str | tuple[float, float]) -> tuple[np.ndarray, dict]:
     """Decode one file into ``(frames, H, W)`` float64 values in [0, 1] and its metadata."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError as exc:
@@ -317,8 +316,6 @@ def _read_frames(path: Path, window: str | tuple[float, float]) -> tuple[np.ndar
 
 
 def _check_decoder(tsyntax: Any) -> None:
-    from pydicom.pixels import get_decoder
-
     if not tsyntax.is_compressed:
         return
     try:
@@ -333,8 +330,6 @@ def _check_decoder(tsyntax: Any) -> None:
 
 
 def _to_unit_range(arr: np.ndarray, ds: Any, window: str | tuple[float, float]) -> np.ndarray:
-    from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
-
     n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
@@ -373,8 +368,6 @@ def _as_frames(values: np.ndarray, n_frames: int, image_dims: int) -> np.ndarray
 
 def _first(value: Any) -> float:
     """The first of a possibly multi-valued DICOM number (Window Center can list several)."""
-    from pydicom.multival import MultiValue
-
     if isinstance(value, (list, tuple, MultiValue)):
         return float(value[0])
     return float(value)

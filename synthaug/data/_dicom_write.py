@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from synthaug._utils import import_optional
 from synthaug.data._dataset import ImageDataset
@@ -75,8 +76,6 @@ def write_dicom(
     ['a', 'b']
     """
     hd = import_optional("highdicom", "dicom")
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
     images, names = _check_inputs(images, labels, classes)
     if bits not in (8, 16):
         raise InvalidParameterError(f"bits must be 8 or 16, got {bits!r}")

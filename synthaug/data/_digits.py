@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from sklearn.datasets import load_digits as _sk_load_digits
 
 from synthaug.data._dataset import ImageDataset
 
@@ -19,8 +20,6 @@ def load_digits() -> ImageDataset:
     >>> len(ds), ds.sample_shape
     (1797, (1, 8, 8))
     """
-    from sklearn.datasets import load_digits as _sk_load_digits
-
     bunch = _sk_load_digits()
     images = torch.from_numpy(bunch.images.astype("float32") / 16.0).unsqueeze(1)
     labels = torch.from_numpy(bunch.target.astype("int64"))

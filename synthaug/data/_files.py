@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.datasets import ImageFolder
 
 from synthaug.data._dataset import ImageDataset, from_arrays
 from synthaug.errors import (
@@ -190,9 +192,6 @@ def load_image_folder(
     >>> ds.classes, ds.sample_shape
     (['cat', 'dog'], (1, 8, 8))
     """
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.datasets import ImageFolder
-
     root = Path(root)
     if not root.is_dir():
         raise DataFileError(
@@ -240,8 +239,6 @@ def load_image_folder(
 
 def _to_8bit(picture):
     """16-bit and float grayscale scaled to 8 bits by their own range (PIL would clip them)."""
-    from PIL import Image
-
     if picture.mode not in ("I", "I;16", "F"):
         return picture
     values = np.asarray(picture, dtype=np.float64)
@@ -260,8 +257,6 @@ def save_image_folder(dataset: ImageDataset, root: str | Path) -> Path:
     Path
         ``root``.
     """
-    from PIL import Image
-
     root = Path(root)
     if not dataset.is_image or dataset.sample_shape[0] not in (1, 3):
         raise InvalidParameterError(

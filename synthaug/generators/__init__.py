@@ -1,28 +1,32 @@
-"""Generative models with one estimator API: ``fit``, ``sample``, ``save`` / ``synthaug.load``."""
+"""Generative models with one estimator API: ``fit``, ``sample``, ``save`` / ``synthaug.load``.
 
-from synthaug.generators._base import BaseGenerator
+Every generator is a scikit-learn estimator registered by name in :data:`GENERATORS`:
+``cvae`` (:class:`CVAE`), ``cgan`` (:class:`CGAN`), ``perclass`` (:class:`PerClass`, one model
+per class around any of them) and the presets ``perclass-vae`` / ``perclass-gan``, which take
+the inner model's parameters flat.
+"""
+
+from synthaug.generators._base import BaseGenerator, TorchGenerator, TrainingContext
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
-from synthaug.generators._dp import DP
-from synthaug.generators._perclass import PerClass, PerClassGAN, PerClassVAE
+from synthaug.generators._perclass import PerClass
 from synthaug.generators._persistence import load
 from synthaug.generators._registry import (
+    GENERATORS,
     create_generator,
-    get_generator_class,
     list_generators,
     register_generator,
 )
 
 __all__ = [
-    "BaseGenerator",
-    "PerClass",
-    "PerClassGAN",
-    "PerClassVAE",
     "CGAN",
     "CVAE",
-    "DP",
+    "GENERATORS",
+    "BaseGenerator",
+    "PerClass",
+    "TorchGenerator",
+    "TrainingContext",
     "create_generator",
-    "get_generator_class",
     "list_generators",
     "load",
     "register_generator",

@@ -1,13 +1,19 @@
-"""The estimator contract every generator follows, written once.
+"""The estimator contract every generator follows, and the base that owns training.
 
-``fit`` and ``sample`` validate and convert their inputs here, then call the family's private
-``_fit`` / ``_sample`` (template method, as imbalanced-learn's ``fit_resample``).
+:class:`BaseGenerator` writes the contract once: ``fit`` and ``sample`` validate and convert
+their inputs, then call the family's private ``_fit`` / ``_sample`` (template method, as
+imbalanced-learn's ``fit_resample``). :class:`TorchGenerator` adds what every network family
+shares: the common training parameters, the training loop (through :class:`~synthaug.nn.Trainer`),
+seeding, differential privacy and checkpoints. A family then implements only its networks
+(``_build_modules``), its optimisers, one training step (``_train_step``) and its sampling
+(``_sample``); see ``docs/extending.md``.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,7 +21,7 @@ import torch
 from torch import nn
 
 from synthaug._params import (
-    ParamsMixin,
+    Estimator,
     Rule,
     boolean,
     device_like,
@@ -23,7 +29,6 @@ from synthaug._params import (
     none_or,
     real_range,
     seed_like,
-    validate_params,
 )
 from synthaug._utils import check_seed, resolve_device, torch_generator
 from synthaug.data import ImageDataset
@@ -35,60 +40,50 @@ from synthaug.errors import (
     ShapeMismatchError,
     UnknownClassError,
 )
-from synthaug.generators._dp import PrivateTraining, dp_rule, make_dp_compatible, quiet_hooks
-from synthaug.generators._trainer import Trainer, describe
+from synthaug.generators._persistence import save_generator
+from synthaug.generators._registry import GENERATORS
+from synthaug.nn import (
+    DP,
+    PrivateTraining,
+    Trainer,
+    describe,
+    dp_rule,
+    make_dp_compatible,
+    optimizer_step,
+    quiet_hooks,
+    seeded,
+    validation_split,
+)
 
 # Sampling runs in chunks so that asking for millions of samples never holds them all on the
 # device at once; 8192 keeps small-image sampling fast and 128x128 memory bounded.
 _SAMPLE_CHUNK = 8192
 
 
-# Rules for the training parameters every generator shares; families merge them into their own
-# ``_parameter_constraints`` (a family that lacks a parameter simply never has it checked).
-TRAINING_CONSTRAINTS: dict[str, Rule] = {
-    "epochs": int_range(1),
-    "batch_size": int_range(2),
-    "lr": real_range(0, None, low_open=True),
-    "grad_clip": none_or(real_range(0, None, low_open=True)),
-    "early_stopping": none_or(int_range(1)),
-    "validation_fraction": real_range(0, 0.5),
-    "checkpoint_dir": lambda v: (
-        None if v is None or isinstance(v, (str, Path)) else "None or a path"
-    ),
-    "checkpoint_every": int_range(1),
-    "resume": boolean,
-    "amp": boolean,
-    "device": device_like,
-    "seed": seed_like,
-    "verbose": boolean,
-    "dp": dp_rule,
-}
+class BaseGenerator(Estimator):
+    """Shared behaviour of synthaug generators: the ``fit`` / ``sample`` / ``save`` contract.
 
-
-@contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator for the block, then restore it (no global side effects)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
-        yield
-
-
-class BaseGenerator(ParamsMixin):
-    """Shared behaviour of synthaug generators.
-
-    Subclasses define keyword-only ``__init__`` parameters that they only store, a
-    ``_parameter_constraints`` mapping, ``_fit(dataset)`` and ``_sample(labels, generator)``
-    returning ``(n, D)`` or ``(n, C, H, W)`` tensors in [0, 1] on ``self.device_``, and the
-    networks they train in ``self.modules_`` (an ``nn.ModuleDict``) so that saving, loading and
-    device handling are shared.
+    A subclass stores keyword parameters in ``__init__`` (scikit-learn's rules), declares
+    ``_parameter_constraints``, and implements ``_fit(dataset)``, which must set ``device_``
+    and ``modules_`` (an ``nn.ModuleDict`` of every network, so that saving, loading and device
+    handling are shared), and ``_sample(labels, generator)``, which returns ``(n, D)`` or
+    ``(n, C, H, W)`` tensors in [0, 1] on ``device_``. Network families should subclass
+    :class:`TorchGenerator` instead, which implements ``_fit``.
     """
 
-    registry_name: ClassVar[str] = ""
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {}
     # Datasets smaller than this per class are refused by fit; conditional models cope with one.
     _min_samples_per_class: ClassVar[int] = 1
-    # The networks that see real data: with ``dp=`` they are the ones trained with DP-SGD.
-    _dp_modules: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def registry_name(self) -> str:
+        """The name this generator's class is registered under (saved in model files)."""
+        name = GENERATORS.name_of(type(self))
+        if name is None:
+            raise InvalidParameterError(
+                f"{type(self).__name__} is not registered; decorate it with "
+                f"@register_generator('name') so that saved files can name it"
+            )
+        return name
 
     # -- fitted state ---------------------------------------------------------------------
     @property
@@ -115,11 +110,19 @@ class BaseGenerator(ParamsMixin):
         ----------
         dataset : ImageDataset
             Training samples; images ``(N, C, H, W)`` or feature vectors ``(N, D)``.
+
+        Raises
+        ------
+        InvalidParameterError
+            A parameter breaks its rule (checked before any work).
+        InvalidDataError, EmptyDatasetError
+            Not an ImageDataset, empty, or a class with too few samples.
+        TrainingDivergedError
+            A loss became non-finite; the model is left unfitted.
         """
-        validate_params(type(self).__name__, self.get_params(), self._parameter_constraints)
-        self._check_resume_params()
+        self.check_params()
+        self._check_param_combinations()
         self._check_dataset(dataset)
-        self.device_ = resolve_device(self.device)
         counts = dataset.class_counts()
         self.n_classes_ = dataset.n_classes
         self.class_names_ = list(dataset.classes)
@@ -127,131 +130,21 @@ class BaseGenerator(ParamsMixin):
         self.class_counts_ = {c: counts[c] for c in self.classes_}
         self.sample_shape_ = tuple(dataset.sample_shape)
         self.history_ = []
-        self.__dict__.pop("privacy_spent_", None)
-        self.__dict__.pop("privacy_", None)
-        seed = check_seed(self.seed)
-        dp_context = (
-            quiet_hooks() if getattr(self, "dp", None) is not None else contextlib.nullcontext()
-        )
+        for stale in ("modules_", "privacy_spent_", "privacy_"):
+            self.__dict__.pop(stale, None)
         try:
-            with seeded(seed), dp_context:
-                self._fit(dataset, seed)
-            self._end_private_training()
+            self._fit(dataset)
         except BaseException:
             # A failed fit (diverged, interrupted) leaves the estimator unfitted, not half-built.
-            run = self.__dict__.pop("_dp_run", None)
-            if run is not None:
-                run.close()
-            self.__dict__.pop("modules_", None)
+            self._abort_fit()
             raise
         return self
 
-    # -- differential privacy (see synthaug/generators/_dp.py) ------------------------------
-    def _new_modules(self) -> nn.ModuleDict:
-        """``_build_modules()``, with the networks in ``_dp_modules`` made DP-compatible when
-        ``dp`` is set (batch norm to group norm, no spectral norm); used by fit and load."""
-        modules = self._build_modules()
-        if getattr(self, "dp", None) is not None:
-            for name in self._dp_modules:
-                modules[name] = make_dp_compatible(modules[name])
-        return modules
+    def _check_param_combinations(self) -> None:
+        """Raise for parameter values that are fine alone but not together (default: none)."""
 
-    def _private_optimizers(
-        self,
-        optimizers: dict[str, torch.optim.Optimizer],
-        *,
-        n_samples: int,
-        generator: torch.Generator,
-    ) -> dict[str, torch.optim.Optimizer]:
-        """With ``dp`` set, swap the optimisers of ``_dp_modules`` for DP-SGD ones.
-
-        Call it in ``_fit`` after building the optimisers and before training; the batches
-        must then be Poisson-sampled (``_make_trainer`` does so) and the losses of those
-        networks must be means over the batch. Without ``dp`` it returns ``optimizers``.
-        """
-        if getattr(self, "dp", None) is None:
-            return optimizers
-        run = PrivateTraining(
-            self.dp,
-            n_samples=n_samples,
-            batch_size=self.batch_size,
-            epochs=self.epochs,
-            generator=generator,
-        )
-        self._dp_run = run
-        optimizers = dict(optimizers)
-        for name in self._dp_modules:
-            optimizers[name] = run.make_private(self.modules_[name], optimizers[name])
-        return optimizers
-
-    @contextlib.contextmanager
-    def _private_hooks_paused(self) -> Iterator[None]:
-        """For passes through the DP-trained networks that are not their DP step."""
-        run = getattr(self, "_dp_run", None)
-        with run.paused() if run is not None else contextlib.nullcontext():
-            yield
-
-    def _end_private_training(self) -> None:
-        """Remove the DP hooks and record ``privacy_spent_`` from the accountant."""
-        run = self.__dict__.pop("_dp_run", None)
-        if run is None:
-            if getattr(self, "dp", None) is not None and not hasattr(self, "privacy_spent_"):
-                raise NotImplementedError(
-                    f"{type(self).__name__} accepted dp= but did not train privately"
-                )
-            return
-        run.close()
-        self.privacy_ = run.summary(len(self.history_))
-        self.privacy_spent_ = (self.privacy_["epsilon"], self.privacy_["delta"])
-
-    def _check_resume_params(self) -> None:
-        if getattr(self, "resume", False) and getattr(self, "checkpoint_dir", None) is None:
-            raise InvalidParameterError(
-                f"{type(self).__name__}: resume=True needs checkpoint_dir, the folder the "
-                f"interrupted run wrote its checkpoint to"
-            )
-        if getattr(self, "dp", None) is not None and getattr(self, "early_stopping", None):
-            raise InvalidParameterError(
-                f"{type(self).__name__}: early_stopping cannot be combined with dp: it picks "
-                f"the epoch by an un-noised validation loss on real records, which the DP "
-                f"guarantee does not cover; set early_stopping=None"
-            )
-        if getattr(self, "early_stopping", None) is not None and not getattr(
-            self, "validation_fraction", 0
-        ):
-            raise InvalidParameterError(
-                f"{type(self).__name__}: early_stopping needs validation_fraction > 0 (the share "
-                f"of each class held out to compute the validation loss)"
-            )
-
-    def _make_trainer(self, desc: str) -> Trainer:
-        """The shared :class:`Trainer`, configured from this estimator's training parameters."""
-        return Trainer(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            device=self.device_,
-            verbose=self.verbose,
-            desc=desc,
-            # Opacus' per-sample gradients run in full precision.
-            amp=getattr(self, "amp", True) and getattr(self, "dp", None) is None,
-            early_stopping=getattr(self, "early_stopping", None),
-            checkpoint_dir=getattr(self, "checkpoint_dir", None),
-            checkpoint_every=getattr(self, "checkpoint_every", 1),
-            resume=getattr(self, "resume", False),
-            poisson=getattr(self, "dp", None) is not None,
-        )
-
-    def _fingerprint(self, n_samples: int) -> str:
-        """What a resumable checkpoint must agree on: model type, parameters, data shape."""
-        ignored = {"epochs", "verbose", "resume", "checkpoint_dir", "checkpoint_every", "device"}
-        params = {k: v for k, v in self.get_params().items() if k not in ignored}
-        return describe(
-            model=type(self).__name__,
-            params=sorted((k, repr(v)) for k, v in params.items()),
-            shape=self.sample_shape_,
-            n=n_samples,
-            counts=sorted(self.class_counts_.items()),
-        )
+    def _abort_fit(self) -> None:
+        self.__dict__.pop("modules_", None)
 
     def _check_dataset(self, dataset: ImageDataset) -> None:
         if not isinstance(dataset, ImageDataset):
@@ -273,7 +166,7 @@ class BaseGenerator(ParamsMixin):
                 f"conditional generator such as 'cvae' or 'cgan'"
             )
 
-    def _fit(self, dataset: ImageDataset, seed: int) -> None:  # pragma: no cover - abstract
+    def _fit(self, dataset: ImageDataset) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     # -- sample -----------------------------------------------------------------------------
@@ -398,8 +291,6 @@ class BaseGenerator(ParamsMixin):
 
         Load it back with :func:`synthaug.load`. Nothing is pickled.
         """
-        from synthaug.generators._persistence import save_generator
-
         self._check_fitted()
         return save_generator(self, path)
 
@@ -416,6 +307,7 @@ class BaseGenerator(ParamsMixin):
         }
 
     def _restore_state(self, state: dict[str, Any], device: torch.device) -> None:
+        """Set the fitted attributes from ``state`` and build untrained networks on ``device``."""
         self.device_ = device
         self.n_classes_ = int(state["n_classes_"])
         self.class_names_ = list(state["class_names_"])
@@ -428,6 +320,9 @@ class BaseGenerator(ParamsMixin):
             self.privacy_spent_ = (float(self.privacy_["epsilon"]), float(self.privacy_["delta"]))
         self.modules_ = self._new_modules().to(device)
 
+    def _new_modules(self) -> nn.ModuleDict:
+        return self._build_modules()
+
     def _build_modules(self) -> nn.ModuleDict:  # pragma: no cover - abstract
         """Create the (untrained) networks from parameters and fitted shape attributes."""
         raise NotImplementedError
@@ -439,3 +334,348 @@ class BaseGenerator(ParamsMixin):
     def _restore_extra_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         if tensors:
             raise KeyError(f"unexpected extra tensors {sorted(tensors)}")
+
+
+@dataclass
+class TrainingContext:
+    """What a family's training hooks get from :class:`TorchGenerator` during ``fit``.
+
+    Attributes
+    ----------
+    trainer : Trainer
+        The shared loop (its ``autocast()`` gives mixed precision on CUDA when enabled).
+    generator : torch.Generator
+        The run's random stream on the device: batch order, and every draw a step makes.
+    optimizers : dict of str to torch.optim.Optimizer
+        From ``_make_optimizers``, already swapped for DP-SGD ones when ``dp`` is set.
+    seed : int
+        The run's seed.
+    grad_clip : float or None
+        The generator's gradient clipping bound.
+    x, y : torch.Tensor
+        The training samples and labels on the device (without a validation hold-out).
+    state : dict
+        Scratch space a family may fill in ``_start_training`` for its steps.
+    """
+
+    trainer: Trainer
+    generator: torch.Generator
+    optimizers: dict[str, torch.optim.Optimizer]
+    seed: int
+    grad_clip: float | None
+    x: torch.Tensor
+    y: torch.Tensor
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context for forward passes and losses: bfloat16 autocast on CUDA when ``amp``."""
+        return self.trainer.autocast()
+
+    def update(
+        self,
+        optimizer: str,
+        loss: torch.Tensor,
+        params: Any = None,
+        grad_clip: float | None | str = "default",
+    ) -> None:
+        """Back-propagate ``loss`` and step the optimiser named ``optimizer``.
+
+        Gradients of ``params`` are clipped to ``grad_clip`` (default: the generator's).
+        """
+        clip = self.grad_clip if grad_clip == "default" else grad_clip
+        optimizer_step(self.optimizers[optimizer], loss, params, clip)  # type: ignore[arg-type]
+
+
+# Rules for the training parameters every torch generator has (families add their own).
+_TRAINING_CONSTRAINTS: dict[str, Rule] = {
+    "epochs": int_range(1),
+    "batch_size": int_range(2),
+    "lr": real_range(0, None, low_open=True),
+    "grad_clip": none_or(real_range(0, None, low_open=True)),
+    "early_stopping": none_or(int_range(1)),
+    "validation_fraction": real_range(0, 0.5),
+    "checkpoint_dir": lambda v: (
+        None if v is None or isinstance(v, (str, Path)) else "None or a path"
+    ),
+    "checkpoint_every": int_range(1),
+    "resume": boolean,
+    "amp": boolean,
+    "device": device_like,
+    "seed": seed_like,
+    "verbose": boolean,
+    "dp": dp_rule,
+}
+
+
+class TorchGenerator(BaseGenerator):
+    """A generator made of PyTorch networks: declares the common training parameters and
+    owns ``fit``.
+
+    ``fit`` builds the family's networks (seeded), its optimisers (DP-SGD ones with ``dp``),
+    holds out a validation part when the family supports early stopping, and runs the shared
+    :class:`~synthaug.nn.Trainer` over the family's ``_train_step``: progress bar, per-epoch
+    history, early stopping, checkpoints with exact resume, mixed precision on CUDA and a clear
+    error on a non-finite loss come with it.
+
+    A family (see ``docs/extending.md``) lists these parameters in its own ``__init__``
+    signature (scikit-learn reads parameters from the signature) and passes them on to
+    ``super().__init__``; it implements
+
+    - ``_build_modules() -> nn.ModuleDict``: the untrained networks, from parameters and the
+      fitted shape attributes (``sample_shape_``, ``n_classes_``);
+    - ``_make_optimizers() -> {name: optimizer}`` (default: one Adam per network, at ``lr``);
+    - ``_train_step(x, y, ctx) -> {loss name: scalar tensor}``: one update on one mini-batch,
+      using ``ctx.update(name, loss, params)`` (a :class:`TrainingContext`);
+    - ``_sample(labels, generator) -> tensor``: samples in [0, 1] for ``labels``;
+
+    and optionally ``_start_training(ctx)`` / ``_end_training(ctx)`` (work around the loop),
+    ``_validation_loss(x, y, ctx)`` (with parameters ``early_stopping`` and
+    ``validation_fraction``, for early stopping), and ``_dp_modules`` (the networks that see
+    real data, trained with DP-SGD when ``dp`` is set).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training set.
+    batch_size : int
+    lr : float
+        Learning rate.
+    grad_clip : float or None
+        Clip the gradient norm to this value.
+    checkpoint_dir : str or None
+        Write a training checkpoint here every ``checkpoint_every`` epochs.
+    checkpoint_every : int
+    resume : bool
+        Continue an interrupted run from ``checkpoint_dir``; it ends where an uninterrupted
+        run would have (same weights, same samples).
+    amp : bool
+        bfloat16 mixed precision on CUDA (ignored on the CPU).
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
+    seed : int
+        Seeds weight initialisation, batch order and every draw: same seed, same model on CPU.
+    verbose : bool
+        Show a progress bar.
+    dp : synthaug.DP or None
+        Train with differential privacy (DP-SGD on ``_dp_modules``, Poisson-sampled batches;
+        see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Rule]] = _TRAINING_CONSTRAINTS
+    # The networks that see real data: with ``dp=`` they are the ones trained with DP-SGD.
+    _dp_modules: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 100,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        grad_clip: float | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 10,
+        resume: bool = False,
+        amp: bool = True,
+        device: str = "auto",
+        seed: int = 0,
+        verbose: bool = True,
+        dp: DP | None = None,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.grad_clip = grad_clip
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+        self.amp = amp
+        self.device = device
+        self.seed = seed
+        self.verbose = verbose
+        self.dp = dp
+
+    # -- the family's hooks -------------------------------------------------------------------
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One Adam optimiser at ``lr`` per network in ``modules_``."""
+        return {
+            name: torch.optim.Adam(module.parameters(), lr=self.lr)
+            for name, module in self.modules_.items()
+        }
+
+    def _start_training(self, ctx: TrainingContext) -> None:
+        """Called once before the first epoch (default: nothing)."""
+
+    def _train_step(
+        self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
+    ) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _end_training(self, ctx: TrainingContext) -> None:
+        """Called once after the last epoch, still in training mode (default: nothing)."""
+
+    def _validation_loss(
+        self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
+    ) -> torch.Tensor:  # pragma: no cover - only families with early stopping
+        raise NotImplementedError(f"{type(self).__name__} has no validation loss")
+
+    # -- fit --------------------------------------------------------------------------------
+    def _check_param_combinations(self) -> None:
+        name = type(self).__name__
+        early_stopping = getattr(self, "early_stopping", None)
+        if self.resume and self.checkpoint_dir is None:
+            raise InvalidParameterError(
+                f"{name}: resume=True needs checkpoint_dir, the folder the interrupted run "
+                f"wrote its checkpoint to"
+            )
+        if self.dp is not None and early_stopping:
+            raise InvalidParameterError(
+                f"{name}: early_stopping cannot be combined with dp: it picks the epoch by an "
+                f"un-noised validation loss on real records, which the DP guarantee does not "
+                f"cover; set early_stopping=None"
+            )
+        if early_stopping is not None and not getattr(self, "validation_fraction", 0):
+            raise InvalidParameterError(
+                f"{name}: early_stopping needs validation_fraction > 0 (the share of each "
+                f"class held out to compute the validation loss)"
+            )
+
+    def _fit(self, dataset: ImageDataset) -> None:
+        self.device_ = resolve_device(self.device)
+        seed = check_seed(self.seed)
+        dp_context = quiet_hooks() if self.dp is not None else contextlib.nullcontext()
+        with seeded(seed), dp_context:
+            self._train(dataset, seed)
+        self._end_private_training()
+
+    def _train(self, dataset: ImageDataset, seed: int) -> None:
+        self.modules_ = self._new_modules().to(self.device_)
+        trainer = self._make_trainer()
+        gen = torch.Generator(device=self.device_).manual_seed(seed)
+        optimizers = self._private_optimizers(
+            self._make_optimizers(), n_samples=len(dataset), generator=gen
+        )
+        x = dataset.images.to(self.device_)
+        y = dataset.labels.to(self.device_)
+        ctx = TrainingContext(trainer, gen, optimizers, seed, self.grad_clip, x, y)
+        validate: Callable[[], torch.Tensor] | None = None
+        if getattr(self, "early_stopping", None) is not None:
+            train_idx, val_idx = validation_split(dataset.labels, self.validation_fraction, seed)
+            x_val, y_val = x[val_idx.to(self.device_)], y[val_idx.to(self.device_)]
+            ctx.x, ctx.y = x[train_idx.to(self.device_)], y[train_idx.to(self.device_)]
+            if len(x_val) == 0:
+                raise InvalidParameterError(
+                    f"validation_fraction={self.validation_fraction} holds out no sample of "
+                    f"this dataset; raise it or set early_stopping=None"
+                )
+
+            def validate() -> torch.Tensor:
+                return self._validation_loss(x_val, y_val, ctx)
+
+        self._start_training(ctx)
+        self.modules_.train()
+        trainer.run(
+            lambda xb, yb: self._train_step(xb, yb, ctx),
+            ctx.x,
+            ctx.y,
+            gen,
+            self.history_,
+            modules=self.modules_,
+            optimizers=optimizers,
+            validate=validate,
+            fingerprint=self._fingerprint(len(dataset)),
+        )
+        self._end_training(ctx)
+        self.modules_.eval()
+
+    def _abort_fit(self) -> None:
+        run = self.__dict__.pop("_dp_run", None)
+        if run is not None:
+            run.close()
+        super()._abort_fit()
+
+    def _make_trainer(self) -> Trainer:
+        """The shared :class:`Trainer`, configured from this estimator's training parameters."""
+        return Trainer(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            device=self.device_,
+            verbose=self.verbose,
+            desc=type(self).__name__,
+            # Opacus' per-sample gradients run in full precision.
+            amp=self.amp and self.dp is None,
+            early_stopping=getattr(self, "early_stopping", None),
+            checkpoint_dir=self.checkpoint_dir,
+            checkpoint_every=self.checkpoint_every,
+            resume=self.resume,
+            poisson=self.dp is not None,
+        )
+
+    def _fingerprint(self, n_samples: int) -> str:
+        """What a resumable checkpoint must agree on: model type, parameters, data shape."""
+        ignored = {"epochs", "verbose", "resume", "checkpoint_dir", "checkpoint_every", "device"}
+        params = {k: v for k, v in self.get_params().items() if k not in ignored}
+        return describe(
+            model=type(self).__name__,
+            params=sorted((k, repr(v)) for k, v in params.items()),
+            shape=self.sample_shape_,
+            n=n_samples,
+            counts=sorted(self.class_counts_.items()),
+        )
+
+    # -- differential privacy (see synthaug/nn/_privacy.py) -----------------------------------
+    def _new_modules(self) -> nn.ModuleDict:
+        """``_build_modules()``, with the networks in ``_dp_modules`` made DP-compatible when
+        ``dp`` is set (batch norm to group norm, no spectral norm); used by fit and load."""
+        modules = self._build_modules()
+        if self.dp is not None:
+            for name in self._dp_modules:
+                modules[name] = make_dp_compatible(modules[name])
+        return modules
+
+    def _private_optimizers(
+        self,
+        optimizers: dict[str, torch.optim.Optimizer],
+        *,
+        n_samples: int,
+        generator: torch.Generator,
+    ) -> dict[str, torch.optim.Optimizer]:
+        """With ``dp`` set, swap the optimisers of ``_dp_modules`` for DP-SGD ones.
+
+        The batches are then Poisson-sampled (``_make_trainer`` does so) and the losses of
+        those networks must be means over the batch. Without ``dp`` it returns ``optimizers``.
+        """
+        if self.dp is None:
+            return optimizers
+        run = PrivateTraining(
+            self.dp,
+            n_samples=n_samples,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            generator=generator,
+        )
+        self._dp_run = run
+        optimizers = dict(optimizers)
+        for name in self._dp_modules:
+            optimizers[name] = run.make_private(self.modules_[name], optimizers[name])
+        return optimizers
+
+    @contextlib.contextmanager
+    def _private_hooks_paused(self) -> Iterator[None]:
+        """For passes through the DP-trained networks that are not their DP step."""
+        run = getattr(self, "_dp_run", None)
+        with run.paused() if run is not None else contextlib.nullcontext():
+            yield
+
+    def _end_private_training(self) -> None:
+        """Remove the DP hooks and record ``privacy_spent_`` from the accountant."""
+        run = self.__dict__.pop("_dp_run", None)
+        if run is None:
+            if self.dp is not None:
+                raise NotImplementedError(
+                    f"{type(self).__name__} accepted dp= but did not train privately; list "
+                    f"the networks that see real data in _dp_modules"
+                )
+            return
+        run.close()
+        self.privacy_ = run.summary(len(self.history_))
+        self.privacy_spent_ = (self.privacy_["epsilon"], self.privacy_["delta"])

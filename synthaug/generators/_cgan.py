@@ -11,20 +11,21 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 
 from synthaug._params import boolean, int_range, real_range
-from synthaug.data import ImageDataset
-from synthaug.generators._base import TRAINING_CONSTRAINTS, BaseGenerator
-from synthaug.generators._diffaugment import diff_augment
-from synthaug.generators._dp import DP, project_spectral_norm_
-from synthaug.generators._networks import (
+from synthaug.generators._base import TorchGenerator, TrainingContext
+from synthaug.generators._registry import register_generator
+from synthaug.nn import (
+    DP,
     Architecture,
     ConditionalBatchNorm,
     ConvDecoder,
     MLPDecoder,
     choose_architecture,
     conv_encoder,
+    diff_augment,
+    project_spectral_norm_,
 )
-from synthaug.generators._registry import register_generator
-from synthaug.generators._trainer import optimizer_step
+
+AdversarialStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 # Batches used to re-estimate the EMA generator's batch-norm statistics after training.
 _STAT_BATCHES = 16
@@ -97,7 +98,7 @@ class _EMA(nn.Module):
 
 
 @register_generator("cgan")
-class CGAN(BaseGenerator):
+class CGAN(TorchGenerator):
     """Conditional GAN built to train stably on small labelled data sets.
 
     Design, with the paper each choice comes from:
@@ -171,7 +172,6 @@ class CGAN(BaseGenerator):
 
     _dp_modules = ("discriminator",)
     _parameter_constraints = {
-        **TRAINING_CONSTRAINTS,
         "latent_dim": int_range(1),
         "width": int_range(1),
         "ema_decay": real_range(0, 1),
@@ -202,20 +202,22 @@ class CGAN(BaseGenerator):
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
         self.width = width
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
         self.ema_decay = ema_decay
         self.diffaugment = diffaugment
-        self.grad_clip = grad_clip
-        self.checkpoint_dir = checkpoint_dir
-        self.checkpoint_every = checkpoint_every
-        self.resume = resume
-        self.amp = amp
-        self.device = device
-        self.seed = seed
-        self.verbose = verbose
-        self.dp = dp
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            grad_clip=grad_clip,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            amp=amp,
+            device=device,
+            seed=seed,
+            verbose=verbose,
+            dp=dp,
+        )
 
     def _build_modules(self) -> nn.ModuleDict:
         arch = choose_architecture(self.sample_shape_)
@@ -236,71 +238,70 @@ class CGAN(BaseGenerator):
             ),
         }
 
-    def _fit(self, dataset: ImageDataset, seed: int) -> None:
-        self.modules_ = self._new_modules().to(self.device_)
+    def _start_training(self, ctx: TrainingContext) -> None:
         g, d = self.modules_["generator"], self.modules_["discriminator"]
         ema = self.modules_["generator_ema"]
-        trainer = self._make_trainer("CGAN")
-        gen = torch.Generator(device=self.device_).manual_seed(seed)
-        optimizers = self._private_optimizers(
-            self._make_optimizers(), n_samples=len(dataset), generator=gen
-        )
-        opt_g, opt_d = optimizers["generator"], optimizers["discriminator"]
-        x = dataset.images.to(self.device_)
-        y = dataset.labels.to(self.device_)
         augment = self.diffaugment and len(self.sample_shape_) == 3
-        ema_params, g_params = list(ema.net.parameters()), list(g.parameters())
-        ema_buffers, g_buffers = list(ema.net.buffers()), list(g.buffers())
-        ema_t: list[int] = []  # the update count, read from the (possibly resumed) buffer once
 
         def view(images: torch.Tensor) -> torch.Tensor:
-            return diff_augment(images, gen) if augment else images
+            return diff_augment(images, ctx.generator) if augment else images
 
-        def adversarial_step(
-            xb: torch.Tensor, yb: torch.Tensor
-        ) -> tuple[torch.Tensor, torch.Tensor]:
-            z = torch.randn((len(xb), self.latent_dim), generator=gen, device=xb.device)
-            with trainer.autocast():
+        ctx.state.update(
+            adversarial=(
+                self._adversarial_step(g, d, view, ctx)
+                if self.dp is None
+                else self._private_adversarial_step(g, d, view, ctx)
+            ),
+            ema_params=(list(ema.net.parameters()), list(g.parameters())),
+            ema_buffers=(list(ema.net.buffers()), list(g.buffers())),
+            # The update count, read from the (possibly resumed) buffer at the first step.
+            ema_t=None,
+        )
+
+    def _adversarial_step(
+        self,
+        g: nn.Module,
+        d: nn.Module,
+        view: Callable[[torch.Tensor], torch.Tensor],
+        ctx: TrainingContext,
+    ) -> AdversarialStep:
+        """One hinge-loss discriminator step and one generator step on a real batch."""
+
+        def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            z = torch.randn((len(xb), self.latent_dim), generator=ctx.generator, device=xb.device)
+            with ctx.autocast():
                 fake = g(z, yb)
                 d_real = d(view(xb), yb)
                 d_fake = d(view(fake.detach()), yb)
                 d_loss = F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
-            optimizer_step(opt_d, d_loss, d.parameters(), self.grad_clip)
-            with trainer.autocast():
+            ctx.update("discriminator", d_loss, d.parameters())
+            with ctx.autocast():
                 g_loss = -d(view(fake), yb).mean()
-            optimizer_step(opt_g, g_loss, g.parameters(), self.grad_clip)
+            ctx.update("generator", g_loss, g.parameters())
             return d_loss, g_loss
 
-        if self.dp is not None:
-            adversarial_step = self._private_adversarial_step(g, d, opt_g, opt_d, view, gen)
+        return step
 
-        def step(xb: torch.Tensor, yb: torch.Tensor) -> dict[str, torch.Tensor]:
-            d_loss, g_loss = adversarial_step(xb, yb)
-            if not ema_t:
-                ema_t.append(int(ema.updates))
-            t = ema_t[0]
-            decay = min(self.ema_decay, (1 + t) / (10 + t))
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, g_params, 1 - decay)
-                torch._foreach_copy_(ema_buffers, g_buffers)
-                ema.updates += 1
-            ema_t[0] = t + 1
-            return {"d_loss": d_loss, "g_loss": g_loss}
+    def _train_step(
+        self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
+    ) -> dict[str, torch.Tensor]:
+        d_loss, g_loss = ctx.state["adversarial"](x, y)
+        ema = self.modules_["generator_ema"]
+        if ctx.state["ema_t"] is None:
+            ctx.state["ema_t"] = int(ema.updates)
+        t = ctx.state["ema_t"]
+        decay = min(self.ema_decay, (1 + t) / (10 + t))
+        with torch.no_grad():
+            torch._foreach_lerp_(*ctx.state["ema_params"], 1 - decay)
+            torch._foreach_copy_(*ctx.state["ema_buffers"])
+            ema.updates += 1
+        ctx.state["ema_t"] = t + 1
+        return {"d_loss": d_loss, "g_loss": g_loss}
 
-        self.modules_.train()
-        trainer.run(
-            step,
-            x,
-            y,
-            gen,
-            self.history_,
-            modules=self.modules_,
-            optimizers=optimizers,
-            fingerprint=self._fingerprint(len(dataset)),
-        )
+    def _end_training(self, ctx: TrainingContext) -> None:
         # With dp the labels of the real records are private: re-estimate on uniform classes.
-        self._estimate_ema_batch_stats(y if self.dp is None else self._public_labels(), gen)
-        self.modules_.eval()
+        labels = ctx.y if self.dp is None else self._public_labels()
+        self._estimate_ema_batch_stats(labels, ctx.generator)
 
     def _public_labels(self) -> torch.Tensor:
         """Every trained class once: uniform draws from it depend on no record."""
@@ -310,11 +311,9 @@ class CGAN(BaseGenerator):
         self,
         g: nn.Module,
         d: nn.Module,
-        opt_g: torch.optim.Optimizer,
-        opt_d: torch.optim.Optimizer,
         view: Callable[[torch.Tensor], torch.Tensor],
-        gen: torch.Generator,
-    ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        ctx: TrainingContext,
+    ) -> AdversarialStep:
         """One DP-SGD discriminator step and one generator step, for ``dp`` training.
 
         Only the discriminator sees real records, so only its update is private (DP-SGD on
@@ -327,6 +326,7 @@ class CGAN(BaseGenerator):
         """
         classes = self._public_labels()
         batch = self.batch_size
+        gen = ctx.generator
 
         def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             z = torch.randn((batch, self.latent_dim), generator=gen, device=xb.device)
@@ -337,7 +337,7 @@ class CGAN(BaseGenerator):
             scores = d(view(torch.cat([xb, fake.detach()])), torch.cat([yb, y_fake]))
             per_row = torch.cat([F.relu(1 - scores[:n]), F.relu(1 + scores[n:])])
             # A mean over rows, as Opacus expects; the DP optimiser rescales by the batch size.
-            optimizer_step(opt_d, per_row.mean(), d.parameters(), None)
+            ctx.update("discriminator", per_row.mean(), d.parameters(), grad_clip=None)
             project_spectral_norm_(d)  # the Lipschitz bound spectral norm gave, post-processed
             d_loss = per_row[:n].detach().mean() + per_row[n:].detach().mean()
             # The generator's step is no DP step: no per-sample (or any) discriminator gradients.
@@ -345,7 +345,7 @@ class CGAN(BaseGenerator):
             try:
                 with self._private_hooks_paused():
                     g_loss = -d(view(fake), y_fake).mean()
-                    optimizer_step(opt_g, g_loss, g.parameters(), self.grad_clip)
+                    ctx.update("generator", g_loss, g.parameters())
             finally:
                 d.requires_grad_(True)
             return d_loss, g_loss

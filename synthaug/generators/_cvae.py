@@ -8,20 +8,19 @@ from torch import nn
 
 from synthaug._params import int_range, real_range
 from synthaug._utils import torch_generator
-from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
-from synthaug.generators._base import TRAINING_CONSTRAINTS, BaseGenerator
-from synthaug.generators._dp import DP
-from synthaug.generators._networks import (
+from synthaug.generators._base import TorchGenerator, TrainingContext
+from synthaug.generators._registry import register_generator
+from synthaug.nn import (
+    DP,
     Architecture,
     ConvDecoder,
     MLPDecoder,
     choose_architecture,
     conv_encoder,
+    eval_mode,
     mlp,
 )
-from synthaug.generators._registry import register_generator
-from synthaug.generators._trainer import eval_mode, optimizer_step, validation_split
 
 # Scoring runs in chunks so that scoring a large test set never holds it all on the device.
 _SCORE_CHUNK = 4096
@@ -93,7 +92,7 @@ class _CVAENet(nn.Module):
 
 
 @register_generator("cvae")
-class CVAE(BaseGenerator):
+class CVAE(TorchGenerator):
     """Conditional variational autoencoder (Sohn, Lee & Yan, NeurIPS 2015).
 
     The encoder and decoder see the class label as a one-hot vector, so one model learns every
@@ -167,7 +166,6 @@ class CVAE(BaseGenerator):
 
     _dp_modules = ("net",)
     _parameter_constraints = {
-        **TRAINING_CONSTRAINTS,
         "latent_dim": int_range(1),
         "width": int_range(1),
         "beta": real_range(0),
@@ -198,21 +196,23 @@ class CVAE(BaseGenerator):
         self.latent_dim = latent_dim
         self.hidden_dims = hidden_dims
         self.width = width
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
         self.beta = beta
-        self.grad_clip = grad_clip
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
-        self.checkpoint_dir = checkpoint_dir
-        self.checkpoint_every = checkpoint_every
-        self.resume = resume
-        self.amp = amp
-        self.device = device
-        self.seed = seed
-        self.verbose = verbose
-        self.dp = dp
+        super().__init__(
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            grad_clip=grad_clip,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            amp=amp,
+            device=device,
+            seed=seed,
+            verbose=verbose,
+            dp=dp,
+        )
 
     @property
     def architecture_(self) -> str:
@@ -223,57 +223,23 @@ class CVAE(BaseGenerator):
         net = _CVAENet(arch, self.n_classes_, self.latent_dim, tuple(self.hidden_dims), self.width)
         return nn.ModuleDict({"net": net})
 
-    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        """The optimisers, by name; the one place a subclass (e.g. DP-SGD) swaps them."""
-        return {"net": torch.optim.Adam(self.modules_["net"].parameters(), lr=self.lr)}
-
-    def _fit(self, dataset: ImageDataset, seed: int) -> None:
-        self.modules_ = self._new_modules().to(self.device_)
+    def _train_step(
+        self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
+    ) -> dict[str, torch.Tensor]:
         net = self.modules_["net"]
-        trainer = self._make_trainer("CVAE")
-        gen = torch.Generator(device=self.device_).manual_seed(seed)
-        optimizers = self._private_optimizers(
-            self._make_optimizers(), n_samples=len(dataset), generator=gen
-        )
-        optimizer = optimizers["net"]
-        x = dataset.images.to(self.device_)
-        y = dataset.labels.to(self.device_)
-        validate = None
-        if self.early_stopping is not None:
-            train_idx, val_idx = validation_split(dataset.labels, self.validation_fraction, seed)
-            x_val, y_val = x[val_idx.to(self.device_)], y[val_idx.to(self.device_)]
-            x, y = x[train_idx.to(self.device_)], y[train_idx.to(self.device_)]
-            if len(x_val) == 0:
-                raise InvalidParameterError(
-                    f"validation_fraction={self.validation_fraction} holds out no sample of "
-                    f"this dataset; raise it or set early_stopping=None"
-                )
+        with ctx.autocast():
+            losses = net.loss(x, y, ctx.generator, self.beta)
+        ctx.update("net", losses["loss"], net.parameters())
+        return losses
 
-            def validate() -> torch.Tensor:
-                # The same latent draws every epoch, so epochs are compared fairly.
-                val_gen = torch.Generator(device=self.device_).manual_seed(seed)
-                with eval_mode(net), trainer.autocast():
-                    return net.per_sample_loss(x_val, y_val, val_gen, 1.0).mean()
-
-        def step(xb: torch.Tensor, yb: torch.Tensor) -> dict[str, torch.Tensor]:
-            with trainer.autocast():
-                losses = net.loss(xb, yb, gen, self.beta)
-            optimizer_step(optimizer, losses["loss"], net.parameters(), self.grad_clip)
-            return losses
-
-        net.train()
-        trainer.run(
-            step,
-            x,
-            y,
-            gen,
-            self.history_,
-            modules=self.modules_,
-            optimizers=optimizers,
-            validate=validate,
-            fingerprint=self._fingerprint(len(dataset)),
-        )
-        net.eval()
+    def _validation_loss(
+        self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
+    ) -> torch.Tensor:
+        # The same latent draws every epoch, so epochs are compared fairly.
+        val_gen = torch.Generator(device=self.device_).manual_seed(ctx.seed)
+        net = self.modules_["net"]
+        with eval_mode(net), ctx.autocast():
+            return net.per_sample_loss(x, y, val_gen, 1.0).mean()
 
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn((len(labels), self.latent_dim), generator=generator, device=self.device_)

@@ -9,26 +9,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from sklearn.base import clone
 from torch import nn
 
-from synthaug._params import (
-    Rule,
-    boolean,
-    device_like,
-    int_range,
-    none_or,
-    one_of,
-    real_range,
-    seed_like,
-    validate_params,
-)
+from synthaug._params import Rule
+from synthaug._utils import check_seed, resolve_device
 from synthaug.data import ImageDataset
-from synthaug.errors import InvalidParameterError
-from synthaug.generators._base import BaseGenerator, seeded
-from synthaug.generators._dp import DP
-from synthaug.generators._registry import get_generator_class, register_generator
-
-BASES = {"vae": "cvae", "gan": "cgan"}
+from synthaug.generators._base import BaseGenerator
+from synthaug.generators._cgan import CGAN
+from synthaug.generators._cvae import CVAE
+from synthaug.generators._persistence import as_params
+from synthaug.generators._registry import GENERATORS, register_generator
+from synthaug.nn import DP, seeded
+from synthaug.registry import Preset
 
 
 def _member_seed(seed: int, label: int) -> int:
@@ -37,164 +30,134 @@ def _member_seed(seed: int, label: int) -> int:
 
 
 def _fit_member(
-    base: str, params: dict[str, Any], images: torch.Tensor, name: str
+    member: BaseGenerator, images: torch.Tensor, name: str
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Fit one class's model; returns its fitted state and CPU weights (runs in a worker too)."""
-    model = get_generator_class(BASES[base])(**params)
-    labels = torch.zeros(len(images), dtype=torch.int64)
-    model.fit(ImageDataset(images, labels, [name]))
-    weights = {k: v.detach().cpu() for k, v in model.modules_.state_dict().items()}
-    return model._fitted_state(), weights
-
-
-def _fit_member_in_worker(*args: Any) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Fit one class's model; returns its fitted state and CPU weights (runs in a worker)."""
     # Parallel workers share the cores: one intra-op thread each avoids oversubscription.
     torch.set_num_threads(1)
-    return _fit_member(*args)
+    labels = torch.zeros(len(images), dtype=torch.int64)
+    member.fit(ImageDataset(images, labels, [name]))
+    weights = {k: v.detach().cpu() for k, v in member.modules_.state_dict().items()}
+    return member._fitted_state(), weights
 
 
+def _estimator_rule(value: Any) -> str | None:
+    if isinstance(value, str) and value in GENERATORS and isinstance(GENERATORS.get(value), type):
+        value = GENERATORS.get(value)
+        ok = issubclass(value, BaseGenerator) and not issubclass(value, PerClass)
+    else:
+        ok = isinstance(value, BaseGenerator) and not isinstance(value, PerClass)
+    return None if ok else "a generator instance such as CVAE(...) or a registered generator name"
+
+
+@register_generator("perclass")
 class PerClass(BaseGenerator):
     """One unconditional generator per class (the "trained per class" design).
 
-    Each class gets its own CVAE or CGAN (with one class, their label conditioning is inert, so
-    they are plain VAEs/GANs with the same architectures and trainer); ``sample`` draws each
-    requested class from its own model. Classes train one after another, or ``n_jobs`` at a
-    time in separate processes. One ``save`` file holds every class's model.
+    Each class gets its own clone of ``estimator`` (with one class, the label conditioning of
+    :class:`CVAE` or :class:`CGAN` is inert, so they are plain VAEs/GANs with the same
+    architectures and trainer); ``sample`` draws each requested class from its own model.
+    Classes train one after another, or ``n_jobs`` at a time in separate processes. One
+    ``save`` file holds every class's model.
 
     Per-class models cannot share what the classes have in common, so they need more data per
     class than the conditional models; each class needs at least 2 samples.
 
     Parameters
     ----------
-    base : {"vae", "gan"}
-        The model trained for each class (:class:`CVAE` or :class:`CGAN`).
+    estimator : generator or str
+        The model trained for each class, e.g. ``CVAE(latent_dim=8)``; it is cloned, never
+        fitted itself. A registered name (``"cvae"``) uses that generator's defaults. Class
+        ``c``'s clone gets the seed ``f(estimator.seed, c)``, so classes differ and the whole
+        is reproducible; the estimator's ``device`` places every member. The registry's
+        ``perclass-vae`` and ``perclass-gan`` build this with a CVAE or a CGAN from flat
+        parameters (``create_generator("perclass-vae", latent_dim=8)``).
     n_jobs : int
         Classes trained in parallel processes (1: in this process, one after another; -1: one
         per CPU core). Results with ``n_jobs > 1`` match ``n_jobs=1`` up to floating-point
         differences from the thread count.
-    epochs, batch_size, lr, device, seed, verbose
-        Passed to every class's model (``lr=None`` keeps the base model's default); each class
-        gets its own seed derived from ``seed``.
-    **base_params
-        Any other parameter of the base model (``latent_dim``, ``hidden_dims``, ...).
 
     Attributes
     ----------
+    estimator_ : BaseGenerator
+        The resolved (unfitted) template.
     members_ : dict of int to BaseGenerator
         The fitted model of each class, by label.
     privacy_spent_ : tuple of float
-        With ``dp=synthaug.DP(...)``: the largest per-class ``(epsilon, delta)``, the guarantee
-        of the whole model (each record trains one class's model only: parallel composition).
+        With a ``dp=synthaug.DP(...)`` estimator: the largest per-class ``(epsilon, delta)``,
+        the guarantee of the whole model (each record trains one class's model only: parallel
+        composition).
     privacy_per_class_ : dict of int to tuple of float
         With ``dp``: each class's ``(epsilon, delta)``, by label.
 
     Examples
     --------
     >>> from synthaug.data import load_digits
-    >>> from synthaug.generators import PerClass
-    >>> model = PerClass(base="vae", epochs=2, verbose=False).fit(load_digits())
+    >>> from synthaug.generators import CVAE, PerClass
+    >>> model = PerClass(CVAE(epochs=2, verbose=False)).fit(load_digits())
     >>> images, labels = model.sample(6, y=[0, 1, 2, 0, 1, 2], seed=0)
     >>> labels.tolist()
     [0, 1, 2, 0, 1, 2]
     """
 
     _min_samples_per_class = 2
-    _fixed_base: ClassVar[str | None] = None
     _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "base": one_of(*BASES),
-        "n_jobs": lambda v: None if v == -1 or int_range(1)(v) is None else "-1 or >= 1",
-        "epochs": int_range(1),
-        "batch_size": int_range(2),
-        "lr": none_or(real_range(0, None, low_open=True)),
-        "device": device_like,
-        "seed": seed_like,
-        "verbose": boolean,
+        "estimator": _estimator_rule,
+        "n_jobs": lambda v: (
+            None
+            if v == -1 or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+            else "-1 or an integer >= 1"
+        ),
     }
 
-    def __init__(
-        self,
-        *,
-        base: str = "vae",
-        n_jobs: int = 1,
-        epochs: int = 100,
-        batch_size: int = 64,
-        lr: float | None = None,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = True,
-        **base_params: Any,
-    ) -> None:
-        self.base = base
+    def __init__(self, estimator: BaseGenerator | str, *, n_jobs: int = 1) -> None:
+        self.estimator = estimator
         self.n_jobs = n_jobs
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.device = device
-        self.seed = seed
-        self.verbose = verbose
-        self.base_params = base_params
 
-    # The base model's own parameters travel in base_params; fit checks them.
-    _passthrough_attr = "base_params"
-
-    @property
-    def registry_name(self) -> str:  # type: ignore[override]
-        return f"perclass-{self.base}"
-
-    def _base_class(self) -> type[BaseGenerator]:
-        return get_generator_class(BASES[self.base])
-
-    def _member_params(self, label: int, seed: int) -> dict[str, Any]:
-        params: dict[str, Any] = {
-            **self.base_params,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "device": str(self.device_),
-            "seed": _member_seed(seed, label),
-            "verbose": self.verbose,
-        }
-        if self.lr is not None:
-            params["lr"] = self.lr
-        if params.get("checkpoint_dir") is not None:
-            params["checkpoint_dir"] = str(Path(params["checkpoint_dir"]) / f"class_{label}")
-        return params
+    def _template(self) -> BaseGenerator:
+        if isinstance(self.estimator, str):
+            return GENERATORS.create(self.estimator)
+        return clone(self.estimator)
 
     # -- fit / sample -----------------------------------------------------------------------
-    def _fit(self, dataset: ImageDataset, seed: int) -> None:
-        base_cls = self._base_class()
-        unknown = set(self.base_params) - set(base_cls._param_names())
-        if unknown:
-            raise InvalidParameterError(
-                f"{type(self).__name__}(base={self.base!r}): unknown parameter(s) "
-                f"{sorted(unknown)} for {base_cls.__name__}; valid: {sorted(base_cls._param_names())}"
-            )
+    def _fit(self, dataset: ImageDataset) -> None:
+        self.estimator_ = self._template()
+        self.device_ = resolve_device(self.estimator_.device)
+        seed = check_seed(self.estimator_.seed)
         member_dp = self._member_dp(len(dataset))
         jobs = []
         for label in self.classes_:
-            params = self._member_params(label, seed)
+            member = clone(self.estimator_).set_params(
+                seed=_member_seed(seed, label), device=str(self.device_)
+            )
             if member_dp is not None:
-                params["dp"] = member_dp
-            validate_params(base_cls.__name__, params, base_cls._parameter_constraints)
+                member.set_params(dp=member_dp)
+            checkpoint_dir = member.get_params().get("checkpoint_dir")
+            if checkpoint_dir is not None:
+                member.set_params(checkpoint_dir=str(Path(checkpoint_dir) / f"class_{label}"))
             images = dataset.images[dataset.labels == label]
-            jobs.append((self.base, params, images, self.class_names_[label]))
+            jobs.append((member, images, self.class_names_[label]))
         n_jobs = (os.cpu_count() or 1) if self.n_jobs == -1 else self.n_jobs
+        self.members_ = {}
         if n_jobs > 1 and len(jobs) > 1:
             # spawn: CUDA and forked torch threads do not mix.
             with ProcessPoolExecutor(
                 min(n_jobs, len(jobs)), mp_context=get_context("spawn")
             ) as pool:
-                results = list(pool.map(_fit_member_in_worker, *zip(*jobs, strict=True)))
+                results = list(pool.map(_fit_member, *zip(*jobs, strict=True)))
+            for (member, _, _), label, (fitted, weights) in zip(
+                jobs, self.classes_, results, strict=True
+            ):
+                member._restore_state(fitted, self.device_)
+                member.modules_.load_state_dict(weights)
+                self.members_[label] = member
         else:
-            results = [_fit_member(*job) for job in jobs]
-        self.members_ = {}
-        for (_, params, _, _), label, (fitted, weights) in zip(
-            jobs, self.classes_, results, strict=True
-        ):
-            member = base_cls(**params)
-            member._restore_state(fitted, self.device_)
-            member.modules_.load_state_dict(weights)
-            self.members_[label] = member
-        self.modules_ = nn.ModuleDict({str(c): m.modules_ for c, m in self.members_.items()})
+            for (member, images, name), label in zip(jobs, self.classes_, strict=True):
+                member.fit(
+                    ImageDataset(images, torch.zeros(len(images), dtype=torch.int64), [name])
+                )
+                self.members_[label] = member
+        self.modules_ = self._build_modules()
         self._collect_privacy()
         # One record per epoch, each class's losses suffixed with its label ("loss_3").
         n_epochs = max(len(m.history_) for m in self.members_.values())
@@ -202,6 +165,10 @@ class PerClass(BaseGenerator):
         for c, m in self.members_.items():
             for record, member_record in zip(self.history_, m.history_, strict=False):
                 record.update({f"{k}_{c}": v for k, v in member_record.items() if k != "epoch"})
+
+    def _abort_fit(self) -> None:
+        self.__dict__.pop("members_", None)
+        super()._abort_fit()
 
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         out = torch.empty((len(labels), *self.sample_shape_), device=self.device_)
@@ -215,19 +182,17 @@ class PerClass(BaseGenerator):
     def _fitted_state(self) -> dict[str, Any]:
         state = super()._fitted_state()
         state["members"] = {
-            str(c): {"params": {**m.get_params(), "device": "auto"}, "fitted": m._fitted_state()}
+            str(c): {"params": m.get_params(deep=False), "fitted": m._fitted_state()}
             for c, m in self.members_.items()
         }
         return state
 
     def _restore_state(self, state: dict[str, Any], device: torch.device) -> None:
-        base_cls = self._base_class()
+        self.estimator_ = self._template()
         self.members_ = {}
         for key, member_state in state["members"].items():
-            params = {**member_state["params"], "device": str(device)}
-            if "hidden_dims" in params:
-                params["hidden_dims"] = tuple(params["hidden_dims"])
-            member = base_cls(**params)
+            params = {**as_params(member_state["params"]), "device": str(device)}
+            member = type(self.estimator_)(**params)
             with seeded(0):  # building modules initialises weights; they are overwritten
                 member._restore_state(member_state["fitted"], device)
             self.members_[int(key)] = member
@@ -242,11 +207,9 @@ class PerClass(BaseGenerator):
         SIGMOD 2009) the whole model is as private as its least private member; delta is
         chosen for all n records, not for each class's share.
         """
-        dp = self.base_params.get("dp")
+        dp = self.estimator_.get_params().get("dp")
         if dp is None:
             return None
-        if not isinstance(dp, DP):
-            return dp  # refused with the parameter rules' message when members are validated
         return DP(
             epsilon=dp.epsilon,
             delta=dp.resolve_delta(n_samples),
@@ -275,63 +238,6 @@ class PerClass(BaseGenerator):
         return nn.ModuleDict({str(c): m.modules_ for c, m in self.members_.items()})
 
 
-@register_generator("perclass-vae")
-class PerClassVAE(PerClass):
-    """:class:`PerClass` with ``base="vae"``: one VAE per class (the registry's ``perclass-vae``)."""
-
-    def __init__(
-        self,
-        *,
-        n_jobs: int = 1,
-        epochs: int = 100,
-        batch_size: int = 64,
-        lr: float | None = None,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = True,
-        **base_params: Any,
-    ) -> None:
-        if base_params.pop("base", "vae") != "vae":
-            raise InvalidParameterError("PerClassVAE has base='vae'; use PerClass(base=...)")
-        super().__init__(
-            base="vae",
-            n_jobs=n_jobs,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            device=device,
-            seed=seed,
-            verbose=verbose,
-            **base_params,
-        )
-
-
-@register_generator("perclass-gan")
-class PerClassGAN(PerClass):
-    """:class:`PerClass` with ``base="gan"``: one GAN per class (the registry's ``perclass-gan``)."""
-
-    def __init__(
-        self,
-        *,
-        n_jobs: int = 1,
-        epochs: int = 200,
-        batch_size: int = 64,
-        lr: float | None = None,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = True,
-        **base_params: Any,
-    ) -> None:
-        if base_params.pop("base", "gan") != "gan":
-            raise InvalidParameterError("PerClassGAN has base='gan'; use PerClass(base=...)")
-        super().__init__(
-            base="gan",
-            n_jobs=n_jobs,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            device=device,
-            seed=seed,
-            verbose=verbose,
-            **base_params,
-        )
+# Flat parameters for the CLI and benchmark configs: perclass-vae = { latent_dim = 8 }.
+register_generator("perclass-vae", Preset(PerClass, "estimator", CVAE))
+register_generator("perclass-gan", Preset(PerClass, "estimator", CGAN))

@@ -1,54 +1,63 @@
 """Saving and loading generators: safetensors weights, JSON configuration, no pickle.
 
-One ``.safetensors`` file holds everything. Its header metadata carries the format name and
-version, the library version, the registered model type, the constructor parameters, the fitted
-attributes and a SHA-256 digest of the tensor bytes, so a loader can refuse a file written by
-another model type or a newer format, or one whose weights were edited, before building
-anything.
+One ``.safetensors`` file holds everything (see :mod:`synthaug.nn`'s model files). Its header
+carries the registered model type, the constructor parameters (a nested estimator is stored
+as its registered type and parameters) and the fitted attributes, so a loader can refuse a
+file of another model type or a newer format before building anything.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from synthaug.errors import CheckpointError
+from synthaug._params import Estimator
+from synthaug._utils import resolve_device
+from synthaug.errors import CheckpointError, InvalidParameterError
+from synthaug.generators._registry import GENERATORS
+from synthaug.nn import DP, read_checkpoint, write_checkpoint
 
 FORMAT_NAME = "synthaug-generator"
-FORMAT_VERSION = 1
+# 2: a meta-estimator stores its inner estimator as {"__synthaug_generator__": ...}.
+FORMAT_VERSION = 2
+_DP_KEY = "__synthaug_dp__"
+_GENERATOR_KEY = "__synthaug_generator__"
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(name.encode())
-        h.update(str(t.dtype).encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def _encode(value: Any) -> Any:
-    """JSON for the parameter objects that are not plain JSON (a ``dp=`` budget)."""
-    from synthaug.generators._dp import DP
-
+def encode_param(value: Any) -> Any:
+    """JSON for the parameter values that are not plain JSON (``json.dumps(default=...)``)."""
     if isinstance(value, DP):
-        return {"__synthaug_dp__": value.to_dict()}
+        return {_DP_KEY: value.to_dict()}
+    if isinstance(value, Estimator):
+        name = GENERATORS.name_of(type(value))
+        if name is not None:
+            return {_GENERATOR_KEY: {"type": name, "params": value.get_params(deep=False)}}
     raise TypeError(f"cannot store a {type(value).__name__} in a model file")
 
 
-def _decode(obj: dict[str, Any]) -> Any:
-    if set(obj) == {"__synthaug_dp__"}:
-        from synthaug.generators._dp import DP
-
-        return DP(**obj["__synthaug_dp__"])
+def decode_param(obj: dict[str, Any]) -> Any:
+    """The inverse of :func:`encode_param` (``json.loads(object_hook=...)``)."""
+    if set(obj) == {_DP_KEY}:
+        return DP(**obj[_DP_KEY])
+    if set(obj) == {_GENERATOR_KEY}:
+        spec = obj[_GENERATOR_KEY]
+        cls = GENERATORS.get(spec["type"])
+        return cls(**as_params(spec["params"]))
     return obj
+
+
+def as_params(params: dict[str, Any]) -> dict[str, Any]:
+    """JSON arrays back to tuples: parameters are never lists (``hidden_dims=(64, 32)``)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
+def place_on(model: Any, device: torch.device | str) -> None:
+    """Set every ``device`` parameter of ``model`` and its nested estimators to ``device``."""
+    keys = [k for k in model.get_params(deep=True) if k.split("__")[-1] == "device"]
+    model.set_params(**{k: str(device) for k in keys})
 
 
 def save_generator(model: Any, path: str | Path) -> Path:
@@ -64,88 +73,13 @@ def save_generator(model: Any, path: str | Path) -> Path:
     tensors.update(
         {f"extra.{k}": v.detach().cpu().contiguous() for k, v in model._extra_tensors().items()}
     )
-    params = model.get_params()
-    params["device"] = str(params.get("device", "auto"))
+    params = model.get_params(deep=False)
     meta = {
         "model_type": model.registry_name,
-        "params": json.dumps(params, default=_encode),
-        "fitted": json.dumps(model._fitted_state(), default=_encode),
+        "params": json.dumps(params, default=encode_param),
+        "fitted": json.dumps(model._fitted_state(), default=encode_param),
     }
     return write_checkpoint(path, tensors, meta, FORMAT_NAME, FORMAT_VERSION)
-
-
-def write_checkpoint(
-    path: Path,
-    tensors: dict[str, torch.Tensor],
-    meta: dict[str, str],
-    format_name: str,
-    version: int,
-) -> Path:
-    """Write ``tensors`` with ``meta`` plus format, versions and SHA-256 digest, atomically.
-
-    Shared by every synthaug file type (generators, feature extractors): the temp file is
-    renamed over ``path`` only once complete, so a crash never leaves a half-written file.
-    """
-    from safetensors.torch import save_file
-
-    import synthaug
-
-    meta = {
-        "format": format_name,
-        "format_version": str(version),
-        "synthaug_version": synthaug.__version__,
-        **meta,
-        "sha256": _digest(tensors),
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
-def read_checkpoint(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
-    """Read header metadata and tensors, checking the format and the digest."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"no model file at {path}; check the path (models are saved as .safetensors)"
-        )
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(
-            f"{path} is not a readable synthaug model file (truncated or corrupted?): {exc}"
-        ) from exc
-    if meta.get("format") != FORMAT_NAME:
-        raise CheckpointError(
-            f"{path} is a safetensors file but not a synthaug generator (no '{FORMAT_NAME}' header)"
-        )
-    try:
-        version = int(meta.get("format_version", ""))
-    except ValueError:
-        raise CheckpointError(
-            f"{path} has an unreadable format version {meta.get('format_version')!r}"
-        ) from None
-    if version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} uses model format {version}, newer than this synthaug understands "
-            f"({FORMAT_VERSION}; written by synthaug {meta.get('synthaug_version')}); upgrade synthaug"
-        )
-    if meta.get("sha256") != _digest(tensors):
-        raise CheckpointError(
-            f"{path} failed its integrity check: the weights were modified after saving"
-        )
-    return meta, tensors
 
 
 def load(path: str | Path, *, device: str = "auto") -> Any:
@@ -162,35 +96,36 @@ def load(path: str | Path, *, device: str = "auto") -> Any:
     ------
     CheckpointError
         Missing, truncated or edited file, another model type, or a newer format version.
-    """
-    from synthaug._utils import resolve_device
-    from synthaug.generators._registry import _REGISTRY
 
-    meta, tensors = read_checkpoint(path)
+    Examples
+    --------
+    >>> import synthaug
+    >>> from synthaug.data import load_digits
+    >>> from synthaug.generators import CVAE
+    >>> path = CVAE(epochs=1, verbose=False).fit(load_digits()).save("/tmp/cvae.safetensors")
+    >>> synthaug.load(path).sample(2, y=3, seed=0)[1].tolist()
+    [3, 3]
+    """
+    meta, tensors = read_checkpoint(path, FORMAT_NAME, FORMAT_VERSION, "model")
     model_type = meta.get("model_type", "")
-    if model_type not in _REGISTRY:
+    cls = GENERATORS.get(model_type) if model_type in GENERATORS else None
+    if not isinstance(cls, type):
+        known = [n for n in GENERATORS.list() if isinstance(GENERATORS.get(n), type)]
         raise CheckpointError(
-            f"{path} holds a model of type {model_type!r}, which this synthaug does not know "
-            f"(known: {sorted(_REGISTRY)})"
+            f"{path} holds a model of type {model_type!r}, which this synthaug cannot build "
+            f"(known model types: {known})"
         )
     try:
-        params = json.loads(meta["params"], object_hook=_decode)
-        fitted = json.loads(meta["fitted"], object_hook=_decode)
-    except (KeyError, json.JSONDecodeError) as exc:
+        params = json.loads(meta["params"], object_hook=decode_param)
+        fitted = json.loads(meta["fitted"], object_hook=decode_param)
+    except (KeyError, json.JSONDecodeError, InvalidParameterError) as exc:
         raise CheckpointError(f"{path} has a damaged configuration header: {exc}") from exc
-    return _build_from(_REGISTRY[model_type], params, fitted, tensors, resolve_device(device), path)
-
-
-def _build_from(
-    cls: type, params: dict, fitted: dict, tensors: dict, device: torch.device, path: Any
-) -> Any:
-    params = dict(params)
-    if "device" in params:
-        params["device"] = str(device)
+    device = resolve_device(device)
     extra = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
     weights = {k: v for k, v in tensors.items() if not k.startswith("extra.")}
     try:
-        model = cls(**params)
+        model = cls(**as_params(params))
+        place_on(model, device)
         model._restore_state(fitted, device)
         model._restore_extra_tensors(extra)
         model.modules_.load_state_dict(weights, strict=True)

@@ -2,53 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from synthaug.registry import Registry
 
-from synthaug.errors import InvalidParameterError
+#: Every generator reachable by name: the CLI, the samplers and the harness resolve names here.
+GENERATORS: Registry = Registry("generator")
 
-_REGISTRY: dict[str, type] = {}
-T = TypeVar("T", bound=type)
-
-
-def register_generator(name: str):
-    """Class decorator that makes a generator reachable by ``name`` everywhere in synthaug."""
-
-    def decorate(cls: T) -> T:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"generator name {name!r} is already registered to {_REGISTRY[name]}")
-        _REGISTRY[name] = cls
-        cls.registry_name = name
-        return cls
-
-    return decorate
-
-
-def list_generators() -> list[str]:
-    """Names of every registered generator, sorted."""
-    return sorted(_REGISTRY)
-
-
-def get_generator_class(name: str) -> type:
-    """The class registered as ``name``."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise InvalidParameterError(
-            f"unknown generator {name!r}; available: {', '.join(list_generators())}"
-        ) from None
-
-
-def create_generator(name: str, **params: Any):
-    """Instantiate the generator registered as ``name`` with ``params``.
-
-    Examples
-    --------
-    >>> from synthaug.generators import create_generator
-    >>> create_generator("cvae", latent_dim=8).latent_dim
-    8
-    """
-    cls = get_generator_class(name)
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise InvalidParameterError(f"bad parameters for generator {name!r}: {exc}") from exc
+#: ``@register_generator("name")``: make a generator class reachable by name everywhere.
+register_generator = GENERATORS.register
+#: ``create_generator("cvae", latent_dim=8)``: an unfitted generator by name.
+create_generator = GENERATORS.create
+#: ``list_generators()``: registered names, sorted (``list_generators("perclass-*")`` filters).
+list_generators = GENERATORS.list

@@ -1,18 +1,35 @@
-"""Measures of synthetic data: downstream utility, fidelity and privacy."""
+"""Measures of synthetic data: downstream utility, fidelity and privacy, and the statistics
+the benchmark reports use. Downstream classifiers are registered by name in
+:data:`CLASSIFIERS`."""
 
-from synthaug.metrics._classification import CNNClassifier, classification_scores
+from synthaug.metrics._classification import binary_scores, classification_scores
+from synthaug.metrics._classifiers import (
+    CLASSIFIERS,
+    CNNClassifier,
+    CVSelectClassifier,
+    LogisticRegressionClassifier,
+)
 from synthaug.metrics._distances import frechet_distance, prdc
 from synthaug.metrics._features import FeatureExtractor
-from synthaug.metrics._fidelity import fidelity
+from synthaug.metrics._fidelity import fidelity, label_fidelity
 from synthaug.metrics._privacy import privacy
+from synthaug.metrics._stats import mean_ci, paired_differences, paired_gain
 from synthaug.metrics._utility import utility
 
 __all__ = [
+    "CLASSIFIERS",
     "CNNClassifier",
+    "CVSelectClassifier",
     "FeatureExtractor",
+    "LogisticRegressionClassifier",
+    "binary_scores",
     "classification_scores",
     "fidelity",
     "frechet_distance",
+    "label_fidelity",
+    "mean_ci",
+    "paired_differences",
+    "paired_gain",
     "prdc",
     "privacy",
     "utility",

@@ -1,17 +1,11 @@
-"""Downstream classifiers and the scores the demo and harness report."""
+"""The classification scores the demos and the harness report."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from synthaug._utils import check_seed, resolve_device
-from synthaug.data import ImageDataset
-from synthaug.errors import EmptyDatasetError, NotFittedError
+from sklearn.metrics import f1_score, recall_score, roc_auc_score
 
 
 def classification_scores(
@@ -38,8 +32,6 @@ def classification_scores(
         as in DeepSMOTE's tables), ``minority_recall`` (NaN when no minority class is given)
         and ``recall_<label>`` for every class.
     """
-    from sklearn.metrics import f1_score, recall_score
-
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
     labels = np.unique(y_true) if labels is None else np.asarray(labels)
@@ -62,100 +54,46 @@ def classification_scores(
     return scores
 
 
-class _SmallCNN(nn.Module):
-    def __init__(self, in_channels: int, n_classes: int) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4),
-        )
-        self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(64 * 16, 128), nn.ReLU(), nn.Linear(128, n_classes)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-class CNNClassifier:
-    """A small convolutional classifier: the downstream model of the demo and the harness.
-
-    Two 3x3 convolutions, adaptive pooling to 4x4 and a two-layer head; Adam, cross-entropy,
-    a fixed number of epochs (no early stopping on test data). Deterministic on CPU per seed.
+def binary_scores(
+    y_true: np.ndarray | Sequence[int],
+    positive_proba: np.ndarray | Sequence[float],
+    *,
+    positive: int = 1,
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """Scores of a detector of one positive class (a lesion, say) from its probabilities.
 
     Parameters
     ----------
-    epochs : int
-    batch_size : int
-    lr : float
-    weight_decay : float
-    seed : int
-    device : str
+    y_true : array of int
+        True labels; ``positive`` marks the positive class, anything else is negative.
+    positive_proba : array of float
+        Predicted probability of the positive class.
+    positive : int
+        The positive label.
+    threshold : float
+        A sample is predicted positive when its probability is at least this.
+
+    Returns
+    -------
+    dict
+        ``recall`` (sensitivity), ``specificity``, ``balanced_accuracy`` (their mean) and
+        ``auroc`` (area under the ROC curve of the probabilities; threshold-free).
 
     Examples
     --------
-    >>> from synthaug.data import load_digits
-    >>> ds = load_digits()
-    >>> clf = CNNClassifier(epochs=1).fit(ds)
-    >>> clf.predict(ds.images[:3]).shape
-    (3,)
+    >>> s = binary_scores([0, 0, 0, 1, 1], [0.1, 0.6, 0.2, 0.9, 0.4])
+    >>> s["recall"], round(s["specificity"], 3), round(s["auroc"], 3)
+    (0.5, 0.667, 0.833)
     """
-
-    def __init__(
-        self,
-        *,
-        epochs: int = 30,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        seed: int = 0,
-        device: str = "auto",
-    ) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.seed = seed
-        self.device = device
-
-    def fit(self, dataset: ImageDataset) -> CNNClassifier:
-        if len(dataset) == 0:
-            raise EmptyDatasetError("cannot train a classifier on an empty dataset")
-        from synthaug.generators._base import seeded
-
-        self.device_ = resolve_device(self.device)
-        seed = check_seed(self.seed)
-        self.n_classes_ = dataset.n_classes
-        with seeded(seed):
-            self.net_ = _SmallCNN(dataset.sample_shape[0], dataset.n_classes).to(self.device_)
-        gen = torch.Generator(device=self.device_).manual_seed(seed)
-        x = dataset.images.to(self.device_)
-        y = dataset.labels.to(self.device_)
-        opt = torch.optim.Adam(self.net_.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        self.net_.train()
-        for _ in range(self.epochs):
-            perm = torch.randperm(len(x), generator=gen, device=self.device_)
-            for start in range(0, len(x), self.batch_size):
-                idx = perm[start : start + self.batch_size]
-                loss = F.cross_entropy(self.net_(x[idx]), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        self.net_.eval()
-        return self
-
-    @torch.no_grad()
-    def predict_proba(self, images: torch.Tensor) -> np.ndarray:
-        if not hasattr(self, "net_"):
-            raise NotFittedError("CNNClassifier is not fitted; call fit(dataset) first")
-        out = [
-            F.softmax(self.net_(images[i : i + 4096].to(self.device_)), dim=1).cpu()
-            for i in range(0, len(images), 4096)
-        ]
-        return torch.cat(out).numpy()
-
-    def predict(self, images: torch.Tensor) -> np.ndarray:
-        return self.predict_proba(images).argmax(axis=1)
+    y_true = np.asarray(y_true) == positive
+    proba = np.asarray(positive_proba, dtype=float)
+    pred = proba >= threshold
+    recall = float(pred[y_true].mean())
+    specificity = float((~pred[~y_true]).mean())
+    return {
+        "recall": recall,
+        "specificity": specificity,
+        "balanced_accuracy": (recall + specificity) / 2,
+        "auroc": float(roc_auc_score(y_true, proba)),
+    }

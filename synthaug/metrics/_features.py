@@ -20,12 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthaug._params import (
-    ParamsMixin,
+    Estimator,
     device_like,
     int_range,
     real_range,
     seed_like,
-    validate_params,
 )
 from synthaug._utils import check_seed, resolve_device
 from synthaug.data import ImageDataset
@@ -37,6 +36,15 @@ from synthaug.errors import (
     NotFittedError,
     ShapeMismatchError,
 )
+from synthaug.nn import (
+    SmallCNN,
+    SmallMLP,
+    Trainer,
+    optimizer_step,
+    read_checkpoint,
+    seeded,
+    write_checkpoint,
+)
 
 FORMAT_NAME = "synthaug-feature-extractor"
 FORMAT_VERSION = 1
@@ -45,46 +53,19 @@ _BATCH = 4096
 EmbeddingFunction = Callable[[torch.Tensor], "torch.Tensor | np.ndarray"]
 
 
-class _ConvEmbedder(nn.Module):
-    """Two 3x3 convolutions, 4x4 pooling, a ``dim``-wide embedding layer and a linear head."""
-
-    def __init__(self, in_channels: int, n_classes: int, dim: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(),
-            nn.Linear(64 * 16, dim),
-            nn.ReLU(),
-        )
-        self.head = nn.Linear(dim, n_classes)
-
-
-class _MLPEmbedder(nn.Module):
-    """For ``(N, D)`` feature vectors: a 256-wide hidden layer, the embedding layer, a head."""
-
-    def __init__(self, in_features: int, n_classes: int, dim: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Linear(in_features, 256), nn.ReLU(), nn.Linear(256, dim), nn.ReLU()
-        )
-        self.head = nn.Linear(dim, n_classes)
-
-
 def _build_net(sample_shape: tuple[int, ...], n_classes: int, dim: int) -> nn.Module:
     if len(sample_shape) == 3:
-        return _ConvEmbedder(sample_shape[0], n_classes, dim)
-    return _MLPEmbedder(sample_shape[0], n_classes, dim)
+        return SmallCNN(sample_shape[0], n_classes, dim)
+    return SmallMLP(sample_shape[0], n_classes, dim)
 
 
-class FeatureExtractor(ParamsMixin):
+class FeatureExtractor(Estimator):
     """Embeds images with the penultimate layer of a classifier trained on real labels.
 
-    Images ``(N, C, H, W)`` get a small CNN, feature vectors ``(N, D)`` an MLP. Training uses
-    Adam and cross-entropy for a fixed number of epochs; it is deterministic on CPU per seed.
+    Images ``(N, C, H, W)`` get :class:`~synthaug.nn.SmallCNN`, feature vectors ``(N, D)``
+    :class:`~synthaug.nn.SmallMLP`; the embedding is their ``body``. Training uses Adam and
+    cross-entropy for a fixed number of epochs through the shared :class:`~synthaug.nn.Trainer`;
+    it is deterministic on CPU per seed.
     Alternatively wrap any embedding function with :meth:`from_function` (e.g. a pretrained
     network you trust for your domain).
 
@@ -170,15 +151,13 @@ class FeatureExtractor(ParamsMixin):
         """Train the network on ``dataset``'s labels; a wrapped function is left as it is."""
         if hasattr(self, "function_"):
             return self
-        validate_params("FeatureExtractor", self.get_params(), self._parameter_constraints)
+        self.check_params()
         if not isinstance(dataset, ImageDataset):
             raise InvalidDataError(
                 f"fit expects a synthaug.data.ImageDataset, got {type(dataset).__name__}"
             )
         if len(dataset) == 0:
             raise EmptyDatasetError("cannot train a feature extractor on an empty dataset")
-        from synthaug.generators._base import seeded
-
         seed = check_seed(self.seed)
         self.device_ = resolve_device(self.device)
         self.sample_shape_ = tuple(dataset.sample_shape)
@@ -187,18 +166,33 @@ class FeatureExtractor(ParamsMixin):
             net = _build_net(self.sample_shape_, self.n_classes_, self.embedding_dim)
         net = net.to(self.device_)
         gen = torch.Generator(device=self.device_).manual_seed(seed)
-        x = dataset.images.to(self.device_)
-        y = dataset.labels.to(self.device_)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+        def step(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+            loss = F.cross_entropy(net(x), y)
+            optimizer_step(opt, loss)
+            return {"loss": loss}
+
         net.train()
-        for _ in range(self.epochs):
-            perm = torch.randperm(len(x), generator=gen, device=self.device_)
-            for start in range(0, len(x), self.batch_size):
-                idx = perm[start : start + self.batch_size]
-                loss = F.cross_entropy(net.head(net.body(x[idx])), y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+        self.history_: list[dict[str, float]] = []
+        # No batch statistics in these networks: every sample trains, a lone last one too.
+        Trainer(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            device=self.device_,
+            verbose=False,
+            desc="FeatureExtractor",
+            amp=False,
+            skip_lone_batch=False,
+        ).run(
+            step,
+            dataset.images.to(self.device_),
+            dataset.labels.to(self.device_),
+            gen,
+            self.history_,
+            modules=net,
+            optimizers={"net": opt},
+        )
         net.eval()
         self.net_ = net
         pred = self.predict(dataset.images)
@@ -288,8 +282,6 @@ class FeatureExtractor(ParamsMixin):
     # -- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write weights (safetensors) and configuration (JSON header) to ``path``; no pickle."""
-        from synthaug.generators._persistence import write_checkpoint
-
         self._check_fitted()
         if hasattr(self, "function_"):
             raise InvalidParameterError(
@@ -315,33 +307,7 @@ class FeatureExtractor(ParamsMixin):
         CheckpointError
             Missing, corrupted or edited file, or not a synthaug feature extractor.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file, safe_open
-
-        from synthaug.generators._persistence import _digest
-
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"no feature extractor file at {path}; check the path")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(
-                f"{path} is not a readable feature extractor file (truncated or corrupted?): {exc}"
-            ) from exc
-        if meta.get("format") != FORMAT_NAME:
-            raise CheckpointError(
-                f"{path} is not a synthaug feature extractor (no '{FORMAT_NAME}' header)"
-            )
-        if meta.get("format_version") != str(FORMAT_VERSION):
-            raise CheckpointError(
-                f"{path} uses feature-extractor format {meta.get('format_version')!r}; this "
-                f"synthaug reads format {FORMAT_VERSION}"
-            )
-        if meta.get("sha256") != _digest(tensors):
-            raise CheckpointError(f"{path} failed its integrity check: the weights were modified")
+        meta, tensors = read_checkpoint(path, FORMAT_NAME, FORMAT_VERSION, "feature extractor")
         try:
             params = json.loads(meta["params"])
             fitted = json.loads(meta["fitted"])

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
@@ -115,8 +116,6 @@ def privacy(
     syn_to_train = nearest_distances(v_syn, v_tr)[0][:, 0].double()
     syn_to_hold = nearest_distances(v_syn, v_ho)[0][:, 0].double()
     hold_to_train = nearest_distances(v_ho, v_tr)[0][:, 0].double()
-
-    from sklearn.metrics import roc_auc_score
 
     member = nearest_distances(v_tr, v_syn, mia_k)[0].double().mean(dim=1)
     non_member = nearest_distances(v_ho, v_syn, mia_k)[0].double().mean(dim=1)

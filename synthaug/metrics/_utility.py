@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError, InvalidParameterError
-from synthaug.metrics._classification import CNNClassifier, classification_scores
+from synthaug.metrics._classification import classification_scores
+from synthaug.metrics._classifiers import CNNClassifier, LogisticRegressionClassifier
 from synthaug.metrics._inputs import DataLike, as_datasets
 
 SCENARIOS = ("trtr", "tstr", "trts", "tmtr")
@@ -82,9 +81,8 @@ def utility(
     def fit(ds: ImageDataset) -> Any:
         if classifier == "cnn":
             return CNNClassifier(epochs=classifier_epochs, seed=seed, device=device).fit(ds)
-        from sklearn.linear_model import LogisticRegression
-
-        return _FlatModel(LogisticRegression(max_iter=2000).fit(ds.flat(), ds.labels.numpy()))
+        # lbfgs is deterministic: the seed does not change the fit.
+        return LogisticRegressionClassifier(max_iter=2000, seed=seed).fit(ds)
 
     def score(model: Any, ds: ImageDataset, prefix: str) -> dict[str, float]:
         s = classification_scores(ds.labels.numpy(), model.predict(ds.images))
@@ -104,13 +102,3 @@ def utility(
         else "LogisticRegression(max_iter=2000) on pixels"
     )
     return out
-
-
-class _FlatModel:
-    """A scikit-learn classifier that takes image tensors."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def predict(self, images: Any) -> np.ndarray:
-        return self.model.predict(images.reshape(len(images), -1).numpy())

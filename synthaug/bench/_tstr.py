@@ -35,16 +35,29 @@ real: Esteban et al., 2017); label fidelity; and the empirical privacy figures o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
-from synthaug.bench._registry import get_classifier, register_task
-from synthaug.bench._tasks import timed
+from synthaug._params import configure
+from synthaug._utils import import_optional
+from synthaug.bench._config import check_keys, fail
+from synthaug.bench._methods import validate_method
+from synthaug.bench._task import (
+    TASKS,
+    BaseTask,
+    Cell,
+    CellContext,
+    DatasetRef,
+    Setting,
+    TaskResult,
+    build_classifier,
+)
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
+from synthaug.generators import GENERATORS
+from synthaug.metrics import classification_scores, label_fidelity, privacy
+from synthaug.nn import DP
 
 _PRIVACY_KEYS = ("epsilons", "delta", "max_grad_norm")
 REAL = "real"
@@ -56,10 +69,6 @@ _PRIVACY_FIGURES = (
     "memorization_baseline",
     "exact_copies",
 )
-
-
-def _fail(where: str, msg: str) -> InvalidParameterError:
-    return InvalidParameterError(f"{where}: {msg}")
 
 
 def _number(v: Any) -> bool:
@@ -74,21 +83,8 @@ def generator_params(params: dict[str, Any], epsilon: float | None) -> dict[str,
     return own
 
 
-def label_fidelity(train: ImageDataset, synthetic: ImageDataset, seed: int) -> float:
-    """Share of synthetic samples a classifier trained on the real ``train`` labels as generated.
-
-    The classifier is a logistic regression on pixels, so the figure does not depend on the
-    downstream classifier of the cell.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    clf = LogisticRegression(max_iter=2000, random_state=seed)
-    clf.fit(train.flat(), train.labels.numpy())
-    return float(np.mean(clf.predict(synthetic.flat()) == synthetic.labels.numpy()))
-
-
-@register_task("tstr")
-class TSTRTask:
+@TASKS.register("tstr")
+class TSTRTask(BaseTask):
     """Train on synthetic, test on real, at each privacy budget; with the privacy figures.
 
     Settings are the ``[privacy]`` table: one setting per epsilon (``inf``: no differential
@@ -98,9 +94,7 @@ class TSTRTask:
     """
 
     settings_table = "privacy"
-    uses_classifiers = True
     baselines = (REAL,)
-    #: Methods shown for reference, never named the best method of a setting.
     references = (REAL,)
     example = '["real", "cvae", "cgan"]'
     reported = (
@@ -114,31 +108,26 @@ class TSTRTask:
     # Utility is better high; the privacy figures have no "best" direction worth bolding
     # (an MIA AUC is best at 0.5, a DCR ratio at 1).
     best_is_highest = ("balanced_accuracy", "label_fidelity")
-    mean_over_settings = False
 
-    @staticmethod
-    def parse_settings(table: Any, dataset: Callable[[], ImageDataset]) -> list[dict[str, Any]]:
-        import synthaug
-        from synthaug.bench._config import _check_keys
-
-        _check_keys(table, _PRIVACY_KEYS, "privacy")
+    def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
+        check_keys(table, _PRIVACY_KEYS, "privacy")
         epsilons = table.get("epsilons", [math.inf])
         if not isinstance(epsilons, list) or not epsilons:
-            raise _fail("privacy.epsilons", f"must be a non-empty list, got {epsilons!r}")
+            raise fail("privacy.epsilons", f"must be a non-empty list, got {epsilons!r}")
         delta = table.get("delta")
         max_grad_norm = table.get("max_grad_norm", 1.0)
         settings = []
         for eps in epsilons:
             if not _number(eps) or not eps > 0:
-                raise _fail(
+                raise fail(
                     "privacy.epsilons", f"each epsilon must be a number > 0 or inf, got {eps!r}"
                 )
             private = math.isfinite(eps)
             if private:
                 try:
-                    synthaug.DP(epsilon=float(eps), delta=delta, max_grad_norm=max_grad_norm)
+                    DP(epsilon=float(eps), delta=delta, max_grad_norm=max_grad_norm)
                 except InvalidParameterError as exc:
-                    raise _fail("privacy", str(exc)) from None
+                    raise fail("privacy", str(exc)) from None
             settings.append(
                 {
                     "label": f"epsilon={eps:g}",
@@ -150,72 +139,57 @@ class TSTRTask:
                 }
             )
         if any(s["privacy"]["epsilon"] is not None for s in settings):
-            from synthaug._utils import import_optional
-
             import_optional("opacus", "privacy")
         if len({s["label"] for s in settings}) != len(settings):
-            raise _fail("privacy.epsilons", "an epsilon appears twice")
+            raise fail("privacy.epsilons", "an epsilon appears twice")
         return settings
 
-    @staticmethod
-    def validate_method(name: str, params: dict[str, Any]) -> None:
-        from synthaug.bench._methods import validate_method
-        from synthaug.generators import list_generators
-
+    def validate_method(self, name: str, params: dict[str, Any]) -> None:
         where = f"methods.{name}"
         if name == REAL:
             if params:
-                raise _fail(where, "the real data take no parameters")
+                raise fail(where, "the real data take no parameters")
             return
-        if name not in list_generators():
-            raise _fail(
+        if name not in GENERATORS:
+            raise fail(
                 where,
                 f"task 'tstr' compares generators; use {REAL!r} or one of "
-                f"{', '.join(list_generators())}",
+                f"{', '.join(GENERATORS.list())}",
             )
         if "dp" in params:
-            raise _fail(f"{where}.dp", "set per setting from [privacy] epsilons; remove it")
+            raise fail(f"{where}.dp", "set per setting from [privacy] epsilons; remove it")
         private = params.get("private", {})
         if not isinstance(private, dict):
-            raise _fail(f"{where}.private", "must be a table of generator parameters")
+            raise fail(f"{where}.private", "must be a table of generator parameters")
         if "dp" in private:
-            raise _fail(f"{where}.private.dp", "set from [privacy] epsilons; remove it")
+            raise fail(f"{where}.private.dp", "set from [privacy] epsilons; remove it")
         validate_method(name, generator_params(params, None))
         validate_method(name, generator_params(params, 1.0))
 
-    def run(self, cell: dict[str, Any], dataset: ImageDataset, timings: dict[str, float]) -> dict:
-        import synthaug
-        from synthaug.generators import create_generator
-        from synthaug.metrics import classification_scores, privacy
-
-        seed = cell["seed"]
-        budget = cell["privacy"]
+    def run(self, cell: Cell, ctx: CellContext) -> TaskResult:
+        dataset: ImageDataset = ctx.data
+        seed = cell.seed
+        budget = cell.settings
         epsilon = budget["epsilon"]
-        with timed(timings, "split"):
-            train, test = dataset.split(cell["split"]["test_size"], seed=seed)
+        with ctx.timed("split"):
+            train, test = dataset.split(cell.split["test_size"], seed=seed)
         spent, noise = math.inf, 0.0
-        if cell["method"] == REAL:
+        if cell.method == REAL:
             synthetic = train
         else:
             dp = None
             if epsilon is not None:
-                dp = synthaug.DP(
+                dp = DP(
                     epsilon=epsilon,
                     delta=budget["delta"],
                     max_grad_norm=budget["max_grad_norm"],
                 )
-            params = generator_params(cell["method_params"], epsilon)
-            with timed(timings, "generator_fit"):
-                model = create_generator(
-                    cell["method"],
-                    seed=seed,
-                    device=cell["device"],
-                    verbose=False,
-                    dp=dp,
-                    **params,
-                )
+            params = generator_params(cell.method_params, epsilon)
+            with ctx.timed("generator_fit"):
+                model = GENERATORS.create(cell.method, **params)
+                configure(model, seed=seed, device=ctx.device, verbose=False, dp=dp)
                 model.fit(train)
-            with timed(timings, "sample"):
+            with ctx.timed("sample"):
                 # Class-balanced, as large as the training part.
                 labels = torch.arange(len(train)) % train.n_classes
                 images, labels = model.sample(len(train), y=labels, seed=seed)
@@ -223,16 +197,14 @@ class TSTRTask:
             if dp is not None:
                 spent = model.privacy_spent_[0]
                 noise = model.privacy_["noise_multiplier"]
-        factory = get_classifier(cell["classifier"])
-        with timed(timings, "classifier_fit"):
-            clf = factory(seed=seed, device=cell["device"], **cell["classifier_params"])
-            clf.fit(synthetic)
-        with timed(timings, "evaluate"):
+        with ctx.timed("classifier_fit"):
+            clf = build_classifier(cell, ctx.device).fit(synthetic)
+        with ctx.timed("evaluate"):
             scores = classification_scores(
                 test.labels.numpy(), clf.predict(test.images), labels=range(dataset.n_classes)
             )
             out = {k: scores[k] for k in ("balanced_accuracy", "macro_f1")}
-            out["label_fidelity"] = label_fidelity(train, synthetic, seed)
+            out["label_fidelity"] = label_fidelity(train, synthetic, seed=seed)["label_fidelity"]
             figures = privacy(train, synthetic, test, seed=seed)
             out.update({k: figures[k] for k in _PRIVACY_FIGURES})
         out["epsilon_spent"] = spent
@@ -240,4 +212,4 @@ class TSTRTask:
         out["n_synthetic"] = len(synthetic)
         if hasattr(clf, "chosen_"):
             out["classifier_chosen"] = clf.chosen_
-        return out
+        return TaskResult(out)

@@ -74,6 +74,10 @@ class Trainer:
         takes every sample independently with probability ``batch_size / n`` (one Bernoulli
         mask per step, drawn with ``generator``), for :func:`poisson_schedule` steps per epoch.
         Batches vary in size and may be empty; every one is passed to ``step``.
+    skip_lone_batch : bool
+        Skip an epoch's trailing mini-batch of a single sample (it is seen in another epoch):
+        batch statistics of one sample are undefined, so networks with batch norm need this.
+        Networks without batch statistics may set it to False and train on every sample.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class Trainer:
         checkpoint_every: int = 1,
         resume: bool = False,
         poisson: bool = False,
+        skip_lone_batch: bool = True,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -102,6 +107,7 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.poisson = poisson
+        self.skip_lone_batch = skip_lone_batch
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for forward passes and losses: bfloat16 autocast on CUDA when ``amp``."""
@@ -221,7 +227,7 @@ class Trainer:
         for start in range(0, n, self.batch_size):
             idx = perm[start : start + self.batch_size]
             # A lone trailing sample makes batch statistics undefined; it is seen next epoch.
-            if len(idx) < 2 <= n:
+            if self.skip_lone_batch and len(idx) < 2 <= n:
                 continue
             yield idx
 

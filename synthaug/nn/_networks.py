@@ -208,3 +208,45 @@ class MLPDecoder(nn.Module):
         for linear, norm in zip(self.linears, self.norms, strict=True):
             h = F.silu(_apply_norm(norm, linear(h), y))
         return self.out(h).reshape(len(h), *self.arch.sample_shape)
+
+
+class SmallCNN(nn.Module):
+    """A small image classifier whose penultimate layer is an embedding.
+
+    Two 3x3 convolutions (32 and 64 channels), adaptive average pooling to 4x4, a
+    ``embedding_dim``-wide ReLU layer (``body``: the embedding) and a linear ``head``. It is
+    the downstream classifier of the benchmarks (:class:`~synthaug.metrics.CNNClassifier`) and
+    the embedding of the fidelity metrics (:class:`~synthaug.metrics.FeatureExtractor`).
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, embedding_dim: int = 128) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(64 * 16, embedding_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(embedding_dim, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+class SmallMLP(nn.Module):
+    """:class:`SmallCNN`'s counterpart for ``(N, D)`` feature vectors: a 256-wide hidden layer,
+    the ``embedding_dim``-wide embedding layer (``body``) and a linear ``head``."""
+
+    def __init__(self, in_features: int, n_classes: int, embedding_dim: int = 128) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Linear(in_features, 256), nn.ReLU(), nn.Linear(256, embedding_dim), nn.ReLU()
+        )
+        self.head = nn.Linear(embedding_dim, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))

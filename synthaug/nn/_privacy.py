@@ -28,7 +28,7 @@ from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDict
 
 from synthaug._utils import import_optional
 from synthaug.errors import InvalidParameterError
-from synthaug.generators._trainer import poisson_schedule
+from synthaug.nn._trainer import poisson_schedule
 
 # Published DP generators on MNIST report delta = 1e-5 (see docs/privacy.md); for larger data
 # sets the default shrinks to 1/(n ln n) so that it stays well below 1/n.

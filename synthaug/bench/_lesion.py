@@ -1,0 +1,243 @@
+"""The ``lesion`` task type: rare lesion slices among plentiful normal anatomy, through DICOM.
+
+Config (the medical demo, ``synthaug demo --medical``, is this task)::
+
+    task = "lesion"
+    seeds = 1
+
+    [dataset]
+    name = "phantoms"          # a registered loader taking n_per_class and seed
+    kind = "chest"             # chest: CT files; brain: MR files
+    size = 64
+
+    [lesion]
+    n_train = 400              # training slices, of which lesion_fraction have a lesion
+    lesion_fraction = 0.05
+    n_test_per_class = 100     # a separate balanced test set
+    classifier_size = 32       # the classifier sees slices average-pooled to this size
+    dicom = true               # write real slices as DICOM and train on what is read back
+
+    [classifiers]
+    cnn = { epochs = 15 }
+
+    [methods]
+    none = {}
+    classical = {}
+    synthetic = { method = "cgan", epochs = 30 }
+
+Per cell (method x classifier x seed): the seed's phantoms (training set from seed ``2s``,
+test set from ``2s + 1``), written as DICOM into the cell's folder and read back (every later
+step sees only the read-back images; the worst round-trip pixel error is recorded); the
+method tops the lesion class up to the normal count (a single generator's lesion samples are
+exported as synthetic DICOM too); the classifier is trained and scored on the test set:
+lesion recall (sensitivity at probability 0.5), specificity, balanced accuracy and AUROC.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synthaug.augment import AugmentedDataset
+from synthaug.bench._config import check_keys, fail, is_int
+from synthaug.bench._methods import build_source, has_generator, method_parts, validate_method
+from synthaug.bench._task import (
+    TASKS,
+    BaseTask,
+    Cell,
+    CellContext,
+    DatasetRef,
+    Setting,
+    TaskResult,
+    build_classifier,
+    example_images,
+)
+from synthaug.data import DATASETS, ImageDataset, load_dicom_folder, write_dicom
+from synthaug.errors import InvalidParameterError
+from synthaug.generators import GENERATORS
+from synthaug.metrics import binary_scores
+
+_LESION_KEYS = ("n_train", "lesion_fraction", "n_test_per_class", "classifier_size", "dicom")
+LESION = "lesion"
+
+
+def lesion_counts(n_train: int, lesion_fraction: float) -> tuple[int, int]:
+    """``(normal, lesion)`` training slices: at least 2 lesion slices."""
+    n_lesion = max(2, round(n_train * lesion_fraction))
+    return n_train - n_lesion, n_lesion
+
+
+@TASKS.register("lesion")
+class LesionTask(BaseTask):
+    """Lesion classification on phantom slices with lesions as a small minority, via DICOM.
+
+    Settings are the ``[lesion]`` table (one setting); methods are those of the
+    ``classification`` task (``none``, ``classical``, generators, combinations, named
+    variants such as ``synthetic = { method = "cgan" }``).
+    """
+
+    settings_table = "lesion"
+    baselines = ("none", "classical")
+    example = '["none", "classical", "cgan"]'
+    reported = ("lesion_recall", "balanced_accuracy", "auroc", "specificity")
+
+    def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
+        check_keys(table, _LESION_KEYS, "lesion")
+        n_train = table.get("n_train", 400)
+        fraction = table.get("lesion_fraction", 0.05)
+        n_test = table.get("n_test_per_class", 100)
+        size = table.get("classifier_size", 32)
+        dicom = table.get("dicom", True)
+        if not is_int(n_train) or n_train < 4:
+            raise fail("lesion.n_train", f"must be an integer >= 4, got {n_train!r}")
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, (int, float))
+            or not (0 < fraction < 1)
+        ):
+            raise fail("lesion.lesion_fraction", f"must be in (0, 1), got {fraction!r}")
+        n_normal, n_lesion = lesion_counts(n_train, fraction)
+        if n_normal < 2:
+            raise fail("lesion.n_train", f"{n_train} is too small for two classes")
+        if not is_int(n_test) or n_test < 1:
+            raise fail("lesion.n_test_per_class", f"must be an integer >= 1, got {n_test!r}")
+        if not is_int(size) or size < 8:
+            raise fail("lesion.classifier_size", f"must be an integer >= 8, got {size!r}")
+        if not isinstance(dicom, bool):
+            raise fail("lesion.dicom", f"must be true or false, got {dicom!r}")
+        accepted = DATASETS.accepted_params(dataset.name)
+        if accepted is not None and not {"n_per_class", "seed"} <= set(accepted):
+            raise fail(
+                "dataset.name",
+                f"task 'lesion' needs a loader that takes n_per_class and seed, such as "
+                f"'phantoms'; {dataset.name!r} does not",
+            )
+        try:  # two slices: checks the loader's parameters (kind, size) at once
+            probe = DATASETS.create(dataset.name, n_per_class=1, seed=0, **dataset.params)
+        except InvalidParameterError as exc:
+            raise fail("dataset", str(exc)) from None
+        if probe.n_classes != 2:
+            raise fail("dataset", f"task 'lesion' needs two classes, got {probe.classes}")
+        if size > min(probe.sample_shape[-2:]):
+            raise fail(
+                "lesion.classifier_size",
+                f"{size} is larger than the slices ({probe.sample_shape[-2]}x"
+                f"{probe.sample_shape[-1]}); pool to at most their size",
+            )
+        return [
+            {
+                "label": f"lesions={n_lesion}/{n_train}",
+                "lesion": {
+                    "n_normal": n_normal,
+                    "n_lesion": n_lesion,
+                    "n_test_per_class": n_test,
+                    "classifier_size": size,
+                    "dicom": dicom,
+                },
+            }
+        ]
+
+    def validate_method(self, name: str, params: dict[str, Any]) -> None:
+        validate_method(name, params)
+
+    def load(self, cell: Cell) -> dict[str, ImageDataset]:
+        """The seed's training and test phantoms (the loader must take ``n_per_class`` and
+        ``seed``, as :func:`~synthaug.data.make_phantoms` does)."""
+        name, params = cell.dataset["name"], cell.dataset.get("params", {})
+        counts = (cell.settings["n_normal"], cell.settings["n_lesion"])
+        n_test = cell.settings["n_test_per_class"]
+        return {
+            "train": DATASETS.create(name, n_per_class=counts, seed=2 * cell.seed, **params),
+            "test": DATASETS.create(name, n_per_class=n_test, seed=2 * cell.seed + 1, **params),
+        }
+
+    def run(self, cell: Cell, ctx: CellContext) -> TaskResult:
+        setting = cell.settings
+        kind = cell.dataset.get("params", {}).get("kind", "chest")
+        modality = "CT" if kind == "chest" else "MR"
+        train, test = ctx.data["train"], ctx.data["test"]
+        size = setting["classifier_size"]
+        metrics: dict[str, Any] = {}
+        if setting["dicom"]:
+            with ctx.timed("dicom"):
+                train, test, error = _through_dicom(
+                    ctx.workdir / "dicom" / "real", train, test, kind, modality
+                )
+            metrics["max_round_trip_error"] = error
+        lesion = train.classes.index(LESION) if LESION in train.classes else 1
+        with ctx.timed("augment"):
+            source, reused = build_source(
+                cell.method, cell.method_params, train, seed=cell.seed, device=ctx.device
+            )
+            augmented = train if source is None else AugmentedDataset(train, source, seed=cell.seed)
+        if reused:
+            ctx.timings["augment_reused_fit"] = reused
+        if setting["dicom"] and source is not None and _single_generator(cell):
+            # What the classifier trained on, as files a viewer opens.
+            with ctx.timed("dicom"):
+                mask = augmented.synthetic_mask
+                write_dicom(
+                    augmented.images[mask],
+                    [augmented.classes[c] for c in augmented.labels[mask].tolist()],
+                    ctx.workdir / "dicom" / "synthetic",
+                    classes=augmented.classes,
+                    modality=modality,
+                    series_description=f"SYNTHETIC {kind} slices ({cell.method})",
+                )
+        with ctx.timed("classifier_fit"):
+            pooled = ImageDataset(
+                _pool(augmented.images, size), augmented.labels, augmented.classes
+            )
+            clf = build_classifier(cell, ctx.device).fit(pooled)
+        with ctx.timed("evaluate"):
+            proba = clf.predict_proba(_pool(test.images, size))[:, lesion]
+            scores = binary_scores(test.labels.numpy(), proba, positive=lesion)
+        metrics.update(
+            {
+                "lesion_recall": scores["recall"],
+                "specificity": scores["specificity"],
+                "balanced_accuracy": scores["balanced_accuracy"],
+                "auroc": scores["auroc"],
+                "n_train_synthetic": len(augmented) - len(train),
+            }
+        )
+        samples = None
+        if has_generator(cell.method, cell.method_params):
+            samples = example_images(train, augmented)
+        return TaskResult(metrics, samples)
+
+
+def _single_generator(cell: Cell) -> bool:
+    parts = method_parts(cell.method)
+    method = cell.method_params.get("method", cell.method)
+    return len(parts) == 1 and method in GENERATORS
+
+
+def _through_dicom(
+    folder: Path, train: ImageDataset, test: ImageDataset, kind: str, modality: str
+) -> tuple[ImageDataset, ImageDataset, float]:
+    """Write both sets as DICOM, read them back; the read-back sets and the worst pixel error."""
+    back, err = {}, 0.0
+    size = tuple(train.sample_shape[-2:])
+    for split, ds in (("train", train), ("test", test)):
+        files = write_dicom(
+            ds,
+            out_dir=folder / split,
+            modality=modality,
+            series_description=f"SYNTHETIC {kind} phantom {split}",
+        )
+        read = load_dicom_folder(folder / split, size=size, classes=ds.classes)
+        order = np.argsort([str(f) for f in files])
+        err = max(err, float((read.images - ds.images[order]).abs().max()))
+        back[split] = read
+    return back["train"], back["test"], err
+
+
+def _pool(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.adaptive_avg_pool2d(images, size)

@@ -1,0 +1,66 @@
+"""Shared PyTorch parts: networks, the one training loop, seeding, model files, DP-SGD.
+
+Everything here knows tensors and modules but nothing of datasets or estimators; the
+generator families (``synthaug.generators``), the detectors (``synthaug.anomaly``) and the
+metrics (``synthaug.metrics``) build on it.
+"""
+
+from synthaug.nn._checkpoint import read_checkpoint, tensor_digest, write_checkpoint
+from synthaug.nn._diffaugment import diff_augment
+from synthaug.nn._networks import (
+    Architecture,
+    ConditionalBatchNorm,
+    ConvDecoder,
+    MLPDecoder,
+    SmallCNN,
+    SmallMLP,
+    choose_architecture,
+    conv_encoder,
+    mlp,
+)
+from synthaug.nn._privacy import (
+    DP,
+    PrivateTraining,
+    dp_rule,
+    make_dp_compatible,
+    project_spectral_norm_,
+    quiet_hooks,
+)
+from synthaug.nn._seeding import seeded
+from synthaug.nn._trainer import (
+    Trainer,
+    describe,
+    eval_mode,
+    optimizer_step,
+    poisson_schedule,
+    validation_split,
+)
+
+__all__ = [
+    "DP",
+    "Architecture",
+    "ConditionalBatchNorm",
+    "ConvDecoder",
+    "MLPDecoder",
+    "PrivateTraining",
+    "SmallCNN",
+    "SmallMLP",
+    "Trainer",
+    "choose_architecture",
+    "conv_encoder",
+    "describe",
+    "diff_augment",
+    "dp_rule",
+    "eval_mode",
+    "make_dp_compatible",
+    "mlp",
+    "optimizer_step",
+    "poisson_schedule",
+    "project_spectral_norm_",
+    "quiet_hooks",
+    "read_checkpoint",
+    "seeded",
+    "tensor_digest",
+    "validation_split",
+    "write_checkpoint",
+]
