@@ -468,3 +468,19 @@ def test_write_report_files(tmp_path):
     (tmp_path / "results.jsonl").write_text("")
     with pytest.raises(DataFileError, match="no finished cells"):
         write_report(tmp_path)
+
+
+def test_report_follows_the_config_order_whatever_the_finishing_order(tmp_path):
+    cfg = parse_config(tiny_config(methods=["smote", "none", "random-oversampling"], seeds=1))
+    run_bench(cfg, tmp_path, progress=False, echo=quiet, report=False)
+    path = tmp_path / "results.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(reversed(lines)))  # as parallel workers may finish
+    write_report(tmp_path, echo=quiet)
+    md = (tmp_path / "report.md").read_text()
+    rows = [line.split(" | ")[0].strip("| ") for line in md.splitlines() if line.startswith("| ")]
+    assert [r for r in rows if r in ("smote", "none", "random-oversampling")][:3] == [
+        "smote",
+        "none",
+        "random-oversampling",
+    ]

@@ -95,12 +95,16 @@ def load_records(out: str | Path) -> list[dict[str, Any]]:
     that decides its result, so the cells a grid shares with an earlier, smaller version of
     itself (one method added, say) are reused, not rerun and not dropped. Folders written
     before cell ids were listed fall back to the config hash.
+
+    Records come in the config's order (settings, then classifiers, then methods, then seeds),
+    whatever order parallel workers finished them in, so reports are the same on every run.
     """
     out = Path(out)
     if not (out / RESULTS).exists():
         raise DataFileError(f"no {RESULTS} in {out}; run `synthaug bench CONFIG --out {out}` first")
     records = read_results(out / RESULTS)
     meta_path = out / CONFIG
+    meta: dict[str, Any] = {}
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if "cell_ids" in meta:
@@ -115,4 +119,26 @@ def load_records(out: str | Path) -> list[dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for r in records:
         latest[r["cell_id"]] = r
-    return list(latest.values())
+    records = list(latest.values())
+    if "order" in meta:  # folders written before it was recorded keep their file order
+        records.sort(key=_grid_order(meta["order"]))
+    return records
+
+
+def grid_order(settings: list[str], classifiers: list[str], methods: list[str]) -> dict:
+    """The order of a grid's axes as ``config.json`` records it (``"order"``)."""
+    return {"setting": settings, "classifier": classifiers, "method": methods}
+
+
+def _grid_order(order: dict[str, list[str]]) -> Any:
+    """Sort key placing a record where its cell sits in the grid (unknown values last)."""
+
+    def key(record: dict[str, Any]) -> tuple[int, ...]:
+        cell = record["cell"]
+        ranks = []
+        for axis in ("setting", "classifier", "method"):
+            values = order.get(axis, [])
+            ranks.append(values.index(cell[axis]) if cell.get(axis) in values else len(values))
+        return (*ranks, record.get("seed", 0))
+
+    return key

@@ -35,6 +35,7 @@ from synthaug.bench._results import (
     ERRORS,
     RESULTS,
     append_record,
+    grid_order,
     read_results,
     rewrite_without,
 )
@@ -286,6 +287,10 @@ def run_bench(
         "source": config.source,
         "config": config.to_dict(),
         "cell_ids": sorted(ids),
+        # config.json is written with sorted keys: the grid's own order is kept here.
+        "order": grid_order(
+            [s["label"] for s in config.settings], list(config.classifiers), list(config.methods)
+        ),
     }
     (out / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     if force and results.exists():
