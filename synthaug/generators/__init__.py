@@ -6,7 +6,7 @@ per class around any of them) and the presets ``perclass-vae`` / ``perclass-gan`
 the inner model's parameters flat.
 """
 
-from synthaug.generators._base import BaseGenerator, TorchGenerator, TrainingContext
+from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
 from synthaug.generators._perclass import PerClass
@@ -17,6 +17,7 @@ from synthaug.generators._registry import (
     list_generators,
     register_generator,
 )
+from synthaug.generators._torch import TorchGenerator, TrainingContext
 
 __all__ = [
     "CGAN",

@@ -11,8 +11,8 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 
 from synthaug._params import boolean, int_range, real_range
-from synthaug.generators._base import TorchGenerator, TrainingContext
 from synthaug.generators._registry import register_generator
+from synthaug.generators._torch import TorchGenerator, TrainingContext
 from synthaug.nn import (
     DP,
     Architecture,

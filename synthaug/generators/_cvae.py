@@ -9,8 +9,8 @@ from torch import nn
 from synthaug._params import int_range, real_range
 from synthaug._utils import torch_generator
 from synthaug.errors import InvalidParameterError
-from synthaug.generators._base import TorchGenerator, TrainingContext
 from synthaug.generators._registry import register_generator
+from synthaug.generators._torch import TorchGenerator, TrainingContext
 from synthaug.nn import (
     DP,
     Architecture,

@@ -20,11 +20,11 @@ from synthaug._params import Estimator, Rule, device_like, int_range, real_range
 from synthaug._utils import check_seed, resolve_device
 from synthaug.data import ImageDataset
 from synthaug.errors import EmptyDatasetError, InvalidDataError, NotFittedError
-from synthaug.nn import SmallCNN, Trainer, optimizer_step, seeded
+from synthaug.nn import SmallCNN, seeded, train_classifier
 from synthaug.registry import Registry
 
-#: Downstream classifiers by name: ``CLASSIFIERS.create("cnn", epochs=10)``.
 CLASSIFIERS: Registry = Registry("classifier")
+"""Downstream classifiers by name: ``CLASSIFIERS.create("cnn", epochs=10)``."""
 _BATCH = 4096
 
 
@@ -109,35 +109,18 @@ class CNNClassifier(Estimator):
         self.n_classes_ = dataset.n_classes
         with seeded(seed):
             net = SmallCNN(dataset.sample_shape[0], dataset.n_classes).to(self.device_)
-        gen = torch.Generator(device=self.device_).manual_seed(seed)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-        def step(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-            loss = F.cross_entropy(net(x), y)
-            optimizer_step(opt, loss)
-            return {"loss": loss}
-
-        net.train()
-        self.history_: list[dict[str, float]] = []
-        # No batch statistics in this network: every sample trains, a lone last one too.
-        Trainer(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            device=self.device_,
-            verbose=False,
-            desc="CNNClassifier",
-            amp=False,
-            skip_lone_batch=False,
-        ).run(
-            step,
+        self.history_ = train_classifier(
+            net,
             dataset.images.to(self.device_),
             dataset.labels.to(self.device_),
-            gen,
-            self.history_,
-            modules=net,
-            optimizers={"net": opt},
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            seed=seed,
+            desc="CNNClassifier",
         )
-        self.net_ = net.eval()
+        self.net_ = net
         return self
 
     @torch.no_grad()

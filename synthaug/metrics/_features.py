@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from synthaug._params import (
@@ -39,10 +38,9 @@ from synthaug.errors import (
 from synthaug.nn import (
     SmallCNN,
     SmallMLP,
-    Trainer,
-    optimizer_step,
     read_checkpoint,
     seeded,
+    train_classifier,
     write_checkpoint,
 )
 
@@ -165,35 +163,17 @@ class FeatureExtractor(Estimator):
         with seeded(seed):
             net = _build_net(self.sample_shape_, self.n_classes_, self.embedding_dim)
         net = net.to(self.device_)
-        gen = torch.Generator(device=self.device_).manual_seed(seed)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-        def step(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-            loss = F.cross_entropy(net(x), y)
-            optimizer_step(opt, loss)
-            return {"loss": loss}
-
-        net.train()
-        self.history_: list[dict[str, float]] = []
-        # No batch statistics in these networks: every sample trains, a lone last one too.
-        Trainer(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            device=self.device_,
-            verbose=False,
-            desc="FeatureExtractor",
-            amp=False,
-            skip_lone_batch=False,
-        ).run(
-            step,
+        self.history_ = train_classifier(
+            net,
             dataset.images.to(self.device_),
             dataset.labels.to(self.device_),
-            gen,
-            self.history_,
-            modules=net,
-            optimizers={"net": opt},
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            seed=seed,
+            desc="FeatureExtractor",
         )
-        net.eval()
         self.net_ = net
         pred = self.predict(dataset.images)
         self.train_accuracy_ = float((pred == dataset.labels.numpy()).mean())

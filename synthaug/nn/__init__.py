@@ -33,6 +33,7 @@ from synthaug.nn._trainer import (
     eval_mode,
     optimizer_step,
     poisson_schedule,
+    train_classifier,
     validation_split,
 )
 
@@ -61,6 +62,7 @@ __all__ = [
     "read_checkpoint",
     "seeded",
     "tensor_digest",
+    "train_classifier",
     "validation_split",
     "write_checkpoint",
 ]

@@ -370,3 +370,46 @@ def poisson_schedule(n_samples: int, batch_size: int) -> tuple[float, int]:
 def describe(**facts: Any) -> str:
     """A stable fingerprint string for checkpoints."""
     return ";".join(f"{k}={facts[k]!r}" for k in sorted(facts))
+
+
+def train_classifier(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    desc: str = "classifier",
+) -> list[dict[str, float]]:
+    """Train ``net`` (logits out) with Adam and cross-entropy on ``x``, ``y``; the history.
+
+    The one loop of synthaug's small classifiers (:class:`~synthaug.metrics.CNNClassifier`,
+    :class:`~synthaug.metrics.FeatureExtractor`): the shared :class:`Trainer` with batch order
+    from a generator seeded by ``seed``, no mixed precision, and every sample trained (these
+    networks have no batch statistics, so a lone last sample is fine). ``net``, ``x`` and
+    ``y`` are on one device; ``net`` is left in eval mode.
+    """
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = torch.nn.functional.cross_entropy(net(xb), yb)
+        optimizer_step(opt, loss)
+        return {"loss": loss}
+
+    history: list[dict[str, float]] = []
+    net.train()
+    Trainer(
+        epochs=epochs,
+        batch_size=batch_size,
+        device=x.device,
+        verbose=False,
+        desc=desc,
+        amp=False,
+        skip_lone_batch=False,
+    ).run(step, x, y, gen, history, modules=net, optimizers={"net": opt})
+    net.eval()
+    return history

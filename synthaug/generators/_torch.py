@@ -1,0 +1,389 @@
+"""The base that owns training: what every network generator family shares.
+
+:class:`TorchGenerator` declares the common training parameters and implements ``fit``
+through the shared :class:`~synthaug.nn.Trainer`, with seeding, differential privacy and
+checkpoints. A family implements only its networks (``_build_modules``), its optimisers, one
+training step (``_train_step``) and its sampling (``_sample``); see ``docs/extending.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from synthaug._params import (
+    Rule,
+    boolean,
+    device_like,
+    int_range,
+    none_or,
+    real_range,
+    seed_like,
+)
+from synthaug._utils import check_seed, resolve_device
+from synthaug.data import ImageDataset
+from synthaug.errors import InvalidParameterError
+from synthaug.generators._base import BaseGenerator
+from synthaug.nn import (
+    DP,
+    PrivateTraining,
+    Trainer,
+    describe,
+    dp_rule,
+    make_dp_compatible,
+    optimizer_step,
+    quiet_hooks,
+    seeded,
+    validation_split,
+)
+
+
+@dataclass
+class TrainingContext:
+    """What a family's training hooks get from :class:`TorchGenerator` during ``fit``.
+
+    Attributes
+    ----------
+    trainer : Trainer
+        The shared loop (its ``autocast()`` gives mixed precision on CUDA when enabled).
+    generator : torch.Generator
+        The run's random stream on the device: batch order, and every draw a step makes.
+    optimizers : dict of str to torch.optim.Optimizer
+        From ``_make_optimizers``, already swapped for DP-SGD ones when ``dp`` is set.
+    seed : int
+        The run's seed.
+    grad_clip : float or None
+        The generator's gradient clipping bound.
+    x, y : torch.Tensor
+        The training samples and labels on the device (without a validation hold-out).
+    state : dict
+        Scratch space a family may fill in ``_start_training`` for its steps.
+    """
+
+    trainer: Trainer
+    generator: torch.Generator
+    optimizers: dict[str, torch.optim.Optimizer]
+    seed: int
+    grad_clip: float | None
+    x: torch.Tensor
+    y: torch.Tensor
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context for forward passes and losses: bfloat16 autocast on CUDA when ``amp``."""
+        return self.trainer.autocast()
+
+    def update(
+        self,
+        optimizer: str,
+        loss: torch.Tensor,
+        params: Any = None,
+        grad_clip: float | None | str = "default",
+    ) -> None:
+        """Back-propagate ``loss`` and step the optimiser named ``optimizer``.
+
+        Gradients of ``params`` are clipped to ``grad_clip`` (default: the generator's).
+        """
+        clip = self.grad_clip if grad_clip == "default" else grad_clip
+        optimizer_step(self.optimizers[optimizer], loss, params, clip)  # type: ignore[arg-type]
+
+
+# Rules for the training parameters every torch generator has (families add their own).
+_TRAINING_CONSTRAINTS: dict[str, Rule] = {
+    "epochs": int_range(1),
+    "batch_size": int_range(2),
+    "lr": real_range(0, None, low_open=True),
+    "grad_clip": none_or(real_range(0, None, low_open=True)),
+    "early_stopping": none_or(int_range(1)),
+    "validation_fraction": real_range(0, 0.5),
+    "checkpoint_dir": lambda v: (
+        None if v is None or isinstance(v, (str, Path)) else "None or a path"
+    ),
+    "checkpoint_every": int_range(1),
+    "resume": boolean,
+    "amp": boolean,
+    "device": device_like,
+    "seed": seed_like,
+    "verbose": boolean,
+    "dp": dp_rule,
+}
+
+
+class TorchGenerator(BaseGenerator):
+    """A generator made of PyTorch networks: declares the common training parameters and
+    owns ``fit``.
+
+    ``fit`` builds the family's networks (seeded), its optimisers (DP-SGD ones with ``dp``),
+    holds out a validation part when the family supports early stopping, and runs the shared
+    :class:`~synthaug.nn.Trainer` over the family's ``_train_step``: progress bar, per-epoch
+    history, early stopping, checkpoints with exact resume, mixed precision on CUDA and a clear
+    error on a non-finite loss come with it.
+
+    A family (see ``docs/extending.md``) lists these parameters in its own ``__init__``
+    signature (scikit-learn reads parameters from the signature) and passes them on to
+    ``super().__init__``; it implements
+
+    - ``_build_modules() -> nn.ModuleDict``: the untrained networks, from parameters and the
+      fitted shape attributes (``sample_shape_``, ``n_classes_``);
+    - ``_make_optimizers() -> {name: optimizer}`` (default: one Adam per network, at ``lr``);
+    - ``_train_step(x, y, ctx) -> {loss name: scalar tensor}``: one update on one mini-batch,
+      using ``ctx.update(name, loss, params)`` (a :class:`TrainingContext`);
+    - ``_sample(labels, generator) -> tensor``: samples in [0, 1] for ``labels``;
+
+    and optionally ``_start_training(ctx)`` / ``_end_training(ctx)`` (work around the loop),
+    ``_validation_loss(x, y, ctx)`` (with parameters ``early_stopping`` and
+    ``validation_fraction``, for early stopping), and ``_dp_modules`` (the networks that see
+    real data, trained with DP-SGD when ``dp`` is set).
+
+    Parameters
+    ----------
+    epochs : int
+        Passes over the training set.
+    batch_size : int
+    lr : float
+        Learning rate.
+    grad_clip : float or None
+        Clip the gradient norm to this value.
+    checkpoint_dir : str or None
+        Write a training checkpoint here every ``checkpoint_every`` epochs.
+    checkpoint_every : int
+    resume : bool
+        Continue an interrupted run from ``checkpoint_dir``; it ends where an uninterrupted
+        run would have (same weights, same samples).
+    amp : bool
+        bfloat16 mixed precision on CUDA (ignored on the CPU).
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
+    seed : int
+        Seeds weight initialisation, batch order and every draw: same seed, same model on CPU.
+    verbose : bool
+        Show a progress bar.
+    dp : synthaug.DP or None
+        Train with differential privacy (DP-SGD on ``_dp_modules``, Poisson-sampled batches;
+        see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Rule]] = _TRAINING_CONSTRAINTS
+    # The networks that see real data: with ``dp=`` they are the ones trained with DP-SGD.
+    _dp_modules: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 100,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        grad_clip: float | None = None,
+        checkpoint_dir: str | None = None,
+        checkpoint_every: int = 10,
+        resume: bool = False,
+        amp: bool = True,
+        device: str = "auto",
+        seed: int = 0,
+        verbose: bool = True,
+        dp: DP | None = None,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.grad_clip = grad_clip
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
+        self.amp = amp
+        self.device = device
+        self.seed = seed
+        self.verbose = verbose
+        self.dp = dp
+
+    # -- the family's hooks -------------------------------------------------------------------
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """One Adam optimiser at ``lr`` per network in ``modules_``."""
+        return {
+            name: torch.optim.Adam(module.parameters(), lr=self.lr)
+            for name, module in self.modules_.items()
+        }
+
+    def _start_training(self, ctx: TrainingContext) -> None:
+        """Called once before the first epoch (default: nothing)."""
+
+    def _train_step(
+        self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
+    ) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _end_training(self, ctx: TrainingContext) -> None:
+        """Called once after the last epoch, still in training mode (default: nothing)."""
+
+    def _validation_loss(
+        self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
+    ) -> torch.Tensor:  # pragma: no cover - only families with early stopping
+        raise NotImplementedError(f"{type(self).__name__} has no validation loss")
+
+    # -- fit --------------------------------------------------------------------------------
+    def _check_param_combinations(self) -> None:
+        name = type(self).__name__
+        early_stopping = getattr(self, "early_stopping", None)
+        if self.resume and self.checkpoint_dir is None:
+            raise InvalidParameterError(
+                f"{name}: resume=True needs checkpoint_dir, the folder the interrupted run "
+                f"wrote its checkpoint to"
+            )
+        if self.dp is not None and early_stopping:
+            raise InvalidParameterError(
+                f"{name}: early_stopping cannot be combined with dp: it picks the epoch by an "
+                f"un-noised validation loss on real records, which the DP guarantee does not "
+                f"cover; set early_stopping=None"
+            )
+        if early_stopping is not None and not getattr(self, "validation_fraction", 0):
+            raise InvalidParameterError(
+                f"{name}: early_stopping needs validation_fraction > 0 (the share of each "
+                f"class held out to compute the validation loss)"
+            )
+
+    def _fit(self, dataset: ImageDataset) -> None:
+        self.device_ = resolve_device(self.device)
+        seed = check_seed(self.seed)
+        dp_context = quiet_hooks() if self.dp is not None else contextlib.nullcontext()
+        with seeded(seed), dp_context:
+            self._train(dataset, seed)
+        self._end_private_training()
+
+    def _train(self, dataset: ImageDataset, seed: int) -> None:
+        self.modules_ = self._new_modules().to(self.device_)
+        trainer = self._make_trainer()
+        gen = torch.Generator(device=self.device_).manual_seed(seed)
+        optimizers = self._private_optimizers(
+            self._make_optimizers(), n_samples=len(dataset), generator=gen
+        )
+        x = dataset.images.to(self.device_)
+        y = dataset.labels.to(self.device_)
+        ctx = TrainingContext(trainer, gen, optimizers, seed, self.grad_clip, x, y)
+        validate: Callable[[], torch.Tensor] | None = None
+        if getattr(self, "early_stopping", None) is not None:
+            train_idx, val_idx = validation_split(dataset.labels, self.validation_fraction, seed)
+            x_val, y_val = x[val_idx.to(self.device_)], y[val_idx.to(self.device_)]
+            ctx.x, ctx.y = x[train_idx.to(self.device_)], y[train_idx.to(self.device_)]
+            if len(x_val) == 0:
+                raise InvalidParameterError(
+                    f"validation_fraction={self.validation_fraction} holds out no sample of "
+                    f"this dataset; raise it or set early_stopping=None"
+                )
+
+            def validate() -> torch.Tensor:
+                return self._validation_loss(x_val, y_val, ctx)
+
+        self._start_training(ctx)
+        self.modules_.train()
+        trainer.run(
+            lambda xb, yb: self._train_step(xb, yb, ctx),
+            ctx.x,
+            ctx.y,
+            gen,
+            self.history_,
+            modules=self.modules_,
+            optimizers=optimizers,
+            validate=validate,
+            fingerprint=self._fingerprint(len(dataset)),
+        )
+        self._end_training(ctx)
+        self.modules_.eval()
+
+    def _abort_fit(self) -> None:
+        run = self.__dict__.pop("_dp_run", None)
+        if run is not None:
+            run.close()
+        super()._abort_fit()
+
+    def _make_trainer(self) -> Trainer:
+        """The shared :class:`Trainer`, configured from this estimator's training parameters."""
+        return Trainer(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            device=self.device_,
+            verbose=self.verbose,
+            desc=type(self).__name__,
+            # Opacus' per-sample gradients run in full precision.
+            amp=self.amp and self.dp is None,
+            early_stopping=getattr(self, "early_stopping", None),
+            checkpoint_dir=self.checkpoint_dir,
+            checkpoint_every=self.checkpoint_every,
+            resume=self.resume,
+            poisson=self.dp is not None,
+        )
+
+    def _fingerprint(self, n_samples: int) -> str:
+        """What a resumable checkpoint must agree on: model type, parameters, data shape."""
+        ignored = {"epochs", "verbose", "resume", "checkpoint_dir", "checkpoint_every", "device"}
+        params = {k: v for k, v in self.get_params().items() if k not in ignored}
+        return describe(
+            model=type(self).__name__,
+            params=sorted((k, repr(v)) for k, v in params.items()),
+            shape=self.sample_shape_,
+            n=n_samples,
+            counts=sorted(self.class_counts_.items()),
+        )
+
+    # -- differential privacy (see synthaug/nn/_privacy.py) -----------------------------------
+    def _new_modules(self) -> nn.ModuleDict:
+        """``_build_modules()``, with the networks in ``_dp_modules`` made DP-compatible when
+        ``dp`` is set (batch norm to group norm, no spectral norm); used by fit and load."""
+        modules = self._build_modules()
+        if self.dp is not None:
+            for name in self._dp_modules:
+                modules[name] = make_dp_compatible(modules[name])
+        return modules
+
+    def _private_optimizers(
+        self,
+        optimizers: dict[str, torch.optim.Optimizer],
+        *,
+        n_samples: int,
+        generator: torch.Generator,
+    ) -> dict[str, torch.optim.Optimizer]:
+        """With ``dp`` set, swap the optimisers of ``_dp_modules`` for DP-SGD ones.
+
+        The batches are then Poisson-sampled (``_make_trainer`` does so) and the losses of
+        those networks must be means over the batch. Without ``dp`` it returns ``optimizers``.
+        """
+        if self.dp is None:
+            return optimizers
+        run = PrivateTraining(
+            self.dp,
+            n_samples=n_samples,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            generator=generator,
+        )
+        self._dp_run = run
+        optimizers = dict(optimizers)
+        for name in self._dp_modules:
+            optimizers[name] = run.make_private(self.modules_[name], optimizers[name])
+        return optimizers
+
+    @contextlib.contextmanager
+    def _private_hooks_paused(self) -> Iterator[None]:
+        """For passes through the DP-trained networks that are not their DP step."""
+        run = getattr(self, "_dp_run", None)
+        with run.paused() if run is not None else contextlib.nullcontext():
+            yield
+
+    def _end_private_training(self) -> None:
+        """Remove the DP hooks and record ``privacy_spent_`` from the accountant."""
+        run = self.__dict__.pop("_dp_run", None)
+        if run is None:
+            if self.dp is not None:
+                raise NotImplementedError(
+                    f"{type(self).__name__} accepted dp= but did not train privately; list "
+                    f"the networks that see real data in _dp_modules"
+                )
+            return
+        run.close()
+        self.privacy_ = run.summary(len(self.history_))
+        self.privacy_spent_ = (self.privacy_["epsilon"], self.privacy_["delta"])
