@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import example_family  # noqa: F401  (registers "tiny-means": the contract suites cover it)
+import example_task  # noqa: F401  (registers the "label-fidelity" task of docs/extending.md)
 import pytest
 import torch
 

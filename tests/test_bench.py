@@ -484,3 +484,28 @@ def test_report_follows_the_config_order_whatever_the_finishing_order(tmp_path):
         "none",
         "random-oversampling",
     ]
+
+
+def test_meta_generators_take_their_inner_parameters_flat_in_configs(small_digits):
+    # Rejected before the restructure: the per-class presets take the inner model's parameters.
+    cfg = parse_config(tiny_config(methods={"perclass-vae": {"latent_dim": 8, "n_jobs": 1}}))
+    assert cfg.methods["perclass-vae"] == {"latent_dim": 8, "n_jobs": 1}
+    with pytest.raises(InvalidParameterError, match="^methods.perclass-gan.latent"):
+        parse_config(tiny_config(methods={"perclass-gan": {"latent": 8}}))
+    with pytest.raises(InvalidParameterError, match="^methods.perclass-vae.seed"):
+        parse_config(tiny_config(methods={"perclass-vae": {"seed": 8}}))
+    from synthaug.bench import build_source
+
+    source, _ = build_source(
+        "perclass-vae", {"latent_dim": 8, "epochs": 1}, small_digits, seed=3, device="cpu"
+    )
+    # The harness placed the cell's seed, device and verbosity on the inner model.
+    assert source.estimator.latent_dim == 8 and source.estimator.seed == 3
+    assert source.estimator.verbose is False and source.is_fitted
+    # A variant names the method it configures, so one grid holds two CVAEs.
+    cfg = parse_config(
+        tiny_config(methods={"cvae": {}, "cvae-small": {"method": "cvae", "latent_dim": 2}})
+    )
+    assert list(cfg.methods) == ["cvae", "cvae-small"]
+    with pytest.raises(InvalidParameterError, match="^methods.x: unknown method 'nope'"):
+        parse_config(tiny_config(methods={"x": {"method": "nope"}}))

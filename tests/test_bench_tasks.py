@@ -380,3 +380,13 @@ def test_extended_grid_reuses_finished_cells_and_reports_them(tmp_path):
     assert run_bench(only_knn, tmp_path, progress=False, echo=quiet)["ran"] == 0
     md = (tmp_path / "report.md").read_text()
     assert "| knn |" in md and "| pca |" not in md
+
+
+def test_every_registered_task_follows_the_task_protocol():
+    from synthaug.bench import TASKS, Task
+
+    assert {"classification", "anomaly", "tstr", "lesion"} <= set(TASKS.list())
+    for name in TASKS.list():
+        task = TASKS.get(name)()
+        assert isinstance(task, Task), name
+        assert task.reported and task.settings_table and isinstance(task.best_is_highest, tuple)

@@ -239,6 +239,20 @@ def test_train_on_an_image_folder(tmp_path, tiny_images, capsys):
     assert "no_such_param" in capsys.readouterr().err
 
 
+def test_train_a_per_class_model_by_preset_and_refuse_an_unreachable_seed(tmp_path, capsys):
+    out = tmp_path / "pc.safetensors"
+    argv = ["train", "--data", "digits", "--out", str(out), "--quiet", "--device", "cpu"]
+    assert main([*argv, "--model", "perclass-vae", "--epochs", "1", "--param", "latent_dim=3"]) == 0
+    model = synthaug.load(out)
+    # --seed, --device and --epochs reach the inner CVAE of the preset.
+    assert model.estimator.latent_dim == 3 and model.estimator.epochs == 1
+    assert "trained perclass-vae" in capsys.readouterr().out
+    # A per-class model around a generator *name* has nowhere to take --seed: said, not ignored.
+    assert main([*argv, "--model", "perclass", "--param", "estimator=cvae"]) == 1
+    err = capsys.readouterr().err
+    assert "seed" in err and "perclass-vae" in err
+
+
 @pytest.mark.slow
 def test_sample_as_dicom_and_refuse_mixed_dicom(workdir, capsys, tmp_path):
     from synthaug.data import load_dicom_folder

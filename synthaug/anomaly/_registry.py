@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from synthaug.registry import Registry
 
-#: Every anomaly detector reachable by name (the CLI and the harness resolve names here).
 DETECTORS: Registry = Registry("detector")
+"""Every anomaly detector reachable by name (the CLI and the harness resolve names here)."""
 
-#: ``@register_detector("name")``: make a detector class reachable by name.
 register_detector = DETECTORS.register
-#: ``create_detector("pca", n_components=5)``: an unfitted detector by name.
+"""``@register_detector("name")``: make a detector class reachable by name."""
 create_detector = DETECTORS.create
-#: ``list_detectors()``: registered names, sorted.
+"""``create_detector("pca", n_components=5)``: an unfitted detector by name."""
 list_detectors = DETECTORS.list
+"""``list_detectors()``: registered names, sorted."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from synthaug.registry import Registry
 
-#: Sample sources that are not generators: ``SOURCES.create("smote", k_neighbors=3)``.
-#: Generators are sample sources too; they live in ``synthaug.generators.GENERATORS``.
 SOURCES: Registry = Registry("sample source")
+"""Sample sources that are not generators: ``SOURCES.create("smote", k_neighbors=3)``.
+Generators are sample sources too; they live in ``synthaug.generators.GENERATORS``."""
 
-#: ``@register_source("name")``: make a sample source class reachable by name.
 register_source = SOURCES.register
+"""``@register_source("name")``: make a sample source class reachable by name."""

@@ -7,12 +7,21 @@ against the baselines. A task type is one class following the :class:`Task` prot
 """
 
 from synthaug.bench._config import BenchConfig, bundled_config, load_config, parse_config
-from synthaug.bench._methods import METHODS
+from synthaug.bench._methods import METHODS, build_source, validate_method
 from synthaug.bench._plots import save_sample_grid
 from synthaug.bench._report import summarize_results, write_report
 from synthaug.bench._results import load_records, read_results
 from synthaug.bench._runner import run_bench, run_cell
-from synthaug.bench._task import TASKS, BaseTask, Cell, CellContext, Task, TaskResult
+from synthaug.bench._task import (
+    TASKS,
+    BaseTask,
+    Cell,
+    CellContext,
+    DatasetRef,
+    Task,
+    TaskResult,
+    build_classifier,
+)
 
 # The built-in task types register themselves.
 from synthaug.bench import _anomaly, _classification, _lesion, _tstr  # noqa: F401  isort: skip
@@ -24,8 +33,11 @@ __all__ = [
     "BenchConfig",
     "Cell",
     "CellContext",
+    "DatasetRef",
     "Task",
     "TaskResult",
+    "build_classifier",
+    "build_source",
     "bundled_config",
     "load_config",
     "load_records",
@@ -35,5 +47,6 @@ __all__ = [
     "run_cell",
     "save_sample_grid",
     "summarize_results",
+    "validate_method",
     "write_report",
 ]

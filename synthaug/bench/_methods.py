@@ -25,9 +25,9 @@ from synthaug.errors import InvalidParameterError
 from synthaug.generators import GENERATORS
 from synthaug.registry import Registry
 
-#: Methods that are plain functions ``fn(train, *, seed, device, **params)`` returning a
-#: fitted sample source, or ``None`` for no augmentation.
 METHODS: Registry = Registry("method")
+"""Benchmark methods that are plain functions ``fn(train, *, seed, device, **params)``
+returning a fitted sample source, or ``None`` for no augmentation (``"none"``)."""
 
 # Generators fitted in this process, reused by cells that ask for the same fit (``cvae`` and
 # ``cvae+classical`` of one seed): identical inputs give identical weights on the CPU.

@@ -26,14 +26,14 @@ from synthaug.errors import InvalidDataError
 from synthaug.metrics import CLASSIFIERS
 from synthaug.registry import Registry
 
-#: Task types by name: ``@TASKS.register("classification")`` on a :class:`Task` class.
 TASKS: Registry = Registry("task")
+"""Task types by name: ``@TASKS.register("classification")`` on a :class:`Task` class."""
 
 # A task that trains no downstream classifier still has the axis, with this one entry.
 NO_CLASSIFIER = "-"
 
-#: One setting of a grid: ``{"label": "ratio=0.1", <settings table>: {...payload...}}``.
 Setting = dict[str, Any]
+"""One setting of a grid: ``{"label": "ratio=0.1", <settings table>: {...payload...}}``."""
 
 
 @dataclass(frozen=True)

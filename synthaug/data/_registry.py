@@ -8,9 +8,9 @@ from synthaug.data._files import load_image_folder, load_npz
 from synthaug.data._phantoms import make_graded_phantoms, make_phantoms
 from synthaug.registry import Registry
 
-#: Data set loaders by name: ``DATASETS.create("phantoms", n_per_class=50, size=32)``. Each
-#: returns an :class:`~synthaug.data.ImageDataset`; nothing is downloaded.
 DATASETS: Registry = Registry("dataset")
+"""Data set loaders by name: ``DATASETS.create("phantoms", n_per_class=50, size=32)``. Each
+returns an ``ImageDataset``; nothing is downloaded."""
 
 DATASETS.register("digits", load_digits)
 DATASETS.register("phantoms", make_phantoms)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from synthaug.registry import Registry
 
-#: Every generator reachable by name: the CLI, the samplers and the harness resolve names here.
 GENERATORS: Registry = Registry("generator")
+"""Every generator reachable by name: the CLI, the samplers and the harness resolve names here."""
 
-#: ``@register_generator("name")``: make a generator class reachable by name everywhere.
 register_generator = GENERATORS.register
-#: ``create_generator("cvae", latent_dim=8)``: an unfitted generator by name.
+"""``@register_generator("name")``: make a generator class reachable by name everywhere."""
 create_generator = GENERATORS.create
-#: ``list_generators()``: registered names, sorted (``list_generators("perclass-*")`` filters).
+"""``create_generator("cvae", latent_dim=8)``: an unfitted generator by name."""
 list_generators = GENERATORS.list
+"""``list_generators()``: registered names, sorted (``list_generators("perclass-*")`` filters)."""
