@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= synthaug-demo
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo test docs lint clean
 
 venv: $(STAMP)
 
@@ -18,11 +18,15 @@ $(STAMP): pyproject.toml requirements/dev-constraints.txt
 demo: $(STAMP)
 	$(BIN)/synthaug demo --out $(OUT)
 
-test: $(STAMP)
+# The API reference and the pages of docs/, built with warnings as errors (part of `make test`).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+test: docs
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check synthaug tests benchmarks
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache site
