@@ -20,10 +20,7 @@ from torch import nn
 
 from synthaug._params import (
     Estimator,
-    device_like,
     int_range,
-    real_range,
-    seed_like,
 )
 from synthaug._utils import check_seed, resolve_device
 from synthaug.data import ImageDataset
@@ -35,6 +32,7 @@ from synthaug.errors import (
     NotFittedError,
     ShapeMismatchError,
 )
+from synthaug.metrics._classifiers import CNNClassifier
 from synthaug.nn import (
     SmallCNN,
     SmallMLP,
@@ -96,14 +94,10 @@ class FeatureExtractor(Estimator):
     torch.Size([3, 64])
     """
 
+    # The same training parameters as the classifier it is, plus the embedding's width.
     _parameter_constraints = {
         "embedding_dim": int_range(1),
-        "epochs": int_range(1),
-        "batch_size": int_range(1),
-        "lr": real_range(0, None, low_open=True),
-        "weight_decay": real_range(0),
-        "seed": seed_like,
-        "device": device_like,
+        **CNNClassifier._parameter_constraints,
     }
 
     def __init__(
