@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import f1_score, recall_score, roc_auc_score
 
+from synthaug.errors import InvalidDataError, ShapeMismatchError
+
 
 def classification_scores(
     y_true: np.ndarray | Sequence[int],
@@ -88,6 +90,18 @@ def binary_scores(
     """
     y_true = np.asarray(y_true) == positive
     proba = np.asarray(positive_proba, dtype=float)
+    if y_true.ndim != 1 or proba.shape != y_true.shape:
+        raise ShapeMismatchError(
+            f"y_true and positive_proba must be 1-D and of one length, got shapes "
+            f"{y_true.shape} and {proba.shape}"
+        )
+    if not np.isfinite(proba).all():
+        raise InvalidDataError("positive_proba holds NaN or infinite values")
+    if y_true.all() or not y_true.any():
+        raise InvalidDataError(
+            "binary_scores needs positive and negative samples in y_true (recall, specificity "
+            "and AUROC are undefined otherwise)"
+        )
     pred = proba >= threshold
     recall = float(pred[y_true].mean())
     specificity = float((~pred[~y_true]).mean())
