@@ -140,13 +140,9 @@ class CGAN(TorchGenerator):
         Apply DiffAugment (images only).
     grad_clip : float or None
         Clip each network's gradient norm to this value.
-    checkpoint_dir, checkpoint_every, resume
-        Periodic checkpoints and exact resume, as for :class:`CVAE`.
-    amp : bool
-        bfloat16 mixed precision on CUDA (ignored on the CPU).
-    device : str
-    seed : int
-    verbose : bool
+    checkpoint_dir, checkpoint_every, resume, amp, device, seed, verbose
+        The training parameters of every torch generator: see
+        :class:`~synthaug.generators.TorchGenerator`.
     dp : synthaug.DP or None
         Train with differential privacy: DP-SGD on the discriminator, the only network that
         sees real data (see docs/privacy.md). Spectral normalisation cannot be trained through

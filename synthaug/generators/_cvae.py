@@ -117,31 +117,17 @@ class CVAE(TorchGenerator):
         Adam learning rate.
     beta : float
         Weight of the KL term (beta-VAE); 1 is the ELBO.
-    grad_clip : float or None
-        Clip the gradient norm to this value.
     early_stopping : int or None
         Stop after this many epochs without a lower validation negative ELBO and keep the best
         weights; ``validation_fraction`` of each class is held out for it.
     validation_fraction : float
         Share of each class held out when ``early_stopping`` is set.
-    checkpoint_dir : str or None
-        Write a training checkpoint here every ``checkpoint_every`` epochs.
-    checkpoint_every : int
-    resume : bool
-        Continue an interrupted run from ``checkpoint_dir``; it ends where an uninterrupted
-        run would have (same weights, same samples).
-    amp : bool
-        bfloat16 mixed precision on CUDA (ignored on the CPU).
-    device : str
-        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
-    seed : int
-        Seeds weight initialisation, batch order and latent noise: same seed, same model on CPU.
-    verbose : bool
-        Show a progress bar.
     dp : synthaug.DP or None
-        Train with differential privacy (DP-SGD on the whole model, Poisson-sampled batches;
-        see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``; not combinable with
-        ``early_stopping``.
+        Train with differential privacy: DP-SGD on the whole model (see docs/privacy.md); not
+        combinable with ``early_stopping``.
+    grad_clip, checkpoint_dir, checkpoint_every, resume, amp, device, seed, verbose
+        The training parameters of every torch generator: see
+        :class:`~synthaug.generators.TorchGenerator`.
 
     Attributes
     ----------
