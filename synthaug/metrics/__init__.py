@@ -8,12 +8,21 @@ from synthaug.metrics._classifiers import (
     CNNClassifier,
     CVSelectClassifier,
     LogisticRegressionClassifier,
+    NetClassifier,
+    ResNetClassifier,
 )
 from synthaug.metrics._distances import frechet_distance, prdc
 from synthaug.metrics._features import FeatureExtractor
 from synthaug.metrics._fidelity import fidelity, label_fidelity
 from synthaug.metrics._privacy import privacy
-from synthaug.metrics._stats import mean_ci, paired_differences, paired_gain
+from synthaug.metrics._stats import (
+    corrected_t,
+    holm,
+    mean_ci,
+    paired_differences,
+    paired_gain,
+    win_tie_loss,
+)
 from synthaug.metrics._utility import utility
 
 __all__ = [
@@ -22,10 +31,14 @@ __all__ = [
     "CVSelectClassifier",
     "FeatureExtractor",
     "LogisticRegressionClassifier",
+    "NetClassifier",
+    "ResNetClassifier",
     "binary_scores",
     "classification_scores",
+    "corrected_t",
     "fidelity",
     "frechet_distance",
+    "holm",
     "label_fidelity",
     "mean_ci",
     "paired_differences",
@@ -33,4 +46,5 @@ __all__ = [
     "prdc",
     "privacy",
     "utility",
+    "win_tie_loss",
 ]

@@ -32,7 +32,7 @@ from synthaug.errors import (
     NotFittedError,
     ShapeMismatchError,
 )
-from synthaug.metrics._classifiers import CNNClassifier
+from synthaug.metrics._classifiers import NetClassifier
 from synthaug.nn import (
     SmallCNN,
     SmallMLP,
@@ -97,7 +97,10 @@ class FeatureExtractor(Estimator):
     # The same training parameters as the classifier it is, plus the embedding's width.
     _parameter_constraints = {
         "embedding_dim": int_range(1),
-        **CNNClassifier._parameter_constraints,
+        **{
+            k: NetClassifier._parameter_constraints[k]
+            for k in ("epochs", "batch_size", "lr", "weight_decay", "seed", "device")
+        },
     }
 
     def __init__(

@@ -11,11 +11,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from synthaug.errors import InvalidParameterError
 
-def mean_ci(values: Sequence[float | None], level: float = 0.95) -> tuple[float, float]:
+
+def mean_ci(
+    values: Sequence[float | None], level: float = 0.95, test_fraction: float | None = None
+) -> tuple[float, float]:
     """Mean and half-width of the Student-t confidence interval of ``values``.
 
     ``None`` and NaN values are left out; the half-width is NaN for fewer than two values.
+    With ``test_fraction`` (results of repeated random splits of one data set, each holding
+    out that share for testing) the variance is corrected as in :func:`corrected_t`.
 
     Examples
     --------
@@ -28,6 +34,8 @@ def mean_ci(values: Sequence[float | None], level: float = 0.95) -> tuple[float,
         return math.nan, math.nan
     if len(x) < 2:
         return float(x.mean()), math.nan
+    if test_fraction is not None:
+        return float(x.mean()), corrected_t(x, test_fraction=test_fraction, level=level)[1]
     half = stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
     return float(x.mean()), float(half)
 
@@ -57,3 +65,164 @@ def paired_gain(
     if len(diff) >= 2 and np.any(diff != 0):
         p = float(stats.wilcoxon(diff).pvalue)
     return float(diff.mean()), p, len(diff)
+
+
+def corrected_t(
+    diff: Sequence[float] | np.ndarray,
+    test_fraction: float | None = None,
+    level: float = 0.95,
+) -> tuple[float, float, float]:
+    """Mean of paired differences, half-width of its t interval and the two-sided p of mean 0.
+
+    With ``test_fraction`` the variance of the mean is the corrected resampled t of Nadeau and
+    Bengio (2003, "Inference for the generalization error", Machine Learning 52):
+    ``s**2 * (1/k + n_test/n_train)`` with ``n_test/n_train = test_fraction / (1 -
+    test_fraction)``. Repeated random splits share training data, so their differences are
+    correlated and the plain ``s**2 / k`` would make the interval too narrow. Without
+    ``test_fraction`` it is the plain paired t. Either way the t has ``k - 1`` degrees of freedom.
+
+    Parameters
+    ----------
+    diff : sequence of float
+        One difference per seed (or per random split), e.g. from :func:`paired_differences`.
+        NaN values are left out.
+    test_fraction : float in (0, 1), optional
+        Share of the data held out for testing in each random split, e.g. 0.4. ``None`` (the
+        default) gives the plain paired t, for runs that do not share training data.
+    level : float in (0, 1), default 0.95
+        Confidence level of the interval.
+
+    Returns
+    -------
+    mean : float
+        Mean of the differences; NaN when there are none.
+    half_width : float
+        Half-width of the confidence interval; NaN for fewer than two differences, 0 when all
+        differences are equal.
+    p : float
+        Two-sided p-value of the hypothesis that the mean difference is 0; NaN for fewer than
+        two differences. When all differences are equal it is 1.0 if they are 0, else 0.0.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``test_fraction`` or ``level`` is not strictly between 0 and 1.
+
+    Examples
+    --------
+    >>> m, h, p = corrected_t([0.01, 0.03, 0.02, 0.04, 0.00], test_fraction=0.4)
+    >>> round(m, 3), round(h, 4), round(p, 3)
+    (0.02, 0.0409, 0.246)
+    >>> m, h, p = corrected_t([0.01, 0.03, 0.02, 0.04, 0.00])
+    >>> round(h, 4), round(p, 4)
+    (0.0196, 0.0474)
+    """
+    if test_fraction is not None and not 0 < test_fraction < 1:
+        raise InvalidParameterError(
+            f"test_fraction must be strictly between 0 and 1 (the share of the data held out "
+            f"for testing in each split, e.g. 0.4), or None for the plain paired t; "
+            f"got {test_fraction!r}"
+        )
+    if not 0 < level < 1:
+        raise InvalidParameterError(
+            f"level must be strictly between 0 and 1, e.g. 0.95; got {level!r}"
+        )
+    d = np.asarray(diff, dtype=float).ravel()
+    d = d[~np.isnan(d)]
+    k = len(d)
+    if k == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(d.mean())
+    if k < 2:
+        return mean, math.nan, math.nan
+    if np.ptp(d) == 0:
+        # Equal values: checked exactly, since d.std() of a constant can come out a few ulps
+        # above 0 and turn into a meaningless huge t.
+        return mean, 0.0, 1.0 if mean == 0 else 0.0
+    factor = 1 / k
+    if test_fraction is not None:
+        factor += test_fraction / (1 - test_fraction)
+    se = math.sqrt(d.var(ddof=1) * factor)
+    half = float(stats.t.ppf(0.5 + level / 2, k - 1)) * se
+    p = float(2 * stats.t.sf(abs(mean) / se, k - 1))
+    return mean, half, p
+
+
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's (1979) step-down adjusted p-values, in the order of ``pvalues``.
+
+    With the ``m`` non-NaN p-values sorted, ``p_(1) <= ... <= p_(m)``, the adjusted value of
+    ``p_(i)`` is ``max over j <= i of min(1, (m - j + 1) * p_(j))``: it controls the family-wise
+    error rate under any dependence between the tests (S. Holm, "A simple sequentially
+    rejective multiple test procedure", Scandinavian Journal of Statistics 6, 1979).
+
+    Parameters
+    ----------
+    pvalues : sequence of float
+        p-values in [0, 1]. NaN entries stay NaN and do not count in ``m``.
+
+    Returns
+    -------
+    numpy.ndarray
+        Adjusted p-values, float, same length and order as ``pvalues``.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``pvalues`` is not one-dimensional or has a value outside [0, 1].
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03, 0.005]).round(3).tolist()
+    [0.03, 0.06, 0.06, 0.02]
+    """
+    p = np.asarray(pvalues, dtype=float)
+    if p.ndim != 1:
+        raise InvalidParameterError(
+            f"pvalues must be a one-dimensional sequence of p-values; got shape {p.shape}"
+        )
+    valid = ~np.isnan(p)
+    if np.any((p[valid] < 0) | (p[valid] > 1)):
+        raise InvalidParameterError(
+            f"pvalues must lie in [0, 1] (NaN is allowed and ignored); got {p[valid].tolist()}"
+        )
+    adjusted = np.full(p.shape, np.nan)
+    order = np.flatnonzero(valid)[np.argsort(p[valid], kind="stable")]
+    m = len(order)
+    scaled = (m - np.arange(m)) * p[order]
+    adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+    return adjusted
+
+
+def win_tie_loss(diff: Sequence[float] | np.ndarray, tol: float = 0.0) -> tuple[int, int, int]:
+    """How many differences are wins (``> tol``), ties (``|d| <= tol``) and losses (``< -tol``).
+
+    NaN values are left out, so the three counts add up to the number of non-NaN differences.
+
+    Parameters
+    ----------
+    diff : sequence of float
+        One difference per seed, e.g. from :func:`paired_differences`.
+    tol : float, default 0.0
+        Differences at most this far from 0 count as ties.
+
+    Returns
+    -------
+    tuple of int
+        ``(wins, ties, losses)``.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``tol`` is negative or NaN.
+
+    Examples
+    --------
+    >>> win_tie_loss([0.02, 0.0, -0.01, 0.005, float("nan")], tol=0.005)
+    (1, 2, 1)
+    """
+    if not tol >= 0:
+        raise InvalidParameterError(f"tol must be 0 or a positive number; got {tol!r}")
+    d = np.asarray(diff, dtype=float).ravel()
+    d = d[~np.isnan(d)]
+    return int(np.sum(d > tol)), int(np.sum(np.abs(d) <= tol)), int(np.sum(d < -tol))

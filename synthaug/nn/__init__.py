@@ -7,6 +7,7 @@ metrics (``synthaug.metrics``) build on it.
 
 from synthaug.nn._checkpoint import read_checkpoint, tensor_digest, write_checkpoint
 from synthaug.nn._diffaugment import diff_augment
+from synthaug.nn._jitter import random_jitter
 from synthaug.nn._networks import (
     Architecture,
     ConditionalBatchNorm,
@@ -14,6 +15,7 @@ from synthaug.nn._networks import (
     MLPDecoder,
     SmallCNN,
     SmallMLP,
+    SmallResNet,
     choose_architecture,
     conv_encoder,
     mlp,
@@ -28,7 +30,10 @@ from synthaug.nn._privacy import (
 )
 from synthaug.nn._seeding import seeded
 from synthaug.nn._trainer import (
+    LOSSES,
+    SAMPLERS,
     Trainer,
+    batch_indices,
     describe,
     eval_mode,
     optimizer_step,
@@ -39,6 +44,11 @@ from synthaug.nn._trainer import (
 
 __all__ = [
     "DP",
+    "LOSSES",
+    "SAMPLERS",
+    "SmallResNet",
+    "batch_indices",
+    "random_jitter",
     "Architecture",
     "ConditionalBatchNorm",
     "ConvDecoder",

@@ -250,3 +250,59 @@ class SmallMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
+
+
+class _ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with group norm and a skip (He et al., 2016's basic block)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.norm1 = nn.GroupNorm(min(8, c_out), c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.norm2 = nn.GroupNorm(min(8, c_out), c_out)
+        self.skip: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.skip = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                nn.GroupNorm(min(8, c_out), c_out),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(h)) + self.skip(x))
+
+
+class _GlobalPool(nn.Module):
+    """Global average and global max pooling, concatenated: the max keeps a small bright
+    finding (a lesion) that averaging over the whole image would wash out."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+
+
+class SmallResNet(nn.Module):
+    """A small residual image classifier whose penultimate layer is an embedding.
+
+    A 3x3 stem, three residual stages of widths ``width``, ``2 width`` and ``4 width`` (stride 2
+    between stages), group normalisation (no batch statistics, so results do not depend on
+    how a batch is composed), global average and max pooling concatenated (``body``: the
+    ``8 width`` embedding) and a linear ``head``. Fit for 8x8 digits and 32x32 to 64x64
+    slices alike: the pooling makes it independent of the image size.
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, width: int = 16) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1, bias=False),
+            nn.GroupNorm(min(8, width), width),
+            nn.ReLU(),
+            _ResidualBlock(width, width, 1),
+            _ResidualBlock(width, 2 * width, 2),
+            _ResidualBlock(2 * width, 4 * width, 2),
+            _GlobalPool(),
+        )
+        self.head = nn.Linear(8 * width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -372,26 +373,163 @@ def describe(**facts: Any) -> str:
     return ";".join(f"{k}={facts[k]!r}" for k in sorted(facts))
 
 
+LOSSES = ("ce", "class-weighted", "logit-adjusted")
+SAMPLERS = ("shuffle", "balanced")
+BatchReader = Callable[[torch.Tensor], torch.Tensor]
+
+
 def train_classifier(
+    net: nn.Module,
+    x: torch.Tensor | None,
+    y: torch.Tensor,
+    *,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    seed: int,
+    loss: str = "ce",
+    sampler: str = "shuffle",
+    mixup: float = 0.0,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    read: BatchReader | None = None,
+    n_classes: int | None = None,
+    desc: str = "classifier",
+) -> list[dict[str, float]]:
+    """Train ``net`` (logits out) with Adam on ``x``, ``y``; the history.
+
+    The one loop of synthaug's small classifiers (:class:`~synthaug.metrics.CNNClassifier`,
+    :class:`~synthaug.metrics.FeatureExtractor`). ``net``, ``x`` and ``y`` are on one device;
+    ``net`` is left in eval mode.
+
+    Parameters
+    ----------
+    epochs, steps : int or None
+        The budget: ``steps`` optimiser steps when given (a budget that does not grow with the
+        training set, so methods that add samples get no extra optimisation), else ``epochs``
+        passes over the data.
+    loss : {"ce", "class-weighted", "logit-adjusted"}
+        Cross-entropy; cross-entropy weighted by inverse class frequency (``n / (K n_c)``);
+        or the logit-adjusted loss of Menon et al. (ICLR 2021), which adds the log class
+        prior to the logits while training (balanced softmax), so the plain logits at test
+        time are calibrated for balanced classes.
+    sampler : {"shuffle", "balanced"}
+        Reshuffled passes over the data, or class-balanced batches (a class uniformly, then
+        one of its samples uniformly, for each slot).
+    mixup : float
+        The Beta(a, a) parameter of mixup (Zhang et al., ICLR 2018), one mixing weight per
+        batch; 0 turns it off.
+    augment : callable, optional
+        ``augment(batch, generator)``: online augmentation of every batch
+        (:func:`~synthaug.nn.random_jitter`).
+    read : callable, optional
+        ``read(indices) -> images`` when the images are not one tensor (a dataset whose
+        transform must see every item as it is read); ``x`` is then None.
+    n_classes : int, optional
+        Defaults to ``y.max() + 1``.
+
+    Notes
+    -----
+    Batch order, mixup and augmentation draw from generators seeded by ``seed``, so a run is
+    deterministic on the CPU. With ``epochs`` and none of the options the batches are those
+    of the shared :class:`Trainer` (every sample once per epoch, a lone last sample trained).
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    device = y.device
+    plain = loss == "ce" and sampler == "shuffle" and not mixup and augment is None
+    if steps is None and plain and read is None and x is not None:
+        return _train_epochs(net, x, y, epochs or 1, batch_size, lr, weight_decay, seed, desc)
+    if steps is None:
+        steps = (epochs or 1) * math.ceil(len(y) / batch_size)
+    k = int(n_classes if n_classes is not None else int(y.max()) + 1)
+    counts = torch.bincount(y, minlength=k).to(torch.float32)
+    weight = adjust = None
+    if loss == "class-weighted":
+        present = int((counts > 0).sum())
+        weight = torch.where(counts > 0, len(y) / (present * counts.clamp(min=1)), 0.0)
+    elif loss == "logit-adjusted":
+        adjust = torch.log((counts / len(y)).clamp(min=1e-12))
+
+    def criterion(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if adjust is not None:
+            logits = logits + adjust
+        return torch.nn.functional.cross_entropy(logits, target, weight=weight)
+
+    index_gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed + 1)
+    batches = batch_indices(y.cpu(), steps, batch_size, sampler, index_gen).to(device)
+    # torch's Beta takes no generator: the mixing weights come from numpy, seeded the same.
+    lams = np.random.default_rng(seed).beta(mixup, mixup, steps) if mixup else None
+    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    history: list[dict[str, float]] = []
+    block = max(1, math.ceil(len(y) / batch_size))  # one history entry per pass's worth
+    total = torch.zeros((), device=device)
+    net.train()
+    for step in range(steps):
+        idx = batches[step]
+        xb = read(idx).to(device) if read is not None else x[idx]  # type: ignore[index]
+        yb = y[idx]
+        if augment is not None:
+            xb = augment(xb, gen)
+        if lams is not None:
+            lam = float(lams[step])
+            perm = torch.randperm(len(idx), generator=gen, device=device)
+            logits = net(lam * xb + (1 - lam) * xb[perm])
+            value = lam * criterion(logits, yb) + (1 - lam) * criterion(logits, yb[perm])
+        else:
+            value = criterion(net(xb), yb)
+        optimizer_step(opt, value)
+        total += value.detach()
+        if (step + 1) % block == 0 or step + 1 == steps:
+            n_in = (step % block) + 1
+            mean = float(total) / n_in
+            if not math.isfinite(mean):
+                raise TrainingDivergedError(
+                    f"{desc} diverged at step {step + 1}: non-finite loss; lower lr or check "
+                    f"the data for extreme values"
+                )
+            history.append({"loss": mean, "steps": step + 1})
+            total.zero_()
+    net.eval()
+    return history
+
+
+def batch_indices(
+    y: torch.Tensor, steps: int, batch_size: int, sampler: str, generator: torch.Generator
+) -> torch.Tensor:
+    """``(steps, batch)`` indices into ``y``: reshuffled passes, or class-balanced draws.
+
+    Vectorised: every step's indices come from a few tensor operations, no Python per sample.
+    """
+    n = len(y)
+    if sampler == "shuffle":
+        need = steps * batch_size
+        perms = [torch.randperm(n, generator=generator) for _ in range(math.ceil(need / n))]
+        return torch.cat(perms)[:need].view(steps, batch_size)
+    order = torch.argsort(y, stable=True)
+    classes, counts = torch.unique(y, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    pick = torch.randint(len(classes), (steps, batch_size), generator=generator)
+    offset = (torch.rand((steps, batch_size), generator=generator) * counts[pick]).long()
+    return order[starts[pick] + offset.clamp(max=counts[pick] - 1)]
+
+
+def _train_epochs(
     net: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    *,
     epochs: int,
     batch_size: int,
     lr: float,
     weight_decay: float,
     seed: int,
-    desc: str = "classifier",
+    desc: str,
 ) -> list[dict[str, float]]:
-    """Train ``net`` (logits out) with Adam and cross-entropy on ``x``, ``y``; the history.
-
-    The one loop of synthaug's small classifiers (:class:`~synthaug.metrics.CNNClassifier`,
-    :class:`~synthaug.metrics.FeatureExtractor`): the shared :class:`Trainer` with batch order
-    from a generator seeded by ``seed``, no mixed precision, and every sample trained (these
-    networks have no batch statistics, so a lone last sample is fine). ``net``, ``x`` and
-    ``y`` are on one device; ``net`` is left in eval mode.
-    """
+    """Plain cross-entropy over ``epochs`` passes, batched by the shared :class:`Trainer`."""
     gen = torch.Generator(device=x.device).manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
 
