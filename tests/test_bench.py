@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+from scipy import stats
 
 from synthaug.augment import MixedSource, SMOTESource
 from synthaug.bench import (
@@ -123,13 +124,13 @@ ratios = [0.1, 0.02]
 counts = [[20, 20, 20, 20, 20, 20, 20, 20, 5, 2]]
 [classifiers]
 logreg = {}
-cnn = { epochs = 4 }
+cnn = { steps = 4 }
 [methods]
 none = {}
 "cvae+classical" = { cvae = { epochs = 5 } }
 [quick]
 seeds = 1
-classifiers.cnn = { epochs = 1 }
+classifiers.cnn = { steps = 1 }
 """
     )
     cfg = load_config(path)
@@ -144,7 +145,7 @@ classifiers.cnn = { epochs = 1 }
     assert len({c.cell_id for c in cells}) == len(cells)
     assert cfg.hash == load_config(path).hash
     quick = load_config(path, quick=True)
-    assert quick.seeds == [0] and quick.classifiers["cnn"] == {"epochs": 1}
+    assert quick.seeds == [0] and quick.classifiers["cnn"] == {"steps": 1}
     assert list(quick.methods) == list(cfg.methods)  # --quick keeps every method
     assert quick.hash != cfg.hash
 
@@ -170,7 +171,7 @@ def test_config_file_errors(tmp_path):
 
 def test_datasets_by_name(tiny_images):
     cfg = parse_config(tiny_config(dataset={"name": "npz", "path": "x.npz"}))
-    assert cfg.dataset == {"name": "npz", "params": {"path": "x.npz"}}
+    assert cfg.dataset == {"name": "npz", "params": {"path": "x.npz"}, "pool": "evaluation"}
     with pytest.raises(InvalidParameterError, match="^dataset.bogus"):
         parse_config(tiny_config(dataset={"name": "npz", "bogus": 1}))
     # A data set of one's own is one registration away.
@@ -178,7 +179,11 @@ def test_datasets_by_name(tiny_images):
     cfg = parse_config(
         tiny_config(dataset={"name": "test-tiny-images"}, imbalance={"counts": [[5, 5, 3]]})
     )
-    assert cfg.cells()[0].dataset == {"name": "test-tiny-images", "params": {}}
+    assert cfg.cells()[0].dataset == {
+        "name": "test-tiny-images",
+        "params": {},
+        "pool": "evaluation",
+    }
 
 
 # -- methods -----------------------------------------------------------------------------------
@@ -218,7 +223,7 @@ def test_tiny_grid_end_to_end_in_process(tmp_path):
     cfg = parse_config(
         tiny_config(
             methods={"none": {}, "cvae+classical": {"cvae": {"epochs": 1}}},
-            classifiers={"logreg": {"max_iter": 100}, "cnn": {"epochs": 1}},
+            classifiers={"logreg": {"max_iter": 100}, "cnn": {"steps": 2}},
             seeds=1,
         )
     )
@@ -250,7 +255,7 @@ def test_tiny_grid_end_to_end_in_process(tmp_path):
     again = parse_config(
         tiny_config(
             methods={"cvae+classical": {"cvae": {"epochs": 1}}},
-            classifiers={"cnn": {"epochs": 1}},
+            classifiers={"cnn": {"steps": 2}},
             seeds=1,
         )
     )
@@ -425,7 +430,11 @@ def test_statistics_match_hand_computation():
     ba = {r["method"]: r for r in rows if r["metric"] == "balanced_accuracy"}
     assert ba["cvae"]["best"] and not ba["classical"]["best"]
     assert ba["cvae"]["gain_vs_classical"] == pytest.approx(0.088)
-    assert ba["cvae"]["p_vs_classical"] == pytest.approx(0.125)
+    # No split recorded (every seed fresh data): the plain paired t, and Wilcoxon alongside.
+    diff = [0.10, 0.08, -0.05, 0.13, 0.18]
+    assert ba["cvae"]["p_vs_classical"] == pytest.approx(stats.ttest_1samp(diff, 0).pvalue)
+    assert ba["cvae"]["wilcoxon_p_vs_classical"] == pytest.approx(0.125)
+    assert ba["cvae"]["interval"] == "t" and ba["cvae"]["wtl_vs_classical"] == "4/0/1"
     assert ba["classical"]["gain_vs_none"] == pytest.approx(0.12)
     assert math.isnan(ba["none"]["gain_vs_none"]) and math.isnan(ba["classical"]["p_vs_classical"])
     minority = [r for r in rows if r["metric"] == "minority_recall"]
@@ -438,7 +447,7 @@ def test_csv_and_latex_output():
     assert len(table) == 3 * 4
     row = next(r for r in table if r["method"] == "cvae" and r["metric"] == "balanced_accuracy")
     assert float(row["mean"]) == pytest.approx(0.908)
-    assert float(row["p_vs_classical"]) == pytest.approx(0.125)
+    assert float(row["wilcoxon_p_vs_classical"]) == pytest.approx(0.125)
     assert row["best"] == "True" and row["n"] == "5"
     none = next(r for r in table if r["method"] == "none" and r["metric"] == "balanced_accuracy")
     assert none["gain_vs_none"] == "" and none["n_pairs_vs_none"] == "0"
@@ -448,7 +457,8 @@ def test_csv_and_latex_output():
         assert token in tex
     cvae_line = next(line for line in tex.splitlines() if line.startswith("cvae &"))
     assert "\\textbf{0.908 $\\pm$ " in cvae_line
-    assert "$+0.088$ (0.125)" in cvae_line
+    holm_p = next(r for r in rows if r["method"] == "cvae" and r["metric"] == "balanced_accuracy")
+    assert f"$+0.088$ ({holm_p['p_holm_vs_classical']:.3f})" in cvae_line
     none_line = next(line for line in tex.splitlines() if line.startswith("none &"))
     assert "\\textbf" not in none_line.split("&")[1]
 

@@ -191,15 +191,15 @@ def test_anomaly_grid_end_to_end_with_mean_over_classes(tmp_path):
     )
     md = (tmp_path / "report.md").read_text()
     assert "## digits: auroc per setting" in md and "mean over normal classes (2)" in md
-    assert "Δ auroc vs pca (p)" in md and "· -" not in md
+    assert "Δ auroc vs pca (p_holm; W/T/L)" in md and "· -" not in md
     header = next(csv.reader(io.StringIO((tmp_path / "report.csv").read_text())))
     assert "ci95_gain_vs_knn" in header and "gain_vs_none" not in header
     # The same detectors through the plain-function protocol give the same numbers.
     from synthaug.anomaly import run_one_class
-    from synthaug.data import load_digits
+    from synthaug.data import load_digits, select_pool
 
     direct = run_one_class(
-        load_digits(),
+        select_pool(load_digits(), "evaluation"),  # the harness's grids use the evaluation pool
         {"pca": PCADetector(n_components=5), "knn": KNNDetector()},
         seeds=[0, 1],
         normal_classes=[0, 8],
@@ -317,7 +317,7 @@ def test_tstr_grid_real_and_private_generator(tmp_path):
         for r in read_results(tmp_path / "results.jsonl")
     }
     real = records[("real", "epsilon=inf")]["metrics"]
-    n_train = 1797 - math.ceil(1797 * 0.25)
+    n_train = 1527 - math.ceil(1527 * 0.25)  # the evaluation pool: 1,797 digits less 270
     # Releasing the real data: every record is an exact copy, and membership is plain to see.
     assert real["exact_copies"] == n_train and real["mia_auc"] == pytest.approx(1.0)
     assert real["epsilon_spent"] is None  # infinite: no guarantee (written as null)
@@ -330,7 +330,7 @@ def test_tstr_grid_real_and_private_generator(tmp_path):
     md = (tmp_path / "report.md").read_text()
     # The real data are a reference, never "the best method".
     assert "**real**" not in md.split("## Best method per setting")[1].split("\n## ")[0]
-    assert "Δ balanced_accuracy vs real (p)" in md
+    assert "Δ balanced_accuracy vs real (p_holm; W/T/L)" in md
     rows = list(csv.DictReader(io.StringIO(format_csv(summarize_results(list(records.values()))))))
     mia = [r for r in rows if r["metric"] == "mia_auc"]
     assert mia and all(r["best"] == "False" for r in mia)

@@ -31,11 +31,19 @@ def test_summarize_and_table():
 
 
 def test_digits_config_takes_the_demo_options():
-    config = digits_config(seeds=2, ratio=0.2, epochs=7, classifier_epochs=3)
+    config = digits_config(seeds=2, ratio=0.2, epochs=7, classifier_steps=3)
     assert config.seeds == [0, 1] and config.task == "classification"
     assert config.settings[0]["imbalance"]["ratio"] == 0.2
-    assert config.methods["cvae"] == {"epochs": 7} and config.classifiers["cnn"] == {"epochs": 3}
-    assert list(config.methods) == ["none", "random-oversampling", "classical", "cvae"]
+    assert config.methods["cvae"] == {"epochs": 7} and config.classifiers["resnet"] == {"steps": 3}
+    assert list(config.methods) == [
+        "none",
+        "random-oversampling",
+        "classical",
+        "logit-adjusted",
+        "balanced-online",
+        "cvae",
+        "cvae+balanced-online",
+    ]
     # The defaults are the bundled file's: what `make demo` runs.
     default = digits_config()
     assert default.seeds == [0, 1, 2] and default.methods["cvae"] == {"epochs": 150}
@@ -48,19 +56,20 @@ def test_demo_end_to_end_tiny(tmp_path, small_digits):
     data.update(seeds=2, dataset={"name": "test-small-digits"}, split={"test_size": 0.5})
     data["imbalance"]["ratios"] = [0.2]
     data["methods"]["cvae"]["epochs"] = 2
-    data["classifiers"]["cnn"]["epochs"] = 2
+    data["classifiers"]["resnet"]["steps"] = 2
+    data["methods"]["cvae+balanced-online"]["cvae"]["epochs"] = 2
     lines = []
     table = run_demo(parse_config(data), tmp_path / "out", progress=False, echo=lines.append)
-    for method in ("none", "random-oversampling", "classical", "cvae"):
+    for method in ("none", "random-oversampling", "classical", "logit-adjusted", "cvae"):
         assert f"\n{method} " in table
-    assert len(read_results(tmp_path / "out" / "results.jsonl")) == 8
+    assert len(read_results(tmp_path / "out" / "results.jsonl")) == 14
     assert (tmp_path / "out" / "report.md").read_text().startswith("# Benchmark report")
     png = (tmp_path / "out" / "plots" / "samples_ratio=0.2_cvae.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("balanced_accuracy" in line for line in lines)
     # A rerun finds every cell done and prints the same table.
     again = run_demo(parse_config(data), tmp_path / "out", progress=False, echo=lines.append)
-    assert again == table and any("8 already done, 0 to run" in line for line in lines)
+    assert again == table and any("14 already done, 0 to run" in line for line in lines)
 
 
 def test_cli_demo_rejects_bad_arguments(capsys):
@@ -85,7 +94,7 @@ def test_cli_demo_subprocess(tmp_path):
             "1",
             "--epochs",
             "2",
-            "--classifier-epochs",
+            "--classifier-steps",
             "1",
             "--quiet",
         ],

@@ -36,7 +36,7 @@ def tiny_medical():
     data = bundled_config("medical_demo")
     data["dataset"]["size"] = 16
     data["lesion"].update(n_train=40, n_test_per_class=6, classifier_size=8)
-    data["classifiers"]["cnn"]["epochs"] = 1
+    data["classifiers"]["resnet"]["steps"] = 1
     for entry in (
         data["methods"]["synthetic"],
         data["methods"]["synthetic+classical"]["synthetic"],

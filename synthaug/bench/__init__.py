@@ -7,7 +7,14 @@ against the baselines. A task type is one class following the :class:`Task` prot
 """
 
 from synthaug.bench._config import BenchConfig, bundled_config, load_config, parse_config
-from synthaug.bench._methods import METHODS, build_source, validate_method
+from synthaug.bench._methods import (
+    METHODS,
+    Recipe,
+    TrainingMethod,
+    build_recipe,
+    build_source,
+    validate_method,
+)
 from synthaug.bench._plots import save_sample_grid
 from synthaug.bench._report import summarize_results, write_report
 from synthaug.bench._results import load_records, read_results
@@ -34,9 +41,12 @@ __all__ = [
     "Cell",
     "CellContext",
     "DatasetRef",
+    "Recipe",
     "Task",
     "TaskResult",
+    "TrainingMethod",
     "build_classifier",
+    "build_recipe",
     "build_source",
     "bundled_config",
     "load_config",

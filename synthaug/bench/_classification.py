@@ -13,9 +13,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from synthaug._params import configure
 from synthaug.augment import AugmentedDataset
 from synthaug.bench._config import check_keys, fail, is_int
-from synthaug.bench._methods import build_source, has_generator, validate_method
+from synthaug.bench._methods import (
+    FULL_DATA,
+    build_recipe,
+    has_generator,
+    is_free_baseline,
+    training_params,
+    validate_method,
+)
 from synthaug.bench._task import (
     TASKS,
     BaseTask,
@@ -28,7 +36,7 @@ from synthaug.bench._task import (
     example_images,
 )
 from synthaug.data import ImageDataset, make_imbalanced
-from synthaug.metrics import classification_scores
+from synthaug.metrics import CLASSIFIERS, classification_scores
 
 _IMBALANCE_KEYS = ("minority_classes", "ratios", "counts")
 
@@ -45,13 +53,28 @@ class ClassificationTask(BaseTask):
     recalls.
 
     Its settings are the ``[imbalance]`` table; its methods are the registered augmentation
-    methods, generators and sample sources, alone or combined (``"cvae+classical"``).
+    methods, generators and sample sources, alone or combined (``"cvae+classical"``), the
+    free baselines that change the classifier's training (``"logit-adjusted"``), and the
+    ``"full-data"`` ceiling (the same classifier on the training split before the cut). A
+    training method runs only with classifiers that have its parameters (no sampler for
+    logistic regression). Every cell records ``train_steps`` (the classifier's optimiser
+    steps: the config's budget, equal for every method) and, among its timings,
+    ``fit_seconds`` (what the method's own fitting cost, reused generator fits included).
     """
 
     settings_table = "imbalance"
     baselines = ("none", "classical")
-    example = '["none", "smote", "classical", "cvae"]'
+    references = (FULL_DATA,)
+    example = '["none", "smote", "classical", "logit-adjusted", "cvae"]'
     reported = ("balanced_accuracy", "macro_f1", "gmean", "minority_recall")
+
+    def applies(self, method: str, params: dict[str, Any], classifier: str) -> bool:
+        accepted = CLASSIFIERS.accepted_params(classifier)
+        wanted = training_params(method, params)
+        return accepted is None or all(k in accepted for k in wanted)
+
+    def is_free_baseline(self, method: str, params: dict[str, Any]) -> bool:
+        return is_free_baseline(method, params)
 
     def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
         return imbalance_settings(table)
@@ -65,6 +88,7 @@ class ClassificationTask(BaseTask):
         imb = cell.settings
         with ctx.timed("imbalance"):
             train, test = dataset.split(cell.split["test_size"], seed=seed)
+            full = train
             if "counts" in imb:
                 train = make_imbalanced(train, counts=imb["counts"], seed=seed)
                 counts = train.class_counts()
@@ -76,14 +100,19 @@ class ClassificationTask(BaseTask):
                     train, ratio=imb["ratio"], minority_classes=minority, seed=seed
                 )
         with ctx.timed("augment"):
-            source, reused = build_source(
+            recipe = build_recipe(
                 cell.method, cell.method_params, train, seed=seed, device=ctx.device
             )
+            source = recipe.source
             augmented = train if source is None else AugmentedDataset(train, source, seed=seed)
-        if reused:
-            ctx.timings["augment_reused_fit"] = reused
+            if cell.method == FULL_DATA:
+                augmented = full
+        if recipe.reused_seconds:
+            ctx.timings["augment_reused_fit"] = recipe.reused_seconds
         with ctx.timed("classifier_fit"):
-            clf = build_classifier(cell, ctx.device).fit(augmented)
+            clf = build_classifier(cell, ctx.device)
+            configure(clf, **recipe.classifier_params)
+            clf.fit(augmented)
         with ctx.timed("evaluate"):
             pred = clf.predict(test.images)
             labels = [dataset.classes.index(c) if isinstance(c, str) else int(c) for c in minority]
@@ -93,8 +122,11 @@ class ClassificationTask(BaseTask):
                 minority_classes=labels,
                 labels=range(dataset.n_classes),
             )
-        scores["n_train_real"] = len(train)
-        scores["n_train_synthetic"] = len(augmented) - len(train)
+        scores["n_train_real"] = len(train) if cell.method != FULL_DATA else len(full)
+        scores["n_train_synthetic"] = len(augmented) - scores["n_train_real"]
+        scores["train_steps"] = getattr(clf, "n_steps_", None)
+        # A timing, not a metric: the same cell gives the same metrics, never the same seconds.
+        ctx.timings["fit_seconds"] = ctx.timings["augment"] + recipe.reused_seconds
         samples = None
         if train.is_image and has_generator(cell.method, cell.method_params):
             samples = example_images(train, augmented)

@@ -52,10 +52,11 @@ from synthaug.bench._task import (
     Cell,
     DatasetRef,
     Setting,
+    classifier_name,
     get_task,
     stable_hash,
 )
-from synthaug.data import DATASETS
+from synthaug.data import DATASETS, POOLS
 from synthaug.errors import DataFileError, InvalidParameterError
 from synthaug.metrics import CLASSIFIERS
 from synthaug.registry import Registry
@@ -77,6 +78,8 @@ _COMMON_KEYS = (
     "baselines",
 )
 _SPLIT_KEYS = ("test_size",)
+# The classifier of a config without [classifiers]: the residual CNN for 1,000 Adam steps.
+DEFAULT_STEPS = 1000
 # Parameters the harness sets per cell; a config may not set them.
 HARNESS_PARAMS = ("seed", "device", "verbose")
 
@@ -128,7 +131,8 @@ class BenchConfig:
 
     def cells(self) -> list[Cell]:
         """Every cell of the grid, seed-major so that early results already compare methods."""
-        table = get_task(self.task).settings_table
+        task = get_task(self.task)
+        table = task.settings_table
         return [
             Cell(
                 task=self.task,
@@ -148,11 +152,13 @@ class BenchConfig:
             for setting in self.settings
             for method, method_params in self.methods.items()
             for clf, clf_params in self.classifiers.items()
+            if task.applies(method, method_params, classifier_name(clf, clf_params))
         ]
 
 
-def load_config(path: str | Path, *, quick: bool = False) -> BenchConfig:
-    """Read and validate a TOML grid; ``quick`` merges its ``[quick]`` table over the rest.
+def load_config(path: str | Path, *, quick: bool = False, tune: bool = False) -> BenchConfig:
+    """Read and validate a TOML grid; ``quick`` merges its ``[quick]`` table over the rest;
+    ``tune`` runs it on the development pool (``[dataset] pool = "development"``).
 
     Examples
     --------
@@ -168,6 +174,10 @@ def load_config(path: str | Path, *, quick: bool = False) -> BenchConfig:
         data = tomllib.loads(text)
     except ValueError as exc:  # tomllib.TOMLDecodeError derives from ValueError
         raise InvalidParameterError(f"{path}: not valid TOML: {exc}") from exc
+    if tune:
+        data.setdefault("dataset", {})
+        if isinstance(data["dataset"], dict):
+            data["dataset"]["pool"] = "development"
     return parse_config(data, quick=quick, source=str(path))
 
 
@@ -309,11 +319,18 @@ def parse_config(
     if not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
         raise fail("dataset.name", 'missing; give the data set\'s registered name, e.g. "digits"')
     lookup(DATASETS, ds["name"], "dataset.name")
-    params = {k: v for k, v in ds.items() if k != "name"}
+    params = {k: v for k, v in ds.items() if k not in ("name", "pool")}
     check_keywords(DATASETS.accepted_params(ds["name"]), params, "dataset")
-    dataset = {"name": ds["name"], "params": params}
+    pool = ds.get("pool", "evaluation")
+    if pool not in POOLS:
+        raise fail(
+            "dataset.pool",
+            f"must be one of {', '.join(POOLS)}, got {pool!r} (reported grids use "
+            f"'evaluation'; tuning uses 'development')",
+        )
+    dataset = {"name": ds["name"], "params": params, "pool": pool}
 
-    settings = task.parse_settings(data.get(own_table, {}), DatasetRef(ds["name"], params))
+    settings = task.parse_settings(data.get(own_table, {}), DatasetRef(ds["name"], params, pool))
 
     split = check_keys(data.get("split", {}), _SPLIT_KEYS, "split")
     test_size = split.get("test_size", 0.4)
@@ -326,15 +343,35 @@ def parse_config(
     split = {"test_size": float(test_size)}
 
     if task.uses_classifiers:
-        classifiers = _params_table(data.get("classifiers", ["cnn"]), "classifiers")
+        classifiers = _params_table(
+            data.get("classifiers", {"resnet": {"steps": DEFAULT_STEPS}}), "classifiers"
+        )
         for clf, clf_params in classifiers.items():
-            lookup(CLASSIFIERS, clf, "classifiers")
-            check_keywords(
-                CLASSIFIERS.accepted_params(clf),
-                clf_params,
-                f"classifiers.{clf}",
-                skip=("seed", "device"),
+            registered = classifier_name(clf, clf_params)
+            if not isinstance(registered, str):
+                raise fail(f"classifiers.{clf}.classifier", "must be a classifier name")
+            lookup(
+                CLASSIFIERS,
+                registered,
+                f"classifiers.{clf}" if registered != clf else "classifiers",
             )
+            own = CLASSIFIERS.accepted_params(registered)
+            accepted = None if own is None else [*own, "classifier"]
+            check_keywords(accepted, clf_params, f"classifiers.{clf}", skip=("seed", "device"))
+            for key in ("loss", "sampler", "mixup", "augment"):
+                if key in clf_params:
+                    raise fail(
+                        f"classifiers.{clf}.{key}",
+                        "set by the training methods (class-weighted, logit-adjusted, "
+                        "balanced-online, mixup) per cell, so that every method starts from "
+                        "the same classifier; remove it",
+                    )
+            if "steps" in (own or []) and "steps" not in clf_params:
+                raise fail(
+                    f"classifiers.{clf}",
+                    "give steps = N, the optimiser-step budget every method gets (epochs "
+                    "would give a topped-up training set more steps than the imbalanced one)",
+                )
     elif "classifiers" in data:
         raise fail("classifiers", f"task {task_name!r} trains no downstream classifier; remove it")
     else:

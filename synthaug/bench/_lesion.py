@@ -42,9 +42,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synthaug._params import configure
 from synthaug.augment import AugmentedDataset
 from synthaug.bench._config import check_keys, fail, is_int
-from synthaug.bench._methods import build_source, has_generator, method_parts, validate_method
+from synthaug.bench._methods import (
+    FULL_DATA,
+    build_recipe,
+    has_generator,
+    method_parts,
+    training_params,
+    validate_method,
+)
 from synthaug.bench._task import (
     TASKS,
     BaseTask,
@@ -59,7 +67,7 @@ from synthaug.bench._task import (
 from synthaug.data import DATASETS, ImageDataset, load_dicom_folder, write_dicom
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import GENERATORS
-from synthaug.metrics import binary_scores
+from synthaug.metrics import CLASSIFIERS, binary_scores
 
 _LESION_KEYS = ("n_train", "lesion_fraction", "n_test_per_class", "classifier_size", "dicom")
 LESION = "lesion"
@@ -69,6 +77,9 @@ def lesion_counts(n_train: int, lesion_fraction: float) -> tuple[int, int]:
     """``(normal, lesion)`` training slices: at least 2 lesion slices."""
     n_lesion = max(2, round(n_train * lesion_fraction))
     return n_train - n_lesion, n_lesion
+
+
+_DEVELOPMENT_SEEDS = 10**9
 
 
 @TASKS.register("lesion")
@@ -142,17 +153,31 @@ class LesionTask(BaseTask):
         ]
 
     def validate_method(self, name: str, params: dict[str, Any]) -> None:
+        if name == FULL_DATA or params.get("method") == FULL_DATA:
+            raise fail(f"methods.{name}", f"{FULL_DATA!r} is a classification-task row only")
         validate_method(name, params)
+
+    def test_fraction(self, cell: dict[str, Any]) -> float | None:
+        return None  # every seed draws fresh phantoms: the seeds are independent
+
+    def applies(self, method: str, params: dict[str, Any], classifier: str) -> bool:
+        accepted = CLASSIFIERS.accepted_params(classifier)
+        return accepted is None or all(k in accepted for k in training_params(method, params))
 
     def load(self, cell: Cell) -> dict[str, ImageDataset]:
         """The seed's training and test phantoms (the loader must take ``n_per_class`` and
-        ``seed``, as :func:`~synthaug.data.make_phantoms` does)."""
+        ``seed``, as :func:`~synthaug.data.make_phantoms` does); the development pool draws
+        them from seeds offset by a billion."""
         name, params = cell.dataset["name"], cell.dataset.get("params", {})
         counts = (cell.settings["n_normal"], cell.settings["n_lesion"])
         n_test = cell.settings["n_test_per_class"]
+        # Generated data: the development pool is phantoms drawn from seeds no reported cell
+        # uses (reported cells use seeds 2s and 2s + 1).
+        development = cell.dataset.get("pool") == "development"
+        base = 2 * cell.seed + (_DEVELOPMENT_SEEDS if development else 0)
         return {
-            "train": DATASETS.create(name, n_per_class=counts, seed=2 * cell.seed, **params),
-            "test": DATASETS.create(name, n_per_class=n_test, seed=2 * cell.seed + 1, **params),
+            "train": DATASETS.create(name, n_per_class=counts, seed=base, **params),
+            "test": DATASETS.create(name, n_per_class=n_test, seed=base + 1, **params),
         }
 
     def run(self, cell: Cell, ctx: CellContext) -> TaskResult:
@@ -170,9 +195,10 @@ class LesionTask(BaseTask):
             metrics["max_round_trip_error"] = error
         lesion = train.classes.index(LESION) if LESION in train.classes else 1
         with ctx.timed("augment"):
-            source, reused = build_source(
+            recipe = build_recipe(
                 cell.method, cell.method_params, train, seed=cell.seed, device=ctx.device
             )
+            source, reused = recipe.source, recipe.reused_seconds
             augmented = train if source is None else AugmentedDataset(train, source, seed=cell.seed)
         if reused:
             ctx.timings["augment_reused_fit"] = reused
@@ -192,7 +218,9 @@ class LesionTask(BaseTask):
             pooled = ImageDataset(
                 _pool(augmented.images, size), augmented.labels, augmented.classes
             )
-            clf = build_classifier(cell, ctx.device).fit(pooled)
+            clf = build_classifier(cell, ctx.device)
+            configure(clf, **recipe.classifier_params)
+            clf.fit(pooled)
         with ctx.timed("evaluate"):
             proba = clf.predict_proba(_pool(test.images, size))[:, lesion]
             scores = binary_scores(test.labels.numpy(), proba, positive=lesion)

@@ -1,10 +1,14 @@
 """Benchmark methods: how a grid turns its training set into a fitted sample source.
 
-A method name in ``[methods]`` resolves, in this order, to a function registered in
-:data:`METHODS` (``"none"``, or a user's own), a generator of
+A method name in ``[methods]`` resolves, in this order, to an entry of :data:`METHODS`
+(``"none"``, the ``"full-data"`` ceiling, the free baselines that change how the downstream
+classifier trains — ``"class-weighted"``, ``"logit-adjusted"``, ``"balanced-online"``,
+``"mixup"`` — or a user's own function), a generator of
 :data:`~synthaug.generators.GENERATORS` (``"cvae"``, ``"perclass-vae"``) or a sample source
 of :data:`~synthaug.augment.SOURCES` (``"classical"``, ``"smote"``). ``"a+b"`` mixes the
-sources of ``a`` and ``b`` (:class:`~synthaug.augment.MixedSource`). A method's table may name
+sources of ``a`` and ``b`` (:class:`~synthaug.augment.MixedSource`) and applies the classifier
+training of any training method among the parts (``"cvae+balanced-online"``: a CVAE top-up,
+then class-balanced batches with online augmentation). A method's table may name
 the registered method it configures with ``method = "..."``, so one grid can hold variants
 (``cvae-small = { method = "cvae", latent_dim = 4 }``).
 """
@@ -15,6 +19,8 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from synthaug._params import configure
@@ -27,7 +33,49 @@ from synthaug.registry import Registry
 
 METHODS: Registry = Registry("method")
 """Benchmark methods that are plain functions ``fn(train, *, seed, device, **params)``
-returning a fitted sample source, or ``None`` for no augmentation (``"none"``)."""
+returning a fitted sample source, or ``None`` for no augmentation (``"none"``), and
+:class:`TrainingMethod` entries (free baselines that change the classifier's training)."""
+
+# The ceiling row: the classification task trains on the training split before any cut.
+FULL_DATA = "full-data"
+
+
+@dataclass(frozen=True)
+class TrainingMethod:
+    """A free baseline: no samples added; the downstream classifier trains differently.
+
+    Its ``classifier_params`` are set on the cell's classifier (``{"loss":
+    "class-weighted"}``); a config may override their values in the method's table
+    (``mixup = { mixup = 0.4 }``). A classifier without those parameters (logistic
+    regression has no sampler) does not run the method: the grid leaves that pair out.
+    """
+
+    description: str
+    classifier_params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __call__(self, train: ImageDataset, *, seed: int, device: str, **params: Any) -> None:
+        return None
+
+
+@dataclass
+class Recipe:
+    """What a method makes of a training set: samples to add and how to train on them.
+
+    Attributes
+    ----------
+    source : fitted sample source or None
+        ``None``: no samples added.
+    classifier_params : dict
+        Parameters set on the downstream classifier before it trains.
+    reused_seconds : float
+        Fit seconds of generators reused from an earlier cell of this process (their cost,
+        not paid again here).
+    """
+
+    source: Any
+    classifier_params: dict[str, Any]
+    reused_seconds: float = 0.0
+
 
 # Generators fitted in this process, reused by cells that ask for the same fit (``cvae`` and
 # ``cvae+classical`` of one seed): identical inputs give identical weights on the CPU.
@@ -39,6 +87,41 @@ _MAX_FITS = 4
 def no_augmentation(train: ImageDataset, *, seed: int, device: str) -> None:
     """Train on the imbalanced data as it is: the row every table must have."""
     return None
+
+
+@METHODS.register(FULL_DATA)
+def full_data(train: ImageDataset, *, seed: int, device: str) -> None:
+    """The ceiling: the same classifier on the training split before the imbalance cut.
+
+    The classification task reads this name and skips the cut; the row shows how much of the
+    gap between ``none`` and the full data each method closes.
+    """
+    return None
+
+
+for _name, _doc, _params in (
+    (
+        "class-weighted",
+        "Cross-entropy weighted by inverse class frequency.",
+        {"loss": "class-weighted"},
+    ),
+    (
+        "logit-adjusted",
+        "Logit-adjusted loss (Menon et al., ICLR 2021; balanced softmax).",
+        {"loss": "logit-adjusted"},
+    ),
+    (
+        "balanced-online",
+        "Class-balanced batches with online classical augmentation of every class.",
+        {"sampler": "balanced", "augment": "jitter"},
+    ),
+    (
+        "mixup",
+        "Mixup (Zhang et al., ICLR 2018) on class-balanced batches.",
+        {"sampler": "balanced", "mixup": 0.2},
+    ),
+):
+    METHODS.register(_name, TrainingMethod(_doc, _params))
 
 
 def method_parts(name: str) -> list[str]:
@@ -76,11 +159,11 @@ def _split_params(name: str, params: dict[str, Any]) -> list[tuple[str, str, dic
 
 
 def kind_of(method: str, where: str) -> str:
-    """Which registry ``method`` lives in: ``"function"``, ``"generator"`` or ``"source"``."""
+    """What ``method`` is: ``"training"``, ``"function"``, ``"generator"`` or ``"source"``."""
     if not isinstance(method, str):
         raise fail(f"{where}.method", f"must be a method name, got {method!r}")
     if method in METHODS:
-        return "function"
+        return "training" if isinstance(METHODS.get(method), TrainingMethod) else "function"
     if method in GENERATORS:
         return "generator"
     if method in SOURCES:
@@ -95,14 +178,38 @@ def kind_of(method: str, where: str) -> str:
 
 def validate_method(name: str, params: dict[str, Any]) -> None:
     """Check up front that ``name`` resolves and ``params`` fit it; errors name the bad key."""
-    for part, method, sub in _split_params(name, params):
+    parts = _split_params(name, params)
+    if FULL_DATA in [method for _, method, _ in parts] and len(parts) > 1:
+        raise fail(f"methods.{name}", f"{FULL_DATA!r} is the ceiling row; it takes no other part")
+    for part, method, sub in parts:
         where = f"methods.{name}" if part == name else f"methods.{name}.{part}"
         validate_single(method, sub, where)
+    training_params(name, params)
+
+
+def training_params(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The classifier parameters the training methods among ``name``'s parts set.
+
+    Two parts may not set the same parameter (``class-weighted+logit-adjusted`` both set the
+    loss): that is an error naming the method.
+    """
+    out: dict[str, Any] = {}
+    for _, method, sub in _split_params(name, params):
+        if kind_of(method, f"methods.{name}") != "training":
+            continue
+        for key, value in {**METHODS.get(method).classifier_params, **sub}.items():
+            if key in out:
+                raise fail(f"methods.{name}", f"two parts set the classifier's {key!r}")
+            out[key] = value
+    return out
 
 
 def validate_single(method: str, params: dict[str, Any], where: str) -> None:
     """Check one registered method and its parameters; errors start with ``where``."""
     kind = kind_of(method, where)
+    if kind == "training":
+        check_keywords(list(METHODS.get(method).classifier_params), params, where)
+        return
     if kind == "function":
         accepted = METHODS.accepted_params(method)
         check_keywords(accepted, params, where, skip=("train", "seed", "device"))
@@ -136,6 +243,8 @@ def build_part(
     """Fit one registered method on ``train``; returns the source and the seconds a reused
     generator fit took (0 when fitted here)."""
     kind = kind_of(method, "methods")
+    if kind == "training":
+        return None, 0.0
     if kind == "function":
         return METHODS.get(method)(train, seed=seed, device=device, **params), 0.0
     if kind == "source":
@@ -157,32 +266,49 @@ def build_part(
 def build_source(
     name: str, params: dict[str, Any], train: ImageDataset, *, seed: int, device: str
 ) -> tuple[Any, float]:
-    """Fit the method ``name`` (possibly combined) on ``train``.
+    """Fit the sample sources of the method ``name`` (possibly combined) on ``train``.
 
     Returns
     -------
     source : sample source or None
-        ``None`` means no augmentation.
+        ``None`` means no samples added (``none`` and the training methods).
     reused_seconds : float
         Fit seconds of generators reused from an earlier cell of this process (their cost,
         not paid again here).
     """
     parts = _split_params(name, params)
-    if len(parts) == 1:
-        _, method, sub = parts[0]
-        source, reused = build_part(method, sub, train, seed=seed, device=device)
-        return source, reused
     sources, reused = [], 0.0
     for i, (_, method, sub) in enumerate(parts):
+        # Part i draws from its own seed, so "cvae" and "cvae+classical" share one CVAE fit.
         source, seconds = build_part(method, sub, train, seed=seed + 104729 * i, device=device)
-        sources.append(source)
+        if source is not None:
+            sources.append(source)
         reused += seconds
+    if len(sources) <= 1:
+        return (sources[0] if sources else None), reused
     return MixedSource(sources, prefit=True).fit(train), reused
+
+
+def build_recipe(
+    name: str, params: dict[str, Any], train: ImageDataset, *, seed: int, device: str
+) -> Recipe:
+    """The method ``name`` applied to ``train``: its fitted samples and its classifier
+    training (see :class:`Recipe`)."""
+    source, reused = build_source(name, params, train, seed=seed, device=device)
+    return Recipe(source, training_params(name, params), reused)
 
 
 def has_generator(name: str, params: dict[str, Any]) -> bool:
     """Whether any part of the method ``name`` is a generator (its samples are worth a look)."""
     return any(method in GENERATORS for _, method, _ in _split_params(name, params))
+
+
+def is_free_baseline(name: str, params: dict[str, Any]) -> bool:
+    """Whether ``name`` is a free baseline: it changes the data or the training without a
+    generator (``random-oversampling``, ``classical``, ``logit-adjusted`` ...), and is neither
+    ``none`` nor the ``full-data`` ceiling."""
+    parts = [method for _, method, _ in _split_params(name, params)]
+    return not any(m in GENERATORS or m in ("none", FULL_DATA) for m in parts)
 
 
 def _fit_key(

@@ -1,11 +1,12 @@
 """Reports of a benchmark folder: Markdown, CSV and LaTeX tables, plots.
 
 Per setting, classifier and method: the mean of each metric across seeds with a 95%
-Student-t confidence interval, and the paired difference to each baseline method (``none``
-and ``classical`` for classification; the config's ``baselines``) over the same seeds, so the
-same splits, with its own 95% t-interval and a two-sided Wilcoxon signed-rank test (Wilcoxon,
-1945). With 5 seeds the smallest possible two-sided p-value is 0.0625, with 3 seeds 0.25: read
-the p-values as evidence, not as a significance stamp. Tasks whose settings are replicates of
+interval, and the paired difference to each baseline method (``none`` and ``classical`` for
+classification; the config's ``baselines``) and to the best free baseline of the table, over
+the same seeds, so the same splits. When seeds re-split one data set, intervals and tests use
+the corrected resampled t (Nadeau & Bengio, 2003), since overlapping training sets make the
+seeds' results dependent; the p-values of a table are Holm-adjusted together, and each
+comparison counts wins, ties and losses over seeds. Tasks whose settings are replicates of
 one question (the normal classes of the one-class protocol) also get a "mean over settings"
 block: per seed the mean across settings, then mean ± CI across seeds.
 """
@@ -26,9 +27,18 @@ from synthaug.bench._plots import save_plots, save_sample_grids, where_parts
 from synthaug.bench._results import CONFIG, RESULTS, load_records
 from synthaug.bench._task import TASKS, Task
 from synthaug.errors import DataFileError
-from synthaug.metrics import mean_ci, paired_differences, paired_gain
+from synthaug.metrics import (
+    corrected_t,
+    holm,
+    mean_ci,
+    paired_differences,
+    paired_gain,
+    win_tie_loss,
+)
 
 BASELINES = ("none", "classical")
+# The comparison with the best free baseline of each table is named like a baseline.
+BEST_FREE = "best-free"
 _FIELDS = (
     "task",
     "dataset",
@@ -41,14 +51,26 @@ _FIELDS = (
     "ci95_low",
     "ci95_high",
     "ci95_half_width",
+    "interval",
     "best",
+    "best_free",
+    "gap_closed",
 )
 MEAN_SETTING = "mean over settings"
 
 
 def csv_fields(baselines: Sequence[str] = BASELINES) -> tuple[str, ...]:
-    """The CSV columns: the summary, then gain, its CI half-width, p and pairs per baseline."""
-    per = ("gain_vs_{}", "ci95_gain_vs_{}", "p_vs_{}", "n_pairs_vs_{}")
+    """The CSV columns: the summary, then per baseline the paired gain, its CI half-width, the
+    t-test p, the Holm-adjusted p, the Wilcoxon p, wins/ties/losses and the pairs used."""
+    per = (
+        "gain_vs_{}",
+        "ci95_gain_vs_{}",
+        "p_vs_{}",
+        "p_holm_vs_{}",
+        "wilcoxon_p_vs_{}",
+        "wtl_vs_{}",
+        "n_pairs_vs_{}",
+    )
     return _FIELDS + tuple(f.format(b) for b in baselines for f in per)
 
 
@@ -130,10 +152,30 @@ def _mean_over_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _test_fraction(task: str, cell: dict[str, Any]) -> float | None:
+    t = _task(task)
+    return None if t is None or "split" not in cell else t.test_fraction(cell)
+
+
+def _is_free(task: str, cell: dict[str, Any]) -> bool:
+    t = _task(task)
+    return t is not None and t.is_free_baseline(cell["method"], cell.get("method_params", {}))
+
+
 def summarize_results(
     records: list[dict[str, Any]], baselines: Sequence[str] | None = None
 ) -> list[dict[str, Any]]:
     """One row per (task, dataset, setting, classifier, method, metric): see :func:`csv_fields`.
+
+    Means and paired differences get t-intervals; when the task's seeds re-split one data set
+    (:meth:`~synthaug.bench.Task.test_fraction`), the corrected resampled t of Nadeau & Bengio
+    (2003), else the plain t (``interval`` says which). Each difference is tested with the
+    same t (two-sided) and the p-values of a table (setting x classifier x metric) are
+    Holm-adjusted together (``p_holm_vs_*``); ``wtl_vs_*`` counts the seeds a method wins,
+    ties and loses. Tasks with free baselines also compare every method with the best of
+    them in the table (``best_free``, the ``best-free`` columns); with a ``none`` row and a
+    reference ceiling (``full-data``), ``gap_closed`` is the share of the gap between them a
+    method closes.
 
     Parameters
     ----------
@@ -145,24 +187,42 @@ def summarize_results(
     """
     records = records + _mean_over_settings(records)
     groups: dict[tuple, dict[str, dict[int, dict[str, float]]]] = {}
+    cells: dict[tuple, dict[str, dict[str, Any]]] = {}
+    fractions: dict[tuple, float | None] = {}
     for r in records:
         c = r["cell"]
         key = (c["task"], c["dataset"]["name"], c["setting"], c["classifier"])
         groups.setdefault(key, {}).setdefault(c["method"], {})[r["seed"]] = r["metrics"]
+        cells.setdefault(key, {})[c["method"]] = c
+        fractions.setdefault(key, _test_fraction(c["task"], c))
     rows = []
-    for (task, dataset, setting, classifier), by_method in groups.items():
+    for key, by_method in groups.items():
+        task, dataset, setting, classifier = key
+        fraction = fractions[key]
         metrics = _reported_metrics(task, [r for r in records if r["cell"]["task"] == task])
         bases = list(baselines) if baselines is not None else default_baselines(task, by_method)
-        for metric in metrics:
+        free = [m for m in by_method if _is_free(task, cells[key][m])]
+        t = _task(task)
+        ceiling = next((m for m in (t.references if t else ()) if m in by_method), None)
+        for i, metric in enumerate(metrics):
             series = {
                 m: {s: v.get(metric) for s, v in by_seed.items()}
                 for m, by_seed in by_method.items()
             }
-            means = {}
+            means = {
+                m: mean_ci(list(v.values()), test_fraction=fraction)[0] for m, v in series.items()
+            }
+            higher = _best_is_highest(task, metric)
+            ranked = [m for m in free if not math.isnan(means[m])]
+            if i == 0 or not ranked:
+                # The best free baseline is chosen on the table's primary metric.
+                best_free = max(
+                    ranked, key=lambda m: means[m] if higher else -means[m], default=None
+                )
+            comparisons = [*bases, BEST_FREE] if best_free is not None else list(bases)
             block = []
             for method, values in series.items():
-                mean, half = mean_ci(list(values.values()))
-                means[method] = mean
+                mean, half = mean_ci(list(values.values()), test_fraction=fraction)
                 row = {
                     "task": task,
                     "dataset": dataset,
@@ -175,22 +235,65 @@ def summarize_results(
                     "ci95_low": mean - half,
                     "ci95_high": mean + half,
                     "ci95_half_width": half,
+                    "interval": "corrected resampled t" if fraction else "t",
+                    "best_free": best_free or "",
+                    "gap_closed": _gap_closed(means, method, ceiling),
                 }
-                for base in bases:
-                    if base in series and method != base:
-                        gain, p, n = paired_gain(values, series[base])
-                        gain_ci = mean_ci(paired_differences(values, series[base]))[1]
-                    else:
-                        gain, gain_ci, p, n = math.nan, math.nan, math.nan, 0
-                    row[f"gain_vs_{base}"], row[f"p_vs_{base}"] = gain, p
-                    row[f"ci95_gain_vs_{base}"], row[f"n_pairs_vs_{base}"] = gain_ci, n
+                for base in comparisons:
+                    other = best_free if base == BEST_FREE else base
+                    _compare(row, base, values, series.get(other), fraction, method != other)
                 block.append(row)
+            # Holm over every distinct comparison of the table (the best free baseline's
+            # column repeats a named baseline's comparisons when it is one of them).
+            pairs = {}
+            for row in block:
+                for base in comparisons:
+                    other = best_free if base == BEST_FREE else base
+                    pairs.setdefault(frozenset((row["method"], other)), row[f"p_vs_{base}"])
+            adjusted = dict(zip(pairs, holm(list(pairs.values())), strict=True))
+            for row in block:
+                for base in comparisons:
+                    other = best_free if base == BEST_FREE else base
+                    row[f"p_holm_vs_{base}"] = float(adjusted[frozenset((row["method"], other))])
             finite = [v for v in means.values() if not math.isnan(v)]
-            top = max(finite) if finite and _best_is_highest(task, metric) else math.nan
+            top = max(finite) if finite and higher else math.nan
             for row in block:
                 row["best"] = not math.isnan(top) and math.isclose(row["mean"], top, abs_tol=1e-12)
             rows.extend(block)
     return rows
+
+
+def _gap_closed(means: dict[str, float], method: str, ceiling: str | None) -> float:
+    """``(method - none) / (ceiling - none)``; NaN without both rows or with no gap."""
+    if ceiling is None or "none" not in means:
+        return math.nan
+    gap = means[ceiling] - means["none"]
+    if math.isnan(gap) or abs(gap) < 1e-12:
+        return math.nan
+    return (means[method] - means["none"]) / gap
+
+
+def _compare(
+    row: dict[str, Any],
+    base: str,
+    values: dict[int, float | None],
+    other: dict[int, float | None] | None,
+    fraction: float | None,
+    distinct: bool,
+) -> None:
+    """Fill ``row``'s columns for the paired comparison with ``base``."""
+    if other is None or not distinct:
+        gain = half = p = wilcoxon = math.nan
+        n, wtl = 0, ""
+    else:
+        diff = paired_differences(values, other)
+        n = len(diff)
+        gain, half, p = corrected_t(diff, test_fraction=fraction) if n else (math.nan,) * 3
+        wilcoxon = paired_gain(values, other)[1]
+        wtl = "/".join(str(k) for k in win_tie_loss(diff)) if n else ""
+    row[f"gain_vs_{base}"], row[f"ci95_gain_vs_{base}"] = gain, half
+    row[f"p_vs_{base}"], row[f"n_pairs_vs_{base}"] = p, n
+    row[f"wilcoxon_p_vs_{base}"], row[f"wtl_vs_{base}"] = wilcoxon, wtl
 
 
 def _baselines_in(rows: list[dict[str, Any]]) -> list[str]:
@@ -268,11 +371,82 @@ def _winners(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _gain_text(row: dict[str, Any], base: str) -> str:
-    gain, p, half = row[f"gain_vs_{base}"], row[f"p_vs_{base}"], row[f"ci95_gain_vs_{base}"]
+    gain, half = row[f"gain_vs_{base}"], row[f"ci95_gain_vs_{base}"]
     if math.isnan(gain):
         return "—"
     ci = "" if math.isnan(half) else f" ± {half:.3f}"
-    return f"{_signed(gain)}{ci} ({_p(p)})"
+    return f"{_signed(gain)}{ci} ({_p(row[f'p_holm_vs_{base}'])}; {row[f'wtl_vs_{base}']})"
+
+
+def _baseline_label(base: str, block: list[dict[str, Any]]) -> str:
+    best_free = block[0]["best_free"]
+    if base == BEST_FREE:
+        return f"best free ({best_free})"
+    return f"{base} (best free)" if base == best_free else base
+
+
+def _shown_baselines(block: list[dict[str, Any]]) -> list[str]:
+    """The comparison columns of a table: the best free baseline's only when it is not
+    already a named baseline's column."""
+    bases = _baselines_in(block)
+    if block[0]["best_free"] in bases:
+        bases = [b for b in bases if b != BEST_FREE]
+    return bases
+
+
+def _statistics_note(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
+    corrected = {
+        _test_fraction(r["cell"]["task"], r["cell"])
+        for r in records
+        if _test_fraction(r["cell"]["task"], r["cell"])
+    }
+    if corrected:
+        fractions = ", ".join(f"{f:g}" for f in sorted(corrected))
+        interval = (
+            "the corrected resampled t of Nadeau & Bengio (2003), because every seed re-splits "
+            f"the same data (variance x (1/k + n_test/n_train), test fraction {fractions}); "
+            "the plain t would be narrower and overconfident"
+        )
+    else:
+        interval = "the plain Student t (every seed draws fresh data)"
+    return (
+        f"Cells: mean ± 95% interval across seeds, from {interval}; best mean per column in "
+        "bold. Δ: mean paired difference (same seeds, same splits) ± its 95% interval, then "
+        "(the two-sided p-value of the same t, Holm-adjusted over every comparison of the "
+        "table; wins/ties/losses over seeds). The raw and Wilcoxon signed-rank p-values are in "
+        "report.csv."
+    )
+
+
+def _free_verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    """Per table, the best free baseline and every other method tested against it."""
+    lines = []
+    for (task, dataset, setting, clf), block in _blocks(rows).items():
+        primary = _metrics_in(block)[0]
+        mine = [r for r in block if r["metric"] == primary]
+        best_free = mine[0]["best_free"] if mine else ""
+        if not best_free:
+            continue
+        base = next(r for r in mine if r["method"] == best_free)
+        t = _task(task)
+        skip = {best_free, *(t.references if t else ())}
+        verdicts = []
+        for r in mine:
+            if r["method"] in skip or math.isnan(r[f"gain_vs_{BEST_FREE}"]):
+                continue
+            p = r[f"p_holm_vs_{BEST_FREE}"]
+            word = "above" if r[f"gain_vs_{BEST_FREE}"] > 0 else "below"
+            sig = "significant" if p < 0.05 else "not significant"
+            verdicts.append(
+                f"{r['method']} {_signed(r[f'gain_vs_{BEST_FREE}'])} ({word}, p_holm "
+                f"{_p(p)}, {sig})"
+            )
+        lines.append(
+            f"- {', '.join(where_parts(dataset, setting, clf))}: best free baseline "
+            f"**{best_free}** {primary} {_cell_text(base)}; "
+            + ("; ".join(verdicts) if verdicts else "no other method")
+        )
+    return lines
 
 
 def _overview(rows: list[dict[str, Any]], metric: str) -> str:
@@ -304,12 +478,19 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
     seeds = sorted({r["seed"] for r in records})
     out = io.StringIO()
     out.write("# Benchmark report\n\n")
+    pools = {r["cell"]["dataset"].get("pool", "all") for r in records}
+    if "development" in pools:
+        out.write(
+            "**Development pool (a tuning run): these numbers chose settings; do not report "
+            "them.**\n\n"
+        )
     out.write(
-        f"{len(records)} finished cells, seeds {seeds}. Cells: mean ± 95% t-interval across "
-        "seeds; best mean per column in bold. Δ: mean paired difference (same seeds, same "
-        "splits) ± its 95% t-interval, with the two-sided Wilcoxon signed-rank p-value.\n\n"
+        f"{len(records)} finished cells, seeds {seeds}. {_statistics_note(rows, records)}\n\n"
     )
     out.write("## Best method per setting\n\n" + "\n".join(_winners(rows)) + "\n")
+    verdicts = _free_verdicts(rows)
+    if verdicts:
+        out.write("\n## Against the best free baseline\n\n" + "\n".join(verdicts) + "\n")
     for task, dataset, clf in dict.fromkeys(
         (r["task"], r["dataset"], r["classifier"]) for r in rows
     ):
@@ -324,11 +505,12 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
     for (_, dataset, setting, clf), block in _blocks(rows).items():
         metrics = _metrics_in(block)
         primary = metrics[0]
-        bases = _baselines_in(block)
+        bases = _shown_baselines(block)
         n = max(r["n"] for r in block)
         out.write(f"\n## {' · '.join(where_parts(dataset, setting, clf))} ({n} seeds)\n\n")
-        header = ["method", *metrics]
-        header += [f"Δ {primary} vs {b} (p)" for b in bases]
+        gap = any(not math.isnan(r["gap_closed"]) for r in block if r["metric"] == primary)
+        header = ["method", *metrics] + (["gap closed"] if gap else [])
+        header += [f"Δ {primary} vs {_baseline_label(b, block)} (p_holm; W/T/L)" for b in bases]
         out.write("| " + " | ".join(header) + " |\n")
         out.write("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|\n")
         for method in _methods_in(block):
@@ -338,6 +520,8 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
                 text = _cell_text(row)
                 cells.append(f"**{text}**" if row["best"] else text)
             row = next(r for r in block if r["method"] == method and r["metric"] == primary)
+            if gap:
+                cells.append("" if math.isnan(row["gap_closed"]) else f"{row['gap_closed']:.0%}")
             cells += [_gain_text(row, b) for b in bases]
             out.write("| " + " | ".join(cells) + " |\n")
     out.write("\n## Mean seconds per cell and phase\n\n")
@@ -394,18 +578,21 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
     for (_, dataset, setting, clf), block in _blocks(rows).items():
         metrics = _metrics_in(block)
         primary = metrics[0]
-        bases = _baselines_in(block)
+        bases = _shown_baselines(block)
         n = max(r["n"] for r in block)
         where = ", ".join(_tex_escape(w) for w in where_parts(dataset, setting, clf))
         out.write("\\begin{table}[t]\n\\centering\n\\small\n")
         out.write(
             f"\\caption{{{where}: "
-            f"mean $\\pm$ 95\\% CI over {n} seeds; $\\Delta$ = paired gain in "
-            f"{_tex_escape(primary)}, Wilcoxon signed-rank $p$.}}\n"
+            f"mean $\\pm$ 95\\% CI over {n} seeds ({block[0]['interval']}); $\\Delta$ = "
+            f"paired gain in {_tex_escape(primary)}, Holm-adjusted $p$ of the same t.}}\n"
         )
         out.write("\\begin{tabular}{l" + "r" * (len(metrics) + len(bases)) + "}\n\\toprule\n")
         head = ["Method", *(_tex_escape(m) for m in metrics)]
-        head += [f"$\\Delta$ vs {_tex_escape(b)} ($p$)" for b in bases]
+        head += [
+            f"$\\Delta$ vs {_tex_escape(_baseline_label(b, block))} ($p_\\mathrm{{Holm}}$)"
+            for b in bases
+        ]
         out.write(" & ".join(head) + " \\\\\n\\midrule\n")
         for method in _methods_in(block):
             cells = [_tex_escape(method)]
@@ -415,7 +602,7 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
                 cells.append(f"\\textbf{{{text}}}" if row["best"] else text)
             row = next(r for r in block if r["method"] == method and r["metric"] == primary)
             for b in bases:
-                gain, p = row[f"gain_vs_{b}"], row[f"p_vs_{b}"]
+                gain, p = row[f"gain_vs_{b}"], row[f"p_holm_vs_{b}"]
                 cells.append("--" if math.isnan(gain) else f"${_signed(gain)}$ ({_p(p)})")
             out.write(" & ".join(cells) + " \\\\\n")
         out.write("\\bottomrule\n\\end{tabular}\n\\end{table}\n\n")

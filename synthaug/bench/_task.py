@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from synthaug._params import configure
-from synthaug.data import DATASETS, ImageDataset
+from synthaug.data import DATASETS, ImageDataset, select_pool
 from synthaug.errors import InvalidDataError
 from synthaug.metrics import CLASSIFIERS
 from synthaug.registry import Registry
@@ -46,15 +46,18 @@ class DatasetRef:
         The registered name (:data:`~synthaug.data.DATASETS`).
     params : dict
         The loader's parameters from ``[dataset]``.
+    pool : str
+        ``"evaluation"``, ``"development"`` or ``"all"`` (:func:`~synthaug.data.select_pool`).
 
     Calling it loads the data set (cached per process).
     """
 
     name: str
     params: dict[str, Any]
+    pool: str = "all"
 
     def __call__(self) -> ImageDataset:
-        return load_dataset({"name": self.name, "params": self.params})
+        return load_dataset({"name": self.name, "params": self.params, "pool": self.pool})
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ class Cell:
     task : str
         The registered task type.
     dataset : dict
-        ``{"name": registered data set, "params": {...}}``.
+        ``{"name": registered data set, "params": {...}, "pool": "evaluation"}``.
     split : dict
         ``{"test_size": float}``.
     setting : str
@@ -231,6 +234,24 @@ class Task(Protocol):
         """Run one cell."""
         ...
 
+    def applies(self, method: str, params: dict[str, Any], classifier: str) -> bool:
+        """Whether the grid has a cell for ``method`` with ``classifier`` (a method that
+        changes the classifier's training needs a classifier with those parameters)."""
+        ...
+
+    def is_free_baseline(self, method: str, params: dict[str, Any]) -> bool:
+        """Whether ``method`` is a free baseline (no generator; not the ``none`` row nor a
+        reference): the report names the best of them per table and tests every other
+        method against it."""
+        ...
+
+    def test_fraction(self, cell: dict[str, Any]) -> float | None:
+        """The share of the data each seed holds out for testing when seeds re-split one
+        data set (their training sets overlap), for the corrected resampled t of the report;
+        None when every seed draws fresh data. ``cell`` is the cell as recorded
+        (:meth:`Cell.to_dict`)."""
+        ...
+
 
 class BaseTask:
     """Defaults for the optional parts of :class:`Task`; subclass it for a new task type.
@@ -253,6 +274,17 @@ class BaseTask:
 
     def load(self, cell: Cell) -> Any:
         return load_dataset(cell.dataset)
+
+    def applies(self, method: str, params: dict[str, Any], classifier: str) -> bool:
+        return True
+
+    def is_free_baseline(self, method: str, params: dict[str, Any]) -> bool:
+        return False
+
+    def test_fraction(self, cell: dict[str, Any]) -> float | None:
+        # The harness's [split] is drawn anew from the same data for every seed.
+        test_size = cell.get("split", {}).get("test_size")
+        return None if test_size is None else float(test_size)
 
 
 def get_task(name: str) -> Task:
@@ -277,13 +309,31 @@ def _load_cached(name: str, params_json: str) -> ImageDataset:
 
 
 def load_dataset(spec: dict[str, Any]) -> ImageDataset:
-    """Load a cell's data set (cached per process: many cells share one data set)."""
-    return _load_cached(spec["name"], json.dumps(spec.get("params", {}), sort_keys=True))
+    """Load a cell's data set (cached per process: many cells share one data set).
+
+    ``spec["pool"]`` picks the part (:func:`~synthaug.data.select_pool`): ``"evaluation"``
+    for reported grids (a config's default), ``"development"`` for tuning, ``"all"`` (the
+    default of a spec without the key) for the whole data set.
+    """
+    data = _load_cached(spec["name"], json.dumps(spec.get("params", {}), sort_keys=True))
+    return _pool_cached(data, spec.get("pool", "all"))
+
+
+@functools.lru_cache(maxsize=4)
+def _pool_cached(data: ImageDataset, pool: str) -> ImageDataset:
+    return select_pool(data, pool)
+
+
+def classifier_name(name: str, params: dict[str, Any]) -> str:
+    """The registered classifier of a ``[classifiers]`` entry: its ``classifier = "..."`` key,
+    else the entry's own name (``resnet-500 = { classifier = "resnet", steps = 500 }``)."""
+    return params.get("classifier", name)
 
 
 def build_classifier(cell: Cell, device: str) -> Any:
     """The cell's unfitted downstream classifier, with the cell's seed and device."""
-    clf = CLASSIFIERS.create(cell.classifier, **cell.classifier_params)
+    params = {k: v for k, v in cell.classifier_params.items() if k != "classifier"}
+    clf = CLASSIFIERS.create(classifier_name(cell.classifier, cell.classifier_params), **params)
     configure(clf, seed=cell.seed, device=device)
     return clf
 

@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--quick", action="store_true", help="the config's reduced [quick] grid, for smoke runs"
     )
+    bench.add_argument(
+        "--tune",
+        action="store_true",
+        help="run on the data set's development pool (a fixed stratified 15%% that no reported "
+        "grid touches) to choose settings; the report says it is not for publication",
+    )
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(func=run)
 
@@ -50,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.ray_address and args.backend != "ray":
         raise InvalidParameterError("--ray-address needs --backend ray")
-    config = load_config(args.config, quick=args.quick)
+    config = load_config(args.config, quick=args.quick, tune=args.tune)
     run_bench(
         config,
         args.out,

@@ -51,10 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="generator training epochs (default: 150, medical 30)",
     )
     demo.add_argument(
-        "--classifier-epochs",
+        "--classifier-steps",
         type=positive_int,
         default=None,
-        help="CNN epochs (default: 30, medical 15)",
+        help="optimiser steps of the classifier, the same for every method (default: 1000, "
+        "medical 200)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument(
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             seeds=args.seeds,
             lesion_fraction=args.ratio,
             epochs=args.epochs,
-            classifier_epochs=args.classifier_epochs,
+            classifier_steps=args.classifier_steps,
             kind=args.kind,
             generator=args.generator,
         )
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             seeds=args.seeds,
             ratio=args.ratio,
             epochs=args.epochs,
-            classifier_epochs=args.classifier_epochs,
+            classifier_steps=args.classifier_steps,
         )
         out = args.out or "synthaug-demo"
     run_demo(config, out, progress=not args.quiet)
@@ -105,7 +106,7 @@ def digits_config(
     seeds: int | None = None,
     ratio: float | None = None,
     epochs: int | None = None,
-    classifier_epochs: int | None = None,
+    classifier_steps: int | None = None,
 ) -> BenchConfig:
     """The bundled ``digits_demo`` config with the demo's options (``None`` keeps the default)."""
     data = bundled_config("digits_demo")
@@ -115,8 +116,9 @@ def digits_config(
         data["imbalance"]["ratios"] = [ratio]
     if epochs is not None:
         data["methods"]["cvae"]["epochs"] = epochs
-    if classifier_epochs is not None:
-        data["classifiers"]["cnn"]["epochs"] = classifier_epochs
+    if classifier_steps is not None:
+        for params in data["classifiers"].values():
+            params["steps"] = classifier_steps
     return parse_config(data, source="bundled digits_demo.toml")
 
 
@@ -125,7 +127,7 @@ def medical_config(
     seeds: int | None = None,
     lesion_fraction: float | None = None,
     epochs: int | None = None,
-    classifier_epochs: int | None = None,
+    classifier_steps: int | None = None,
     kind: str | None = None,
     generator: str | None = None,
 ) -> BenchConfig:
@@ -144,8 +146,9 @@ def medical_config(
             entry["epochs"] = epochs
         if generator is not None:
             entry["method"] = generator
-    if classifier_epochs is not None:
-        data["classifiers"]["cnn"]["epochs"] = classifier_epochs
+    if classifier_steps is not None:
+        for params in data["classifiers"].values():
+            params["steps"] = classifier_steps
     return parse_config(data, source="bundled medical_demo.toml")
 
 

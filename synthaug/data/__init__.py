@@ -12,9 +12,13 @@ from synthaug.data._digits import load_digits
 from synthaug.data._files import load_image_folder, load_npz, save_image_folder, save_npz
 from synthaug.data._imbalance import make_imbalanced
 from synthaug.data._phantoms import LESION_GRADES, make_graded_phantoms, make_phantoms
+from synthaug.data._pool import POOLS, select_pool, split_pools
 from synthaug.data._registry import DATASETS
 
 __all__ = [
+    "POOLS",
+    "select_pool",
+    "split_pools",
     "DATASETS",
     "LESION_GRADES",
     "DicomDataset",
