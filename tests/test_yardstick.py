@@ -7,10 +7,20 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
-from synthaug.bench import load_config, parse_config, read_results, run_bench, summarize_results
+from synthaug.bench import (
+    bundled_config,
+    load_config,
+    parse_config,
+    read_results,
+    run_bench,
+    summarize_results,
+)
 from synthaug.bench._task import get_task, load_dataset
+from synthaug.bench._tstr import generator_params
+from synthaug.cli._demo import medical_config
 from synthaug.data import load_digits, split_pools
 from synthaug.errors import InvalidParameterError
 
@@ -191,3 +201,36 @@ def test_report_corrects_intervals_adjusts_p_and_finds_the_best_free_baseline():
     # Share of the none -> full-data gap closed.
     assert row["gap_closed"] == pytest.approx((0.908 - 0.70) / (0.952 - 0.70))
     assert ba["none"]["gap_closed"] == pytest.approx(0.0)
+
+
+def test_generated_phantoms_draw_the_development_pool_from_other_seeds():
+    reported = medical_config()
+    data = bundled_config("medical_demo")
+    data["dataset"]["pool"] = "development"
+    tuned = parse_config(data)
+    task = get_task("lesion")
+    a = task.load(reported.cells()[0])["train"].images
+    b = task.load(tuned.cells()[0])["train"].images
+    assert a.shape == b.shape and not torch.equal(a, b)
+    # Fresh phantoms per seed: the lesion task's seeds are independent, so the plain t.
+    assert task.test_fraction(reported.cells()[0].to_dict()) is None
+
+
+def test_tstr_variants_name_their_generator():
+    cfg = {
+        "task": "tstr",
+        "seeds": 1,
+        "dataset": {"name": "digits"},
+        "privacy": {"epsilons": [1.0]},
+        "classifiers": {"logreg": {}},
+        "methods": {
+            "real": {},
+            "cvae-b64": {"method": "cvae", "epochs": 2, "private": {"batch_size": 64}},
+        },
+    }
+    config = parse_config(cfg)
+    params = config.methods["cvae-b64"]
+    assert generator_params(params, 1.0) == {"epochs": 2, "batch_size": 64}
+    cfg["methods"]["x"] = {"method": "nope"}
+    with pytest.raises(InvalidParameterError, match=r"methods\.x: task 'tstr' compares"):
+        parse_config(cfg)

@@ -22,6 +22,7 @@ Config::
     [methods]
     real = {}                     # the real training split itself: the ceiling, and the risk
     cvae = { epochs = 100, private = { epochs = 60, batch_size = 128 } }
+    cvae-b256 = { method = "cvae", private = { epochs = 30, batch_size = 256 } }   # a variant
 
 Per cell (privacy budget x method x classifier x seed): the seed's stratified split; the
 generator trained on the training part (with ``dp=synthaug.DP(epsilon, ...)`` for a finite
@@ -77,7 +78,7 @@ def _number(v: Any) -> bool:
 
 def generator_params(params: dict[str, Any], epsilon: float | None) -> dict[str, Any]:
     """The generator's parameters for one budget: ``private`` overrides apply under DP."""
-    own = {k: v for k, v in params.items() if k != "private"}
+    own = {k: v for k, v in params.items() if k not in ("private", "method")}
     if epsilon is not None:
         own.update(params.get("private", {}))
     return own
@@ -150,11 +151,13 @@ class TSTRTask(BaseTask):
             if params:
                 raise fail(where, "the real data take no parameters")
             return
-        if name not in GENERATORS:
+        generator = params.get("method", name)
+        if generator not in GENERATORS:
             raise fail(
                 where,
                 f"task 'tstr' compares generators; use {REAL!r} or one of "
-                f"{', '.join(GENERATORS.list())}",
+                f"{', '.join(GENERATORS.list())} (a variant names its generator: "
+                f'cvae-small = {{ method = "cvae", ... }})',
             )
         if "dp" in params:
             raise fail(f"{where}.dp", "set per setting from [privacy] epsilons; remove it")
@@ -163,8 +166,8 @@ class TSTRTask(BaseTask):
             raise fail(f"{where}.private", "must be a table of generator parameters")
         if "dp" in private:
             raise fail(f"{where}.private.dp", "set from [privacy] epsilons; remove it")
-        validate_method(name, generator_params(params, None))
-        validate_method(name, generator_params(params, 1.0))
+        validate_method(generator, generator_params(params, None))
+        validate_method(generator, generator_params(params, 1.0))
 
     def run(self, cell: Cell, ctx: CellContext) -> TaskResult:
         dataset: ImageDataset = ctx.data
@@ -186,7 +189,7 @@ class TSTRTask(BaseTask):
                 )
             params = generator_params(cell.method_params, epsilon)
             with ctx.timed("generator_fit"):
-                model = GENERATORS.create(cell.method, **params)
+                model = GENERATORS.create(cell.method_params.get("method", cell.method), **params)
                 configure(model, seed=seed, device=ctx.device, verbose=False, dp=dp)
                 model.fit(train)
             with ctx.timed("sample"):
