@@ -50,7 +50,10 @@ def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
             if (r["dataset"], r["classifier"], r["metric"]) == (dataset, clf, metric)
         ]
         settings = list(dict.fromkeys(r["setting"] for r in mine))
-        fig = Figure(figsize=(3.2 * len(settings) + 0.5, 3.4))
+        # Wide enough that each method's label has room of its own, however long the grid.
+        n_methods = max(sum(r["setting"] == s for r in mine) for s in settings)
+        panel = max(3.2, 0.32 * n_methods + 0.6)
+        fig = Figure(figsize=(panel * len(settings) + 0.5, 3.4 if n_methods <= 10 else 4.4))
         axes = fig.subplots(1, len(settings), squeeze=False, sharey=True)
         for ax, setting in zip(axes[0], settings, strict=True):
             block = [r for r in mine if r["setting"] == setting]
@@ -92,30 +95,34 @@ def save_sample_grid(
     if real is not None:
         present |= set(real.labels.tolist())
     rows = sorted(present)
-    # Column 0 holds the class name, then real images, a blank spacer, synthetic images.
+    # One mosaic drawn by a single imshow: an axes per image cost about 2 s a grid.
     n_real = per_class if real is not None else 0
-    first_synth = n_real + 2 if real is not None else 1
+    first_synth = n_real + 1 if real is not None else 0  # a blank column between the halves
     cols = first_synth + per_class
-    fig = Figure(figsize=(cols * 0.6, len(rows) * 0.62 + 0.4))
-    axes = fig.subplots(len(rows), cols, squeeze=False)
+    height, width = synthetic.shape[-2:]
+    pad = max(1, height // 8)
+    cell_h, cell_w = height + pad, width + pad
+    canvas = np.ones((len(rows) * cell_h + pad, cols * cell_w + pad, 3), dtype=np.float32)
     for row, c in enumerate(rows):
-        reals = real.images[real.labels == c][:per_class] if real is not None else []
+        reals = real.images[real.labels == c][:per_class] if real is not None else synthetic[:0]
         synths = synthetic[synthetic_labels == c][:per_class]
-        for col in range(cols):
-            ax = axes[row, col]
-            ax.axis("off")
-            img = None
-            if 1 <= col <= n_real and col - 1 < len(reals):
-                img = reals[col - 1]
-            elif col >= first_synth and col - first_synth < len(synths):
-                img = synths[col - first_synth]
-            if img is not None:
-                shown = img[0] if img.shape[0] == 1 else img.permute(1, 2, 0)
-                ax.imshow(shown.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        label = names[c] if c < len(names) else str(c)
-        axes[row, 0].text(
-            0.9, 0.5, label, transform=axes[row, 0].transAxes, ha="right", va="center"
-        )
+        placed = [(i, img) for i, img in enumerate(reals)]
+        placed += [(first_synth + i, img) for i, img in enumerate(synths)]
+        for col, img in placed:
+            rgb = img.float().clamp(0, 1).expand(3, -1, -1) if img.shape[0] == 1 else img[:3]
+            top, left = pad + row * cell_h, pad + col * cell_w
+            canvas[top : top + height, left : left + width] = rgb.permute(1, 2, 0).numpy()
+    fig = Figure(figsize=(cols * 0.6 + 0.6, len(rows) * 0.62 + 0.4))
+    ax = fig.subplots()
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks(
+        [pad + row * cell_h + height / 2 for row in range(len(rows))],
+        [names[c] if c < len(names) else str(c) for c in rows],
+    )
+    ax.tick_params(left=False)
+    for side in ax.spines.values():
+        side.set_visible(False)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout(pad=0.2)
     return _save(fig, Path(path))
