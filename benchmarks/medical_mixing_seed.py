@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/medical-same-seed")
     parser.add_argument("--kind", choices=("chest", "brain"), default="chest")
     args = parser.parse_args(argv)
-    MixedSource.sample = same_seed_sample  # this process only
-    return synthaug_main(["demo", "--medical", "--kind", args.kind, "--out", args.out, "--quiet"])
+    MixedSource.sample = same_seed_sample  # this process only, hence one job
+    argv = ["demo", "--medical", "--kind", args.kind, "--out", args.out, "--jobs", "1"]
+    return synthaug_main([*argv, "--quiet"])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from synthaug.bench import (
     write_report,
 )
 from synthaug.bench._report import format_csv, format_latex
+from synthaug.bench._runner import fit_groups
 from synthaug.cli import main
 from synthaug.data import DATASETS, ImageDataset
 from synthaug.errors import (
@@ -353,6 +354,52 @@ seeds = 1
     assert main(["report", str(tmp_path / "nothing")]) == 1
     assert "no results.jsonl" in capsys.readouterr().err
     assert main(["bench", str(config), "--out", str(out), "--ray-address", "auto"]) == 1
+
+
+def test_cells_that_share_a_generator_fit_run_together_and_fit_once(tmp_path):
+    methods = {
+        "none": {},
+        "cvae": {"epochs": 2},
+        "cvae+classical": {"cvae": {"epochs": 2}},
+        "classical+cvae": {"cvae": {"epochs": 2}},  # part 1 draws another seed: its own fit
+        "cvae-wide": {"method": "cvae", "epochs": 2, "latent_dim": 4},
+    }
+    cfg = parse_config(
+        tiny_config(
+            methods=methods,
+            classifiers={
+                "logreg": {"max_iter": 200},
+                "lr2": {"classifier": "logreg", "max_iter": 300},
+            },
+        )
+    )
+    batches = fit_groups(cfg.cells())
+    grouped = sorted(sorted((c.method, c.classifier) for c in b) for b in batches)
+
+    def both(*names):
+        return sorted((m, c) for m in names for c in ("logreg", "lr2"))
+
+    per_seed = [both("cvae", "cvae+classical"), both("classical+cvae"), both("cvae-wide")]
+    per_seed += [[("none", "logreg")], [("none", "lr2")]]
+    assert grouped == sorted(per_seed * 2)  # the same batches for each of the two seeds
+    assert all(len({c.seed for c in b}) == 1 for b in batches)
+
+    run_bench(cfg, tmp_path, jobs=2, progress=False, echo=quiet, report=False)
+    records = read_results(tmp_path / "results.jsonl")
+    for seed in (0, 1):
+        mine = [
+            r
+            for r in records
+            if r["seed"] == seed and r["cell"]["method"] in ("cvae", "cvae+classical")
+        ]
+        fitted = [r for r in mine if "augment_reused_fit" not in r["timings"]]
+        assert len(mine) == 4 and len(fitted) == 1  # one fit, three reuses, on two workers
+    # The same numbers as one process running the cells in grid order.
+    run_bench(cfg, tmp_path / "one", jobs=1, progress=False, echo=quiet, report=False)
+    one = {r["cell_id"]: r["metrics"] for r in read_results(tmp_path / "one/results.jsonl")}
+    two = {r["cell_id"]: r["metrics"] for r in records}
+    strip = lambda m: {k: v for k, v in m.items() if k != "fit_seconds"}  # noqa: E731
+    assert {k: strip(v) for k, v in one.items()} == {k: strip(v) for k, v in two.items()}
 
 
 @pytest.mark.slow

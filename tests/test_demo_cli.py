@@ -59,7 +59,9 @@ def test_demo_end_to_end_tiny(tmp_path, small_digits):
     data["classifiers"]["resnet"]["steps"] = 2
     data["methods"]["cvae+balanced-online"]["cvae"]["epochs"] = 2
     lines = []
-    table = run_demo(parse_config(data), tmp_path / "out", progress=False, echo=lines.append)
+    table = run_demo(
+        parse_config(data), tmp_path / "out", jobs=1, progress=False, echo=lines.append
+    )
     for method in ("none", "random-oversampling", "classical", "logit-adjusted", "cvae"):
         assert f"\n{method} " in table
     assert len(read_results(tmp_path / "out" / "results.jsonl")) == 14
@@ -68,7 +70,9 @@ def test_demo_end_to_end_tiny(tmp_path, small_digits):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert any("balanced_accuracy" in line for line in lines)
     # A rerun finds every cell done and prints the same table.
-    again = run_demo(parse_config(data), tmp_path / "out", progress=False, echo=lines.append)
+    again = run_demo(
+        parse_config(data), tmp_path / "out", jobs=1, progress=False, echo=lines.append
+    )
     assert again == table and any("14 already done, 0 to run" in line for line in lines)
 
 
@@ -116,3 +120,17 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.strip() == "synthaug: error: bad thing; fix it"
+
+
+def test_cli_demo_passes_jobs_to_the_harness(tmp_path, monkeypatch):
+    seen = {}
+
+    def record(config, out, **kwargs):
+        seen.update(kwargs, out=out)
+        return ""
+
+    monkeypatch.setattr("synthaug.cli._demo.run_demo", record)
+    assert main(["demo", "--jobs", "3", "--out", str(tmp_path), "--quiet"]) == 0
+    assert seen["jobs"] == 3 and seen["progress"] is False
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert seen["jobs"] is None  # run_demo picks the CPU cores

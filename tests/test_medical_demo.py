@@ -5,6 +5,7 @@ import pydicom
 import pytest
 
 from synthaug.bench import bundled_config, parse_config, read_results
+from synthaug.bench._runner import fit_groups
 from synthaug.cli import main
 from synthaug.cli._demo import format_table, medical_config, run_demo, summarize
 from synthaug.errors import InvalidParameterError
@@ -32,6 +33,15 @@ def test_generator_is_resolved_by_registry_name():
     assert swapped.dataset["params"]["kind"] == "brain"
 
 
+def test_the_synthetic_rows_of_a_seed_share_one_generator_fit():
+    batches = [[c.method for c in b] for b in fit_groups(medical_config(seeds=2).cells())]
+    shared = [b for b in batches if len(b) > 1]
+    assert shared == [["synthetic", "synthetic+classical"]] * 2
+    assert sorted(m for b in batches for m in b) == sorted(
+        ["none", "classical", "synthetic", "synthetic+classical"] * 2
+    )
+
+
 def tiny_medical():
     data = bundled_config("medical_demo")
     data["dataset"]["size"] = 16
@@ -51,7 +61,7 @@ def test_medical_demo_end_to_end_tiny(tmp_path):
     config = parse_config(tiny_medical())
     assert config.settings[0]["lesion"]["n_normal"] == 38
     assert config.settings[0]["lesion"]["n_lesion"] == 2
-    table = run_demo(config, tmp_path / "out", progress=False, echo=lines.append)
+    table = run_demo(config, tmp_path / "out", jobs=1, progress=False, echo=lines.append)
     records = read_results(tmp_path / "out" / "results.jsonl")
     methods = {r["cell"]["method"] for r in records}
     assert methods == {"none", "classical", "synthetic", "synthetic+classical"}

@@ -21,6 +21,7 @@ from synthaug.bench._methods import (
     build_recipe,
     has_generator,
     is_free_baseline,
+    shared_fit_group,
     training_params,
     validate_method,
 )
@@ -75,6 +76,9 @@ class ClassificationTask(BaseTask):
 
     def is_free_baseline(self, method: str, params: dict[str, Any]) -> bool:
         return is_free_baseline(method, params)
+
+    def fit_group(self, cell: Cell) -> str | None:
+        return shared_fit_group(cell)
 
     def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
         return imbalance_settings(table)

@@ -50,6 +50,7 @@ from synthaug.bench._methods import (
     build_recipe,
     has_generator,
     method_parts,
+    shared_fit_group,
     training_params,
     validate_method,
 )
@@ -159,6 +160,9 @@ class LesionTask(BaseTask):
 
     def test_fraction(self, cell: dict[str, Any]) -> float | None:
         return None  # every seed draws fresh phantoms: the seeds are independent
+
+    def fit_group(self, cell: Cell) -> str | None:
+        return shared_fit_group(cell)
 
     def applies(self, method: str, params: dict[str, Any], classifier: str) -> bool:
         accepted = CLASSIFIERS.accepted_params(classifier)

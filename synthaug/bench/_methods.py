@@ -26,6 +26,7 @@ from typing import Any
 from synthaug._params import configure
 from synthaug.augment import SOURCES, MixedSource
 from synthaug.bench._config import HARNESS_PARAMS, check_keywords, fail
+from synthaug.bench._task import Cell, stable_hash
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import GENERATORS
@@ -301,6 +302,30 @@ def build_recipe(
 def has_generator(name: str, params: dict[str, Any]) -> bool:
     """Whether any part of the method ``name`` is a generator (its samples are worth a look)."""
     return any(method in GENERATORS for _, method, _ in _split_params(name, params))
+
+
+def generator_fits(name: str, params: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
+    """``(part index, generator, its parameters)`` for each generator part of ``name``: with
+    the cell's data, seed and device these decide a fit, so cells that list the same ones
+    share it (``cvae`` and ``cvae+classical`` of one seed)."""
+    return [
+        (i, method, sub)
+        for i, (_, method, sub) in enumerate(_split_params(name, params))
+        if method in GENERATORS
+    ]
+
+
+def shared_fit_group(cell: Cell) -> str | None:
+    """The :meth:`~synthaug.bench.Task.fit_group` of tasks whose methods come from
+    :data:`METHODS`: the cell's data, seed and device with its generator parts, or None when
+    it fits no generator."""
+    fits = generator_fits(cell.method, cell.method_params)
+    if not fits:
+        return None
+    data = {k: v for k, v in cell.to_dict().items() if k not in ("method", "method_params")}
+    data.pop("classifier")
+    data.pop("classifier_params")
+    return stable_hash({"data": data, "fits": fits})
 
 
 def is_free_baseline(name: str, params: dict[str, Any]) -> bool:

@@ -157,23 +157,38 @@ def _run_cell_safely(cell: Cell, threads: int | None, workdir: Path) -> tuple[bo
 # -- backends -------------------------------------------------------------------------------
 
 
+def fit_groups(cells: list[Cell]) -> list[list[Cell]]:
+    """The cells in the batches one worker runs in turn: those that reuse one generator fit
+    (:meth:`~synthaug.bench.Task.fit_group`) together, so the fit is made once, not once per
+    worker that happens to draw one of them; every other cell alone. Batches follow the grid
+    (seed-major) order of their first cells.
+    """
+    groups: dict[Any, list[Cell]] = {}
+    for cell in cells:
+        key = get_task(cell.task).fit_group(cell)
+        groups.setdefault(key if key is not None else ("cell", cell.cell_id), []).append(cell)
+    return list(groups.values())
+
+
+def _run_batch(cells: list[Cell], threads: int | None, out: Path) -> list[tuple[bool, dict]]:
+    return [_run_cell_safely(cell, threads, cell_folder(out, cell)) for cell in cells]
+
+
 def _run_local(
     cells: list[Cell], jobs: int, threads: int | None, out: Path
 ) -> Iterator[tuple[bool, dict[str, Any]]]:
     if jobs == 1:
-        for cell in cells:
-            yield _run_cell_safely(cell, threads, cell_folder(out, cell))
+        for batch in fit_groups(cells):
+            yield from _run_batch(batch, threads, out)
         return
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     # spawn, not fork: forking a process that already ran torch threads can deadlock.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = [
-            pool.submit(_run_cell_safely, cell, threads, cell_folder(out, cell)) for cell in cells
-        ]
+        futures = [pool.submit(_run_batch, batch, threads, out) for batch in fit_groups(cells)]
         try:
             for future in as_completed(futures):
-                yield future.result()
+                yield from future.result()
         finally:
             for future in futures:
                 future.cancel()
@@ -190,11 +205,11 @@ def _run_ray(
         else:
             ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(num_cpus=1)(_run_cell_safely)
-        pending = [remote.remote(cell, threads or 1, cell_folder(out, cell)) for cell in cells]
+        remote = ray.remote(num_cpus=1)(_run_batch)
+        pending = [remote.remote(batch, threads or 1, out) for batch in fit_groups(cells)]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(ready[0])
+            yield from ray.get(ready[0])
     finally:
         if started_here:
             ray.shutdown()

@@ -245,6 +245,12 @@ class Task(Protocol):
         method against it."""
         ...
 
+    def fit_group(self, cell: Cell) -> str | None:
+        """A key shared by the cells that reuse one generator fit (same data, seed and
+        generator), so that the runner gives them to one worker process, where the fit is
+        made once; None for a cell that fits no generator."""
+        ...
+
     def test_fraction(self, cell: dict[str, Any]) -> float | None:
         """The share of the data each seed holds out for testing when seeds re-split one
         data set (their training sets overlap), for the corrected resampled t of the report;
@@ -280,6 +286,9 @@ class BaseTask:
 
     def is_free_baseline(self, method: str, params: dict[str, Any]) -> bool:
         return False
+
+    def fit_group(self, cell: Cell) -> str | None:
+        return None
 
     def test_fraction(self, cell: dict[str, Any]) -> float | None:
         # The harness's [split] is drawn anew from the same data for every seed.

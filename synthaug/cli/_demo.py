@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="optimiser steps of the classifier, the same for every method (default: 1000, "
         "medical 200)",
     )
+    demo.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        help="cells run at once, one torch thread each (default: the CPU cores, at most 8); "
+        "small networks run several times faster this way than one cell on every core",
+    )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument(
         "--medical",
@@ -97,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             classifier_steps=args.classifier_steps,
         )
         out = args.out or "synthaug-demo"
-    run_demo(config, out, progress=not args.quiet)
+    run_demo(config, out, jobs=args.jobs, progress=not args.quiet)
     return 0
 
 
@@ -156,11 +164,19 @@ def run_demo(
     config: BenchConfig,
     out: str | Path,
     *,
+    jobs: int | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> str:
-    """Run a demo config with the harness into ``out`` and print (and return) its table."""
-    run_bench(config, out, progress=progress, echo=echo)
+    """Run a demo config with the harness into ``out`` and print (and return) its table.
+
+    ``jobs`` cells run at once (default: the CPU cores, at most 8), each on one torch thread:
+    measured on 2 cores, a 1,000-step ``resnet`` cell of the digits demo took 39 s on two
+    threads alone and about 13 s on one thread beside another cell. Cells that share a
+    generator fit run in one worker, which fits it once.
+    """
+    jobs = jobs or min(os.cpu_count() or 1, 8)
+    run_bench(config, out, jobs=jobs, threads=1, progress=progress, echo=echo)
     records = load_records(out)
     if config.task == "lesion":
         setting = config.settings[0]["lesion"]
