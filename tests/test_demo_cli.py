@@ -1,5 +1,6 @@
 """The digits demo: a bundled harness config, its table, and the command line."""
 
+import os
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import pytest
 
 from synthaug.bench import bundled_config, parse_config, read_results
 from synthaug.cli import main
-from synthaug.cli._demo import digits_config, format_table, run_demo, summarize
+from synthaug.cli._demo import digits_config, format_table, medical_config, run_demo, summarize
 from synthaug.data import DATASETS
 
 
@@ -134,3 +135,29 @@ def test_cli_demo_passes_jobs_to_the_harness(tmp_path, monkeypatch):
     assert seen["jobs"] == 3 and seen["progress"] is False
     assert main(["demo", "--out", str(tmp_path)]) == 0
     assert seen["jobs"] is None  # run_demo picks the CPU cores
+
+
+@pytest.mark.parametrize(
+    ("medical", "jobs", "expected"),
+    [
+        (False, None, (min(os.cpu_count() or 1, 8), 1)),
+        (True, None, (1, None)),  # one CGAN fit is most of the work: one cell, every core
+        (False, 3, (3, 1)),
+        (True, 1, (1, None)),
+    ],
+)
+def test_demo_picks_jobs_and_threads(medical, jobs, expected, tmp_path, monkeypatch):
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run_bench(config, out, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr("synthaug.cli._demo.run_bench", fake_run_bench)
+    config = medical_config() if medical else digits_config()
+    with pytest.raises(Stop):
+        run_demo(config, tmp_path, jobs=jobs, progress=False)
+    assert (seen["jobs"], seen["threads"]) == expected

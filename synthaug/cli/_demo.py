@@ -62,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--jobs",
         type=positive_int,
         default=None,
-        help="cells run at once, one torch thread each (default: the CPU cores, at most 8); "
-        "small networks run several times faster this way than one cell on every core",
+        help="cells run at once, one torch thread each when more than one (default: the CPU "
+        "cores, at most 8; with --medical 1, on every core): small networks run several "
+        "times faster as parallel one-thread cells than as one cell on every core",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     demo.add_argument(
@@ -170,13 +171,18 @@ def run_demo(
 ) -> str:
     """Run a demo config with the harness into ``out`` and print (and return) its table.
 
-    ``jobs`` cells run at once (default: the CPU cores, at most 8), each on one torch thread:
-    measured on 2 cores, a 1,000-step ``resnet`` cell of the digits demo took 39 s on two
-    threads alone and about 13 s on one thread beside another cell. Cells that share a
-    generator fit run in one worker, which fits it once.
+    ``jobs`` cells run at once, each on one torch thread when there are several, on every
+    core when there is one. The default is what ran fastest on 2 cores: the digits demo one
+    cell per core (at most 8; a 1,000-step ``resnet`` cell took 39 s on two threads alone and
+    about 13 s on one thread beside another cell: 3 min 16 s in all), the medical demo one
+    cell at a time, since a single CGAN fit is most of its work (3 min 6 s, against 4 min
+    46 s with two one-thread workers). Cells that share a generator fit run in one worker,
+    which fits it once.
     """
-    jobs = jobs or min(os.cpu_count() or 1, 8)
-    run_bench(config, out, jobs=jobs, threads=1, progress=progress, echo=echo)
+    if jobs is None:
+        jobs = 1 if config.task == "lesion" else min(os.cpu_count() or 1, 8)
+    threads = 1 if jobs > 1 else None
+    run_bench(config, out, jobs=jobs, threads=threads, progress=progress, echo=echo)
     records = load_records(out)
     if config.task == "lesion":
         setting = config.settings[0]["lesion"]
