@@ -135,6 +135,10 @@ def test_from_arrays_maps_names_onto_given_classes():
         (np.full((2, 4, 4), 300, dtype=np.int32), [0, 1], InvalidDataError),
         (np.full((2, 4, 4), np.nan, dtype=np.float32), [0, 1], InvalidDataError),
         (np.array([["a", "b"], ["c", "d"]]), [0, 1], InvalidDataError),
+        (np.zeros((0, 4, 4), dtype=np.uint8), np.zeros(0, dtype=int), EmptyDatasetError),
+        (np.zeros((0, 4)), [], EmptyDatasetError),
+        (np.zeros((3, 4, 4), dtype=np.uint8), [-1, 0, 1], InvalidDataError),
+        (np.zeros((2, 4)), np.array([-1, 1]), InvalidDataError),
     ],
 )
 def test_from_arrays_rejects_bad_input(X, y, error):
@@ -180,3 +184,12 @@ def test_make_imbalanced_counts_list(digits):
 def test_make_imbalanced_rejects_bad_parameters(digits, kwargs, error):
     with pytest.raises(error):
         make_imbalanced(digits, **kwargs)
+
+
+def test_from_arrays_says_what_to_do_with_negative_labels_and_empty_input():
+    with pytest.raises(InvalidDataError, match=r"non-negative.*np.unique"):
+        from_arrays(np.zeros((2, 4)), np.array([-1, 1]))
+    with pytest.raises(EmptyDatasetError, match="0 images and 0 labels"):
+        from_arrays(np.zeros((0, 4, 4), dtype=np.uint8), [])
+    # Strings that look negative are names, not codes.
+    assert from_arrays(np.zeros((2, 4)), ["-1", "1"]).classes == ["-1", "1"]

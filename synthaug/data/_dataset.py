@@ -224,7 +224,9 @@ def from_arrays(
     y : array
         ``(N,)`` labels. Integer labels are used as they are when ``classes`` is given; any
         other labels (strings, sparse integers without ``classes``) are encoded in sorted order
-        and their values become the class names.
+        and their values become the class names. Negative integers and empty arrays are
+        refused (:class:`~synthaug.errors.InvalidDataError`,
+        :class:`~synthaug.errors.EmptyDatasetError`).
     classes : sequence of str, optional
         Names of the classes, indexed by integer label.
     channels_last : bool, optional
@@ -266,6 +268,17 @@ def from_arrays(
         raise InvalidDataError(f"X must be numeric, got dtype {X.dtype}")
     if y.ndim != 1:
         raise ShapeMismatchError(f"y must be 1-D, got shape {y.shape}")
+    if not len(X) or not len(y):
+        raise EmptyDatasetError(
+            f"from_arrays got {len(X)} images and {len(y)} labels; pass at least one of each"
+        )
+    # Negative integers are almost always a coding (-1/1, or -1 for "unlabelled"), not class
+    # names: encoding them silently would hide a mistake.
+    if np.issubdtype(y.dtype, np.integer) and y.min() < 0:
+        raise InvalidDataError(
+            f"labels must be non-negative integers, got {int(y.min())}; map them to 0..K-1 "
+            f"(np.unique(y, return_inverse=True)) or pass them as strings"
+        )
     if classes is None or not np.issubdtype(y.dtype, np.integer):
         try:
             names, codes = np.unique(y, return_inverse=True)
