@@ -77,11 +77,12 @@ def test_demo_end_to_end_tiny(tmp_path, small_digits):
     assert again == table and any("14 already done, 0 to run" in line for line in lines)
 
 
-def test_cli_demo_rejects_bad_arguments(capsys):
+@pytest.mark.parametrize(("option", "value"), [("--ratio", "3"), ("--jobs", "0"), ("--jobs", "x")])
+def test_cli_demo_rejects_bad_arguments(option, value, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["demo", "--ratio", "3"])
+        main(["demo", option, value])
     assert exc.value.code == 2
-    assert "ratio" in capsys.readouterr().err
+    assert option.lstrip("-") in capsys.readouterr().err
 
 
 @pytest.mark.slow
