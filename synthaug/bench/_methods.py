@@ -301,7 +301,7 @@ def build_recipe(
 
 def has_generator(name: str, params: dict[str, Any]) -> bool:
     """Whether any part of the method ``name`` is a generator (its samples are worth a look)."""
-    return any(method in GENERATORS for _, method, _ in _split_params(name, params))
+    return bool(generator_fits(name, params))
 
 
 def generator_fits(name: str, params: dict[str, Any]) -> list[tuple[int, str, dict[str, Any]]]:
@@ -322,9 +322,9 @@ def shared_fit_group(cell: Cell) -> str | None:
     fits = generator_fits(cell.method, cell.method_params)
     if not fits:
         return None
-    data = {k: v for k, v in cell.to_dict().items() if k not in ("method", "method_params")}
-    data.pop("classifier")
-    data.pop("classifier_params")
+    # Everything that decides the generator's training data, not what is done with it.
+    unused = ("method", "method_params", "classifier", "classifier_params")
+    data = {k: v for k, v in cell.to_dict().items() if k not in unused}
     return stable_hash({"data": data, "fits": fits})
 
 

@@ -106,7 +106,7 @@ def save_sample_grid(
     for row, c in enumerate(rows):
         reals = real.images[real.labels == c][:per_class] if real is not None else synthetic[:0]
         synths = synthetic[synthetic_labels == c][:per_class]
-        placed = [(i, img) for i, img in enumerate(reals)]
+        placed = list(enumerate(reals))
         placed += [(first_synth + i, img) for i, img in enumerate(synths)]
         for col, img in placed:
             rgb = img.float().clamp(0, 1).expand(3, -1, -1) if img.shape[0] == 1 else img[:3]
