@@ -7,7 +7,7 @@ phantom generators, are registered by name in :data:`DATASETS`.
 
 from synthaug.data._dataset import ImageDataset, from_arrays
 from synthaug.data._dicom_read import DicomDataset, load_dicom_folder
-from synthaug.data._dicom_write import write_dicom
+from synthaug.data._dicom_write import read_dicom_seg, write_dicom
 from synthaug.data._digits import load_digits
 from synthaug.data._files import load_image_folder, load_npz, save_image_folder, save_npz
 from synthaug.data._imbalance import make_imbalanced
@@ -31,6 +31,7 @@ __all__ = [
     "make_graded_phantoms",
     "make_imbalanced",
     "make_phantoms",
+    "read_dicom_seg",
     "save_image_folder",
     "save_npz",
     "write_dicom",

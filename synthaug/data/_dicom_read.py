@@ -13,8 +13,10 @@ import pydicom
 import torch
 import torch.nn.functional as F
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder
+from pydicom.uid import SegmentationStorage
 
 from synthaug.data._dataset import ImageDataset
 from synthaug.errors import DataFileError, EmptyDatasetError, InvalidParameterError
@@ -34,6 +36,8 @@ _KEY_HEADERS = {
 _LABEL_HEADERS = {"label", "class", "target", "y"}
 # ITU-R BT.601 luma weights: colour images (ultrasound, secondary captures) become grayscale.
 _LUMA = np.array([0.299, 0.587, 0.114])
+# Segmentation Storage and Label Map Segmentation Storage: masks, not images.
+_SEGMENTATION_SOP_CLASSES = {SegmentationStorage, "1.2.840.10008.5.1.4.1.1.66.7"}
 
 
 class DicomDataset(ImageDataset):
@@ -72,7 +76,9 @@ def load_dicom_folder(
     Parameters
     ----------
     root : str or Path
-        The folder. Files are found recursively; hidden files and ``DICOMDIR`` are ignored.
+        The folder. Files are found recursively; hidden files, ``DICOMDIR`` and DICOM
+        Segmentation objects (masks, such as ``write_dicom(..., masks=...)`` writes to
+        ``root/segmentations/``) are ignored, so a folder holding only them is no class.
     labels : "folders", path or mapping
         ``"folders"``: one subfolder of ``root`` per class, named after the class. A path to a
         CSV file (header row, first column a file path relative to ``root``, a bare file name
@@ -281,7 +287,17 @@ def _candidate_files(folder: Path) -> list[Path]:
         if p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         and p.name.upper() != "DICOMDIR"
+        and not _is_segmentation(p)
     )
+
+
+def _is_segmentation(path: Path) -> bool:
+    """Whether the file meta header names a Segmentation SOP class (a SEG has pixel data too)."""
+    try:
+        sop_class = read_file_meta_info(path).get("MediaStorageSOPClassUID")
+    except Exception:  # not DICOM or damaged: reported when its pixels are read
+        return False
+    return sop_class in _SEGMENTATION_SOP_CLASSES
 
 
 def _read_frames(path: Path, window: str | tuple[float, float]) -> tuple[np.ndarray, dict]:

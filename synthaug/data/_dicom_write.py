@@ -1,23 +1,38 @@
-"""Write images as synthetic Secondary Capture DICOM files that carry no patient data."""
+"""Write images as synthetic Secondary Capture DICOM files that carry no patient data, and their
+lesion masks as DICOM Segmentation objects that reference them."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
+import pydicom
 import torch
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.sr.codedict import codes
+from pydicom.uid import ExplicitVRLittleEndian, SegmentationStorage, generate_uid
 
 from synthaug._utils import import_optional
+from synthaug._version import __version__
 from synthaug.data._dataset import ImageDataset
-from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
+from synthaug.errors import (
+    DataFileError,
+    InvalidDataError,
+    InvalidParameterError,
+    ShapeMismatchError,
+)
 
 SYNTHETIC_MARK = "SYNTHETIC"
 _PLACEHOLDER_NAME = "SYNTHETIC^PHANTOM"
 _PLACEHOLDER_ID = "SYNTHETIC"
 _DEIDENTIFICATION = "synthaug: synthetic image, generated; contains no patient data"
+SEGMENTATION_FOLDER = "segmentations"
+# Content Label is a CS: at most 16 upper-case letters, digits, spaces or underscores.
+_SEG_CONTENT_LABEL = "SYNTHETIC_MASK"
 
 
 def write_dicom(
@@ -29,6 +44,8 @@ def write_dicom(
     modality: str = "OT",
     series_description: str = "SYNTHETIC synthaug images",
     bits: int = 16,
+    masks: torch.Tensor | np.ndarray | None = None,
+    segment_label: str = "lesion",
 ) -> list[Path]:
     """Write one Secondary Capture DICOM file per image, marked synthetic, without patient data.
 
@@ -43,6 +60,18 @@ def write_dicom(
     Pixels in [0, 1] are stored as unsigned integers ``round(x * (2**bits - 1))`` with Window
     Center / Width set so a viewer (and ``load_dicom_folder(window="auto")``) maps them back to
     [0, 1] exactly.
+
+    With ``masks``, every image whose mask has a pixel set also gets a DICOM Segmentation object
+    (highdicom's ``Segmentation``: BINARY, one segment coded SCT "Morphologically Abnormal
+    Structure" / "Lesion", algorithm type AUTOMATIC, algorithm family "Artificial
+    Intelligence", algorithm name ``synthaug`` and its version) at
+    ``out_dir/segmentations/<class>_<index>_seg.dcm``. It references its image by SOP Instance
+    UID, shares its Study UID and patient placeholders, sits in one Segmentation series per
+    call (Series Description ``SYNTHETIC synthaug <segment_label> masks``), and is marked
+    synthetic like the images (Patient Identity Removed, De-identification Method, Content
+    Label ``SYNTHETIC_MASK`` and a Content Description that says synthaug generated it).
+    :func:`load_dicom_folder` leaves Segmentation objects out, so it still reads exactly the
+    images with their labels; :func:`read_dicom_seg` reads a mask back.
 
     Parameters
     ----------
@@ -62,11 +91,18 @@ def write_dicom(
         Series Description; ``"SYNTHETIC"`` is prepended when missing.
     bits : 8 or 16
         Bits per stored pixel.
+    masks : bool tensor or array, optional
+        ``(N, 1, H, W)`` or ``(N, H, W)``, one binary mask (bool or 0/1) per image, of the
+        images' height and width; an all-False mask writes no Segmentation for its image.
+    segment_label : str
+        Segment Label of the one segment (at most 64 characters).
 
     Returns
     -------
     list of Path
-        The written files, in image order.
+        The written image files, in image order (not the Segmentation files: image
+        ``<class>/<class>_<index>.dcm`` has its mask, if any, at
+        ``segmentations/<class>_<index>_seg.dcm``).
 
     Examples
     --------
@@ -77,21 +113,28 @@ def write_dicom(
     """
     hd = import_optional("highdicom", "dicom")
     images, names = _check_inputs(images, labels, classes)
+    masks = _check_masks(masks, images)
+    if not isinstance(segment_label, str) or not 0 < len(segment_label) <= 64:
+        raise InvalidParameterError(
+            f"segment_label must be a non-empty string of at most 64 characters, got {segment_label!r}"
+        )
     if bits not in (8, 16):
         raise InvalidParameterError(f"bits must be 8 or 16, got {bits!r}")
     if not isinstance(modality, str) or not re.fullmatch(r"[A-Z]{2,16}", modality):
         raise InvalidParameterError(
             f"modality must be a DICOM modality code such as 'OT', 'CT' or 'MR', got {modality!r}"
         )
-    if SYNTHETIC_MARK not in series_description.upper():
-        series_description = f"{SYNTHETIC_MARK} {series_description}"
+    # Cut to the 64 characters of an LO before looking for the mark, so the cut cannot drop it.
     series_description = series_description[:64]
+    if SYNTHETIC_MARK not in series_description.upper():
+        series_description = f"{SYNTHETIC_MARK} {series_description}"[:64]
 
     top = 2**bits - 1
     dtype = np.uint8 if bits == 8 else np.uint16
     pixels = np.rint(images.numpy().astype(np.float64) * top).astype(dtype)
     out_dir = Path(out_dir)
-    study_uid, series_uid = generate_uid(), generate_uid()
+    study_uid, series_uid, seg_series_uid = generate_uid(), generate_uid(), generate_uid()
+    segment = _segment_description(hd, segment_label) if masks is not None else None
     written = []
     for index, (pixel_array, name) in enumerate(zip(pixels, names, strict=True)):
         folder = out_dir / _safe_name(name)
@@ -123,7 +166,168 @@ def write_dicom(
         path = folder / f"{_safe_name(name)}_{index:06d}.dcm"
         sc.save_as(path, enforce_file_format=True)
         written.append(path)
+        if masks is not None and masks[index].any():
+            seg = _segmentation(hd, sc, masks[index].numpy(), segment, seg_series_uid, index)
+            seg_folder = out_dir / SEGMENTATION_FOLDER
+            seg_folder.mkdir(parents=True, exist_ok=True)
+            seg.save_as(seg_folder / f"{path.stem}_seg.dcm", enforce_file_format=True)
     return written
+
+
+def read_dicom_seg(path: str | Path) -> tuple[torch.Tensor, str]:
+    """Read a mask that :func:`write_dicom` wrote as a DICOM Segmentation, with pydicom alone.
+
+    Parameters
+    ----------
+    path : str or Path
+        A single-frame, single-segment BINARY Segmentation file that references one image, as
+        ``write_dicom(..., masks=...)`` writes to ``out_dir/segmentations/``.
+
+    Returns
+    -------
+    mask : torch.Tensor
+        ``(H, W)`` bool, True inside the segment.
+    referenced_sop_instance_uid : str
+        SOP Instance UID of the image the mask belongs to.
+
+    Raises
+    ------
+    DataFileError
+        The file is missing, not DICOM, not a Segmentation, or not of the single-frame,
+        single-segment BINARY kind (read those with ``highdicom.seg.segread``).
+
+    Examples
+    --------
+    >>> import tempfile, pydicom, torch
+    >>> out = tempfile.mkdtemp()
+    >>> masks = torch.zeros(2, 8, 8, dtype=torch.bool)
+    >>> masks[0, 2:5, 3:6] = True
+    >>> files = write_dicom(torch.rand(2, 1, 8, 8), [0, 1], out, masks=masks)
+    >>> mask, uid = read_dicom_seg(f"{out}/segmentations/0_000000_seg.dcm")
+    >>> bool((mask == masks[0]).all()), uid == pydicom.dcmread(files[0]).SOPInstanceUID
+    (True, True)
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"Segmentation file {str(path)!r} does not exist")
+    try:
+        ds = pydicom.dcmread(path)
+    except InvalidDicomError as exc:
+        raise DataFileError(f"{str(path)!r} is not a DICOM file") from exc
+    except Exception as exc:  # pydicom raises many kinds on damaged files
+        raise DataFileError(f"{str(path)!r} is unreadable ({type(exc).__name__}: {exc})") from exc
+    if ds.get("SOPClassUID") != SegmentationStorage:
+        raise DataFileError(
+            f"{str(path)!r} is not a DICOM Segmentation (SOP Class {ds.get('SOPClassUID')})"
+        )
+    references = [
+        item.ReferencedSOPInstanceUID
+        for series in ds.get("ReferencedSeriesSequence", [])
+        for item in series.get("ReferencedInstanceSequence", [])
+    ]
+    kind = (
+        ds.get("SegmentationType"),
+        int(ds.get("NumberOfFrames", 1) or 1),
+        len(ds.get("SegmentSequence", [])),
+        len(references),
+    )
+    if kind != ("BINARY", 1, 1, 1):
+        raise DataFileError(
+            f"{str(path)!r} is a (type, frames, segments, referenced images) = {kind} "
+            f"Segmentation; read_dicom_seg reads the ('BINARY', 1, 1, 1) kind that write_dicom "
+            f"writes, use highdicom.seg.segread for others"
+        )
+    mask = torch.from_numpy(np.asarray(ds.pixel_array) > 0)
+    return mask, str(references[0])
+
+
+def _segment_description(hd: ModuleType, segment_label: str) -> Dataset:
+    """The one segment of every mask: a lesion found by an algorithm, not drawn by a person."""
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="synthaug", version=__version__, family=codes.cid7162.ArtificialIntelligence
+    )
+    return hd.seg.SegmentDescription(
+        segment_number=1,
+        segment_label=segment_label,
+        segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
+        segmented_property_type=codes.SCT.Lesion,
+        algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+        algorithm_identification=algorithm,
+    )
+
+
+def _segmentation(
+    hd: ModuleType, sc: Dataset, mask: np.ndarray, segment: Dataset, series_uid: str, index: int
+) -> Dataset:
+    """A BINARY Segmentation of ``sc``, marked synthetic like the image.
+
+    A Secondary Capture has no Frame of Reference, so highdicom takes the mask as aligned pixel
+    for pixel with its single source image; plane positions and orientation must be left out.
+    """
+    label = segment.SegmentLabel
+    seg = hd.seg.Segmentation(
+        source_images=[sc],
+        pixel_array=mask,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=[segment],
+        series_instance_uid=series_uid,
+        series_number=2,
+        sop_instance_uid=generate_uid(),
+        instance_number=index + 1,  # the instance number of its image
+        manufacturer="synthaug",
+        manufacturer_model_name="synthaug",
+        software_versions=__version__,
+        # The Enhanced General Equipment module requires one; software has no serial number.
+        device_serial_number="none",
+        content_label=_SEG_CONTENT_LABEL,
+        content_description=f"{SYNTHETIC_MARK} {label} mask generated by synthaug"[:64],
+        series_description=f"{SYNTHETIC_MARK} synthaug {label} masks"[:64],
+        transfer_syntax_uid=ExplicitVRLittleEndian,
+    )
+    # Patient name and ID come from the image (the placeholders); the rest of the marking not.
+    seg.PatientIdentityRemoved = "YES"
+    seg.DeidentificationMethod = _DEIDENTIFICATION
+    return seg
+
+
+def _check_masks(
+    masks: torch.Tensor | np.ndarray | None, images: torch.Tensor
+) -> torch.Tensor | None:
+    """Validate and return ``(N, H, W)`` bool masks that fit the ``(N, H, W)`` images."""
+    if masks is None:
+        return None
+    try:
+        masks = torch.as_tensor(np.asarray(masks) if not isinstance(masks, torch.Tensor) else masks)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDataError(f"masks must be a bool tensor or array, got {type(masks)}") from exc
+    masks = masks.detach().cpu()
+    if masks.dim() == 4:
+        if masks.shape[1] != 1:
+            raise ShapeMismatchError(
+                f"masks must have one channel (N, 1, H, W); got {masks.shape[1]} channels"
+            )
+        masks = masks[:, 0]
+    if masks.dim() != 3:
+        raise ShapeMismatchError(
+            f"masks must be (N, 1, H, W) or (N, H, W), got shape {tuple(masks.shape)}"
+        )
+    if len(masks) != len(images):
+        raise ShapeMismatchError(
+            f"{len(masks)} masks for {len(images)} images; give one mask per image "
+            f"(an all-False mask for an image without a lesion)"
+        )
+    if masks.shape[1:] != images.shape[1:]:
+        raise ShapeMismatchError(
+            f"masks are {tuple(masks.shape[1:])} (H, W) but the images are "
+            f"{tuple(images.shape[1:])}; give masks of the images' height and width"
+        )
+    if masks.dtype != torch.bool:
+        if masks.is_complex() or not ((masks == 0) | (masks == 1)).all():
+            raise InvalidDataError(
+                "masks must be binary (bool or 0/1); threshold soft masks first, e.g. masks > 0.5"
+            )
+        masks = masks != 0
+    return masks
 
 
 def _check_inputs(

@@ -25,7 +25,8 @@ def make_phantoms(
     lesion_contrast: tuple[float, float] = (0.15, 0.45),
     max_lesions: int = 3,
     noise: float = 0.03,
-) -> ImageDataset:
+    return_masks: bool = False,
+) -> ImageDataset | tuple[ImageDataset, torch.Tensor]:
     """Grayscale slices that look like axial CT (``"chest"``) or MR (``"brain"``) images.
 
     Every image has its own anatomy: a body or head outline with a fat layer, then for
@@ -56,6 +57,10 @@ def make_phantoms(
         Most lesions per lesion image (at least one).
     noise : float
         Standard deviation of the scanner noise.
+    return_masks : bool
+        Also return the true lesion masks. They are known only because the lesions are drawn
+        in code: use them to evaluate a method (the Dice of weakly localised masks), never to
+        train one that claims to learn from image-level labels.
 
     Returns
     -------
@@ -63,6 +68,10 @@ def make_phantoms(
         ``(N, 1, size, size)`` images in [0, 1], classes ``["normal", "lesion"]``, normal images
         first; ``metadata[i]`` holds ``kind``, ``n_lesions``, and the lesions' ``lesion_radii``
         (fraction of the width) and ``lesion_contrasts``.
+    masks : torch.Tensor
+        Only with ``return_masks=True``: ``(N, 1, size, size)`` bool, True where a lesion
+        covers the pixel (its soft outline at one half, before the scanner blur); all False
+        for normal images.
 
     Examples
     --------
@@ -91,8 +100,9 @@ def make_phantoms(
     radii = torch.zeros(n, max_lesions)
     contrasts = torch.zeros(n, max_lesions)
     sick = torch.nonzero(n_lesions > 0).flatten()
+    masks = torch.zeros(n, size, size, dtype=torch.bool)
     if len(sick):
-        images[sick], radii[sick], contrasts[sick] = _add_lesions(
+        images[sick], radii[sick], contrasts[sick], masks[sick] = _add_lesions(
             images[sick],
             region[sick],
             n_lesions[sick],
@@ -113,7 +123,8 @@ def make_phantoms(
         }
         for i, k in enumerate(n_lesions)
     ]
-    return ImageDataset(images, labels, PHANTOM_CLASSES, metadata=metadata)
+    dataset = ImageDataset(images, labels, PHANTOM_CLASSES, metadata=metadata)
+    return (dataset, masks.unsqueeze(1)) if return_masks else dataset
 
 
 # Lesion grades of the anomaly benchmark: (radius range as a fraction of the width, contrast
@@ -393,8 +404,9 @@ def _add_lesions(
     radius: tuple[float, float],
     contrast: tuple[float, float],
     gen: torch.Generator,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Add up to ``max_lesions`` soft, lobulated blobs per image at points inside ``region``."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Add up to ``max_lesions`` soft, lobulated blobs per image at points inside ``region``;
+    the images, radii, contrasts and the lesions' masks."""
     n, size, _ = images.shape
     xx, yy = _grid(n, size)
     radii = radius[0] + (radius[1] - radius[0]) * torch.rand(n, max_lesions, generator=gen)
@@ -418,7 +430,8 @@ def _add_lesions(
     blob = torch.sigmoid((r - dist) / (1.0 / size))
     blob = blob * active.view(n, max_lesions, 1, 1)
     added = (blob * contrasts.view(n, max_lesions, 1, 1)).amax(dim=1)
-    return images + added, radii * active, contrasts * active
+    masks = blob.amax(dim=1) > 0.5
+    return images + added, radii * active, contrasts * active, masks
 
 
 def _blur(images: torch.Tensor) -> torch.Tensor:
