@@ -6,6 +6,12 @@ generator, and the baselines registered in :data:`SOURCES`) feed :class:`Augment
 """
 
 from synthaug.augment._augmented import AugmentedDataset
+from synthaug.augment._lesions import (
+    CopyPaste,
+    LesionLocalizer,
+    LesionTransplant,
+    body_masks,
+)
 from synthaug.augment._oversampler import GenerativeOverSampler
 from synthaug.augment._registry import SOURCES, register_source
 from synthaug.augment._sources import (
@@ -21,11 +27,15 @@ __all__ = [
     "SOURCES",
     "AugmentedDataset",
     "ClassicalAugmentation",
+    "CopyPaste",
     "GenerativeOverSampler",
+    "LesionLocalizer",
+    "LesionTransplant",
     "MixedSource",
     "RandomOverSampling",
     "SMOTESource",
     "SyntheticDataset",
+    "body_masks",
     "default_classical_transform",
     "register_source",
 ]

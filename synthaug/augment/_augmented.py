@@ -55,6 +55,13 @@ class AugmentedDataset(ImageDataset):
         Synthetic samples added per class label.
     n_real : int
         Number of real items (they come first).
+    masks : torch.Tensor or None
+        ``(N, 1, H, W)`` bool lesion masks of every item, when the source makes masks (the
+        lesion sources :class:`CopyPaste` and :class:`LesionTransplant`) and was fitted on
+        ``real`` itself (its masks of the real items are then known: localised, or given to
+        its ``fit``); otherwise ``None``. Train a segmentation model on ``(images, masks)``.
+    synthetic_masks : torch.Tensor or None
+        The synthetic items' masks alone, whenever the source makes masks.
 
     Examples
     --------
@@ -96,11 +103,18 @@ class AugmentedDataset(ImageDataset):
         wanted = _synthetic_counts(real, strategy, ratio)
         self.transform = check_transform(transform)
         self.apply_to = check_apply_to(apply_to)
-        images, labels = [real.images], [real.labels]
+        images, labels, masks = [real.images], [real.labels], []
+        makes_masks = bool(getattr(generator, "makes_masks", False))
         for c, n in sorted(wanted.items()):
             if n == 0:
                 continue
-            synth, synth_labels = generator.sample(n, y=c, seed=seed + c)
+            if makes_masks:
+                synth, synth_labels, mask = generator.sample(
+                    n, y=c, seed=seed + c, return_masks=True
+                )
+                masks.append(mask)
+            else:
+                synth, synth_labels = generator.sample(n, y=c, seed=seed + c)
             if tuple(synth.shape[1:]) != real.sample_shape:
                 raise InvalidDataError(
                     f"the generator made samples of shape {tuple(synth.shape[1:])} but the real data "
@@ -111,6 +125,14 @@ class AugmentedDataset(ImageDataset):
         super().__init__(torch.cat(images), torch.cat(labels), real.classes)
         self.n_real = len(real)
         self.synthetic_counts = {c: wanted.get(c, 0) for c in range(real.n_classes)}
+        self.synthetic_masks = None
+        self.masks = None
+        if makes_masks:
+            empty = torch.zeros(0, 1, *real.sample_shape[-2:], dtype=torch.bool)
+            self.synthetic_masks = torch.cat(masks) if masks else empty
+            known = getattr(generator, "training_masks_", None)
+            if known is not None and getattr(generator, "dataset_", None) is real:
+                self.masks = torch.cat([known, self.synthetic_masks])
         self.strategy = strategy
         self.ratio = ratio
 

@@ -321,6 +321,9 @@ def parse_config(
     lookup(DATASETS, ds["name"], "dataset.name")
     params = {k: v for k, v in ds.items() if k not in ("name", "pool")}
     check_keywords(DATASETS.accepted_params(ds["name"]), params, "dataset")
+    if "return_masks" in params:
+        # A loader then returns (data, masks): only a task may ask for that.
+        raise fail("dataset.return_masks", "set by the tasks that use masks; remove it")
     pool = ds.get("pool", "evaluation")
     if pool not in POOLS:
         raise fail(

@@ -2,8 +2,8 @@
 
 A method name in ``[methods]`` resolves, in this order, to an entry of :data:`METHODS`
 (``"none"``, the ``"full-data"`` ceiling, the free baselines that change how the downstream
-classifier trains — ``"class-weighted"``, ``"logit-adjusted"``, ``"balanced-online"``,
-``"mixup"`` — or a user's own function), a generator of
+classifier trains — ``"class-weighted"``, ``"logit-adjusted"``, ``"balanced"``,
+``"balanced-online"``, ``"mixup"`` — or a user's own function), a generator of
 :data:`~synthaug.generators.GENERATORS` (``"cvae"``, ``"perclass-vae"``) or a sample source
 of :data:`~synthaug.augment.SOURCES` (``"classical"``, ``"smote"``). ``"a+b"`` mixes the
 sources of ``a`` and ``b`` (:class:`~synthaug.augment.MixedSource`) and applies the classifier
@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthaug._params import configure
-from synthaug.augment import SOURCES, MixedSource
+from synthaug.augment import SOURCES, LesionLocalizer, MixedSource
 from synthaug.bench._config import HARNESS_PARAMS, check_keywords, fail
 from synthaug.bench._task import Cell, stable_hash
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import GENERATORS
-from synthaug.registry import Registry
+from synthaug.registry import Preset, Registry
 
 METHODS: Registry = Registry("method")
 """Benchmark methods that are plain functions ``fn(train, *, seed, device, **params)``
@@ -110,6 +110,11 @@ for _name, _doc, _params in (
         "logit-adjusted",
         "Logit-adjusted loss (Menon et al., ICLR 2021; balanced softmax).",
         {"loss": "logit-adjusted"},
+    ),
+    (
+        "balanced",
+        "Class-balanced batches (each batch draws every class equally often).",
+        {"sampler": "balanced"},
     ),
     (
         "balanced-online",
@@ -248,20 +253,77 @@ def build_part(
         return None, 0.0
     if kind == "function":
         return METHODS.get(method)(train, seed=seed, device=device, **params), 0.0
-    if kind == "source":
+    if kind == "source" and not is_lesion_source(method):
         return SOURCES.create(method, **params).fit(train), 0.0
     key = _fit_key(method, params, train, seed, device)
     if key in _FITS:
         _FITS.move_to_end(key)
         return _FITS[key]
-    model = GENERATORS.create(method, **params)
-    configure(model, seed=seed, device=device, verbose=False)
+    reused = 0.0
+    if kind == "source":
+        model = SOURCES.create(method, **params)
+        configure(model, seed=seed, device=device, verbose=False)
+        if model.get_params()["localizer"] is None:
+            localizer, reused = _fitted_localizer(model, train, seed, device)
+            model.set_params(localizer=localizer)
+    else:
+        model = GENERATORS.create(method, **params)
+        configure(model, seed=seed, device=device, verbose=False)
     t0 = time.perf_counter()
     model.fit(train)
-    _FITS[key] = (model, time.perf_counter() - t0)
+    _FITS[key] = (model, time.perf_counter() - t0 + reused)
     while len(_FITS) > _MAX_FITS:
         _FITS.popitem(last=False)
-    return model, 0.0
+    return model, reused
+
+
+def is_lesion_source(method: str) -> bool:
+    """Whether ``method`` is a registered lesion source (``copy-paste``, ``lesion-transplant``):
+    its fits are cached like a generator's, and its cells share one lesion localizer."""
+    if method not in SOURCES:
+        return False
+    entry = SOURCES.get(method)
+    cls = entry.outer if isinstance(entry, Preset) else entry
+    return isinstance(cls, type) and bool(getattr(cls, "makes_masks", False))
+
+
+def uses_lesion_source(name: str, params: dict[str, Any]) -> bool:
+    """Whether any part of the method ``name`` is a lesion source."""
+    return any(is_lesion_source(method) for _, method, _ in _split_params(name, params))
+
+
+# Lesion localizers fitted in this process (with their fit seconds), by normal images, seed
+# and device: copy-paste and lesion-transplant of one cell's data find the same lesions.
+_LOCALIZERS: OrderedDict[str, tuple[LesionLocalizer, float]] = OrderedDict()
+
+
+def _fitted_localizer(
+    source: Any, train: ImageDataset, seed: int, device: str
+) -> tuple[LesionLocalizer | None, float]:
+    """A fitted default localizer for ``source`` on ``train``'s normal images, and the seconds
+    its fit took when it was reused from an earlier cell (0 when fitted here)."""
+    normal = (
+        train.classes.index(source.normal_class)
+        if isinstance(source.normal_class, str) and source.normal_class in train.classes
+        else source.normal_class
+    )
+    if not isinstance(normal, int) or not 0 <= normal < train.n_classes:
+        return None, 0.0  # the source's own fit reports the bad class
+    images = train.images[train.labels == normal]
+    if len(images) < 2:
+        return None, 0.0
+    h = hashlib.sha256(images.numpy().tobytes())
+    h.update(json.dumps([seed, device]).encode())
+    key = h.hexdigest()
+    if key in _LOCALIZERS:
+        _LOCALIZERS.move_to_end(key)
+        return _LOCALIZERS[key]
+    t0 = time.perf_counter()
+    localizer = LesionLocalizer(seed=seed, device=device).fit(images)
+    _LOCALIZERS[key] = (localizer, time.perf_counter() - t0)
+    while len(_LOCALIZERS) > _MAX_FITS:
+        _LOCALIZERS.popitem(last=False)
+    return localizer, 0.0
 
 
 def build_source(
@@ -330,10 +392,12 @@ def shared_fit_group(cell: Cell) -> str | None:
 
 def is_free_baseline(name: str, params: dict[str, Any]) -> bool:
     """Whether ``name`` is a free baseline: it changes the data or the training without a
-    generator (``random-oversampling``, ``classical``, ``logit-adjusted`` ...), and is neither
-    ``none`` nor the ``full-data`` ceiling."""
+    generator or a lesion source (``random-oversampling``, ``classical``, ``logit-adjusted``
+    ...), and is neither ``none`` nor the ``full-data`` ceiling."""
     parts = [method for _, method, _ in _split_params(name, params)]
-    return not any(m in GENERATORS or m in ("none", FULL_DATA) for m in parts)
+    return not any(
+        m in GENERATORS or m in ("none", FULL_DATA) or is_lesion_source(m) for m in parts
+    )
 
 
 def _fit_key(

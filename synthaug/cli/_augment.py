@@ -1,15 +1,19 @@
-"""``synthaug augment``: real data topped up with a saved generator's samples."""
+"""``synthaug augment``: real data topped up with a saved generator's or a sample source's samples."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from synthaug.augment import AugmentedDataset
+import numpy as np
+
+from synthaug._params import configure
+from synthaug.augment import SOURCES, AugmentedDataset
 from synthaug.cli._files import (
     WRITERS,
     class_counts_text,
     output_format,
+    parse_param,
     read_data,
     write_dataset,
 )
@@ -35,7 +39,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, help="'digits', a .npz file or an image folder")
     p.add_argument("--split", default="train", help="split of a .npz file (default: %(default)s)")
-    p.add_argument("--model", required=True, help="a model saved by 'synthaug train'")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="a model saved by 'synthaug train'")
+    what.add_argument(
+        "--source",
+        choices=sorted(SOURCES.list()),
+        help="a sample source fitted on --data here instead of a saved model (copy-paste and "
+        "lesion-transplant move lesions into normal images and write their masks with .npz "
+        "and DICOM output)",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        type=parse_param,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter of --source (repeatable; JSON values)",
+    )
+    p.add_argument(
+        "--synthetic-only",
+        action="store_true",
+        help="write only the synthetic items (what --format dicom needs)",
+    )
     p.add_argument(
         "--strategy",
         choices=["balance", "ratio"],
@@ -58,11 +83,33 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("--ratio is required with --strategy ratio and only allowed with it")
     out = Path(args.out)
     fmt = output_format(out, args.format)
+    if args.param and args.source is None:
+        args.parser.error("--param configures --source; a saved --model is used as it is")
     real = read_data(args.data, args.split)
-    model = load(args.model, device=args.device)
+    if args.source is not None:
+        model = SOURCES.create(args.source, **dict(args.param))
+        configure(model, seed=args.seed, device=args.device, verbose=False)
+        model.fit(real)
+    else:
+        model = load(args.model, device=args.device)
     aug = AugmentedDataset(real, model, args.strategy, seed=args.seed, ratio=args.ratio)
-    path = write_dataset(aug, out, fmt, synthetic=aug.synthetic_mask)
+    if args.synthetic_only:
+        part = aug.subset(np.flatnonzero(aug.synthetic_mask.numpy()))
+        path = write_dataset(part, out, fmt, synthetic=None, masks=aug.synthetic_masks)
+    else:
+        path = write_dataset(aug, out, fmt, synthetic=aug.synthetic_mask, masks=aug.masks)
     added = sum(aug.synthetic_counts.values())
     print(f"added {added} synthetic samples ({class_counts_text(aug, aug.synthetic_counts)})")
-    print(f"wrote {len(aug)} samples ({class_counts_text(aug)}) to {path} [{fmt}]")
+    written = part if args.synthetic_only else aug
+    print(f"wrote {len(written)} samples ({class_counts_text(written)}) to {path} [{fmt}]")
+    if aug.synthetic_masks is not None:
+        if fmt == "png":
+            print(
+                "lesion masks not written: PNG has no place for them (use .npz, or --format "
+                "dicom --synthetic-only for DICOM Segmentation files)"
+            )
+        else:
+            print(
+                f"wrote the lesion masks with them ({'masks array' if fmt == 'npz' else 'DICOM SEG'})"
+            )
     return 0

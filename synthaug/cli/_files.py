@@ -1,7 +1,7 @@
 """Reading data and writing samples for the subcommands.
 
 Output formats are a dispatch table: a new format (``dicom``, say) is one function
-``writer(dataset, path, synthetic=None) -> Path`` added to ``WRITERS`` (and, when a file suffix
+``writer(dataset, path, synthetic=None, masks=None) -> Path`` added to ``WRITERS`` (and, when a file suffix
 should select it, one entry in ``SUFFIX_FORMATS``); ``--format`` offers every key.
 """
 
@@ -27,26 +27,46 @@ from synthaug.data import (
 )
 from synthaug.errors import DataFileError, InvalidParameterError
 
-Writer = Callable[[ImageDataset, Path, "torch.Tensor | None"], Path]
+Writer = Callable[..., Path]
 
 
-def _write_npz(dataset: ImageDataset, path: Path, synthetic: torch.Tensor | None = None) -> Path:
-    extra = None if synthetic is None else {"synthetic": synthetic.numpy()}
-    return save_npz(dataset, path, extra=extra)
+def _write_npz(
+    dataset: ImageDataset,
+    path: Path,
+    synthetic: torch.Tensor | None = None,
+    masks: torch.Tensor | None = None,
+) -> Path:
+    extra = {}
+    if synthetic is not None:
+        extra["synthetic"] = synthetic.numpy()
+    if masks is not None:
+        extra["masks"] = masks.numpy()
+    return save_npz(dataset, path, extra=extra or None)
 
 
-def _write_png(dataset: ImageDataset, path: Path, synthetic: torch.Tensor | None = None) -> Path:
-    return save_image_folder(dataset, path)
+def _write_png(
+    dataset: ImageDataset,
+    path: Path,
+    synthetic: torch.Tensor | None = None,
+    masks: torch.Tensor | None = None,
+) -> Path:
+    return save_image_folder(dataset, path)  # PNG has no place for masks
 
 
-def _write_dicom(dataset: ImageDataset, path: Path, synthetic: torch.Tensor | None = None) -> Path:
+def _write_dicom(
+    dataset: ImageDataset,
+    path: Path,
+    synthetic: torch.Tensor | None = None,
+    masks: torch.Tensor | None = None,
+) -> Path:
     # write_dicom marks every file synthetic; real images must never carry that mark.
     if synthetic is not None and not bool(synthetic.all()):
         raise InvalidParameterError(
             "--format dicom writes synthetic images only (every file is marked synthetic); "
-            "write a mixed real + synthetic set as .npz or PNG instead"
+            "write a mixed real + synthetic set as .npz or PNG instead, or only the synthetic "
+            "items with --synthetic-only"
         )
-    write_dicom(dataset, out_dir=path, series_description="SYNTHETIC synthaug samples")
+    write_dicom(dataset, out_dir=path, series_description="SYNTHETIC synthaug samples", masks=masks)
     return path
 
 
@@ -69,9 +89,16 @@ def output_format(out: Path, fmt: str | None) -> str:
 
 
 def write_dataset(
-    dataset: ImageDataset, out: Path, fmt: str | None, synthetic: torch.Tensor | None = None
+    dataset: ImageDataset,
+    out: Path,
+    fmt: str | None,
+    synthetic: torch.Tensor | None = None,
+    masks: torch.Tensor | None = None,
 ) -> Path:
-    return WRITERS[output_format(out, fmt)](dataset, out, synthetic)
+    writer = WRITERS[output_format(out, fmt)]
+    return (
+        writer(dataset, out, synthetic) if masks is None else writer(dataset, out, synthetic, masks)
+    )
 
 
 def read_data(spec: str, split: str = "train") -> ImageDataset:

@@ -8,6 +8,7 @@ from synthaug.metrics._classifiers import (
     CNNClassifier,
     CVSelectClassifier,
     LogisticRegressionClassifier,
+    MaxPoolCNNClassifier,
     NetClassifier,
     ResNetClassifier,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "CVSelectClassifier",
     "FeatureExtractor",
     "LogisticRegressionClassifier",
+    "MaxPoolCNNClassifier",
     "NetClassifier",
     "ResNetClassifier",
     "binary_scores",

@@ -79,8 +79,10 @@ def binary_scores(
     Returns
     -------
     dict
-        ``recall`` (sensitivity), ``specificity``, ``balanced_accuracy`` (their mean) and
-        ``auroc`` (area under the ROC curve of the probabilities; threshold-free).
+        ``recall`` (sensitivity), ``specificity``, ``balanced_accuracy`` (their mean),
+        ``auroc`` (area under the ROC curve of the probabilities; threshold-free) and
+        ``sensitivity_at_90_specificity`` (the recall at the threshold that keeps 90% of the
+        negatives below it: a fixed operating point that does not depend on calibration).
 
     Examples
     --------
@@ -105,9 +107,13 @@ def binary_scores(
     pred = proba >= threshold
     recall = float(pred[y_true].mean())
     specificity = float((~pred[~y_true]).mean())
+    # The operating point: the smallest threshold that at least 90% of negatives fall below.
+    negatives = np.sort(proba[~y_true])
+    cut = negatives[min(len(negatives) - 1, int(np.ceil(0.9 * len(negatives))) - 1)]
     return {
         "recall": recall,
         "specificity": specificity,
         "balanced_accuracy": (recall + specificity) / 2,
         "auroc": float(roc_auc_score(y_true, proba)),
+        "sensitivity_at_90_specificity": float((proba[y_true] > cut).mean()),
     }

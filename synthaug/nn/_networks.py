@@ -237,6 +237,35 @@ class SmallCNN(nn.Module):
         return self.head(self.body(x))
 
 
+class MaxPoolCNN(nn.Module):
+    """Three 3x3 convolutions (16, 32 and 64 channels, 2x2 max pooling between them) and
+    global max pooling (``body``: the 64-wide embedding), then a linear ``head``.
+
+    Global max pooling answers "is there a lesion anywhere?": a small bright finding keeps
+    its full activation whatever its position, where average pooling dilutes it over the
+    image. Fit for slices of any size.
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, width: int = 16) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2 * width, 4 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(4 * width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
 class SmallMLP(nn.Module):
     """:class:`SmallCNN`'s counterpart for ``(N, D)`` feature vectors: a 256-wide hidden layer,
     the ``embedding_dim``-wide embedding layer (``body``) and a linear ``head``."""

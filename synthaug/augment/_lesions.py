@@ -1,0 +1,826 @@
+"""Lesion-level augmentation: weak lesion masks, copy-paste and generated lesion transplants.
+
+Medical imbalance is plentiful anatomy with a rare finding. These sources do not generate
+whole images: they take a lesion from a lesion image (or from a generator trained on lesion
+patches) and place it into a normal image, where the normal image's own tissue matches the
+tissue around the source lesion. The anatomy stays real and varied; only the lesion is moved.
+
+Masks come from image-level labels alone (:class:`LesionLocalizer`): a VAE of the normal
+images reconstructs a lesion image as normal anatomy, and the lesion is what is left over.
+
+A lesion is pasted as what it adds to its surroundings (the image minus the tissue level
+around it, smoothed), so the normal image's own noise runs through the pasted lesion and
+there is no seam. Outside the pasted lesion's blend zone (its mask dilated by two pixels,
+widened by the jitter's scaling) a synthetic image equals its normal background exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from sklearn.base import clone
+
+from synthaug._params import (
+    Estimator,
+    Rule,
+    boolean,
+    device_like,
+    int_range,
+    real_range,
+    seed_like,
+)
+from synthaug._utils import check_seed, resolve_device, torch_generator
+from synthaug.augment._registry import register_source
+from synthaug.data import ImageDataset
+from synthaug.errors import (
+    EmptyDatasetError,
+    InvalidDataError,
+    InvalidParameterError,
+    NotFittedError,
+    ShapeMismatchError,
+    UnknownClassError,
+)
+from synthaug.generators import CGAN, CVAE
+from synthaug.registry import Preset
+
+# The localizer's VAE when none is given: a close-fitting model of normal anatomy (the
+# phantom anomaly benchmark's tuned detector VAE, beta 0.1, 32 latents), fitted on flattened
+# images (a multilayer perceptron: fast on a CPU).
+_LOCALIZER_VAE = {
+    "latent_dim": 32,
+    "beta": 0.1,
+    "epochs": 100,
+    "validation_fraction": 0.0,
+    "verbose": False,
+}
+# The transplant's generator when none is given: a small conditional GAN with DiffAugment,
+# which keeps a discriminator from memorising a few dozen patches.
+_TRANSPLANT_GAN = {"epochs": 150, "diffaugment": True, "verbose": False}
+_RING = (1, 3)  # the tissue ring around a lesion: pixels 1 to 3 beyond its mask
+
+
+def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, 1, H, W)`` maps (edges replicated)."""
+    if sigma <= 0:
+        return x
+    r = max(1, math.ceil(3 * sigma))
+    k = torch.exp(-(torch.arange(-r, r + 1, dtype=x.dtype) ** 2) / (2 * sigma**2))
+    k = k / k.sum()
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
+
+
+def _dilate(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Square dilation of ``(N, 1, H, W)`` float masks by ``pixels``."""
+    if pixels <= 0:
+        return mask
+    return F.max_pool2d(mask, 2 * pixels + 1, stride=1, padding=pixels)
+
+
+def _soft(core: torch.Tensor) -> torch.Tensor:
+    """Blend weights of a pasted lesion: 1 on its mask, falling to 0 two pixels beyond it."""
+    return F.avg_pool2d(_dilate(core, 1), 3, stride=1, padding=1, count_include_pad=False)
+
+
+def _check_images(images: Any, what: str) -> torch.Tensor:
+    if isinstance(images, ImageDataset):
+        images = images.images
+    if not isinstance(images, torch.Tensor):
+        raise InvalidDataError(
+            f"{what} must be an ImageDataset or a tensor, got {type(images).__name__}"
+        )
+    if images.ndim != 4:
+        raise ShapeMismatchError(
+            f"{what} must be (N, C, H, W) images, got shape {tuple(images.shape)}"
+        )
+    if len(images) == 0:
+        raise EmptyDatasetError(f"{what} holds no images")
+    images = images.float()
+    if not torch.isfinite(images).all():
+        raise InvalidDataError(f"{what} contain NaN or infinite values; clean them first")
+    return images
+
+
+def body_masks(images: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
+    """Where the body is: pixels brighter than ``threshold`` after a slight blur, holes filled.
+
+    Air around a body is dark on CT and MR; dark structures inside it (lungs, skull) are
+    enclosed by brighter tissue, so filling holes keeps them in.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(N, C, H, W)`` images in [0, 1].
+    threshold : float
+        Intensity that separates air from the body.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 1, H, W)`` bool.
+    """
+    images = _check_images(images, "images")
+    bright = (_gaussian(images.mean(1, keepdim=True), 1.0) > threshold).numpy()
+    filled = np.stack([ndimage.binary_fill_holes(b[0])[None] for b in bright])
+    return torch.from_numpy(filled)
+
+
+class LesionLocalizer(Estimator):
+    """Lesion masks from image-level labels: what a VAE of normal anatomy cannot explain.
+
+    ``fit`` trains a :class:`~synthaug.generators.CVAE` (the model of the VAE anomaly
+    detector) on normal images; :meth:`masks` reconstructs an image as normal anatomy and
+    keeps the pixels brighter than the reconstruction (lesions on CT and most MR sequences
+    are hyperintense), smoothed, above both a floor (a high quantile of the same map on the
+    normal training images) and a fraction of the image's own peak (a half-maximum outline).
+
+    Parameters
+    ----------
+    vae : CVAE or None
+        The model of normal anatomy, cloned and fitted with this localizer's seed and device.
+        ``None``: ``CVAE(latent_dim=32, beta=0.1, epochs=100, validation_fraction=0)``.
+    sigma : float
+        Gaussian smoothing of the residual map, in pixels.
+    floor_quantile : float
+        Quantile of the normal images' residual map that a lesion pixel must exceed.
+    relative_threshold : float
+        Fraction of the image's largest residual that a lesion pixel must exceed.
+    min_area : int
+        Smallest lesion kept, in pixels.
+    seed : int
+    device : str
+
+    Attributes
+    ----------
+    vae_ : CVAE
+        The fitted model of normal anatomy (on flattened images).
+    floor_ : float
+        The residual a lesion pixel must exceed.
+
+    Notes
+    -----
+    The defaults were chosen on development-pool phantoms (``benchmarks/tuning/lesion_masks.py``).
+    The floor comes from training images, which a VAE reconstructs better than unseen ones:
+    it errs towards larger masks.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {
+        "vae": lambda v: None if v is None or isinstance(v, CVAE) else "None or a CVAE",
+        "sigma": real_range(0),
+        "floor_quantile": real_range(0, 1),
+        "relative_threshold": real_range(0, 1),
+        "min_area": int_range(1),
+        "seed": seed_like,
+        "device": device_like,
+    }
+
+    def __init__(
+        self,
+        *,
+        vae: CVAE | None = None,
+        sigma: float = 1.5,
+        floor_quantile: float = 0.99,
+        relative_threshold: float = 0.4,
+        min_area: int = 3,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.vae = vae
+        self.sigma = sigma
+        self.floor_quantile = floor_quantile
+        self.relative_threshold = relative_threshold
+        self.min_area = min_area
+        self.seed = seed
+        self.device = device
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "vae_")
+
+    def fit(self, normal: ImageDataset | torch.Tensor) -> LesionLocalizer:
+        """Learn normal anatomy from ``normal`` images (an ``ImageDataset`` or ``(N, C, H, W)``)."""
+        self.check_params()
+        images = _check_images(normal, "normal images")
+        if len(images) < 2:
+            raise InvalidDataError(
+                f"a model of normal anatomy needs at least 2 normal images, got {len(images)}"
+            )
+        self.sample_shape_ = tuple(images.shape[1:])
+        vae = clone(self.vae) if self.vae is not None else CVAE(**_LOCALIZER_VAE)
+        vae.set_params(seed=check_seed(self.seed), device=self.device)
+        flat = ImageDataset(
+            images.reshape(len(images), -1), torch.zeros(len(images), dtype=torch.int64), ["normal"]
+        )
+        self.vae_ = vae.fit(flat)
+        residual = self.residual_map(images).numpy()
+        self.floor_ = float(np.quantile(residual, self.floor_quantile))
+        return self
+
+    def residual_map(self, images: torch.Tensor) -> torch.Tensor:
+        """Smoothed positive residual ``max(blur(x - reconstruction), 0)``, ``(N, 1, H, W)``."""
+        if not self.is_fitted:
+            raise NotFittedError("LesionLocalizer is not fitted; call fit(normal_images) first")
+        images = _check_images(images, "images")
+        if tuple(images.shape[1:]) != self.sample_shape_:
+            raise ShapeMismatchError(
+                f"images of shape {tuple(images.shape[1:])}, but the localizer learned "
+                f"{self.sample_shape_}"
+            )
+        flat = images.reshape(len(images), -1)
+        recon = self.vae_.reconstruct(flat, torch.zeros(len(images), dtype=torch.int64))
+        signed = (images - recon.reshape(images.shape)).mean(1, keepdim=True)
+        return _gaussian(signed, self.sigma).clamp(min=0)
+
+    def masks(self, images: torch.Tensor) -> torch.Tensor:
+        """Lesion masks of ``images``, ``(N, 1, H, W)`` bool (empty where nothing stands out)."""
+        residual = self.residual_map(images)
+        peak = residual.flatten(1).amax(1).view(-1, 1, 1, 1)
+        keep = residual > torch.clamp(self.relative_threshold * peak, min=self.floor_)
+        return _drop_small(keep, self.min_area)
+
+
+def _drop_small(masks: torch.Tensor, min_area: int) -> torch.Tensor:
+    if min_area <= 1:
+        return masks
+    out = masks.numpy().copy()
+    for i, m in enumerate(out):
+        labelled, n = ndimage.label(m[0])
+        if n:
+            sizes = np.bincount(labelled.ravel())
+            small = np.flatnonzero(sizes < min_area)
+            out[i, 0][np.isin(labelled, small[small > 0])] = False
+    return torch.from_numpy(out)
+
+
+def _resolve_class(value: int | str | None, classes: list[str], what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in classes:
+            raise UnknownClassError(f"{what} {value!r} is not one of the classes {classes}")
+        return classes.index(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidParameterError(f"{what} must be a class name or label, got {value!r}")
+    if not 0 <= int(value) < len(classes):
+        raise UnknownClassError(f"{what} {value!r} is not a label of the classes {classes}")
+    return int(value)
+
+
+class _LesionSource(Estimator):
+    """Shared fitting (masks, lesion patches, backgrounds) and pasting of the lesion sources."""
+
+    stores_training_images = True
+    makes_masks = True
+
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {
+        "localizer": lambda v: (
+            None if v is None or isinstance(v, LesionLocalizer) else "None or a LesionLocalizer"
+        ),
+        "rotate": boolean,
+        "scale": lambda v: _pair(v, 0.25, 4.0),
+        "intensity": lambda v: _pair(v, 0.0, 4.0),
+        "tissue_tolerance": real_range(0, None, low_open=True),
+        "body_threshold": real_range(0, 1),
+        "max_lesion_size": real_range(0, 1, low_open=True),
+        "seed": seed_like,
+        "device": device_like,
+    }
+
+    def __init__(
+        self,
+        *,
+        normal_class: int | str = "normal",
+        localizer: LesionLocalizer | None = None,
+        rotate: bool = True,
+        scale: tuple[float, float] = (0.85, 1.2),
+        intensity: tuple[float, float] = (0.8, 1.2),
+        tissue_tolerance: float = 0.05,
+        body_threshold: float = 0.1,
+        max_lesion_size: float = 0.25,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.normal_class = normal_class
+        self.localizer = localizer
+        self.rotate = rotate
+        self.scale = scale
+        self.intensity = intensity
+        self.tissue_tolerance = tissue_tolerance
+        self.body_threshold = body_threshold
+        self.max_lesion_size = max_lesion_size
+        self.seed = seed
+        self.device = device
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "patches_")
+
+    def fit(self, dataset: ImageDataset, masks: torch.Tensor | None = None) -> _LesionSource:
+        """Find the lesions of ``dataset``'s lesion images and learn where they may go.
+
+        Parameters
+        ----------
+        dataset : ImageDataset
+            Normal images (class ``normal_class``) and images of one or more lesion classes.
+        masks : torch.Tensor, optional
+            ``(N, 1, H, W)`` lesion masks of ``dataset``'s items, when known (a radiologist's
+            segmentations). Without them, the lesions are localised from the image labels by
+            ``localizer`` (fitted on the normal images unless already fitted).
+        """
+        self.check_params()
+        if not isinstance(dataset, ImageDataset):
+            raise InvalidDataError(f"dataset must be an ImageDataset, got {type(dataset).__name__}")
+        if len(dataset) == 0:
+            raise EmptyDatasetError(f"cannot fit {type(self).__name__} on an empty dataset")
+        if not dataset.is_image:
+            raise InvalidDataError(f"{type(self).__name__} needs (N, C, H, W) images")
+        normal = _resolve_class(self.normal_class, dataset.classes, "normal_class")
+        counts = dataset.class_counts()
+        if counts.get(normal, 0) < 2:
+            raise InvalidDataError(
+                f"{type(self).__name__} pastes lesions into normal images; class "
+                f"{dataset.classes[normal]!r} has {counts.get(normal, 0)} (at least 2 needed)"
+            )
+        lesion_classes = [c for c, n in counts.items() if c != normal and n > 0]
+        if not lesion_classes:
+            raise InvalidDataError(
+                f"no lesion images: every image is of the normal class {dataset.classes[normal]!r}"
+            )
+        single = [dataset.classes[c] for c in lesion_classes if counts[c] < 2]
+        if single:
+            raise InvalidDataError(
+                f"lesion class(es) {single} have 1 image; {type(self).__name__} needs at least 2 "
+                f"per lesion class (from one image every synthetic lesion is a jittered copy of "
+                f"the same one): add images, or drop the class"
+            )
+        images = _check_images(dataset.images, "dataset images")
+        labels = dataset.labels
+        if masks is not None:
+            masks = _check_masks(masks, images)
+        self.device_ = resolve_device(self.device)
+        self.class_names_ = list(dataset.classes)
+        self.sample_shape_ = tuple(images.shape[1:])
+        self.normal_label_ = normal
+        is_normal = labels == normal
+        if masks is None:
+            localizer = self.localizer
+            if localizer is None or not localizer.is_fitted:
+                localizer = clone(localizer) if localizer is not None else LesionLocalizer()
+                localizer.set_params(seed=check_seed(self.seed), device=self.device)
+                localizer.fit(images[is_normal])
+            self.localizer_ = localizer
+            masks = torch.zeros(len(images), 1, *images.shape[-2:], dtype=torch.bool)
+            masks[~is_normal] = localizer.masks(images[~is_normal])
+        self.dataset_ = dataset
+        self.training_masks_ = masks & ~is_normal.view(-1, 1, 1, 1)
+        self._fit_patches(images, labels, self.training_masks_, lesion_classes)
+        self._fit_backgrounds(images[is_normal])
+        return self
+
+    # -- lesion patches ------------------------------------------------------------------
+    def _fit_patches(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        masks: torch.Tensor,
+        lesion_classes: list[int],
+    ) -> None:
+        components, per_image = [], {c: [] for c in lesion_classes}
+        largest = self.max_lesion_size * min(images.shape[-2:])
+        self.n_dropped_ = 0
+        for i in torch.nonzero(labels != self.normal_label_).flatten().tolist():
+            labelled, n = ndimage.label(masks[i, 0].numpy(), structure=np.ones((3, 3)))
+            kept = 0
+            for k in range(1, n + 1):
+                ys, xs = np.nonzero(labelled == k)
+                # A region wider than any lesion is most likely anatomy the localizer missed.
+                if max(np.ptp(ys), np.ptp(xs)) + 1 > largest:
+                    self.n_dropped_ += 1
+                    continue
+                components.append((i, labelled == k))
+                kept += 1
+            per_image[int(labels[i])].append(kept)
+        empty = [self.class_names_[c] for c in lesion_classes if not sum(per_image[c])]
+        if empty:
+            raise InvalidDataError(
+                f"no lesion found in the images of class(es) {empty}: the localizer's masks are "
+                f"empty (lesions too faint for it), or the masks given are empty; pass masks= "
+                f"or lower LesionLocalizer(relative_threshold=..., floor_quantile=...)"
+            )
+        extents = [
+            max(np.ptp(np.nonzero(m)[0]), np.ptp(np.nonzero(m)[1])) + 1 for _, m in components
+        ]
+        # A patch holds the lesion and its two-pixel fade; a multiple of 8 suits conv nets.
+        size = 8 * math.ceil((max(extents) + 6) / 8)
+        self.patch_size_ = size
+        wide = size // 2 + _RING[1]
+        pad = F.pad(images, (wide, wide, wide, wide), mode="replicate")
+        patches, rings, owners = [], [], []
+        for i, m in components:
+            ys, xs = np.nonzero(m)
+            cy, cx = int(round(ys.mean())), int(round(xs.mean()))
+            # The crop's window starts `wide` pixels before the centre in the padded image.
+            crop = pad[i, :, cy : cy + 2 * wide, cx : cx + 2 * wide]
+            core = torch.from_numpy(
+                np.pad(m, wide, mode="constant")[cy : cy + 2 * wide, cx : cx + 2 * wide]
+            ).float()[None, None]
+            ring = (_dilate(core, _RING[1]) > 0) & ~(_dilate(core, _RING[0]) > 0)
+            level = crop.flatten(1)[:, ring.flatten()].median(dim=1).values.view(-1, 1, 1)
+            # What the lesion adds to its surroundings, lightly smoothed so the source's noise
+            # does not come along, and faded out over two pixels beyond its mask.
+            delta = _blur121(crop[None] - level[None])[0].clamp(min=0) * _soft(core)[0]
+            inner = slice(_RING[1], _RING[1] + size)
+            patches.append(torch.cat([delta, core[0]])[:, inner, inner])
+            rings.append(float(level.mean()))
+            owners.append(int(labels[i]))
+        self.patches_ = torch.stack(patches)
+        self.patch_rings_ = torch.tensor(rings)
+        self.patch_labels_ = torch.tensor(owners, dtype=torch.int64)
+        self.lesions_per_image_ = {c: per_image[c] for c in lesion_classes}
+        self.lesion_radius_ = max(extents) / 2
+        self.typical_radius_ = float(np.median(extents)) / 2
+
+    def _fit_backgrounds(self, normal: torch.Tensor) -> None:
+        body = body_masks(normal, self.body_threshold).float()
+        # A lesion's centre stays far enough inside the body for all of it to fit.
+        margin = math.ceil(self.lesion_radius_) + _RING[0]
+        inside = 1 - _dilate(1 - body, margin)
+        keep = inside.flatten(1).sum(1) > 0
+        if not keep.any():
+            raise InvalidDataError(
+                f"no normal image has room for a lesion inside the body (body threshold "
+                f"{self.body_threshold}, lesions up to {2 * self.lesion_radius_:.0f} pixels): "
+                f"lower body_threshold or check that the images are in [0, 1]"
+            )
+        self.backgrounds_ = normal[keep]
+        self.inside_ = inside[keep, 0] > 0.5
+        # The tissue level at each pixel (a 3x3 mean, so noise does not decide it).
+        self.tissue_ = F.avg_pool2d(
+            self.backgrounds_.mean(1, keepdim=True), 3, stride=1, padding=1, count_include_pad=False
+        )[:, 0]
+
+    # -- sampling ------------------------------------------------------------------------
+    def _draw_patches(
+        self, label: int, n: int, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` lesion patches of class ``label`` and the tissue level each belongs in."""
+        own = torch.nonzero(self.patch_labels_ == label).flatten()
+        pick = own[torch.randint(len(own), (n,), generator=gen)]
+        return self.patches_[pick], self.patch_rings_[pick]
+
+    def sample(
+        self,
+        n: int,
+        y: int | str,
+        seed: int | None = None,
+        *,
+        return_masks: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
+        """``n`` normal images of the training set with lesions of class ``y`` pasted in.
+
+        Parameters
+        ----------
+        n : int
+        y : int or str
+            A lesion class (label or name); the normal class is the background, not a class
+            these sources make.
+        seed : int, optional
+        return_masks : bool
+            Also return the pasted lesions' masks.
+
+        Returns
+        -------
+        images : torch.Tensor
+            ``(n, C, H, W)`` float32 in [0, 1].
+        labels : torch.Tensor
+            ``(n,)`` int64, all ``y``.
+        masks : torch.Tensor
+            Only with ``return_masks=True``: ``(n, 1, H, W)`` bool, the pasted lesions.
+        """
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise InvalidParameterError(f"n must be a positive integer, got {n!r}")
+        label = _resolve_class(y, self.class_names_, "y")
+        if label == self.normal_label_:
+            raise InvalidParameterError(
+                f"{type(self).__name__} makes lesion images; {self.class_names_[label]!r} is the "
+                f"normal class it pastes into (use real normal images, or 'classical')"
+            )
+        if label not in self.lesions_per_image_:
+            raise UnknownClassError(f"class {y!r} had no images to take lesions from")
+        gen = torch_generator(seed)
+        per_image = torch.tensor(self.lesions_per_image_[label], dtype=torch.int64)
+        per_image = per_image[per_image > 0]
+        count = per_image[torch.randint(len(per_image), (n,), generator=gen)]
+        bg = torch.randint(len(self.backgrounds_), (n,), generator=gen)
+        images = self.backgrounds_[bg].clone()
+        occupied = torch.zeros(n, 1, *images.shape[-2:])
+        out_masks = torch.zeros(n, 1, *images.shape[-2:], dtype=torch.bool)
+        for k in range(int(count.max())):
+            active = count > k
+            patches, rings = self._draw_patches(label, n, gen)
+            delta, core = self._paste(images.shape, patches, rings, bg, occupied, gen)
+            delta, core = delta * active.view(-1, 1, 1, 1), core * active.view(-1, 1, 1, 1)
+            images = images + delta
+            out_masks |= core > 0.5
+            occupied = torch.maximum(occupied, (core > 0).float())
+        images = images.clamp_(0.0, 1.0)
+        labels = torch.full((n,), label, dtype=torch.int64)
+        return (images, labels, out_masks) if return_masks else (images, labels)
+
+    def _paste(
+        self,
+        shape: torch.Size,
+        patches: torch.Tensor,
+        rings: torch.Tensor,
+        bg: torch.Tensor,
+        occupied: torch.Tensor,
+        gen: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Jitter each patch, place it where its background's tissue matches its own, and
+        return full-size ``(delta, core)`` maps."""
+        n, c, h, w = shape
+        tissue = self.tissue_[bg]
+        allowed = self.inside_[bg] & ~(_dilate(occupied, math.ceil(self.lesion_radius_))[:, 0] > 0)
+        match = torch.exp(-0.5 * ((tissue - rings.view(-1, 1, 1)) / self.tissue_tolerance) ** 2)
+        # The whole footprint of a typical lesion must sit in matching tissue, not just its
+        # centre: the worst match within that radius.
+        r = math.ceil(self.typical_radius_)
+        match = -F.max_pool2d(-match.unsqueeze(1), 2 * r + 1, stride=1, padding=r)[:, 0]
+        weights = (match + 1e-12) * allowed
+        # Where no free pixel is left inside the body, the lesion may overlap an earlier one.
+        none_left = weights.flatten(1).sum(1) == 0
+        weights[none_left] = self.inside_[bg[none_left]].float() + 1e-12
+        centre = torch.multinomial(weights.flatten(1), 1, generator=gen).flatten()
+        cy, cx = (centre // w).float(), (centre % w).float()
+        # Output pixel -> patch coordinates (both normalised, align_corners=False): rotate,
+        # flip and scale about the chosen centre.
+        angle = 2 * math.pi * torch.rand(n, generator=gen) if self.rotate else torch.zeros(n)
+        flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+        lo, hi = self.scale
+        scale = lo + (hi - lo) * torch.rand(n, generator=gen)
+        a, b = self.intensity
+        gain = a + (b - a) * torch.rand(n, generator=gen)
+        p = self.patch_size_
+        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+        sx, sy = w / p, h / p
+        m = torch.stack(
+            [
+                torch.stack([cos * flip * sx, -sin * sy], 1),
+                torch.stack([sin * flip * sx, cos * sy], 1),
+            ],
+            1,
+        )
+        u = torch.stack([(cx + 0.5) * 2 / w - 1, (cy + 0.5) * 2 / h - 1], 1)
+        theta = torch.cat([m, -(m @ u.unsqueeze(-1))], 2)
+        grid = F.affine_grid(theta, [n, c + 1, h, w], align_corners=False)
+        placed = F.grid_sample(patches, grid, mode="bilinear", align_corners=False)
+        return placed[:, :c] * gain.view(-1, 1, 1, 1), placed[:, c:]
+
+
+def _blur121(x: torch.Tensor) -> torch.Tensor:
+    """The separable [1, 2, 1] / 4 blur on ``(N, C, H, W)``, per channel."""
+    k = torch.tensor([0.25, 0.5, 0.25], dtype=x.dtype)
+    c = x.shape[1]
+    x = F.conv2d(
+        F.pad(x, (1, 1, 0, 0), mode="replicate"), k.view(1, 1, 1, 3).expand(c, 1, 1, 3), groups=c
+    )
+    return F.conv2d(
+        F.pad(x, (0, 0, 1, 1), mode="replicate"), k.view(1, 1, 3, 1).expand(c, 1, 3, 1), groups=c
+    )
+
+
+def _pair(value: Any, lo: float, hi: float) -> str | None:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return f"a (low, high) pair within [{lo}, {hi}]"
+    return None if lo <= a <= b <= hi else f"a (low, high) pair within [{lo}, {hi}]"
+
+
+def _check_masks(masks: Any, images: torch.Tensor) -> torch.Tensor:
+    if not isinstance(masks, (torch.Tensor, np.ndarray)):
+        raise InvalidDataError(f"masks must be a tensor or array, got {type(masks).__name__}")
+    masks = torch.as_tensor(masks)
+    if masks.ndim == 3:
+        masks = masks.unsqueeze(1)
+    want = (len(images), 1, *images.shape[-2:])
+    if tuple(masks.shape) != want:
+        raise ShapeMismatchError(
+            f"masks must be (N, 1, H, W) = {want}, one per image, got {tuple(masks.shape)}"
+        )
+    if masks.dtype != torch.bool:
+        if not torch.isin(masks.float(), torch.tensor([0.0, 1.0])).all():
+            raise InvalidDataError("masks must be boolean or hold only 0 and 1")
+        masks = masks > 0.5
+    return masks
+
+
+@register_source("copy-paste")
+class CopyPaste(_LesionSource):
+    """Real lesions cut from lesion images and pasted into normal images (lesion-level
+    copy-paste, in the spirit of Ghiasi et al., CVPR 2021, and of lesion mixing such as
+    CarveMix, Zhang et al., MICCAI 2021).
+
+    Each synthetic image is a real normal training image with 1 or more lesions of the
+    class (as many as a lesion image of the class had), each a real lesion with classical
+    jitter (rotation, flip, scale, intensity), placed where the normal image's local tissue
+    level is close to the tissue around the source lesion (for chest CT: inside the lungs)
+    and never outside the body.
+
+    Parameters
+    ----------
+    normal_class : int or str
+        The class whose images serve as backgrounds; every other class is a lesion class.
+    localizer : LesionLocalizer or None
+        Finds the lesions from image-level labels when ``fit`` gets no masks. A fitted one is
+        used as it is (one fit can serve several sources); ``None``: a default
+        :class:`LesionLocalizer` fitted on the normal images.
+    rotate : bool
+        Rotate each pasted lesion by a random angle.
+    scale : (float, float)
+        Range of its random scale factor.
+    intensity : (float, float)
+        Range of the factor on its contrast.
+    tissue_tolerance : float
+        How close (in intensity) the background's tissue must be to the source lesion's
+        surroundings: the placement weight is ``exp(-d**2 / (2 tolerance**2))``.
+    body_threshold : float
+        Air / body intensity threshold of :func:`body_masks`.
+    max_lesion_size : float
+        Regions of a mask wider than this fraction of the image side are not taken as
+        lesions (counted in ``n_dropped_``).
+    seed : int
+        Seeds the localizer's fit.
+    device : str
+
+    Attributes
+    ----------
+    training_masks_ : torch.Tensor
+        ``(N, 1, H, W)`` bool lesion masks of the training items (empty for normal ones).
+    patches_ : torch.Tensor
+        The lesion patches: what each lesion adds to its surroundings (C channels) and its
+        mask (one channel).
+    localizer_ : LesionLocalizer
+        When the masks were localised.
+
+    Notes
+    -----
+    The fitted source holds real training images (the lesions and the normal backgrounds):
+    ``stores_training_images`` is True, and its samples are real anatomy. Do not share them
+    as private data.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from synthaug.data import make_phantoms
+    >>> data, true_masks = make_phantoms((30, 4), size=32, seed=0, return_masks=True)
+    >>> source = CopyPaste().fit(data, masks=true_masks)
+    >>> images, labels, masks = source.sample(3, y="lesion", seed=0, return_masks=True)
+    >>> tuple(images.shape), bool(masks.flatten(1).any(1).all())
+    ((3, 1, 32, 32), True)
+    """
+
+
+def _generator_rule(value: Any) -> str | None:
+    if value is None or (hasattr(value, "fit") and hasattr(value, "sample")):
+        return None
+    return "None or a generator (with fit and sample)"
+
+
+class LesionTransplant(_LesionSource):
+    """Generated lesions transplanted into normal images.
+
+    A generator (any registered family; default a conditional GAN with DiffAugment) learns
+    the lesion patches of :class:`CopyPaste` (what each lesion adds to its surroundings and
+    its mask, as a two-part image; every patch in its 8 flips and right-angle rotations), so
+    new lesions are not copies of the few real ones; each is then pasted like a copied one,
+    into the tissue its class came from (the tissue level of a random real lesion of the
+    class).
+
+    Parameters
+    ----------
+    generator : generator or None
+        Cloned and fitted on the patches with this source's seed and device. ``None``:
+        ``CGAN(epochs=150, diffaugment=True)``.
+    min_lesion_area : int
+        A generated patch whose mask has fewer pixels is replaced by a real one (counted in
+        ``n_replaced_``).
+    normal_class, localizer, rotate, scale, intensity, tissue_tolerance, body_threshold,
+    max_lesion_size, seed, device
+        As in :class:`CopyPaste`.
+
+    Attributes
+    ----------
+    generator_ : fitted generator
+    delta_scale_ : float
+        The largest lesion contrast among the patches: generated contrasts are in [0, 1]
+        times it.
+    n_replaced_ : int
+        Generated patches replaced by real ones in the last ``sample`` call.
+
+    Examples
+    --------
+    >>> from synthaug.data import make_phantoms
+    >>> from synthaug.generators import CVAE
+    >>> data, true_masks = make_phantoms((30, 4), size=32, seed=0, return_masks=True)
+    >>> source = LesionTransplant(generator=CVAE(epochs=2, verbose=False))
+    >>> images, labels = source.fit(data, masks=true_masks).sample(2, y=1, seed=0)
+    >>> tuple(images.shape)
+    (2, 1, 32, 32)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Rule]] = {
+        "generator": _generator_rule,
+        "min_lesion_area": int_range(1),
+    }
+
+    def __init__(
+        self,
+        *,
+        generator: Any = None,
+        min_lesion_area: int = 3,
+        normal_class: int | str = "normal",
+        localizer: LesionLocalizer | None = None,
+        rotate: bool = True,
+        scale: tuple[float, float] = (0.85, 1.2),
+        intensity: tuple[float, float] = (0.8, 1.2),
+        tissue_tolerance: float = 0.05,
+        body_threshold: float = 0.1,
+        max_lesion_size: float = 0.25,
+        seed: int = 0,
+        device: str = "auto",
+    ) -> None:
+        self.generator = generator
+        self.min_lesion_area = min_lesion_area
+        super().__init__(
+            normal_class=normal_class,
+            localizer=localizer,
+            rotate=rotate,
+            scale=scale,
+            intensity=intensity,
+            tissue_tolerance=tissue_tolerance,
+            body_threshold=body_threshold,
+            max_lesion_size=max_lesion_size,
+            seed=seed,
+            device=device,
+        )
+
+    def fit(self, dataset: ImageDataset, masks: torch.Tensor | None = None) -> LesionTransplant:
+        super().fit(dataset, masks)
+        c = self.sample_shape_[0]
+        self.delta_scale_ = float(self.patches_[:, :c].max().clamp(min=1e-6))
+        patches = torch.cat([self.patches_[:, :c] / self.delta_scale_, self.patches_[:, c:]], 1)
+        # The 8 symmetries of the square: a lesion has no preferred orientation.
+        views = []
+        for k in range(4):
+            turned = torch.rot90(patches, k, dims=(2, 3))
+            views += [turned, torch.flip(turned, dims=(3,))]
+        lesion_classes = sorted(self.lesions_per_image_)
+        self.patch_classes_ = [self.class_names_[c] for c in lesion_classes]
+        index = {label: i for i, label in enumerate(lesion_classes)}
+        labels = torch.tensor([index[int(v)] for v in self.patch_labels_]).repeat(8)
+        train = ImageDataset(torch.cat(views).clamp(0, 1), labels, self.patch_classes_)
+        model = clone(self.generator) if self.generator is not None else CGAN(**_TRANSPLANT_GAN)
+        missing = {"seed", "device"} - set(model.get_params())
+        if missing:
+            raise InvalidParameterError(
+                f"the generator needs seed and device parameters, {type(model).__name__} lacks "
+                f"{sorted(missing)}"
+            )
+        model.set_params(seed=check_seed(self.seed), device=self.device)
+        self.generator_ = model.fit(train)
+        self.n_replaced_ = 0
+        return self
+
+    def _draw_patches(
+        self, label: int, n: int, gen: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.sample_shape_[0]
+        real, rings = super()._draw_patches(label, n, gen)
+        seed = int(torch.randint(2**62, (1,), generator=gen))
+        y = sorted(self.lesions_per_image_).index(label)
+        made, _ = self.generator_.sample(n, y=y, seed=seed)
+        made = made.float().cpu()
+        core = (made[:, c:] > 0.5).float()
+        delta = made[:, :c] * self.delta_scale_ * _soft(core)
+        patches = torch.cat([delta, core], 1)
+        # A generated patch with (almost) no lesion would label a normal image as a lesion.
+        blank = core.flatten(1).sum(1) < self.min_lesion_area
+        patches[blank] = real[blank]
+        self.n_replaced_ = int(blank.sum())
+        return patches, rings
+
+
+# Flat keywords from configs and the command line: generator parameters go to the generator.
+register_source("lesion-transplant", Preset(LesionTransplant, "generator", CGAN, _TRANSPLANT_GAN))
+register_source(
+    "lesion-transplant-cvae",
+    Preset(LesionTransplant, "generator", CVAE, {"epochs": 300, "verbose": False}),
+)
