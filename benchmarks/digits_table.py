@@ -1,10 +1,13 @@
-"""Print the compact digits table of docs/benchmarks.md and the README from a report.csv.
+"""Print the compact tables of the docs from a report.csv: the digits table of
+docs/benchmarks.md and the README, and the lesion grid's tables of docs/medical.md.
 
     python benchmarks/digits_table.py benchmarks/results/digits_imbalanced/report.csv
+    python benchmarks/digits_table.py benchmarks/results/phantoms_lesions/report.csv auroc
 
-One row per method, per setting and classifier: mean balanced accuracy, and the paired
-difference to the table's best free baseline with its Holm-adjusted p-value (corrected
-resampled t, as in the report). Nothing is computed here that the report does not hold.
+One row per method, per setting and classifier: the mean of the metric (default balanced
+accuracy), and the paired difference to the table's best free baseline with its
+Holm-adjusted p-value (the report's test). Nothing is computed here that the report does
+not hold.
 """
 
 from __future__ import annotations

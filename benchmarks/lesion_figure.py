@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=["chest", "brain"], default="chest")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    torch.set_num_threads(1)
     data, true = make_phantoms((400, 20), size=64, kind=args.kind, seed=10**9, return_masks=True)
     t0 = time.perf_counter()
     paste = CopyPaste(seed=0, device="cpu").fit(data)

@@ -266,5 +266,9 @@ def test_sample_as_dicom_and_refuse_mixed_dicom(workdir, capsys, tmp_path):
     assert all(m["modality"] == "OT" for m in back.metadata)
     real = str(workdir / "real.npz")
     argv = ["augment", "--data", real, "--model", model, "--out", str(tmp_path / "mixed")]
-    assert main([*argv, "--format", "dicom"]) == 1
+    # Refused as a usage error before the model is even loaded, and nothing is written.
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--format", "dicom"])
+    assert exit_info.value.code == 2
     assert "synthetic images only" in capsys.readouterr().err
+    assert not (tmp_path / "mixed").exists()

@@ -33,7 +33,7 @@ def dice(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def main() -> None:
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     for kind in ("chest", "brain"):
         data, masks = make_phantoms((400, 20), size=64, kind=kind, seed=SEED, return_masks=True)
         normal, lesion = data.images[data.labels == 0], data.images[data.labels == 1]

@@ -164,9 +164,11 @@ class LesionLocalizer(Estimator):
 
     Notes
     -----
-    The defaults were chosen on development-pool phantoms (``benchmarks/tuning/lesion_masks.py``).
-    The floor comes from training images, which a VAE reconstructs better than unseen ones:
-    it errs towards larger masks.
+    On development-pool phantoms (``benchmarks/tuning/lesion_masks.py``, 400 normal and 20
+    lesion 64x64 slices) the defaults score a mean Dice of 0.61 (chest) and 0.80 (brain)
+    against the true masks; the best of the script's grid scored 0.62 and 0.84
+    (``sigma=1.0``). The floor comes from training images, which a VAE reconstructs better
+    than unseen ones: it errs towards larger masks.
     """
 
     _parameter_constraints: ClassVar[dict[str, Rule]] = {

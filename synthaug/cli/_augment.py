@@ -85,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
     fmt = output_format(out, args.format)
     if args.param and args.source is None:
         args.parser.error("--param configures --source; a saved --model is used as it is")
+    if fmt == "dicom" and not args.synthetic_only:
+        # Checked before any fitting: DICOM files are all marked synthetic.
+        args.parser.error(
+            "--format dicom writes synthetic images only (every file is marked synthetic); add "
+            "--synthetic-only, or write the mixed real + synthetic set as .npz or PNG"
+        )
     real = read_data(args.data, args.split)
     if args.source is not None:
         model = SOURCES.create(args.source, **dict(args.param))
