@@ -12,6 +12,7 @@ from synthaug.augment import (
     SOURCES,
     AugmentedDataset,
     CopyPaste,
+    GenerativeOverSampler,
     LesionLocalizer,
     LesionTransplant,
     body_masks,
@@ -267,3 +268,14 @@ def test_sensitivity_at_90_percent_specificity():
     y = np.r_[np.zeros(10), np.ones(4)]
     s = binary_scores(y, np.r_[negatives, positives])
     assert s["sensitivity_at_90_specificity"] == 0.5
+
+
+def test_copy_paste_in_an_imbalanced_learn_pipeline(chest, localizer):
+    data, _ = chest
+    x, y = data.images.reshape(len(data), -1).numpy(), data.labels.numpy()
+    sampler = GenerativeOverSampler(
+        CopyPaste(normal_class=0, localizer=localizer, device="cpu"), image_shape=(1, 32, 32)
+    )
+    x_new, y_new = sampler.fit_resample(x, y)
+    assert x_new.shape == (120, 32 * 32) and (y_new == 1).sum() == 60
+    assert np.isfinite(x_new).all() and x_new.min() >= 0 and x_new.max() <= 1

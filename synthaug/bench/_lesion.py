@@ -57,6 +57,7 @@ from synthaug.bench._methods import (
     FULL_DATA,
     build_recipe,
     has_generator,
+    is_free_baseline,
     method_parts,
     shared_fit_group,
     training_params,
@@ -113,6 +114,7 @@ class LesionTask(BaseTask):
 
     settings_table = "lesion"
     baselines = ("none", "classical")
+    references = (FULL_DATA,)
     example = '["none", "classical", "cgan"]'
     reported = (
         "auroc",
@@ -186,6 +188,9 @@ class LesionTask(BaseTask):
 
     def validate_method(self, name: str, params: dict[str, Any]) -> None:
         validate_method(name, params)
+
+    def is_free_baseline(self, method: str, params: dict[str, Any]) -> bool:
+        return is_free_baseline(method, params)
 
     def test_fraction(self, cell: dict[str, Any]) -> float | None:
         return None  # every seed draws fresh phantoms: the seeds are independent

@@ -176,8 +176,8 @@ def run_demo(
     cell per core (at most 8; a 1,000-step ``resnet`` cell took 39 s on two threads alone and
     about 13 s on one thread beside another cell: 3 min 16 s in all), the medical demo one
     cell at a time, since a single CGAN fit is most of its work (3 min 6 s, against 4 min
-    46 s with two one-thread workers). Cells that share a generator fit run in one worker,
-    which fits it once.
+    46 s with two one-thread workers, measured before its lesion rows were added). Cells
+    that share a generator fit run in one worker, which fits it once.
     """
     if jobs is None:
         jobs = 1 if config.task == "lesion" else min(os.cpu_count() or 1, 8)
