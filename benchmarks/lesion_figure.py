@@ -6,8 +6,8 @@ copied and generated lesions in new anatomy.
 
 400 normal and 20 lesion 64x64 phantom slices (development-pool seed 10**9); the lesion masks
 are localised from the image labels (LesionLocalizer: red), against the true masks (green);
-then CopyPaste and LesionTransplant (CGAN, 100 epochs, as in the lesion grid) each make 8
-lesion slices with their masks (red outlines).
+then CopyPaste and LesionTransplant (CGAN, 100 epochs as in the medical demo; the lesion grid
+trains 150) each make 8 lesion slices with their masks (red outlines).
 """
 
 from __future__ import annotations
