@@ -6,6 +6,11 @@ import csv
 import io
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -566,3 +571,44 @@ def test_meta_generators_take_their_inner_parameters_flat_in_configs(small_digit
     assert list(cfg.methods) == ["cvae", "cvae-small"]
     with pytest.raises(InvalidParameterError, match="^methods.x: unknown method 'nope'"):
         parse_config(tiny_config(methods={"x": {"method": "nope"}}))
+
+
+_ORPHAN_SCRIPT = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from synthaug.bench._runner import watch_parent
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(2, mp_context=ctx, initializer=watch_parent, initargs=(os.getpid(), 0.2))
+    pids = set(pool.submit(os.getpid).result() for _ in range(4))
+    pool.submit(time.sleep, 600)
+    print(" ".join(map(str, pids)), flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_pool_workers_exit_when_the_run_is_killed(tmp_path):
+    # A SIGKILLed `synthaug bench` cannot stop its workers; they must notice and exit.
+    script = tmp_path / "orphan.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert workers
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        # A zombie (exited, not yet reaped by its new parent) counts as gone.
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in workers)

@@ -15,6 +15,7 @@ import platform
 import random
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -170,6 +171,22 @@ def fit_groups(cells: list[Cell]) -> list[list[Cell]]:
     return list(groups.values())
 
 
+def watch_parent(parent: int, every: float = 1.0) -> None:
+    """Worker initializer: exit when the process that started the pool is gone.
+
+    A killed ``synthaug bench`` (SIGKILL, a closed terminal) cannot shut its pool down, and
+    spawn workers would otherwise run their cells to the end with nobody to collect them. An
+    orphan is handed to another parent, so a changed parent pid means the run is over.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="synthaug-watch-parent", daemon=True).start()
+
+
 def _run_batch(cells: list[Cell], threads: int | None, out: Path) -> list[tuple[bool, dict]]:
     return [_run_cell_safely(cell, threads, cell_folder(out, cell)) for cell in cells]
 
@@ -184,7 +201,9 @@ def _run_local(
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     # spawn, not fork: forking a process that already ran torch threads can deadlock.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=ctx, initializer=watch_parent, initargs=(os.getpid(),)
+    ) as pool:
         futures = [pool.submit(_run_batch, batch, threads, out) for batch in fit_groups(cells)]
         try:
             for future in as_completed(futures):
