@@ -4,6 +4,10 @@ Every error a user can cause derives from :class:`SynthaugError`, so ``except Sy
 catches all of them. Each subclass also derives from the built-in exception a Python user would
 expect (``ValueError`` for bad values, ``ImportError`` for a missing extra, ...), so generic
 handlers keep working.
+
+Each class also says how the command line exits when it stops a command (``exit_code``): 2 when
+what the user gave is wrong (arguments, parameters, data, files; fix it and run again), 1 when
+the work itself failed (training diverged, benchmark cells failed).
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ __all__ = [
 
 class SynthaugError(Exception):
     """Base class of every error synthaug raises on purpose."""
+
+    #: The ``synthaug`` command's exit status when this error stops it (2: fix the input).
+    exit_code: int = 2
 
 
 class InvalidDataError(SynthaugError, ValueError):
@@ -51,6 +58,8 @@ class UnknownClassError(SynthaugError, ValueError):
 class NotFittedError(SynthaugError, AttributeError):
     """A method that needs a fitted estimator was called before ``fit``."""
 
+    exit_code = 1
+
 
 class CheckpointError(SynthaugError, OSError):
     """A saved model file is missing, truncated, tampered with or of an unsupported format."""
@@ -63,6 +72,8 @@ class MissingDependencyError(SynthaugError, ImportError):
 class TrainingDivergedError(SynthaugError, RuntimeError):
     """Training produced a non-finite loss; the model is left unfitted rather than broken."""
 
+    exit_code = 1
+
 
 class DataFileError(SynthaugError, OSError):
     """A data file is missing, unreadable or of the wrong kind; the message names the file."""
@@ -70,3 +81,5 @@ class DataFileError(SynthaugError, OSError):
 
 class BenchmarkError(SynthaugError, RuntimeError):
     """Some cells of a benchmark grid failed; the finished ones are kept and a rerun retries the rest."""
+
+    exit_code = 1

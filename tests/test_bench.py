@@ -356,9 +356,9 @@ seeds = 1
     (out / "report.md").unlink()
     assert main(["report", str(out)]) == 0
     assert "smote" in (out / "report.md").read_text()
-    assert main(["report", str(tmp_path / "nothing")]) == 1
+    assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no results.jsonl" in capsys.readouterr().err
-    assert main(["bench", str(config), "--out", str(out), "--ray-address", "auto"]) == 1
+    assert main(["bench", str(config), "--out", str(out), "--ray-address", "auto"]) == 2
 
 
 def test_cells_that_share_a_generator_fit_run_together_and_fit_once(tmp_path):

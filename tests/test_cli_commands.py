@@ -101,26 +101,28 @@ def test_sample_augment_grid_subprocesses(workdir):
 def test_bad_arguments_and_missing_files_subprocesses(workdir):
     # every command gets one case here and the other kind in test_in_process_failures
     cases = [
-        # (arguments, exit code, text expected in stderr)
+        # (arguments, text expected in stderr, whether argparse's usage hint follows)
         (
             ["train", "--data", "real.npz", "--model", "nope", "--out", "m.safetensors"],
-            2,
             "invalid choice",
+            True,
         ),
-        (["sample", "missing.safetensors", "--n", "5", "--out", "s.npz"], 1, "no model file"),
+        (["sample", "missing.safetensors", "--n", "5", "--out", "s.npz"], "no model file", False),
         (
             ["augment", "--data", "missing_dir/", "--model", "model.safetensors", "--out", "a.npz"],
-            1,
             "no data at",
+            False,
         ),
-        (["grid", "model.safetensors", "--out", "grid.txt"], 2, "--out must end in"),
+        (["grid", "model.safetensors", "--out", "grid.txt"], "--out must end in", True),
     ]
     results = run_all([args for args, _, _ in cases], cwd=workdir)
-    for (args, code, text), (rc, _, err) in zip(cases, results, strict=True):
-        assert rc == code, (args, err)
+    for (args, text, hint), (rc, _, err) in zip(cases, results, strict=True):
+        assert rc == 2, (args, err)  # what was given is wrong: exit 2, however it was found
         assert text in err, (args, err)
-        if code == 1:  # one line, no traceback
-            assert err.count("\n") == 1 and err.startswith("synthaug: error: "), err
+        lines = err.splitlines()  # one line, no traceback; argparse adds one line of hint
+        assert len(lines) == 1 + hint and "error: " in lines[0], err
+        if hint:
+            assert lines[1] == f"hint: run 'synthaug {args[0]} --help' for usage", err
 
 
 def test_in_process_failures(workdir, capsys, tmp_path):
@@ -151,7 +153,7 @@ def test_in_process_failures(workdir, capsys, tmp_path):
     ]
     capsys.readouterr()
     for argv, text in failing:
-        assert main(argv) == 1, argv
+        assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("synthaug: error: ") and err.count("\n") == 1, err
         assert text in err, err
@@ -235,7 +237,7 @@ def test_train_on_an_image_folder(tmp_path, tiny_images, capsys):
     assert main(argv + TINY + ["--quiet", "--device", "cpu"]) == 0
     assert (tmp_path / "folder_model.safetensors").is_file()
     assert "trained cvae on 30 samples (a: 10, b: 10, c: 10)" in capsys.readouterr().out
-    assert main(argv + ["--param", "no_such_param=1", "--quiet"]) == 1
+    assert main(argv + ["--param", "no_such_param=1", "--quiet"]) == 2
     assert "no_such_param" in capsys.readouterr().err
 
 
@@ -248,7 +250,7 @@ def test_train_a_per_class_model_by_preset_and_refuse_an_unreachable_seed(tmp_pa
     assert model.estimator.latent_dim == 3 and model.estimator.epochs == 1
     assert "trained perclass-vae" in capsys.readouterr().out
     # A per-class model around a generator *name* has nowhere to take --seed: said, not ignored.
-    assert main([*argv, "--model", "perclass", "--param", "estimator=cvae"]) == 1
+    assert main([*argv, "--model", "perclass", "--param", "estimator=cvae"]) == 2
     err = capsys.readouterr().err
     assert "seed" in err and "perclass-vae" in err
 

@@ -112,6 +112,31 @@ def test_cli_demo_subprocess(tmp_path):
     assert "cvae" in proc.stdout and (out / "results.jsonl").exists()
 
 
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        ("InvalidParameterError", 2),
+        ("DataFileError", 2),
+        ("CheckpointError", 2),
+        ("InvalidDataError", 2),
+        ("MissingDependencyError", 2),
+        ("TrainingDivergedError", 1),
+        ("BenchmarkError", 1),
+    ],
+)
+def test_exit_code_says_whether_the_input_or_the_work_failed(
+    error, code, tmp_path, monkeypatch, capsys
+):
+    import synthaug.errors
+
+    def boom(*args, **kwargs):
+        raise getattr(synthaug.errors, error)("it went wrong")
+
+    monkeypatch.setattr("synthaug.cli._demo.run_demo", boom)
+    assert main(["demo", "--out", str(tmp_path)]) == code
+    assert capsys.readouterr().err == "synthaug: error: it went wrong\n"
+
+
 def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
     from synthaug.errors import InvalidParameterError
 
@@ -119,7 +144,7 @@ def test_cli_errors_are_one_line(tmp_path, monkeypatch, capsys):
         raise InvalidParameterError("bad thing; fix it")
 
     monkeypatch.setattr("synthaug.cli._demo.run_demo", boom)
-    assert main(["demo", "--out", str(tmp_path)]) == 1
+    assert main(["demo", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "synthaug: error: bad thing; fix it"
 

@@ -114,7 +114,7 @@ def test_evaluate_rejects_bad_npz(tmp_path, npz_and_model, capsys, arrays, messa
     path = tmp_path / "bad.npz"
     np.savez(path, **arrays)
     _, model_path, _ = npz_and_model
-    assert main(["evaluate", str(model_path), "--data", str(path), *FAST]) == 1
+    assert main(["evaluate", str(model_path), "--data", str(path), *FAST]) == 2
     err = capsys.readouterr().err
     assert err.startswith("synthaug: error:") and message in err and err.count("\n") == 1
 
@@ -123,15 +123,15 @@ def test_evaluate_rejects_corrupt_files_and_mismatched_data(tmp_path, npz_and_mo
     _, model_path, _ = npz_and_model
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"PK\x03\x04 truncated")
-    assert main(["evaluate", str(model_path), "--data", str(junk), *FAST]) == 1
+    assert main(["evaluate", str(model_path), "--data", str(junk), *FAST]) == 2
     assert "not a readable .npz" in capsys.readouterr().err
-    assert main(["evaluate", str(model_path), "--data", str(tmp_path / "none.npz")]) == 1
+    assert main(["evaluate", str(model_path), "--data", str(tmp_path / "none.npz")]) == 2
     assert "no data file" in capsys.readouterr().err
     small = tmp_path / "small.npz"
     np.savez(
         small, train_images=np.zeros((60, 4, 4), np.uint8), train_labels=np.repeat(np.arange(10), 6)
     )
-    assert main(["evaluate", str(model_path), "--data", str(small), *FAST]) == 1
+    assert main(["evaluate", str(model_path), "--data", str(small), *FAST]) == 2
     assert "shape (1, 8, 8)" in capsys.readouterr().err
-    assert main(["evaluate", str(tmp_path / "missing.safetensors"), *FAST]) == 1
+    assert main(["evaluate", str(tmp_path / "missing.safetensors"), *FAST]) == 2
     assert "no model file" in capsys.readouterr().err

@@ -5,6 +5,7 @@ import struct
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import synthaug
 from synthaug._params import configure
@@ -19,6 +20,7 @@ from synthaug.errors import (
     UnknownClassError,
 )
 from synthaug.generators import CVAE, create_generator, list_generators
+from synthaug.nn import content_digest, tensor_digest
 
 # The suite runs on every registered generator, a new one included with no change here: each
 # is built by name and made tiny by setting these parameters wherever it has them (on the
@@ -183,7 +185,7 @@ def test_failed_fit_leaves_the_model_unfitted(name, device):
 def test_loading_a_file_as_another_model_type_is_refused(name, tiny_images, device, tmp_path):
     path = make(name, device).fit(tiny_images).save(tmp_path / "m.safetensors")
     other = "cgan" if name != "cgan" else "cvae"
-    _rewrite_header(path, lambda m: m.update(model_type=other))
+    _rewrite_header(path, lambda m: m.update(model_type=other), rehash=True)
     with pytest.raises(CheckpointError, match="does not match"):
         synthaug.load(path)
 
@@ -244,14 +246,85 @@ def test_edited_weights_fail_the_integrity_check(saved):
         synthaug.load(saved)
 
 
-def _rewrite_header(path, edit):
+def _rewrite_header(path, edit, rehash=False):
+    """Edit the header metadata in place; ``rehash`` also writes a matching digest (a file
+    that is consistent with itself but not with what it claims, as a buggy writer might make)."""
     data = path.read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + n])
     edit(header["__metadata__"])
+    if rehash:
+        tensors = load_file(str(path))
+        header["__metadata__"]["sha256"] = content_digest(header["__metadata__"], tensors)
     new = json.dumps(header).encode()
     new += b" " * (-len(new) % 8)
     path.write_bytes(struct.pack("<Q", len(new)) + new + data[8 + n :])
+
+
+def _edit_json(key, edit):
+    def apply(meta):
+        value = json.loads(meta[key])
+        edit(value)
+        meta[key] = json.dumps(value)
+
+    return apply
+
+
+def test_swapped_class_names_fail_the_integrity_check(tmp_path, tiny_images, device):
+    path = make("cvae", device).fit(tiny_images).save(tmp_path / "m.safetensors")
+    _rewrite_header(path, _edit_json("fitted", lambda f: f["class_names_"].reverse()))
+    with pytest.raises(CheckpointError, match="integrity check: its header or weights changed"):
+        synthaug.load(path)
+
+
+@pytest.mark.parametrize(
+    "key, edit",
+    [
+        ("params", lambda p: p.update(latent_dim=p["latent_dim"] + 1)),
+        ("fitted", lambda f: f["class_counts_"].update({"0": 999})),
+        ("fitted", lambda f: f.update(sample_shape_=[1, 9, 9])),
+    ],
+)
+def test_any_header_edit_fails_with_one_line(tmp_path, tiny_images, device, key, edit):
+    path = make("cvae", device).fit(tiny_images).save(tmp_path / "m.safetensors")
+    _rewrite_header(path, _edit_json(key, edit))
+    with pytest.raises(CheckpointError, match="integrity") as info:
+        synthaug.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_self_consistent_but_mismatched_file_fails_with_one_line(saved):
+    # A digest that matches a wrong header (a writer bug, not an edit) still fails on one line.
+    _rewrite_header(
+        saved, _edit_json("params", lambda p: p.update(latent_dim=p["latent_dim"] + 1)), True
+    )
+    with pytest.raises(CheckpointError, match="does not match the CVAE") as info:
+        synthaug.load(saved)
+    assert "\n" not in str(info.value) and "size mismatch" in str(info.value)
+
+
+def test_a_file_from_before_the_header_digest_loads_with_a_warning(saved):
+    # Older files carry a digest of the tensors alone and no scope marker.
+    def old_style(meta):
+        del meta["digest_scope"]
+        meta["sha256"] = tensor_digest(load_file(str(saved)))
+
+    _rewrite_header(saved, old_style)
+    with pytest.warns(UserWarning, match="save it again"):
+        model = synthaug.load(saved)
+    assert model.sample(2, seed=0)[0].shape[0] == 2
+
+
+def test_loaded_model_carries_its_digest_and_metadata(tmp_path, tiny_images, device):
+    model = make("cvae", device).fit(tiny_images)
+    path = model.save(tmp_path / "m.safetensors", metadata={"data": "tiny", "holdout": [1, 2]})
+    loaded = synthaug.load(path)
+    assert loaded.metadata_ == {"data": "tiny", "holdout": [1, 2]}
+    assert len(loaded.file_digest_) == 64
+    assert loaded.fit_seconds_ == pytest.approx(model.fit_seconds_) and model.fit_seconds_ > 0
+    with pytest.raises(InvalidParameterError, match="JSON-able"):
+        model.save(tmp_path / "bad.safetensors", metadata={"x": object()})
+    assert not (tmp_path / "bad.safetensors").exists()
 
 
 def test_newer_format_version_is_refused(saved):
@@ -261,7 +334,7 @@ def test_newer_format_version_is_refused(saved):
 
 
 def test_unknown_model_type_is_refused(saved):
-    _rewrite_header(saved, lambda m: m.update(model_type="mystery-gan"))
+    _rewrite_header(saved, lambda m: m.update(model_type="mystery-gan"), rehash=True)
     with pytest.raises(CheckpointError, match="mystery-gan"):
         synthaug.load(saved)
 

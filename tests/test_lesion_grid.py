@@ -187,7 +187,7 @@ def test_cli_augment_refuses_a_mixed_set_as_dicom_and_params_without_a_source(
         + [str(tmp_path / "e.npz"), "--param", "scale=[3,1]"]
     )
     err = capsys.readouterr().err
-    assert rc == 1 and "scale" in err and len(err.strip().splitlines()) == 1
+    assert rc == 2 and "scale" in err and len(err.strip().splitlines()) == 1
 
 
 def test_masks_round_trip_through_dicom_seg_in_image_order(tmp_path):

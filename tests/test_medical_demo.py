@@ -109,7 +109,7 @@ def test_medical_demo_bad_parameters(change, match):
 
 def test_cli_medical_flag_is_parsed_and_errors_are_one_line(capsys, tmp_path):
     rc = main(["demo", "--medical", "--ratio", "1", "--out", str(tmp_path)])
-    assert rc == 1
+    assert rc == 2
     assert "lesion_fraction: must be in (0, 1)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["demo", "--medical", "--kind", "knee"])

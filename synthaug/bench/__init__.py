@@ -15,7 +15,7 @@ from synthaug.bench._methods import (
     build_source,
     validate_method,
 )
-from synthaug.bench._plots import save_sample_grid
+from synthaug.bench._plots import save_loss_curves, save_sample_grid
 from synthaug.bench._report import summarize_results, write_report
 from synthaug.bench._results import load_records, read_results
 from synthaug.bench._runner import run_bench, run_cell
@@ -55,6 +55,7 @@ __all__ = [
     "read_results",
     "run_bench",
     "run_cell",
+    "save_loss_curves",
     "save_sample_grid",
     "summarize_results",
     "validate_method",

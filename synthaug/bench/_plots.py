@@ -160,3 +160,26 @@ def save_sample_grids(out: str | Path) -> list[Path]:
             )
         )
     return paths
+
+
+def save_loss_curves(history: list[dict[str, float]], path: str | Path, title: str = "") -> Path:
+    """One panel per loss in a generator's ``history_`` (every key but ``epoch``), by epoch."""
+    path = Path(path)
+    keys = list(dict.fromkeys(k for record in history for k in record if k != "epoch"))
+    if not keys:
+        raise DataFileError("this model recorded no training losses; there is nothing to plot")
+    epochs = [record.get("epoch", i + 1) for i, record in enumerate(history)]
+    cols = min(3, len(keys))
+    rows = math.ceil(len(keys) / cols)
+    fig = Figure(figsize=(3.6 * cols, 2.6 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, key in zip(axes.flat, keys, strict=False):
+        ax.plot(epochs, [record.get(key, math.nan) for record in history], lw=1.2)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

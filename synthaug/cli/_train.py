@@ -38,7 +38,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    dataset = read_data(args.data, args.split)
     model = create_generator(args.model, **dict(args.param))
     # The run's settings go wherever the model keeps them (a per-class model: its estimator).
     settings = {"seed": args.seed, "device": args.device, "verbose": not args.quiet}
@@ -51,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
             f"parameter to set from the command line; give an inner model by name through a "
             f"preset such as 'perclass-vae', or drop the option"
         )
+    model.check_params()  # a bad --param value stops here, before the data is read
+    dataset = read_data(args.data, args.split)
     model.fit(dataset)
     path = model.save(args.out)
     print(f"trained {args.model} on {len(dataset)} samples ({class_counts_text(dataset)})")

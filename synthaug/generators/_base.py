@@ -8,6 +8,7 @@ the family's private ``_fit`` / ``_sample`` (template method, as imbalanced-lear
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -49,6 +50,9 @@ class BaseGenerator(Estimator):
 
     # Datasets smaller than this per class are refused by fit; conditional models cope with one.
     _min_samples_per_class: ClassVar[int] = 1
+    # True for a family whose saved file holds training images (exemplars it samples from);
+    # the file records it, ``synthaug info`` shows it, and a release must say so.
+    stores_training_images: ClassVar[bool] = False
 
     @property
     def registry_name(self) -> str:
@@ -106,14 +110,16 @@ class BaseGenerator(Estimator):
         self.class_counts_ = {c: counts[c] for c in self.classes_}
         self.sample_shape_ = tuple(dataset.sample_shape)
         self.history_ = []
-        for stale in ("modules_", "privacy_spent_", "privacy_"):
+        for stale in ("modules_", "privacy_spent_", "privacy_", "fit_seconds_"):
             self.__dict__.pop(stale, None)
+        started = time.perf_counter()
         try:
             self._fit(dataset)
         except BaseException:
             # A failed fit (diverged, interrupted) leaves the estimator unfitted, not half-built.
             self._abort_fit()
             raise
+        self.fit_seconds_ = time.perf_counter() - started
         return self
 
     def _check_param_combinations(self) -> None:
@@ -262,13 +268,22 @@ class BaseGenerator(Estimator):
         raise NotImplementedError
 
     # -- persistence ------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
         """Write weights (safetensors) and configuration (JSON in its header) to ``path``.
 
-        Load it back with :func:`synthaug.load`. Nothing is pickled.
+        Load it back with :func:`synthaug.load`. Nothing is pickled. A SHA-256 digest of the
+        header and the weights is stored with them; loading refuses a file edited in any way.
+
+        Parameters
+        ----------
+        path : str or Path
+            The file (``.safetensors`` is appended when missing).
+        metadata : dict, optional
+            JSON-able facts to keep with the model (``synthaug train`` records its data and
+            hold-out here); the loaded model's ``metadata_``.
         """
         self._check_fitted()
-        return save_generator(self, path)
+        return save_generator(self, path, metadata)
 
     def _fitted_state(self) -> dict[str, Any]:
         """JSON-able fitted attributes; families add their own by extending this."""
@@ -279,6 +294,7 @@ class BaseGenerator(Estimator):
             "class_counts_": {str(k): v for k, v in self.class_counts_.items()},
             "sample_shape_": list(self.sample_shape_),
             "history_": self.history_,
+            "fit_seconds_": getattr(self, "fit_seconds_", None),
             **({"privacy_": self.privacy_} if hasattr(self, "privacy_") else {}),
         }
 
@@ -291,6 +307,7 @@ class BaseGenerator(Estimator):
         self.class_counts_ = {int(k): int(v) for k, v in state["class_counts_"].items()}
         self.sample_shape_ = tuple(int(s) for s in state["sample_shape_"])
         self.history_ = list(state["history_"])
+        self.fit_seconds_ = state.get("fit_seconds_")
         if "privacy_" in state:
             self.privacy_ = dict(state["privacy_"])
             self.privacy_spent_ = (float(self.privacy_["epsilon"]), float(self.privacy_["delta"]))

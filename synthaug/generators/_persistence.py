@@ -18,7 +18,7 @@ from synthaug._params import Estimator
 from synthaug._utils import resolve_device
 from synthaug.errors import CheckpointError, InvalidParameterError
 from synthaug.generators._registry import GENERATORS
-from synthaug.nn import DP, read_checkpoint, write_checkpoint
+from synthaug.nn import DIGEST_KEY, DP, read_checkpoint, write_checkpoint
 
 FORMAT_NAME = "synthaug-generator"
 # 2: a meta-estimator stores its inner estimator as {"__synthaug_generator__": ...}.
@@ -60,8 +60,17 @@ def place_on(model: Any, device: torch.device | str) -> None:
     model.set_params(**{k: str(device) for k in keys})
 
 
-def save_generator(model: Any, path: str | Path) -> Path:
-    """Write ``model`` to ``path`` atomically (a crash never leaves a half-written file)."""
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (torch's state_dict errors span many)."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def save_generator(model: Any, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` to ``path`` atomically (a crash never leaves a half-written file).
+
+    ``metadata`` (JSON-able) is stored in the header, covered by the file's digest, and comes
+    back as the loaded model's ``metadata_``.
+    """
     path = Path(path)
     if path.suffix != ".safetensors":
         path = (
@@ -78,7 +87,15 @@ def save_generator(model: Any, path: str | Path) -> Path:
         "model_type": model.registry_name,
         "params": json.dumps(params, default=encode_param),
         "fitted": json.dumps(model._fitted_state(), default=encode_param),
+        "stores_training_images": json.dumps(bool(model.stores_training_images)),
     }
+    if metadata:
+        try:
+            meta["metadata"] = json.dumps(metadata)
+        except TypeError as exc:
+            raise InvalidParameterError(
+                f"save(metadata=...) must be JSON-able (str, numbers, lists, dicts): {exc}"
+            ) from None
     return write_checkpoint(path, tensors, meta, FORMAT_NAME, FORMAT_VERSION)
 
 
@@ -92,10 +109,18 @@ def load(path: str | Path, *, device: str = "auto") -> Any:
     device : str
         Where to put the networks (``"auto"``: CUDA when available).
 
+    Returns
+    -------
+    generator
+        The fitted model; its ``file_digest_`` is the file's SHA-256 content digest (the same
+        one ``synthaug info`` prints and manifests record) and ``metadata_`` what ``save`` was
+        given (``{}`` when nothing).
+
     Raises
     ------
     CheckpointError
-        Missing, truncated or edited file, another model type, or a newer format version.
+        Missing, truncated or edited file (header or weights), another model type, or a newer
+        format version.
 
     Examples
     --------
@@ -118,8 +143,11 @@ def load(path: str | Path, *, device: str = "auto") -> Any:
     try:
         params = json.loads(meta["params"], object_hook=decode_param)
         fitted = json.loads(meta["fitted"], object_hook=decode_param)
+        metadata = json.loads(meta.get("metadata", "{}"))
     except (KeyError, json.JSONDecodeError, InvalidParameterError) as exc:
-        raise CheckpointError(f"{path} has a damaged configuration header: {exc}") from exc
+        raise CheckpointError(
+            f"{path} has a damaged configuration header: {one_line(exc)}"
+        ) from exc
     device = resolve_device(device)
     extra = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
     weights = {k: v for k, v in tensors.items() if not k.startswith("extra.")}
@@ -131,7 +159,9 @@ def load(path: str | Path, *, device: str = "auto") -> Any:
         model.modules_.load_state_dict(weights, strict=True)
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise CheckpointError(
-            f"{path} does not match the {cls.__name__} it claims to hold: {exc}"
+            f"{path} does not match the {cls.__name__} it claims to hold: {one_line(exc)}"
         ) from exc
     model.modules_.to(device)
+    model.file_digest_ = meta[DIGEST_KEY]
+    model.metadata_ = metadata if isinstance(metadata, dict) else {}
     return model

@@ -5,7 +5,14 @@ generator families (``synthaug.generators``), the detectors (``synthaug.anomaly`
 metrics (``synthaug.metrics``) build on it.
 """
 
-from synthaug.nn._checkpoint import read_checkpoint, tensor_digest, write_checkpoint
+from synthaug.nn._checkpoint import (
+    DIGEST_KEY,
+    checkpoint_header,
+    content_digest,
+    read_checkpoint,
+    tensor_digest,
+    write_checkpoint,
+)
 from synthaug.nn._diffaugment import diff_augment
 from synthaug.nn._jitter import random_jitter
 from synthaug.nn._networks import (
@@ -74,6 +81,9 @@ __all__ = [
     "read_checkpoint",
     "seeded",
     "tensor_digest",
+    "content_digest",
+    "checkpoint_header",
+    "DIGEST_KEY",
     "train_classifier",
     "validation_split",
     "write_checkpoint",

@@ -2,14 +2,20 @@
 
 Every synthaug file type (generators, feature extractors) is one ``.safetensors`` file whose
 header metadata names the format and its version, the library version, and a SHA-256 digest
-of the tensor bytes, so a reader can refuse a foreign file, a newer format or edited weights
-before it builds anything.
+of the whole content: every other header entry and every tensor's name, dtype, shape and bytes.
+A reader refuses a foreign file, a newer format, or any edit (a swapped class name as much as a
+flipped weight) before it builds anything.
+
+The digest detects corruption and edits; it is not a signature. Anyone who can write the file
+can also write a matching digest, so it says nothing about who made the file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -32,6 +38,26 @@ def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+# The header key of the digest, and the marker of a digest that covers the header too (files
+# written before it existed carry a digest of the tensors alone).
+DIGEST_KEY = "sha256"
+_SCOPE_KEY = "digest_scope"
+_FULL_SCOPE = "header+tensors"
+
+
+def content_digest(meta: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over every header entry but the digest itself, then over :func:`tensor_digest`.
+
+    The header is hashed as sorted-key JSON, so the digest does not depend on how a safetensors
+    writer orders its metadata.
+    """
+    header = {k: v for k, v in meta.items() if k != DIGEST_KEY}
+    h = hashlib.sha256()
+    h.update(json.dumps(header, sort_keys=True, ensure_ascii=True).encode())
+    h.update(tensor_digest(tensors).encode())
+    return h.hexdigest()
+
+
 def write_checkpoint(
     path: Path,
     tensors: dict[str, torch.Tensor],
@@ -39,7 +65,7 @@ def write_checkpoint(
     format_name: str,
     version: int,
 ) -> Path:
-    """Write ``tensors`` with ``meta`` plus format, versions and SHA-256 digest, atomically.
+    """Write ``tensors`` with ``meta`` plus format, versions and content digest, atomically.
 
     The temp file is renamed over ``path`` only once complete, so a crash never leaves a
     half-written file.
@@ -49,8 +75,9 @@ def write_checkpoint(
         "format_version": str(version),
         "synthaug_version": __version__,
         **meta,
-        "sha256": tensor_digest(tensors),
+        _SCOPE_KEY: _FULL_SCOPE,
     }
+    meta[DIGEST_KEY] = content_digest(meta, tensors)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -80,7 +107,7 @@ def read_checkpoint(
     Raises
     ------
     CheckpointError
-        Missing, unreadable or foreign file, newer format, or weights edited after saving.
+        Missing, unreadable or foreign file, newer format, or any edit after saving.
     """
     path = Path(path)
     if not path.is_file():
@@ -110,8 +137,31 @@ def read_checkpoint(
             f"{path} uses {what} format {found}, newer than this synthaug understands "
             f"({version}; written by synthaug {meta.get('synthaug_version')}); upgrade synthaug"
         )
-    if meta.get("sha256") != tensor_digest(tensors):
-        raise CheckpointError(
-            f"{path} failed its integrity check: the weights were modified after saving"
+    if meta.get(_SCOPE_KEY) == _FULL_SCOPE:
+        if meta.get(DIGEST_KEY) != content_digest(meta, tensors):
+            raise CheckpointError(
+                f"{path} failed its integrity check: its header or weights changed after it was "
+                f"saved (edited or corrupted); use the file as it was written, or save it again"
+            )
+    else:
+        # Files written before the digest covered the header: only the tensors can be checked.
+        if meta.get(DIGEST_KEY) != tensor_digest(tensors):
+            raise CheckpointError(
+                f"{path} failed its integrity check: its weights changed after it was saved"
+            )
+        warnings.warn(
+            f"{path} was saved by an older synthaug whose integrity check covers the weights "
+            f"but not the header (class names, parameters); save it again to protect both",
+            UserWarning,
+            stacklevel=3,
         )
     return meta, tensors
+
+
+def checkpoint_header(path: str | Path) -> dict[str, str]:
+    """The header metadata of a safetensors file, unchecked (read the file first to check it)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from exc
