@@ -237,7 +237,7 @@ def test_train_on_an_image_folder(tmp_path, tiny_images, capsys):
     assert main(argv + TINY + ["--quiet", "--device", "cpu"]) == 0
     assert (tmp_path / "folder_model.safetensors").is_file()
     assert "trained cvae on 30 samples (a: 10, b: 10, c: 10)" in capsys.readouterr().out
-    assert main(argv + ["--param", "no_such_param=1", "--quiet"]) == 2
+    assert main(argv + ["--param", "no_such_param=1", "--quiet", "--overwrite"]) == 2
     assert "no_such_param" in capsys.readouterr().err
 
 
@@ -250,7 +250,7 @@ def test_train_a_per_class_model_by_preset_and_refuse_an_unreachable_seed(tmp_pa
     assert model.estimator.latent_dim == 3 and model.estimator.epochs == 1
     assert "trained perclass-vae" in capsys.readouterr().out
     # A per-class model around a generator *name* has nowhere to take --seed: said, not ignored.
-    assert main([*argv, "--model", "perclass", "--param", "estimator=cvae"]) == 2
+    assert main([*argv, "--model", "perclass", "--param", "estimator=cvae", "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "seed" in err and "perclass-vae" in err
 

@@ -37,7 +37,11 @@ def written(tmp_path):
 def test_seg_round_trip_references_its_image(written):
     out, files, masks = written
     segs = sorted((out / "segmentations").iterdir())
-    assert [s.name for s in segs] == ["a_000000_seg.dcm", "a_000002_seg.dcm", "b_000003_seg.dcm"]
+    assert [s.name for s in segs] == [
+        "synthetic_a_000000_seg.dcm",
+        "synthetic_a_000002_seg.dcm",
+        "synthetic_b_000003_seg.dcm",
+    ]
     for index in (0, 2, 3):
         image = pydicom.dcmread(files[index])
         seg_path = out / "segmentations" / f"{files[index].stem}_seg.dcm"
@@ -93,7 +97,7 @@ def test_class_named_segmentations_keeps_its_images(tmp_path):
     write_dicom(images, ["segmentations", "x"], tmp_path, masks=masks.numpy().astype(np.uint8))
     ds = load_dicom_folder(tmp_path, size=16)
     assert ds.classes == ["segmentations", "x"] and ds.labels.tolist() == [0, 1]
-    assert (tmp_path / "segmentations" / "segmentations_000000_seg.dcm").is_file()
+    assert (tmp_path / "segmentations" / "synthetic_segmentations_000000_seg.dcm").is_file()
 
 
 def test_phantom_masks_and_three_dim_masks(tmp_path):

@@ -122,7 +122,10 @@ class AugmentedDataset(ImageDataset):
                 )
             images.append(synth.to(real.images.dtype))
             labels.append(synth_labels.to(torch.int64))
-        super().__init__(torch.cat(images), torch.cat(labels), real.classes)
+        # Real items keep their metadata (their source files); synthetic ones have none.
+        n_synthetic = sum(len(part) for part in labels[1:])
+        meta = None if real.metadata is None else [*real.metadata, *([{}] * n_synthetic)]
+        super().__init__(torch.cat(images), torch.cat(labels), real.classes, metadata=meta)
         self.n_real = len(real)
         self.synthetic_counts = {c: wanted.get(c, 0) for c in range(real.n_classes)}
         self.synthetic_masks = None

@@ -16,7 +16,7 @@ import torch
 from matplotlib.figure import Figure
 
 from synthaug.bench._task import NO_CLASSIFIER
-from synthaug.data import ImageDataset
+from synthaug.data import ImageDataset, atomic_output
 from synthaug.errors import DataFileError
 
 
@@ -30,11 +30,12 @@ def _safe(text: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-    except OSError as exc:
-        raise DataFileError(f"cannot write {path}: {exc}") from exc
+    # Drawn aside and renamed into place: an interrupted save leaves no broken figure.
+    with atomic_output(path, folder=False, overwrite=True) as partial:
+        try:
+            fig.savefig(partial, dpi=100, format=path.suffix.lstrip(".").lower() or "png")
+        except (OSError, ValueError) as exc:
+            raise DataFileError(f"cannot write {path}: {exc}") from exc
     return path
 
 

@@ -11,9 +11,11 @@ from synthaug._params import configure
 from synthaug.augment import SOURCES, AugmentedDataset
 from synthaug.cli._files import (
     WRITERS,
+    add_overwrite_option,
     class_counts_text,
     output_format,
     parse_param,
+    prepare_output,
     read_data,
     write_dataset,
 )
@@ -73,6 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format", choices=sorted(WRITERS), help="output format (default: from --out's suffix)"
     )
+    add_overwrite_option(p)
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
     p.set_defaults(func=run, parser=p)
@@ -91,19 +94,27 @@ def run(args: argparse.Namespace) -> int:
             "--format dicom writes synthetic images only (every file is marked synthetic); add "
             "--synthetic-only, or write the mixed real + synthetic set as .npz or PNG"
         )
-    real = read_data(args.data, args.split)
+    prepare_output(out, fmt, args.overwrite)
     if args.source is not None:
         model = SOURCES.create(args.source, **dict(args.param))
         configure(model, seed=args.seed, device=args.device, verbose=False)
-        model.fit(real)
+        model.check_params()  # a bad --param stops here, before the data is read
+        digest = None  # fitted here, not a saved file
     else:
         model = load(args.model, device=args.device)
+        digest = model.file_digest_
+    real = read_data(args.data, args.split)
+    if args.source is not None:
+        model.fit(real)
     aug = AugmentedDataset(real, model, args.strategy, seed=args.seed, ratio=args.ratio)
+    options = {"overwrite": args.overwrite, "model_digest": digest}
     if args.synthetic_only:
         part = aug.subset(np.flatnonzero(aug.synthetic_mask.numpy()))
-        path = write_dataset(part, out, fmt, synthetic=None, masks=aug.synthetic_masks)
+        path = write_dataset(part, out, fmt, synthetic=None, masks=aug.synthetic_masks, **options)
     else:
-        path = write_dataset(aug, out, fmt, synthetic=aug.synthetic_mask, masks=aug.masks)
+        path = write_dataset(
+            aug, out, fmt, synthetic=aug.synthetic_mask, masks=aug.masks, **options
+        )
     added = sum(aug.synthetic_counts.values())
     print(f"added {added} synthetic samples ({class_counts_text(aug, aug.synthetic_counts)})")
     written = part if args.synthetic_only else aug

@@ -13,7 +13,7 @@ import numpy as np
 from synthaug._version import __version__
 from synthaug.cli._files import read_data
 from synthaug.cli._types import fraction, positive_int
-from synthaug.data import ImageDataset
+from synthaug.data import ImageDataset, atomic_output, check_output
 from synthaug.errors import (
     DataFileError,
     InvalidDataError,
@@ -93,6 +93,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.seed < 0 or args.split_seed < 0:
         raise InvalidParameterError("--seed and --split-seed must be >= 0")
+    out = Path(args.out)
+    if out.suffix.lower() != ".json":
+        raise InvalidParameterError(f"--out is a JSON file; end it in .json, got {out}")
+    # Checked before the work; the report file is replaced, and each --save-features is too.
+    check_output(out, folder=False, overwrite=True)
+    if args.save_features:
+        check_output(Path(args.save_features), folder=False, overwrite=True)
     model = load(args.model, device=args.device)
     train, test, data_name = load_evaluation_data(args.data, args.test_size, args.split_seed)
     if tuple(model.sample_shape_) != tuple(train.sample_shape):
@@ -158,9 +165,8 @@ def run(args: argparse.Namespace) -> int:
         "warnings": warnings,
         "synthaug_version": __version__,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    with atomic_output(out, folder=False, overwrite=True) as partial:
+        partial.write_text(json.dumps(result, indent=2))
     print(format_report(result))
     print(f"\nwrote {out}")
     return 0

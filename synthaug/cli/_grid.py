@@ -10,6 +10,7 @@ import torch
 from synthaug.bench import save_sample_grid
 from synthaug.cli._files import read_data
 from synthaug.cli._types import positive_int
+from synthaug.data import check_output
 from synthaug.errors import ShapeMismatchError
 from synthaug.generators import load
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in _FIGURE_SUFFIXES:
         args.parser.error(f"--out must end in one of {', '.join(_FIGURE_SUFFIXES)}, got {out}")
+    check_output(out, folder=False, overwrite=True)  # a figure is replaced, never mixed
     model = load(args.model, device=args.device)
     if len(model.sample_shape_) != 3:
         raise ShapeMismatchError(

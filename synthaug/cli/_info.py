@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synthaug.bench import save_loss_curves
+from synthaug.data import check_output
 from synthaug.generators import load
 from synthaug.nn import checkpoint_header
 
@@ -119,6 +120,8 @@ def format_info(facts: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.plot is not None and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
         args.parser.error(f"--plot must end in .png, .pdf or .svg, got {args.plot}")
+    if args.plot is not None:
+        check_output(Path(args.plot), folder=False, overwrite=True)
     facts = describe_model(args.model)
     print(json.dumps(facts, indent=2) if args.json else format_info(facts))
     if args.plot is not None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from synthaug.cli._files import (
     WRITERS,
+    add_overwrite_option,
     as_label,
     class_counts_text,
-    output_format,
+    prepare_output,
     write_dataset,
 )
 from synthaug.cli._types import positive_int
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format", choices=sorted(WRITERS), help="output format (default: from --out's suffix)"
     )
+    add_overwrite_option(p)
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
     p.set_defaults(func=run)
@@ -42,11 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    fmt = output_format(out, args.format)
+    fmt = prepare_output(out, args.format, args.overwrite)
     model = load(args.model, device=args.device)
     y = None if args.label is None else as_label(model, args.label)
     images, labels = model.sample(args.n, y=y, seed=args.seed)
     samples = ImageDataset(images, labels, model.class_names_)
-    path = write_dataset(samples, out, fmt)
+    path = write_dataset(
+        samples, out, fmt, overwrite=args.overwrite, model_digest=model.file_digest_
+    )
     print(f"wrote {len(samples)} samples ({class_counts_text(samples)}) to {path} [{fmt}]")
     return 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 from synthaug._params import configure
-from synthaug.cli._files import class_counts_text, parse_param, read_data
+from synthaug.cli._files import add_overwrite_option, class_counts_text, parse_param, read_data
 from synthaug.cli._types import positive_int
+from synthaug.data import check_output
 from synthaug.errors import InvalidParameterError
-from synthaug.generators import create_generator, list_generators
+from synthaug.generators import create_generator, list_generators, model_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,11 +34,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="other generator parameters, e.g. --param latent_dim=8 --param hidden_dims=[64,32]",
     )
+    add_overwrite_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    # Checked before training, so that a bad --out never costs a trained model.
+    out = check_output(model_path(args.out), folder=False, overwrite=args.overwrite)
     model = create_generator(args.model, **dict(args.param))
     # The run's settings go wherever the model keeps them (a per-class model: its estimator).
     settings = {"seed": args.seed, "device": args.device, "verbose": not args.quiet}
@@ -53,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     model.check_params()  # a bad --param value stops here, before the data is read
     dataset = read_data(args.data, args.split)
     model.fit(dataset)
-    path = model.save(args.out)
+    path = model.save(out)
     print(f"trained {args.model} on {len(dataset)} samples ({class_counts_text(dataset)})")
     print(f"saved {path}")
     return 0

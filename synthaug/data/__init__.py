@@ -11,11 +11,15 @@ from synthaug.data._dicom_write import read_dicom_seg, write_dicom
 from synthaug.data._digits import load_digits
 from synthaug.data._files import load_image_folder, load_npz, save_image_folder, save_npz
 from synthaug.data._imbalance import make_imbalanced
+from synthaug.data._output import MANIFEST_NAME, atomic_output, check_output
 from synthaug.data._phantoms import LESION_GRADES, make_graded_phantoms, make_phantoms
 from synthaug.data._pool import POOLS, select_pool, split_pools
 from synthaug.data._registry import DATASETS
 
 __all__ = [
+    "MANIFEST_NAME",
+    "atomic_output",
+    "check_output",
     "POOLS",
     "select_pool",
     "split_pools",

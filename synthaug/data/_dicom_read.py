@@ -19,6 +19,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, g
 from pydicom.uid import SegmentationStorage
 
 from synthaug.data._dataset import ImageDataset
+from synthaug.data._output import MANIFEST_NAME
 from synthaug.errors import DataFileError, EmptyDatasetError, InvalidParameterError
 
 logger = logging.getLogger("synthaug.data")
@@ -76,7 +77,8 @@ def load_dicom_folder(
     Parameters
     ----------
     root : str or Path
-        The folder. Files are found recursively; hidden files, ``DICOMDIR`` and DICOM
+        The folder. Files are found recursively; hidden files, ``DICOMDIR``, the
+        ``manifest.csv`` that synthaug's writers put at the top, and DICOM
         Segmentation objects (masks, such as ``write_dicom(..., masks=...)`` writes to
         ``root/segmentations/``) are ignored, so a folder holding only them is no class.
     labels : "folders", path or mapping
@@ -287,6 +289,7 @@ def _candidate_files(folder: Path) -> list[Path]:
         if p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
         and p.name.upper() != "DICOMDIR"
+        and p != folder / MANIFEST_NAME  # the file list synthaug's writers add
         and not _is_segmentation(p)
     )
 

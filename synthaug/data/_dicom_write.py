@@ -4,7 +4,7 @@ lesion masks as DICOM Segmentation objects that reference them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -19,6 +19,7 @@ from pydicom.uid import ExplicitVRLittleEndian, SegmentationStorage, generate_ui
 from synthaug._utils import import_optional
 from synthaug._version import __version__
 from synthaug.data._dataset import ImageDataset
+from synthaug.data._output import atomic_output, write_manifest
 from synthaug.errors import (
     DataFileError,
     InvalidDataError,
@@ -46,11 +47,17 @@ def write_dicom(
     bits: int = 16,
     masks: torch.Tensor | np.ndarray | None = None,
     segment_label: str = "lesion",
+    manifest: Sequence[Mapping[str, object]] | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write one Secondary Capture DICOM file per image, marked synthetic, without patient data.
 
-    Files go to ``out_dir/<class>/<class>_<index>.dcm``, so :func:`load_dicom_folder` reads them
-    back with their labels. Every call starts a new study and series (fresh Study, Series and
+    Files go to ``out_dir/<class>/synthetic_<class>_<index>.dcm``, so :func:`load_dicom_folder`
+    reads them back with their labels, and ``out_dir/manifest.csv`` lists them (file, class,
+    SOP Instance UID, mask file, and any ``manifest`` columns). The folder is built aside and
+    renamed into place: an interrupted call leaves nothing at ``out_dir``, and a non-empty
+    ``out_dir`` is refused unless ``overwrite=True`` (which replaces it whole once the new one
+    is complete), so two calls never mix their studies in one folder. Every call starts a new study and series (fresh Study, Series and
     SOP Instance UIDs). Objects are built by highdicom's ``SCImage`` (``synthaug[dicom]``);
     ImageType is ``DERIVED\\SECONDARY\\OTHER``. Patient name and ID are the fixed placeholders
     ``SYNTHETIC^PHANTOM`` and ``SYNTHETIC``, birth date, sex, institution and dates of the source are empty, and the
@@ -65,7 +72,7 @@ def write_dicom(
     (highdicom's ``Segmentation``: BINARY, one segment coded SCT "Morphologically Abnormal
     Structure" / "Lesion", algorithm type AUTOMATIC, algorithm family "Artificial
     Intelligence", algorithm name ``synthaug`` and its version) at
-    ``out_dir/segmentations/<class>_<index>_seg.dcm``. It references its image by SOP Instance
+    ``out_dir/segmentations/synthetic_<class>_<index>_seg.dcm``. It references its image by SOP Instance
     UID, shares its Study UID and patient placeholders, sits in one Segmentation series per
     call (Series Description ``SYNTHETIC synthaug <segment_label> masks``), and is marked
     synthetic like the images (Patient Identity Removed, De-identification Method, Content
@@ -81,7 +88,7 @@ def write_dicom(
     labels : sequence of int or str, optional
         One label per image; integer labels index ``classes``. Default: all ``"0"``.
     out_dir : str or Path
-        Output folder (created; existing files of the same name are overwritten).
+        Output folder (created; must be new or empty unless ``overwrite``).
     classes : sequence of str, optional
         Class names for integer labels (default ``"0"``, ``"1"``, ...).
     modality : str
@@ -96,13 +103,17 @@ def write_dicom(
         images' height and width; an all-False mask writes no Segmentation for its image.
     segment_label : str
         Segment Label of the one segment (at most 64 characters).
+    manifest : sequence of mapping, optional
+        Extra ``manifest.csv`` columns per image (e.g. the generating model's digest).
+    overwrite : bool
+        Replace an existing non-empty ``out_dir``.
 
     Returns
     -------
     list of Path
         The written image files, in image order (not the Segmentation files: image
-        ``<class>/<class>_<index>.dcm`` has its mask, if any, at
-        ``segmentations/<class>_<index>_seg.dcm``).
+        ``<class>/synthetic_<class>_<index>.dcm`` has its mask, if any, at
+        ``segmentations/synthetic_<class>_<index>_seg.dcm``).
 
     Examples
     --------
@@ -133,9 +144,44 @@ def write_dicom(
     dtype = np.uint8 if bits == 8 else np.uint16
     pixels = np.rint(images.numpy().astype(np.float64) * top).astype(dtype)
     out_dir = Path(out_dir)
+    extra = [{}] * len(images) if manifest is None else list(manifest)
+    if len(extra) != len(images):
+        raise ShapeMismatchError(f"{len(extra)} manifest rows for {len(images)} images")
+    with atomic_output(out_dir, folder=True, overwrite=overwrite) as partial:
+        written, rows = _write_files(
+            hd,
+            partial,
+            pixels,
+            names,
+            masks,
+            bits,
+            top,
+            modality,
+            series_description,
+            segment_label,
+            extra,
+        )
+        write_manifest(partial, rows)
+    return [out_dir / f.relative_to(partial) for f in written]
+
+
+def _write_files(
+    hd: ModuleType,
+    out_dir: Path,
+    pixels: np.ndarray,
+    names: list[str],
+    masks: torch.Tensor | None,
+    bits: int,
+    top: int,
+    modality: str,
+    series_description: str,
+    segment_label: str,
+    extra: list[Mapping[str, object]],
+) -> tuple[list[Path], list[dict[str, object]]]:
+    """The files of :func:`write_dicom` in ``out_dir``, and their manifest rows."""
     study_uid, series_uid, seg_series_uid = generate_uid(), generate_uid(), generate_uid()
     segment = _segment_description(hd, segment_label) if masks is not None else None
-    written = []
+    written, rows = [], []
     for index, (pixel_array, name) in enumerate(zip(pixels, names, strict=True)):
         folder = out_dir / _safe_name(name)
         folder.mkdir(parents=True, exist_ok=True)
@@ -163,15 +209,26 @@ def write_dicom(
         sc.BurnedInAnnotation = "NO"
         sc.WindowCenter = (top + 1) / 2
         sc.WindowWidth = top + 1
-        path = folder / f"{_safe_name(name)}_{index:06d}.dcm"
+        path = folder / f"synthetic_{_safe_name(name)}_{index:06d}.dcm"
         sc.save_as(path, enforce_file_format=True)
         written.append(path)
+        row = {
+            "file": path.relative_to(out_dir).as_posix(),
+            "class": name,
+            "synthetic": "yes",
+            "sop_instance_uid": sc.SOPInstanceUID,
+        }
+        if masks is not None:
+            row["mask_file"] = ""
         if masks is not None and masks[index].any():
             seg = _segmentation(hd, sc, masks[index].numpy(), segment, seg_series_uid, index)
             seg_folder = out_dir / SEGMENTATION_FOLDER
             seg_folder.mkdir(parents=True, exist_ok=True)
-            seg.save_as(seg_folder / f"{path.stem}_seg.dcm", enforce_file_format=True)
-    return written
+            seg_path = seg_folder / f"{path.stem}_seg.dcm"
+            seg.save_as(seg_path, enforce_file_format=True)
+            row["mask_file"] = seg_path.relative_to(out_dir).as_posix()
+        rows.append({**row, **extra[index]})
+    return written, rows
 
 
 def read_dicom_seg(path: str | Path) -> tuple[torch.Tensor, str]:
@@ -203,7 +260,7 @@ def read_dicom_seg(path: str | Path) -> tuple[torch.Tensor, str]:
     >>> masks = torch.zeros(2, 8, 8, dtype=torch.bool)
     >>> masks[0, 2:5, 3:6] = True
     >>> files = write_dicom(torch.rand(2, 1, 8, 8), [0, 1], out, masks=masks)
-    >>> mask, uid = read_dicom_seg(f"{out}/segmentations/0_000000_seg.dcm")
+    >>> mask, uid = read_dicom_seg(f"{out}/segmentations/synthetic_0_000000_seg.dcm")
     >>> bool((mask == masks[0]).all()), uid == pydicom.dcmread(files[0]).SOPInstanceUID
     (True, True)
     """

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder
 
 from synthaug.data._dataset import ImageDataset, from_arrays
+from synthaug.data._output import atomic_output, write_manifest
 from synthaug.errors import (
     DataFileError,
     InvalidDataError,
@@ -120,12 +122,15 @@ def save_npz(
     split: str = "train",
     *,
     extra: Mapping[str, np.ndarray] | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write ``dataset`` as a MedMNIST-style ``.npz`` that :func:`load_npz` reads back exactly.
 
     Images are stored as float32 in [0, 1], ``(N, H, W)`` when single-channel and
     ``(N, H, W, C)`` otherwise; class names go in ``classes``. ``extra`` arrays are stored as
-    ``<split>_<name>`` (for instance a ``synthetic`` mask).
+    ``<split>_<name>`` (for instance a ``synthetic`` mask). The file is written aside and
+    renamed into place, so an interrupted write leaves no partial file; ``overwrite=False``
+    refuses an existing one.
 
     Returns
     -------
@@ -148,12 +153,12 @@ def save_npz(
     }
     for name, value in (extra or {}).items():
         arrays[f"{split}_{name}"] = np.asarray(value)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:
-            np.savez_compressed(f, **arrays)
-    except OSError as exc:
-        raise DataFileError(f"cannot write {path}: {exc}") from exc
+    with atomic_output(path, folder=False, overwrite=overwrite) as partial:
+        try:
+            with open(partial, "wb") as f:
+                np.savez_compressed(f, **arrays)
+        except OSError as exc:
+            raise DataFileError(f"cannot write {path}: {exc}") from exc
     return path
 
 
@@ -199,7 +204,11 @@ def load_image_folder(
             f"per class there (root/<class>/<image>.png), or pass the folder's path"
         )
     try:
-        folder = ImageFolder(str(root), loader=lambda p: p, allow_empty=False)
+        # An empty class folder is a class with no images (save_image_folder writes one for
+        # every class, so a sample of some classes reads back with all the class names).
+        folder = ImageFolder(str(root), loader=lambda p: p, allow_empty=True)
+        if not folder.samples:
+            raise FileNotFoundError("no image files in any class folder")
     except (FileNotFoundError, OSError) as exc:
         raise DataFileError(
             f"{root} has no class subfolders with images ({', '.join(_IMAGE_SUFFIXES)}): {exc}"
@@ -247,10 +256,33 @@ def _to_8bit(picture):
     return Image.fromarray((scaled * 255).round().astype(np.uint8))
 
 
-def save_image_folder(dataset: ImageDataset, root: str | Path) -> Path:
-    """Write every image as an 8-bit PNG under ``root/<class name>/``.
+def save_image_folder(
+    dataset: ImageDataset,
+    root: str | Path,
+    *,
+    names: Sequence[str] | None = None,
+    manifest: Sequence[Mapping[str, object]] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write every image as an 8-bit PNG under ``root/<class name>/``, with ``manifest.csv``.
 
-    :func:`load_image_folder` reads the folder back (values rounded to 8 bits).
+    :func:`load_image_folder` reads the folder back (values rounded to 8 bits). The folder is
+    built aside and renamed into place: an interrupted write leaves nothing at ``root``, and an
+    existing non-empty ``root`` is refused unless ``overwrite=True`` (which replaces it whole,
+    once the new folder is complete), so two runs never mix.
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+        1- or 3-channel images.
+    root : str or Path
+        The output folder.
+    names : sequence of str, optional
+        A file name (without ``.png``) per image, unique within its class (default
+        ``000000``, ``000001``, ...).
+    manifest : sequence of mapping, optional
+        Extra columns per image for ``root/manifest.csv``, which always lists each image's
+        ``file`` (relative to ``root``) and ``class``.
 
     Returns
     -------
@@ -265,14 +297,34 @@ def save_image_folder(dataset: ImageDataset, root: str | Path) -> Path:
     bad = [c for c in dataset.classes if not re.fullmatch(r"[^/\\\0]+", c) or c in (".", "..")]
     if bad:
         raise InvalidDataError(f"class names {bad} cannot be used as folder names")
-    pixels = (dataset.images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    names = [f"{i:06d}" for i in range(len(dataset))] if names is None else list(names)
+    extra = [{}] * len(dataset) if manifest is None else list(manifest)
     labels = dataset.labels.numpy()
-    try:
-        for name in dataset.classes:
-            (root / name).mkdir(parents=True, exist_ok=True)
-        for i, (image, label) in enumerate(zip(pixels, labels, strict=True)):
-            picture = image[..., 0] if image.shape[-1] == 1 else image
-            Image.fromarray(picture).save(root / dataset.classes[label] / f"{i:06d}.png")
-    except OSError as exc:
-        raise DataFileError(f"cannot write images under {root}: {exc}") from exc
+    if len(names) != len(dataset) or len(extra) != len(dataset):
+        raise ShapeMismatchError(
+            f"{len(names)} names and {len(extra)} manifest rows for {len(dataset)} images; give "
+            f"one of each per image"
+        )
+    files = [f"{dataset.classes[c]}/{n}.png" for c, n in zip(labels, names, strict=True)]
+    clashes = sorted(f for f, n in Counter(files).items() if n > 1)
+    if clashes or any(not re.fullmatch(r"[^/\\\0]+", n) or n.startswith(".") for n in names):
+        raise InvalidParameterError(
+            f"file names must be unique within a class and plain (no '/', not hidden); "
+            f"clashing: {clashes[:3]}"
+        )
+    pixels = (dataset.images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    with atomic_output(root, folder=True, overwrite=overwrite) as partial:
+        try:
+            for name in dataset.classes:
+                (partial / name).mkdir(parents=True, exist_ok=True)
+            for image, file in zip(pixels, files, strict=True):
+                picture = image[..., 0] if image.shape[-1] == 1 else image
+                Image.fromarray(picture).save(partial / file)
+            rows = [
+                {"file": file, "class": dataset.classes[c], **row}
+                for file, c, row in zip(files, labels, extra, strict=True)
+            ]
+            write_manifest(partial, rows)
+        except OSError as exc:
+            raise DataFileError(f"cannot write images under {root}: {exc}") from exc
     return root

@@ -10,7 +10,7 @@ from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
 from synthaug.generators._perclass import PerClass
-from synthaug.generators._persistence import load
+from synthaug.generators._persistence import load, model_path
 from synthaug.generators._registry import (
     GENERATORS,
     create_generator,
@@ -30,5 +30,6 @@ __all__ = [
     "create_generator",
     "list_generators",
     "load",
+    "model_path",
     "register_generator",
 ]

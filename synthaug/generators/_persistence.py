@@ -65,19 +65,21 @@ def one_line(exc: BaseException) -> str:
     return " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
+def model_path(path: str | Path) -> Path:
+    """Where ``save(path)`` writes: ``path`` with ``.safetensors`` appended when it lacks it."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return path
+    return path.with_name(path.name + ".safetensors")
+
+
 def save_generator(model: Any, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``model`` to ``path`` atomically (a crash never leaves a half-written file).
 
     ``metadata`` (JSON-able) is stored in the header, covered by the file's digest, and comes
     back as the loaded model's ``metadata_``.
     """
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        path = (
-            path.with_suffix(path.suffix + ".safetensors")
-            if path.suffix
-            else path.with_suffix(".safetensors")
-        )
+    path = model_path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.modules_.state_dict().items()}
     tensors.update(
         {f"extra.{k}": v.detach().cpu().contiguous() for k, v in model._extra_tensors().items()}

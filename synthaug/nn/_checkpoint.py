@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 
 from synthaug._version import __version__
+from synthaug.data import atomic_output
 from synthaug.errors import CheckpointError
 
 
@@ -78,14 +78,8 @@ def write_checkpoint(
         _SCOPE_KEY: _FULL_SCOPE,
     }
     meta[DIGEST_KEY] = content_digest(meta, tensors)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_output(path, folder=False, overwrite=True) as partial:
+        save_file(tensors, str(partial), metadata=meta)
     return path
 
 
