@@ -29,7 +29,7 @@ from synthaug.bench import (
 from synthaug.bench._report import format_csv, format_latex
 from synthaug.bench._runner import fit_groups
 from synthaug.cli import main
-from synthaug.data import DATASETS, ImageDataset
+from synthaug.data import DATASETS, ImageDataset, save_npz
 from synthaug.errors import (
     BenchmarkError,
     DataFileError,
@@ -168,16 +168,22 @@ def test_config_file_errors(tmp_path):
         load_config(bad, quick=True)
     # [quick] is checked even without --quick.
     bad.write_text(
-        '[dataset]\nname = "digits"\n[imbalance]\ncounts = [[5, 5]]\n'
+        '[dataset]\nname = "digits"\n[imbalance]\ncounts = [[5, 5, 5, 5, 5, 5, 5, 5, 5, 5]]\n'
         "[methods]\nnone = {}\n[quick]\nseeds = 0\n"
     )
     with pytest.raises(InvalidParameterError, match="^quick.seeds: must be >= 1"):
         load_config(bad)
 
 
-def test_datasets_by_name(tiny_images):
-    cfg = parse_config(tiny_config(dataset={"name": "npz", "path": "x.npz"}))
-    assert cfg.dataset == {"name": "npz", "params": {"path": "x.npz"}, "pool": "evaluation"}
+def test_datasets_by_name(tiny_images, tmp_path, monkeypatch):
+    save_npz(tiny_images, tmp_path / "x.npz")
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_config(
+        tiny_config(dataset={"name": "npz", "path": "x.npz"}, imbalance={"counts": [[5, 5, 3]]})
+    )
+    # A dict's relative path is read from the current folder and recorded absolute.
+    path = str(tmp_path / "x.npz")
+    assert cfg.dataset == {"name": "npz", "params": {"path": path}, "pool": "evaluation"}
     with pytest.raises(InvalidParameterError, match="^dataset.bogus"):
         parse_config(tiny_config(dataset={"name": "npz", "bogus": 1}))
     # A data set of one's own is one registration away.

@@ -34,7 +34,7 @@ from typing import Any
 from synthaug._params import configure
 from synthaug.anomaly import DETECTORS, evaluate_one_class
 from synthaug.augment import SOURCES
-from synthaug.bench._config import check_keys, fail, is_int, lookup
+from synthaug.bench._config import check_keys, fail, is_int, lookup, resolve_classes
 from synthaug.bench._methods import validate_single
 from synthaug.bench._task import (
     TASKS,
@@ -158,15 +158,7 @@ class AnomalyTask(BaseTask):
         if len(classes) < 2:
             raise fail("dataset", "the one-class protocol needs at least two classes")
         settings = []
-        for c in wanted:
-            if is_int(c) and 0 <= c < len(classes):
-                name = classes[c]
-            elif isinstance(c, str) and c in classes:
-                name = c
-            else:
-                raise fail(
-                    "anomaly.normal_classes", f"{c!r} is not a label or class name of {classes}"
-                )
+        for name in resolve_classes(wanted, dataset, "anomaly.normal_classes"):
             label = f"normal={name}" + (f", n={n_normal}" if n_normal else "")
             settings.append(
                 {
@@ -178,8 +170,6 @@ class AnomalyTask(BaseTask):
                     },
                 }
             )
-        if len({s["label"] for s in settings}) != len(settings):
-            raise fail("anomaly.normal_classes", "a class appears twice")
         return settings
 
     def validate_method(self, name: str, params: dict[str, Any]) -> None:

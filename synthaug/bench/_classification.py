@@ -15,7 +15,7 @@ from typing import Any
 
 from synthaug._params import configure
 from synthaug.augment import AugmentedDataset
-from synthaug.bench._config import check_keys, fail, is_int
+from synthaug.bench._config import check_keys, describe_classes, fail, is_int, resolve_classes
 from synthaug.bench._methods import (
     FULL_DATA,
     build_recipe,
@@ -81,7 +81,7 @@ class ClassificationTask(BaseTask):
         return shared_fit_group(cell)
 
     def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
-        return imbalance_settings(table)
+        return imbalance_settings(table, dataset)
 
     def validate_method(self, name: str, params: dict[str, Any]) -> None:
         validate_method(name, params)
@@ -137,8 +137,12 @@ class ClassificationTask(BaseTask):
         return TaskResult(scores, samples)
 
 
-def imbalance_settings(table: Any) -> list[Setting]:
-    """The settings of the ``[imbalance]`` table: one per ratio and one per count list."""
+def imbalance_settings(table: Any, dataset: DatasetRef) -> list[Setting]:
+    """The settings of the ``[imbalance]`` table: one per ratio and one per count list.
+
+    The minority classes and the length of every count list are checked against
+    ``dataset``'s classes; the settings keep them as written (they are part of each cell's id).
+    """
     imbalance = check_keys(table, _IMBALANCE_KEYS, "imbalance")
     ratios = imbalance.get("ratios", [])
     counts = imbalance.get("counts", [])
@@ -160,6 +164,7 @@ def imbalance_settings(table: Any) -> list[Setting]:
                 "imbalance.minority_classes",
                 f"ratios need a non-empty list of class labels or names, got {minority!r}",
             )
+        resolve_classes(minority, dataset, "imbalance.minority_classes")
         for r in ratios:
             if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r <= 1:
                 raise fail("imbalance.ratios", f"each ratio must be in (0, 1], got {r!r}")
@@ -179,6 +184,13 @@ def imbalance_settings(table: Any) -> list[Setting]:
         if not c or not all(is_int(n) and n >= 0 for n in c):
             raise fail(
                 "imbalance.counts", f"each count list holds non-negative integers, got {c!r}"
+            )
+        classes = dataset().classes
+        if len(c) != len(classes):
+            raise fail(
+                "imbalance.counts",
+                f"{c!r} has {len(c)} counts; data set {dataset.name!r} has {len(classes)} "
+                f"classes ({describe_classes(classes)}): give one count per class",
             )
         settings.append(
             {"label": "counts=" + "/".join(str(n) for n in c), "imbalance": {"counts": c}}

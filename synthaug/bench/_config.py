@@ -40,10 +40,14 @@ table holds and which methods it accepts (see :func:`~synthaug.bench.register_ta
 from __future__ import annotations
 
 import copy
+import inspect
+import os
 import sys
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from synthaug.bench._task import (
@@ -57,7 +61,7 @@ from synthaug.bench._task import (
     stable_hash,
 )
 from synthaug.data import DATASETS, POOLS
-from synthaug.errors import DataFileError, InvalidParameterError
+from synthaug.errors import DataFileError, InvalidParameterError, SynthaugError
 from synthaug.metrics import CLASSIFIERS
 from synthaug.registry import Registry
 
@@ -82,6 +86,8 @@ _SPLIT_KEYS = ("test_size",)
 DEFAULT_STEPS = 1000
 # Parameters the harness sets per cell; a config may not set them.
 HARNESS_PARAMS = ("seed", "device", "verbose")
+# Loader parameters only a task may set (a loader then returns (data, masks)).
+_TASK_LOADER_PARAMS = ("return_masks",)
 
 
 def _top_keys() -> tuple[str, ...]:
@@ -178,7 +184,13 @@ def load_config(path: str | Path, *, quick: bool = False, tune: bool = False) ->
         data.setdefault("dataset", {})
         if isinstance(data["dataset"], dict):
             data["dataset"]["pool"] = "development"
-    return parse_config(data, quick=quick, source=str(path))
+    try:
+        return parse_config(data, quick=quick, source=str(path), base=path.absolute().parent)
+    except SynthaugError as exc:
+        if type(exc).__module__ != SynthaugError.__module__:
+            raise  # a plugin's own error type: its constructor may take other arguments
+        # The key is in front already; say which file, for a user juggling several configs.
+        raise type(exc)(f"{exc} (in {path})").with_traceback(exc.__traceback__) from None
 
 
 def bundled_config(name: str) -> dict[str, Any]:
@@ -268,9 +280,19 @@ def _params_table(value: Any, where: str) -> dict[str, dict[str, Any]]:
 
 
 def parse_config(
-    data: dict[str, Any], *, quick: bool = False, source: str = "<dict>"
+    data: dict[str, Any],
+    *,
+    quick: bool = False,
+    source: str = "<dict>",
+    base: str | Path | None = None,
 ) -> BenchConfig:
-    """Validate a config given as a dict (the parsed TOML); errors name the bad key."""
+    """Validate a config given as a dict (the parsed TOML); errors name the bad key.
+
+    ``base`` is the folder that relative paths of ``[dataset]`` are read from:
+    :func:`load_config` passes the config file's folder; by default it is the current folder.
+    The data set is loaded (or, by the ``lesion`` task, probed) here, so that the classes and
+    counts the task's settings name are checked against it before any cell runs.
+    """
     top_keys = _top_keys()
     check_keys(data, top_keys, "config")
     if quick:
@@ -315,25 +337,10 @@ def parse_config(
 
     if "dataset" not in data:
         raise fail("dataset", 'missing; add a [dataset] table with at least name = "digits"')
-    ds = data["dataset"]
-    if not isinstance(ds, dict) or not isinstance(ds.get("name"), str):
-        raise fail("dataset.name", 'missing; give the data set\'s registered name, e.g. "digits"')
-    lookup(DATASETS, ds["name"], "dataset.name")
-    params = {k: v for k, v in ds.items() if k not in ("name", "pool")}
-    check_keywords(DATASETS.accepted_params(ds["name"]), params, "dataset")
-    if "return_masks" in params:
-        # A loader then returns (data, masks): only a task may ask for that.
-        raise fail("dataset.return_masks", "set by the tasks that use masks; remove it")
-    pool = ds.get("pool", "evaluation")
-    if pool not in POOLS:
-        raise fail(
-            "dataset.pool",
-            f"must be one of {', '.join(POOLS)}, got {pool!r} (reported grids use "
-            f"'evaluation'; tuning uses 'development')",
-        )
-    dataset = {"name": ds["name"], "params": params, "pool": pool}
-
-    settings = task.parse_settings(data.get(own_table, {}), DatasetRef(ds["name"], params, pool))
+    dataset = parse_dataset(data["dataset"], base)
+    # The task resolves what its settings name (classes, counts per class) against the data.
+    ref = DatasetRef(dataset["name"], dataset["params"], dataset["pool"])
+    settings = task.parse_settings(data.get(own_table, {}), ref)
 
     split = check_keys(data.get("split", {}), _SPLIT_KEYS, "split")
     test_size = split.get("test_size", 0.4)
@@ -396,13 +403,13 @@ def parse_config(
     if not quick and "quick" in data:
         # Check the reduced grid now too, so a typo in [quick] cannot wait for the smoke run.
         try:
-            parse_config(data, quick=True, source=source)
+            parse_config(data, quick=True, source=source, base=base)
         except InvalidParameterError as exc:
             text = str(exc)
             raise InvalidParameterError(
                 text if text.startswith("quick") else f"quick.{text}"
             ) from None
-    return BenchConfig(
+    config = BenchConfig(
         name=name,
         task=task_name,
         seeds=seeds,
@@ -417,3 +424,145 @@ def parse_config(
         source=source,
         raw=data,
     )
+    if not config.cells():
+        raise fail(
+            "methods",
+            f"no cell to run: none of the methods ({', '.join(methods)}) runs with any of the "
+            f"classifiers ({', '.join(classifiers)}); a training method needs a classifier "
+            f"that has its parameters (a sampler, mixup), such as resnet",
+        )
+    return config
+
+
+def parse_dataset(table: Any, base: str | Path | None = None) -> dict[str, Any]:
+    """The ``[dataset]`` table checked: ``{"name": ..., "params": {...}, "pool": ...}``.
+
+    The name must be registered (:data:`~synthaug.data.DATASETS`) and every other key but
+    ``pool`` a parameter of its loader. A loader parameter typed as a path (``root``, ``path``,
+    ``labels``) that is relative is read from ``base`` (default: the current folder) and must
+    exist.
+
+    Examples
+    --------
+    >>> parse_dataset({"name": "phantoms", "size": 32})
+    {'name': 'phantoms', 'params': {'size': 32}, 'pool': 'evaluation'}
+    """
+    if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+        raise fail("dataset.name", 'missing; give the data set\'s registered name, e.g. "digits"')
+    name = table["name"]
+    lookup(DATASETS, name, "dataset.name")
+    params = {k: v for k, v in table.items() if k not in ("name", "pool")}
+    accepted = DATASETS.accepted_params(name)
+    if accepted is not None:
+        usable = [p for p in accepted if p not in _TASK_LOADER_PARAMS]
+        for key in params:
+            if key not in usable:
+                takes = f"takes {', '.join(usable)}" if usable else "takes no parameters"
+                raise fail(f"dataset.{key}", f"unknown parameter; loader {name!r} {takes}")
+    for key in _TASK_LOADER_PARAMS:
+        if key in params:
+            # A loader then returns (data, masks): only a task may ask for that.
+            raise fail(f"dataset.{key}", "set by the tasks that use masks; remove it")
+    pool = table.get("pool", "evaluation")
+    if pool not in POOLS:
+        raise fail(
+            "dataset.pool",
+            f"must be one of {', '.join(POOLS)}, got {pool!r} (reported grids use "
+            f"'evaluation'; tuning uses 'development')",
+        )
+    folder = Path.cwd() if base is None else Path(base).absolute()
+    for key, default in loader_paths(name).items():
+        if key not in params and default is inspect.Parameter.empty:
+            # Paths are the config's to give (a task sets counts and seeds, never paths).
+            raise fail(
+                f"dataset.{key}", f"missing; give the path loader {name!r} reads its data from"
+            )
+        value = params.get(key)
+        # A string default of a path parameter is a keyword (dicom's labels = "folders").
+        if isinstance(value, str) and value != default:
+            params[key] = _existing_path(
+                value, f"dataset.{key}", folder, from_file=base is not None
+            )
+    return {"name": name, "params": params, "pool": pool}
+
+
+def loader_paths(name: str) -> dict[str, Any]:
+    """The parameters of data set ``name``'s loader that name a file or folder (those typed
+    :class:`pathlib.Path`), with their defaults (``inspect.Parameter.empty`` when required).
+
+    Examples
+    --------
+    >>> sorted(loader_paths("dicom"))
+    ['labels', 'root']
+    >>> loader_paths("digits")
+    {}
+    """
+    entry = DATASETS.get(name)
+    target = entry.__init__ if inspect.isclass(entry) else entry
+    try:
+        hints = typing.get_type_hints(target)
+        params = inspect.signature(target).parameters
+    except (NameError, TypeError, ValueError):  # hints that do not resolve: no known paths
+        return {}
+    return {
+        key: params[key].default
+        for key, hint in hints.items()
+        if key in params and any(_is_path_type(t) for t in (hint, *typing.get_args(hint)))
+    }
+
+
+def _is_path_type(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, PurePath)
+
+
+def _existing_path(value: str, where: str, folder: Path, *, from_file: bool) -> str:
+    """``value`` as an absolute path (a relative one read from ``folder``); it must exist.
+
+    The absolute path is what a cell records and hashes: cells run in worker processes (and
+    on Ray, on other machines) with their own current folder, and the absolute path means the
+    same file in each of them. So a run resumed from any folder finds the same cell ids; a
+    data folder that moved is new data to the harness, and its cells run again.
+    """
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = folder / path
+    path = Path(os.path.normpath(path))
+    if not path.exists():
+        relative = (
+            f"relative paths are read from the config's folder, {folder}"
+            if from_file
+            else f"a config given as a dict reads relative paths from the current folder, {folder}"
+        )
+        raise DataFileError(f"{where}: no file or folder {path} ({relative}); give its path")
+    return str(path)
+
+
+def resolve_classes(values: Sequence[Any], dataset: DatasetRef, where: str) -> list[str]:
+    """The class names that ``values`` (labels or class names) stand for in the config's data
+    set (which this loads); an unknown name or a label out of range raises, naming ``where``,
+    the value and the classes the data set has. A class named twice raises too.
+    """
+    classes = list(dataset().classes)
+    names = []
+    for value in values:
+        if is_int(value) and 0 <= value < len(classes):
+            names.append(classes[value])
+        elif isinstance(value, str) and value in classes:
+            names.append(value)
+        else:
+            raise fail(
+                where,
+                f"{value!r} is not a class of data set {dataset.name!r}, which has "
+                f"{describe_classes(classes)}",
+            )
+    if len(set(names)) != len(names):
+        raise fail(where, f"a class appears twice in {list(values)!r}")
+    return names
+
+
+def describe_classes(classes: Sequence[str]) -> str:
+    """``labels 0-9 and names '0', '1', ...``: a data set's classes, for messages."""
+    if not classes:
+        return "no classes"
+    shown = ", ".join(repr(c) for c in classes[:12]) + (", ..." if len(classes) > 12 else "")
+    return f"labels 0-{len(classes) - 1} and names {shown}"

@@ -152,6 +152,12 @@ class LesionTask(BaseTask):
                 f"task 'lesion' needs a loader that takes n_per_class and seed, such as "
                 f"'phantoms'; {dataset.name!r} does not",
             )
+        for key in ("n_per_class", "seed"):
+            if key in dataset.params:
+                raise fail(
+                    f"dataset.{key}",
+                    "set by task 'lesion' per cell (from [lesion] counts and the seed); remove it",
+                )
         if len(kinds) > 1 and accepted is not None and "kind" not in accepted:
             raise fail("lesion.kinds", f"loader {dataset.name!r} takes no kind")
         try:  # two slices: checks the loader's parameters (kind, size) at once

@@ -22,7 +22,7 @@ import numpy as np
 
 from synthaug._params import configure
 from synthaug.data import DATASETS, ImageDataset, select_pool
-from synthaug.errors import InvalidDataError
+from synthaug.errors import DataFileError, InvalidDataError, InvalidParameterError
 from synthaug.metrics import CLASSIFIERS
 from synthaug.registry import Registry
 
@@ -45,11 +45,12 @@ class DatasetRef:
     name : str
         The registered name (:data:`~synthaug.data.DATASETS`).
     params : dict
-        The loader's parameters from ``[dataset]``.
+        The loader's parameters from ``[dataset]`` (paths made absolute).
     pool : str
         ``"evaluation"``, ``"development"`` or ``"all"`` (:func:`~synthaug.data.select_pool`).
 
-    Calling it loads the data set (cached per process).
+    Calling it loads the data set (cached per process); what the loader refuses (a parameter
+    value, a file, the data) raises its error under the ``dataset`` key.
     """
 
     name: str
@@ -57,7 +58,13 @@ class DatasetRef:
     pool: str = "all"
 
     def __call__(self) -> ImageDataset:
-        return load_dataset({"name": self.name, "params": self.params, "pool": self.pool})
+        try:
+            return load_dataset({"name": self.name, "params": self.params, "pool": self.pool})
+        except (InvalidParameterError, InvalidDataError, DataFileError) as exc:
+            if type(exc).__module__ != InvalidDataError.__module__:
+                raise  # a plugin's own error type: its constructor may take other arguments
+            # The loader's message, under the config key its parameters come from.
+            raise type(exc)(f"dataset: {exc}").with_traceback(exc.__traceback__) from None
 
 
 @dataclass(frozen=True)

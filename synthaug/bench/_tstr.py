@@ -112,6 +112,9 @@ class TSTRTask(BaseTask):
 
     def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
         check_keys(table, _PRIVACY_KEYS, "privacy")
+        # Loading it now shows a bad loader parameter before any cell runs.
+        if dataset().n_classes < 2:
+            raise fail("dataset", "task 'tstr' trains a classifier: give a data set of 2+ classes")
         epsilons = table.get("epsilons", [math.inf])
         if not isinstance(epsilons, list) or not epsilons:
             raise fail("privacy.epsilons", f"must be a non-empty list, got {epsilons!r}")
