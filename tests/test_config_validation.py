@@ -1,5 +1,6 @@
 """A benchmark config is checked against its data before any cell runs: the classes and counts
-its settings name, the loader's parameters, the paths (read from the config's folder)."""
+its settings name, the loader's parameters, the paths (read from the config's folder); and a
+run in which no cell finished says why."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
-from synthaug.bench import bundled_config, load_config, parse_config
+from synthaug.bench import METHODS, bundled_config, load_config, parse_config, run_bench
+from synthaug.cli import main
 from synthaug.data import save_image_folder, save_npz
-from synthaug.errors import DataFileError, InvalidDataError, InvalidParameterError
+from synthaug.errors import BenchmarkError, DataFileError, InvalidDataError, InvalidParameterError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -270,3 +272,48 @@ def test_committed_results_keep_their_cell_ids(monkeypatch):
         cfg = load_config(meta["source"], quick=meta["config"]["quick"], tune=tune)
         assert cfg.hash == meta["config_hash"], meta_path
         assert sorted(c.cell_id for c in cfg.cells()) == meta["cell_ids"], meta_path
+
+
+# -- a run in which no cell finished -------------------------------------------------------------
+
+
+@METHODS.register("test-config-boom")
+def _boom(train, *, seed, device):
+    raise RuntimeError("boom")
+
+
+@METHODS.register("test-config-per-seed")
+def _per_seed(train, *, seed, device):
+    raise ValueError(f"bad seed {seed}")
+
+
+def test_when_no_cell_finishes_the_message_says_why(tmp_path):
+    cfg = parse_config(config(seeds=4, methods=["test-config-boom", "test-config-per-seed"]))
+    with pytest.raises(BenchmarkError) as info:
+        run_bench(cfg, tmp_path, progress=False, echo=lambda _: None)
+    assert str(info.value) == (
+        "all 8 cells to run failed: RuntimeError: boom (4 cells); ValueError: bad seed 0 "
+        "(1 cell); ValueError: bad seed 1 (1 cell); and 2 other errors (details in "
+        f"{tmp_path / 'errors.jsonl'}); fix that, then run the command again"
+    )
+    assert not (tmp_path / "report.md").exists()  # nothing to report: no misleading error
+
+
+def test_when_no_new_cell_finishes_the_earlier_ones_are_still_reported(tmp_path, capsys):
+    run_bench(parse_config(config()), tmp_path, progress=False, echo=lambda _: None)
+    (tmp_path / "report.md").unlink()
+    # The same grid with a method that fails: only its cell is to run.
+    path = tmp_path / "grid.toml"
+    path.write_text(
+        'seeds = 1\n[dataset]\nname = "digits"\n'
+        "[imbalance]\nminority_classes = [8, 9]\nratios = [0.1]\n[split]\ntest_size = 0.5\n"
+        "[classifiers]\nlogreg = { max_iter = 200 }\n"
+        '[methods]\nnone = {}\n"test-config-boom" = {}\n'
+    )
+    assert main(["bench", str(path), "--out", str(tmp_path), "--quiet"]) == 1
+    # The CLI's last line says why the run failed, not only that a rerun retries it.
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "synthaug: error: the one cell to run failed: RuntimeError: boom (1 cell) (details in "
+        f"{tmp_path / 'errors.jsonl'}); fix that, then run the command again"
+    )
+    assert (tmp_path / "report.md").exists()  # from the cell that finished before

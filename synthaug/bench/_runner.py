@@ -256,6 +256,19 @@ def _save_samples(out: Path, samples: dict[str, Any] | None, cell: dict[str, Any
         os.replace(tmp, path)
 
 
+def _error_summary(errors: dict[str, int], shown: int = 3, width: int = 200) -> str:
+    """The first distinct cell errors with how many cells raised each, for the final message."""
+    parts = [
+        f"{text if len(text) <= width else text[: width - 3] + '...'} "
+        f"({n} cell{'s' if n > 1 else ''})"
+        for text, n in list(errors.items())[:shown]
+    ]
+    more = len(errors) - shown
+    return "; ".join(parts) + (
+        f"; and {more} other error{'s' if more > 1 else ''}" if more > 0 else ""
+    )
+
+
 def run_bench(
     config: BenchConfig,
     out: str | Path,
@@ -300,6 +313,8 @@ def run_bench(
     ------
     BenchmarkError
         When some cells raised; their errors are in ``errors.jsonl`` and the others are kept.
+        When every cell to run raised, the message gives the first distinct errors and how
+        many cells raised each, and no report is written unless earlier cells had finished.
     """
     if backend not in BACKENDS:
         raise InvalidParameterError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -338,6 +353,7 @@ def run_bench(
     )
     (out / ERRORS).unlink(missing_ok=True)
     failed = 0
+    errors: dict[str, int] = {}  # each distinct error message: how many cells raised it
     if todo:
         stream: Iterable[tuple[bool, dict[str, Any]]] = (
             _run_ray(todo, jobs, ray_address, threads, out)
@@ -357,6 +373,8 @@ def run_bench(
                     append_record(results, record)
                 else:
                     failed += 1
+                    first_line = record["error"].splitlines()[0] if record["error"] else ""
+                    errors[first_line] = errors.get(first_line, 0) + 1
                     append_record(out / ERRORS, record)
                     bar.write(
                         f"cell failed: {cell['setting']} {cell['method']} {cell['classifier']} "
@@ -365,6 +383,15 @@ def run_bench(
                 bar.set_postfix_str(f"{cell['setting']} {cell['method']} {cell['classifier']}")
                 bar.update()
     summary = {"total": len(cells), "skipped": skipped, "ran": len(todo) - failed, "failed": failed}
+    if failed and failed == len(todo):
+        # Nothing new finished: rerunning as it is would most likely fail the same way.
+        if report and skipped:
+            write_report(out, echo=echo)
+        what = "the one cell to run" if len(todo) == 1 else f"all {len(todo)} cells to run"
+        raise BenchmarkError(
+            f"{what} failed: {_error_summary(errors)} (details in {out / ERRORS}); fix that, "
+            f"then run the command again"
+        )
     if report:
         write_report(out, echo=echo)
     if failed:
