@@ -4,7 +4,9 @@ run in which no cell finished says why."""
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from pydicom.data import get_testdata_file
 
 from synthaug.bench import METHODS, bundled_config, load_config, parse_config, run_bench
 from synthaug.cli import main
-from synthaug.data import save_image_folder, save_npz
+from synthaug.data import DATASETS, save_image_folder, save_npz
 from synthaug.errors import BenchmarkError, DataFileError, InvalidDataError, InvalidParameterError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -242,6 +244,23 @@ def test_missing_path_names_the_resolved_path_and_the_config(tmp_path, monkeypat
     )
     with pytest.raises(DataFileError, match="current folder"):
         parse_config(config(dataset={"name": "image-folder", "root": "absent"}))
+
+
+def test_the_loader_table_of_the_docs_matches_the_loaders():
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    table = text[text.index("| name | parameters (default) |") :].split("\n\n")[0]
+    documented = {}
+    for row in table.splitlines()[2:]:
+        name, params = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        documented[name.strip("`")] = dict(re.findall(r"`(\w+)` \(([^)]*)\)", params))
+    ours = [n for n in DATASETS.list() if DATASETS.get(n).__module__.startswith("synthaug.")]
+    assert sorted(documented) == ours
+    for name, params in documented.items():
+        signature = inspect.signature(DATASETS.get(name)).parameters
+        accepted = [p for p in signature if p != "return_masks"]  # set by tasks only
+        assert list(params) == accepted, name
+        required = [p for p in accepted if signature[p].default is inspect.Parameter.empty]
+        assert [p for p, default in params.items() if default == "required"] == required, name
 
 
 # -- the shipped configs -------------------------------------------------------------------------
