@@ -11,8 +11,10 @@ from synthaug._params import configure
 from synthaug.augment import SOURCES, AugmentedDataset
 from synthaug.cli._files import (
     WRITERS,
+    add_data_arguments,
     add_overwrite_option,
     class_counts_text,
+    data_options,
     output_format,
     parse_param,
     prepare_output,
@@ -39,8 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Add samples of a saved model to real data and write the result; the .npz "
         "output marks synthetic rows in train_synthetic.",
     )
-    p.add_argument("--data", required=True, help="'digits', a .npz file or an image folder")
-    p.add_argument("--split", default="train", help="split of a .npz file (default: %(default)s)")
+    add_data_arguments(p)
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--model", help="a model saved by 'synthaug train'")
     what.add_argument(
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         model = load(args.model, device=args.device)
         digest = model.file_digest_
-    real = read_data(args.data, args.split)
+    real = read_data(args.data, args.split, **data_options(args))
     if args.source is not None:
         model.fit(real)
     aug = AugmentedDataset(real, model, args.strategy, seed=args.seed, ratio=args.ratio)

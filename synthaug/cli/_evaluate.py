@@ -11,7 +11,11 @@ from typing import Any
 import numpy as np
 
 from synthaug._version import __version__
-from synthaug.cli._files import read_data
+from synthaug.cli._files import (
+    add_data_arguments,
+    data_options,
+    read_data,
+)
 from synthaug.cli._types import fraction, positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
 from synthaug.errors import (
@@ -37,11 +41,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("model", help="a generator saved with .save() (.safetensors)")
-    p.add_argument(
-        "--data",
+    add_data_arguments(
+        p,
+        required=False,
         default="digits",
-        help="'digits' or a .npz file with X/y or train_images/train_labels/test_images/"
-        "test_labels arrays (default: %(default)s)",
+        split=False,
+        help="'digits'; a MedMNIST-style .npz file with train_images/train_labels (and "
+        "test_images/test_labels, then used as the test part); or a folder with one subfolder "
+        "per class holding images (PNG, JPEG, ...) or DICOM files. Data without a test split is "
+        "split by --test-size and --split-seed (default: %(default)s)",
     )
     p.add_argument("--out", default="eval.json", help="JSON output file (default: %(default)s)")
     p.add_argument(
@@ -101,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     if args.save_features:
         check_output(Path(args.save_features), folder=False, overwrite=True)
     model = load(args.model, device=args.device)
-    train, test, data_name = load_evaluation_data(args.data, args.test_size, args.split_seed)
+    train, test, data_name = load_evaluation_data(
+        args.data, args.test_size, args.split_seed, **data_options(args)
+    )
     if tuple(model.sample_shape_) != tuple(train.sample_shape):
         raise ShapeMismatchError(
             f"the model makes samples of shape {tuple(model.sample_shape_)} but {data_name} has "
@@ -173,16 +183,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- data ---------------------------------------------------------------------------------------
-def load_evaluation_data(spec: str, test_size: float, seed: int) -> tuple[Any, Any, str]:
-    """``(train, test, name)`` from ``digits``, a MedMNIST-style ``.npz`` or a class folder.
+def load_evaluation_data(
+    spec: str, test_size: float, seed: int, **options: Any
+) -> tuple[Any, Any, str]:
+    """``(train, test, name)`` from ``digits``, a MedMNIST-style ``.npz`` or a class folder of
+    images or DICOM files.
 
     A ``.npz`` with a ``test`` split is used as it is; anything else is split here
     (stratified, ``test_size``, ``seed``), which must match how the model's training data was cut.
+    ``options`` (``size``, ``window``, ``on_error``) go to :func:`read_data`.
     """
     if spec.lower().endswith(".npz"):
-        train = read_data(spec, split="train")
+        train = read_data(spec, split="train", **options)
         try:
-            test = read_data(spec, split="test")
+            test = read_data(spec, split="test", **options)
         except DataFileError as exc:
             if "splits found" not in str(exc):
                 raise
@@ -190,7 +204,7 @@ def load_evaluation_data(spec: str, test_size: float, seed: int) -> tuple[Any, A
             return train, test, f"{spec} (train/test splits)"
         data = train
     else:
-        data = read_data(spec)
+        data = read_data(spec, **options)
     train, test = data.split(test_size, seed=seed)
     name = "sklearn digits" if spec == "digits" else spec
     return train, test, f"{name} (split test_size={test_size}, seed={seed})"

@@ -1,5 +1,10 @@
 """Reading data and writing samples for the subcommands.
 
+Every command that reads real data takes the same options, added by :func:`add_data_arguments`
+and read by :func:`read_data`: ``--data`` is ``digits``, a MedMNIST-style ``.npz`` file, or a
+folder with one subfolder per class holding either images or DICOM files (found by their
+``DICM`` preamble, with or without a ``.dcm`` suffix).
+
 Output formats are a dispatch table: a new format (``dicom``, say) is one function
 ``writer(dataset, path, synthetic=None, masks=None, overwrite=False, model_digest=None) ->
 Path`` added to ``WRITERS`` (with whether it writes a folder in ``FOLDER_FORMATS`` and, when a
@@ -16,16 +21,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydicom.misc import is_dicom
+from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
 from synthaug.data import (
+    DicomDataset,
     ImageDataset,
     check_output,
+    load_dicom_folder,
     load_digits,
     load_image_folder,
     load_npz,
@@ -185,24 +197,221 @@ def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_data(spec: str, split: str = "train") -> ImageDataset:
-    """``digits``, a MedMNIST-style ``.npz`` file, or a folder with one subfolder per class."""
-    if spec == "digits":
-        return load_digits()
-    path = Path(spec)
-    if path.is_dir():
-        return load_image_folder(path)
-    if path.suffix.lower() == ".npz":
-        return load_npz(path, split=split)
-    if not path.exists():
-        raise DataFileError(
-            f"no data at {path.resolve()}; give 'digits', a MedMNIST-style .npz file or a folder "
-            f"with one subfolder of images per class"
+DATA_HELP = (
+    "'digits', a MedMNIST-style .npz file, or a folder with one subfolder per class holding "
+    "images (PNG, JPEG, ...) or DICOM files"
+)
+# DICOM files are found by content (pydicom's 'DICM' preamble); these suffixes count as DICOM
+# even when the file is damaged, so that --on-error decides about it.
+_DICOM_SUFFIXES = (".dcm", ".dicom")
+# How many skipped files the summary names; the count covers all of them.
+_SKIPPED_SHOWN = 3
+
+
+def image_size(text: str) -> tuple[int, int]:
+    """A ``--size`` value: ``N`` (square) or ``HxW``."""
+    parts = text.lower().split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) == 1:
+        size = size * 2
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"must be N or HxW with positive integers, got {text!r}")
+    return size
+
+
+def dicom_window(text: str) -> str | tuple[float, float]:
+    """A ``--window`` value: ``auto``, ``minmax`` or ``CENTER,WIDTH``."""
+    if text in ("auto", "minmax"):
+        return text
+    try:
+        center, width = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be auto, minmax or CENTER,WIDTH (e.g. 40,400), got {text!r}"
+        ) from None
+    if not (np.isfinite(center) and np.isfinite(width)) or width < 1:
+        raise argparse.ArgumentTypeError(f"WIDTH must be >= 1 and both finite, got {text!r}")
+    return center, width
+
+
+def add_data_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    default: str | None = None,
+    split: bool = True,
+    help: str = DATA_HELP,
+) -> None:
+    """Add ``--data`` and the options of reading it (``--split``, ``--size``, ``--window``,
+    ``--on-error``) to a subcommand's parser; :func:`data_options` collects them.
+
+    ``split=False`` leaves out ``--split`` for a command that reads the splits it needs itself.
+    """
+    parser.add_argument("--data", required=required, default=default, help=help)
+    if split:
+        parser.add_argument(
+            "--split", default="train", help="split of a .npz file (default: %(default)s)"
         )
-    raise DataFileError(
-        f"{path} is neither a .npz file nor a folder; give 'digits', a MedMNIST-style .npz file "
-        f"or a folder with one subfolder of images per class"
+    parser.add_argument(
+        "--size",
+        type=image_size,
+        metavar="N|HxW",
+        help="resize the images of a folder (images or DICOM) to N x N or H x W pixels "
+        "(default: DICOM 64x64, images as stored); digits and .npz are used as stored",
     )
+    parser.add_argument(
+        "--window",
+        type=dicom_window,
+        metavar="auto|minmax|CENTER,WIDTH",
+        help="DICOM folders: the VOI window to [0, 1]; auto: each file's own Window Center / "
+        "Width, minmax: each image's range, CENTER,WIDTH in modality units (CT soft tissue: "
+        "--window=40,400; a negative center needs the '=') (default: auto)",
+    )
+    parser.add_argument(
+        "--on-error",
+        choices=("raise", "skip"),
+        help="DICOM folders: stop at the first unusable file (raise), or leave such files out "
+        "and list them on stderr (skip) (default: raise)",
+    )
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The reading options :func:`add_data_arguments` added, as keywords of :func:`read_data`."""
+    return {"size": args.size, "window": args.window, "on_error": args.on_error}
+
+
+def read_data(
+    spec: str,
+    split: str = "train",
+    *,
+    size: tuple[int, int] | None = None,
+    window: str | tuple[float, float] | None = None,
+    on_error: str | None = None,
+) -> ImageDataset:
+    """Read ``--data``: ``digits``, a ``.npz`` file, or a class folder of images or DICOM files.
+
+    Parameters
+    ----------
+    spec : str
+        ``digits``, a MedMNIST-style ``.npz`` file, or a folder with one subfolder per class
+        holding either images or DICOM files (one kind only).
+    split : str
+        Split of a ``.npz`` file.
+    size : (int, int), optional
+        ``(height, width)`` to resize a folder's images to (DICOM default: 64 x 64).
+    window, on_error : optional
+        ``window`` and ``on_error`` of :func:`~synthaug.data.load_dicom_folder`, for DICOM
+        folders only. Files skipped with ``on_error="skip"`` are summarised on stderr.
+
+    Options that do not apply to the data (``--size`` for digits or ``.npz``, ``--window`` or
+    ``--on-error`` for anything but DICOM) raise :class:`~synthaug.errors.InvalidParameterError`
+    rather than being ignored.
+    """
+    given = {"--size": size, "--window": window, "--on-error": on_error}
+    path = Path(spec)
+    if spec == "digits" or (path.suffix.lower() == ".npz" and not path.is_dir()):
+        _refuse_options(spec, "read as stored", given)
+        return load_digits() if spec == "digits" else load_npz(path, split=split)
+    if path.is_dir():
+        if _folder_kind(path) == "dicom":
+            return _read_dicom_folder(path, size=size, window=window, on_error=on_error)
+        _refuse_options(spec, "a folder of images", {**given, "--size": None})
+        return load_image_folder(path, image_size=size)
+    if not path.exists():
+        raise DataFileError(f"no data at {path.resolve()}; give {DATA_HELP}")
+    raise DataFileError(f"{path} is neither a .npz file nor a folder; give {DATA_HELP}")
+
+
+def _refuse_options(spec: str, what: str, given: dict[str, Any]) -> None:
+    named = [name for name, value in given.items() if value is not None]
+    if named:
+        raise InvalidParameterError(
+            f"{' and '.join(named)} {'does' if len(named) == 1 else 'do'} not apply to {spec} "
+            f"({what}): --size resizes folders of images or DICOM files, --window and "
+            f"--on-error read DICOM folders; drop {'it' if len(named) == 1 else 'them'}"
+        )
+
+
+def _folder_kind(root: Path) -> str:
+    """``"dicom"`` or ``"images"``: what the class subfolders of ``root`` hold."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataFileError(
+            f"{root} has no class subfolders; put each class's images or DICOM files in a "
+            f"subfolder named after the class"
+        )
+    first: dict[str, Path] = {}
+    for folder in class_dirs:
+        for file in sorted(folder.rglob("*")):
+            if any(part.startswith(".") for part in file.relative_to(root).parts):
+                continue
+            if not file.is_file():
+                continue
+            kind = _file_kind(file)
+            if kind is not None:
+                first.setdefault(kind, file)
+    if len(first) == 2:
+        raise DataFileError(
+            f"{root} mixes image files ({first['images']}) and DICOM files ({first['dicom']}); "
+            f"keep one kind in a data folder (convert one kind, or move it out)"
+        )
+    if not first:
+        raise DataFileError(
+            f"{root} has class subfolders but no images ({', '.join(IMG_EXTENSIONS)}) or DICOM "
+            f"files in them"
+        )
+    return next(iter(first))
+
+
+def _file_kind(file: Path) -> str | None:
+    if has_file_allowed_extension(file.name, IMG_EXTENSIONS):  # what load_image_folder reads
+        return "images"
+    if file.suffix.lower() in _DICOM_SUFFIXES:
+        return "dicom"
+    try:
+        return "dicom" if is_dicom(file) else None
+    except OSError as exc:
+        raise DataFileError(f"cannot read {file}: {exc}") from exc
+
+
+def _read_dicom_folder(root: Path, **options: Any) -> DicomDataset:
+    # Options not given keep load_dicom_folder's own defaults.
+    chosen = {name: value for name, value in options.items() if value is not None}
+    with _without_last_resort_logging():
+        dataset = load_dicom_folder(root, **chosen)
+    skipped = dataset.skipped
+    if skipped:
+        used = len({m["file"] for m in dataset.metadata})
+        shown = "; ".join(
+            f"{Path(f).relative_to(root)} ({why})" for f, why in skipped[:_SKIPPED_SHOWN]
+        )
+        more = (
+            f"; and {len(skipped) - _SKIPPED_SHOWN} more" if len(skipped) > _SKIPPED_SHOWN else ""
+        )
+        print(
+            f"synthaug: skipped {len(skipped)} of {len(skipped) + used} DICOM files under "
+            f"{root} (--on-error skip): {shown}{more}",
+            file=sys.stderr,
+        )
+    return dataset
+
+
+@contextmanager
+def _without_last_resort_logging() -> Iterator[None]:
+    """Keep logging's last-resort handler from printing one line per skipped DICOM file.
+
+    The command prints one summary instead; handlers a user configured still get every record.
+    """
+    logger = logging.getLogger("synthaug.data")
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def parse_param(text: str) -> tuple[str, Any]:

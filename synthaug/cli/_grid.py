@@ -8,7 +8,12 @@ from pathlib import Path
 import torch
 
 from synthaug.bench import save_sample_grid
-from synthaug.cli._files import read_data
+from synthaug.cli._files import (
+    DATA_HELP,
+    add_data_arguments,
+    data_options,
+    read_data,
+)
 from synthaug.cli._types import positive_int
 from synthaug.data import check_output
 from synthaug.errors import ShapeMismatchError
@@ -29,7 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--per-class", type=positive_int, default=8, help="samples per row (default: %(default)s)"
     )
-    p.add_argument("--data", help="real data to show beside the samples ('digits', .npz, folder)")
+    add_data_arguments(
+        p,
+        required=False,
+        help=f"real data to show beside the samples: {DATA_HELP}",
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
     p.set_defaults(func=run, parser=p)
@@ -47,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         )
     labels = torch.tensor(model.classes_).repeat_interleave(args.per_class)
     images, labels = model.sample(len(labels), y=labels, seed=args.seed)
-    real = read_data(args.data) if args.data is not None else None
+    real = read_data(args.data, args.split, **data_options(args)) if args.data is not None else None
     path = save_sample_grid(
         real,
         images,

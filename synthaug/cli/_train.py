@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 
 from synthaug._params import configure
-from synthaug.cli._files import add_overwrite_option, class_counts_text, parse_param, read_data
+from synthaug.cli._files import (
+    add_data_arguments,
+    add_overwrite_option,
+    class_counts_text,
+    data_options,
+    parse_param,
+    read_data,
+)
 from synthaug.cli._types import positive_int
 from synthaug.data import check_output
 from synthaug.errors import InvalidParameterError
@@ -16,11 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="fit a generator on a data set and save it as .safetensors",
-        description="Fit a registered generator on 'digits', a MedMNIST-style .npz file or an "
-        "image folder (one subfolder per class), and save it.",
+        description="Fit a registered generator on 'digits', a MedMNIST-style .npz file or a "
+        "folder with one subfolder per class of images or DICOM files, and save it.",
     )
-    p.add_argument("--data", required=True, help="'digits', a .npz file or an image folder")
-    p.add_argument("--split", default="train", help="split of a .npz file (default: %(default)s)")
+    add_data_arguments(p)
     p.add_argument("--model", required=True, choices=list_generators(), help="generator name")
     p.add_argument("--out", required=True, help="where to save the model (.safetensors)")
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: the model's)")
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             f"preset such as 'perclass-vae', or drop the option"
         )
     model.check_params()  # a bad --param value stops here, before the data is read
-    dataset = read_data(args.data, args.split)
+    dataset = read_data(args.data, args.split, **data_options(args))
     model.fit(dataset)
     path = model.save(out)
     print(f"trained {args.model} on {len(dataset)} samples ({class_counts_text(dataset)})")
