@@ -1,5 +1,5 @@
 """How the commands read ``--data``: DICOM class folders next to digits, ``.npz`` and image
-folders, the reading options and skipped files."""
+folders, the reading options, skipped files, and the one check that data suits a saved model."""
 
 import json
 import logging
@@ -15,6 +15,7 @@ from pydicom.data import get_testdata_file
 from synthaug.bench import read_results
 from synthaug.cli import build_parser, main
 from synthaug.data import (
+    ImageDataset,
     load_dicom_folder,
     load_npz,
     make_phantoms,
@@ -237,3 +238,64 @@ def test_evaluate_help_describes_folders_of_images_and_dicom(capsys):
     assert "a folder with one subfolder per class holding images (PNG, JPEG, ...) or DICOM" in text
     assert "test_images/test_labels" in text and "X/y" not in text
     assert "--window" in text and "--on-error" in text and "--split " not in text
+
+
+# -- data that does not fit the model ----------------------------------------------------------
+def _never_sample(*args, **kwargs):
+    raise AssertionError("sampled before the data was checked")
+
+
+def _argv(command, model, data, tmp_path):
+    if command == "grid":
+        return ["grid", model, "--data", data, "--out", str(tmp_path / "g.png"), *FAST]
+    if command == "augment":
+        return ["augment", "--data", data, "--model", model, "--out", str(tmp_path / "a.npz")]
+    return ["evaluate", model, "--data", data, "--out", str(tmp_path / "e.json"), *FAST]
+
+
+@pytest.mark.parametrize("command", ["grid", "augment", "evaluate"])
+def test_data_of_another_shape_or_class_order_is_refused_before_sampling(
+    command, scans, model_path, tmp_path, monkeypatch, capsys
+):
+    model = load(model_path)
+    monkeypatch.setattr(model, "sample", _never_sample)
+    monkeypatch.setattr(f"synthaug.cli._{command}.load", lambda path, device="auto": model)
+    # The scans at load_dicom_folder's default 64x64, not the 16x16 the model was fitted at.
+    fails(
+        _argv(command, "m.safetensors", str(scans), tmp_path),
+        capsys,
+        "the model makes samples of shape (1, 16, 16) but ",
+        "has (1, 64, 64); give the data it was trained on",
+    )
+    # The same classes in another order: the model's label 0 is "normal", the folder's "lesion".
+    phantoms = make_phantoms((6, 6), size=16, seed=1)
+    assert phantoms.classes == ["normal", "lesion"]
+    other = CVAE(epochs=1, hidden_dims=(16,), verbose=False, device="cpu").fit(phantoms)
+    monkeypatch.setattr(other, "sample", _never_sample)
+    monkeypatch.setattr(f"synthaug.cli._{command}.load", lambda path, device="auto": other)
+    fails(
+        [*_argv(command, "m.safetensors", str(scans), tmp_path), "--size", "16"],
+        capsys,
+        "the model knows classes ['normal', 'lesion'] but ",
+        "has ['lesion', 'normal']; give data with the same classes in the same order",
+    )
+    assert not any(tmp_path.iterdir())
+
+
+def test_grid_refuses_digits_for_a_model_of_other_images(scans, model_path, tmp_path, capsys):
+    out = tmp_path / "grid.png"
+    argv = ["grid", str(model_path), "--data", "digits", "--out", str(out), *FAST]
+    fails(argv, capsys, "samples of shape (1, 16, 16) but digits has (1, 8, 8)")
+    # Same 8x8 shape as digits but other classes.
+    g = torch.Generator().manual_seed(0)
+    letters = ImageDataset(
+        torch.rand(12, 1, 8, 8, generator=g), torch.arange(3).repeat(4), list("abc")
+    )
+    path = (
+        CVAE(epochs=1, hidden_dims=(16,), verbose=False, device="cpu")
+        .fit(letters)
+        .save(tmp_path / "letters.safetensors")
+    )
+    argv = ["grid", str(path), "--data", "digits", "--out", str(out), *FAST]
+    fails(argv, capsys, "the model knows classes ['a', 'b', 'c'] but digits has ['0', '1',")
+    assert not out.exists()

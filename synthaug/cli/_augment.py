@@ -13,6 +13,7 @@ from synthaug.cli._files import (
     WRITERS,
     add_data_arguments,
     add_overwrite_option,
+    check_data_fits_model,
     class_counts_text,
     data_options,
     output_format,
@@ -103,10 +104,12 @@ def run(args: argparse.Namespace) -> int:
         digest = None  # fitted here, not a saved file
     else:
         model = load(args.model, device=args.device)
-        digest = model.file_digest_
+        digest = getattr(model, "file_digest_", None)  # set by load
     real = read_data(args.data, args.split, **data_options(args))
     if args.source is not None:
         model.fit(real)
+    else:
+        check_data_fits_model(model, real, args.data)
     aug = AugmentedDataset(real, model, args.strategy, seed=args.seed, ratio=args.ratio)
     options = {"overwrite": args.overwrite, "model_digest": digest}
     if args.synthetic_only:

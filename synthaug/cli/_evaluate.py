@@ -13,17 +13,13 @@ import numpy as np
 from synthaug._version import __version__
 from synthaug.cli._files import (
     add_data_arguments,
+    check_data_fits_model,
     data_options,
     read_data,
 )
 from synthaug.cli._types import fraction, positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
-from synthaug.errors import (
-    DataFileError,
-    InvalidDataError,
-    InvalidParameterError,
-    ShapeMismatchError,
-)
+from synthaug.errors import DataFileError, InvalidParameterError
 from synthaug.generators import load
 from synthaug.metrics import FeatureExtractor, fidelity, privacy, utility
 
@@ -112,16 +108,7 @@ def run(args: argparse.Namespace) -> int:
     train, test, data_name = load_evaluation_data(
         args.data, args.test_size, args.split_seed, **data_options(args)
     )
-    if tuple(model.sample_shape_) != tuple(train.sample_shape):
-        raise ShapeMismatchError(
-            f"the model makes samples of shape {tuple(model.sample_shape_)} but {data_name} has "
-            f"{train.sample_shape}; evaluate it on the data it was trained on"
-        )
-    if len(model.class_names_) != train.n_classes:
-        raise InvalidDataError(
-            f"the model knows {len(model.class_names_)} classes {model.class_names_} but "
-            f"{data_name} has {train.n_classes} {train.classes}"
-        )
+    check_data_fits_model(model, train, data_name)
     warnings = []
     if {c: n for c, n in train.class_counts().items() if n} != dict(model.class_counts_):
         warnings.append(

@@ -3,7 +3,8 @@
 Every command that reads real data takes the same options, added by :func:`add_data_arguments`
 and read by :func:`read_data`: ``--data`` is ``digits``, a MedMNIST-style ``.npz`` file, or a
 folder with one subfolder per class holding either images or DICOM files (found by their
-``DICM`` preamble, with or without a ``.dcm`` suffix).
+``DICM`` preamble, with or without a ``.dcm`` suffix). :func:`check_data_fits_model` is the one
+check that real data suits a saved model.
 
 Output formats are a dispatch table: a new format (``dicom``, say) is one function
 ``writer(dataset, path, synthetic=None, masks=None, overwrite=False, model_digest=None) ->
@@ -45,7 +46,12 @@ from synthaug.data import (
     save_npz,
     write_dicom,
 )
-from synthaug.errors import DataFileError, InvalidParameterError
+from synthaug.errors import (
+    DataFileError,
+    InvalidDataError,
+    InvalidParameterError,
+    ShapeMismatchError,
+)
 
 Writer = Callable[..., Path]
 
@@ -412,6 +418,29 @@ def _without_last_resort_logging() -> Iterator[None]:
         yield
     finally:
         logger.removeHandler(handler)
+
+
+def check_data_fits_model(model: Any, data: ImageDataset, name: str) -> None:
+    """Raise unless ``data`` has the sample shape and the class names (in order) of ``model``.
+
+    Raises
+    ------
+    ShapeMismatchError
+        The model makes samples of another shape.
+    InvalidDataError
+        The model knows other classes, or the same ones in another order.
+    """
+    if tuple(model.sample_shape_) != tuple(data.sample_shape):
+        raise ShapeMismatchError(
+            f"the model makes samples of shape {tuple(model.sample_shape_)} but {name} has "
+            f"{tuple(data.sample_shape)}; give the data it was trained on (for a folder, with "
+            f"the --size it was trained at)"
+        )
+    if list(model.class_names_) != list(data.classes):
+        raise InvalidDataError(
+            f"the model knows classes {list(model.class_names_)} but {name} has "
+            f"{list(data.classes)}; give data with the same classes in the same order"
+        )
 
 
 def parse_param(text: str) -> tuple[str, Any]:

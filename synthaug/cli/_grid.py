@@ -11,6 +11,7 @@ from synthaug.bench import save_sample_grid
 from synthaug.cli._files import (
     DATA_HELP,
     add_data_arguments,
+    check_data_fits_model,
     data_options,
     read_data,
 )
@@ -37,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_arguments(
         p,
         required=False,
-        help=f"real data to show beside the samples: {DATA_HELP}",
+        help=f"real data to show beside the samples, with the model's classes and sample shape: "
+        f"{DATA_HELP}",
     )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
@@ -54,9 +56,12 @@ def run(args: argparse.Namespace) -> int:
         raise ShapeMismatchError(
             f"{args.model} generates feature vectors of shape {model.sample_shape_}, not images"
         )
+    real = None
+    if args.data is not None:
+        real = read_data(args.data, args.split, **data_options(args))
+        check_data_fits_model(model, real, args.data)
     labels = torch.tensor(model.classes_).repeat_interleave(args.per_class)
     images, labels = model.sample(len(labels), y=labels, seed=args.seed)
-    real = read_data(args.data, args.split, **data_options(args)) if args.data is not None else None
     path = save_sample_grid(
         real,
         images,

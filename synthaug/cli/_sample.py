@@ -50,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
     images, labels = model.sample(args.n, y=y, seed=args.seed)
     samples = ImageDataset(images, labels, model.class_names_)
     path = write_dataset(
-        samples, out, fmt, overwrite=args.overwrite, model_digest=model.file_digest_
+        samples,
+        out,
+        fmt,
+        overwrite=args.overwrite,
+        model_digest=getattr(model, "file_digest_", None),
     )
     print(f"wrote {len(samples)} samples ({class_counts_text(samples)}) to {path} [{fmt}]")
     return 0
