@@ -1,15 +1,28 @@
-"""Small internal helpers shared by every layer: devices, seeds, optional imports."""
+"""Small internal helpers shared by every layer: devices, seeds, optional imports, warnings."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import torch
 
-from synthaug.errors import InvalidParameterError, MissingDependencyError
+from synthaug.errors import (
+    InvalidParameterError,
+    MissingDependencyError,
+    SingleClassWarning,
+    SynthaugWarning,
+)
+
+# Frames in files under this folder are synthaug's own; a warning points past them.
+_PACKAGE_DIR = str(Path(__file__).resolve().parent) + os.sep
 
 _EXTRA_OF = {
     "opacus": "privacy",
@@ -74,3 +87,30 @@ def import_optional(module: str, extra: str | None = None) -> ModuleType:
 def env_device() -> str:
     """Device for tests and examples: ``SYNTHAUG_DEVICE`` or CPU."""
     return os.environ.get("SYNTHAUG_DEVICE", "cpu")
+
+
+def warn(message: str, category: type[Warning] = SynthaugWarning) -> None:
+    """Emit a one-line warning attributed to the first caller outside synthaug.
+
+    A fixed ``stacklevel`` would point at synthaug's own code whenever the warning comes from
+    a nested call (an over-sampler fitting its generator, the command line); walking the stack
+    to the first frame outside the package points at the user's line from any depth.
+    """
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+@contextlib.contextmanager
+def fitting_one_class() -> Iterator[None]:
+    """Fit generators on a single class on purpose, without :class:`SingleClassWarning`.
+
+    For library code whose design is one class (a per-class member, a model of normal
+    anatomy); every other warning still shows.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SingleClassWarning)
+        yield

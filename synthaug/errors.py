@@ -1,4 +1,4 @@
-"""Exceptions raised by synthaug.
+"""Exceptions and warnings raised by synthaug.
 
 Every error a user can cause derives from :class:`SynthaugError`, so ``except SynthaugError``
 catches all of them. Each subclass also derives from the built-in exception a Python user would
@@ -8,6 +8,11 @@ handlers keep working.
 Each class also says how the command line exits when it stops a command (``exit_code``): 2 when
 what the user gave is wrong (arguments, parameters, data, files; fix it and run again), 1 when
 the work itself failed (training diverged, benchmark cells failed).
+
+Every warning derives from :class:`SynthaugWarning` (a ``UserWarning``): the call worked, but
+its result is probably not what was meant. Silence one kind with the standard filters, e.g.
+``warnings.filterwarnings("ignore", category=SingleClassWarning)``; synthaug never changes the
+filters itself.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ __all__ = [
     "TrainingDivergedError",
     "DataFileError",
     "BenchmarkError",
+    "SynthaugWarning",
+    "SingleClassWarning",
 ]
 
 
@@ -83,3 +90,20 @@ class BenchmarkError(SynthaugError, RuntimeError):
     """Some cells of a benchmark grid failed; the finished ones are kept and a rerun retries the rest."""
 
     exit_code = 1
+
+
+class SynthaugWarning(UserWarning):
+    """Base class of every warning synthaug emits: the call worked, the result may mislead.
+
+    Examples: a class with fewer images than a method needs, images squashed to a square
+    size, a report that names a best method from too few seeds. The command line shows each
+    as one line, ``synthaug: warning: <message>``.
+    """
+
+
+class SingleClassWarning(SynthaugWarning):
+    """A generator was fitted on a data set with a single class.
+
+    Often a labelling mistake (one folder, one label column value). Library code that models
+    one class on purpose (a per-class member, a model of normal anatomy) does not emit it.
+    """

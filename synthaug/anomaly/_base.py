@@ -23,7 +23,7 @@ from synthaug._params import (
     none_or,
     real_range,
 )
-from synthaug._utils import check_seed
+from synthaug._utils import check_seed, fitting_one_class
 from synthaug.augment import SOURCES
 from synthaug.data import ImageDataset
 from synthaug.errors import (
@@ -182,7 +182,8 @@ class BaseDetector(Estimator):
                     f"augment_with={source!r}: unknown generator or sample source; available: "
                     f"{', '.join(GENERATORS.list() + SOURCES.list())}"
                 )
-            generator = source.fit(normal)
+            with fitting_one_class():  # more of the normal class alone
+                generator = source.fit(normal)
         elif isinstance(source, BaseGenerator) and source.is_fitted:
             generator = source
             if generator.sample_shape_ != self.sample_shape_:
@@ -207,7 +208,8 @@ class BaseDetector(Estimator):
             # An unfitted generator or any other sample source (classical augmentation,
             # SMOTE): a clone is fitted on the normal training part, so the detector's data
             # decide what it sees and the user's object stays unfitted.
-            generator = clone(source).fit(normal)
+            with fitting_one_class():
+                generator = clone(source).fit(normal)
         else:
             raise InvalidParameterError(
                 f"augment_with must be None, a generator or sample source name, a synthaug "

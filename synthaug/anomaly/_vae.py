@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from sklearn.base import clone
 
 from synthaug._params import boolean, int_range, one_of
+from synthaug._utils import fitting_one_class
 from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._registry import register_detector
 from synthaug.data import ImageDataset
@@ -160,7 +161,8 @@ class VAEAnomalyDetector(BaseDetector):
         normal = ImageDataset(
             self._model_input(images), torch.zeros(len(images), dtype=torch.int64)
         )
-        self.vae_ = vae.set_params(seed=seed).fit(normal)
+        with fitting_one_class():  # a model of the normal class alone
+            self.vae_ = vae.set_params(seed=seed).fit(normal)
         self.score_seed_ = seed
 
     def _model_input(self, images: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ from synthaug._params import (
     real_range,
     seed_like,
 )
-from synthaug._utils import check_seed, resolve_device, torch_generator
+from synthaug._utils import check_seed, fitting_one_class, resolve_device, torch_generator
 from synthaug.augment._registry import register_source
 from synthaug.data import ImageDataset
 from synthaug.errors import (
@@ -218,7 +218,8 @@ class LesionLocalizer(Estimator):
         flat = ImageDataset(
             images.reshape(len(images), -1), torch.zeros(len(images), dtype=torch.int64), ["normal"]
         )
-        self.vae_ = vae.fit(flat)
+        with fitting_one_class():  # normal anatomy alone
+            self.vae_ = vae.fit(flat)
         residual = self.residual_map(images).numpy()
         self.floor_ = float(np.quantile(residual, self.floor_quantile))
         return self
@@ -797,7 +798,8 @@ class LesionTransplant(_LesionSource):
                 f"{sorted(missing)}"
             )
         model.set_params(seed=check_seed(self.seed), device=self.device)
-        self.generator_ = model.fit(train)
+        with fitting_one_class():  # one lesion class is the common case
+            self.generator_ = model.fit(train)
         self.n_replaced_ = 0
         return self
 

@@ -19,7 +19,7 @@ from torch import nn
 from synthaug._params import (
     Estimator,
 )
-from synthaug._utils import check_seed, torch_generator
+from synthaug._utils import check_seed, torch_generator, warn
 from synthaug.data import ImageDataset
 from synthaug.errors import (
     EmptyDatasetError,
@@ -27,6 +27,7 @@ from synthaug.errors import (
     InvalidParameterError,
     NotFittedError,
     ShapeMismatchError,
+    SingleClassWarning,
     UnknownClassError,
 )
 from synthaug.generators._persistence import save_generator
@@ -53,6 +54,9 @@ class BaseGenerator(Estimator):
     # True for a family whose saved file holds training images (exemplars it samples from);
     # the file records it, ``synthaug info`` shows it, and a release must say so.
     stores_training_images: ClassVar[bool] = False
+    # Classes smaller than this are fitted, with a warning: one image shows nothing of how its
+    # class varies, so the model can learn little beyond that image.
+    _advised_samples_per_class: ClassVar[int] = 2
 
     @property
     def registry_name(self) -> str:
@@ -99,10 +103,18 @@ class BaseGenerator(Estimator):
             Not an ImageDataset, empty, or a class with too few samples.
         TrainingDivergedError
             A loss became non-finite; the model is left unfitted.
+
+        Warns
+        -----
+        SingleClassWarning
+            ``dataset`` has a single class.
+        SynthaugWarning
+            A class has fewer samples than the model needs to learn how it varies (one).
         """
         self.check_params()
         self._check_param_combinations()
         self._check_dataset(dataset)
+        self._warn_about_classes(dataset)
         counts = dataset.class_counts()
         self.n_classes_ = dataset.n_classes
         self.class_names_ = list(dataset.classes)
@@ -146,6 +158,27 @@ class BaseGenerator(Estimator):
                 f"{type(self).__name__} needs at least {self._min_samples_per_class} samples per "
                 f"class; class(es) {small} have fewer. Add samples, drop those classes, or use a "
                 f"conditional generator such as 'cvae' or 'cgan'"
+            )
+
+    def _warn_about_classes(self, dataset: ImageDataset) -> None:
+        name = type(self).__name__
+        present = {c: n for c, n in dataset.class_counts().items() if n > 0}
+        if len(present) == 1:
+            (label,) = present
+            warn(
+                f"{name} is fitted on a single class ({dataset.classes[label]!r}), so there is "
+                f"no other class to balance; check the labels (one folder or label per class), "
+                f"or filter SingleClassWarning when one class is meant",
+                SingleClassWarning,
+            )
+        few = [
+            dataset.classes[c] for c, n in present.items() if n < self._advised_samples_per_class
+        ]
+        if few:
+            warn(
+                f"{name}: class(es) {few} have fewer than {self._advised_samples_per_class} "
+                f"samples, too few to learn how the class varies, so its samples may add little "
+                f"over copying them; add samples of those classes"
             )
 
     def _fit(self, dataset: ImageDataset) -> None:  # pragma: no cover - abstract

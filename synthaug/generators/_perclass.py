@@ -13,7 +13,7 @@ from sklearn.base import clone
 from torch import nn
 
 from synthaug._params import Rule
-from synthaug._utils import check_seed, resolve_device
+from synthaug._utils import check_seed, fitting_one_class, resolve_device
 from synthaug.data import ImageDataset
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
@@ -36,7 +36,8 @@ def _fit_member(
     # Parallel workers share the cores: one intra-op thread each avoids oversubscription.
     torch.set_num_threads(1)
     labels = torch.zeros(len(images), dtype=torch.int64)
-    member.fit(ImageDataset(images, labels, [name]))
+    with fitting_one_class():
+        member.fit(ImageDataset(images, labels, [name]))
     weights = {k: v.detach().cpu() for k, v in member.modules_.state_dict().items()}
     return member._fitted_state(), weights
 
@@ -153,9 +154,10 @@ class PerClass(BaseGenerator):
                 self.members_[label] = member
         else:
             for (member, images, name), label in zip(jobs, self.classes_, strict=True):
-                member.fit(
-                    ImageDataset(images, torch.zeros(len(images), dtype=torch.int64), [name])
-                )
+                with fitting_one_class():  # each member models one class by design
+                    member.fit(
+                        ImageDataset(images, torch.zeros(len(images), dtype=torch.int64), [name])
+                    )
                 self.members_[label] = member
         self.modules_ = self._build_modules()
         self._collect_privacy()

@@ -1,0 +1,86 @@
+"""Progress on long steps (on stderr, off when quiet) and one-line warnings (issue 17)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from synthaug._params import configure
+from synthaug.anomaly import VAEAnomalyDetector
+from synthaug.augment import (
+    LesionLocalizer,
+    LesionTransplant,
+)
+from synthaug.data import ImageDataset, make_phantoms
+from synthaug.errors import SingleClassWarning, SynthaugWarning
+from synthaug.generators import CVAE, create_generator, list_generators
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SMALL = {"epochs": 1, "batch_size": 16, "latent_dim": 4, "hidden_dims": (16,), "width": 4}
+REQUIRED = {"perclass": lambda: {"estimator": CVAE()}}
+
+
+def make(name: str, **extra):
+    """The registered generator ``name``, made tiny, on the CPU, quiet unless told."""
+    model = create_generator(name, **REQUIRED.get(name, dict)())
+    configure(model, **SMALL)
+    configure(model, **{"verbose": False, "device": "cpu", **extra})
+    return model
+
+
+def ours(seen) -> list:
+    """The synthaug warnings among those a ``pytest.warns`` block recorded."""
+    return [w for w in seen if issubclass(w.category, SynthaugWarning)]
+
+
+def images(counts: dict[str, int], seed: int = 0) -> ImageDataset:
+    """Random 1x8x8 images, ``counts[name]`` of each class."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.cat([torch.full((n,), i) for i, n in enumerate(counts.values())])
+    return ImageDataset(torch.rand(len(labels), 1, 8, 8, generator=g), labels, list(counts))
+
+
+@pytest.fixture
+def no_synthaug_warning():
+    """Turn every synthaug warning into an error for the test's duration."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SynthaugWarning)
+        yield
+
+
+# -- warnings: generators ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", list_generators())
+def test_every_generator_warns_on_a_single_class(name):
+    with pytest.warns(SingleClassWarning, match=r"fitted on a single class \('only'\)") as seen:
+        make(name).fit(images({"only": 6}))
+    (warning,) = ours(seen)  # once: a per-class model's members stay quiet
+    assert warning.filename == __file__  # the user's line, not synthaug's
+
+
+@pytest.mark.parametrize("name", list_generators())
+def test_two_adequate_classes_fit_without_a_warning(name, no_synthaug_warning):
+    make(name).fit(images({"a": 4, "b": 4}))  # per-class members model one class each, quietly
+
+
+def test_a_class_of_one_image_warns_with_its_name():
+    data = images({"many": 7, "one": 1})
+    with pytest.warns(SynthaugWarning, match=r"CVAE: class\(es\) \['one'\] have fewer than 2"):
+        make("cvae").fit(data)
+
+
+def test_an_anomaly_detector_models_its_normal_class_without_a_warning(no_synthaug_warning):
+    tiny = CVAE(**SMALL, verbose=False, device="cpu")
+    detector = VAEAnomalyDetector(vae=tiny, augment_with=tiny, n_synthetic=4)
+    detector.fit(images({"normal": 12}))
+    assert len(detector.synthetic_generator_.classes_) == 1
+
+
+def test_lesion_models_of_one_class_fit_without_a_warning(no_synthaug_warning):
+    tiny = CVAE(**SMALL, verbose=False)
+    LesionLocalizer(vae=tiny, device="cpu").fit(torch.rand(6, 1, 8, 8))  # normal anatomy
+    data, masks = make_phantoms((6, 3), size=32, seed=3, return_masks=True)
+    source = LesionTransplant(generator=tiny, device="cpu").fit(data, masks=masks)
+    assert source.generator_.classes_ == [0]  # the patches of the one lesion class
