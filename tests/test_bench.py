@@ -35,6 +35,7 @@ from synthaug.errors import (
     DataFileError,
     InvalidDataError,
     InvalidParameterError,
+    SynthaugWarning,
 )
 from synthaug.metrics import mean_ci, paired_gain
 
@@ -208,11 +209,15 @@ def test_smote_source(small_digits):
     assert images.min() >= 0 and images.max() <= 1
     assert torch.equal(images, source.sample(7, y=3, seed=0)[0])
     one = ImageDataset(torch.rand(5, 1, 4, 4), torch.tensor([0, 0, 0, 0, 1]))
+    with pytest.warns(SynthaugWarning, match=r"\{'0': 4\}"):  # class 1 cannot be sampled at all
+        fitted = SMOTESource().fit(one)
     with pytest.raises(InvalidDataError, match="at least 2 samples"):
-        SMOTESource().fit(one).sample(3, y=1)
-    # Two samples: interpolation still works (k_neighbors shrinks to 1).
+        fitted.sample(3, y=1)
+    # Two samples: interpolation still works (k_neighbors shrinks to 1), with a warning.
     two = ImageDataset(torch.rand(6, 1, 4, 4), torch.tensor([0, 0, 0, 0, 1, 1]))
-    assert SMOTESource().fit(two).sample(3, y=1, seed=1)[0].shape == (3, 1, 4, 4)
+    with pytest.warns(SynthaugWarning, match=r"k_neighbors \+ 1 = 6 .*\{'0': 4, '1': 2\}"):
+        fitted = SMOTESource().fit(two)
+    assert fitted.sample(3, y=1, seed=1)[0].shape == (3, 1, 4, 4)
 
 
 def test_mixed_source_splits_requests(small_digits):

@@ -12,6 +12,7 @@ from synthaug.anomaly import VAEAnomalyDetector
 from synthaug.augment import (
     LesionLocalizer,
     LesionTransplant,
+    SMOTESource,
 )
 from synthaug.data import ImageDataset, make_phantoms
 from synthaug.errors import SingleClassWarning, SynthaugWarning
@@ -84,3 +85,16 @@ def test_lesion_models_of_one_class_fit_without_a_warning(no_synthaug_warning):
     data, masks = make_phantoms((6, 3), size=32, seed=3, return_masks=True)
     source = LesionTransplant(generator=tiny, device="cpu").fit(data, masks=masks)
     assert source.generator_.classes_ == [0]  # the patches of the one lesion class
+
+
+# -- warnings: SMOTE ---------------------------------------------------------------------------
+def test_smote_warns_for_a_class_below_k_neighbors_plus_one():
+    data = images({"big": 10, "small": 3})
+    with pytest.warns(SynthaugWarning, match=r"k_neighbors \+ 1 = 6 .*\{'small': 3\}"):
+        source = SMOTESource(k_neighbors=5).fit(data)
+    new, labels = source.sample(4, y="small", seed=0)  # still works, with 2 neighbours
+    assert new.shape == (4, 1, 8, 8) and labels.tolist() == [1] * 4
+
+
+def test_smote_with_enough_samples_per_class_is_quiet(no_synthaug_warning):
+    SMOTESource(k_neighbors=3).fit(images({"a": 4, "b": 9}))

@@ -19,7 +19,7 @@ from imblearn.over_sampling import SMOTE
 from sklearn.base import clone
 
 from synthaug._params import Estimator, Rule, boolean, int_range
-from synthaug._utils import check_seed
+from synthaug._utils import check_seed, warn
 from synthaug.augment._registry import register_source
 from synthaug.data import ImageDataset
 from synthaug.errors import (
@@ -154,7 +154,8 @@ class SMOTESource(_ResamplingSource):
     new samples of class ``y`` between its real samples, via imbalanced-learn.
 
     Images are flattened for imbalanced-learn and the results clipped back to [0, 1]. A class
-    with fewer samples than ``k_neighbors + 1`` uses all its other samples as neighbours.
+    with fewer samples than ``k_neighbors + 1`` uses all its other samples as neighbours (``fit``
+    warns, naming it); a class of one sample cannot be interpolated (``sample`` raises).
 
     Parameters
     ----------
@@ -185,6 +186,14 @@ class SMOTESource(_ResamplingSource):
             )
         super().fit(dataset)
         self.counts_ = dataset.class_counts()
+        need = self.k_neighbors + 1
+        short = {dataset.classes[c]: n for c, n in self.counts_.items() if 2 <= n < need}
+        if short:
+            warn(
+                f"SMOTE needs k_neighbors + 1 = {need} samples per class for k_neighbors="
+                f"{self.k_neighbors}, but class(es) {short} (class: samples) have fewer, so they "
+                f"interpolate among fewer neighbours; lower k_neighbors or add samples"
+            )
         return self
 
     def sample(
