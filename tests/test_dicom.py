@@ -18,6 +18,7 @@ from synthaug.errors import (
     InvalidParameterError,
     ShapeMismatchError,
     SynthaugError,
+    SynthaugWarning,
 )
 
 
@@ -35,7 +36,8 @@ def ct_mr(tmp_path):
 
 # -- reading ---------------------------------------------------------------------------------
 def test_folder_labels_and_metadata(ct_mr):
-    ds = load_dicom_folder(ct_mr, size=(32, 48))
+    with pytest.warns(SynthaugWarning, match=r"stretched 2 file\(s\) .* to 32x48"):
+        ds = load_dicom_folder(ct_mr, size=(32, 48))  # 128x128 slices, made wider
     assert ds.classes == ["ct", "mr"]
     assert ds.sample_shape == (1, 32, 48)
     assert ds.labels.tolist() == [0, 1]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 
+import numpy as np
+import pydicom
 import pytest
 import torch
+from pydicom.data import get_testdata_file
 
 from synthaug._params import configure
 from synthaug.anomaly import VAEAnomalyDetector
@@ -14,7 +18,7 @@ from synthaug.augment import (
     LesionTransplant,
     SMOTESource,
 )
-from synthaug.data import ImageDataset, make_phantoms
+from synthaug.data import ImageDataset, load_dicom_folder, make_phantoms
 from synthaug.errors import SingleClassWarning, SynthaugWarning
 from synthaug.generators import CVAE, create_generator, list_generators
 
@@ -98,3 +102,30 @@ def test_smote_warns_for_a_class_below_k_neighbors_plus_one():
 
 def test_smote_with_enough_samples_per_class_is_quiet(no_synthaug_warning):
     SMOTESource(k_neighbors=3).fit(images({"a": 4, "b": 9}))
+
+
+# -- warnings: DICOM ---------------------------------------------------------------------------
+@pytest.fixture
+def tall_and_square(tmp_path):
+    """A 128x64 CT slice (its left half) in class 'tall', the 128x128 slice in 'square'."""
+    (tmp_path / "tall").mkdir()
+    (tmp_path / "square").mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), tmp_path / "square" / "ct.dcm")
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    half = np.ascontiguousarray(ds.pixel_array[:, :64])
+    ds.PixelData, ds.Columns = half.tobytes(), 64
+    ds.save_as(tmp_path / "tall" / "half.dcm")
+    return tmp_path
+
+
+def test_dicom_stretched_to_other_proportions_warns_once(tall_and_square):
+    with pytest.warns(SynthaugWarning, match=r"stretched 1 file\(s\) .* to 32x32") as seen:
+        ds = load_dicom_folder(tall_and_square, size=32)
+    (warning,) = ours(seen)
+    assert "half.dcm" in str(warning.message) and "128x64" in str(warning.message)
+    assert ds.sample_shape == (1, 32, 32) and len(ds) == 2
+
+
+def test_dicom_resized_in_proportion_is_quiet(tall_and_square, no_synthaug_warning):
+    ds = load_dicom_folder(tall_and_square / "tall", labels={"half.dcm": "t"}, size=(64, 32))
+    assert ds.sample_shape == (1, 64, 32)

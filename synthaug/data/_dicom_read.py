@@ -18,6 +18,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder
 from pydicom.uid import SegmentationStorage
 
+from synthaug._utils import warn
 from synthaug.data._dataset import ImageDataset
 from synthaug.data._output import MANIFEST_NAME
 from synthaug.errors import DataFileError, EmptyDatasetError, InvalidParameterError
@@ -87,7 +88,9 @@ def load_dicom_folder(
         or a SOPInstanceUID, second column the label) or an equivalent ``{key: label}``
         mapping: every DICOM file under ``root`` must be listed.
     size : (int, int) or int
-        Output ``(height, width)``.
+        Output ``(height, width)``. Images of other proportions are stretched to it (a
+        :class:`~synthaug.errors.SynthaugWarning` says how many and names one); crop them or
+        pass their own proportions to keep shapes true.
     window : "auto", "minmax" or (center, width)
         ``"auto"``: the file's first Window Center / Width, else its VOI LUT, else the image's
         own min-max. ``"minmax"``: always min-max per image. ``(center, width)``: this window
@@ -140,6 +143,7 @@ def load_dicom_folder(
     targets: list[int] = []
     metadata: list[dict[str, Any]] = []
     skipped: list[tuple[str, str]] = []
+    squashed: list[tuple[Path, tuple[int, int]]] = []
     for path, label in labelled:
         try:
             if label is None:
@@ -153,12 +157,21 @@ def load_dicom_folder(
             logger.warning("skipping DICOM file %s: %s", path, exc)
             skipped.append((str(path), str(exc)))
             continue
+        if _distorts(frames.shape[-2:], size):
+            squashed.append((path, frames.shape[-2:]))
         images.append(_resize(frames, size))
         targets.extend([classes.index(label)] * len(frames))
         metadata.extend({**info, "frame": i} for i in range(len(frames)))
     if not images:
         why = f"; skipped {len(skipped)} file(s), first: {skipped[0][1]}" if skipped else ""
         raise EmptyDatasetError(f"no usable DICOM images found under {str(root)!r}{why}")
+    if squashed:
+        (first, (h, w)) = squashed[0]
+        warn(
+            f"load_dicom_folder stretched {len(squashed)} file(s) of other proportions to "
+            f"{size[0]}x{size[1]}, changing their aspect ratio (e.g. {str(first)!r}, {h}x{w}); "
+            f"crop them or pass size=(height, width) in their proportions"
+        )
     labels_t = torch.tensor(targets, dtype=torch.int64)
     if explicit_classes is None:
         # A found class whose every file was skipped is dropped, so that no class is empty.
@@ -405,6 +418,17 @@ def _minmax(values: np.ndarray) -> np.ndarray:
     lo = flat.min(axis=1)[:, None, None]
     span = (flat.max(axis=1) - flat.min(axis=1))[:, None, None]
     return np.where(span > 0, (values - lo) / np.where(span > 0, span, 1), 0.0)
+
+
+def _distorts(shape: tuple[int, ...], size: tuple[int, int]) -> bool:
+    """Whether resizing ``(h, w)`` to ``size`` visibly changes the proportions.
+
+    Visible means that the output side kept in proportion would differ by more than half a
+    pixel: a 512x511 scan at 64x64 is not worth a warning, a 512x256 one is.
+    """
+    h, w = shape
+    out_h, out_w = size
+    return abs(out_w * h / w - out_h) > 0.5 or abs(out_h * w / h - out_w) > 0.5
 
 
 def _resize(frames: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
