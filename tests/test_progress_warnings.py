@@ -18,6 +18,8 @@ from synthaug.augment import (
     LesionTransplant,
     SMOTESource,
 )
+from synthaug.cli import main
+from synthaug.cli._warnings import warning_line
 from synthaug.data import ImageDataset, load_dicom_folder, make_phantoms
 from synthaug.errors import SingleClassWarning, SynthaugWarning
 from synthaug.generators import CVAE, create_generator, list_generators
@@ -129,3 +131,27 @@ def test_dicom_stretched_to_other_proportions_warns_once(tall_and_square):
 def test_dicom_resized_in_proportion_is_quiet(tall_and_square, no_synthaug_warning):
     ds = load_dicom_folder(tall_and_square / "tall", labels={"half.dcm": "t"}, size=(64, 32))
     assert ds.sample_shape == (1, 64, 32)
+
+
+# -- warnings: the command line ----------------------------------------------------------------
+def test_warning_line_is_one_line_and_names_foreign_kinds():
+    assert warning_line("two\nlines", SynthaugWarning) == "synthaug: warning: two lines"
+    assert warning_line("x", RuntimeWarning) == "synthaug: warning: RuntimeWarning: x"
+
+
+def test_the_cli_shows_a_warning_as_one_line_on_stderr(tmp_path, capsys):
+    data = tmp_path / "one.npz"
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 8, 8), dtype=np.uint8)
+    np.savez(data, train_images=pixels, train_labels=np.zeros(6, dtype=np.int64))
+    before = warnings.showwarning
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--data", str(data), "--model", "cvae", "--out", str(out), "--epochs", "1"]
+    assert main([*argv, "--device", "cpu", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [
+        "synthaug: warning: CVAE is fitted on a single class ('0'), so there is no other class "
+        "to balance; check the labels (one folder or label per class), or filter "
+        "SingleClassWarning when one class is meant"
+    ]
+    assert "synthaug: warning" not in captured.out
+    assert warnings.showwarning is before  # the command's display is undone

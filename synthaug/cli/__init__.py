@@ -28,6 +28,7 @@ from synthaug.cli import (
     _sample,
     _train,
 )
+from synthaug.cli._warnings import run_showing_warnings
 from synthaug.errors import SynthaugError
 
 # Modules of this package that define subcommands, in the order --help lists them.
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        return int(run_showing_warnings(args.func, args) or 0)
     except SynthaugError as exc:
         if args.debug:
             raise
