@@ -322,7 +322,10 @@ def test_failing_cell_is_reported_and_others_kept(tmp_path):
         raise RuntimeError("boom")
 
     cfg = parse_config(tiny_config(methods=["none", "test-broken"], seeds=1))
-    with pytest.raises(BenchmarkError, match="1 of 2 cells failed"):
+    with (
+        pytest.raises(BenchmarkError, match="1 of 2 cells failed"),
+        pytest.warns(SynthaugWarning, match=r"1 seed \(fewer than 3\)"),
+    ):
         run_bench(cfg, tmp_path, progress=False, echo=quiet)
     assert len(read_results(tmp_path / "results.jsonl")) == 1
     error = json.loads((tmp_path / "errors.jsonl").read_text())
@@ -549,7 +552,8 @@ def test_report_follows_the_config_order_whatever_the_finishing_order(tmp_path):
     path = tmp_path / "results.jsonl"
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(reversed(lines)))  # as parallel workers may finish
-    write_report(tmp_path, echo=quiet)
+    with pytest.warns(SynthaugWarning, match="too little evidence"):  # one seed
+        write_report(tmp_path, echo=quiet)
     md = (tmp_path / "report.md").read_text()
     rows = [line.split(" | ")[0].strip("| ") for line in md.splitlines() if line.startswith("| ")]
     assert [r for r in rows if r in ("smote", "none", "random-oversampling")][:3] == [

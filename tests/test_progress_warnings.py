@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 
@@ -18,6 +19,8 @@ from synthaug.augment import (
     LesionTransplant,
     SMOTESource,
 )
+from synthaug.bench import parse_config, read_results, run_bench, write_report
+from synthaug.bench._task import load_dataset
 from synthaug.cli import main
 from synthaug.cli._warnings import warning_line
 from synthaug.data import ImageDataset, load_dicom_folder, make_phantoms
@@ -153,5 +156,95 @@ def test_the_cli_shows_a_warning_as_one_line_on_stderr(tmp_path, capsys):
         "to balance; check the labels (one folder or label per class), or filter "
         "SingleClassWarning when one class is meant"
     ]
+    assert "synthaug: warning" not in captured.out
+    assert warnings.showwarning is before  # the command's display is undone
+
+
+# -- warnings: the bench report ----------------------------------------------------------------
+def records(n_seeds: int, smallest: int | None) -> list[dict]:
+    out = []
+    for method, base in (("none", 0.7), ("classical", 0.8), ("cvae", 0.9)):
+        for seed in range(n_seeds):
+            metrics = {"balanced_accuracy": base + 0.01 * seed, "macro_f1": base, "gmean": 0.0}
+            metrics["minority_recall"] = None
+            if smallest is not None:
+                metrics["smallest_test_class"] = smallest
+            cell = {
+                "task": "classification",
+                "dataset": {"name": "digits"},
+                "setting": "ratio=0.1",
+                "classifier": "cnn",
+                "method": method,
+                "seed": seed,
+            }
+            out.append(
+                {
+                    "cell_id": f"{method}{seed}",
+                    "cell": cell,
+                    "seed": seed,
+                    "metrics": metrics,
+                    "timings": {"total": 1.0},
+                }
+            )
+    return out
+
+
+def write_results(folder, recs):
+    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+@pytest.mark.parametrize(
+    ("n_seeds", "smallest", "why"),
+    [
+        (2, None, "2 seeds (fewer than 3)"),
+        (5, 4, "a test class of 4 items (fewer than 10)"),
+        (1, 9, "1 seed (fewer than 3) and a test class of 9 items (fewer than 10)"),
+    ],
+)
+def test_report_on_too_little_evidence_says_so_and_warns_once(tmp_path, n_seeds, smallest, why):
+    write_results(tmp_path, records(n_seeds, smallest))
+    lines = []
+    with pytest.warns(SynthaugWarning, match="names a best method from too little") as seen:
+        paths = write_report(tmp_path, echo=lines.append)
+    (warning,) = ours(seen)
+    assert why in str(warning.message)
+    md = paths["md"].read_text().splitlines()
+    winner = next(line for line in md if "**cvae**" in line)
+    free = next(line for line in md if "best free baseline **classical**" in line)
+    assert winner.endswith(f" — not conclusive: {why}") and free.endswith(why)
+    assert f"not conclusive: {why}" in lines[0]  # what the command prints too
+
+
+def test_report_on_enough_seeds_and_test_items_is_quiet(tmp_path, no_synthaug_warning):
+    write_results(tmp_path, records(3, 10))
+    paths = write_report(tmp_path, echo=lambda _: None)
+    assert "not conclusive" not in paths["md"].read_text()
+
+
+def test_cells_record_their_smallest_test_class_and_the_cli_prints_one_line(tmp_path, capsys):
+    cfg = parse_config(
+        {
+            "seeds": 1,
+            "dataset": {"name": "digits"},
+            "imbalance": {"minority_classes": [9], "ratios": [0.1]},
+            "split": {"test_size": 0.5},
+            "classifiers": {"logreg": {"max_iter": 200}},
+            "methods": ["none"],
+        }
+    )
+    run_bench(cfg, tmp_path, progress=False, echo=lambda _: None, report=False)
+    (record,) = read_results(tmp_path / "results.jsonl")
+    data = load_dataset(record["cell"]["dataset"])  # the evaluation pool of digits
+    _, test = data.split(0.5, seed=record["seed"])
+    assert record["metrics"]["smallest_test_class"] == min(test.class_counts().values())
+    capsys.readouterr()
+    before = warnings.showwarning
+    assert main(["report", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    shown = [line for line in captured.err.splitlines() if "warning" in line]
+    assert shown == [line for line in captured.err.splitlines() if line]  # nothing else
+    assert len(shown) == 1
+    assert shown[0].startswith("synthaug: warning: the report names a best method from too ")
+    assert "1 seed (fewer than 3)" in shown[0] and ".py" not in shown[0]
     assert "synthaug: warning" not in captured.out
     assert warnings.showwarning is before  # the command's display is undone

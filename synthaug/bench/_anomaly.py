@@ -37,6 +37,7 @@ from synthaug.augment import SOURCES
 from synthaug.bench._config import check_keys, fail, is_int, lookup, resolve_classes
 from synthaug.bench._methods import validate_single
 from synthaug.bench._task import (
+    SMALLEST_TEST_CLASS,
     TASKS,
     BaseTask,
     Cell,
@@ -44,6 +45,7 @@ from synthaug.bench._task import (
     DatasetRef,
     Setting,
     TaskResult,
+    smallest_class,
 )
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import GENERATORS
@@ -200,4 +202,5 @@ class AnomalyTask(BaseTask):
         ctx.timings["score"] = time.perf_counter() - t0 - ctx.timings["detector_fit"]
         for key in ("normal_class", "seed"):
             record.pop(key)
+        record[SMALLEST_TEST_CLASS] = smallest_class(test)
         return TaskResult(record)

@@ -26,6 +26,7 @@ from synthaug.bench._methods import (
     validate_method,
 )
 from synthaug.bench._task import (
+    SMALLEST_TEST_CLASS,
     TASKS,
     BaseTask,
     Cell,
@@ -35,6 +36,7 @@ from synthaug.bench._task import (
     TaskResult,
     build_classifier,
     example_images,
+    smallest_class,
 )
 from synthaug.data import ImageDataset, make_imbalanced
 from synthaug.metrics import CLASSIFIERS, classification_scores
@@ -129,6 +131,7 @@ class ClassificationTask(BaseTask):
         scores["n_train_real"] = len(train) if cell.method != FULL_DATA else len(full)
         scores["n_train_synthetic"] = len(augmented) - scores["n_train_real"]
         scores["train_steps"] = getattr(clf, "n_steps_", None)
+        scores[SMALLEST_TEST_CLASS] = smallest_class(test)
         # A timing, not a metric: the same cell gives the same metrics, never the same seconds.
         ctx.timings["fit_seconds"] = ctx.timings["augment"] + recipe.reused_seconds
         samples = None

@@ -65,6 +65,7 @@ from synthaug.bench._methods import (
     validate_method,
 )
 from synthaug.bench._task import (
+    SMALLEST_TEST_CLASS,
     TASKS,
     BaseTask,
     Cell,
@@ -74,6 +75,7 @@ from synthaug.bench._task import (
     TaskResult,
     build_classifier,
     example_images,
+    smallest_class,
     stable_hash,
 )
 from synthaug.data import DATASETS, ImageDataset, load_dicom_folder, write_dicom
@@ -302,6 +304,7 @@ class LesionTask(BaseTask):
                 "auroc": scores["auroc"],
                 "sensitivity_at_90_specificity": scores["sensitivity_at_90_specificity"],
                 "n_train_synthetic": len(augmented) - len(train),
+                SMALLEST_TEST_CLASS: smallest_class(test),
             }
         )
         samples = None

@@ -8,7 +8,9 @@ the corrected resampled t (Nadeau & Bengio, 2003), since overlapping training se
 seeds' results dependent; the p-values of a table are Holm-adjusted together, and each
 comparison counts wins, ties and losses over seeds. Tasks whose settings are replicates of
 one question (the normal classes of the one-class protocol) also get a "mean over settings"
-block: per seed the mean across settings, then mean ± CI across seeds.
+block: per seed the mean across settings, then mean ± CI across seeds. A best method named
+from fewer than 3 seeds, or from a test class of fewer than 10 items, is marked as such in the
+report and :func:`write_report` warns once.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from synthaug._utils import warn
 from synthaug.bench._plots import save_plots, save_sample_grids, where_parts
 from synthaug.bench._results import CONFIG, RESULTS, load_records
-from synthaug.bench._task import TASKS, Task
+from synthaug.bench._task import SMALLEST_TEST_CLASS, TASKS, Task
 from synthaug.errors import DataFileError
 from synthaug.metrics import (
     corrected_t,
@@ -57,6 +60,10 @@ _FIELDS = (
     "gap_closed",
 )
 MEAN_SETTING = "mean over settings"
+# Below these a best method is named from too little: with 2 seeds the 95% interval spans
+# +-12.7 standard errors; in a test class of 9 items one item moves its recall by 0.11.
+MIN_SEEDS = 3
+MIN_TEST_CLASS = 10
 
 
 def csv_fields(baselines: Sequence[str] = BASELINES) -> tuple[str, ...]:
@@ -92,7 +99,11 @@ def _reported_metrics(task: str, records: list[dict[str, Any]]) -> tuple[str, ..
     t = _task(task)
     if t is not None:
         return tuple(t.reported_metrics([r["metrics"] for r in records]))
-    keys = [k for k, v in records[0]["metrics"].items() if isinstance(v, (int, float))]
+    keys = [
+        k
+        for k, v in records[0]["metrics"].items()
+        if isinstance(v, (int, float)) and k != SMALLEST_TEST_CLASS  # a fact, not a score
+    ]
     return tuple(keys)
 
 
@@ -139,7 +150,9 @@ def _mean_over_settings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for k in keys:
                 values = [m[k] for m in by_setting.values()]
                 if all(isinstance(v, (int, float)) and v is not None for v in values):
-                    metrics[k] = float(np.mean(values))
+                    # The block is as thin as its thinnest setting.
+                    pool = np.min if k == SMALLEST_TEST_CLASS else np.mean
+                    metrics[k] = float(pool(values))
             label = _mean_label(task) or MEAN_SETTING
             cell = {
                 "task": task,
@@ -338,7 +351,42 @@ def _metrics_in(block: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(r["metric"] for r in block))
 
 
-def _winners(rows: list[dict[str, Any]]) -> list[str]:
+def _thin_tables(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> dict[tuple, str]:
+    """Tables too thin to name a best method in: ``{(task, dataset, setting, classifier): why}``.
+
+    Thin: fewer than :data:`MIN_SEEDS` seeds behind a method of the table's primary metric, or
+    a cell whose smallest test class has fewer than :data:`MIN_TEST_CLASS` items (cells that
+    record ``smallest_test_class``).
+    """
+    smallest: dict[tuple, float] = {}
+    for r in records + _mean_over_settings(records):
+        c, value = r["cell"], r["metrics"].get(SMALLEST_TEST_CLASS)
+        if isinstance(value, (int, float)):
+            key = (c["task"], c["dataset"]["name"], c["setting"], c["classifier"])
+            smallest[key] = min(smallest.get(key, math.inf), value)
+    out = {}
+    for key, block in _blocks(rows).items():
+        primary = _metrics_in(block)[0]
+        seeds = min(
+            (r["n"] for r in block if r["metric"] == primary and not math.isnan(r["mean"])),
+            default=0,
+        )
+        why = []
+        if seeds < MIN_SEEDS:
+            why.append(f"{seeds} seed{'s' * (seeds != 1)} (fewer than {MIN_SEEDS})")
+        if smallest.get(key, math.inf) < MIN_TEST_CLASS:
+            why.append(f"a test class of {int(smallest[key])} items (fewer than {MIN_TEST_CLASS})")
+        if why:
+            out[key] = " and ".join(why)
+    return out
+
+
+def _thin_note(thin: dict[tuple, str], key: tuple) -> str:
+    return f" — not conclusive: {thin[key]}" if key in thin else ""
+
+
+def _winners(rows: list[dict[str, Any]], thin: dict[tuple, str] | None = None) -> list[str]:
+    thin = thin or {}
     lines = []
     for (task, dataset, setting, clf), block in _blocks(rows).items():
         primary = _metrics_in(block)[0]
@@ -365,7 +413,9 @@ def _winners(rows: list[dict[str, Any]]) -> list[str]:
         ]
         lines.append(
             f"- {', '.join(where_parts(dataset, setting, clf))}: **{best['method']}** "
-            f"{primary} {_cell_text(best)}" + (f" ({', '.join(margins)})" if margins else "")
+            f"{primary} {_cell_text(best)}"
+            + (f" ({', '.join(margins)})" if margins else "")
+            + _thin_note(thin, (task, dataset, setting, clf))
         )
     return lines
 
@@ -418,8 +468,9 @@ def _statistics_note(rows: list[dict[str, Any]], records: list[dict[str, Any]]) 
     )
 
 
-def _free_verdicts(rows: list[dict[str, Any]]) -> list[str]:
+def _free_verdicts(rows: list[dict[str, Any]], thin: dict[tuple, str] | None = None) -> list[str]:
     """Per table, the best free baseline and every other method tested against it."""
+    thin = thin or {}
     lines = []
     for (task, dataset, setting, clf), block in _blocks(rows).items():
         primary = _metrics_in(block)[0]
@@ -445,6 +496,7 @@ def _free_verdicts(rows: list[dict[str, Any]]) -> list[str]:
             f"- {', '.join(where_parts(dataset, setting, clf))}: best free baseline "
             f"**{best_free}** {primary} {_cell_text(base)}; "
             + ("; ".join(verdicts) if verdicts else "no other method")
+            + _thin_note(thin, (task, dataset, setting, clf))
         )
     return lines
 
@@ -487,8 +539,9 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
     out.write(
         f"{len(records)} finished cells, seeds {seeds}. {_statistics_note(rows, records)}\n\n"
     )
-    out.write("## Best method per setting\n\n" + "\n".join(_winners(rows)) + "\n")
-    verdicts = _free_verdicts(rows)
+    thin = _thin_tables(rows, records)
+    out.write("## Best method per setting\n\n" + "\n".join(_winners(rows, thin)) + "\n")
+    verdicts = _free_verdicts(rows, thin)
     if verdicts:
         out.write("\n## Against the best free baseline\n\n" + "\n".join(verdicts) + "\n")
     for task, dataset, clf in dict.fromkeys(
@@ -616,6 +669,12 @@ def write_report(out: str | Path, *, echo: Callable[[str], None] = print) -> dic
     -------
     dict
         The paths written, by kind.
+
+    Warns
+    -----
+    SynthaugWarning
+        Once, when a best method is named from fewer than 3 seeds or from a test class of
+        fewer than 10 items (the report marks those lines "not conclusive").
     """
     out = Path(out)
     records = load_records(out)
@@ -632,6 +691,15 @@ def write_report(out: str | Path, *, echo: Callable[[str], None] = print) -> dic
     save_plots(rows, out / "plots")
     save_sample_grids(out)
     paths["plots"] = out / "plots"
-    echo("\n".join(_winners(rows)))
+    thin = _thin_tables(rows, records)
+    echo("\n".join(_winners(rows, thin)))
+    if thin:
+        (task, dataset, setting, clf), why = next(iter(thin.items()))
+        where = ", ".join(where_parts(dataset, setting, clf))
+        warn(
+            f"the report names a best method from too little evidence in {len(thin)} of "
+            f"{len(_blocks(rows))} table(s) (e.g. {where}: {why}); run at least {MIN_SEEDS} "
+            f"seeds with at least {MIN_TEST_CLASS} test items per class"
+        )
     echo(f"wrote {paths['md']}, {paths['csv']}, {paths['tex']} and {paths['plots']}/")
     return paths

@@ -32,6 +32,10 @@ TASKS: Registry = Registry("task")
 # A task that trains no downstream classifier still has the axis, with this one entry.
 NO_CLASSIFIER = "-"
 
+# The metric a cell records so that the report can tell a best method named from a test class
+# too small to measure it (see ``smallest_class``).
+SMALLEST_TEST_CLASS = "smallest_test_class"
+
 Setting = dict[str, Any]
 """One setting of a grid: ``{"label": "ratio=0.1", <settings table>: {...payload...}}``."""
 
@@ -172,6 +176,8 @@ class TaskResult:
     ----------
     metrics : dict
         Metric name to value (numbers, or short strings such as a chosen model's name).
+        ``smallest_test_class`` (:func:`smallest_class` of the test set), when recorded, lets
+        the report flag a best method named from a test class of fewer than 10 items.
     samples : dict of str to numpy.ndarray, optional
         Example images for the report's sample grids: ``real_images``, ``real_labels``,
         ``synthetic_images``, ``synthetic_labels`` and ``classes``
@@ -301,6 +307,11 @@ class BaseTask:
         # The harness's [split] is drawn anew from the same data for every seed.
         test_size = cell.get("split", {}).get("test_size")
         return None if test_size is None else float(test_size)
+
+
+def smallest_class(dataset: ImageDataset) -> int:
+    """Items in the smallest class of ``dataset`` (0 when a class is absent from it)."""
+    return min(dataset.class_counts().values(), default=0)
 
 
 def get_task(name: str) -> Task:

@@ -45,6 +45,7 @@ from synthaug._utils import import_optional
 from synthaug.bench._config import check_keys, fail
 from synthaug.bench._methods import validate_method
 from synthaug.bench._task import (
+    SMALLEST_TEST_CLASS,
     TASKS,
     BaseTask,
     Cell,
@@ -53,6 +54,7 @@ from synthaug.bench._task import (
     Setting,
     TaskResult,
     build_classifier,
+    smallest_class,
 )
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
@@ -216,6 +218,7 @@ class TSTRTask(BaseTask):
         out["epsilon_spent"] = spent
         out["noise_multiplier"] = noise
         out["n_synthetic"] = len(synthetic)
+        out[SMALLEST_TEST_CLASS] = smallest_class(test)
         if hasattr(clf, "chosen_"):
             out["classifier_chosen"] = clf.chosen_
         return TaskResult(out)
