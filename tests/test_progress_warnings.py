@@ -17,7 +17,9 @@ from synthaug.anomaly import VAEAnomalyDetector
 from synthaug.augment import (
     LesionLocalizer,
     LesionTransplant,
+    RandomOverSampling,
     SMOTESource,
+    SyntheticDataset,
 )
 from synthaug.bench import parse_config, read_results, run_bench, write_report
 from synthaug.bench._task import load_dataset
@@ -248,3 +250,31 @@ def test_cells_record_their_smallest_test_class_and_the_cli_prints_one_line(tmp_
     assert "1 seed (fewer than 3)" in shown[0] and ".py" not in shown[0]
     assert "synthaug: warning" not in captured.out
     assert warnings.showwarning is before  # the command's display is undone
+
+
+# -- progress: SyntheticDataset ----------------------------------------------------------------
+@pytest.fixture
+def oversampling():
+    return RandomOverSampling().fit(images({"a": 5, "b": 5}))
+
+
+def test_pregeneration_shows_a_bar_on_stderr(oversampling, capsys):
+    SyntheticDataset(oversampling, n_per_class=40, block_size=8, verbose=True)
+    captured = capsys.readouterr()
+    assert "SyntheticDataset:" in captured.err and "/80" in captured.err  # n of 80 samples
+    assert captured.out == ""
+
+
+def test_pregeneration_is_quiet_when_not_verbose(oversampling, capsys):
+    lazy = SyntheticDataset(oversampling, n_per_class=40, pregenerate=False, verbose=False)
+    SyntheticDataset(oversampling, n_per_class=40, verbose=False)
+    assert len(lazy.to_dataset()) == 80
+    assert capsys.readouterr() == ("", "")
+
+
+def test_lazy_data_set_shows_the_bar_only_when_made_whole(oversampling, capsys):
+    lazy = SyntheticDataset(oversampling, n_per_class=40, pregenerate=False, verbose=True)
+    lazy[0]
+    assert capsys.readouterr().err == ""  # one block on demand: no bar
+    lazy.to_dataset()
+    assert "SyntheticDataset" in capsys.readouterr().err

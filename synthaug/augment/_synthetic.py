@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from synthaug.augment._transforms import apply_transform, check_transform
 from synthaug.data import ImageDataset
@@ -46,6 +48,9 @@ class SyntheticDataset(Dataset):
         Blocks kept when ``pregenerate=False``.
     transform : callable, optional
         albumentations ``Compose`` or torchvision v2 transform applied to each item when read.
+    verbose : bool
+        Show a progress bar (on stderr) over the samples while everything is generated at
+        once (``pregenerate=True`` or :meth:`to_dataset`).
 
     Attributes
     ----------
@@ -79,6 +84,7 @@ class SyntheticDataset(Dataset):
         block_size: int = 512,
         cache_blocks: int = 4,
         transform: Callable | None = None,
+        verbose: bool = True,
     ) -> None:
         if not hasattr(generator, "sample"):
             raise InvalidParameterError(
@@ -103,6 +109,7 @@ class SyntheticDataset(Dataset):
         self.cache_blocks = cache_blocks
         self.transform = check_transform(transform)
         self.pregenerate = pregenerate
+        self.verbose = verbose
         present = [(c, n) for c, n in sorted(self.counts.items()) if n > 0]
         self._labels = np.array([c for c, _ in present], dtype=np.int64)
         self._ends = np.cumsum([n for _, n in present], dtype=np.int64)
@@ -189,9 +196,20 @@ class SyntheticDataset(Dataset):
 
     def _generate_all(self) -> torch.Tensor:
         parts = []
-        for label in self._labels.tolist():
-            n_blocks = -(-self.counts[label] // self.block_size)
-            parts.extend(self._make_block(label, b) for b in range(n_blocks))
+        with tqdm(
+            total=len(self),
+            desc="SyntheticDataset",
+            unit="sample",
+            unit_scale=True,
+            disable=not self.verbose,
+            leave=False,
+            file=sys.stderr,  # stdout is for what scripts read
+        ) as bar:
+            for label in self._labels.tolist():
+                n_blocks = -(-self.counts[label] // self.block_size)
+                for b in range(n_blocks):
+                    parts.append(self._make_block(label, b))
+                    bar.update(len(parts[-1]))
         if not parts:
             return torch.empty((0, *self._sample_shape()))
         return torch.cat(parts)
