@@ -28,6 +28,7 @@ from synthaug.cli._warnings import warning_line
 from synthaug.data import ImageDataset, load_dicom_folder, make_phantoms
 from synthaug.errors import SingleClassWarning, SynthaugWarning
 from synthaug.generators import CVAE, create_generator, list_generators
+from synthaug.nn import DP
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -278,3 +279,17 @@ def test_lazy_data_set_shows_the_bar_only_when_made_whole(oversampling, capsys):
     assert capsys.readouterr().err == ""  # one block on demand: no bar
     lazy.to_dataset()
     assert "SyntheticDataset" in capsys.readouterr().err
+
+
+# -- progress: training, private or not --------------------------------------------------------
+@pytest.mark.parametrize("dp", [None, DP(epsilon=10)], ids=["plain", "private"])
+def test_training_shows_the_same_epoch_bar_private_or_not(dp, capsys):
+    if dp is not None:
+        pytest.importorskip("opacus")
+    data = images({"a": 8, "b": 8})
+    make("cvae", dp=dp, epochs=2, verbose=True).fit(data)
+    captured = capsys.readouterr()
+    assert "CVAE:" in captured.err and "/2 [" in captured.err and "epoch" in captured.err
+    assert captured.out == ""
+    make("cvae", dp=dp, epochs=2, verbose=False).fit(data)
+    assert capsys.readouterr() == ("", "")
