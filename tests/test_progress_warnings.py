@@ -24,6 +24,7 @@ from synthaug.augment import (
 from synthaug.bench import parse_config, read_results, run_bench, write_report
 from synthaug.bench._task import load_dataset
 from synthaug.cli import main
+from synthaug.cli._evaluate import load_evaluation_data
 from synthaug.cli._warnings import warning_line
 from synthaug.data import ImageDataset, load_dicom_folder, make_phantoms
 from synthaug.errors import SingleClassWarning, SynthaugWarning
@@ -293,3 +294,35 @@ def test_training_shows_the_same_epoch_bar_private_or_not(dp, capsys):
     assert captured.out == ""
     make("cvae", dp=dp, epochs=2, verbose=False).fit(data)
     assert capsys.readouterr() == ("", "")
+
+
+# -- progress: synthaug evaluate ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def npz_and_model(tmp_path_factory, small_digits):
+    folder = tmp_path_factory.mktemp("evaluate")
+    data = folder / "digits.npz"
+    np.savez(
+        data,
+        train_images=(small_digits.images[:, 0].numpy() * 255).astype(np.uint8),
+        train_labels=small_digits.labels.numpy(),
+    )
+    train, _, _ = load_evaluation_data(str(data), 0.25, 0)  # the part evaluate trains on
+    model = CVAE(epochs=1, hidden_dims=(16,), verbose=False, device="cpu").fit(train)
+    return data, model.save(folder / "cvae.safetensors")
+
+
+def test_evaluate_shows_its_stages_on_stderr_and_quiet_hides_them(tmp_path, npz_and_model, capsys):
+    data, model = npz_and_model
+    argv = ["evaluate", str(model), "--data", str(data), "--out", str(tmp_path / "e.json")]
+    argv += ["--feature-epochs", "1", "--device", "cpu"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    stages = [line for line in captured.err.splitlines() if line.startswith("synthaug evaluate [")]
+    assert [line.split("]")[0][-3:] for line in stages] == ["1/5", "2/5", "3/5", "4/5", "5/5"]
+    words = ("sampling", "feature", "fidelity", "utility", "privacy")
+    for word, line in zip(words, stages, strict=True):
+        assert word in line
+    assert "synthaug evaluate [" not in captured.out and "fidelity  " in captured.out
+    assert main([*argv, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "synthaug evaluate [" not in captured.err and "fidelity  " in captured.out

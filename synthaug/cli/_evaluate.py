@@ -17,6 +17,7 @@ from synthaug.cli._files import (
     data_options,
     read_data,
 )
+from synthaug.cli._progress import Stages
 from synthaug.cli._types import fraction, positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
 from synthaug.errors import DataFileError, InvalidParameterError
@@ -91,6 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="sampling and metric seed (default: 0)")
     p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:N]'")
+    p.add_argument("--quiet", action="store_true", help="no stage lines on stderr")
     p.set_defaults(func=run)
 
 
@@ -117,8 +119,10 @@ def run(args: argparse.Namespace) -> int:
             "this train part (check --test-size / --split-seed)"
         )
 
+    stages = Stages("evaluate", 4 if args.features else 5, quiet=args.quiet)
     rng = np.random.default_rng(args.seed)
     n = args.n_synthetic or len(train)
+    stages.start(f"sampling {n} synthetic samples")
     idx = rng.permutation(len(train)) if n == len(train) else rng.choice(len(train), n)
     images, labels = model.sample(n, y=train.labels[idx], seed=args.seed)
     synthetic = ImageDataset(images, labels, train.classes)
@@ -127,11 +131,14 @@ def run(args: argparse.Namespace) -> int:
         fx = FeatureExtractor.load(args.features, device=args.device)
     else:
         fx = FeatureExtractor(epochs=args.feature_epochs, seed=args.seed, device=args.device)
+        stages.start(f"training the feature extractor ({args.feature_epochs} epochs)")
         fx.fit(train)
     if args.save_features:
         fx.save(args.save_features)
 
+    stages.start("fidelity (FD, precision/recall/density/coverage, C2ST, label fidelity)")
     fid = fidelity(train, synthetic, features=fx, k=args.k, seed=args.seed)
+    stages.start(f"utility (TRTR, TSTR, TRTS, real+synthetic; {args.classifier} classifiers)")
     util = utility(
         train,
         synthetic,
@@ -141,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
+    stages.start("privacy (DCR, memorization, membership inference)")
     priv = privacy(train, synthetic, test, seed=args.seed)
     spent = getattr(model, "privacy_spent_", None)
     dp = None if spent is None else {"epsilon": float(spent[0]), "delta": float(spent[1])}
