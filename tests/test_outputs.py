@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -153,6 +154,9 @@ def test_train_checks_its_output_before_training(tmp_path, capsys, monkeypatch):
         (["evaluate", "{model}", "--out", "{tmp}/report.json"], "is a folder"),
         (["info", "{model}", "--plot", "{tmp}/fig.png"], "is a folder"),
         (["sample", "{model}", "--n", "2", "--out", "{tmp}/a_file"], "is a file"),
+        (["sample", "{model}", "--n", "2", "--out", "{tmp}/x.dcm"], "--format dicom, e.g."),
+        (["sample", "{model}", "--n", "2", "--out", "{tmp}/x.tiff"], "cannot tell the output"),
+        (["bench", "{config}", "--out", "{tmp}/a_file", "--quick"], "is a file"),
     ],
 )
 def test_every_command_checks_its_output_before_working(
@@ -167,7 +171,8 @@ def test_every_command_checks_its_output_before_working(
 
     monkeypatch.setattr("synthaug.generators._persistence.read_checkpoint", no_work)
     capsys.readouterr()
-    assert main([a.format(model=model, tmp=tmp_path) for a in argv]) == 2
+    config = Path(synthaug.__file__).parents[1] / "benchmarks" / "digits_imbalanced.toml"
+    assert main([a.format(model=model, tmp=tmp_path, config=config) for a in argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("synthaug: error: ") and text in err and err.count("\n") == 1
 
@@ -198,7 +203,7 @@ def test_an_interrupted_write_leaves_nothing_and_keeps_the_old_output(tmp_path, 
 
 
 def test_an_interrupted_npz_or_model_write_keeps_the_old_file(tmp_path, monkeypatch):
-    data = load_digits().subset(range(10))
+    data = load_digits().subset(range(30))
     path = save_npz(data, tmp_path / "d.npz")
     before = path.read_bytes()
 
@@ -231,7 +236,8 @@ def test_library_writers_refuse_to_mix_folders(tmp_path):
     assert len(load_image_folder(tmp_path / "empty")) == 4
     (tmp_path / "dir.safetensors").mkdir()
     with pytest.raises(DataFileError, match="is a folder"):
-        CVAE(epochs=1, verbose=False).fit(data).save(tmp_path / "dir.safetensors")
+        model = CVAE(epochs=1, verbose=False).fit(load_digits().subset(range(30)))
+        model.save(tmp_path / "dir.safetensors")
     with pytest.raises(DataFileError, match="is a folder"):
         save_npz(data, tmp_path / "png")
 

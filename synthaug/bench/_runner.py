@@ -41,6 +41,7 @@ from synthaug.bench._results import (
     rewrite_without,
 )
 from synthaug.bench._task import Cell, CellContext, get_task, stable_hash
+from synthaug.data import check_output
 from synthaug.errors import BenchmarkError, InvalidParameterError
 
 BACKENDS = ("local", "ray")
@@ -326,7 +327,9 @@ def run_bench(
         raise InvalidParameterError(f"threads must be a positive integer or None, got {threads!r}")
     if ray_address is not None and backend != "ray":
         raise InvalidParameterError("ray_address is only used with backend='ray'")
-    out = Path(out)
+    # A bench folder is added to on purpose (finished cells are kept and skipped), so an
+    # existing one is fine; a file in its place or an unwritable place is not.
+    out = check_output(out, folder=True, overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
     results = out / RESULTS
     cells = config.cells()

@@ -165,6 +165,11 @@ def output_format(out: Path, fmt: str | None) -> str:
     """The writer for ``out``: ``fmt`` when given, else guessed from the suffix."""
     if fmt is not None:
         return fmt
+    if out.suffix.lower() in (".dcm", ".dicom"):
+        raise InvalidParameterError(
+            f"DICOM output is a folder of files (one per image, per class); give a folder name "
+            f"and --format dicom, e.g. --out {out.with_suffix('')} --format dicom"
+        )
     try:
         return SUFFIX_FORMATS[out.suffix.lower()]
     except KeyError:
