@@ -33,20 +33,23 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Sample a saved generator and compare its samples with real data: fidelity (FD, "
             "precision/recall/density/coverage, C2ST, label fidelity), utility (TRTR, TSTR, "
             "TRTS, real+synthetic) and privacy (DCR, memorization, membership inference). "
-            "The model must have been trained on the train part of the same split, and the "
-            "test part must be unseen by it, or the privacy figures mean nothing."
+            "A model trained with 'synthaug train --holdout FRAC' is scored against exactly the "
+            "items it held out; privacy figures are refused when no part of the data is known "
+            "to be unseen by the model (trained on all of it, or other data)."
         ),
     )
     p.add_argument("model", help="a generator saved with .save() (.safetensors)")
     add_data_arguments(
         p,
         required=False,
-        default="digits",
+        default=None,
         split=False,
         help="'digits'; a MedMNIST-style .npz file with train_images/train_labels (and "
         "test_images/test_labels, then used as the test part); or a folder with one subfolder "
-        "per class holding images (PNG, JPEG, ...) or DICOM files. Data without a test split is "
-        "split by --test-size and --split-seed (default: %(default)s)",
+        "per class holding images (PNG, JPEG, ...) or DICOM files. Default: the data the model "
+        "recorded at 'synthaug train', tested against the part it held out (--holdout); "
+        "'digits' for a model without that record. Other data without a test split is split "
+        "by --test-size and --split-seed",
     )
     p.add_argument("--out", default="eval.json", help="JSON output file (default: %(default)s)")
     p.add_argument(
@@ -107,19 +110,15 @@ def run(args: argparse.Namespace) -> int:
     if args.save_features:
         check_output(Path(args.save_features), folder=False, overwrite=True)
     model = load(args.model, device=args.device)
-    train, test, data_name = load_evaluation_data(
-        args.data, args.test_size, args.split_seed, **data_options(args)
+    train, test, data_name, refusal, warnings = evaluation_data(
+        model, args.data, args.test_size, args.split_seed, data_options(args)
     )
     check_data_fits_model(model, train, data_name)
-    warnings = []
-    if {c: n for c, n in train.class_counts().items() if n} != dict(model.class_counts_):
-        warnings.append(
-            "the model's training class counts differ from this split's train part, so it was "
-            "probably trained on other data; privacy figures assume it was trained on exactly "
-            "this train part (check --test-size / --split-seed)"
-        )
+    if refusal is not None:
+        warnings.append(f"privacy figures not reported: {refusal}")
 
-    stages = Stages("evaluate", 4 if args.features else 5, quiet=args.quiet)
+    n_stages = 5 - bool(args.features) - (refusal is not None)
+    stages = Stages("evaluate", n_stages, quiet=args.quiet)
     rng = np.random.default_rng(args.seed)
     n = args.n_synthetic or len(train)
     stages.start(f"sampling {n} synthetic samples")
@@ -148,8 +147,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    stages.start("privacy (DCR, memorization, membership inference)")
-    priv = privacy(train, synthetic, test, seed=args.seed)
+    priv = None
+    if refusal is None:
+        stages.start("privacy (DCR, memorization, membership inference)")
+        priv = privacy(train, synthetic, test, seed=args.seed)
     spent = getattr(model, "privacy_spent_", None)
     dp = None if spent is None else {"epsilon": float(spent[0]), "delta": float(spent[1])}
 
@@ -167,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         "fidelity": fid,
         "utility": util,
         "privacy": priv,
+        "privacy_refused": refusal,
         "warnings": warnings,
         "synthaug_version": __version__,
     }
@@ -178,6 +180,77 @@ def run(args: argparse.Namespace) -> int:
 
 
 # -- data ---------------------------------------------------------------------------------------
+def evaluation_data(
+    model: Any, spec: str | None, test_size: float, seed: int, options: dict[str, Any]
+) -> tuple[ImageDataset, ImageDataset, str, str | None, list[str]]:
+    """``(train, test, name, privacy_refusal, warnings)`` for evaluating ``model``.
+
+    A model trained by ``synthaug train`` records its data (where, how it was read, a
+    fingerprint) and its hold-out. Given that very data (``spec=None``: the recorded one),
+    the train part is exactly what the model was trained on and the test part the items it
+    held out (or the ``.npz`` test split it never saw). A model trained on all of the data
+    has nothing unseen to be tested against, and data that is not its training data has no
+    members: privacy figures are refused (``privacy_refusal`` says why), since they would
+    compare the model with data it was, or was not, trained on by chance. A model saved
+    without a record (from Python) is split as before (``test_size``, ``seed``).
+    """
+    metadata = getattr(model, "metadata_", None)
+    record = metadata.get("training_data") if isinstance(metadata, dict) else None
+    if not isinstance(record, dict) or "fingerprint" not in record:
+        train, test, name = load_evaluation_data(spec or "digits", test_size, seed, **options)
+        warnings = []
+        if {c: n for c, n in train.class_counts().items() if n} != dict(model.class_counts_):
+            warnings.append(
+                "the model's training class counts differ from this split's train part, so it "
+                "was probably trained on other data; privacy figures assume it was trained on "
+                "exactly this train part (check --test-size / --split-seed)"
+            )
+        return train, test, name, None, warnings
+    spec = spec or record["data"]
+    if not any(v is not None for v in options.values()):
+        recorded = record.get("read_options", {})
+        options = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()}
+    split = record.get("split", "train")
+    data = read_data(spec, split, **options)
+    if data.fingerprint() != record["fingerprint"]:
+        train, test, name = load_evaluation_data(spec, test_size, seed, **options)
+        refusal = (
+            f"{spec} is not the data the model was trained on (it recorded {record['data']}, "
+            f"{record['n_items']} items, and a fingerprint these do not match), so no item "
+            f"here is known to be a member or a non-member; evaluate on its training data"
+        )
+        return train, test, name, refusal, []
+    holdout = record.get("holdout")
+    if holdout:
+        held = np.zeros(len(data), dtype=bool)
+        held[np.asarray(holdout["indices"], dtype=np.int64)] = True
+        name = (
+            f"{spec} (the {int(held.sum())} items held out when training: fraction "
+            f"{holdout['fraction']}, seed {holdout['seed']})"
+        )
+        return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held)), name, None, []
+    if spec.lower().endswith(".npz"):
+        try:
+            test = read_data(spec, split="test", **options)
+        except DataFileError as exc:
+            if "splits found" not in str(exc):
+                raise
+        else:
+            return data, test, f"{spec} ({split}/test splits)", None, []
+    train, test = data.split(test_size, seed=seed)
+    name = f"{spec} (split test_size={test_size}, seed={seed})"
+    refusal = (
+        f"the model was trained on all of {spec}, so the test part is training data too; "
+        f"train with --holdout FRAC (evaluate then tests against exactly that part), or use a "
+        f".npz whose test split the model never saw"
+    )
+    warnings = [
+        "the test part was in the model's training data: utility and fidelity against it are "
+        "optimistic"
+    ]
+    return train, test, name, refusal, warnings
+
+
 def load_evaluation_data(
     spec: str, test_size: float, seed: int, **options: Any
 ) -> tuple[Any, Any, str]:
@@ -246,13 +319,16 @@ def format_report(result: dict[str, Any]) -> str:
             f"   {words}"
         )
     lines.append("")
-    keys = ("dcr_p5_ratio", "dcr_median_ratio", "memorization_rate", "mia_auc", "exact_copies")
-    lines.append("privacy   " + "".join(f"{k:>19}" for k in keys))
-    lines.append("          " + "".join(f"{_fmt(priv[k]):>19}" for k in keys))
-    lines.append(
-        f"          (memorization baseline {priv['memorization_baseline']:.3f}; "
-        f"MIA AUC 0.5 = no leakage; DCR ratios near 1 = as far as unseen real data)"
-    )
+    if priv is None:
+        lines.append("privacy   not reported (see the warning below)")
+    else:
+        keys = ("dcr_p5_ratio", "dcr_median_ratio", "memorization_rate", "mia_auc", "exact_copies")
+        lines.append("privacy   " + "".join(f"{k:>19}" for k in keys))
+        lines.append("          " + "".join(f"{_fmt(priv[k]):>19}" for k in keys))
+        lines.append(
+            f"          (memorization baseline {priv['memorization_baseline']:.3f}; "
+            f"MIA AUC 0.5 = no leakage; DCR ratios near 1 = as far as unseen real data)"
+        )
     for w in result["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)

@@ -112,6 +112,19 @@ def format_info(facts: dict[str, Any]) -> str:
     params = ", ".join(f"{k}={v!r}" for k, v in facts["parameters"].items())
     lines.append(f"  parameters      {params}")
     for key, value in facts["metadata"].items():
+        if key == "training_data" and isinstance(value, dict) and "n_items" in value:
+            held = value.get("holdout")
+            lines.append(
+                f"  trained on      {value['data']} ({value['n_items']} items, fingerprint "
+                f"{str(value.get('fingerprint'))[:12]}); "
+                + (
+                    f"held out {len(held['indices'])} (fraction {held['fraction']}, seed "
+                    f"{held['seed']}) for 'synthaug evaluate'"
+                    if held
+                    else "nothing held out"
+                )
+            )
+            continue
         text = json.dumps(value)
         lines.append(f"  {key:<15} {text if len(text) <= 100 else text[:97] + '...'}")
     return "\n".join(lines)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from synthaug._params import configure
 from synthaug.cli._files import (
@@ -13,8 +15,8 @@ from synthaug.cli._files import (
     parse_param,
     read_data,
 )
-from synthaug.cli._types import positive_int
-from synthaug.data import check_output
+from synthaug.cli._types import open_fraction, positive_int
+from synthaug.data import ImageDataset, check_output
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import create_generator, list_generators, model_path
 
@@ -40,6 +42,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="other generator parameters, e.g. --param latent_dim=8 --param hidden_dims=[64,32]",
     )
+    p.add_argument(
+        "--holdout",
+        type=open_fraction,
+        metavar="FRAC",
+        help="keep a stratified FRAC of the data out of training and record which items in the "
+        "model, so that 'synthaug evaluate' scores against exactly that part",
+    )
+    p.add_argument(
+        "--holdout-seed", type=int, default=0, help="seed of the hold-out split (default: 0)"
+    )
     add_overwrite_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -61,9 +73,37 @@ def run(args: argparse.Namespace) -> int:
             f"preset such as 'perclass-vae', or drop the option"
         )
     model.check_params()  # a bad --param value stops here, before the data is read
-    dataset = read_data(args.data, args.split, **data_options(args))
+    data = read_data(args.data, args.split, **data_options(args))
+    record = training_record(args, data)
+    dataset = data
+    if args.holdout is not None:
+        train_idx, test_idx = data.split_indices(args.holdout, seed=args.holdout_seed)
+        dataset = data.subset(train_idx)
+        record["holdout"] = {
+            "fraction": args.holdout,
+            "seed": args.holdout_seed,
+            "indices": test_idx.tolist(),
+        }
     model.fit(dataset)
-    path = model.save(out)
+    path = model.save(out, metadata={"training_data": record})
     print(f"trained {args.model} on {len(dataset)} samples ({class_counts_text(dataset)})")
+    if args.holdout is not None:
+        print(
+            f"held out {len(data) - len(dataset)} of {len(data)} items (stratified, seed "
+            f"{args.holdout_seed}); 'synthaug evaluate {path}' scores against them"
+        )
     print(f"saved {path}")
     return 0
+
+
+def training_record(args: argparse.Namespace, data: ImageDataset) -> dict[str, Any]:
+    """What the model file records about its data, for ``evaluate`` to find it again."""
+    spec = args.data if args.data == "digits" else str(Path(args.data).resolve())
+    return {
+        "data": spec,
+        "split": args.split,
+        "read_options": {k: v for k, v in data_options(args).items() if v is not None},
+        "n_items": len(data),
+        "fingerprint": data.fingerprint(),
+        "holdout": None,
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -159,6 +161,13 @@ class ImageDataset(Dataset):
         InvalidDataError
             When a present class has fewer than 2 samples (it cannot appear on both sides).
         """
+        train_idx, test_idx = self.split_indices(test_size, seed)
+        return self.subset(train_idx), self.subset(test_idx)
+
+    def split_indices(
+        self, test_size: float = 0.25, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted item indices of :meth:`split`'s ``(train, test)`` parts."""
         if not 0 < test_size < 1:
             raise InvalidParameterError(f"test_size must be in (0, 1), got {test_size}")
         if len(self) == 0:
@@ -179,7 +188,19 @@ class ImageDataset(Dataset):
             raise InvalidParameterError(
                 f"cannot make a stratified split with test_size={test_size}: {exc}"
             ) from exc
-        return self.subset(np.sort(train_idx)), self.subset(np.sort(test_idx))
+        return np.sort(train_idx), np.sort(test_idx)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the images, labels and class names: the same data, the same fingerprint.
+
+        A model records its training data's fingerprint, so that an evaluation can tell
+        whether it was given that very data (metadata is not part of it).
+        """
+        h = hashlib.sha256()
+        h.update(json.dumps([list(self.classes), list(self.images.shape)]).encode())
+        h.update(self.images.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+        h.update(self.labels.detach().cpu().to(torch.int64).contiguous().numpy().tobytes())
+        return h.hexdigest()
 
     def concat(self, other: ImageDataset) -> ImageDataset:
         """Samples of ``self`` followed by those of ``other`` (same classes and sample shape)."""
