@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,3 +115,23 @@ def fitting_one_class() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SingleClassWarning)
         yield
+
+
+def warning_line(message: Warning | str, category: type[Warning]) -> str:
+    """``synthaug: warning: <message>`` on one line; other libraries' warnings name their kind."""
+    text = " ".join(str(message).split())
+    if not issubclass(category, SynthaugWarning):
+        text = f"{category.__name__}: {text}"
+    return f"synthaug: warning: {text}"
+
+
+def show_warning_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """A ``warnings.showwarning`` that prints :func:`warning_line` (to stderr by default)."""
+    print(warning_line(message, category), file=sys.stderr if file is None else file)

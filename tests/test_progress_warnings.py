@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -13,6 +15,7 @@ import torch
 from pydicom.data import get_testdata_file
 
 from synthaug._params import configure
+from synthaug._utils import warning_line
 from synthaug.anomaly import VAEAnomalyDetector
 from synthaug.augment import (
     LesionLocalizer,
@@ -25,7 +28,6 @@ from synthaug.bench import parse_config, read_results, run_bench, write_report
 from synthaug.bench._task import load_dataset
 from synthaug.cli import main
 from synthaug.cli._evaluate import load_evaluation_data
-from synthaug.cli._warnings import warning_line
 from synthaug.data import ImageDataset, load_dicom_folder, make_phantoms
 from synthaug.errors import SingleClassWarning, SynthaugWarning
 from synthaug.generators import CVAE, create_generator, list_generators
@@ -326,3 +328,34 @@ def test_evaluate_shows_its_stages_on_stderr_and_quiet_hides_them(tmp_path, npz_
     assert main([*argv, "--quiet"]) == 0
     captured = capsys.readouterr()
     assert "synthaug evaluate [" not in captured.err and "fidelity  " in captured.out
+
+
+_WORKER_WARNING_SCRIPT = """
+import os, warnings
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from synthaug.bench._runner import watch_parent
+from synthaug.errors import SynthaugWarning
+
+def cell():
+    warnings.warn("a class has\\nfew images", SynthaugWarning)
+    return os.getpid()
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=watch_parent,
+                             initargs=(os.getpid(),)) as pool:
+        pool.submit(cell).result()
+"""
+
+
+@pytest.mark.slow
+def test_bench_workers_show_warnings_as_one_line(tmp_path):
+    # Cells run in spawn workers, outside the CLI's display hook: the pool initializer sets it.
+    script = tmp_path / "worker_warning.py"
+    script.write_text(_WORKER_WARNING_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == ["synthaug: warning: a class has few images"]

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from importlib.metadata import PackageNotFoundError, version
@@ -28,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from synthaug._utils import import_optional, resolve_device
+from synthaug._utils import import_optional, resolve_device, show_warning_line
 from synthaug.bench._config import BenchConfig
 from synthaug.bench._report import write_report
 from synthaug.bench._results import (
@@ -173,7 +174,8 @@ def fit_groups(cells: list[Cell]) -> list[list[Cell]]:
 
 
 def watch_parent(parent: int, every: float = 1.0) -> None:
-    """Worker initializer: exit when the process that started the pool is gone.
+    """Worker initializer: exit when the process that started the pool is gone (and show
+    warnings as one line each).
 
     A killed ``synthaug bench`` (SIGKILL, a closed terminal) cannot shut its pool down, and
     spawn workers would otherwise run their cells to the end with nobody to collect them. An
@@ -186,6 +188,8 @@ def watch_parent(parent: int, every: float = 1.0) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="synthaug-watch-parent", daemon=True).start()
+    # A worker's warnings reach the same terminal as the run's: one line each, like the CLI's.
+    warnings.showwarning = show_warning_line
 
 
 def _run_batch(cells: list[Cell], threads: int | None, out: Path) -> list[tuple[bool, dict]]:

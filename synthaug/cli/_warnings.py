@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
-from synthaug.errors import SynthaugWarning
-
-
-def warning_line(message: Warning | str, category: type[Warning]) -> str:
-    """``synthaug: warning: <message>`` on one line; other libraries' warnings name their kind."""
-    text = " ".join(str(message).split())
-    if not issubclass(category, SynthaugWarning):
-        text = f"{category.__name__}: {text}"
-    return f"synthaug: warning: {text}"
-
-
-def _show(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    print(warning_line(message, category), file=sys.stderr if file is None else file)
+from synthaug._utils import show_warning_line
 
 
 def run_showing_warnings(command: Callable[[Any], Any], args: Any) -> Any:
@@ -37,7 +17,7 @@ def run_showing_warnings(command: Callable[[Any], Any], args: Any) -> Any:
     duration; which warnings show is still up to the filters (``-W``, ``PYTHONWARNINGS``).
     """
     previous = warnings.showwarning
-    warnings.showwarning = _show
+    warnings.showwarning = show_warning_line
     try:
         return command(args)
     finally:
