@@ -229,14 +229,9 @@ def evaluation_data(
             f"{holdout['fraction']}, seed {holdout['seed']})"
         )
         return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held)), name, None, []
-    if spec.lower().endswith(".npz"):
-        try:
-            test = read_data(spec, split="test", **options)
-        except DataFileError as exc:
-            if "splits found" not in str(exc):
-                raise
-        else:
-            return data, test, f"{spec} ({split}/test splits)", None, []
+    test = _npz_test_split(spec, options)
+    if test is not None:
+        return data, test, f"{spec} ({split}/test splits)", None, []
     train, test = data.split(test_size, seed=seed)
     name = f"{spec} (split test_size={test_size}, seed={seed})"
     refusal = (
@@ -251,6 +246,18 @@ def evaluation_data(
     return train, test, name, refusal, warnings
 
 
+def _npz_test_split(spec: str, options: dict[str, Any]) -> ImageDataset | None:
+    """The ``test`` split of a ``.npz`` file, or None (not a .npz, or it has no test split)."""
+    if not spec.lower().endswith(".npz"):
+        return None
+    try:
+        return read_data(spec, split="test", **options)
+    except DataFileError as exc:
+        if "splits found" not in str(exc):
+            raise
+    return None
+
+
 def load_evaluation_data(
     spec: str, test_size: float, seed: int, **options: Any
 ) -> tuple[Any, Any, str]:
@@ -262,15 +269,10 @@ def load_evaluation_data(
     ``options`` (``size``, ``window``, ``on_error``) go to :func:`read_data`.
     """
     if spec.lower().endswith(".npz"):
-        train = read_data(spec, split="train", **options)
-        try:
-            test = read_data(spec, split="test", **options)
-        except DataFileError as exc:
-            if "splits found" not in str(exc):
-                raise
-        else:
-            return train, test, f"{spec} (train/test splits)"
-        data = train
+        data = read_data(spec, split="train", **options)
+        test = _npz_test_split(spec, options)
+        if test is not None:
+            return data, test, f"{spec} (train/test splits)"
     else:
         data = read_data(spec, **options)
     train, test = data.split(test_size, seed=seed)
