@@ -325,3 +325,27 @@ def test_write_without_highdicom_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "highdicom", None)  # as if it were not installed
     with pytest.raises(MissingDependencyError, match=r"pip install 'synthaug\[dicom\]'"):
         write_dicom(torch.rand(1, 1, 4, 4), [0], tmp_path)
+
+
+def test_written_files_say_synthetic_conversion_and_claim_no_orientation(tmp_path):
+    files = write_dicom(torch.rand(2, 1, 8, 8), ["a", "b"], tmp_path / "out")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        assert ds.ConversionType == "SYN"  # Synthetic Image, not Digitized Image
+        assert "PatientOrientation" in ds and ds.PatientOrientation in ("", None)
+        assert not ds.PatientOrientation
+
+
+def test_class_names_can_be_kept_out_of_the_files(tmp_path):
+    images = torch.rand(3, 1, 8, 8)
+    files = write_dicom(
+        images, [1, 0, 1], tmp_path / "out", classes=["benign", "malignant"], class_names=False
+    )
+    assert [f.parent.name for f in files] == ["class_1", "class_0", "class_1"]
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"benign" not in data and b"malignant" not in data, path
+        assert "benign" not in path.name and "malignant" not in path.name
+    back = load_dicom_folder(tmp_path / "out", size=8)
+    assert back.classes == ["class_0", "class_1"] and sorted(back.labels.tolist()) == [0, 1, 1]
