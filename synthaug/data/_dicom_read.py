@@ -16,7 +16,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut, get_decoder
-from pydicom.uid import SegmentationStorage
+from pydicom.uid import UID, SegmentationStorage
 
 from synthaug._utils import warn
 from synthaug.data._dataset import ImageDataset
@@ -313,11 +313,25 @@ def _is_segmentation(path: Path) -> bool:
         sop_class = read_file_meta_info(path).get("MediaStorageSOPClassUID")
     except Exception:  # not DICOM or damaged: reported when its pixels are read
         return False
-    return sop_class in _SEGMENTATION_SOP_CLASSES
+    # A damaged header can hold a list (a stray backslash) where the UID should be.
+    return isinstance(sop_class, str) and sop_class in _SEGMENTATION_SOP_CLASSES
 
 
 def _read_frames(path: Path, window: str | tuple[float, float]) -> tuple[np.ndarray, dict]:
     """Decode one file into ``(frames, H, W)`` float64 values in [0, 1] and its metadata."""
+    try:
+        return _decode_file(path, window)
+    except _BadFile:
+        raise
+    except BaseException as exc:
+        # pydicom converts elements when they are first read, so a damaged one (an unknown VR)
+        # fails wherever that is; a decoder written in Rust panics with a BaseException.
+        if not isinstance(exc, Exception) and type(exc).__name__ != "PanicException":
+            raise
+        raise _BadFile(f"damaged DICOM ({type(exc).__name__}: {exc})", exc) from exc
+
+
+def _decode_file(path: Path, window: str | tuple[float, float]) -> tuple[np.ndarray, dict]:
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError as exc:
@@ -348,6 +362,9 @@ def _read_frames(path: Path, window: str | tuple[float, float]) -> tuple[np.ndar
 
 
 def _check_decoder(tsyntax: Any) -> None:
+    # A damaged header can name a UID that is no transfer syntax (or a list of UIDs).
+    if not isinstance(tsyntax, UID) or not tsyntax.is_transfer_syntax:
+        raise _BadFile(f"its Transfer Syntax UID {str(tsyntax)!r} is not a transfer syntax")
     if not tsyntax.is_compressed:
         return
     try:
