@@ -73,6 +73,33 @@ def model_path(path: str | Path) -> Path:
     return path.with_name(path.name + ".safetensors")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_fitted_state(model: Any) -> None:
+    """Raise ``ValueError`` when restored fitted attributes contradict each other."""
+    names, classes, counts = model.class_names_, model.classes_, model.class_counts_
+    if (
+        len(names) != model.n_classes_
+        or not all(isinstance(name, str) for name in names)
+        or not classes
+        or not set(classes) <= set(range(model.n_classes_))
+        or sorted(counts) != sorted(classes)
+        or min(counts.values()) < 1
+        or not model.sample_shape_
+        or min(model.sample_shape_) < 1
+        or not all(isinstance(r, dict) and all(map(_is_number, r.values())) for r in model.history_)
+        or not (model.fit_seconds_ is None or _is_number(model.fit_seconds_))
+    ):
+        raise ValueError(
+            f"its fitted state is inconsistent (n_classes_={model.n_classes_}, "
+            f"class_names_={names}, classes_={classes}, class_counts_={counts}, "
+            f"sample_shape_={model.sample_shape_}, or a history_ / fit_seconds_ that are not "
+            f"numbers)"
+        )
+
+
 def save_generator(model: Any, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
     """Write ``model`` to ``path`` atomically (a crash never leaves a half-written file).
 
@@ -150,16 +177,25 @@ def load(path: str | Path, *, device: str = "auto") -> Any:
         raise CheckpointError(
             f"{path} has a damaged configuration header: {one_line(exc)}"
         ) from exc
+    if not isinstance(params, dict) or not isinstance(fitted, dict):
+        raise CheckpointError(
+            f"{path} has a damaged configuration header: 'params' and 'fitted' must be JSON "
+            f"objects, got {type(params).__name__} and {type(fitted).__name__}"
+        )
     device = resolve_device(device)
     extra = {k[len("extra.") :]: v for k, v in tensors.items() if k.startswith("extra.")}
     weights = {k: v for k, v in tensors.items() if not k.startswith("extra.")}
     try:
         model = cls(**as_params(params))
         place_on(model, device)
+        # A file whose digest matches can still be written by other code than ours (the
+        # digest is no signature): its parameters and fitted state are checked like a user's.
+        model.check_params()
         model._restore_state(fitted, device)
+        check_fitted_state(model)
         model._restore_extra_tensors(extra)
         model.modules_.load_state_dict(weights, strict=True)
-    except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+    except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
         raise CheckpointError(
             f"{path} does not match the {cls.__name__} it claims to hold: {one_line(exc)}"
         ) from exc
