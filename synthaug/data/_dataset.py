@@ -68,6 +68,11 @@ class ImageDataset(Dataset):
                 f"use synthaug.data.from_arrays to scale uint8 images"
             )
         images = images.to(torch.float32)
+        if 0 in images.shape[1:]:
+            raise ShapeMismatchError(
+                f"every sample needs at least one value, got samples of shape "
+                f"{tuple(images.shape[1:])}"
+            )
         if labels.dim() != 1:
             raise ShapeMismatchError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
         if labels.is_floating_point():
@@ -261,8 +266,7 @@ def from_arrays(
     >>> ds.classes, ds.sample_shape
     (['cat', 'dog'], (1, 8, 8))
     """
-    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
-    y = y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    X, y = _as_array(X, "X"), _as_array(y, "y")
     if X.ndim == 3:
         X = X[:, None]
     elif X.ndim == 4:
@@ -300,6 +304,11 @@ def from_arrays(
             f"labels must be non-negative integers, got {int(y.min())}; map them to 0..K-1 "
             f"(np.unique(y, return_inverse=True)) or pass them as strings"
         )
+    if np.issubdtype(y.dtype, np.inexact) and not np.isfinite(y).all():
+        raise InvalidDataError(
+            f"{int((~np.isfinite(y)).sum())} label(s) are NaN or infinite; drop those samples "
+            f"or give them a class"
+        )
     if classes is None or not np.issubdtype(y.dtype, np.integer):
         try:
             names, codes = np.unique(y, return_inverse=True)
@@ -319,3 +328,14 @@ def from_arrays(
     return ImageDataset(
         torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y.astype(np.int64)), classes
     )
+
+
+def _as_array(value: Any, name: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    try:
+        return np.asarray(value)
+    except ValueError as exc:
+        raise InvalidDataError(
+            f"{name} cannot be read as one array (rows of different lengths?): {exc}"
+        ) from None

@@ -74,12 +74,19 @@ def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
             f".npz file (keys train_images, train_labels, val_*, test_*) there, or pass its path"
         )
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        npz = np.load(path, allow_pickle=False)
+        if isinstance(npz, np.lib.npyio.NpzFile):
+            with npz:
+                arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFileError(
             f"{path} is not a readable .npz file (corrupt or truncated?): {exc}"
         ) from exc
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DataFileError(
+            f"{path} holds a single .npy array, not an .npz archive of named arrays; save it "
+            f"with np.savez(path, train_images=..., train_labels=...)"
+        )
     image_key, label_key = f"{split}_images", f"{split}_labels"
     if image_key not in arrays or label_key not in arrays:
         splits = sorted(k[: -len("_images")] for k in arrays if k.endswith("_images"))
@@ -93,6 +100,14 @@ def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
     elif np.issubdtype(labels.dtype, np.integer):
         all_labels = [_flat_labels(v, path, k) for k, v in arrays.items() if k.endswith("_labels")]
         top = max((int(a.max()) for a in all_labels if a.size), default=-1)
+        total = sum(a.size for a in all_labels)
+        if top >= total:
+            # Labels are class indices: a larger one is a code (or damage), and naming every
+            # class up to it could mean billions of names.
+            raise InvalidDataError(
+                f"{path}: labels go up to {top} but the file labels only {total} images; "
+                f"labels must be class indices 0..K-1: re-code them or add a 'classes' array"
+            )
         classes = [str(i) for i in range(top + 1)]
     else:
         classes = None
@@ -219,7 +234,7 @@ def load_image_folder(
             with Image.open(file) as img:
                 img.load()
                 pictures.append(img.copy())
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
             raise DataFileError(
                 f"cannot read image {file} (corrupt or not an image?): {exc}"
             ) from exc
