@@ -173,9 +173,13 @@ def load_config(path: str | Path, *, quick: bool = False, tune: bool = False) ->
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DataFileError(f"cannot read benchmark config {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidParameterError(
+            f"{path}: not valid TOML: TOML files are UTF-8 ({exc})"
+        ) from exc
     try:
         data = tomllib.loads(text)
     except ValueError as exc:  # tomllib.TOMLDecodeError derives from ValueError
