@@ -101,20 +101,29 @@ class GenerativeOverSampler(BaseOverSampler):
     # -- validation -------------------------------------------------------------------------
     def _check_X_y(self, X: Any, y: Any, accept_sparse: Any = None) -> tuple:
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
-        X, y = validate_data(
-            self,
-            X=X,
-            y=y,
-            reset=True,
-            accept_sparse=["csr", "csc"],
-            allow_nd=True,
-            dtype=[np.float64, np.float32],
-            ensure_all_finite=False,
-        )
+        try:
+            X, y = validate_data(
+                self,
+                X=X,
+                y=y,
+                reset=True,
+                accept_sparse=["csr", "csc"],
+                allow_nd=True,
+                dtype=[np.float64, np.float32],
+                ensure_all_finite=False,
+            )
+        except ValueError as exc:  # no samples, lengths or dtypes that do not fit: sklearn's words
+            raise InvalidDataError(str(exc)) from exc
         values = X.data if sparse.issparse(X) else X
         if not np.isfinite(values).all():
             raise InvalidDataError(
                 "X contains NaN or infinite values; impute or drop them before over-sampling"
+            )
+        n_classes = len(np.unique(y))
+        if n_classes < 2:
+            raise InvalidDataError(
+                f"y holds {n_classes} class; over-sampling needs more than 1 class (a single "
+                f"class has no minority to top up)"
             )
         return X, y, binarize_y
 

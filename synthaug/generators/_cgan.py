@@ -11,6 +11,8 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 
 from synthaug._params import boolean, int_range, real_range
+from synthaug.data import ImageDataset
+from synthaug.errors import InvalidDataError
 from synthaug.generators._registry import register_generator
 from synthaug.generators._torch import TorchGenerator, TrainingContext
 from synthaug.nn import (
@@ -214,6 +216,15 @@ class CGAN(TorchGenerator):
             verbose=verbose,
             dp=dp,
         )
+
+    def _check_dataset(self, dataset: ImageDataset) -> None:
+        super()._check_dataset(dataset)
+        if len(dataset) < 2:
+            # The trainer skips a lone trailing batch, but one image is every batch there is.
+            raise InvalidDataError(
+                "CGAN needs at least 2 training samples: its batch norm has no statistics of "
+                "one; add samples, or use 'cvae', which trains on a single image"
+            )
 
     def _build_modules(self) -> nn.ModuleDict:
         arch = choose_architecture(self.sample_shape_)
