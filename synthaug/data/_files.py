@@ -74,10 +74,12 @@ def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
             f".npz file (keys train_images, train_labels, val_*, test_*) there, or pass its path"
         )
     try:
-        npz = np.load(path, allow_pickle=False)
-        if isinstance(npz, np.lib.npyio.NpzFile):
-            with npz:
-                arrays = {key: npz[key] for key in npz.files}
+        # Our own handle: np.load leaves its file open when a zip turns out to be damaged.
+        with open(path, "rb") as fh:
+            npz = np.load(fh, allow_pickle=False)
+            if isinstance(npz, np.lib.npyio.NpzFile):
+                with npz:
+                    arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataFileError(
             f"{path} is not a readable .npz file (corrupt or truncated?): {exc}"
