@@ -61,8 +61,11 @@ def check_seed(seed: int | None) -> int:
     """Validate a seed; ``None`` draws a fresh one from OS entropy."""
     if seed is None:
         return new_seed()
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidParameterError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**64:
+        # 2**64: torch's generators take 64-bit seeds and overflow on larger ones.
+        raise InvalidParameterError(
+            f"seed must be a non-negative integer below 2**64 or None, got {seed!r}"
+        )
     return int(seed)
 
 

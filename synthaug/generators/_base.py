@@ -9,10 +9,11 @@ the family's private ``_fit`` / ``_sample`` (template method, as imbalanced-lear
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -239,10 +240,14 @@ class BaseGenerator(Estimator):
                 weights, n, replacement=True, generator=torch.Generator().manual_seed(seed)
             )
             return labels.to(self.device_)
-        if isinstance(y, (int, str)) and not isinstance(y, bool):
+        if isinstance(y, (int, np.integer, str)) and not isinstance(y, bool):
             return torch.full((n,), self._label(y), dtype=torch.int64, device=self.device_)
         if isinstance(y, torch.Tensor):
             y = y.reshape(-1).tolist()
+        if isinstance(y, (bool, float)) or not isinstance(y, Iterable):
+            raise UnknownClassError(
+                f"y must be a class (label or name), one per sample, or None; got {y!r}"
+            )
         y = list(y)
         if len(y) != n:
             raise InvalidParameterError(
@@ -284,8 +289,8 @@ class BaseGenerator(Estimator):
     def _label(self, value: Any) -> int:
         if isinstance(value, str) and value in self.class_names_:
             label = self.class_names_.index(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            label = value
+        elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            label = int(value)
         else:
             raise UnknownClassError(f"class {value!r} is not one of {self.class_names_}")
         if label not in self.class_counts_:
