@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save_features:
         check_output(Path(args.save_features), folder=False, overwrite=True)
     model = load(args.model, device=args.device)
+    # A given embedding is read before any work, so a bad file stops the command at once.
+    fx = FeatureExtractor.load(args.features, device=args.device) if args.features else None
     train, test, data_name, refusal, warnings = evaluation_data(
         model, args.data, args.test_size, args.split_seed, data_options(args)
     )
@@ -126,9 +128,7 @@ def run(args: argparse.Namespace) -> int:
     images, labels = model.sample(n, y=train.labels[idx], seed=args.seed)
     synthetic = ImageDataset(images, labels, train.classes)
 
-    if args.features:
-        fx = FeatureExtractor.load(args.features, device=args.device)
-    else:
+    if fx is None:
         fx = FeatureExtractor(epochs=args.feature_epochs, seed=args.seed, device=args.device)
         stages.start(f"training the feature extractor ({args.feature_epochs} epochs)")
         fx.fit(train)

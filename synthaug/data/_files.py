@@ -17,8 +17,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import ImageFolder
 
+from synthaug._utils import warn
 from synthaug.data._dataset import ImageDataset, from_arrays
-from synthaug.data._output import atomic_output, write_manifest
+from synthaug.data._output import MANIFEST_NAME, atomic_output, write_manifest
 from synthaug.errors import (
     DataFileError,
     InvalidDataError,
@@ -230,6 +231,15 @@ def load_image_folder(
         raise DataFileError(
             f"{root} has no class subfolders with images ({', '.join(_IMAGE_SUFFIXES)}): {exc}"
         ) from exc
+    found = {target for _, target in folder.samples}
+    empty = [name for i, name in enumerate(folder.classes) if i not in found]
+    if empty and not (root / MANIFEST_NAME).is_file():
+        # synthaug's writers leave empty folders for classes without images on purpose (and a
+        # manifest); elsewhere an empty class folder is more likely a mistake worth a word.
+        warn(
+            f"class folder(s) {empty} under {root} hold no images; they are read as classes "
+            f"with no samples (remove them if they are not classes)"
+        )
     pictures = []
     for file, _ in folder.samples:
         try:
