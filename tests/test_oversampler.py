@@ -164,3 +164,27 @@ def test_bad_input(imbalanced_xy):
         tiny_sampler().fit_resample(X, np.zeros(len(X)))
     with pytest.raises(ShapeMismatchError):
         tiny_sampler().fit_resample(np.zeros((4, 2, 2, 2, 2)), [0, 1, 0, 1])
+
+
+def test_feature_range_bounds_the_new_rows_and_clips_the_data(imbalanced_xy):
+    X, y = imbalanced_xy
+    sampler = tiny_sampler(feature_range=(-1.0, 1.0))
+    with pytest.warns(UserWarning, match="outside feature_range"):
+        X_res, _ = sampler.fit_resample(X, y)
+    new = X_res[len(X) :]
+    assert np.all(new >= -1.0) and np.all(new <= 1.0)
+    assert [float(v) for v in sampler.feature_range_] == [-1.0, 1.0]
+    # One bound per feature works too; data within the bounds is not clipped.
+    low, high = X.min(0) - 1, X.max(0) + 1
+    per_feature = tiny_sampler(feature_range=(low, high))
+    new = per_feature.fit_resample(X, y)[0][len(X) :]
+    assert np.all(new >= low) and np.all(new <= high)
+    np.testing.assert_array_equal(per_feature.feature_range_[0], low)
+    np.testing.assert_array_equal(per_feature.feature_range_[1], high)
+
+
+@pytest.mark.parametrize("bounds", [(1, 0), (0, np.inf), (0, 1, 2), ([0, 0], [1, 1]), ("a", "b")])
+def test_bad_feature_range_is_refused(imbalanced_xy, bounds):
+    X, y = imbalanced_xy
+    with pytest.raises(InvalidParameterError, match="feature_range must be"):
+        tiny_sampler(feature_range=bounds).fit_resample(X, y)

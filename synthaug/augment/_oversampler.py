@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import validate_data
 
 from synthaug._params import configure
+from synthaug._utils import warn
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
 from synthaug.generators import GENERATORS
@@ -45,6 +46,15 @@ class GenerativeOverSampler(BaseOverSampler):
     image_shape : tuple of int, optional
         ``(C, H, W)`` or ``(H, W)``: the shape of one sample when ``X`` holds flattened images.
         Without it, 2-D ``X`` is tabular. ``X`` may also be ``(N, C, H, W)`` (or ``(N, H, W)``).
+    feature_range : tuple, optional
+        ``(low, high)``: the public bounds of the values, each a number or one value per
+        feature (per value of the flattened sample). ``X`` is clipped to them and mapped to the
+        generator's [0, 1] with them, and generated samples are mapped back. Without it the
+        bounds are the data's own minimum and maximum (per feature for tabular ``X``), unless
+        the generator trains with ``dp=``: bounds read from private data are a release the
+        privacy budget does not cover (one outlier would move every sample), so then images
+        use their known range [0, 1] and tabular ``X`` needs ``feature_range`` from domain
+        knowledge, e.g. ``feature_range=(-5, 5)``, never from the data.
     random_state : int, RandomState or None
         Controls the generator's ``seed`` (it replaces the generator's own) and the sampling
         seeds: the same integer gives the same output on CPU. With ``None`` the generator keeps
@@ -59,12 +69,18 @@ class GenerativeOverSampler(BaseOverSampler):
         Number of samples generated per class.
     image_shape_ : tuple of int
         Shape of one sample as the generator saw it.
+    feature_range_ : tuple
+        The ``(low, high)`` that [0, 1] was mapped from and back to: ``feature_range``, the
+        public [0, 1] of images under ``dp``, or the data's minimum and maximum.
 
     Notes
     -----
-    Generators work on values in [0, 1]: tabular features are min-max scaled per feature,
-    images by the global minimum and maximum, and generated samples are scaled back. Sparse
-    input is densified for the generator (the result is sparse again).
+    Generators work on values in [0, 1]: without ``feature_range``, tabular features are
+    min-max scaled per feature, images by the global minimum and maximum, and generated
+    samples are scaled back. Sparse input is densified for the generator (the result is
+    sparse again). With a private generator only ``generator_`` and its samples are covered
+    by the guarantee: the result also holds the real rows, and its number of new rows per
+    class follows from the exact class counts (see docs/privacy.md).
 
     Examples
     --------
@@ -82,6 +98,7 @@ class GenerativeOverSampler(BaseOverSampler):
         **BaseOverSampler._parameter_constraints,
         "generator": [str, HasMethods(["fit", "sample", "get_params"])],
         "image_shape": [tuple, list, None],
+        "feature_range": [tuple, list, None],
         "random_state": ["random_state"],
     }
 
@@ -91,11 +108,13 @@ class GenerativeOverSampler(BaseOverSampler):
         *,
         sampling_strategy: Any = "auto",
         image_shape: tuple[int, ...] | None = None,
+        feature_range: tuple[Any, Any] | None = None,
         random_state: Any = None,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
         self.generator = generator
         self.image_shape = image_shape
+        self.feature_range = feature_range
         self.random_state = random_state
 
     # -- validation -------------------------------------------------------------------------
@@ -158,17 +177,47 @@ class GenerativeOverSampler(BaseOverSampler):
             configure(model, seed=int(rng.randint(0, 2**31 - 1)))
         return model
 
+    def _value_range(self, flat: np.ndarray, private: bool) -> tuple[Any, Any]:
+        """The ``(low, high)`` that maps ``flat`` to [0, 1]: public bounds, or the data's."""
+        images = len(self.image_shape_) > 1
+        if self.feature_range is not None:
+            low, high = _public_range(self.feature_range, flat.shape[1])
+        elif private and images:
+            low, high = 0.0, 1.0
+        elif private:
+            raise InvalidParameterError(
+                "the generator trains with dp=, so the feature bounds must be public: pass "
+                "feature_range=(low, high) from domain knowledge (numbers or one per feature, "
+                "e.g. feature_range=(-5, 5)), not from the data, whose own min/max would leak "
+                "outside the privacy budget"
+            )
+        elif images:
+            return flat.min(), flat.max()
+        else:
+            return flat.min(axis=0), flat.max(axis=0)
+        if np.any(flat < low) or np.any(flat > high):
+            where = (
+                "feature_range"
+                if self.feature_range is not None
+                else "[0, 1] (the range of images under dp)"
+            )
+            warn(
+                f"X has values outside {where}; they are clipped to it. Pass a wider "
+                f"feature_range if they are meant (e.g. feature_range=(0, 255) for 8-bit images)"
+            )
+        return low, high
+
     # -- resampling -------------------------------------------------------------------------
     def _fit_resample(self, X: Any, y: np.ndarray) -> tuple[Any, np.ndarray]:
         rng = check_random_state(self.random_state)
         self.image_shape_ = self._sample_shape(X)
         dense = X.toarray() if sparse.issparse(X) else np.asarray(X)
         flat = dense.reshape(len(dense), -1).astype(np.float64)
-        if len(self.image_shape_) == 1:
-            low, high = flat.min(axis=0), flat.max(axis=0)
-        else:
-            low, high = flat.min(), flat.max()
+        self.generator_ = self._make_generator(rng)
+        low, high = self._value_range(flat, _trains_privately(self.generator_))
+        self.feature_range_ = (low, high)
         span = np.where(high > low, high - low, 1.0)
+        # Clipping to [0, 1] after scaling clips the data to (low, high) before it.
         scaled = np.clip((flat - low) / span, 0.0, 1.0)
         classes, codes = np.unique(y, return_inverse=True)
         dataset = ImageDataset(
@@ -176,7 +225,6 @@ class GenerativeOverSampler(BaseOverSampler):
             torch.from_numpy(codes.astype(np.int64)),
             [str(c) for c in classes],
         )
-        self.generator_ = self._make_generator(rng)
         self.generator_.fit(dataset)
         new_X, new_y = [], []
         for class_value, n in self.sampling_strategy_.items():
@@ -194,6 +242,29 @@ class GenerativeOverSampler(BaseOverSampler):
             X_res = sparse.vstack([X, *(sparse.csr_matrix(a) for a in new_X)], format=X.format)
             return X_res.astype(X.dtype), y_res
         return np.concatenate([dense, *new_X]), y_res
+
+
+def _trains_privately(model: Any) -> bool:
+    """Whether ``model`` (or an estimator inside it) has a ``dp`` budget set."""
+    params = model.get_params(deep=True)
+    return any(k.split("__")[-1] == "dp" and v is not None for k, v in params.items())
+
+
+def _public_range(value: Any, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """``feature_range`` as two float arrays (scalars or one per feature), checked."""
+    problem = (
+        f"feature_range must be (low, high) with finite low < high, each a number or "
+        f"{n_features} values (one per feature); got {value!r}"
+    )
+    try:
+        low, high = (np.asarray(v, dtype=np.float64) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(problem) from None
+    if any(a.shape not in ((), (n_features,)) for a in (low, high)):
+        raise InvalidParameterError(problem)
+    if not (np.isfinite(low).all() and np.isfinite(high).all() and np.all(low < high)):
+        raise InvalidParameterError(problem)
+    return low, high
 
 
 def _as_chw(shape: Any) -> tuple[int, ...]:
