@@ -20,7 +20,7 @@ from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
 from synthaug.generators._persistence import as_params
 from synthaug.generators._registry import GENERATORS, register_generator
-from synthaug.nn import DP, seeded
+from synthaug.nn import DP, CountRelease, release_counts, seeded
 from synthaug.registry import Preset
 
 
@@ -30,16 +30,26 @@ def _member_seed(seed: int, label: int) -> int:
 
 
 def _fit_member(
-    member: BaseGenerator, images: torch.Tensor, name: str
+    member: BaseGenerator, images: torch.Tensor, name: str, counts: CountRelease | None
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Fit one class's model; returns its fitted state and CPU weights (runs in a worker)."""
     # Parallel workers share the cores: one intra-op thread each avoids oversubscription.
     torch.set_num_threads(1)
-    labels = torch.zeros(len(images), dtype=torch.int64)
-    with fitting_one_class():
-        member.fit(ImageDataset(images, labels, [name]))
+    _fit_one(member, images, name, counts)
     weights = {k: v.detach().cpu() for k, v in member.modules_.state_dict().items()}
     return member._fitted_state(), weights
+
+
+def _fit_one(
+    member: BaseGenerator, images: torch.Tensor, name: str, counts: CountRelease | None
+) -> None:
+    """Fit ``member`` on one class's images; ``counts``: the class's released count (dp)."""
+    data = ImageDataset(images, torch.zeros(len(images), dtype=torch.int64), [name])
+    with fitting_one_class():  # each member models one class by design
+        if counts is None:
+            member.fit(data)
+        else:
+            member._fit_released(data, counts)
 
 
 def _estimator_rule(value: Any) -> str | None:
@@ -87,9 +97,12 @@ class PerClass(BaseGenerator):
     privacy_spent_ : tuple of float
         With a ``dp=synthaug.DP(...)`` estimator: the largest per-class ``(epsilon, delta)``,
         the guarantee of the whole model (each record trains one class's model only: parallel
-        composition).
+        composition). The class counts are then released once with noise, before training;
+        ``class_counts_`` and each member's schedule (sampling rate, steps) come from that
+        release, and every class's figure includes its cost.
     privacy_per_class_ : dict of int to tuple of float
-        With ``dp``: each class's ``(epsilon, delta)``, by label.
+        With ``dp``: each class's ``(epsilon, delta)`` (the count release and that class's
+        training), by label.
 
     Examples
     --------
@@ -125,7 +138,11 @@ class PerClass(BaseGenerator):
         self.estimator_ = self._template()
         self.device_ = resolve_device(self.estimator_.device)
         seed = check_seed(self.estimator_.seed)
-        member_dp = self._member_dp(len(dataset))
+        dp = self.estimator_.get_params().get("dp")
+        counts = None if dp is None else release_counts(self.class_counts_, dp, seed)
+        if counts is not None:
+            self.class_counts_ = dict(counts.counts)
+        member_dp = None if dp is None else self._member_dp(dp, len(dataset), counts)
         jobs = []
         for label in self.classes_:
             member = clone(self.estimator_).set_params(
@@ -137,7 +154,8 @@ class PerClass(BaseGenerator):
             if checkpoint_dir is not None:
                 member.set_params(checkpoint_dir=str(Path(checkpoint_dir) / f"class_{label}"))
             images = dataset.images[dataset.labels == label]
-            jobs.append((member, images, self.class_names_[label]))
+            member_counts = None if counts is None else counts.for_class(label)
+            jobs.append((member, images, self.class_names_[label], member_counts))
         n_jobs = (os.cpu_count() or 1) if self.n_jobs == -1 else self.n_jobs
         self.members_ = {}
         if n_jobs > 1 and len(jobs) > 1:
@@ -146,18 +164,17 @@ class PerClass(BaseGenerator):
                 min(n_jobs, len(jobs)), mp_context=get_context("spawn")
             ) as pool:
                 results = list(pool.map(_fit_member, *zip(*jobs, strict=True)))
-            for (member, _, _), label, (fitted, weights) in zip(
+            for (member, *_), label, (fitted, weights) in zip(
                 jobs, self.classes_, results, strict=True
             ):
                 member._restore_state(fitted, self.device_)
                 member.modules_.load_state_dict(weights)
                 self.members_[label] = member
         else:
-            for (member, images, name), label in zip(jobs, self.classes_, strict=True):
-                with fitting_one_class():  # each member models one class by design
-                    member.fit(
-                        ImageDataset(images, torch.zeros(len(images), dtype=torch.int64), [name])
-                    )
+            for (member, images, name, member_counts), label in zip(
+                jobs, self.classes_, strict=True
+            ):
+                _fit_one(member, images, name, member_counts)
                 self.members_[label] = member
         self.modules_ = self._build_modules()
         self._collect_privacy()
@@ -202,21 +219,20 @@ class PerClass(BaseGenerator):
         self._collect_privacy()
 
     # -- differential privacy ---------------------------------------------------------------
-    def _member_dp(self, n_samples: int) -> DP | None:
+    @staticmethod
+    def _member_dp(dp: DP, n_samples: int, counts: CountRelease) -> DP:
         """Every class's budget, with delta resolved (and checked) on the whole data set.
 
         Each record trains one class's model only, so by parallel composition (McSherry,
         SIGMOD 2009) the whole model is as private as its least private member; delta is
-        chosen for all n records, not for each class's share.
+        chosen for all n records, not for each class's share. A given delta is checked on the
+        true n (the error only reaches the data owner); the default one follows the released
+        total, since the members' saved budgets would otherwise reveal n.
         """
-        dp = self.estimator_.get_params().get("dp")
-        if dp is None:
-            return None
-        return DP(
-            epsilon=dp.epsilon,
-            delta=dp.resolve_delta(n_samples),
-            max_grad_norm=dp.max_grad_norm,
-        )
+        delta = dp.resolve_delta(n_samples)
+        if dp.delta is None:
+            delta = dp.resolve_delta(counts.total)
+        return DP(epsilon=dp.epsilon, delta=delta, max_grad_norm=dp.max_grad_norm)
 
     def _collect_privacy(self) -> None:
         """``privacy_spent_`` = the largest per-class (epsilon, delta); each in ``privacy_per_class_``."""
@@ -229,11 +245,14 @@ class PerClass(BaseGenerator):
         epsilon = max(e for e, _ in spent.values())
         delta = max(d for _, d in spent.values())
         self.privacy_spent_ = (epsilon, delta)
+        counts = [m.privacy_["counts"] for m in self.members_.values() if "counts" in m.privacy_]
         self.privacy_ = {
             "epsilon": epsilon,
             "delta": delta,
-            "composition": "parallel: disjoint classes, the largest per-class epsilon",
+            "composition": "parallel: disjoint classes, the largest per-class epsilon (each "
+            "with the class count release)",
             "per_class": {str(c): {"epsilon": e, "delta": d} for c, (e, d) in spent.items()},
+            **({"counts": counts[0]} if counts else {}),
         }
 
     def _build_modules(self) -> nn.ModuleDict:

@@ -32,6 +32,7 @@ from synthaug.errors import InvalidParameterError
 from synthaug.generators._base import BaseGenerator
 from synthaug.nn import (
     DP,
+    CountRelease,
     PrivateTraining,
     Trainer,
     describe,
@@ -39,6 +40,7 @@ from synthaug.nn import (
     make_dp_compatible,
     optimizer_step,
     quiet_hooks,
+    release_counts,
     seeded,
     validation_split,
 )
@@ -166,7 +168,9 @@ class TorchGenerator(BaseGenerator):
         Show a progress bar.
     dp : synthaug.DP or None
         Train with differential privacy (DP-SGD on ``_dp_modules``, Poisson-sampled batches;
-        see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``.
+        see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``. The class counts
+        the model keeps (``class_counts_``, the proportions of ``sample(y=None)``) are then a
+        noisy release accounted in ``privacy_spent_``, and the schedule follows them.
     """
 
     _parameter_constraints: ClassVar[dict[str, Rule]] = _TRAINING_CONSTRAINTS
@@ -250,18 +254,39 @@ class TorchGenerator(BaseGenerator):
     def _fit(self, dataset: ImageDataset) -> None:
         self.device_ = resolve_device(self.device)
         seed = check_seed(self.seed)
+        counts = self._release_counts(seed)
         dp_context = quiet_hooks() if self.dp is not None else contextlib.nullcontext()
         with seeded(seed), dp_context:
-            self._train(dataset, seed)
+            self._train(dataset, seed, counts)
         self._end_private_training()
 
-    def _train(self, dataset: ImageDataset, seed: int) -> None:
+    def _fit_released(self, dataset: ImageDataset, counts: CountRelease) -> TorchGenerator:
+        """``fit`` with class counts released already, by a meta-estimator under the same
+        budget (:class:`PerClass` releases every class's count once and gives each member its
+        own); this fit then releases none of its own, and accounts the one given."""
+        self._given_counts = counts
+        try:
+            return self.fit(dataset)
+        finally:
+            self.__dict__.pop("_given_counts", None)
+
+    def _release_counts(self, seed: int) -> CountRelease | None:
+        """With ``dp``, swap the exact ``class_counts_`` for a DP release and return it."""
+        if self.dp is None:
+            return None
+        counts = self.__dict__.pop("_given_counts", None)
+        if counts is None:
+            counts = release_counts(self.class_counts_, self.dp, seed)
+        self.class_counts_ = dict(counts.counts)
+        return counts
+
+    def _train(self, dataset: ImageDataset, seed: int, counts: CountRelease | None) -> None:
         self.modules_ = self._new_modules().to(self.device_)
-        trainer = self._make_trainer()
         gen = torch.Generator(device=self.device_).manual_seed(seed)
         optimizers = self._private_optimizers(
-            self._make_optimizers(), n_samples=len(dataset), generator=gen
+            self._make_optimizers(), n_samples=len(dataset), generator=gen, counts=counts
         )
+        trainer = self._make_trainer()
         x = dataset.images.to(self.device_)
         y = dataset.labels.to(self.device_)
         ctx = TrainingContext(trainer, gen, optimizers, seed, self.grad_clip, x, y)
@@ -303,6 +328,7 @@ class TorchGenerator(BaseGenerator):
 
     def _make_trainer(self) -> Trainer:
         """The shared :class:`Trainer`, configured from this estimator's training parameters."""
+        run = getattr(self, "_dp_run", None)
         return Trainer(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -316,6 +342,7 @@ class TorchGenerator(BaseGenerator):
             checkpoint_every=self.checkpoint_every,
             resume=self.resume,
             poisson=self.dp is not None,
+            poisson_n=None if run is None else run.schedule_n,
         )
 
     def _fingerprint(self, n_samples: int) -> str:
@@ -346,11 +373,13 @@ class TorchGenerator(BaseGenerator):
         *,
         n_samples: int,
         generator: torch.Generator,
+        counts: CountRelease | None = None,
     ) -> dict[str, torch.optim.Optimizer]:
         """With ``dp`` set, swap the optimisers of ``_dp_modules`` for DP-SGD ones.
 
-        The batches are then Poisson-sampled (``_make_trainer`` does so) and the losses of
-        those networks must be means over the batch. Without ``dp`` it returns ``optimizers``.
+        The batches are then Poisson-sampled (``_make_trainer`` does so, at the rate the
+        released ``counts`` give) and the losses of those networks must be means over the
+        batch. Without ``dp`` it returns ``optimizers``.
         """
         if self.dp is None:
             return optimizers
@@ -360,6 +389,7 @@ class TorchGenerator(BaseGenerator):
             batch_size=self.batch_size,
             epochs=self.epochs,
             generator=generator,
+            counts=counts,
         )
         self._dp_run = run
         optimizers = dict(optimizers)

@@ -30,11 +30,13 @@ from synthaug.nn._networks import (
 )
 from synthaug.nn._privacy import (
     DP,
+    CountRelease,
     PrivateTraining,
     dp_rule,
     make_dp_compatible,
     project_spectral_norm_,
     quiet_hooks,
+    release_counts,
 )
 from synthaug.nn._seeding import seeded
 from synthaug.nn._trainer import (
@@ -59,6 +61,7 @@ __all__ = [
     "random_jitter",
     "Architecture",
     "ConditionalBatchNorm",
+    "CountRelease",
     "ConvDecoder",
     "MLPDecoder",
     "PrivateTraining",
@@ -79,6 +82,7 @@ __all__ = [
     "project_spectral_norm_",
     "quiet_hooks",
     "read_checkpoint",
+    "release_counts",
     "seeded",
     "tensor_digest",
     "content_digest",

@@ -4,7 +4,9 @@
 generator's ``fit`` uses: it calibrates the noise multiplier, makes the networks that see real
 data compute per-sample gradients (Opacus hooks), swaps their optimisers for Opacus'
 ``DPOptimizer`` (per-sample clipping and Gaussian noise, seeded by the training generator) and
-reports the privacy spent from the Rényi-DP accountant.
+reports the privacy spent from the Rényi-DP accountant. :func:`release_counts` releases the
+per-class record counts with the Gaussian mechanism; a run given that release composes it with
+DP-SGD in the same accountant.
 
 DP-SGD: Abadi et al., "Deep Learning with Differential Privacy", CCS 2016. Accounting for the
 sampled Gaussian mechanism: Mironov, Talwar & Zhang, "Rényi Differential Privacy of the
@@ -18,10 +20,11 @@ import functools
 import math
 import numbers
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook
@@ -38,6 +41,14 @@ DEFAULT_DELTA = 1e-5
 # (fractional orders are the slow ones; the bound moves by well under 1%), plus large orders,
 # which give tighter bounds for short runs.
 _ALPHAS = tuple([1 + x / 4.0 for x in range(1, 40)] + list(range(11, 64)) + [80, 128, 256, 512])
+
+# The per-class count release is calibrated to this share of epsilon on its own. Composed with
+# DP-SGD in the RDP accountant it costs far less than that share: on the digits benchmark's
+# private settings (1,145 records, batch 128, 60 epochs) the training noise rises by 0.7%.
+COUNT_SHARE = 0.1
+
+# Entropy mixed with the seed for the count noise, so that it is a stream of its own.
+_COUNT_STREAM = 0x636F756E74  # "count"
 
 # The torch warning Opacus' backward hooks trigger on the first layer (whose input needs no
 # gradient); it is expected and says nothing about the user's code.
@@ -60,24 +71,76 @@ def _quiet_accountant() -> Iterator[None]:
         yield
 
 
+# The largest noise multiplier a calibration tries (Opacus' ``MAX_SIGMA``).
+_MAX_SIGMA = 1e6
+
+AccountantEntry = tuple[
+    float, float, int
+]  # (noise multiplier, sample rate, steps): an accountant entry
+
+
+def _epsilon(history: list[AccountantEntry], delta: float, accountant: str) -> float:
+    acc = import_optional("opacus.accountants").create_accountant(mechanism=accountant)
+    acc.history = list(history)
+    with _quiet_accountant():
+        return float(acc.get_epsilon(delta=delta, alphas=list(_ALPHAS)))
+
+
 @functools.lru_cache(maxsize=64)
 def _noise_multiplier(
-    epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str
+    epsilon: float,
+    delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str,
+    fixed: tuple[AccountantEntry, ...] = (),
 ) -> float:
-    """Smallest noise multiplier (to 0.01 in epsilon) whose spent epsilon is below the target."""
-    from opacus.accountants.utils import get_noise_multiplier
+    """Smallest noise multiplier (to 0.01 in epsilon) whose spent epsilon is below the target.
 
-    with _quiet_accountant():
-        return float(
-            get_noise_multiplier(
-                target_epsilon=epsilon,
-                target_delta=delta,
-                sample_rate=sample_rate,
-                steps=steps,
-                accountant=accountant,
-                alphas=list(_ALPHAS),
-            )
-        )
+    ``fixed`` are releases of the same records composed with the run (the count release); the
+    search is Opacus' ``get_noise_multiplier`` with them in the accountant's history.
+    """
+
+    def spent(sigma: float) -> float:
+        return _epsilon([(sigma, sample_rate, steps), *fixed], delta, accountant)
+
+    sigma_low, sigma_high, eps_high = 0.0, 10.0, math.inf
+    while eps_high > epsilon:
+        sigma_high = 2 * sigma_high
+        eps_high = spent(sigma_high)
+        if sigma_high > _MAX_SIGMA:
+            raise ValueError("The privacy budget is too low.")
+    while epsilon - eps_high > 0.01:
+        sigma = (sigma_low + sigma_high) / 2
+        eps = spent(sigma)
+        if eps < epsilon:
+            sigma_high, eps_high = sigma, eps
+        else:
+            sigma_low = sigma
+    return sigma_high
+
+
+@functools.lru_cache(maxsize=64)
+def count_noise_multiplier(epsilon: float, delta: float) -> float:
+    """Noise standard deviation for the count release to be ``(COUNT_SHARE * epsilon, delta)``-DP.
+
+    The Gaussian mechanism on a histogram, alone, by the same RDP accountant (a sampled
+    Gaussian with sampling rate 1 and one step); found by bisection to 0.1%, on the safe side.
+    Raises ValueError when no noise level below Opacus' ``MAX_SIGMA`` is enough.
+    """
+    target = COUNT_SHARE * epsilon
+    low, high = 0.0, 1.0
+    while _epsilon([(high, 1.0, 1)], delta, "rdp") > target:
+        low, high = high, 2 * high
+        if high > _MAX_SIGMA:
+            raise ValueError("The privacy budget is too low.")
+    while high - low > 1e-3 * high:
+        mid = (low + high) / 2
+        if _epsilon([(mid, 1.0, 1)], delta, "rdp") > target:
+            low = mid
+        else:
+            high = mid
+    return high
 
 
 def _is_real(v: Any) -> bool:
@@ -159,6 +222,70 @@ class DP:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CountRelease:
+    """Per-class record counts released by the Gaussian mechanism.
+
+    Under add/remove-one adjacency (the one Opacus' accountant uses for DP-SGD) one record
+    changes one class's count by one: the histogram's L2 sensitivity is 1, so adding
+    independent ``N(0, noise_multiplier^2)`` noise to every count is the Gaussian mechanism
+    with that noise multiplier; its RDP at order alpha is ``alpha / (2 noise_multiplier^2)``
+    (Mironov, CSF 2017), the accountant entry ``(noise_multiplier, 1.0, 1)``. Rounding and
+    clipping afterwards are post-processing.
+
+    Attributes
+    ----------
+    counts : dict of int to int
+        The released count of every class with records, by label: rounded, at least 1.
+    noise_multiplier : float
+        Standard deviation of the noise added to each count.
+    """
+
+    counts: dict[int, int]
+    noise_multiplier: float
+
+    @property
+    def total(self) -> int:
+        """The released number of records (the sum of the released counts)."""
+        return sum(self.counts.values())
+
+    def for_class(self, label: int) -> CountRelease:
+        """The release of one class's count, as label 0 (what a per-class member trains on)."""
+        return CountRelease({0: self.counts[label]}, self.noise_multiplier)
+
+    def summary(self) -> dict[str, Any]:
+        """What a model file records about the release (JSON-able; no count)."""
+        return {
+            "mechanism": "gaussian",
+            "sensitivity": 1.0,
+            "noise_multiplier": self.noise_multiplier,
+            "share_of_epsilon": COUNT_SHARE,
+        }
+
+
+def release_counts(counts: Mapping[int, int], dp: DP, seed: int) -> CountRelease:
+    """Release ``counts`` (label -> exact count, classes with records) under the budget ``dp``.
+
+    The noise multiplier is :func:`count_noise_multiplier` at ``dp``'s epsilon and delta (1e-5
+    when delta is None); the noise comes from ``seed`` (a stream apart from training's), so the
+    same seed gives the same counts. The set of labels is not hidden: classes are public.
+    The caller composes the release with what else it publishes (``PrivateTraining(counts=)``).
+    """
+    delta = DEFAULT_DELTA if dp.delta is None else dp.delta
+    try:
+        sigma = count_noise_multiplier(dp.epsilon, delta)
+    except ValueError:
+        raise InvalidParameterError(
+            f"DP: no noise level reaches epsilon={COUNT_SHARE * dp.epsilon:.3g} for the class "
+            f"count release ({COUNT_SHARE:.0%} of epsilon={dp.epsilon}) with delta={delta:.3g}; "
+            f"raise epsilon"
+        ) from None
+    labels = sorted(counts)
+    noise = np.random.default_rng([seed, _COUNT_STREAM]).normal(0.0, sigma, len(labels))
+    noisy = {c: max(1, round(counts[c] + float(e))) for c, e in zip(labels, noise, strict=True)}
+    return CountRelease(noisy, sigma)
+
+
 def dp_rule(v: Any) -> str | None:
     """Parameter rule for ``dp=``: None or a :class:`DP`."""
     return None if v is None or isinstance(v, DP) else "None or synthaug.DP(epsilon=...)"
@@ -228,6 +355,11 @@ class PrivateTraining:
         Draws the Gaussian noise (on the training device), so a seeded run is reproducible.
         Seeded noise is for reproducible research; it is not a cryptographically secure source
         (see docs/privacy.md).
+    counts : CountRelease, optional
+        The released class counts of these records. The run then computes its schedule
+        (sampling rate, steps) and the default delta from the released total instead of
+        ``n_samples``, so they reveal nothing more, and accounts the release with DP-SGD: the
+        noise is calibrated so that both together spend at most the target.
 
     Raises
     ------
@@ -247,17 +379,32 @@ class PrivateTraining:
         batch_size: int,
         epochs: int,
         generator: torch.Generator,
+        counts: CountRelease | None = None,
     ) -> None:
         self.opacus = import_optional("opacus")
         self.dp = dp
+        self.counts = counts
+        # A given delta is checked against the true n: the error only reaches the data owner.
         self.delta = dp.resolve_delta(n_samples)
-        self.sample_rate, self.steps_per_epoch = poisson_schedule(n_samples, batch_size)
-        self.expected_batch_size = max(1, round(self.sample_rate * n_samples))
+        #: The record count the schedule is computed from: the released one when there is one.
+        self.schedule_n = n_samples if counts is None else counts.total
+        if counts is not None and dp.delta is None:
+            self.delta = dp.resolve_delta(self.schedule_n)
+        self.sample_rate, self.steps_per_epoch = poisson_schedule(self.schedule_n, batch_size)
+        self.expected_batch_size = max(1, round(self.sample_rate * self.schedule_n))
         self.generator = generator
+        self._releases: tuple[AccountantEntry, ...] = (
+            () if counts is None else ((counts.noise_multiplier, 1.0, 1),)
+        )
         planned = epochs * self.steps_per_epoch
         try:
             self.noise_multiplier = _noise_multiplier(
-                dp.epsilon, self.delta, self.sample_rate, planned, self.accountant_name
+                dp.epsilon,
+                self.delta,
+                self.sample_rate,
+                planned,
+                self.accountant_name,
+                self._releases,
             )
         except ValueError as exc:
             raise InvalidParameterError(
@@ -308,17 +455,14 @@ class PrivateTraining:
         self._hooked.clear()
 
     def spent(self, epochs_done: int) -> tuple[float, float]:
-        """``(epsilon, delta)`` spent by ``epochs_done`` epochs, from the RDP accountant."""
-        from opacus.accountants import RDPAccountant
-
+        """``(epsilon, delta)`` spent by ``epochs_done`` epochs and the count release, from
+        the RDP accountant."""
         steps = epochs_done * self.steps_per_epoch
-        if steps == 0:
+        history = [(self.noise_multiplier, self.sample_rate, steps)] if steps else []
+        history += self._releases
+        if not history:
             return 0.0, self.delta
-        accountant = RDPAccountant()
-        accountant.history = [(self.noise_multiplier, self.sample_rate, steps)]
-        with _quiet_accountant():
-            epsilon = float(accountant.get_epsilon(delta=self.delta, alphas=list(_ALPHAS)))
-        return epsilon, self.delta
+        return _epsilon(history, self.delta, self.accountant_name), self.delta
 
     def summary(self, epochs_done: int) -> dict[str, Any]:
         """What a model file records about the run (JSON-able)."""
@@ -331,4 +475,5 @@ class PrivateTraining:
             "sample_rate": self.sample_rate,
             "steps": epochs_done * self.steps_per_epoch,
             "accountant": self.accountant_name,
+            **({"counts": self.counts.summary()} if self.counts is not None else {}),
         }

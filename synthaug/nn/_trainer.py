@@ -75,6 +75,10 @@ class Trainer:
         takes every sample independently with probability ``batch_size / n`` (one Bernoulli
         mask per step, drawn with ``generator``), for :func:`poisson_schedule` steps per epoch.
         Batches vary in size and may be empty; every one is passed to ``step``.
+    poisson_n : int or None
+        The record count the Poisson schedule (rate and steps) is computed from; None: the
+        number of samples given to :meth:`run`. Differentially private training passes a
+        released (noisy) count, so that the schedule reveals nothing more than it.
     skip_lone_batch : bool
         Skip an epoch's trailing mini-batch of a single sample (it is seen in another epoch):
         batch statistics of one sample are undefined, so networks with batch norm need this.
@@ -95,6 +99,7 @@ class Trainer:
         checkpoint_every: int = 1,
         resume: bool = False,
         poisson: bool = False,
+        poisson_n: int | None = None,
         skip_lone_batch: bool = True,
     ) -> None:
         self.epochs = epochs
@@ -108,6 +113,7 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.poisson = poisson
+        self.poisson_n = poisson_n
         self.skip_lone_batch = skip_lone_batch
 
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -219,7 +225,7 @@ class Trainer:
     ) -> Iterator[torch.Tensor]:
         """Index tensors of one epoch's mini-batches."""
         if self.poisson:
-            rate, steps = poisson_schedule(n, self.batch_size)
+            rate, steps = poisson_schedule(self.poisson_n or n, self.batch_size)
             for _ in range(steps):
                 mask = torch.rand(n, generator=generator, device=device) < rate
                 yield mask.nonzero().squeeze(1)
