@@ -215,3 +215,20 @@ def test_per_class_schedules_follow_the_released_counts(counted, device):
         assert member.privacy_["counts"] == model.privacy_["counts"]
         assert member.privacy_spent_[0] <= 3.0
     assert model.privacy_spent_[0] == max(e for e, _ in model.privacy_per_class_.values())
+
+
+def test_a_private_per_class_model_fitted_without_a_seed_keeps_none(counted, device, tmp_path):
+    # Member seeds are a function of the run's seed, which drew the count noise: a saved one
+    # would let any reader regenerate that noise and subtract it.
+    model = private_model("perclass-vae", device, seed=None).fit(counted)
+    loaded = synthaug.load(model.save(tmp_path / "fresh"), device=device)
+    assert loaded.estimator.seed is None
+    assert [m.seed for m in loaded.members_.values()] == [None, None]
+    assert loaded.class_counts_ == model.class_counts_
+    # A given seed is kept, for reproducible research.
+    seeded = private_model("perclass-vae", device, seed=5).fit(counted)
+    reloaded = synthaug.load(seeded.save(tmp_path / "seeded"), device=device)
+    assert [m.seed for m in reloaded.members_.values()] == [
+        m.seed for m in seeded.members_.values()
+    ]
+    assert None not in [m.seed for m in reloaded.members_.values()]

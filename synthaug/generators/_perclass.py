@@ -201,10 +201,19 @@ class PerClass(BaseGenerator):
     def _fitted_state(self) -> dict[str, Any]:
         state = super()._fitted_state()
         state["members"] = {
-            str(c): {"params": m.get_params(deep=False), "fitted": m._fitted_state()}
+            str(c): {"params": self._member_params(m), "fitted": m._fitted_state()}
             for c, m in self.members_.items()
         }
         return state
+
+    def _member_params(self, member: BaseGenerator) -> dict[str, Any]:
+        """A member's parameters as saved. A private model fitted with ``seed=None`` keeps no
+        member seed: each is a function of the fresh seed its noise came from (the count
+        release's too), so a saved one would let a reader regenerate that noise."""
+        params = member.get_params(deep=False)
+        if params.get("dp") is not None and self.estimator_.get_params().get("seed") is None:
+            params["seed"] = None
+        return params
 
     def _restore_state(self, state: dict[str, Any], device: torch.device) -> None:
         self.estimator_ = self._template()
