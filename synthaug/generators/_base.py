@@ -200,7 +200,8 @@ class BaseGenerator(Estimator):
             Number of samples, > 0.
         y : int, str, sequence or tensor, optional
             One class (label or name) for all samples, or one label per sample (length ``n``).
-            ``None`` draws classes in their training proportions.
+            ``None`` draws classes in their training proportions (``class_counts_``: with
+            ``dp``, the released noisy counts).
         seed : int, optional
             Same seed, same samples (on CPU, also after save/load). ``None`` is fresh entropy.
 

@@ -156,7 +156,8 @@ class CGAN(TorchGenerator):
     history_ : list of dict
         Per-epoch mean ``d_loss`` and ``g_loss``.
     privacy_spent_ : tuple of float
-        ``(epsilon, delta)`` spent, from Opacus' accountant; only when trained with ``dp``.
+        ``(epsilon, delta)`` spent by training and the class count release, from Opacus'
+        accountant; only when trained with ``dp`` (``class_counts_`` is then that release).
 
     Examples
     --------

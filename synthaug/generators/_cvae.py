@@ -138,7 +138,8 @@ class CVAE(TorchGenerator):
     history_ : list of dict
         Per-epoch mean ``loss``, ``recon`` and ``kl`` (and ``val_loss`` with early stopping).
     privacy_spent_ : tuple of float
-        ``(epsilon, delta)`` spent, from Opacus' accountant; only when trained with ``dp``.
+        ``(epsilon, delta)`` spent by training and the class count release, from Opacus'
+        accountant; only when trained with ``dp`` (``class_counts_`` is then that release).
 
     Examples
     --------

@@ -44,7 +44,8 @@ _ALPHAS = tuple([1 + x / 4.0 for x in range(1, 40)] + list(range(11, 64)) + [80,
 
 # The per-class count release is calibrated to this share of epsilon on its own. Composed with
 # DP-SGD in the RDP accountant it costs far less than that share: on the digits benchmark's
-# private settings (1,145 records, batch 128, 60 epochs) the training noise rises by 0.7%.
+# private settings (1,145 records, batch 128, 60 epochs) the training noise rises by 0.7%
+# (noise multiplier 1.581 -> 1.592 at epsilon 10, 10.63 -> 10.70 at epsilon 1).
 COUNT_SHARE = 0.1
 
 # Entropy mixed with the seed for the count noise, so that it is a stream of its own.
