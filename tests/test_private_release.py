@@ -193,6 +193,25 @@ def _rdp_epsilon(history, delta: float) -> float:
         return acc.get_epsilon(delta=delta, alphas=alphas)
 
 
+def test_private_training_runs_the_schedule_of_the_released_count(counted, device):
+    # The steps taken are the steps accounted: the loop's schedule follows the released total.
+    steps: list[int] = []
+    model = private_model("cvae", device)
+    step = model._train_step
+
+    def counted_step(x, y, ctx):
+        steps.append(len(x))
+        return step(x, y, ctx)
+
+    model._train_step = counted_step
+    model.fit(counted)
+    released = sum(model.class_counts_.values())
+    assert released != len(counted)
+    rate, per_epoch = poisson_schedule(released, BATCH)
+    assert len(steps) == model.privacy_["steps"] == 2 * per_epoch
+    assert model.privacy_["sample_rate"] == rate
+
+
 def test_same_seed_same_noisy_counts(counted, device):
     a = private_model("cvae", device, seed=3).fit(counted)
     b = private_model("cvae", device, seed=3).fit(counted)
