@@ -1,7 +1,8 @@
-"""Measures of synthetic data: downstream utility, fidelity and privacy, and the statistics
-the benchmark reports use. Downstream classifiers are registered by name in
-:data:`CLASSIFIERS`."""
+"""Measures of synthetic data: downstream utility, fidelity and privacy (with membership
+attacks on the generator), and the statistics the benchmark reports use. Downstream
+classifiers are registered by name in :data:`CLASSIFIERS`."""
 
+from synthaug.metrics._attacks import LikelihoodModel, membership_attacks, tpr_at_fpr
 from synthaug.metrics._classification import binary_scores, classification_scores
 from synthaug.metrics._classifiers import (
     CLASSIFIERS,
@@ -31,6 +32,7 @@ __all__ = [
     "CNNClassifier",
     "CVSelectClassifier",
     "FeatureExtractor",
+    "LikelihoodModel",
     "LogisticRegressionClassifier",
     "MaxPoolCNNClassifier",
     "NetClassifier",
@@ -43,10 +45,12 @@ __all__ = [
     "holm",
     "label_fidelity",
     "mean_ci",
+    "membership_attacks",
     "paired_differences",
     "paired_gain",
     "prdc",
     "privacy",
+    "tpr_at_fpr",
     "utility",
     "win_tie_loss",
 ]
