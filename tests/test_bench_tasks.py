@@ -12,7 +12,15 @@ import pytest
 import torch
 
 from synthaug.anomaly import KNNDetector, PCADetector, evaluate_one_class
-from synthaug.bench import load_config, parse_config, read_results, run_bench, summarize_results
+from synthaug.bench import (
+    TASKS,
+    load_config,
+    parse_config,
+    read_results,
+    run_bench,
+    run_cell,
+    summarize_results,
+)
 from synthaug.bench._report import format_csv
 from synthaug.data import LESION_GRADES, make_graded_phantoms
 from synthaug.errors import BenchmarkError, EmptyDatasetError, InvalidParameterError
@@ -335,6 +343,31 @@ def test_tstr_grid_real_and_private_generator(tmp_path):
     rows = list(csv.DictReader(io.StringIO(format_csv(summarize_results(list(records.values()))))))
     mia = [r for r in rows if r["metric"] == "mia_auc"]
     assert mia and all(r["best"] == "False" for r in mia)
+
+
+def test_tstr_cells_report_the_membership_attacks(tmp_path):
+    cfg = parse_config(tstr_config(methods={"real": {}, "cvae": {"epochs": 1}}))
+    metrics = {c.method: run_cell(c, workdir=tmp_path)["metrics"] for c in cfg.cells()}
+    attacks = ("distance", "likelihood", "density_ratio", "strongest")
+    for m in metrics.values():
+        assert {f"attack_{f}_{a}" for f in ("auc", "tpr_at_1fpr") for a in attacks} <= set(m)
+        # 382 test digits: 191 calibrate, 191 are non-members, as many training members.
+        assert m["attack_candidates"] == 382
+    real = metrics["real"]
+    # Releasing the training set: every member sits at distance 0 from a "synthetic" one.
+    assert real["attack_auc_distance"] == 1.0 and real["attack_tpr_at_1fpr_strongest"] == 1.0
+    assert real["attack_strongest"] == "distance"
+    assert math.isnan(real["attack_auc_likelihood"])  # no model: white-box skipped
+    assert 0 <= metrics["cvae"]["attack_auc_likelihood"] <= 1  # the CVAE's own ELBO
+    # The report's tables gain the strongest attack where the results have it, not before.
+    tstr = TASKS.get("tstr")()
+    shown = tstr.reported_metrics(list(metrics.values()))
+    assert shown[shown.index("mia_auc") + 1 : shown.index("mia_auc") + 3] == (
+        "attack_auc_strongest",
+        "attack_tpr_at_1fpr_strongest",
+    )
+    old = [{k: v for k, v in m.items() if not k.startswith("attack_")} for m in metrics.values()]
+    assert tstr.reported_metrics(old) == tstr.reported
 
 
 def test_shipped_dp_config_parses():

@@ -29,8 +29,13 @@ generator trained on the training part (with ``dp=synthaug.DP(epsilon, ...)`` fo
 epsilon; ``private`` overrides the generator's parameters then, since DP-SGD favours smaller
 networks and larger batches); a class-balanced synthetic set as large as the training part;
 the classifier trained on it and scored on the real test part (train on synthetic, test on
-real: Esteban et al., 2017); label fidelity; and the empirical privacy figures of
-:func:`synthaug.metrics.privacy` with the test part as the non-members.
+real: Esteban et al., 2017); label fidelity; the empirical privacy figures of
+:func:`synthaug.metrics.privacy` with the test part as the non-members; and the membership
+attacks of :func:`synthaug.metrics.membership_attacks` on the same parts (the white-box one
+on the generator itself): ``attack_auc_<attack>`` and ``attack_tpr_at_1fpr_<attack>`` for
+``distance``, ``likelihood`` (NaN where skipped: a GAN, the real data) and
+``density_ratio``, the same for ``strongest`` with its name in ``attack_strongest``, and
+``attack_candidates`` (members plus non-members scored).
 """
 
 from __future__ import annotations
@@ -59,7 +64,12 @@ from synthaug.bench._task import (
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import GENERATORS
-from synthaug.metrics import classification_scores, label_fidelity, privacy
+from synthaug.metrics import (
+    classification_scores,
+    label_fidelity,
+    membership_attacks,
+    privacy,
+)
 from synthaug.nn import DP
 
 _PRIVACY_KEYS = ("epsilons", "delta", "max_grad_norm")
@@ -72,10 +82,25 @@ _PRIVACY_FIGURES = (
     "memorization_baseline",
     "exact_copies",
 )
+# Shown in the report's tables when the results hold them (older runs do not).
+_ATTACK_TABLES = ("attack_auc_strongest", "attack_tpr_at_1fpr_strongest")
 
 
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _attack_figures(attacks: dict[str, Any]) -> dict[str, Any]:
+    """Flat metrics of :func:`~synthaug.metrics.membership_attacks`' result: per attack (and
+    ``strongest``) ``attack_auc_<name>`` and ``attack_tpr_at_1fpr_<name>``, NaN for a
+    skipped attack; ``attack_strongest`` names it; ``attack_candidates`` counts those scored."""
+    out: dict[str, Any] = {}
+    for name, figures in [*attacks["attacks"].items(), ("strongest", attacks["strongest"])]:
+        out[f"attack_auc_{name}"] = figures.get("auc", math.nan)
+        out[f"attack_tpr_at_1fpr_{name}"] = figures.get("tpr_at_1fpr", math.nan)
+    out["attack_strongest"] = attacks["strongest"]["attack"]
+    out["attack_candidates"] = attacks["n_members"] + attacks["n_nonmembers"]
+    return out
 
 
 def generator_params(params: dict[str, Any], epsilon: float | None) -> dict[str, Any]:
@@ -111,6 +136,13 @@ class TSTRTask(BaseTask):
     # Utility is better high; the privacy figures have no "best" direction worth bolding
     # (an MIA AUC is best at 0.5, a DCR ratio at 1).
     best_is_highest = ("balanced_accuracy", "label_fidelity")
+
+    def reported_metrics(self, metrics: list[dict[str, Any]]) -> tuple[str, ...]:
+        # The strongest attack's figures follow the black-box MIA AUC, where the results
+        # have them (runs made before the attacks existed do not).
+        extra = [k for k in _ATTACK_TABLES if any(k in m for m in metrics)]
+        at = self.reported.index("mia_auc") + 1
+        return (*self.reported[:at], *extra, *self.reported[at:])
 
     def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
         check_keys(table, _PRIVACY_KEYS, "privacy")
@@ -182,6 +214,7 @@ class TSTRTask(BaseTask):
         with ctx.timed("split"):
             train, test = dataset.split(cell.split["test_size"], seed=seed)
         spent, noise = math.inf, 0.0
+        model = None
         if cell.method == REAL:
             synthetic = train
         else:
@@ -215,6 +248,9 @@ class TSTRTask(BaseTask):
             out["label_fidelity"] = label_fidelity(train, synthetic, seed=seed)["label_fidelity"]
             figures = privacy(train, synthetic, test, seed=seed)
             out.update({k: figures[k] for k in _PRIVACY_FIGURES})
+            out.update(
+                _attack_figures(membership_attacks(train, synthetic, test, model=model, seed=seed))
+            )
         out["epsilon_spent"] = spent
         out["noise_multiplier"] = noise
         out["n_synthetic"] = len(synthetic)
