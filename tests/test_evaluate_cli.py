@@ -59,6 +59,17 @@ def test_evaluate_writes_all_three_groups(tmp_path, npz_and_model, capsys):
     assert result["privacy_spent"] is None and result["warnings"] == []
     assert "FD / PRDC / C2ST embedding: penultimate layer" in printed
     assert "mia_auc" in printed and "tstr" in printed
+    # The membership attacks, the white-box one on the CVAE itself: 50 test items, 25 of
+    # them calibrate, 25 are non-members scored against 25 training members.
+    attacks = result["privacy"]["attacks"]
+    assert set(attacks["attacks"]) == {"distance", "likelihood", "density_ratio"}
+    assert attacks["attacks"]["likelihood"]["access"] == "white-box"
+    assert 0 <= attacks["attacks"]["likelihood"]["auc"] <= 1
+    assert attacks["n_members"] == attacks["n_nonmembers"] == attacks["n_reference"] == 25
+    best = attacks["strongest"]
+    assert best["auc"] == max(a["auc"] for a in attacks["attacks"].values())
+    assert "membership attacks (25 members vs 25 non-members scored" in printed
+    assert f"strongest: {best['attack']} (AUC {best['auc']:.3f}" in printed
 
     # Reusing the saved embedding gives the same figures.
     again = tmp_path / "again.json"

@@ -46,6 +46,7 @@ def test_evaluate_tests_against_the_held_out_part_by_default(held, tmp_path, cap
     assert result["n_test"] == n_test and result["n_train"] == 1797 - n_test
     assert "held out when training" in result["data"]
     assert result["privacy"]["mia_auc"] == result["privacy"]["mia_auc"]  # a number, not NaN
+    assert result["privacy"]["attacks"]["n_nonmembers"] > 0
     assert result["privacy_refused"] is None and result["warnings"] == []
     # --test-size / --split-seed do not move a recorded hold-out.
     again = tmp_path / "again.json"
@@ -66,6 +67,7 @@ def test_privacy_is_refused_for_a_model_trained_on_all_of_the_data(tmp_path, cap
     assert "trained on all of digits" in result["privacy_refused"]
     assert "--holdout" in result["privacy_refused"]
     assert "privacy   not reported" in printed and "mia_auc" not in printed
+    assert "membership attacks" not in printed
     assert any("optimistic" in w for w in result["warnings"])
 
 

@@ -22,7 +22,7 @@ from synthaug.cli._types import fraction, positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
 from synthaug.errors import DataFileError, InvalidParameterError
 from synthaug.generators import load
-from synthaug.metrics import FeatureExtractor, fidelity, privacy, utility
+from synthaug.metrics import FeatureExtractor, fidelity, membership_attacks, privacy, utility
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Sample a saved generator and compare its samples with real data: fidelity (FD, "
             "precision/recall/density/coverage, C2ST, label fidelity), utility (TRTR, TSTR, "
-            "TRTS, real+synthetic) and privacy (DCR, memorization, membership inference). "
+            "TRTS, real+synthetic) and privacy (DCR, memorization, membership attacks: "
+            "distance, the model's likelihood, density ratio). "
             "A model trained with 'synthaug train --holdout FRAC' is scored against exactly the "
             "items it held out; privacy figures are refused when no part of the data is known "
             "to be unseen by the model (trained on all of it, or other data)."
@@ -149,8 +150,9 @@ def run(args: argparse.Namespace) -> int:
     )
     priv = None
     if refusal is None:
-        stages.start("privacy (DCR, memorization, membership inference)")
+        stages.start("privacy (DCR, memorization, membership attacks)")
         priv = privacy(train, synthetic, test, seed=args.seed)
+        priv["attacks"] = membership_attacks(train, synthetic, test, model=model, seed=args.seed)
     spent = getattr(model, "privacy_spent_", None)
     dp = None if spent is None else {"epsilon": float(spent[0]), "delta": float(spent[1])}
 
@@ -292,6 +294,34 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _attack_lines(attacks: dict[str, Any]) -> list[str]:
+    """The membership attacks' table of the report."""
+    n = attacks["n_members"]
+    lines = [
+        "",
+        f"membership attacks ({n} members vs {n} non-members scored; "
+        f"{attacks['n_reference']} other held-out records calibrate)",
+        f"          {'attack':<15}{'access':<11}{'auc':>8}{'tpr@1%fpr':>11}{'tpr@0.1%fpr':>13}",
+    ]
+    for name, a in attacks["attacks"].items():
+        if "skipped" in a:
+            lines.append(f"          {name:<15}{a['access']:<11}  skipped: {a['skipped']}")
+            continue
+        lines.append(
+            f"          {name:<15}{a['access']:<11}{_fmt(a['auc']):>8}"
+            f"{_fmt(a['tpr_at_1fpr']):>11}{_fmt(a['tpr_at_0.1fpr']):>13}"
+        )
+    best = attacks["strongest"]
+    lines += [
+        f"          strongest: {best['attack']} (AUC {_fmt(best['auc'])}, TPR at 1% FPR "
+        f"{_fmt(best['tpr_at_1fpr'])})",
+        f"          (AUC 0.5 = no leakage, give or take {attacks['auc_null_sd']:.3f} by chance "
+        f"with these counts; TPR at x% FPR = x% by chance,",
+        "           nan under 100 / 1,000 non-members, noisy with a few hundred)",
+    ]
+    return lines
+
+
 def format_report(result: dict[str, Any]) -> str:
     """The compact table ``synthaug evaluate`` prints."""
     fid, util, priv = result["fidelity"], result["utility"], result["privacy"]
@@ -334,6 +364,7 @@ def format_report(result: dict[str, Any]) -> str:
             f"          (memorization baseline {priv['memorization_baseline']:.3f}; "
             f"MIA AUC 0.5 = no leakage; DCR ratios near 1 = as far as unseen real data)"
         )
+        lines.extend(_attack_lines(priv["attacks"]))
     for w in result["warnings"]:
         lines.append(f"warning: {w}")
     return "\n".join(lines)
