@@ -15,6 +15,7 @@ import synthaug
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError, InvalidParameterError
 from synthaug.generators import CGAN, CVAE, PerClass
+from synthaug.metrics import _attacks as attacks_module
 from synthaug.metrics import membership_attacks, tpr_at_fpr
 from synthaug.metrics._attacks import _kde_log_density, _loo_bandwidth, _split_candidates
 
@@ -198,6 +199,21 @@ def test_loo_bandwidth_narrows_for_samples_crowding_round_few_points():
     centres = torch.randn(20, 4, generator=g).double()
     crowd = centres.repeat(10, 1) + 0.01 * torch.randn(200, 4, generator=g).double()
     assert _loo_bandwidth(crowd) < _loo_bandwidth(blob) / 10
+
+
+def test_density_ratio_fits_its_components_on_a_bounded_number_of_records(digits, monkeypatch):
+    svd, shapes = torch.linalg.svd, []
+
+    def recording_svd(a, *args, **kwargs):
+        shapes.append(tuple(a.shape))
+        return svd(a, *args, **kwargs)
+
+    monkeypatch.setattr(attacks_module, "_PCA_ROWS", 100)
+    monkeypatch.setattr(torch.linalg, "svd", recording_svd)
+    train, holdout = digits.split(0.5, seed=0)
+    out = membership_attacks(train, train, holdout, seed=0)
+    assert shapes == [(100, 64)]  # not the 898 + 450 synthetic and reference records
+    assert out["attacks"]["density_ratio"]["auc"] > 0.6  # copies are still found
 
 
 # -- bad input ------------------------------------------------------------------------------------

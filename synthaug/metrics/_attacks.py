@@ -31,6 +31,8 @@ _CALIBRATED_FPR = 0.01
 # how many points at most choose among them.
 _BANDWIDTH_FACTORS = 2.0 ** np.arange(-6.0, 1.5, 0.5)
 _BANDWIDTH_QUERIES = 2000
+# Records at most that the density-ratio attack's principal components are fitted on.
+_PCA_ROWS = 2000
 
 
 @runtime_checkable
@@ -402,13 +404,17 @@ def _density_ratio(
     """``log p_synthetic - log p_reference`` of each candidate, then of each reference record
     (its own kernel left out of ``p_reference``), with KDEs in whitened PCA space."""
     fit = torch.cat([synthetic, reference])
+    # The components come from at most _PCA_ROWS records, evenly spaced over both sets, so
+    # that large images and many samples stay a small SVD.
+    rows = np.unique(np.linspace(0, len(fit) - 1, min(len(fit), _PCA_ROWS)).round())
+    fit = fit[torch.as_tensor(rows.astype(np.int64))]
     mean = fit.mean(dim=0)
     _, s, vt = torch.linalg.svd(fit - mean, full_matrices=False)
     keep = min(dims, int((s > s[0] * 1e-8).sum())) if s[0] > 0 else 0
     if keep == 0:  # every synthetic and reference record is the same point
         return np.zeros(len(candidates) + len(reference))
     # Whitened: unit variance along each kept component over the fitted records.
-    proj = vt[:keep].T / (s[:keep] / math.sqrt(len(fit) - 1))
+    proj = vt[:keep].T / (s[:keep] / math.sqrt(max(len(fit) - 1, 1)))
     c, syn, ref = ((x - mean) @ proj for x in (candidates, synthetic, reference))
     bw_syn, bw_ref = _loo_bandwidth(syn), _loo_bandwidth(ref)
     p_syn = _kde_log_density(torch.cat([c, ref]), syn, bw_syn)
