@@ -24,6 +24,7 @@ from synthaug.cli import (
     _evaluate,
     _grid,
     _info,
+    _release,
     _report,
     _sample,
     _train,
@@ -32,7 +33,18 @@ from synthaug.cli._warnings import run_showing_warnings
 from synthaug.errors import SynthaugError
 
 # Modules of this package that define subcommands, in the order --help lists them.
-_COMMANDS = (_demo, _train, _sample, _augment, _grid, _info, _evaluate, _bench, _report)
+_COMMANDS = (
+    _demo,
+    _train,
+    _sample,
+    _augment,
+    _grid,
+    _info,
+    _evaluate,
+    _release,
+    _bench,
+    _report,
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -129,30 +129,24 @@ def run(args: argparse.Namespace) -> int:
     images, labels = model.sample(n, y=train.labels[idx], seed=args.seed)
     synthetic = ImageDataset(images, labels, train.classes)
 
-    if fx is None:
-        fx = FeatureExtractor(epochs=args.feature_epochs, seed=args.seed, device=args.device)
-        stages.start(f"training the feature extractor ({args.feature_epochs} epochs)")
-        fx.fit(train)
-    if args.save_features:
-        fx.save(args.save_features)
-
-    stages.start("fidelity (FD, precision/recall/density/coverage, C2ST, label fidelity)")
-    fid = fidelity(train, synthetic, features=fx, k=args.k, seed=args.seed)
-    stages.start(f"utility (TRTR, TSTR, TRTS, real+synthetic; {args.classifier} classifiers)")
-    util = utility(
+    fx, scores = score_samples(
+        model,
         train,
-        synthetic,
         test,
+        synthetic,
+        features=fx,
+        feature_epochs=args.feature_epochs,
+        k=args.k,
         classifier=args.classifier,
         classifier_epochs=args.classifier_epochs,
         seed=args.seed,
         device=args.device,
+        stages=stages,
+        with_privacy=refusal is None,
     )
-    priv = None
-    if refusal is None:
-        stages.start("privacy (DCR, memorization, membership attacks)")
-        priv = privacy(train, synthetic, test, seed=args.seed)
-        priv["attacks"] = membership_attacks(train, synthetic, test, model=model, seed=args.seed)
+    if args.save_features:
+        fx.save(args.save_features)
+    fid, util, priv = scores["fidelity"], scores["utility"], scores["privacy"]
     spent = getattr(model, "privacy_spent_", None)
     dp = None if spent is None else {"epsilon": float(spent[0]), "delta": float(spent[1])}
 
@@ -179,6 +173,62 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(result))
     print(f"\nwrote {out}")
     return 0
+
+
+def score_samples(
+    model: Any,
+    train: ImageDataset,
+    test: ImageDataset,
+    synthetic: ImageDataset,
+    *,
+    features: FeatureExtractor | None,
+    feature_epochs: int,
+    k: int,
+    classifier: str,
+    classifier_epochs: int,
+    seed: int,
+    device: str,
+    stages: Stages,
+    with_privacy: bool,
+    fidelity_against: str = "train",
+) -> tuple[FeatureExtractor, dict[str, Any]]:
+    """Fidelity, utility and (``with_privacy``) privacy of ``synthetic``, one stage each.
+
+    ``train`` is what the model was trained on and ``test`` real data it did not see; a
+    :class:`FeatureExtractor` is trained on ``train`` unless ``features`` is given. Fidelity
+    compares ``synthetic`` with ``fidelity_against`` (``"train"`` or ``"test"``: held-out data,
+    in an embedding trained on the disjoint train part; per class only when every class of both
+    sets has more than ``k`` items). Returns the extractor and ``{"fidelity", "utility",
+    "privacy"}`` (``privacy`` None without it).
+    """
+    fx = features
+    if fx is None:
+        fx = FeatureExtractor(epochs=feature_epochs, seed=seed, device=device)
+        stages.start(f"training the feature extractor ({feature_epochs} epochs)")
+        fx.fit(train)
+    stages.start("fidelity (FD, precision/recall/density/coverage, C2ST, label fidelity)")
+    reference = test if fidelity_against == "test" else train
+    per_class = True  # against the train part: too small a class is an error, as before
+    if fidelity_against == "test":  # a held-out part is often small: pool its classes then
+        counts = [*reference.class_counts().values(), *synthetic.class_counts().values()]
+        per_class = min(n for n in counts if n) > k
+    fid = fidelity(reference, synthetic, features=fx, k=k, seed=seed, per_class=per_class)
+    stages.start(f"utility (TRTR, TSTR, TRTS, real+synthetic; {classifier} classifiers)")
+    util = utility(
+        train,
+        synthetic,
+        test,
+        classifier=classifier,
+        classifier_epochs=classifier_epochs,
+        seed=seed,
+        device=device,
+    )
+    priv = None
+    if with_privacy:
+        stages.start("privacy (DCR, memorization, membership attacks)")
+        priv = privacy(train, synthetic, test, seed=seed)
+        priv["attacks"] = membership_attacks(train, synthetic, test, model=model, seed=seed)
+    return fx, {"fidelity": fid, "utility": util, "privacy": priv}
 
 
 # -- data ---------------------------------------------------------------------------------------

@@ -255,13 +255,15 @@ def add_data_arguments(
     default: str | None = None,
     split: bool = True,
     help: str = DATA_HELP,
+    flag: str = "--data",
 ) -> None:
     """Add ``--data`` and the options of reading it (``--split``, ``--size``, ``--window``,
     ``--on-error``) to a subcommand's parser; :func:`data_options` collects them.
 
-    ``split=False`` leaves out ``--split`` for a command that reads the splits it needs itself.
+    ``split=False`` leaves out ``--split`` for a command that reads the splits it needs itself;
+    ``flag`` names the option another way (it is still ``args.data``).
     """
-    parser.add_argument("--data", required=required, default=default, help=help)
+    parser.add_argument(flag, dest="data", required=required, default=default, help=help)
     if split:
         parser.add_argument(
             "--split", default="train", help="split of a .npz file (default: %(default)s)"

@@ -1,0 +1,376 @@
+"""``synthaug release``: a synthetic data set to share, with a data card that says what it is.
+
+The folder holds the samples, ``DATA_CARD.md`` (for people) and ``card.json`` (for tools): the
+generator and its training summary, the privacy guarantee with what it covers and what not,
+an audit of the released samples against real data the model did not train on, a sample
+grid, and the SHA-256 of every file. It is built aside and renamed into place, like every
+output of synthaug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from synthaug._version import __version__
+from synthaug.bench import save_sample_grid
+from synthaug.cli._evaluate import evaluation_data, score_samples
+from synthaug.cli._files import (
+    WRITERS,
+    add_data_arguments,
+    add_overwrite_option,
+    check_data_fits_model,
+    class_counts_text,
+    data_options,
+    write_dataset,
+)
+from synthaug.cli._progress import Stages
+from synthaug.cli._types import positive_int
+from synthaug.data import ImageDataset, atomic_output, check_output
+from synthaug.errors import InvalidParameterError
+from synthaug.generators import load
+
+CARD_MD = "DATA_CARD.md"
+CARD_JSON = "card.json"
+GRID = "sample_grid.png"
+# Where the samples go inside the release folder, per format.
+DATA_NAMES = {"npz": "synthetic.npz", "png": "images", "dicom": "dicom"}
+
+# What a DP guarantee covers and what not, in short; docs/privacy.md has the full text.
+COVERS = [
+    "the generator's training (DP-SGD, Poisson sampling, Rényi DP accountant)",
+    "the class counts the model keeps and samples by (a Gaussian release in the same budget)",
+    "every sample drawn from the model (post-processing)",
+]
+NOT_COVERED = [
+    "the class names, and which classes have records (public)",
+    "choosing hyper-parameters by looking at the private data (tuning is not accounted)",
+    "the model file itself when shared (its history, fit time and seed are not private)",
+    "the audit below: it reads the private training data and reports on it (keep the card's "
+    "audit section to the data owner, or publish it knowing it is not covered)",
+    "noise from seeded generators (reproducible, not cryptographically secure; fit with "
+    "seed=None for a real release)",
+]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "release",
+        help="write a synthetic data set to share, with DATA_CARD.md and card.json",
+        description="Sample a saved model and write a release folder: the samples, a data card "
+        "(DATA_CARD.md and card.json) with the generator, the privacy guarantee and what it "
+        "does not cover, an audit of the released samples on held-out real data (fidelity, "
+        "utility, privacy with each membership attack's AUC and TPR at 1%% FPR), a sample "
+        "grid and the SHA-256 of every file.",
+    )
+    p.add_argument("model", help="a model saved by 'synthaug train' (.safetensors)")
+    p.add_argument("--n", type=positive_int, required=True, help="number of samples to release")
+    p.add_argument("--out", required=True, metavar="DIR", help="the release folder")
+    p.add_argument(
+        "--format",
+        choices=sorted(WRITERS),
+        default="npz",
+        help="format of the samples (default: %(default)s)",
+    )
+    add_data_arguments(
+        p,
+        required=False,
+        default=None,
+        split=False,
+        flag="--holdout",
+        help="real data for the audit: the model's training data, whose held-out part "
+        "(train --holdout) or .npz test split stands for data it never saw (default: the data "
+        "the model recorded)",
+    )
+    p.add_argument(
+        "--allow-exemplars",
+        action="store_true",
+        help="release from a model that stores training images (its samples can be real "
+        "images); the card says so",
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampling and audit seed (default: 0)")
+    p.add_argument(
+        "--feature-epochs", type=positive_int, default=30, help="audit embedding epochs (30)"
+    )
+    p.add_argument(
+        "--classifier-epochs", type=positive_int, default=30, help="audit CNN epochs (30)"
+    )
+    p.add_argument("--classifier", choices=("logreg", "cnn"), default="logreg")
+    add_overwrite_option(p)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no stage lines on stderr")
+    p.set_defaults(func=run)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _clean(value: Any) -> Any:
+    """JSON without NaN (not valid JSON): NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    out = check_output(Path(args.out), folder=True, overwrite=args.overwrite)
+    model = load(args.model, device=args.device)
+    if model.stores_training_images and not args.allow_exemplars:
+        raise InvalidParameterError(
+            f"{args.model} stores training images (a {model.registry_name} samples variants of "
+            f"real exemplars), so its samples can be real images; pass --allow-exemplars to "
+            f"release them anyway (the card will say so)"
+        )
+    if len(model.sample_shape_) != 3 and args.format != "npz":
+        raise InvalidParameterError(
+            f"--format {args.format} writes images; this model makes feature vectors"
+        )
+    train, test, data_name, refusal, warnings = evaluation_data(
+        model, args.data, 0.25, args.seed, data_options(args)
+    )
+    check_data_fits_model(model, train, data_name)
+    stages = Stages("release", 6 - (refusal is not None), quiet=args.quiet)
+    stages.start(f"sampling {args.n} samples")
+    images, labels = model.sample(args.n, seed=args.seed)
+    released = ImageDataset(images, labels, model.class_names_)
+    _, scores = score_samples(
+        model,
+        train,
+        test,
+        released,
+        features=None,
+        feature_epochs=args.feature_epochs,
+        k=5,
+        classifier=args.classifier,
+        classifier_epochs=args.classifier_epochs,
+        seed=args.seed,
+        device=args.device,
+        stages=stages,
+        with_privacy=refusal is None,
+        fidelity_against="test",
+    )
+    stages.start("writing the release")
+    card = _card(args, model, released, train, test, data_name, scores, refusal, warnings)
+    with atomic_output(out, folder=True, overwrite=args.overwrite) as partial:
+        name = DATA_NAMES[args.format]
+        write_dataset(released, partial / name, args.format, model_digest=model.file_digest_)
+        if released.is_image and released.sample_shape[0] in (1, 3):
+            per_class = max(1, min(8, args.n // max(1, len(model.classes_))))
+            save_sample_grid(
+                None,
+                images,
+                labels,
+                partial / GRID,
+                classes=model.class_names_,
+                per_class=per_class,
+                title="released synthetic samples",
+            )
+        files = sorted(p for p in partial.rglob("*") if p.is_file())
+        card["files"] = {p.relative_to(partial).as_posix(): _sha256(p) for p in files}
+        (partial / CARD_JSON).write_text(json.dumps(_clean(card), indent=2))
+        (partial / CARD_MD).write_text(format_card(card))
+    print(f"released {args.n} samples ({class_counts_text(released)}) to {out}")
+    print(f"data card: {out / CARD_MD}")
+    if refusal is not None:
+        print(f"warning: the card has no privacy audit: {refusal}")
+    return 0
+
+
+def _card(
+    args: argparse.Namespace,
+    model: Any,
+    released: ImageDataset,
+    train: ImageDataset,
+    test: ImageDataset,
+    data_name: str,
+    scores: dict[str, Any],
+    refusal: str | None,
+    warnings: list[str],
+) -> dict[str, Any]:
+    privacy = getattr(model, "privacy_", None)
+    guarantee: dict[str, Any] = {"differentially_private": privacy is not None}
+    if privacy is not None:
+        guarantee.update(
+            {
+                "epsilon": privacy["epsilon"],
+                "delta": privacy["delta"],
+                "accountant": privacy.get("accountant"),
+                "noise_multiplier": privacy.get("noise_multiplier"),
+                "sample_rate": privacy.get("sample_rate"),
+                "steps": privacy.get("steps"),
+                "sampling": "Poisson",
+                "count_release": privacy.get("counts"),
+                "covers": COVERS,
+                "not_covered": NOT_COVERED,
+            }
+        )
+    else:
+        guarantee["note"] = (
+            "no formal privacy guarantee: the model was not trained with differential privacy; "
+            "the audit below is empirical and cannot rule out leaks"
+        )
+    return {
+        "release": {
+            "n": len(released),
+            "format": args.format,
+            "data": DATA_NAMES[args.format],
+            "seed": args.seed,
+            "classes": {released.classes[c]: n for c, n in released.class_counts().items()},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "synthaug_version": __version__,
+        },
+        "generator": {
+            "model_type": model.registry_name,
+            "file_sha256": model.file_digest_,
+            "epochs": len(model.history_),
+            "fit_seconds": model.fit_seconds_,
+            "training_class_counts": {
+                model.class_names_[c]: n for c, n in model.class_counts_.items()
+            },
+            "counts_are_noisy": privacy is not None,
+            "stores_training_images": bool(model.stores_training_images),
+            "exemplars_allowed": bool(args.allow_exemplars),
+        },
+        "privacy_guarantee": guarantee,
+        "audit": {
+            "data": data_name,
+            "n_train": len(train),
+            "n_heldout": len(test),
+            "fidelity": scores["fidelity"],
+            "utility": scores["utility"],
+            "privacy": scores["privacy"],
+            "privacy_refused": refusal,
+            "warnings": warnings,
+        },
+    }
+
+
+def _num(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def format_card(card: dict[str, Any]) -> str:
+    """``DATA_CARD.md`` from ``card.json``'s content."""
+    rel, gen, dp, audit = (
+        card["release"],
+        card["generator"],
+        card["privacy_guarantee"],
+        card["audit"],
+    )
+    lines = [
+        "# Synthetic data card",
+        "",
+        f"{rel['n']} synthetic samples in `{rel['data']}` ({rel['format']}), made by synthaug "
+        f"{rel['synthaug_version']} on {rel['created']} (seed {rel['seed']}). Every item is "
+        "generated; none is a real record"
+        + (
+            " — **except that this model samples variants of stored training images, so items "
+            "can be (near) copies of real ones**."
+            if gen["stores_training_images"]
+            else "."
+        ),
+        "",
+        "Classes: " + ", ".join(f"{c} ({n})" for c, n in rel["classes"].items()),
+        "",
+        "## Generator",
+        "",
+        f"- type `{gen['model_type']}`, model file SHA-256 `{gen['file_sha256']}`",
+        f"- trained {gen['epochs']} epochs"
+        + (f" in {gen['fit_seconds']:.0f} s" if gen["fit_seconds"] is not None else ""),
+        "- training counts per class"
+        + (" (**noisy**: a DP release, not the true counts)" if gen["counts_are_noisy"] else "")
+        + ": "
+        + ", ".join(f"{c} {n}" for c, n in gen["training_class_counts"].items()),
+        f"- stores training images: {'yes' if gen['stores_training_images'] else 'no'}",
+        "",
+        "## Privacy guarantee",
+        "",
+    ]
+    if dp["differentially_private"]:
+        lines += [
+            f"(epsilon, delta) = ({dp['epsilon']:.3g}, {dp['delta']:.3g})-differential privacy "
+            f"with respect to adding or removing one training record ({dp['accountant']} "
+            f"accountant, {dp['sampling']} sampling at rate {_num(dp['sample_rate'])}, "
+            f"{dp['steps']} steps, noise multiplier {_num(dp['noise_multiplier'])}).",
+            "",
+            "Covers:",
+            *[f"- {c}" for c in dp["covers"]],
+            "",
+            "Does not cover:",
+            *[f"- {c}" for c in dp["not_covered"]],
+        ]
+    else:
+        lines.append(f"**None.** {dp['note'][0].upper()}{dp['note'][1:]}.")
+    lines += ["", "## Audit on real data the model did not train on", ""]
+    lines.append(
+        f"Data: {audit['data']}; {audit['n_train']} training items, {audit['n_heldout']} held out."
+    )
+    fid, util, priv = audit["fidelity"], audit["utility"], audit["privacy"]
+    lines += [
+        "",
+        "Fidelity compares the released samples with the held-out items, in an embedding "
+        "trained on the training items; utility trains a classifier on them and tests it on "
+        "the held-out items.",
+        "",
+        "| fidelity | value |",
+        "|---|---:|",
+        *[
+            f"| {k} | {_num(fid.get(k))} |"
+            for k in ("fd", "precision", "recall", "density", "coverage", "c2st_auc")
+        ],
+        "",
+        "| utility (balanced accuracy on held-out real data) | value |",
+        "|---|---:|",
+        f"| trained on real (TRTR) | {_num(util.get('trtr_balanced_accuracy'))} |",
+        f"| trained on these samples (TSTR) | {_num(util.get('tstr_balanced_accuracy'))} |",
+        "",
+    ]
+    if priv is None:
+        lines.append(f"**No privacy audit**: {audit['privacy_refused']}")
+    else:
+        report = priv.get("attacks", {})
+        attacks = dict(report.get("attacks", {}))
+        if "strongest" in report:
+            attacks[f"strongest ({report['strongest']['attack']})"] = report["strongest"]
+        lines += [
+            f"Distance to closest record: 5th-percentile ratio {_num(priv.get('dcr_p5_ratio'))}, "
+            f"memorisation rate {_num(priv.get('memorization_rate'))} (baseline "
+            f"{_num(priv.get('memorization_baseline'))}), exact copies "
+            f"{_num(priv.get('exact_copies'))}.",
+            "",
+            "| membership attack | AUC | TPR at 1% FPR |",
+            "|---|---:|---:|",
+        ]
+        for name, result in attacks.items():
+            if isinstance(result, dict) and "auc" in result:
+                lines.append(
+                    f"| {name} | {_num(result.get('auc'))} | {_num(result.get('tpr_at_1fpr'))} |"
+                )
+        lines.append("")
+        lines.append(
+            f"{report.get('n_members')} training records against {report.get('n_nonmembers')} "
+            f"unseen ones. AUC 0.5 means the attack cannot tell them apart (its spread when "
+            f"nothing leaks: {_num(report.get('auc_null_sd'))}); TPR at 1% FPR is noisy with a "
+            f"few hundred candidates."
+        )
+    for w in audit["warnings"]:
+        lines.append(f"\nWarning: {w}")
+    lines += ["", "## Files (SHA-256)", ""]
+    lines += [f"- `{name}` `{digest}`" for name, digest in card.get("files", {}).items()]
+    return "\n".join(lines) + "\n"
