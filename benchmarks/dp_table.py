@@ -16,6 +16,8 @@ COLUMNS = (
     ("balanced_accuracy", "TSTR balanced acc."),
     ("label_fidelity", "label fidelity"),
     ("mia_auc", "MIA AUC"),
+    ("attack_auc_strongest", "strongest attack AUC"),
+    ("attack_tpr_at_1fpr_strongest", "its TPR at 1% FPR"),
     ("dcr_median_ratio", "DCR median ratio"),
     ("memorization_rate", "memorization (baseline 0.75)"),
 )
