@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
 import sys
 import warnings
@@ -138,3 +139,15 @@ def show_warning_line(
 ) -> None:
     """A ``warnings.showwarning`` that prints :func:`warning_line` (to stderr by default)."""
     print(warning_line(message, category), file=sys.stderr if file is None else file)
+
+
+def finite_json(obj: Any) -> Any:
+    """NaN and infinities become ``None`` (``null``), recursively: standard JSON, which
+    ``json.dumps`` would otherwise break with ``NaN``."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj

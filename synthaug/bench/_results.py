@@ -9,12 +9,12 @@ missing.
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from synthaug._utils import finite_json
 from synthaug.errors import DataFileError
 
 RESULTS = "results.jsonl"
@@ -22,20 +22,9 @@ ERRORS = "errors.jsonl"
 CONFIG = "config.json"
 
 
-def _finite(obj: Any) -> Any:
-    """NaN and infinities become ``null``: the results file stays standard JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
     """Append ``record`` as one line, written in one call and flushed to disk."""
-    line = (json.dumps(_finite(record), sort_keys=True) + "\n").encode()
+    line = (json.dumps(finite_json(record), sort_keys=True) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         view = memoryview(line)

@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from synthaug._utils import finite_json
 from synthaug._version import __version__
 from synthaug.bench import save_sample_grid
 from synthaug.cli._evaluate import evaluation_data, score_samples
@@ -115,17 +116,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _clean(value: Any) -> Any:
-    """JSON without NaN (not valid JSON): NaN and infinities become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     out = check_output(Path(args.out), folder=True, overwrite=args.overwrite)
     model = load(args.model, device=args.device)
@@ -181,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             )
         files = sorted(p for p in partial.rglob("*") if p.is_file())
         card["files"] = {p.relative_to(partial).as_posix(): _sha256(p) for p in files}
-        (partial / CARD_JSON).write_text(json.dumps(_clean(card), indent=2))
+        (partial / CARD_JSON).write_text(json.dumps(finite_json(card), indent=2))
         (partial / CARD_MD).write_text(format_card(card))
     print(f"released {args.n} samples ({class_counts_text(released)}) to {out}")
     print(f"data card: {out / CARD_MD}")
