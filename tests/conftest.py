@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import example_family  # noqa: F401  (registers "tiny-means": the contract suites cover it)
 import example_task  # noqa: F401  (registers the "label-fidelity" task of docs/extending.md)
+import numpy as np
 import pytest
 import torch
 
@@ -35,6 +36,18 @@ def small_digits(digits: ImageDataset) -> ImageDataset:
     """200 digits, 20 per class: enough for a model to learn something in seconds."""
     idx = torch.cat([torch.nonzero(digits.labels == c).flatten()[:20] for c in range(10)])
     return digits.subset(idx)
+
+
+@pytest.fixture(scope="module")
+def small_digits_npz(tmp_path_factory, small_digits):
+    """small_digits as a train-only MedMNIST-style .npz (uint8 images, as MedMNIST ships them)."""
+    path = tmp_path_factory.mktemp("npz") / "digits.npz"
+    np.savez(
+        path,
+        train_images=(small_digits.images[:, 0].numpy() * 255).astype(np.uint8),
+        train_labels=small_digits.labels.numpy(),
+    )
+    return path
 
 
 @pytest.fixture

@@ -6,26 +6,18 @@ import numpy as np
 import pytest
 
 from synthaug.cli import main
+from synthaug.cli._evaluate import load_evaluation_data
 from synthaug.generators import CVAE
 
 FAST = ["--feature-epochs", "2", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
-def npz_and_model(tmp_path_factory, small_digits):
+def npz_and_model(small_digits_npz):
     """small_digits as a train-only MedMNIST-style .npz, and a tiny CVAE trained on the CLI's train part of it."""
-    folder = tmp_path_factory.mktemp("evaluate")
-    data = folder / "digits.npz"
-    np.savez(
-        data,
-        train_images=(small_digits.images[:, 0].numpy() * 255).astype(np.uint8),
-        train_labels=small_digits.labels.numpy(),
-    )
-    from synthaug.cli._evaluate import load_evaluation_data
-
-    train, _, _ = load_evaluation_data(str(data), 0.25, 0)
+    train, _, _ = load_evaluation_data(str(small_digits_npz), 0.25, 0)
     model = CVAE(epochs=2, hidden_dims=(32,), verbose=False, device="cpu").fit(train)
-    return data, model.save(folder / "cvae.safetensors"), model
+    return small_digits_npz, model.save(small_digits_npz.parent / "cvae.safetensors"), model
 
 
 def test_evaluate_writes_all_three_groups(tmp_path, npz_and_model, capsys):

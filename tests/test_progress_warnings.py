@@ -300,17 +300,12 @@ def test_training_shows_the_same_epoch_bar_private_or_not(dp, capsys):
 
 # -- progress: synthaug evaluate ---------------------------------------------------------------
 @pytest.fixture(scope="module")
-def npz_and_model(tmp_path_factory, small_digits):
-    folder = tmp_path_factory.mktemp("evaluate")
-    data = folder / "digits.npz"
-    np.savez(
-        data,
-        train_images=(small_digits.images[:, 0].numpy() * 255).astype(np.uint8),
-        train_labels=small_digits.labels.numpy(),
-    )
-    train, _, _ = load_evaluation_data(str(data), 0.25, 0)  # the part evaluate trains on
+def npz_and_model(small_digits_npz):
+    train, _, _ = load_evaluation_data(
+        str(small_digits_npz), 0.25, 0
+    )  # the part evaluate trains on
     model = CVAE(epochs=1, hidden_dims=(16,), verbose=False, device="cpu").fit(train)
-    return data, model.save(folder / "cvae.safetensors")
+    return small_digits_npz, model.save(small_digits_npz.parent / "cvae-progress.safetensors")
 
 
 def test_evaluate_shows_its_stages_on_stderr_and_quiet_hides_them(tmp_path, npz_and_model, capsys):
