@@ -174,7 +174,30 @@ def test_poisson_trainer_draws_bernoulli_batches():
     assert seen.min() > 0  # no record is systematically left out
 
 
-@pytest.mark.parametrize("name", list_generators())
+def stores_training_images(name: str) -> bool:
+    return create_generator(name, **REQUIRED.get(name, dict)()).stores_training_images
+
+
+# Families that keep training images (exemplars, or codes they decode) cannot be private:
+# DP-SGD protects the weights, not images stored beside them. Listed, not skipped.
+PRIVATE = [name for name in list_generators() if not stores_training_images(name)]
+EXEMPLAR_KEEPING = [name for name in list_generators() if stores_training_images(name)]
+
+
+@pytest.mark.parametrize("name", EXEMPLAR_KEEPING)
+def test_families_that_keep_training_images_refuse_dp(name, tiny_images, device):
+    model = tiny_model(name, device, dp=synthaug.DP(epsilon=4.0))
+    with pytest.raises(InvalidParameterError, match="cannot train with dp: it keeps training"):
+        model.fit(tiny_images)
+    assert not model.is_fitted
+
+
+def test_the_transfer_families_are_listed_as_keeping_training_images():
+    assert {"deepsmote", "delta-transfer"} <= set(EXEMPLAR_KEEPING)
+    assert {"cvae", "cgan", "perclass-vae"} <= set(PRIVATE)
+
+
+@pytest.mark.parametrize("name", PRIVATE)
 def test_every_generator_trains_privately_on_tiny_data(name, tiny_images, device):
     dp = synthaug.DP(epsilon=4.0)
     model = tiny_model(name, device, dp=dp).fit(tiny_images)
@@ -186,8 +209,9 @@ def test_every_generator_trains_privately_on_tiny_data(name, tiny_images, device
 
 
 def test_every_registered_generator_takes_a_budget():
-    # The test above runs on every registered generator; each has a dp parameter somewhere
-    # (a per-class model on its inner estimator), so none trains without the guarantee.
+    # Every registered generator has a dp parameter somewhere (a per-class model on its inner
+    # estimator): those above train under it, the exemplar-keeping ones refuse it, so none
+    # silently trains without the guarantee.
     for name in list_generators():
         model = create_generator(name, **REQUIRED.get(name, dict)())
         assert "dp" not in configure(model, dp=synthaug.DP(epsilon=1.0)), name

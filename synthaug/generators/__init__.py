@@ -2,13 +2,16 @@
 
 Every generator is a scikit-learn estimator registered by name in :data:`GENERATORS`:
 ``cvae`` (:class:`CVAE`), ``cgan`` (:class:`CGAN`), ``perclass`` (:class:`PerClass`, one model
-per class around any of them) and the presets ``perclass-vae`` / ``perclass-gan``, which take
-the inner model's parameters flat.
+per class around any of them), the presets ``perclass-vae`` / ``perclass-gan``, which take
+the inner model's parameters flat, and the families that learn variation on every class and
+spend it on rare ones: ``deepsmote`` (:class:`DeepSMOTE`) and ``delta-transfer``
+(:class:`DeltaTransfer`).
 """
 
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
+from synthaug.generators._latent import DeepSMOTE, DeltaTransfer
 from synthaug.generators._perclass import PerClass
 from synthaug.generators._persistence import load, model_path
 from synthaug.generators._registry import (
@@ -22,6 +25,8 @@ from synthaug.generators._torch import TorchGenerator, TrainingContext
 __all__ = [
     "CGAN",
     "CVAE",
+    "DeepSMOTE",
+    "DeltaTransfer",
     "GENERATORS",
     "BaseGenerator",
     "PerClass",

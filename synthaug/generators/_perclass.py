@@ -128,6 +128,14 @@ class PerClass(BaseGenerator):
         self.estimator = estimator
         self.n_jobs = n_jobs
 
+    @property
+    def stores_training_images(self) -> bool:  # type: ignore[override]
+        """Whether the members keep training images: their family's answer."""
+        template = self.estimator
+        if isinstance(template, str):
+            return bool(GENERATORS.get(template).stores_training_images)
+        return bool(template.stores_training_images)
+
     def _template(self) -> BaseGenerator:
         if isinstance(self.estimator, str):
             return GENERATORS.create(self.estimator)

@@ -234,6 +234,12 @@ class TorchGenerator(BaseGenerator):
     def _check_param_combinations(self) -> None:
         name = type(self).__name__
         early_stopping = getattr(self, "early_stopping", None)
+        if self.dp is not None and self.stores_training_images:
+            raise InvalidParameterError(
+                f"{name} cannot train with dp: it keeps training images (or their codes) in "
+                f"the model and samples from them, which DP-SGD does not protect; use 'cvae' "
+                f"or 'cgan' with dp= for a private model"
+            )
         if self.resume and self.checkpoint_dir is None:
             raise InvalidParameterError(
                 f"{name}: resume=True needs checkpoint_dir, the folder the interrupted run "
