@@ -22,8 +22,6 @@ pytest.importorskip("opacus")
 # parameters wherever it has them; only one that needs an argument is listed in REQUIRED.
 SMALL = {"latent_dim": 4, "hidden_dims": (16,)}
 REQUIRED = {"perclass": lambda: {"estimator": CVAE()}}
-
-
 def tiny_model(name: str, device: str, **params):
     """The tiny generator ``name``, with ``params`` set wherever they apply (nested too)."""
     model = create_generator(name, **REQUIRED.get(name, dict)())
@@ -193,7 +191,7 @@ def test_families_that_keep_training_images_refuse_dp(name, tiny_images, device)
 
 
 def test_the_transfer_families_are_listed_as_keeping_training_images():
-    assert {"deepsmote", "delta-transfer"} <= set(EXEMPLAR_KEEPING)
+    assert {"dagan", "deepsmote", "delta-transfer"} <= set(EXEMPLAR_KEEPING)
     assert {"cvae", "cgan", "perclass-vae"} <= set(PRIVATE)
 
 

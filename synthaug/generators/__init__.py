@@ -4,13 +4,14 @@ Every generator is a scikit-learn estimator registered by name in :data:`GENERAT
 ``cvae`` (:class:`CVAE`), ``cgan`` (:class:`CGAN`), ``perclass`` (:class:`PerClass`, one model
 per class around any of them), the presets ``perclass-vae`` / ``perclass-gan``, which take
 the inner model's parameters flat, and the families that learn variation on every class and
-spend it on rare ones: ``deepsmote`` (:class:`DeepSMOTE`) and ``delta-transfer``
-(:class:`DeltaTransfer`).
+spend it on rare ones: ``dagan`` (:class:`DAGAN`, variants of stored training exemplars),
+``deepsmote`` (:class:`DeepSMOTE`) and ``delta-transfer`` (:class:`DeltaTransfer`).
 """
 
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
+from synthaug.generators._dagan import DAGAN
 from synthaug.generators._latent import DeepSMOTE, DeltaTransfer
 from synthaug.generators._perclass import PerClass
 from synthaug.generators._persistence import load, model_path
@@ -25,6 +26,7 @@ from synthaug.generators._torch import TorchGenerator, TrainingContext
 __all__ = [
     "CGAN",
     "CVAE",
+    "DAGAN",
     "DeepSMOTE",
     "DeltaTransfer",
     "GENERATORS",

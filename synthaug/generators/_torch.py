@@ -139,6 +139,7 @@ class TorchGenerator(BaseGenerator):
     - ``_sample(labels, generator) -> tensor``: samples in [0, 1] for ``labels``;
 
     and optionally ``_start_training(ctx)`` / ``_end_training(ctx)`` (work around the loop),
+    ``_batched_tensors(ctx)`` (what the mini-batches are cut from, when not the samples),
     ``_validation_loss(x, y, ctx)`` (with parameters ``early_stopping`` and
     ``validation_fraction``, for early stopping), and ``_dp_modules`` (the networks that see
     real data, trained with DP-SGD when ``dp`` is set).
@@ -224,6 +225,15 @@ class TorchGenerator(BaseGenerator):
 
     def _end_training(self, ctx: TrainingContext) -> None:
         """Called once after the last epoch, still in training mode (default: nothing)."""
+
+    def _batched_tensors(self, ctx: TrainingContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the trainer slices into the mini-batches ``_train_step(x, y, ctx)`` gets
+        (default: ``ctx.x, ctx.y``; called after ``_start_training``).
+
+        A family that must know which training items a batch holds (to pair each with
+        another item, say) returns their indices as ``x`` and reads the items from ``ctx``.
+        """
+        return ctx.x, ctx.y
 
     def _validation_loss(
         self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
@@ -311,11 +321,12 @@ class TorchGenerator(BaseGenerator):
                 return self._validation_loss(x_val, y_val, ctx)
 
         self._start_training(ctx)
+        batch_x, batch_y = self._batched_tensors(ctx)
         self.modules_.train()
         trainer.run(
             lambda xb, yb: self._train_step(xb, yb, ctx),
-            ctx.x,
-            ctx.y,
+            batch_x,
+            batch_y,
             gen,
             self.history_,
             modules=self.modules_,
