@@ -520,7 +520,7 @@ class DeltaTransfer(_LatentGenerator):
         latent_dim: int = 16,
         hidden_dims: tuple[int, ...] = (256, 128),
         width: int = 16,
-        delta_scale: float = 0.5,
+        delta_scale: float = 1.0,
         delta_neighbors: int | None = None,
         min_donor_items: int = 5,
         beta: float = 0.1,
