@@ -22,6 +22,8 @@ pytest.importorskip("opacus")
 # parameters wherever it has them; only one that needs an argument is listed in REQUIRED.
 SMALL = {"latent_dim": 4, "hidden_dims": (16,)}
 REQUIRED = {"perclass": lambda: {"estimator": CVAE()}}
+
+
 def tiny_model(name: str, device: str, **params):
     """The tiny generator ``name``, with ``params`` set wherever they apply (nested too)."""
     model = create_generator(name, **REQUIRED.get(name, dict)())

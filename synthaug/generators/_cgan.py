@@ -24,6 +24,7 @@ from synthaug.nn import (
     choose_architecture,
     conv_encoder,
     diff_augment,
+    draw_rows,
     project_spectral_norm_,
 )
 
@@ -170,6 +171,8 @@ class CGAN(TorchGenerator):
     """
 
     _dp_modules = ("discriminator",)
+    # Exact but for batch norm, whose statistics are over each rank's part of the batch.
+    _data_parallel = True
     _parameter_constraints = {
         "latent_dim": int_range(1),
         "width": int_range(1),
@@ -276,7 +279,12 @@ class CGAN(TorchGenerator):
         """One hinge-loss discriminator step and one generator step on a real batch."""
 
         def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            z = torch.randn((len(xb), self.latent_dim), generator=ctx.generator, device=xb.device)
+            z = draw_rows(
+                len(xb),
+                lambda n: torch.randn(
+                    (n, self.latent_dim), generator=ctx.generator, device=xb.device
+                ),
+            )
             with ctx.autocast():
                 fake = g(z, yb)
                 d_real = d(view(xb), yb)

@@ -18,6 +18,7 @@ from synthaug.nn import (
     MLPDecoder,
     choose_architecture,
     conv_encoder,
+    draw_rows,
     eval_mode,
     mlp,
 )
@@ -84,7 +85,12 @@ class _CVAENet(nn.Module):
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, beta: float
     ) -> dict[str, torch.Tensor]:
         mu, logvar = self.encode(x, y)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = draw_rows(
+            len(mu),
+            lambda n: torch.randn(
+                (n, *mu.shape[1:]), generator=generator, device=mu.device, dtype=mu.dtype
+            ),
+        )
         logits = self.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
         recon = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="sum") / len(x)
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()).float() / len(x)
@@ -152,6 +158,7 @@ class CVAE(TorchGenerator):
     """
 
     _dp_modules = ("net",)
+    _data_parallel = True
     _parameter_constraints = {
         "latent_dim": int_range(1),
         "width": int_range(1),

@@ -35,8 +35,10 @@ from synthaug.nn import (
     CountRelease,
     PrivateTraining,
     Trainer,
+    data_parallel_device,
     describe,
     dp_rule,
+    init_data_parallel,
     make_dp_compatible,
     optimizer_step,
     quiet_hooks,
@@ -177,6 +179,10 @@ class TorchGenerator(BaseGenerator):
     _parameter_constraints: ClassVar[dict[str, Rule]] = _TRAINING_CONSTRAINTS
     # The networks that see real data: with ``dp=`` they are the ones trained with DP-SGD.
     _dp_modules: ClassVar[tuple[str, ...]] = ()
+    # True for a family whose steps are data-parallel safe (per-row draws through
+    # ``synthaug.nn.draw_rows``, losses that are means over the batch): fit then runs under
+    # torchrun (see docs/generators.md).
+    _data_parallel: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -268,13 +274,37 @@ class TorchGenerator(BaseGenerator):
             )
 
     def _fit(self, dataset: ImageDataset) -> None:
-        self.device_ = resolve_device(self.device)
+        self.device_ = data_parallel_device(resolve_device(self.device))
+        self._check_data_parallel(*init_data_parallel(self.device_))
         seed = check_seed(self.seed)
         counts = self._release_counts(seed)
         dp_context = quiet_hooks() if self.dp is not None else contextlib.nullcontext()
         with seeded(seed), dp_context:
             self._train(dataset, seed, counts)
         self._end_private_training()
+
+    def _check_data_parallel(self, rank: int, size: int) -> None:
+        """Refuse what data-parallel training (``size`` processes) cannot do exactly."""
+        if size == 1:
+            return
+        name = type(self).__name__
+        if not self._data_parallel:
+            raise InvalidParameterError(
+                f"{name} does not train data-parallel (its steps draw or batch in ways the "
+                f"ranks cannot split); run it in one process, or use 'cvae' or 'cgan' under "
+                f"torchrun"
+            )
+        if self.dp is not None:
+            raise InvalidParameterError(
+                f"{name}: dp= cannot be combined with data-parallel training ({size} "
+                f"processes): the privacy accounting assumes one process drawing the batches; "
+                f"train in one process"
+            )
+        if self.batch_size < 2 * size:
+            raise InvalidParameterError(
+                f"{name}: batch_size={self.batch_size} is the global batch and must give each "
+                f"of the {size} processes at least 2 rows; use batch_size >= {2 * size}"
+            )
 
     def _fit_released(self, dataset: ImageDataset, counts: CountRelease) -> TorchGenerator:
         """``fit`` with class counts released already, by a meta-estimator under the same

@@ -14,6 +14,13 @@ from synthaug.nn._checkpoint import (
     write_checkpoint,
 )
 from synthaug.nn._diffaugment import diff_augment
+from synthaug.nn._distributed import (
+    data_parallel_device,
+    draw_rows,
+    init_data_parallel,
+    launched_world_size,
+    world,
+)
 from synthaug.nn._jitter import random_jitter
 from synthaug.nn._networks import (
     Architecture,
@@ -76,6 +83,11 @@ __all__ = [
     "describe",
     "diff_augment",
     "dp_rule",
+    "data_parallel_device",
+    "draw_rows",
+    "init_data_parallel",
+    "launched_world_size",
+    "world",
     "eval_mode",
     "make_dp_compatible",
     "mlp",

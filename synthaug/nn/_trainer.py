@@ -21,6 +21,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from synthaug.errors import CheckpointError, TrainingDivergedError
+from synthaug.nn._distributed import (
+    Shard,
+    all_reduce_sum,
+    average_gradients,
+    barrier,
+    shard_bounds,
+    sharded,
+    world,
+)
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -32,9 +41,14 @@ def optimizer_step(
     params: Iterable[torch.nn.Parameter] | None = None,
     grad_clip: float | None = None,
 ) -> None:
-    """Zero the gradients, back-propagate ``loss``, clip (when asked) and step."""
+    """Zero the gradients, back-propagate ``loss``, clip (when asked) and step.
+
+    In a data-parallel step the gradients are first averaged over the ranks (see
+    ``synthaug/nn/_distributed.py``), so every rank takes the global batch's update.
+    """
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(p for group in optimizer.param_groups for p in group["params"])
     if grad_clip is not None and params is not None:
         torch.nn.utils.clip_grad_norm_(list(params), grad_clip)
     optimizer.step()
@@ -46,6 +60,11 @@ class Trainer:
     The data never leaves the device: each epoch draws a permutation there with the given
     ``torch.Generator`` and slices mini-batches from it, so there is no per-batch host-device
     copy and no per-sample Python. Losses are summed on the device and read once per epoch.
+
+    Inside an initialised ``torch.distributed`` group (``torchrun``) it trains data-parallel:
+    every rank draws the same global batches, steps on its contiguous part of each, and the
+    gradients are averaged before every update (``synthaug/nn/_distributed.py``); history is
+    over the global batches, only rank 0 shows the progress bar and writes the checkpoint.
 
     Parameters
     ----------
@@ -160,11 +179,12 @@ class Trainer:
         if self.resume and self.checkpoint_dir is not None:
             self._restore(state, history, generator, modules, optimizers, fingerprint)
         n = len(x)
+        rank, _ = world()
         bar = tqdm(
             range(state.epoch, self.epochs),
             desc=self.desc,
             unit="epoch",
-            disable=not self.verbose,
+            disable=not self.verbose or rank != 0,
             leave=False,
         )
         for epoch in bar:
@@ -187,7 +207,9 @@ class Trainer:
             if self.checkpoint_dir is not None and (
                 last or state.epoch % self.checkpoint_every == 0
             ):
-                self._save(state, history, generator, modules, optimizers, fingerprint)
+                if rank == 0:  # every rank holds the same state: one writes it
+                    self._save(state, history, generator, modules, optimizers, fingerprint)
+                barrier()
             if stop:
                 break
         bar.close()
@@ -207,8 +229,19 @@ class Trainer:
     ) -> dict[str, float]:
         sums: dict[str, torch.Tensor] = {}
         seen = 0
+        rank, size = world()
         for idx in self._batches(n, generator, x.device):
-            losses = step(x[idx], y[idx])
+            shard = None
+            if size > 1:
+                # Every rank steps on its part; batches too small to give each rank a part
+                # (two rows each when batch statistics need them) are skipped.
+                if len(idx) < size * (2 if self.skip_lone_batch else 1):
+                    continue
+                offset, count = shard_bounds(len(idx), rank, size)
+                shard = Shard(offset, count, len(idx))
+                idx = idx[offset : offset + count]
+            with sharded(shard):
+                losses = step(x[idx], y[idx])
             if len(idx) == 0:
                 continue  # an empty Poisson batch: a noise-only step with no loss to average
             for key, value in losses.items():
@@ -216,8 +249,10 @@ class Trainer:
                 sums[key] = sums[key] + weighted if key in sums else weighted
             seen += len(idx)
         keys = list(sums)
-        # One device-to-host transfer per epoch.
-        values = (torch.stack([sums[k] for k in keys]) / max(seen, 1)).tolist() if keys else []
+        # One device-to-host transfer per epoch (and one all-reduce when data-parallel).
+        totals = torch.stack([*(sums[k] for k in keys), torch.tensor(float(seen), device=x.device)])
+        totals = all_reduce_sum(totals)
+        values = (totals[:-1] / totals[-1].clamp(min=1)).tolist() if keys else []
         return {"epoch": float(epoch + 1), **dict(zip(keys, values, strict=True))}
 
     def _batches(
