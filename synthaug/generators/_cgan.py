@@ -173,6 +173,7 @@ class CGAN(TorchGenerator):
     _dp_modules = ("discriminator",)
     # Exact but for batch norm, whose statistics are over each rank's part of the batch.
     _data_parallel = True
+    _channels_last = True
     _parameter_constraints = {
         "latent_dim": int_range(1),
         "width": int_range(1),
@@ -399,4 +400,4 @@ class CGAN(TorchGenerator):
         z = torch.randn((len(labels), self.latent_dim), generator=generator, device=self.device_)
         ema = self.ema_decay > 0
         net = self.modules_["generator_ema"].net if ema else self.modules_["generator"]
-        return net(z, labels)
+        return self._in_sample_batches(net, z, labels)

@@ -159,6 +159,7 @@ class CVAE(TorchGenerator):
 
     _dp_modules = ("net",)
     _data_parallel = True
+    _channels_last = True
     _parameter_constraints = {
         "latent_dim": int_range(1),
         "width": int_range(1),
@@ -237,7 +238,10 @@ class CVAE(TorchGenerator):
 
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn((len(labels), self.latent_dim), generator=generator, device=self.device_)
-        return torch.sigmoid(self.modules_["net"].decode_logits(z, labels))
+        net = self.modules_["net"]
+        return self._in_sample_batches(
+            lambda z, y: torch.sigmoid(net.decode_logits(z, y)), z, labels
+        )
 
     # -- scoring (used by the anomaly detectors) ---------------------------------------------
     def reconstruct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

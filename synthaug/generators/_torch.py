@@ -183,6 +183,9 @@ class TorchGenerator(BaseGenerator):
     # ``synthaug.nn.draw_rows``, losses that are means over the batch): fit then runs under
     # torchrun (see docs/generators.md).
     _data_parallel: ClassVar[bool] = False
+    # True for a family whose conv networks run faster with channels_last weights (and whose
+    # code never views activations as contiguous); not under dp=, for Opacus' per-sample hooks.
+    _channels_last: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -412,6 +415,11 @@ class TorchGenerator(BaseGenerator):
         if self.dp is not None:
             for name in self._dp_modules:
                 modules[name] = make_dp_compatible(modules[name])
+        elif self._channels_last:
+            # Conv weights in channels_last make the conv layers run channels_last: 1.2-1.4x
+            # faster training and sampling at 64x64 on the CPU (docs/generators.md). Files
+            # store them contiguous, so saved models do not depend on it.
+            modules = modules.to(memory_format=torch.channels_last)
         return modules
 
     def _private_optimizers(

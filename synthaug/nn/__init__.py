@@ -5,6 +5,11 @@ generator families (``synthaug.generators``), the detectors (``synthaug.anomaly`
 metrics (``synthaug.metrics``) build on it.
 """
 
+from synthaug.nn._batching import (
+    inference_batch_size,
+    l2_cache_bytes,
+    largest_activation_bytes,
+)
 from synthaug.nn._checkpoint import (
     DIGEST_KEY,
     checkpoint_header,
@@ -83,6 +88,9 @@ __all__ = [
     "describe",
     "diff_augment",
     "dp_rule",
+    "inference_batch_size",
+    "l2_cache_bytes",
+    "largest_activation_bytes",
     "data_parallel_device",
     "draw_rows",
     "init_data_parallel",
