@@ -68,6 +68,8 @@ class TrainingContext:
         The training samples and labels on the device (without a validation hold-out).
     state : dict
         Scratch space a family may fill in ``_start_training`` for its steps.
+    private : PrivateTraining or None
+        The DP-SGD run when ``dp`` is set.
     """
 
     trainer: Trainer
@@ -78,6 +80,7 @@ class TrainingContext:
     x: torch.Tensor
     y: torch.Tensor
     state: dict[str, Any] = field(default_factory=dict)
+    private: PrivateTraining | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for forward passes and losses: bfloat16 autocast on CUDA when ``amp``."""
@@ -95,7 +98,35 @@ class TrainingContext:
         Gradients of ``params`` are clipped to ``grad_clip`` (default: the generator's).
         """
         clip = self.grad_clip if grad_clip == "default" else grad_clip
-        optimizer_step(self.optimizers[optimizer], loss, params, clip)  # type: ignore[arg-type]
+        opt = self.optimizers[optimizer]
+        if self.private is not None and self.private.is_ghost(opt):
+            raise RuntimeError(
+                f"the private network behind optimizer {optimizer!r} is ghost-clipped: its step "
+                f"must call update_per_sample with per-sample losses"
+            )
+        optimizer_step(opt, loss, params, clip)  # type: ignore[arg-type]
+
+    def update_per_sample(
+        self,
+        optimizer: str,
+        losses: torch.Tensor,
+        params: Any = None,
+        grad_clip: float | None | str = "default",
+    ) -> None:
+        """Step the optimiser named ``optimizer`` on the mean of the per-sample ``losses``.
+
+        Without ``dp`` this is ``update(optimizer, losses.mean(), ...)``. A private network a
+        family lists in ``_per_sample_updates`` is clipped by ghost clipping: each sample's
+        gradient norm from its layer inputs and output gradients, without materialising
+        per-sample gradients, then a second backward pass on the clipped weights.
+        """
+        opt = self.optimizers[optimizer]
+        if self.private is not None and self.private.is_ghost(opt):
+            loss = self.private.ghost_loss(opt, losses)
+            clip = self.grad_clip if grad_clip == "default" else grad_clip
+            optimizer_step(opt, loss, params, clip)  # type: ignore[arg-type]
+            return
+        self.update(optimizer, losses.mean(), params, grad_clip)
 
 
 # Rules for the training parameters every torch generator has (families add their own).
@@ -179,6 +210,8 @@ class TorchGenerator(BaseGenerator):
     _parameter_constraints: ClassVar[dict[str, Rule]] = _TRAINING_CONSTRAINTS
     # The networks that see real data: with ``dp=`` they are the ones trained with DP-SGD.
     _dp_modules: ClassVar[tuple[str, ...]] = ()
+    # Those of them whose steps call ``ctx.update_per_sample``: trained with ghost clipping.
+    _per_sample_updates: ClassVar[tuple[str, ...]] = ()
     # True for a family whose steps are data-parallel safe (per-row draws through
     # ``synthaug.nn.draw_rows``, losses that are means over the batch): fit then runs under
     # torchrun (see docs/generators.md).
@@ -338,7 +371,16 @@ class TorchGenerator(BaseGenerator):
         trainer = self._make_trainer()
         x = dataset.images.to(self.device_)
         y = dataset.labels.to(self.device_)
-        ctx = TrainingContext(trainer, gen, optimizers, seed, self.grad_clip, x, y)
+        ctx = TrainingContext(
+            trainer,
+            gen,
+            optimizers,
+            seed,
+            self.grad_clip,
+            x,
+            y,
+            private=self.__dict__.get("_dp_run"),
+        )
         validate: Callable[[], torch.Tensor] | None = None
         if getattr(self, "early_stopping", None) is not None:
             train_idx, val_idx = validation_split(dataset.labels, self.validation_fraction, seed)
@@ -449,7 +491,9 @@ class TorchGenerator(BaseGenerator):
         self._dp_run = run
         optimizers = dict(optimizers)
         for name in self._dp_modules:
-            optimizers[name] = run.make_private(self.modules_[name], optimizers[name])
+            optimizers[name] = run.make_private(
+                self.modules_[name], optimizers[name], ghost=name in self._per_sample_updates
+            )
         return optimizers
 
     @contextlib.contextmanager
