@@ -83,7 +83,7 @@ class TrainingContext:
     private: PrivateTraining | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Context for forward passes and losses: bfloat16 autocast on CUDA when ``amp``."""
+        """Context for forward passes and losses: the autocast ``amp`` asks for, if any."""
         return self.trainer.autocast()
 
     def update(
@@ -104,7 +104,7 @@ class TrainingContext:
                 f"the private network behind optimizer {optimizer!r} is ghost-clipped: its step "
                 f"must call update_per_sample with per-sample losses"
             )
-        optimizer_step(opt, loss, params, clip)  # type: ignore[arg-type]
+        optimizer_step(opt, loss, params, clip, self.trainer.scaler)  # type: ignore[arg-type]
 
     def update_per_sample(
         self,
@@ -142,7 +142,10 @@ _TRAINING_CONSTRAINTS: dict[str, Rule] = {
     ),
     "checkpoint_every": int_range(1),
     "resume": boolean,
-    "amp": boolean,
+    "amp": lambda v: (
+        None if v in (True, False, "bf16", "fp16") else 'True, False, "bf16" or "fp16"'
+    ),
+    "compile": boolean,
     "device": device_like,
     "seed": seed_like,
     "verbose": boolean,
@@ -192,8 +195,14 @@ class TorchGenerator(BaseGenerator):
     resume : bool
         Continue an interrupted run from ``checkpoint_dir``; it ends where an uninterrupted
         run would have (same weights, same samples).
-    amp : bool
-        bfloat16 mixed precision on CUDA (ignored on the CPU).
+    amp : bool or {"bf16", "fp16"}
+        Mixed precision. True: bfloat16 autocast on CUDA, ignored on the CPU. ``"bf16"``:
+        bfloat16 autocast on any device (the CPU too, where it pays only on chips with bf16
+        instructions). ``"fp16"``: float16 autocast with a gradient scaler, CUDA only. Off
+        under ``dp``, whose per-sample gradients run in full precision.
+    compile : bool
+        ``torch.compile`` the networks' layers (in place, so files and checkpoints keep their
+        keys). The first steps pay the compilation; not under ``dp``.
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
     seed : int
@@ -230,7 +239,8 @@ class TorchGenerator(BaseGenerator):
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 10,
         resume: bool = False,
-        amp: bool = True,
+        amp: bool | str = True,
+        compile: bool = False,
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
@@ -244,6 +254,7 @@ class TorchGenerator(BaseGenerator):
         self.checkpoint_every = checkpoint_every
         self.resume = resume
         self.amp = amp
+        self.compile = compile
         self.device = device
         self.seed = seed
         self.verbose = verbose
@@ -291,6 +302,16 @@ class TorchGenerator(BaseGenerator):
                 f"{name} cannot train with dp: it keeps training images (or their codes) in "
                 f"the model and samples from them, which DP-SGD does not protect; use 'cvae' "
                 f"or 'cgan' with dp= for a private model"
+            )
+        if self.dp is not None and self.compile:
+            raise InvalidParameterError(
+                f"{name}: compile=True cannot be combined with dp: Opacus' per-sample hooks "
+                f"need the eager layers; set compile=False"
+            )
+        if self.amp == "fp16" and resolve_device(self.device).type != "cuda":
+            raise InvalidParameterError(
+                f"{name}: amp='fp16' needs a CUDA device (float16 autocast with a gradient "
+                f"scaler); use amp='bf16' or amp=False on the CPU"
             )
         if self.resume and self.checkpoint_dir is None:
             raise InvalidParameterError(
@@ -364,6 +385,10 @@ class TorchGenerator(BaseGenerator):
 
     def _train(self, dataset: ImageDataset, seed: int, counts: CountRelease | None) -> None:
         self.modules_ = self._new_modules().to(self.device_)
+        if self.compile:
+            for network in self.modules_.values():
+                for layer in network.children():  # families call their layers, not forward
+                    layer.compile()
         gen = torch.Generator(device=self.device_).manual_seed(seed)
         optimizers = self._private_optimizers(
             self._make_optimizers(), n_samples=len(dataset), generator=gen, counts=counts
@@ -428,7 +453,7 @@ class TorchGenerator(BaseGenerator):
             verbose=self.verbose,
             desc=type(self).__name__,
             # Opacus' per-sample gradients run in full precision.
-            amp=self.amp and self.dp is None,
+            amp=self.amp if self.dp is None else False,
             early_stopping=getattr(self, "early_stopping", None),
             checkpoint_dir=self.checkpoint_dir,
             checkpoint_every=self.checkpoint_every,
@@ -439,7 +464,15 @@ class TorchGenerator(BaseGenerator):
 
     def _fingerprint(self, n_samples: int) -> str:
         """What a resumable checkpoint must agree on: model type, parameters, data shape."""
-        ignored = {"epochs", "verbose", "resume", "checkpoint_dir", "checkpoint_every", "device"}
+        ignored = {
+            "epochs",
+            "verbose",
+            "resume",
+            "checkpoint_dir",
+            "checkpoint_every",
+            "device",
+            "compile",
+        }
         params = {k: v for k, v in self.get_params().items() if k not in ignored}
         return describe(
             model=type(self).__name__,

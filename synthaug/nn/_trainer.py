@@ -40,18 +40,27 @@ def optimizer_step(
     loss: torch.Tensor,
     params: Iterable[torch.nn.Parameter] | None = None,
     grad_clip: float | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """Zero the gradients, back-propagate ``loss``, clip (when asked) and step.
 
     In a data-parallel step the gradients are first averaged over the ranks (see
-    ``synthaug/nn/_distributed.py``), so every rank takes the global batch's update.
+    ``synthaug/nn/_distributed.py``), so every rank takes the global batch's update. With a
+    ``scaler`` (float16 training) the loss is scaled, the gradients unscaled before clipping,
+    and a step with non-finite gradients skipped.
     """
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if scaler is None else scaler.scale(loss)).backward()
     average_gradients(p for group in optimizer.param_groups for p in group["params"])
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     if grad_clip is not None and params is not None:
         torch.nn.utils.clip_grad_norm_(list(params), grad_clip)
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
 
 
 class Trainer:
@@ -76,9 +85,11 @@ class Trainer:
         Show a tqdm progress bar over epochs.
     desc : str
         Label of the progress bar.
-    amp : bool
-        Mixed precision (bfloat16 autocast) when ``device`` is CUDA; ignored on the CPU, where
-        it would be slower and change results.
+    amp : bool or {"bf16", "fp16"}
+        Mixed precision. True: bfloat16 autocast when ``device`` is CUDA, ignored on the CPU
+        (where it is slower on most chips and changes results). ``"bf16"``: bfloat16 autocast
+        on any device. ``"fp16"``: float16 autocast on CUDA with a gradient scaler
+        (:attr:`scaler`, which steps pass to :func:`optimizer_step`).
     early_stopping : int or None
         Stop after this many epochs without a lower validation loss and restore the best
         weights. Needs a ``validate`` callable in :meth:`run`.
@@ -112,7 +123,7 @@ class Trainer:
         device: torch.device | str = "cpu",
         verbose: bool = True,
         desc: str = "training",
-        amp: bool = True,
+        amp: bool | str = True,
         early_stopping: int | None = None,
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int = 1,
@@ -126,7 +137,17 @@ class Trainer:
         self.device = torch.device(device)
         self.verbose = verbose
         self.desc = desc
-        self.amp = amp and self.device.type == "cuda"
+        if amp == "fp16" and self.device.type != "cuda":
+            raise ValueError("amp='fp16' needs a CUDA device")
+        #: The autocast dtype, or None for full precision.
+        self.amp_dtype: torch.dtype | None = {
+            "bf16": torch.bfloat16,
+            "fp16": torch.float16,
+            True: torch.bfloat16 if self.device.type == "cuda" else None,
+        }.get(amp)
+        self.amp = self.amp_dtype is not None
+        #: The float16 gradient scaler, or None.
+        self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
         self.early_stopping = early_stopping
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
@@ -136,9 +157,9 @@ class Trainer:
         self.skip_lone_batch = skip_lone_batch
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Context for forward passes and losses: bfloat16 autocast on CUDA when ``amp``."""
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        """Context for forward passes and losses: the autocast ``amp`` asks for, if any."""
+        if self.amp_dtype is not None:
+            return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
     def run(
