@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, default_collate
 from tqdm.auto import tqdm
 
 from synthaug.augment._transforms import apply_transform, check_transform
@@ -79,7 +79,9 @@ class SyntheticDataset(Dataset):
     >>> tuple(image.shape), int(label), bool((lazy[3500][0] == image).all())
     ((1, 8, 8), 3, True)
     >>> from torch.utils.data import DataLoader
-    >>> loader = DataLoader(lazy, batch_sampler=lazy.batch_sampler(64, seed=0))
+    >>> loader = DataLoader(
+    ...     lazy, batch_sampler=lazy.batch_sampler(64, seed=0), collate_fn=lazy.collate
+    ... )
     >>> images, labels = next(iter(loader))
     >>> tuple(images.shape)
     (64, 1, 8, 8)
@@ -137,9 +139,13 @@ class SyntheticDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.__getitems__([index])[0]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Read several items, generating each block they need once (DataLoader calls this)."""
-        idx = np.asarray([int(i) for i in indices], dtype=np.int64)
+    def __getitems__(self, indices: Sequence[int]) -> Sequence[tuple[torch.Tensor, torch.Tensor]]:
+        """Read several items, generating each block they need once (DataLoader calls this).
+
+        Returns a sequence of ``(image, label)`` pairs; without a transform it holds them as two
+        stacked tensors (:class:`ItemBatch`), which :meth:`collate` passes on without copying.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(self)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise IndexError(f"index out of range for {n} items")
@@ -165,11 +171,22 @@ class SyntheticDataset(Dataset):
                 ]
         labels = torch.from_numpy(self._labels[pos])
         if self.transform is None:
-            return list(zip(images.unbind(0), labels.unbind(0), strict=True))
+            return ItemBatch(images, labels)
         return [
             (apply_transform(self.transform, image), label)
             for image, label in zip(images, labels, strict=True)
         ]
+
+    @staticmethod
+    def collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """``DataLoader`` ``collate_fn`` that hands on a read's stacked tensors as they are.
+
+        ``[images, labels]``, as the default collate gives, without splitting the batch into
+        items and stacking them again; other batches go to the default collate.
+        """
+        if isinstance(batch, ItemBatch):
+            return [batch.images, batch.labels]
+        return default_collate(batch)
 
     def __repr__(self) -> str:
         mode = "in memory" if self.images is not None else "on demand"
@@ -206,7 +223,8 @@ class SyntheticDataset(Dataset):
         of different classes), takes them ``window`` at a time, shuffles the items of those
         blocks together and cuts them into batches: every block is generated once per epoch
         and a batch mixes up to ``window`` classes. Use it as
-        ``DataLoader(dataset, batch_sampler=dataset.batch_sampler(64))``. With
+        ``DataLoader(dataset, batch_sampler=dataset.batch_sampler(64),
+        collate_fn=SyntheticDataset.collate)`` (the collate saves re-stacking every batch). With
         ``num_workers > 0`` every worker keeps its own cache and the batches go to the workers
         in turn, so a block may be generated once per worker.
 
@@ -297,6 +315,23 @@ class SyntheticDataset(Dataset):
         if shape is None:
             shape = tuple(self._block(int(self._labels[0]), 0).shape[1:])
         return tuple(shape)
+
+
+class ItemBatch(Sequence[tuple[torch.Tensor, torch.Tensor]]):
+    """Items read together, held as ``images`` ``(n, ...)`` and ``labels`` ``(n,)``; indexing
+    gives ``(image, label)`` pairs as a list of items would."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [(self.images[j], self.labels[j]) for j in range(*i.indices(len(self)))]
+        return self.images[i], self.labels[i]
 
 
 class BlockBatchSampler(Sampler[list[int]]):

@@ -223,8 +223,11 @@ class BaseGenerator(Estimator):
         gen = torch_generator(seed, self.device_)
         # Allocated outside inference mode, so the caller gets an ordinary tensor it can train on.
         images = torch.empty((n, *self.sample_shape_))
-        was_training = {name: m.training for name, m in self.modules_.items()}
-        self.modules_.eval()
+        # Eval mode for sampling; only layers in training mode are switched (a fitted model's are
+        # in eval mode already), so many small calls pay nothing for it.
+        training = [m for m in self.modules_.modules() if m.training]
+        for m in training:
+            m.training = False
         try:
             with torch.inference_mode():
                 for start in range(0, n, _SAMPLE_CHUNK):
@@ -233,8 +236,8 @@ class BaseGenerator(Estimator):
                         -1, *self.sample_shape_
                     )
         finally:
-            for name, m in self.modules_.items():
-                m.train(was_training[name])
+            for m in training:
+                m.training = True
         return images, labels.cpu()
 
     def _in_sample_batches(
