@@ -56,9 +56,10 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 # glibc mallopt parameters (malloc.h) and the values tune_allocator sets.
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
 _ALLOCATOR_SETTINGS = (
     (_M_MMAP_THRESHOLD, 32 << 20),  # glibc's ceiling: blocks below it come from the heap
+    (_M_MMAP_MAX, 0),  # and so do larger ones (128x128 activations pass 32 MiB)
     (_M_TRIM_THRESHOLD, 1 << 30),  # keep up to 1 GiB of freed heap instead of returning it
     (_M_TOP_PAD, 64 << 20),  # grow the heap in 64 MiB steps
 )
@@ -73,8 +74,11 @@ def tune_allocator() -> bool:
     per-sample gradients, 64x64 activations) page-faults them in again every time: a
     differentially private CVAE epoch on digits spent more time in the kernel (4.8 s) than in
     user code (4.1 s), 2.2 million page faults for three epochs, and ran 2.8x faster with this
-    setting. It changes nothing but speed and the memory the process keeps; the CLI and the
-    benchmarks call it, and a script may. Does nothing (False) off glibc.
+    setting. Every block then comes from the heap, and up to 1 GiB of freed heap is kept for
+    reuse rather than returned: it changes nothing but speed and the memory the process keeps
+    (peak resident memory about the same: 1,416 against 1,399 MiB in ``benchmarks/perf.py``'s
+    64x64 CVAE rows). The CLI and the benchmarks call it, and a script may. Does nothing (False) off
+    glibc.
     """
     name = ctypes.util.find_library("c")
     if sys.platform != "linux" or name is None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 
+import synthaug
 from synthaug import load
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
@@ -87,3 +90,8 @@ def test_compiled_networks_train_like_eager_ones(tiny_images, one_torch_thread):
     compiled = CVAE(compile=True, **params).fit(tiny_images)
     for got, want in zip(compiled.history_, eager.history_, strict=True):
         assert got["loss"] == pytest.approx(want["loss"], rel=1e-4)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_tune_allocator_applies_on_glibc():
+    assert synthaug.tune_allocator() is True
