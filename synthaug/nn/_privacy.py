@@ -429,40 +429,33 @@ class PrivateTraining:
         second backward pass on the clipped per-sample weights gives the clipped sum. On the
         digits CVAE it made a private step 2.3x a plain one instead of 11.5x.
         """
-        if ghost:
-            from opacus.grad_sample import GradSampleModuleFastGradientClipping
-            from opacus.optimizers import DPOptimizerFastGradientClipping
+        settings = {
+            "noise_multiplier": self.noise_multiplier,
+            "max_grad_norm": self.dp.max_grad_norm,
+            "expected_batch_size": self.expected_batch_size,
+            "loss_reduction": "mean",
+            "generator": self.generator,
+        }
+        if not ghost:
+            from opacus import GradSampleModule
+            from opacus.optimizers import DPOptimizer
 
-            gsm = GradSampleModuleFastGradientClipping(
-                module,
-                loss_reduction="mean",
-                strict=True,
-                max_grad_norm=self.dp.max_grad_norm,
-                use_ghost_clipping=True,
-            )
-            self._hooked.append(gsm)
-            private = DPOptimizerFastGradientClipping(
-                optimizer,
-                noise_multiplier=self.noise_multiplier,
-                max_grad_norm=self.dp.max_grad_norm,
-                expected_batch_size=self.expected_batch_size,
-                loss_reduction="mean",
-                generator=self.generator,
-            )
-            self._ghost[id(private)] = gsm
-            return private
-        from opacus import GradSampleModule
-        from opacus.optimizers import DPOptimizer
+            self._hooked.append(GradSampleModule(module, loss_reduction="mean", strict=True))
+            return DPOptimizer(optimizer, **settings)
+        from opacus.grad_sample import GradSampleModuleFastGradientClipping
+        from opacus.optimizers import DPOptimizerFastGradientClipping
 
-        self._hooked.append(GradSampleModule(module, loss_reduction="mean", strict=True))
-        return DPOptimizer(
-            optimizer,
-            noise_multiplier=self.noise_multiplier,
-            max_grad_norm=self.dp.max_grad_norm,
-            expected_batch_size=self.expected_batch_size,
+        gsm = GradSampleModuleFastGradientClipping(
+            module,
             loss_reduction="mean",
-            generator=self.generator,
+            strict=True,
+            max_grad_norm=self.dp.max_grad_norm,
+            use_ghost_clipping=True,
         )
+        self._hooked.append(gsm)
+        private = DPOptimizerFastGradientClipping(optimizer, **settings)
+        self._ghost[id(private)] = gsm
+        return private
 
     def is_ghost(self, optimizer: torch.optim.Optimizer) -> bool:
         """Whether ``optimizer`` came from :meth:`make_private` with ``ghost=True``."""
