@@ -1,8 +1,8 @@
 """Batch sizes for inference that fit the machine: cache-sized on CPUs, large on GPUs.
 
-On a CPU a network runs fastest when one batch's activations stay in the core's L2 cache;
-sampling 64x64 images in batches of 8,192 ran at a third of the speed of batches of 32 on the
-development machine (``docs/generators.md``). The size is derived, not searched: the largest
+On a CPU a network runs fastest when one batch's activations stay near the core's caches: the
+64x64 CVAE decoder ran at about a quarter of its batch-32 speed in batches of 2,048 on the
+development machine, one thread (262 against 1,012 img/s; ``docs/generators.md``). The size is derived, not searched: the largest
 activation one row makes, measured once with forward hooks, into the L2 cache size.
 """
 
