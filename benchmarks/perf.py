@@ -1,23 +1,30 @@
-"""Training and sampling speed of synthaug's generators, against a bare PyTorch loop.
+"""Training and sampling speed of synthaug's generators, against the machine's ceiling.
 
-For CVAE, CGAN and PerClass (VAE base) on digits (8x8) and on synthetic 64x64 one-channel
-images: training throughput (images/s) through ``fit``, the same for a bare PyTorch loop over the
-same network on pre-loaded tensors (measured in this run, alternating with ``fit``, best of
-``--repeats``), their ratio, sampling throughput, peak memory and wall time to a fixed number
-of epochs. Prints a table and writes JSON. Each row runs in a fresh process, so its peak
-memory is not hidden by memory an earlier row left in the allocator's cache.
+For CVAE, CGAN and PerClass (VAE base) on digits (8x8) and on synthetic 64x64 and 128x128
+one-channel images: training throughput (images/s) through ``fit`` and through a bare PyTorch
+loop over the same networks on pre-loaded tensors (alternating, best of ``--repeats``),
+sampling throughput, the networks' FLOPs per image (counted by ``torch.utils.flop_counter``,
+not estimated), the GFLOP/s that makes, a dense matmul's GFLOP/s measured in the same process
+just before the row (the ceiling) and the fraction of it; user and system CPU seconds and peak
+memory. Then the cost of a differentially private step against a plain one (same model, same
+batch size) and the on-demand data rows (a shuffled DataLoader over SyntheticDataset and
+pregeneration, against ``sample()``). Each row runs in a fresh process, so its peak memory
+is not hidden by memory an earlier row left in the allocator's cache. Prints tables and
+writes JSON. The machine may be shared: compare figures within one run.
 
-    PYTHONPATH=. python benchmarks/perf.py [--quick] [--device cpu] [--out perf.json]
+    PYTHONPATH=. python benchmarks/perf.py [--quick] [--device cpu|cuda] [--out perf.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import multiprocessing
 import os
 import platform
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +32,11 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
 import synthaug
+from synthaug.augment import SyntheticDataset
 from synthaug.data import ImageDataset, load_digits
 from synthaug.generators import create_generator
 from synthaug.nn import seeded
@@ -34,16 +44,62 @@ from synthaug.nn import seeded
 GENERATORS = ("cvae", "cgan", "perclass-vae")
 
 
-def blobs_64(n: int, seed: int = 0) -> ImageDataset:
-    """``n`` 1x64x64 images in 4 classes: a Gaussian blob whose position depends on the class."""
+def blobs(n: int, side: int = 64, seed: int = 0) -> ImageDataset:
+    """``n`` 1 x side x side images in 4 classes: a Gaussian blob placed by the class."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % 4
-    centres = torch.tensor([[16.0, 16.0], [16.0, 48.0], [48.0, 16.0], [48.0, 48.0]])[labels]
-    centres = centres + torch.randn(n, 2, generator=g) * 3
-    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    q = side / 4
+    centres = torch.tensor([[q, q], [q, 3 * q], [3 * q, q], [3 * q, 3 * q]])[labels]
+    centres = centres + torch.randn(n, 2, generator=g) * (side / 21)
+    yy, xx = torch.meshgrid(torch.arange(float(side)), torch.arange(float(side)), indexing="ij")
     d2 = (yy[None] - centres[:, 0, None, None]) ** 2 + (xx[None] - centres[:, 1, None, None]) ** 2
-    images = torch.exp(-d2 / (2 * 8.0**2)).unsqueeze(1)
+    images = torch.exp(-d2 / (2 * (side / 8) ** 2)).unsqueeze(1)
     return ImageDataset(images.clamp(0, 1), labels, ["nw", "ne", "sw", "se"])
+
+
+def blobs_64(n: int, seed: int = 0) -> ImageDataset:
+    """``n`` 1x64x64 blob images (:func:`blobs`)."""
+    return blobs(n, 64, seed)
+
+
+def matmul_gflops(
+    device: torch.device, dtype: torch.dtype = torch.float32, seconds: float = 0.6
+) -> float:
+    """Best GFLOP/s of a dense square matmul here and now: the ceiling (1024 on a CPU, 8192
+    on a GPU, which a small one leaves idle)."""
+    size = 8192 if device.type == "cuda" else 1024
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    a @ b
+    _sync(device)
+    best, end = math.inf, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        _sync(device)
+        best = min(best, (time.perf_counter() - t0) / 4)
+    return 2 * size**3 / best / 1e9
+
+
+def flops_per_image(run: Callable[[], object], n_images: int) -> float:
+    """FLOPs ``run()`` makes (torch's counter: matmuls and convolutions) per image."""
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops() / n_images
+
+
+class CPUTime:
+    """User and system CPU seconds of this process during the block."""
+
+    def __enter__(self) -> CPUTime:
+        self._start = resource.getrusage(resource.RUSAGE_SELF)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = resource.getrusage(resource.RUSAGE_SELF)
+        self.user = end.ru_utime - self._start.ru_utime
+        self.system = end.ru_stime - self._start.ru_stime
 
 
 class PeakMemory:
@@ -163,6 +219,12 @@ def bare_loop(model, data: ImageDataset, epochs: int, device: torch.device) -> C
     return run
 
 
+def train_step_flops(model, data: ImageDataset, device: torch.device) -> float:
+    """FLOPs per image of one training step of ``model``'s networks (forward and backward)."""
+    batch = data.subset(torch.arange(min(len(data), 16)))
+    return flops_per_image(bare_loop(model, batch, 1, device), len(batch))
+
+
 def measure(
     name: str,
     data: ImageDataset,
@@ -179,27 +241,36 @@ def measure(
     warm = data.subset(torch.arange(min(len(data), 128)))
     warm_model = create_generator(name, **{**params, "epochs": 1}).fit(warm)
     bare_loop(warm_model, warm, 1, device)()
+    # On a GPU the networks train under bfloat16 autocast (amp=True): that matmul is the
+    # ceiling, float32's is reported beside it.
+    ceiling = matmul_gflops(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    ceiling_fp32 = matmul_gflops(device) if device.type == "cuda" else ceiling
     model = None
     bare = None
-    for _ in range(repeats):
-        with PeakMemory(device) as mem:
+    with CPUTime() as cpu:
+        for _ in range(repeats):
+            with PeakMemory(device) as mem:
+                t0 = time.perf_counter()
+                model = create_generator(name, **params).fit(data)
+                _sync(device)
+                fit_times.append(time.perf_counter() - t0)
+            peak = max(peak, mem.mib)
+            bare = bare or bare_loop(model, data, epochs, device)
             t0 = time.perf_counter()
-            model = create_generator(name, **params).fit(data)
+            bare()
+            bare_times.append(time.perf_counter() - t0)
+        model.sample(min(n_sample, 1024), seed=0)  # warm-up
+        sample_times = []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            model.sample(n_sample, seed=r)
             _sync(device)
-            fit_times.append(time.perf_counter() - t0)
-        peak = max(peak, mem.mib)
-        bare = bare or bare_loop(model, data, epochs, device)
-        t0 = time.perf_counter()
-        bare()
-        bare_times.append(time.perf_counter() - t0)
-    model.sample(min(n_sample, 1024), seed=0)  # warm-up
-    sample_times = []
-    for r in range(repeats):
-        t0 = time.perf_counter()
-        model.sample(n_sample, seed=r)
-        sample_times.append(time.perf_counter() - t0)
+            sample_times.append(time.perf_counter() - t0)
+    train_flops = train_step_flops(model, data, device)
+    sample_flops = flops_per_image(lambda: model.sample(64, seed=0), 64)
     images = epochs * len(data)
     fit_ips, bare_ips = images / min(fit_times), images / min(bare_times)
+    sample_ips = n_sample / min(sample_times)
     return {
         "generator": name,
         "data": label,
@@ -209,11 +280,34 @@ def measure(
         "train_img_per_s": fit_ips,
         "bare_loop_img_per_s": bare_ips,
         "ratio_vs_bare": fit_ips / bare_ips,
-        "sample_img_per_s": n_sample / min(sample_times),
+        "sample_img_per_s": sample_ips,
+        "train_mflop_per_img": train_flops / 1e6,
+        "sample_mflop_per_img": sample_flops / 1e6,
+        "train_gflops": fit_ips * train_flops / 1e9,
+        "sample_gflops": sample_ips * sample_flops / 1e9,
+        "matmul_gflops": ceiling,
+        "matmul_fp32_gflops": ceiling_fp32,
+        "train_fraction": fit_ips * train_flops / 1e9 / ceiling,
+        "sample_fraction": sample_ips * sample_flops / 1e9 / ceiling,
+        "user_s": cpu.user,
+        "system_s": cpu.system,
         "peak_memory_mib": peak,
+        "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "architecture": getattr(model, "architecture_", None)
         or ("conv" if data.is_image and min(data.sample_shape[1:]) >= 16 else "mlp"),
     }
+
+
+def make_data(label: str, n_images: int) -> ImageDataset:
+    if label == "digits8x8":
+        return load_digits()
+    return blobs(n_images, int(label.removeprefix("blobs").split("x")[0]))
+
+
+def _start_row(threads: int, allocator: str) -> None:
+    torch.set_num_threads(threads)
+    if allocator == "tuned":
+        synthaug.tune_allocator()
 
 
 def measure_fresh(
@@ -225,26 +319,131 @@ def measure_fresh(
     repeats: int,
     device: str,
     threads: int,
+    allocator: str = "tuned",
 ) -> dict:
     """:func:`measure` in this process, building its data here (the body of a fresh process)."""
-    torch.set_num_threads(threads)
-    data = load_digits() if label == "digits8x8" else blobs_64(n_images)
-    return measure(name, data, label, epochs, n_sample, repeats, torch.device(device))
+    _start_row(threads, allocator)
+    row = measure(
+        name, make_data(label, n_images), label, epochs, n_sample, repeats, torch.device(device)
+    )
+    return {**row, "allocator": allocator}
+
+
+def measure_dp(label: str, n_images: int, device: str, threads: int, allocator: str) -> dict:
+    """A private CVAE step against a plain one: same networks, same (expected) batch size.
+
+    Each is timed as ``fit(epochs=3)`` minus ``fit(epochs=1)``, so the noise calibration and
+    set-up cancel, divided by the steps of the two extra epochs.
+    """
+    _start_row(threads, allocator)
+    data = make_data(label, n_images)
+    dev = torch.device(device)
+    params = {"device": device, "verbose": False, "seed": 0, "batch_size": 64}
+
+    def fit_seconds(epochs: int, dp: synthaug.DP | None) -> float:
+        t0 = time.perf_counter()
+        create_generator("cvae", epochs=epochs, dp=dp, **params).fit(data)
+        _sync(dev)
+        return time.perf_counter() - t0
+
+    dp = synthaug.DP(epsilon=10.0)
+    fit_seconds(1, dp)  # warm-up: Opacus imports, allocator
+    steps_dp = 2 * max(1, round(len(data) / 64))
+    steps_plain = 2 * math.ceil(len(data) / 64)
+    with CPUTime() as cpu:
+        plain = min(fit_seconds(3, None) - fit_seconds(1, None) for _ in range(2)) / steps_plain
+        private = min(fit_seconds(3, dp) - fit_seconds(1, dp) for _ in range(2)) / steps_dp
+    return {
+        "data": label,
+        "n_train": len(data),
+        "plain_step_ms": plain * 1e3,
+        "dp_step_ms": private * 1e3,
+        "dp_ratio": private / plain,
+        "user_s": cpu.user,
+        "system_s": cpu.system,
+        "allocator": allocator,
+    }
+
+
+def measure_data(n: int, device: str, threads: int, allocator: str) -> dict:
+    """On-demand and pregenerated SyntheticDataset against ``sample()`` on the digits CVAE."""
+    _start_row(threads, allocator)
+    model = create_generator("cvae", epochs=1, device=device, verbose=False, seed=0)
+    model.fit(load_digits())
+    model.sample(2048, seed=0)
+    per_class = n // len(model.classes_)
+
+    def best(run: Callable[[], object]) -> float:
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    sample_s = best(lambda: model.sample(n, seed=1))
+    pregen_s = best(lambda: SyntheticDataset(model, n_per_class=per_class, verbose=False))
+    lazy = SyntheticDataset(model, n_per_class=1_000_000, pregenerate=False)
+    t0 = time.perf_counter()
+    loader = DataLoader(lazy, batch_sampler=lazy.batch_sampler(64, seed=0), collate_fn=lazy.collate)
+    batches = iter(loader)
+    next(batches)
+    first_s = time.perf_counter() - t0
+    loader_s = best(lambda: sum(1 for _ in itertools.islice(batches, n // 64)))
+    return {
+        "n": n,
+        "sample_img_per_s": n / sample_s,
+        "pregenerate_img_per_s": len(model.classes_) * per_class / pregen_s,
+        "pregenerate_fraction": (len(model.classes_) * per_class / pregen_s) / (n / sample_s),
+        "loader_img_per_s": (n // 64) * 64 / loader_s,
+        "loader_cost_vs_sample": loader_s / sample_s * n / ((n // 64) * 64),
+        "first_shuffled_batch_s": first_s,
+        "on_demand_items": len(lazy),
+    }
 
 
 def format_table(rows: list[dict]) -> str:
     head = (
-        f"{'generator':<14}{'data':<11}{'arch':<6}{'epochs':>7}{'wall s':>8}{'train img/s':>13}"
-        f"{'bare img/s':>12}{'ratio':>7}{'sample img/s':>14}{'peak MiB':>10}"
+        f"{'generator':<13}{'data':<12}{'arch':<5}{'train/s':>9}{'bare/s':>9}{'ratio':>6}"
+        f"{'sample/s':>10}{'MF train':>9}{'MF samp':>8}{'GF/s tr':>8}{'GF/s sa':>8}"
+        f"{'ceiling':>8}{'tr frac':>8}{'sa frac':>8}{'user s':>7}{'sys s':>6}{'RSS MiB':>8}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
+        data = r["data"] + ("*" if r.get("allocator") == "default" else "")
         lines.append(
-            f"{r['generator']:<14}{r['data']:<11}{r['architecture']:<6}{r['epochs']:>7}"
-            f"{r['fit_wall_s']:>8.2f}{r['train_img_per_s']:>13,.0f}{r['bare_loop_img_per_s']:>12,.0f}"
-            f"{r['ratio_vs_bare']:>7.2f}{r['sample_img_per_s']:>14,.0f}{r['peak_memory_mib']:>10.0f}"
+            f"{r['generator']:<13}{data:<12}{r['architecture']:<5}"
+            f"{r['train_img_per_s']:>9,.0f}{r['bare_loop_img_per_s']:>9,.0f}"
+            f"{r['ratio_vs_bare']:>6.2f}{r['sample_img_per_s']:>10,.0f}"
+            f"{r['train_mflop_per_img']:>9.2f}{r['sample_mflop_per_img']:>8.2f}"
+            f"{r['train_gflops']:>8.1f}{r['sample_gflops']:>8.1f}{r['matmul_gflops']:>8.1f}"
+            f"{r['train_fraction']:>8.0%}{r['sample_fraction']:>8.0%}"
+            f"{r['user_s']:>7.1f}{r['system_s']:>6.1f}{r['max_rss_mib']:>8.0f}"
         )
     return "\n".join(lines)
+
+
+def format_dp(rows: list[dict]) -> str:
+    lines = [
+        f"{'DP step (cvae)':<16}{'plain ms':>10}{'dp ms':>10}{'dp/plain':>10}{'user s':>8}{'sys s':>7}"
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['data']:<16}{r['plain_step_ms']:>10.1f}{r['dp_step_ms']:>10.1f}"
+            f"{r['dp_ratio']:>10.2f}{r['user_s']:>8.1f}{r['system_s']:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def format_data(r: dict) -> str:
+    return (
+        f"on-demand data (digits cvae, {r['n']:,} images): sample() {r['sample_img_per_s']:,.0f}"
+        f" img/s; pregeneration {r['pregenerate_img_per_s']:,.0f} img/s"
+        f" ({r['pregenerate_fraction']:.0%} of sample()); shuffled DataLoader over a"
+        f" {r['on_demand_items']:,}-item on-demand set {r['loader_img_per_s']:,.0f} img/s"
+        f" ({r['loader_cost_vs_sample']:.2f}x the time of sample()), first batch"
+        f" {r['first_shuffled_batch_s']:.2f} s"
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -253,55 +452,111 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--generators", nargs="+", default=list(GENERATORS))
+    parser.add_argument(
+        "--allocator",
+        choices=["tuned", "default"],
+        default="tuned",
+        help="tuned: synthaug.tune_allocator() in every row (the CLI's setting); default: "
+        "glibc as it comes. A full run adds one default-allocator row for comparison",
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        default=["digits8x8", "blobs64x64", "blobs128x128"],
+        help="which data rows to run",
+    )
+    parser.add_argument(
+        "--no-extras", action="store_true", help="skip the DP and on-demand data rows"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads per row (default: torch's)"
+    )
     parser.add_argument("--out", default="perf.json")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     repeats = args.repeats or (1 if args.quick else 2)
+    q = args.quick
+    # (label, training images, epochs, samples, generators)
     settings = [
-        ("digits8x8", 1797, 2 if args.quick else 5, 50_000 if args.quick else 200_000),
-        (
-            "blobs64x64",
-            128 if args.quick else 256,
-            1 if args.quick else 2,
-            2_000 if args.quick else 10_000,
-        ),
+        ("digits8x8", 1797, 2 if q else 3, 50_000 if q else 100_000, args.generators),
+        ("blobs64x64", 64 if q else 128, 1 if q else 2, 500 if q else 2_000, args.generators),
+        ("blobs128x128", 32 if q else 64, 1, 200 if q else 500, ["cvae", "cgan"]),
     ]
+    if device.type == "cuda":  # a GPU wants bigger batches of work to be measured at all
+        settings = [
+            ("digits8x8", 1797, 5, 1_000_000, args.generators),
+            ("blobs64x64", 4096, 2, 50_000, args.generators),
+            ("blobs128x128", 2048, 2, 20_000, ["cvae", "cgan"]),
+        ]
+    jobs = [
+        (name, label, n_images, epochs, n_sample, args.allocator)
+        for label, n_images, epochs, n_sample, names in settings
+        for name in names
+        if name in args.generators and label in args.data
+    ]
+    if not q and args.allocator == "tuned" and device.type == "cpu" and not args.no_extras:
+        label, n_images, epochs, n_sample, _ = settings[1]
+        jobs.append(("cvae", label, n_images, epochs, n_sample, "default"))
+    threads = args.threads or torch.get_num_threads()
     rows = []
     # spawn, not fork: a fresh interpreter per row, so memory cached by one row's allocator
     # cannot make the next row's peak read low.
     ctx = multiprocessing.get_context("spawn")
-    for name in args.generators:
-        for label, n_images, epochs, n_sample in settings:
-            with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                row = pool.submit(
-                    measure_fresh,
-                    name,
-                    label,
-                    n_images,
-                    epochs,
-                    n_sample,
-                    repeats,
-                    str(device),
-                    torch.get_num_threads(),
-                ).result()
-            rows.append(row)
-            print(format_table([row]).splitlines()[-1], flush=True)
+
+    def fresh(fn: Callable[..., dict], *fn_args: object) -> dict:
+        with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            return pool.submit(fn, *fn_args).result()
+
+    started = time.perf_counter()
+    for name, label, n_images, epochs, n_sample, allocator in jobs:
+        row = fresh(
+            measure_fresh,
+            name,
+            label,
+            n_images,
+            epochs,
+            n_sample,
+            repeats,
+            str(device),
+            threads,
+            allocator,
+        )
+        rows.append(row)
+        print(format_table([row]).splitlines()[-1], flush=True)
+    dp_rows, data_row = [], None
+    if not args.no_extras:
+        dp_rows = [
+            fresh(measure_dp, label, n, str(device), threads, args.allocator)
+            for label, n in (("digits8x8", 1797), ("blobs64x64", 64))
+        ]
+        print(format_dp(dp_rows), flush=True)
+        n_data = 20_000 if q else 100_000
+        data_row = fresh(measure_data, n_data, str(device), threads, args.allocator)
+        print(format_data(data_row), flush=True)
     result = {
         "config": {
             "quick": args.quick,
             "repeats": repeats,
             "device": str(device),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": threads,
             "cpu_count": os.cpu_count(),
-            "load_average": os.getloadavg(),
+            "load_average_end": os.getloadavg(),
+            "wall_s": time.perf_counter() - started,
             "machine": platform.platform(),
             "torch": torch.__version__,
             "synthaug": synthaug.__version__,
         },
         "rows": rows,
+        "dp": dp_rows,
+        "data": data_row,
     }
     print()
     print(format_table(rows))
+    print()
+    if data_row is not None:
+        print(format_dp(dp_rows))
+        print(format_data(data_row))
+    print(f"load average at the end {os.getloadavg()}; {result['config']['wall_s']:.0f} s")
     with open(args.out, "w") as f:
         json.dump(result, f, indent=2, default=lambda v: None if math.isnan(v) else v)
     print(f"\nwrote {args.out}")

@@ -1,6 +1,8 @@
 """train / sample / augment / grid, each run as a subprocess, including bad arguments and
 missing files; extra cases run in-process through ``main``."""
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -42,20 +44,22 @@ def run_all(commands, cwd):
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, small_digits):
-    """A small imbalanced .npz data set and a cvae trained on it by `synthaug train`."""
+    """A small imbalanced .npz data set and a cvae trained on it by `synthaug train`.
+
+    Trained in-process through ``main`` (a subprocess would add a start-up of torch to every
+    run of the module); the subprocess tests below run the other commands, and `train`'s
+    failures, as processes.
+    """
     root = tmp_path_factory.mktemp("cli")
     real = make_imbalanced(small_digits, ratio=0.25, minority_classes=[8, 9], seed=0)
     save_npz(real, root / "real.npz")
-    [(rc, out, err)] = run_all(
-        [
-            ["train", "--data", "real.npz", "--model", "cvae", "--out", "model.safetensors"]
-            + TINY
-            + ["--quiet", "--device", "cpu"]
-        ],
-        cwd=root,
-    )
-    assert rc == 0, err
-    assert "saved model.safetensors" in out and (root / "model.safetensors").is_file()
+    model = root / "model.safetensors"
+    argv = ["train", "--data", str(root / "real.npz"), "--model", "cvae", "--out", str(model)]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main([*argv, *TINY, "--quiet", "--device", "cpu"])
+    assert rc == 0
+    assert f"saved {model}" in out.getvalue() and model.is_file()
     return root
 
 

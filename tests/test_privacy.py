@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 
@@ -22,6 +23,8 @@ pytest.importorskip("opacus")
 # parameters wherever it has them; only one that needs an argument is listed in REQUIRED.
 SMALL = {"latent_dim": 4, "hidden_dims": (16,)}
 REQUIRED = {"perclass": lambda: {"estimator": CVAE()}}
+
+
 def tiny_model(name: str, device: str, **params):
     """The tiny generator ``name``, with ``params`` set wherever they apply (nested too)."""
     model = create_generator(name, **REQUIRED.get(name, dict)())
@@ -318,3 +321,34 @@ def test_private_gan_discriminator_drops_spectral_norm_and_reloads(tiny_images, 
     loaded = synthaug.load(model.save(tmp_path / "dp_cgan"), device=device)
     assert loaded.privacy_spent_ == model.privacy_spent_
     assert torch.equal(loaded.sample(6, seed=3)[0], model.sample(6, seed=3)[0])
+
+
+def test_ghost_clipping_gives_the_per_sample_clipped_step():
+    # With the noise off, one DP-SGD step is the mean of the clipped per-sample gradients:
+    # ghost clipping (norms without per-sample gradients) must take the hooks' step.
+    torch.manual_seed(0)
+    base = nn.Sequential(nn.Linear(6, 5), nn.SiLU(), nn.Linear(5, 3))
+    x, target = torch.randn(8, 6) * 3, torch.randn(8, 3)
+    after = []
+    for ghost in (False, True):
+        net = make_dp_compatible(copy.deepcopy(base))
+        net.load_state_dict(base.state_dict())
+        run = PrivateTraining(
+            synthaug.DP(epsilon=5.0, max_grad_norm=0.5),
+            n_samples=8,
+            batch_size=8,
+            epochs=1,
+            generator=torch.Generator().manual_seed(0),
+        )
+        run.noise_multiplier = 0.0
+        opt = run.make_private(net, torch.optim.SGD(net.parameters(), lr=1.0), ghost=ghost)
+        per_sample = ((net(x) - target) ** 2).sum(1)
+        opt.zero_grad()
+        (run.ghost_loss(opt, per_sample) if ghost else per_sample.mean()).backward()
+        opt.step()
+        run.close()
+        after.append([p.detach().clone() for p in net.parameters()])
+    moved = [(a - b).abs().max() for a, b in zip(after[0], base.parameters(), strict=True)]
+    assert min(moved) > 1e-4  # the step moved every parameter
+    for hooks, ghosted in zip(*after, strict=True):
+        torch.testing.assert_close(ghosted, hooks, rtol=1e-5, atol=1e-6)

@@ -203,3 +203,68 @@ def test_synthetic_dataset_needs_a_fitted_generator(model):
     lazy = SyntheticDataset(model, n_per_class=2, pregenerate=False)
     with pytest.raises(IndexError):
         lazy[20]
+
+
+def _direct_samples(model, ds):
+    """Every item of ``ds`` made by ``model.sample`` directly, following the documented seeds."""
+    parts = []
+    for c, n in sorted(ds.counts.items()):
+        for b in range(-(-n // ds.block_size)):
+            size = min(ds.block_size, n - b * ds.block_size)
+            seed = int(np.random.SeedSequence([ds.seed, c, b]).generate_state(1)[0])
+            parts.append(model.sample(size, y=c, seed=seed)[0])
+    return torch.cat(parts)
+
+
+def test_on_demand_batches_and_pregeneration_return_the_items_of_sample(model):
+    lazy = SyntheticDataset(
+        model,
+        counts={0: 13, 3: 7, 9: 11},
+        seed=5,
+        block_size=4,
+        cache_blocks=3,
+        pregenerate=False,
+    )
+    eager = SyntheticDataset(model, counts={0: 13, 3: 7, 9: 11}, seed=5, block_size=4)
+    expected = _direct_samples(model, lazy)
+    torch.testing.assert_close(eager.images, expected, rtol=0, atol=0)
+    sampler = lazy.batch_sampler(5, seed=1)
+    loader = DataLoader(lazy, batch_sampler=sampler)
+    seen, made = [], []
+    calls = []
+    real_make = lazy._make_block
+    lazy._make_block = lambda c, b: calls.append((c, b)) or real_make(c, b)
+    for images, labels in loader:
+        made.append(images)
+        seen.append(labels)
+    order = np.concatenate(list(iter_batches(sampler, epoch=0)))
+    assert sorted(order.tolist()) == list(range(31))  # every item once per epoch
+    assert len(calls) == len(set(calls)) == 9  # every block generated once
+    images, labels = torch.cat(made), torch.cat(seen)
+    torch.testing.assert_close(images, expected[torch.from_numpy(order)], rtol=0, atol=0)
+    assert torch.equal(labels, lazy.labels[torch.from_numpy(order)])
+    # a batch mixes classes (blocks are interleaved), and the next epoch has another order
+    assert any(len(set(b.tolist())) > 1 for b in seen)
+    # the stacking-free collate gives the same batches as the default one
+    collated = DataLoader(lazy, batch_sampler=sampler, collate_fn=SyntheticDataset.collate)
+    epoch_1 = torch.from_numpy(np.concatenate(iter_batches(sampler, epoch=1)))
+    got = torch.cat([x for x, _ in collated])
+    torch.testing.assert_close(got, expected[epoch_1], rtol=0, atol=0)
+    assert not np.array_equal(order, epoch_1.numpy())
+
+
+def iter_batches(sampler, epoch):
+    order = np.concatenate(list(sampler._windows(epoch)))
+    return [order[s : s + sampler.batch_size] for s in range(0, len(order), sampler.batch_size)]
+
+
+def test_batch_sampler_options(model):
+    lazy = SyntheticDataset(model, n_per_class=3, block_size=2, pregenerate=False)
+    plain = lazy.batch_sampler(4, shuffle=False)
+    assert list(plain)[0] == [0, 1, 2, 3] and len(plain) == 8
+    assert len(lazy.batch_sampler(4, drop_last=True)) == 7
+    assert all(len(b) == 4 for b in lazy.batch_sampler(4, drop_last=True))
+    with pytest.raises(InvalidParameterError, match="cache_blocks"):
+        lazy.batch_sampler(4, window=5)
+    with pytest.raises(InvalidParameterError, match="batch_size"):
+        lazy.batch_sampler(0)

@@ -21,11 +21,12 @@ from synthaug.augment._sources import (
     SMOTESource,
     default_classical_transform,
 )
-from synthaug.augment._synthetic import SyntheticDataset
+from synthaug.augment._synthetic import BlockBatchSampler, SyntheticDataset
 
 __all__ = [
     "SOURCES",
     "AugmentedDataset",
+    "BlockBatchSampler",
     "ClassicalAugmentation",
     "CopyPaste",
     "GenerativeOverSampler",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler, default_collate
 from tqdm.auto import tqdm
 
 from synthaug.augment._transforms import apply_transform, check_transform
@@ -21,9 +21,16 @@ class SyntheticDataset(Dataset):
     """Samples of a fitted generator as a ``torch.utils.data.Dataset``.
 
     Items are laid out class by class (all of the smallest label first). They are generated in
-    blocks of ``block_size`` samples of one class; block ``b`` of class ``c`` is always drawn with
-    a seed derived from ``(seed, c, b)``, so item ``i`` is the same sample every time it is read,
-    in any process, whether the data set was pregenerated or not.
+    blocks of ``block_size`` samples of one class: block ``b`` of class ``c`` is
+    ``generator.sample(size, y=c, seed=s)`` with
+    ``s = numpy.random.SeedSequence([seed, c, b]).generate_state(1)[0]``, so item ``i`` is the
+    same sample every time it is read, in any process, whether the data set was pregenerated or
+    not.
+
+    A shuffled ``DataLoader`` over an on-demand data set should read it through
+    :meth:`batch_sampler`, which shuffles whole blocks and the items within a few blocks at a
+    time, so every block is generated once per epoch; plain ``shuffle=True`` generates a block
+    for almost every item.
 
     Parameters
     ----------
@@ -42,8 +49,8 @@ class SyntheticDataset(Dataset):
         memory stays constant however large the data set is.
     block_size : int
         Samples generated together. Sequential or batched reads (``DataLoader`` uses
-        ``__getitems__``) generate each block once per batch; shuffled reads of a lazy data set
-        cost a block per item, so keep blocks small there or pregenerate.
+        ``__getitems__``) generate each block once per batch; shuffled reads of an on-demand
+        data set cost a block per item unless they go through :meth:`batch_sampler`.
     cache_blocks : int
         Blocks kept when ``pregenerate=False``.
     transform : callable, optional
@@ -71,6 +78,13 @@ class SyntheticDataset(Dataset):
     >>> image, label = lazy[3500]
     >>> tuple(image.shape), int(label), bool((lazy[3500][0] == image).all())
     ((1, 8, 8), 3, True)
+    >>> from torch.utils.data import DataLoader
+    >>> loader = DataLoader(
+    ...     lazy, batch_sampler=lazy.batch_sampler(64, seed=0), collate_fn=lazy.collate
+    ... )
+    >>> images, labels = next(iter(loader))
+    >>> tuple(images.shape)
+    (64, 1, 8, 8)
     """
 
     def __init__(
@@ -125,9 +139,13 @@ class SyntheticDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.__getitems__([index])[0]
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Read several items, generating each block they need once (DataLoader calls this)."""
-        idx = np.asarray([int(i) for i in indices], dtype=np.int64)
+    def __getitems__(self, indices: Sequence[int]) -> Sequence[tuple[torch.Tensor, torch.Tensor]]:
+        """Read several items, generating each block they need once (DataLoader calls this).
+
+        Returns a sequence of ``(image, label)`` pairs; without a transform it holds them as two
+        stacked tensors (:class:`ItemBatch`), which :meth:`collate` passes on without copying.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         n = len(self)
         if idx.size and (idx.min() < -n or idx.max() >= n):
             raise IndexError(f"index out of range for {n} items")
@@ -140,19 +158,35 @@ class SyntheticDataset(Dataset):
         else:
             images = torch.empty((len(idx), *self._sample_shape()))
             blocks = within // self.block_size
-            for p, b in sorted(set(zip(pos.tolist(), blocks.tolist(), strict=True))):
-                rows = np.flatnonzero((pos == p) & (blocks == b))
-                block = self._block(int(self._labels[p]), b)
+            # Each block a read needs is made once, the cached ones read first, so that making
+            # the others cannot evict a block this read still needs.
+            needed: dict[tuple[int, int], np.ndarray] = {}
+            for p, b in set(zip(pos.tolist(), blocks.tolist(), strict=True)):
+                needed[(int(self._labels[p]), b)] = np.flatnonzero((pos == p) & (blocks == b))
+            for label, b in sorted(needed, key=lambda k: (k not in self._cache, k)):
+                rows = needed[(label, b)]
+                block = self._block(label, b)
                 images[torch.from_numpy(rows)] = block[
                     torch.from_numpy(within[rows] - b * self.block_size)
                 ]
         labels = torch.from_numpy(self._labels[pos])
-        items = []
-        for image, label in zip(images, labels, strict=True):
-            if self.transform is not None:
-                image = apply_transform(self.transform, image)
-            items.append((image, label))
-        return items
+        if self.transform is None:
+            return ItemBatch(images, labels)
+        return [
+            (apply_transform(self.transform, image), label)
+            for image, label in zip(images, labels, strict=True)
+        ]
+
+    @staticmethod
+    def collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+        """``DataLoader`` ``collate_fn`` that hands on a read's stacked tensors as they are.
+
+        ``[images, labels]``, as the default collate gives, without splitting the batch into
+        items and stacking them again; other batches go to the default collate.
+        """
+        if isinstance(batch, ItemBatch):
+            return [batch.images, batch.labels]
+        return default_collate(batch)
 
     def __repr__(self) -> str:
         mode = "in memory" if self.images is not None else "on demand"
@@ -173,6 +207,68 @@ class SyntheticDataset(Dataset):
         """Every sample as an in-memory :class:`~synthaug.data.ImageDataset` (no transform)."""
         images = self.images if self.images is not None else self._generate_all()
         return ImageDataset(images, self.labels, self.classes)
+
+    def batch_sampler(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        window: int | None = None,
+        drop_last: bool = False,
+    ) -> BlockBatchSampler:
+        """A ``DataLoader`` batch sampler that reads this data set block by block.
+
+        Each epoch it shuffles the blocks (interleaving the classes, so consecutive blocks are
+        of different classes), takes them ``window`` at a time, shuffles the items of those
+        blocks together and cuts them into batches: every block is generated once per epoch
+        and a batch mixes up to ``window`` classes. Use it as
+        ``DataLoader(dataset, batch_sampler=dataset.batch_sampler(64),
+        collate_fn=SyntheticDataset.collate)`` (the collate saves re-stacking every batch). With
+        ``num_workers > 0`` every worker keeps its own cache and the batches go to the workers
+        in turn, so a block may be generated once per worker.
+
+        Parameters
+        ----------
+        batch_size : int
+        shuffle : bool
+            False reads the items in order (blocks are then generated in order too).
+        seed : int
+            Seeds the order; epoch ``e`` (the ``e``-th iteration) uses ``(seed, e)``.
+        window : int, optional
+            Blocks shuffled together; default ``cache_blocks``, the most the cache holds.
+        drop_last : bool
+            Drop each epoch's last batch when it is smaller than ``batch_size``.
+
+        Returns
+        -------
+        BlockBatchSampler
+        """
+        window = self.cache_blocks if window is None else window
+        for name, value in (("batch_size", batch_size), ("window", window)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidParameterError(f"{name} must be an integer >= 1, got {value!r}")
+        if window > self.cache_blocks and self.images is None:
+            raise InvalidParameterError(
+                f"window={window} is more blocks than the cache holds (cache_blocks="
+                f"{self.cache_blocks}); raise cache_blocks or lower window, else blocks are "
+                f"generated again within one window"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
+        return BlockBatchSampler(
+            self._block_ranges(), batch_size, shuffle, int(seed), window, drop_last
+        )
+
+    def _block_ranges(self) -> list[tuple[int, int, int]]:
+        """``(class position, first item, end)`` of every block, in item order."""
+        ranges = []
+        start = 0
+        for p, end in enumerate(self._ends.tolist()):
+            for first in range(start, end, self.block_size):
+                ranges.append((p, first, min(first + self.block_size, end)))
+            start = end
+        return ranges
 
     # -- generation -------------------------------------------------------------------------
     def _block_seed(self, label: int, block: int) -> int:
@@ -219,6 +315,86 @@ class SyntheticDataset(Dataset):
         if shape is None:
             shape = tuple(self._block(int(self._labels[0]), 0).shape[1:])
         return tuple(shape)
+
+
+class ItemBatch(Sequence[tuple[torch.Tensor, torch.Tensor]]):
+    """Items read together, held as ``images`` ``(n, ...)`` and ``labels`` ``(n,)``; indexing
+    gives ``(image, label)`` pairs as a list of items would."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        self.images = images
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [(self.images[j], self.labels[j]) for j in range(*i.indices(len(self)))]
+        return self.images[i], self.labels[i]
+
+
+class BlockBatchSampler(Sampler[list[int]]):
+    """Batches of item indices that read a :class:`SyntheticDataset` a few blocks at a time.
+
+    Made by :meth:`SyntheticDataset.batch_sampler`, which documents the order. Iterating again
+    starts the next epoch, with a new order.
+    """
+
+    def __init__(
+        self,
+        blocks: list[tuple[int, int, int]],
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        window: int,
+        drop_last: bool,
+    ) -> None:
+        self.blocks = blocks
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.window = window
+        self.drop_last = drop_last
+        self.epoch = 0
+        self._n = blocks[-1][2] if blocks else 0
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self._n // self.batch_size
+        return -(-self._n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        pending = np.empty(0, dtype=np.int64)
+        for items in self._windows(epoch):  # one window's items at a time: no epoch-long array
+            pending = np.concatenate([pending, items])
+            while len(pending) >= self.batch_size:
+                yield pending[: self.batch_size].tolist()
+                pending = pending[self.batch_size :]
+        if len(pending) and not self.drop_last:
+            yield pending.tolist()
+
+    def _windows(self, epoch: int) -> Iterator[np.ndarray]:
+        """Every item index once, window by window: blocks interleaved by class, items
+        shuffled within each window."""
+        if not self.shuffle:
+            yield np.arange(self._n)
+            return
+        rng = np.random.default_rng([self.seed, epoch])
+        pos = np.array([p for p, _, _ in self.blocks])
+        # Shuffle the blocks, then interleave the classes: sort by (rank within its class,
+        # random class order), so consecutive blocks come from different classes.
+        perm = rng.permutation(len(self.blocks))
+        rank = np.empty(len(perm), dtype=np.int64)
+        for p in np.unique(pos):
+            mine = perm[pos[perm] == p]
+            rank[mine] = np.arange(len(mine))
+        class_key = rng.permutation(int(pos.max()) + 1)[pos]
+        blocks = np.lexsort((class_key, rank))
+        for w in range(0, len(blocks), self.window):
+            chosen = blocks[w : w + self.window]
+            yield rng.permutation(np.concatenate([np.arange(*self.blocks[b][1:]) for b in chosen]))
 
 
 def _resolve_counts(

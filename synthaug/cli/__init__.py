@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from synthaug._utils import tune_allocator
 from synthaug._version import __version__
 from synthaug.cli import (
     _augment,
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    tune_allocator()  # the CLI owns its process: reuse freed memory instead of page-faulting
     try:
         return int(run_showing_warnings(args.func, args) or 0)
     except SynthaugError as exc:

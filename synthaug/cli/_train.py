@@ -19,6 +19,7 @@ from synthaug.cli._types import open_fraction, positive_int
 from synthaug.data import ImageDataset, check_output
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import create_generator, list_generators, model_path
+from synthaug.nn import world
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             "indices": test_idx.tolist(),
         }
     model.fit(dataset)
+    if world()[0] != 0:
+        return 0  # under torchrun every rank holds the same model: rank 0 saves it
     path = model.save(out, metadata={"training_data": record})
     print(f"trained {args.model} on {len(dataset)} samples ({class_counts_text(dataset)})")
     if args.holdout is not None:

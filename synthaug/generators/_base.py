@@ -9,7 +9,7 @@ the family's private ``_fit`` / ``_sample`` (template method, as imbalanced-lear
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,9 +33,12 @@ from synthaug.errors import (
 )
 from synthaug.generators._persistence import save_generator
 from synthaug.generators._registry import GENERATORS
+from synthaug.nn import inference_batch_size, largest_activation_bytes
 
-# Sampling runs in chunks so that asking for millions of samples never holds them all on the
-# device at once; 8192 keeps small-image sampling fast and 128x128 memory bounded.
+# Sampling draws its randomness in chunks of _SAMPLE_CHUNK labels, so that asking for millions
+# of samples never holds them all on the device at once and the samples of a seed do not
+# depend on the machine; the networks then run in cache-sized batches within a chunk
+# (_in_sample_batches), whose size may differ between machines.
 _SAMPLE_CHUNK = 8192
 
 
@@ -218,18 +221,58 @@ class BaseGenerator(Estimator):
         seed = check_seed(seed)
         labels = self._resolve_labels(n, y, seed)
         gen = torch_generator(seed, self.device_)
-        chunks = []
-        was_training = {name: m.training for name, m in self.modules_.items()}
-        self.modules_.eval()
+        # Allocated outside inference mode, so the caller gets an ordinary tensor it can train on.
+        images = torch.empty((n, *self.sample_shape_))
+        # Eval mode for sampling; only layers in training mode are switched (a fitted model's are
+        # in eval mode already), so many small calls pay nothing for it.
+        training = [m for m in self.modules_.modules() if m.training]
+        for m in training:
+            m.training = False
         try:
-            with torch.no_grad():
+            with torch.inference_mode():
                 for start in range(0, n, _SAMPLE_CHUNK):
                     out = self._sample(labels[start : start + _SAMPLE_CHUNK], gen)
-                    chunks.append(out.clamp_(0, 1).reshape(-1, *self.sample_shape_).cpu())
+                    images[start : start + len(out)] = out.clamp_(0, 1).reshape(
+                        -1, *self.sample_shape_
+                    )
         finally:
-            for name, m in self.modules_.items():
-                m.train(was_training[name])
-        return torch.cat(chunks), labels.cpu()
+            for m in training:
+                m.training = True
+        return images, labels.cpu()
+
+    def _in_sample_batches(
+        self, fn: Callable[..., torch.Tensor], *rows: torch.Tensor
+    ) -> torch.Tensor:
+        """``fn(*rows)`` run over batches of rows sized for the device (cache-sized on a CPU),
+        for a family's ``_sample``: the results are concatenated along the first axis.
+
+        The size is derived once per set of networks from the largest activation one row
+        makes (:func:`~synthaug.nn.inference_batch_size`), so draws made before the call, and
+        hence the samples, do not depend on it.
+        """
+        n = len(rows[0])
+        size = self._sample_batch_size(fn, rows)
+        if n <= size:
+            return fn(*rows)
+        first = fn(*(r[:size] for r in rows))
+        out = first.new_empty((n, *first.shape[1:]))
+        out[:size] = first
+        for start in range(size, n, size):
+            out[start : start + size] = fn(*(r[start : start + size] for r in rows))
+        return out
+
+    def _sample_batch_size(
+        self, fn: Callable[..., torch.Tensor], rows: tuple[torch.Tensor, ...]
+    ) -> int:
+        cached = self.__dict__.get("_sample_batch")
+        if cached is not None and cached[0] is self.modules_:
+            return cached[1]
+        probe = tuple(r[:1] for r in rows)
+        size = inference_batch_size(
+            self.device_, largest_activation_bytes(self.modules_, lambda: fn(*probe))
+        )
+        self.__dict__["_sample_batch"] = (self.modules_, size)
+        return size
 
     def _resolve_labels(self, n: int, y: Any, seed: int) -> torch.Tensor:
         if y is None:

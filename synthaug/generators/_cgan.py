@@ -24,6 +24,7 @@ from synthaug.nn import (
     choose_architecture,
     conv_encoder,
     diff_augment,
+    draw_rows,
     project_spectral_norm_,
 )
 
@@ -170,6 +171,9 @@ class CGAN(TorchGenerator):
     """
 
     _dp_modules = ("discriminator",)
+    # Exact but for batch norm, whose statistics are over each rank's part of the batch.
+    _data_parallel = True
+    _channels_last = True
     _parameter_constraints = {
         "latent_dim": int_range(1),
         "width": int_range(1),
@@ -192,7 +196,8 @@ class CGAN(TorchGenerator):
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 10,
         resume: bool = False,
-        amp: bool = True,
+        amp: bool | str = True,
+        compile: bool = False,
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
@@ -212,6 +217,7 @@ class CGAN(TorchGenerator):
             checkpoint_every=checkpoint_every,
             resume=resume,
             amp=amp,
+            compile=compile,
             device=device,
             seed=seed,
             verbose=verbose,
@@ -276,7 +282,12 @@ class CGAN(TorchGenerator):
         """One hinge-loss discriminator step and one generator step on a real batch."""
 
         def step(xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            z = torch.randn((len(xb), self.latent_dim), generator=ctx.generator, device=xb.device)
+            z = draw_rows(
+                len(xb),
+                lambda n: torch.randn(
+                    (n, self.latent_dim), generator=ctx.generator, device=xb.device
+                ),
+            )
             with ctx.autocast():
                 fake = g(z, yb)
                 d_real = d(view(xb), yb)
@@ -391,4 +402,4 @@ class CGAN(TorchGenerator):
         z = torch.randn((len(labels), self.latent_dim), generator=generator, device=self.device_)
         ema = self.ema_decay > 0
         net = self.modules_["generator_ema"].net if ema else self.modules_["generator"]
-        return net(z, labels)
+        return self._in_sample_batches(net, z, labels)

@@ -18,6 +18,7 @@ from synthaug.nn import (
     MLPDecoder,
     choose_architecture,
     conv_encoder,
+    draw_rows,
     eval_mode,
     mlp,
 )
@@ -68,26 +69,35 @@ class _CVAENet(nn.Module):
         """Bernoulli logits of p(x | z, y), shaped like the samples."""
         return self.decoder(torch.cat([z, self._one_hot(y, z.dtype)], dim=1), y)
 
-    def per_sample_loss(
-        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, beta: float
-    ) -> torch.Tensor:
-        """Negative ELBO per sample (with the KL term weighted by ``beta``), one latent draw."""
+    def per_sample_terms(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample reconstruction loss and KL divergence, one latent draw."""
         mu, logvar = self.encode(x, y)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        eps = draw_rows(
+            len(mu),
+            lambda n: torch.randn(
+                (n, *mu.shape[1:]), generator=generator, device=mu.device, dtype=mu.dtype
+            ),
+        )
         logits = self.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
         # Bernoulli likelihood on [0, 1] intensities, summed over pixels.
         recon = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
-        return recon.flatten(1).sum(1) + beta * kl.float()
+        return recon.flatten(1).sum(1), kl.float()
+
+    def per_sample_loss(
+        self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, beta: float
+    ) -> torch.Tensor:
+        """Negative ELBO per sample (with the KL term weighted by ``beta``), one latent draw."""
+        recon, kl = self.per_sample_terms(x, y, generator)
+        return recon + beta * kl
 
     def loss(
         self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, beta: float
     ) -> dict[str, torch.Tensor]:
-        mu, logvar = self.encode(x, y)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        logits = self.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
-        recon = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="sum") / len(x)
-        kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()).float() / len(x)
+        recon, kl = self.per_sample_terms(x, y, generator)
+        recon, kl = recon.sum() / len(x), kl.sum() / len(x)
         return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
@@ -152,6 +162,9 @@ class CVAE(TorchGenerator):
     """
 
     _dp_modules = ("net",)
+    _per_sample_updates = ("net",)
+    _data_parallel = True
+    _channels_last = True
     _parameter_constraints = {
         "latent_dim": int_range(1),
         "width": int_range(1),
@@ -174,7 +187,8 @@ class CVAE(TorchGenerator):
         checkpoint_dir: str | None = None,
         checkpoint_every: int = 10,
         resume: bool = False,
-        amp: bool = True,
+        amp: bool | str = True,
+        compile: bool = False,
         device: str = "auto",
         seed: int = 0,
         verbose: bool = True,
@@ -195,6 +209,7 @@ class CVAE(TorchGenerator):
             checkpoint_every=checkpoint_every,
             resume=resume,
             amp=amp,
+            compile=compile,
             device=device,
             seed=seed,
             verbose=verbose,
@@ -214,6 +229,11 @@ class CVAE(TorchGenerator):
         self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
     ) -> dict[str, torch.Tensor]:
         net = self.modules_["net"]
+        if self.dp is not None:
+            # Per-sample losses: the private step clips them by ghost clipping.
+            recon, kl = net.per_sample_terms(x, y, ctx.generator)
+            ctx.update_per_sample("net", recon + self.beta * kl, net.parameters())
+            return {"loss": (recon + self.beta * kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
         with ctx.autocast():
             losses = net.loss(x, y, ctx.generator, self.beta)
         ctx.update("net", losses["loss"], net.parameters())
@@ -230,7 +250,10 @@ class CVAE(TorchGenerator):
 
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn((len(labels), self.latent_dim), generator=generator, device=self.device_)
-        return torch.sigmoid(self.modules_["net"].decode_logits(z, labels))
+        net = self.modules_["net"]
+        return self._in_sample_batches(
+            lambda z, y: torch.sigmoid(net.decode_logits(z, y)), z, labels
+        )
 
     # -- scoring (used by the anomaly detectors) ---------------------------------------------
     def reconstruct(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

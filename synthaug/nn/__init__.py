@@ -5,6 +5,11 @@ generator families (``synthaug.generators``), the detectors (``synthaug.anomaly`
 metrics (``synthaug.metrics``) build on it.
 """
 
+from synthaug.nn._batching import (
+    inference_batch_size,
+    l2_cache_bytes,
+    largest_activation_bytes,
+)
 from synthaug.nn._checkpoint import (
     DIGEST_KEY,
     checkpoint_header,
@@ -14,6 +19,13 @@ from synthaug.nn._checkpoint import (
     write_checkpoint,
 )
 from synthaug.nn._diffaugment import diff_augment
+from synthaug.nn._distributed import (
+    data_parallel_device,
+    draw_rows,
+    init_data_parallel,
+    launched_world_size,
+    world,
+)
 from synthaug.nn._jitter import random_jitter
 from synthaug.nn._networks import (
     Architecture,
@@ -76,6 +88,14 @@ __all__ = [
     "describe",
     "diff_augment",
     "dp_rule",
+    "inference_batch_size",
+    "l2_cache_bytes",
+    "largest_activation_bytes",
+    "data_parallel_device",
+    "draw_rows",
+    "init_data_parallel",
+    "launched_world_size",
+    "world",
     "eval_mode",
     "make_dp_compatible",
     "mlp",

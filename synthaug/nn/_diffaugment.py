@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from synthaug.nn._distributed import draw_rows
+
 
 def diff_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Colour, translation (1/8 of each side) and cutout (1/2 of each side) on ``(N, C, H, W)``.
@@ -23,8 +25,19 @@ def diff_augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return _cutout(x, generator, ratio=0.5)
 
 
+# Per-image draws go through draw_rows, so data-parallel ranks draw a single process's values.
 def _rand(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    return torch.rand((len(x), 1, 1, 1), generator=generator, device=x.device, dtype=x.dtype)
+    return draw_rows(
+        len(x),
+        lambda n: torch.rand((n, 1, 1, 1), generator=generator, device=x.device, dtype=x.dtype),
+    )
+
+
+def _randint(low: int, high: int, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return draw_rows(
+        len(x),
+        lambda n: torch.randint(low, high, (n, 1, 1), generator=generator, device=x.device),
+    )
 
 
 def _color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -40,8 +53,8 @@ def _color(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def _translation(x: torch.Tensor, generator: torch.Generator, ratio: float) -> torch.Tensor:
     n, _, h, w = x.shape
     sh, sw = max(1, int(h * ratio + 0.5)), max(1, int(w * ratio + 0.5))
-    ty = torch.randint(-sh, sh + 1, (n, 1, 1), generator=generator, device=x.device)
-    tx = torch.randint(-sw, sw + 1, (n, 1, 1), generator=generator, device=x.device)
+    ty = _randint(-sh, sh + 1, x, generator)
+    tx = _randint(-sw, sw + 1, x, generator)
     gy = (torch.arange(h, device=x.device).view(1, h, 1) + ty + 1).clamp(0, h + 1)
     gx = (torch.arange(w, device=x.device).view(1, 1, w) + tx + 1).clamp(0, w + 1)
     padded = F.pad(x, (1, 1, 1, 1)).permute(0, 2, 3, 1)
@@ -51,8 +64,8 @@ def _translation(x: torch.Tensor, generator: torch.Generator, ratio: float) -> t
 def _cutout(x: torch.Tensor, generator: torch.Generator, ratio: float) -> torch.Tensor:
     n, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=generator, device=x.device)
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), generator=generator, device=x.device)
+    oy = _randint(0, h + (1 - ch % 2), x, generator)
+    ox = _randint(0, w + (1 - cw % 2), x, generator)
     gy = (torch.arange(ch, device=x.device).view(1, ch, 1) + oy - ch // 2).clamp(0, h - 1)
     gx = (torch.arange(cw, device=x.device).view(1, 1, cw) + ox - cw // 2).clamp(0, w - 1)
     mask = torch.ones((n, h, w), device=x.device, dtype=x.dtype)

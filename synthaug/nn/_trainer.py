@@ -21,6 +21,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from synthaug.errors import CheckpointError, TrainingDivergedError
+from synthaug.nn._distributed import (
+    Shard,
+    all_reduce_sum,
+    average_gradients,
+    barrier,
+    shard_bounds,
+    sharded,
+    world,
+)
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -31,13 +40,27 @@ def optimizer_step(
     loss: torch.Tensor,
     params: Iterable[torch.nn.Parameter] | None = None,
     grad_clip: float | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
-    """Zero the gradients, back-propagate ``loss``, clip (when asked) and step."""
+    """Zero the gradients, back-propagate ``loss``, clip (when asked) and step.
+
+    In a data-parallel step the gradients are first averaged over the ranks (see
+    ``synthaug/nn/_distributed.py``), so every rank takes the global batch's update. With a
+    ``scaler`` (float16 training) the loss is scaled, the gradients unscaled before clipping,
+    and a step with non-finite gradients skipped.
+    """
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if scaler is None else scaler.scale(loss)).backward()
+    average_gradients(p for group in optimizer.param_groups for p in group["params"])
+    if scaler is not None:
+        scaler.unscale_(optimizer)
     if grad_clip is not None and params is not None:
         torch.nn.utils.clip_grad_norm_(list(params), grad_clip)
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
 
 
 class Trainer:
@@ -46,6 +69,11 @@ class Trainer:
     The data never leaves the device: each epoch draws a permutation there with the given
     ``torch.Generator`` and slices mini-batches from it, so there is no per-batch host-device
     copy and no per-sample Python. Losses are summed on the device and read once per epoch.
+
+    Inside an initialised ``torch.distributed`` group (``torchrun``) it trains data-parallel:
+    every rank draws the same global batches, steps on its contiguous part of each, and the
+    gradients are averaged before every update (``synthaug/nn/_distributed.py``); history is
+    over the global batches, only rank 0 shows the progress bar and writes the checkpoint.
 
     Parameters
     ----------
@@ -57,9 +85,11 @@ class Trainer:
         Show a tqdm progress bar over epochs.
     desc : str
         Label of the progress bar.
-    amp : bool
-        Mixed precision (bfloat16 autocast) when ``device`` is CUDA; ignored on the CPU, where
-        it would be slower and change results.
+    amp : bool or {"bf16", "fp16"}
+        Mixed precision. True: bfloat16 autocast when ``device`` is CUDA, ignored on the CPU
+        (where it is slower on most chips and changes results). ``"bf16"``: bfloat16 autocast
+        on any device. ``"fp16"``: float16 autocast on CUDA with a gradient scaler
+        (:attr:`scaler`, which steps pass to :func:`optimizer_step`).
     early_stopping : int or None
         Stop after this many epochs without a lower validation loss and restore the best
         weights. Needs a ``validate`` callable in :meth:`run`.
@@ -93,7 +123,7 @@ class Trainer:
         device: torch.device | str = "cpu",
         verbose: bool = True,
         desc: str = "training",
-        amp: bool = True,
+        amp: bool | str = True,
         early_stopping: int | None = None,
         checkpoint_dir: str | Path | None = None,
         checkpoint_every: int = 1,
@@ -107,7 +137,17 @@ class Trainer:
         self.device = torch.device(device)
         self.verbose = verbose
         self.desc = desc
-        self.amp = amp and self.device.type == "cuda"
+        if amp == "fp16" and self.device.type != "cuda":
+            raise ValueError("amp='fp16' needs a CUDA device")
+        #: The autocast dtype, or None for full precision.
+        self.amp_dtype: torch.dtype | None = {
+            "bf16": torch.bfloat16,
+            "fp16": torch.float16,
+            True: torch.bfloat16 if self.device.type == "cuda" else None,
+        }.get(amp)
+        self.amp = self.amp_dtype is not None
+        #: The float16 gradient scaler, or None.
+        self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
         self.early_stopping = early_stopping
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.checkpoint_every = checkpoint_every
@@ -117,9 +157,9 @@ class Trainer:
         self.skip_lone_batch = skip_lone_batch
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Context for forward passes and losses: bfloat16 autocast on CUDA when ``amp``."""
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        """Context for forward passes and losses: the autocast ``amp`` asks for, if any."""
+        if self.amp_dtype is not None:
+            return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
         return contextlib.nullcontext()
 
     def run(
@@ -160,11 +200,12 @@ class Trainer:
         if self.resume and self.checkpoint_dir is not None:
             self._restore(state, history, generator, modules, optimizers, fingerprint)
         n = len(x)
+        rank, _ = world()
         bar = tqdm(
             range(state.epoch, self.epochs),
             desc=self.desc,
             unit="epoch",
-            disable=not self.verbose,
+            disable=not self.verbose or rank != 0,
             leave=False,
         )
         for epoch in bar:
@@ -187,7 +228,9 @@ class Trainer:
             if self.checkpoint_dir is not None and (
                 last or state.epoch % self.checkpoint_every == 0
             ):
-                self._save(state, history, generator, modules, optimizers, fingerprint)
+                if rank == 0:  # every rank holds the same state: one writes it
+                    self._save(state, history, generator, modules, optimizers, fingerprint)
+                barrier()
             if stop:
                 break
         bar.close()
@@ -207,8 +250,19 @@ class Trainer:
     ) -> dict[str, float]:
         sums: dict[str, torch.Tensor] = {}
         seen = 0
+        rank, size = world()
         for idx in self._batches(n, generator, x.device):
-            losses = step(x[idx], y[idx])
+            shard = None
+            if size > 1:
+                # Every rank steps on its part; batches too small to give each rank a part
+                # (two rows each when batch statistics need them) are skipped.
+                if len(idx) < size * (2 if self.skip_lone_batch else 1):
+                    continue
+                offset, count = shard_bounds(len(idx), rank, size)
+                shard = Shard(offset, count, len(idx))
+                idx = idx[offset : offset + count]
+            with sharded(shard):
+                losses = step(x[idx], y[idx])
             if len(idx) == 0:
                 continue  # an empty Poisson batch: a noise-only step with no loss to average
             for key, value in losses.items():
@@ -216,8 +270,10 @@ class Trainer:
                 sums[key] = sums[key] + weighted if key in sums else weighted
             seen += len(idx)
         keys = list(sums)
-        # One device-to-host transfer per epoch.
-        values = (torch.stack([sums[k] for k in keys]) / max(seen, 1)).tolist() if keys else []
+        # One device-to-host transfer per epoch (and one all-reduce when data-parallel).
+        totals = torch.stack([*(sums[k] for k in keys), torch.tensor(float(seen), device=x.device)])
+        totals = all_reduce_sum(totals)
+        values = (totals[:-1] / totals[-1].clamp(min=1)).tolist() if keys else []
         return {"epoch": float(epoch + 1), **dict(zip(keys, values, strict=True))}
 
     def _batches(
