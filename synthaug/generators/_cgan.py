@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import torch
@@ -17,6 +16,7 @@ from synthaug.generators._registry import register_generator
 from synthaug.generators._torch import TorchGenerator, TrainingContext
 from synthaug.nn import (
     DP,
+    EMA,
     Architecture,
     ConditionalBatchNorm,
     ConvDecoder,
@@ -89,15 +89,6 @@ class _DiscriminatorNet(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = self.features(x * 2 - 1)
         return self.linear(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)
-
-
-class _EMA(nn.Module):
-    """An exponential moving average of a network's weights, and how many updates it has seen."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = copy.deepcopy(net).requires_grad_(False)
-        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
 
 
 @register_generator("cgan")
@@ -238,7 +229,7 @@ class CGAN(TorchGenerator):
         hidden = tuple(self.hidden_dims)
         g = _GeneratorNet(arch, self.n_classes_, self.latent_dim, hidden, self.width)
         d = _DiscriminatorNet(arch, self.n_classes_, tuple(reversed(hidden)), self.width)
-        return nn.ModuleDict({"generator": g, "discriminator": d, "generator_ema": _EMA(g)})
+        return nn.ModuleDict({"generator": g, "discriminator": d, "generator_ema": EMA(g)})
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimisers, by name; the one place a subclass (e.g. DP-SGD) swaps them."""
@@ -305,16 +296,12 @@ class CGAN(TorchGenerator):
         self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
     ) -> dict[str, torch.Tensor]:
         d_loss, g_loss = ctx.state["adversarial"](x, y)
-        ema = self.modules_["generator_ema"]
-        if ctx.state["ema_t"] is None:
-            ctx.state["ema_t"] = int(ema.updates)
-        t = ctx.state["ema_t"]
-        decay = min(self.ema_decay, (1 + t) / (10 + t))
-        with torch.no_grad():
-            torch._foreach_lerp_(*ctx.state["ema_params"], 1 - decay)
-            torch._foreach_copy_(*ctx.state["ema_buffers"])
-            ema.updates += 1
-        ctx.state["ema_t"] = t + 1
+        ctx.state["ema_t"] = self.modules_["generator_ema"].update(
+            ctx.state["ema_params"],
+            self.ema_decay,
+            ctx.state["ema_t"],
+            buffers=ctx.state["ema_buffers"],
+        )
         return {"d_loss": d_loss, "g_loss": g_loss}
 
     def _end_training(self, ctx: TrainingContext) -> None:

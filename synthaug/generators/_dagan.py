@@ -14,10 +14,9 @@ from torch.nn.utils import spectral_norm
 from synthaug._params import int_range, real_range
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError
-from synthaug.generators._cgan import _EMA
 from synthaug.generators._registry import register_generator
 from synthaug.generators._torch import TorchGenerator, TrainingContext
-from synthaug.nn import DP, Architecture, channels, choose_architecture, conv_encoder
+from synthaug.nn import DP, EMA, Architecture, channels, choose_architecture, conv_encoder
 
 
 def _group_norm(width: int) -> nn.GroupNorm:
@@ -383,7 +382,7 @@ class DAGAN(TorchGenerator):
             {
                 "generator": g,
                 "discriminator": _PairDiscriminator(arch, hidden, self.width),
-                "generator_ema": _EMA(g),
+                "generator_ema": EMA(g),
                 "exemplars": _Exemplars(n_items, self.sample_shape_, self.n_classes_),
             }
         )
@@ -435,17 +434,9 @@ class DAGAN(TorchGenerator):
 
     def _update_ema(self, ctx: TrainingContext) -> None:
         """Move the averaged generator towards the trained one (as ``cgan`` does)."""
-        ema = self.modules_["generator_ema"]
-        if ctx.state["ema_t"] is None:
-            # The count lives in a buffer (a resumed run continues the same warm-up); it is
-            # read once, after the trainer has restored a checkpoint, not at every step.
-            ctx.state["ema_t"] = int(ema.updates)
-        t = ctx.state["ema_t"]
-        decay = min(self.ema_decay, (1 + t) / (10 + t))
-        with torch.no_grad():
-            torch._foreach_lerp_(*ctx.state["ema_params"], 1 - decay)
-            ema.updates += 1
-        ctx.state["ema_t"] = t + 1
+        ctx.state["ema_t"] = self.modules_["generator_ema"].update(
+            ctx.state["ema_params"], self.ema_decay, ctx.state["ema_t"]
+        )
 
     # -- sample -----------------------------------------------------------------------------
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -26,6 +26,7 @@ from synthaug.nn._distributed import (
     launched_world_size,
     world,
 )
+from synthaug.nn._ema import EMA
 from synthaug.nn._jitter import random_jitter
 from synthaug.nn._networks import (
     Architecture,
@@ -67,6 +68,7 @@ from synthaug.nn._trainer import (
 
 __all__ = [
     "DP",
+    "EMA",
     "LOSSES",
     "SAMPLERS",
     "SmallResNet",
