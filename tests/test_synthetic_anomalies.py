@@ -159,6 +159,16 @@ def test_simulation_is_batched_seeded_and_shaped():
         # Pixels outside the target mask are untouched or changed by no more than min_change.
         assert float(((a - images).abs() * (1 - ma)).max()) <= 0.02 + 1e-6
         assert 0 < float(ma.amax((1, 2, 3)).sum()) < 32
+    # Softened edges: the blend fades out around the mask, the target keeps its core.
+    kwargs = dict(cells=(2, 4), area=(0.1, 0.2), texture="offset", opacity=(0.0, 0.0))
+    hard, hard_mask = simulate_anomalies(
+        images, torch.Generator().manual_seed(6), probability=1.0, **kwargs
+    )
+    soft, soft_mask = simulate_anomalies(
+        images, torch.Generator().manual_seed(6), probability=1.0, edge_blur=2, **kwargs
+    )
+    ring = (hard_mask == 0) & ((soft - images).abs() > 0.05)
+    assert ring.any() and float(soft_mask.sum()) <= float(hard_mask.sum()) + 1
     for scar in (False, True):
         out, m = cutpaste(images, torch.Generator().manual_seed(2), scar=scar)
         assert (m.flatten(1).sum(1) >= 1).all()

@@ -109,6 +109,10 @@ class DRAEMDetector(BaseDetector):
         replaces it; DRAEM draws it from [0.1, 1]).
     anomaly_probability : float
         Share of a batch that gets a simulated anomaly (the rest teaches "nothing here").
+    edge_blur : int
+        Passes of a 3x3 mean that soften the edge of each anomaly mask before blending (0:
+        DRAEM's hard edges). Soft edges keep the network from learning to find pasted edges
+        only, where real anomalies fade in (lesions blurred by a scanner).
     focal_gamma : float
         Focusing parameter of the focal loss (2 in DRAEM).
     smoothing : int
@@ -160,6 +164,7 @@ class DRAEMDetector(BaseDetector):
         "texture": one_of("all", "noise", "image", "offset"),
         "opacity": interval_rule(0.0, 1.0),
         "anomaly_probability": real_range(0, 1),
+        "edge_blur": int_range(0),
         "focal_gamma": real_range(0),
         "smoothing": int_range(1),
         "anomaly_source": _source_rule,
@@ -183,6 +188,7 @@ class DRAEMDetector(BaseDetector):
         texture: str = "all",
         opacity: tuple[float, float] = (0.1, 0.9),
         anomaly_probability: float = 0.5,
+        edge_blur: int = 0,
         focal_gamma: float = 2.0,
         smoothing: int = 3,
         anomaly_source: Any = None,
@@ -208,6 +214,7 @@ class DRAEMDetector(BaseDetector):
         self.texture = texture
         self.opacity = opacity
         self.anomaly_probability = anomaly_probability
+        self.edge_blur = edge_blur
         self.focal_gamma = focal_gamma
         self.smoothing = smoothing
         self.anomaly_source = anomaly_source
@@ -266,6 +273,7 @@ class DRAEMDetector(BaseDetector):
                 texture=self.texture,
                 opacity=tuple(self.opacity),
                 probability=self.anomaly_probability,
+                edge_blur=self.edge_blur,
             )
             keep = torch.ones_like(mask)  # where the reconstruction target is known
             if n_expose:

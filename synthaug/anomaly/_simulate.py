@@ -182,6 +182,7 @@ def simulate_anomalies(
     texture: str,
     opacity: tuple[float, float],
     probability: float,
+    edge_blur: int = 0,
     min_change: float = 0.02,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DRAEM's anomaly simulation (Zavrtanik et al., ICCV 2021) on a batch of normal images.
@@ -213,9 +214,12 @@ def simulate_anomalies(
         tex = torch.where(pick == 0, noise_tex, torch.where(pick == 1, image_tex, offset_tex))
     b = _uniform(n, opacity[0], opacity[1], gen, dev).view(n, 1, 1, 1)
     blended = (1 - b) * tex + b * images
-    out = images * (1 - masks) + blended * masks
+    weight = masks
+    for _ in range(edge_blur):
+        weight = F.avg_pool2d(weight, 3, stride=1, padding=1, count_include_pad=False)
+    out = images * (1 - weight) + blended * weight
     changed = (out - images).abs().amax(1, keepdim=True) > min_change
-    return out, masks * changed
+    return out, (weight > 0.5).float() * changed
 
 
 # -- networks --------------------------------------------------------------------------------
