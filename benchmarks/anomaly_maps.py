@@ -2,7 +2,7 @@
 detector fails.
 
     python benchmarks/anomaly_maps.py --config benchmarks/phantoms_anomaly.toml --method draem --out docs/img/anomaly_maps_phantoms.png
-    python benchmarks/anomaly_maps.py --config benchmarks/digits_anomaly.toml --method draem --normal 8 --out docs/img/anomaly_maps_digits.png
+    python benchmarks/anomaly_maps.py --config benchmarks/few_normals_anomaly.toml --method draem --normal 8 --show 1,3,5,9 --out docs/img/anomaly_maps_few_normals.png
 
 The detector is built from the config's own ``[methods]`` entry (same settings as the grid)
 and fitted on the normal class of seed 0's training split of the evaluation pool, exactly as
@@ -36,6 +36,9 @@ def main() -> None:
     parser.add_argument("--method", default="draem")
     parser.add_argument("--normal", default=None, help="normal class (default: the config's first)")
     parser.add_argument("--per-row", type=int, default=4, help="images per group")
+    parser.add_argument(
+        "--show", default=None, help="anomalous classes to show, comma-separated (default: all)"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -74,8 +77,9 @@ def main() -> None:
     order = np.argsort(scores)
     normals = [i for i in order if labels[i] == normal]
     chosen += normals[::-1][:k]  # the highest-scoring normals: false alarms
+    shown = None if args.show is None else {test.classes.index(c) for c in args.show.split(",")}
     for c in np.unique(labels):
-        if c == normal:
+        if c == normal or (shown is not None and c not in shown):
             continue
         members = [i for i in order if labels[i] == c]
         chosen += members[:k] + members[::-1][:k]  # misses, then the clearest finds
@@ -91,7 +95,7 @@ def main() -> None:
         maps[sel],
         masks=None if masks is None else masks[sel],
         titles=titles,
-        columns=2 * k if len(np.unique(labels)) > 2 else k,
+        columns=2 * k,
         overwrite=True,
     )
     print(
