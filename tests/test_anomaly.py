@@ -44,8 +44,10 @@ TINY = {
         "hidden_dims": (16, 8),
         "batch_size": 16,
     },
+    "draem": {"steps": 4, "width": 4, "batch_size": 8},
+    "cutpaste": {"steps": 4, "width": 4, "batch_size": 8},
 }
-TORCH_DETECTORS = {"vae", "fanogan"}
+TORCH_DETECTORS = {"vae", "fanogan", "draem", "cutpaste"}
 
 
 def test_every_registered_detector_has_tiny_settings():

@@ -424,3 +424,42 @@ def test_every_registered_task_follows_the_task_protocol():
         task = TASKS.get(name)()
         assert isinstance(task, Task), name
         assert task.reported and task.settings_table and isinstance(task.best_is_highest, tuple)
+
+
+def test_anomaly_grid_scores_localisation_where_the_data_have_masks(tmp_path):
+    dataset = {"name": "phantoms-graded", "n_normal": 40, "n_per_grade": 12, "size": 16}
+    cfg = parse_config(
+        anomaly_config(
+            seeds=1,
+            dataset=dataset,
+            anomaly={"normal_classes": ["normal"], "per_anomaly_class": True},
+            split={"test_size": 0.5},
+            methods={
+                "pca": {"n_components": 5},
+                "draem": {"steps": 3, "width": 2, "batch_size": 4, "validation_fraction": 0.0},
+            },
+        )
+    )
+    assert run_bench(cfg, tmp_path, progress=False, echo=quiet)["failed"] == 0
+    records = {r["cell"]["method"]: r for r in read_results(tmp_path / "results.jsonl")}
+    # Only a detector with an anomaly map is scored for localisation.
+    assert "pixel_auroc" not in records["pca"]["metrics"]
+    draem = records["draem"]["metrics"]
+    grades = [f"pixel_auroc[{g}]" for g in LESION_GRADES]
+    assert {"pixel_auroc", "region_overlap", *grades} <= set(draem)
+    assert all(0 <= draem[k] <= 1 for k in ("pixel_auroc", "region_overlap", *grades))
+    # The same number by hand: the loader's masks through the same pool and split.
+    from synthaug.anomaly import DRAEMDetector, pixel_auroc
+    from synthaug.data import pool_indices
+
+    full, masks = make_graded_phantoms(40, 12, size=16, return_masks=True)
+    evaluation = pool_indices(full, "evaluation")
+    data = full.subset(evaluation)
+    train, test = data.split(0.5, seed=0)
+    _, test_idx = data.split_indices(0.5, seed=0)
+    det = DRAEMDetector(steps=3, width=2, batch_size=4, validation_fraction=0.0, device="cpu")
+    det.fit(train.subset((train.labels == 0).nonzero().flatten()))
+    expected = pixel_auroc(det.anomaly_map(test.images), masks[evaluation][test_idx])
+    assert draem["pixel_auroc"] == pytest.approx(expected)
+    md = (tmp_path / "report.md").read_text()
+    assert "pixel_auroc" in md and "region_overlap" in md

@@ -12,7 +12,10 @@ from synthaug.anomaly._classical import (
     OneClassSVMDetector,
     PCADetector,
 )
+from synthaug.anomaly._cutpaste import CutPasteDetector
+from synthaug.anomaly._draem import DRAEMDetector
 from synthaug.anomaly._gan import GANAnomalyDetector
+from synthaug.anomaly._maps import pixel_auroc, region_overlap, save_map_overlays
 from synthaug.anomaly._protocol import (
     evaluate_one_class,
     format_one_class_table,
@@ -30,6 +33,8 @@ from synthaug.anomaly._vae import VAEAnomalyDetector
 __all__ = [
     "DETECTORS",
     "BaseDetector",
+    "CutPasteDetector",
+    "DRAEMDetector",
     "GANAnomalyDetector",
     "IsolationForestDetector",
     "KNNDetector",
@@ -40,7 +45,10 @@ __all__ = [
     "evaluate_one_class",
     "format_one_class_table",
     "list_detectors",
+    "pixel_auroc",
+    "region_overlap",
     "register_detector",
     "run_one_class",
+    "save_map_overlays",
     "summarize_one_class",
 ]

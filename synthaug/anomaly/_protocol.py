@@ -19,6 +19,7 @@ from sklearn.base import clone
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._maps import pixel_auroc, region_overlap
 from synthaug.data import ImageDataset
 from synthaug.errors import EmptyDatasetError, InvalidDataError, InvalidParameterError
 from synthaug.metrics import mean_ci
@@ -159,6 +160,7 @@ def evaluate_one_class(
     seed: int,
     n_normal: int | None = None,
     per_anomaly_class: bool = False,
+    test_masks: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """One run of the one-class protocol: fit on class ``normal_class`` of ``train``, score ``test``.
 
@@ -176,13 +178,19 @@ def evaluate_one_class(
         Train on this many normal samples only, drawn without replacement (few-normals).
     per_anomaly_class : bool
         Also report ``auroc[<class>]``: the normal test samples against one anomalous class.
+    test_masks : torch.Tensor, optional
+        ``(N, 1, H, W)`` true anomaly masks of ``test`` (empty on normal samples). With a
+        detector that has an ``anomaly_map`` (such as DRAEM), the record adds its
+        localisation: ``pixel_auroc`` over every test pixel and ``region_overlap`` (the
+        per-region overlap score up to 30% false-positive pixels), and with
+        ``per_anomaly_class`` ``pixel_auroc[<class>]`` on the normal samples and that class.
 
     Returns
     -------
     dict
         ``normal_class`` (name), ``seed``, ``auroc``, ``auprc`` (anomalies positive),
         ``fit_seconds``, ``n_train`` (including synthetic normals) and, when asked, the
-        per-anomaly-class AUROCs.
+        per-anomaly-class AUROCs and the localisation scores.
     """
     c = _class_index(train, normal_class)
     name_c = train.classes[c]
@@ -220,6 +228,21 @@ def evaluate_one_class(
             record[f"auroc[{test.classes[a]}]"] = float(
                 roc_auc_score(is_anomaly[keep], scores[keep])
             )
+    if test_masks is not None and callable(getattr(fitted, "anomaly_map", None)):
+        if tuple(test_masks.shape) != (len(test), 1, *test.sample_shape[1:]):
+            raise InvalidDataError(
+                f"test_masks must be (N, 1, H, W) for the {len(test)} test samples, got "
+                f"{tuple(test_masks.shape)}"
+            )
+        maps = fitted.anomaly_map(test.images)
+        record["pixel_auroc"] = pixel_auroc(maps, test_masks)
+        record["region_overlap"] = region_overlap(maps, test_masks)
+        if per_anomaly_class:
+            for a in np.unique(test_labels[is_anomaly == 1]):
+                keep = torch.from_numpy((test_labels == c) | (test_labels == a))
+                record[f"pixel_auroc[{test.classes[a]}]"] = pixel_auroc(
+                    maps[keep], test_masks[keep]
+                )
     return record
 
 

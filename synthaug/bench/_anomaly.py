@@ -28,8 +28,12 @@ class) are the positive class of AUROC and AUPRC (Ruff et al., Deep SVDD, ICML 2
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from typing import Any
+
+import torch
 
 from synthaug._params import configure
 from synthaug.anomaly import DETECTORS, evaluate_one_class
@@ -45,12 +49,15 @@ from synthaug.bench._task import (
     DatasetRef,
     Setting,
     TaskResult,
+    load_dataset,
     smallest_class,
 )
+from synthaug.data import DATASETS, ImageDataset, pool_indices
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import GENERATORS
 
 _ANOMALY_KEYS = ("normal_classes", "n_normal", "per_anomaly_class")
+_LOCALISATION = ("pixel_auroc", "region_overlap")
 # Set by the harness per cell; a config may not set them.
 _HARNESS_PARAMS = ("seed", "verbose")
 
@@ -123,6 +130,31 @@ def _normals_source(spec: Any, *, seed: int, device: str, where: str) -> Any:
     return generator
 
 
+@functools.lru_cache(maxsize=2)
+def _dataset_masks(name: str, params_json: str) -> torch.Tensor | None:
+    """The true anomaly masks of a registered data set whose loader can return them
+    (``return_masks=True``, as the phantom loaders), else None."""
+    if "return_masks" not in (DATASETS.accepted_params(name) or ()):
+        return None
+    _, masks = DATASETS.create(name, **json.loads(params_json), return_masks=True)
+    return masks
+
+
+def _test_masks(cell: Cell, data: ImageDataset) -> torch.Tensor | None:
+    """The masks of the cell's test split, when its data set has masks: the loader's masks
+    taken through the same pool and split as the images."""
+    spec = cell.dataset
+    masks = _dataset_masks(spec["name"], json.dumps(spec.get("params", {}), sort_keys=True))
+    if masks is None:
+        return None
+    full = load_dataset({"name": spec["name"], "params": spec.get("params", {}), "pool": "all"})
+    pooled = masks[pool_indices(full, spec.get("pool", "all"))]
+    if len(pooled) != len(data):
+        return None  # the task's data are not the pool as loaded
+    _, test_idx = data.split_indices(cell.split["test_size"], seed=cell.seed)
+    return pooled[torch.as_tensor(test_idx)]
+
+
 @TASKS.register("anomaly")
 class AnomalyTask(BaseTask):
     """One-class anomaly detection: fit on one class, flag every other class in the test split.
@@ -140,7 +172,7 @@ class AnomalyTask(BaseTask):
     baselines = ("pca", "knn")
     example = '["pca", "knn", "vae"]'
     reported = ("auroc", "auprc")
-    best_is_highest = reported
+    best_is_highest = (*reported, "pixel_auroc", "region_overlap")
     mean_over_settings = "mean over normal classes"
 
     def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
@@ -178,9 +210,13 @@ class AnomalyTask(BaseTask):
         build_detector(name, params, seed=0, device="cpu")
 
     def reported_metrics(self, metrics: list[dict[str, Any]]) -> tuple[str, ...]:
-        """``reported`` plus the per-anomaly-class AUROCs when the config asked for them."""
-        extra = dict.fromkeys(k for m in metrics for k in m if k.startswith("auroc["))
-        return (*self.reported, *extra)
+        """``reported`` plus the per-anomaly-class AUROCs when the config asked for them, and
+        the localisation scores when a detector made anomaly maps and the data have masks."""
+        keys = dict.fromkeys(k for m in metrics for k in m)
+        extra = [k for k in keys if k.startswith("auroc[")]
+        local = [k for k in _LOCALISATION if k in keys]
+        local += [k for k in keys if k.startswith("pixel_auroc[")]
+        return (*self.reported, *extra, *local)
 
     def run(self, cell: Cell, ctx: CellContext) -> TaskResult:
         seed = cell.seed
@@ -197,6 +233,7 @@ class AnomalyTask(BaseTask):
             seed=seed,
             n_normal=setting["n_normal"],
             per_anomaly_class=setting["per_anomaly_class"],
+            test_masks=_test_masks(cell, ctx.data),
         )
         ctx.timings["detector_fit"] = record.pop("fit_seconds")
         ctx.timings["score"] = time.perf_counter() - t0 - ctx.timings["detector_fit"]

@@ -13,7 +13,7 @@ from synthaug.data._files import load_image_folder, load_npz, save_image_folder,
 from synthaug.data._imbalance import make_imbalanced
 from synthaug.data._output import MANIFEST_NAME, atomic_output, check_output
 from synthaug.data._phantoms import LESION_GRADES, make_graded_phantoms, make_phantoms
-from synthaug.data._pool import POOLS, select_pool, split_pools
+from synthaug.data._pool import POOLS, pool_indices, select_pool, split_pools
 from synthaug.data._registry import DATASETS
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "atomic_output",
     "check_output",
     "POOLS",
+    "pool_indices",
     "select_pool",
     "split_pools",
     "DATASETS",

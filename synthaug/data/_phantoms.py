@@ -147,7 +147,8 @@ def make_graded_phantoms(
     grades: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
     max_lesions: int = 3,
     noise: float = 0.03,
-) -> ImageDataset:
+    return_masks: bool = False,
+) -> ImageDataset | tuple[ImageDataset, torch.Tensor]:
     """Normal slices and lesion slices of graded difficulty, one class per grade.
 
     For anomaly-detection benchmarks: a detector trained on ``"normal"`` should flag every
@@ -164,11 +165,15 @@ def make_graded_phantoms(
     grades : mapping, optional
         ``{name: {"radius": (lo, hi), "contrast": (lo, hi)}}``; default :data:`LESION_GRADES`
         (large-bright, medium, small-faint).
+    return_masks : bool
+        Also return the true lesion masks (to evaluate localisation, never to train on).
 
     Returns
     -------
     ImageDataset
         Classes ``["normal", *grades]``; normal slices first, then each grade in order.
+    masks : torch.Tensor
+        Only with ``return_masks=True``: ``(N, 1, size, size)`` bool, True on lesions.
 
     Examples
     --------
@@ -193,21 +198,25 @@ def make_graded_phantoms(
     base = check_seed(seed)
     normal = make_phantoms({"normal": n_normal}, seed=base, **common)
     images, labels, metadata = [normal.images], [normal.labels], list(normal.metadata)
+    masks = [torch.zeros(normal.images.shape, dtype=torch.bool)]
     for g, spec in enumerate(grades.values(), 1):
         # Each grade draws from its own seed, so adding a grade leaves the others unchanged.
-        part = make_phantoms(
+        part, part_masks = make_phantoms(
             {"lesion": n_per_grade},
             seed=base + g,
             lesion_radius=tuple(spec["radius"]),
             lesion_contrast=tuple(spec["contrast"]),
+            return_masks=True,
             **common,
         )
         images.append(part.images)
+        masks.append(part_masks)
         labels.append(torch.full((n_per_grade,), g, dtype=torch.int64))
         metadata.extend(part.metadata)
     classes = ["normal", *grades]
     images, labels = torch.cat(images), torch.cat(labels)
-    return ImageDataset(images, labels, classes, metadata=metadata)
+    dataset = ImageDataset(images, labels, classes, metadata=metadata)
+    return (dataset, torch.cat(masks)) if return_masks else dataset
 
 
 def _counts(n_per_class: int | Sequence[int] | Mapping[str, int]) -> list[int]:

@@ -7,6 +7,8 @@ carved once with a fixed seed, so it is the same on every machine and in every r
 
 from __future__ import annotations
 
+import torch
+
 from synthaug.data._dataset import ImageDataset
 from synthaug.errors import InvalidParameterError
 
@@ -37,5 +39,15 @@ def select_pool(dataset: ImageDataset, pool: str) -> ImageDataset:
         raise InvalidParameterError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
     if pool == "all":
         return dataset
-    evaluation, development = split_pools(dataset)
-    return evaluation if pool == "evaluation" else development
+    return dataset.subset(pool_indices(dataset, pool))
+
+
+def pool_indices(dataset: ImageDataset, pool: str) -> torch.Tensor:
+    """Indices into ``dataset`` of its ``pool``: what :func:`select_pool` keeps, for data that
+    travel beside the images (such as true lesion masks)."""
+    if pool not in POOLS:
+        raise InvalidParameterError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
+    if pool == "all":
+        return torch.arange(len(dataset))
+    evaluation, development = dataset.split_indices(DEVELOPMENT_FRACTION, seed=DEVELOPMENT_SEED)
+    return torch.as_tensor(evaluation if pool == "evaluation" else development)

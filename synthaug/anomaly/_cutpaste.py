@@ -1,0 +1,200 @@
+"""CutPaste: a detector that learns from normal images with parts of themselves moved.
+
+Li, Sohn, Yoon and Pfister, "CutPaste: Self-Supervised Learning for Anomaly Detection and
+Localization", CVPR 2021: a network learns to tell normal images from cut-and-pasted ones
+(and from thin "scars"); a Gaussian density on its features of the normal training images
+scores new images (their Mahalanobis distance).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.covariance import LedoitWolf
+
+from synthaug._params import device_like, int_range, none_or, one_of, real_range
+from synthaug._utils import resolve_device
+from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._registry import register_detector
+from synthaug.anomaly._simulate import (
+    SmallConvNet,
+    cutpaste,
+    depth_for,
+    interval_rule,
+    require_images,
+)
+from synthaug.nn import optimizer_step, seeded
+
+_SCORE_CHUNK = 512
+
+
+@register_detector("cutpaste")
+class CutPasteDetector(BaseDetector):
+    """CutPaste anomaly detector (Li et al., CVPR 2021), a small CNN for small images.
+
+    Every step takes a batch of normal images and makes a cut-and-pasted copy (a rectangle of
+    the image moved elsewhere in it, its brightness jittered) and, for ``variant="3way"``, a
+    scar copy (a thin turned strip moved likewise); a small CNN learns which is which (cross
+    entropy). After training, a Gaussian (mean and Ledoit-Wolf shrunk covariance) is fitted
+    to the CNN's pooled features of the normal training images; the anomaly score of an image
+    is its squared Mahalanobis distance under that Gaussian.
+
+    Parameters
+    ----------
+    variant : {"3way", "binary", "scar"}
+        ``"binary"``: normal against cut-paste; ``"scar"``: normal against scar; ``"3way"``:
+        all three classes (the paper's best).
+    steps : int
+        Optimiser steps (Adam), each on ``batch_size`` normal images drawn with replacement
+        and their altered copies.
+    batch_size : int
+    lr : float
+    width : int
+        Channels of the first block (doubling per halving).
+    depth : int or None
+        Halvings; ``None`` halves until the short side is about 2 pixels (at most 4).
+    patch_area : (float, float)
+        Range of the share of the image a cut-paste rectangle covers.
+    jitter : float
+        Most brightness change of the moved content.
+    shrinkage : float or None
+        Covariance shrinkage in [0, 1]; ``None`` takes Ledoit and Wolf's estimate.
+    device : str
+    validation_fraction, threshold_quantile, augment_with, n_synthetic,
+    allow_multiple_classes, seed
+        See :class:`~synthaug.anomaly.BaseDetector`.
+
+    Attributes
+    ----------
+    network_ : torch.nn.Module
+        The trained CNN.
+    feature_mean_, feature_precision_ : numpy.ndarray
+        The Gaussian of the normal training features.
+    history_ : list of dict
+        Classification loss and accuracy every 50 steps.
+
+    Examples
+    --------
+    >>> from synthaug.data import load_digits
+    >>> from synthaug.anomaly import CutPasteDetector
+    >>> digits = load_digits()
+    >>> zeros = digits.subset((digits.labels == 0).nonzero().flatten())
+    >>> det = CutPasteDetector(steps=20, width=4, device="cpu").fit(zeros)
+    >>> det.decision_function(digits).shape
+    (1797,)
+    """
+
+    _parameter_constraints = {
+        "variant": one_of("3way", "binary", "scar"),
+        "steps": int_range(1),
+        "batch_size": int_range(2),
+        "lr": real_range(0, None, low_open=True),
+        "width": int_range(1),
+        "depth": none_or(int_range(1, 6)),
+        "patch_area": interval_rule(0.0, 1.0, low_open=True),
+        "jitter": real_range(0, 1),
+        "shrinkage": none_or(real_range(0, 1)),
+        "device": device_like,
+    }
+
+    def __init__(
+        self,
+        *,
+        variant: str = "3way",
+        steps: int = 500,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        width: int = 16,
+        depth: int | None = None,
+        patch_area: tuple[float, float] = (0.02, 0.15),
+        jitter: float = 0.1,
+        shrinkage: float | None = None,
+        device: str = "auto",
+        validation_fraction: float = 0.1,
+        threshold_quantile: float = 0.95,
+        augment_with: Any = None,
+        n_synthetic: int = 0,
+        allow_multiple_classes: bool = False,
+        seed: int | None = 0,
+    ) -> None:
+        self.variant = variant
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.width = width
+        self.depth = depth
+        self.patch_area = patch_area
+        self.jitter = jitter
+        self.shrinkage = shrinkage
+        self.device = device
+        self._store_common(
+            validation_fraction,
+            threshold_quantile,
+            augment_with,
+            n_synthetic,
+            allow_multiple_classes,
+            seed,
+        )
+
+    def _altered(self, clean: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
+        """The batch's altered copies, one tensor per anomalous class of ``variant``."""
+        out = []
+        if self.variant in ("3way", "binary"):
+            out.append(
+                cutpaste(clean, gen, scar=False, area=tuple(self.patch_area), jitter=self.jitter)[0]
+            )
+        if self.variant in ("3way", "scar"):
+            out.append(cutpaste(clean, gen, scar=True, jitter=self.jitter)[0])
+        return out
+
+    def _fit(self, images: torch.Tensor, seed: int) -> None:
+        require_images(images, type(self).__name__)
+        self.device_ = resolve_device(self.device)
+        n, c, h, w = images.shape
+        self.depth_ = depth_for(h, w, self.depth, smallest=2, most=4)
+        n_classes = 3 if self.variant == "3way" else 2
+        with seeded(seed):
+            self.network_ = SmallConvNet(c, n_classes, self.width, self.depth_).to(self.device_)
+        gen = torch.Generator(device=self.device_).manual_seed(seed)
+        opt = torch.optim.Adam(self.network_.parameters(), lr=self.lr)
+        x_all = images.to(self.device_)
+        labels = torch.arange(n_classes, device=self.device_).repeat_interleave(self.batch_size)
+        self.history_: list[dict[str, float]] = []
+        self.network_.train()
+        for step in range(self.steps):
+            idx = torch.randint(n, (self.batch_size,), generator=gen, device=self.device_)
+            clean = x_all[idx]
+            logits, _ = self.network_(torch.cat([clean, *self._altered(clean, gen)]))
+            loss = F.cross_entropy(logits, labels)
+            optimizer_step(opt, loss)
+            if step % 50 == 0 or step == self.steps - 1:
+                accuracy = (logits.detach().argmax(1) == labels).float().mean()
+                self.history_.append(
+                    {"step": step, "loss": float(loss.detach()), "accuracy": float(accuracy)}
+                )
+        self.network_.eval()
+        features = self._features(images)
+        self.feature_mean_ = features.mean(0)
+        centred = features - self.feature_mean_
+        if self.shrinkage is None:
+            cov = LedoitWolf(assume_centered=True).fit(centred).covariance_
+        else:
+            emp = centred.T @ centred / max(len(features), 1)
+            target = np.trace(emp) / emp.shape[0] * np.eye(emp.shape[0])
+            cov = (1 - self.shrinkage) * emp + self.shrinkage * target
+        self.feature_precision_ = np.linalg.pinv(cov, hermitian=True)
+
+    def _features(self, images: torch.Tensor) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), _SCORE_CHUNK):
+                x = images[start : start + _SCORE_CHUNK].to(self.device_)
+                out.append(self.network_(x)[1].cpu())
+        return torch.cat(out).double().numpy()
+
+    def _score(self, images: torch.Tensor) -> np.ndarray:
+        centred = self._features(images) - self.feature_mean_
+        return np.einsum("nd,de,ne->n", centred, self.feature_precision_, centred)

@@ -1,0 +1,387 @@
+"""DRAEM: a detector trained on normal images with simulated anomalies pasted in.
+
+Zavrtanik, Kristan and Skočaj, "DRAEM - A discriminatively trained reconstruction embedding
+for surface anomaly detection", ICCV 2021: a reconstructive network learns to undo simulated
+anomalies; a discriminative network segments them from the (input, reconstruction) pair. The
+image score is the maximum of the smoothed segmentation map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from synthaug._params import boolean, device_like, int_range, none_or, one_of, real_range
+from synthaug._utils import resolve_device
+from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._registry import register_detector
+from synthaug.anomaly._simulate import (
+    UNet,
+    depth_for,
+    interval_rule,
+    require_images,
+    simulate_anomalies,
+)
+from synthaug.data import ImageDataset
+from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
+from synthaug.nn import optimizer_step, seeded
+
+_SCORE_CHUNK = 512
+
+
+def _cells_rule(value: Any) -> str | None:
+    if (
+        isinstance(value, (tuple, list))
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+    ):
+        return None
+    return "a non-empty tuple of integers >= 1 (noise grid cells per side)"
+
+
+def _source_rule(value: Any) -> str | None:
+    if value is None or callable(getattr(value, "sample", None)):
+        return None
+    return "None or a fitted lesion source with sample(n, y=..., seed=..., return_masks=True)"
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Binary focal loss (Lin et al., ICCV 2017), the segmentation loss of DRAEM."""
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_true = torch.exp(-bce)
+    return ((1 - p_true).pow(gamma) * bce).mean()
+
+
+def as_images(images: ImageDataset | torch.Tensor, what: str) -> torch.Tensor:
+    """The float32 ``(N, C, H, W)`` tensor of ``images`` (a dataset or a tensor)."""
+    x = images.images if isinstance(images, ImageDataset) else images
+    if not isinstance(x, torch.Tensor):
+        raise InvalidDataError(
+            f"{what} expects an ImageDataset or a (N, C, H, W) tensor, got {type(x).__name__}"
+        )
+    if x.dim() != 4:
+        raise ShapeMismatchError(f"{what} expects (N, C, H, W) images, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise InvalidDataError(f"{what}: the images contain NaN or infinite values; fix them")
+    return x.float()
+
+
+@register_detector("draem")
+class DRAEMDetector(BaseDetector):
+    """DRAEM anomaly detector (Zavrtanik et al., ICCV 2021), sized for small images on a CPU.
+
+    During training every step takes a batch of normal images, pastes simulated anomalies
+    into a share of them (smooth-noise masks filled with a noise texture or with another,
+    shifted normal image, blended with a random opacity), trains the reconstructive network
+    (an encoder-decoder without skips) to return the clean image (squared error) and the
+    discriminative network (a U-Net on the input and its reconstruction) to segment the
+    pasted region (focal loss). Scoring needs no simulation: the segmentation map of a test
+    image, smoothed by a ``smoothing`` x ``smoothing`` mean, and its maximum.
+
+    Parameters
+    ----------
+    steps : int
+        Optimiser steps (Adam), each on ``batch_size`` normal images drawn with replacement.
+    batch_size : int
+    lr : float
+    width : int
+        Channels of the first level of both networks (doubling per level).
+    depth : int or None
+        Halvings in both networks; ``None`` halves until the short side is about 4 pixels
+        (at most 3 times): 1 for 8x8 digits, 3 for 32x32 and larger.
+    reconstruction : bool
+        Train and use the reconstructive network (DRAEM). ``False`` feeds the discriminative
+        network the input alone: half the cost.
+    noise_cells : tuple of int
+        Grid sizes of the smooth noise that shapes the anomaly masks, one drawn per image:
+        a coarse grid makes large blobs, a fine one small ones.
+    anomaly_area : (float, float)
+        Range of the share of the image an anomaly mask covers.
+    texture : {"all", "noise", "image", "offset"}
+        What fills a mask: a smooth noise texture about a random level, another normal image
+        of the batch shifted at random, the image itself brighter or darker by 0.1 to 0.6, or
+        (``"all"``) one of the three per image.
+    opacity : (float, float)
+        Range of the blend weight of the original image inside the mask (0: the texture
+        replaces it; DRAEM draws it from [0.1, 1]).
+    anomaly_probability : float
+        Share of a batch that gets a simulated anomaly (the rest teaches "nothing here").
+    edge_blur : int
+        Passes of a 3x3 mean that soften the edge of each anomaly mask before blending (0:
+        DRAEM's hard edges). Soft edges keep the network from learning to find pasted edges
+        only, where real anomalies fade in (lesions blurred by a scanner).
+    focal_gamma : float
+        Focusing parameter of the focal loss (2 in DRAEM).
+    smoothing : int
+        Side of the mean filter on the map before its maximum is taken (odd).
+    anomaly_source : lesion source or None
+        Outlier exposure: a *fitted* sample source with ``sample(n, y=..., seed=...,
+        return_masks=True)``, such as :class:`~synthaug.augment.CopyPaste` fitted on a few
+        lesion images; ``n_exposure`` of its images (class ``anomaly_class``) join the
+        simulated anomalies, a share ``exposure_share`` of each batch. It is used as given:
+        ``sklearn.base.clone`` returns an unfitted source, so set it after cloning.
+    anomaly_class : int, str or None
+        The source's lesion class to draw (default: its first lesion class).
+    n_exposure : int
+        Images drawn from ``anomaly_source`` once, before training.
+    exposure_share : float
+        Share of each batch replaced by exposure images.
+    device : str
+    validation_fraction, threshold_quantile, augment_with, n_synthetic,
+    allow_multiple_classes, seed
+        See :class:`~synthaug.anomaly.BaseDetector`.
+
+    Attributes
+    ----------
+    reconstructive_, discriminative_ : torch.nn.Module
+        The trained networks (``reconstructive_`` is None when ``reconstruction=False``).
+    history_ : list of dict
+        Reconstruction and segmentation losses, every 50 steps.
+
+    Examples
+    --------
+    >>> from synthaug.data import load_digits
+    >>> from synthaug.anomaly import DRAEMDetector
+    >>> digits = load_digits()
+    >>> zeros = digits.subset((digits.labels == 0).nonzero().flatten())
+    >>> det = DRAEMDetector(steps=20, width=4, device="cpu").fit(zeros)
+    >>> det.decision_function(digits).shape, tuple(det.anomaly_map(digits.images[:3]).shape)
+    ((1797,), (3, 1, 8, 8))
+    """
+
+    _parameter_constraints = {
+        "steps": int_range(1),
+        "batch_size": int_range(2),
+        "lr": real_range(0, None, low_open=True),
+        "width": int_range(1),
+        "depth": none_or(int_range(1, 6)),
+        "reconstruction": boolean,
+        "noise_cells": _cells_rule,
+        "anomaly_area": interval_rule(0.0, 1.0),
+        "texture": one_of("all", "noise", "image", "offset"),
+        "opacity": interval_rule(0.0, 1.0),
+        "anomaly_probability": real_range(0, 1),
+        "edge_blur": int_range(0),
+        "focal_gamma": real_range(0),
+        "smoothing": int_range(1),
+        "anomaly_source": _source_rule,
+        "n_exposure": int_range(1),
+        "exposure_share": real_range(0, 1),
+        "device": device_like,
+    }
+    _min_train_samples = 2
+
+    def __init__(
+        self,
+        *,
+        steps: int = 600,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        width: int = 8,
+        depth: int | None = None,
+        reconstruction: bool = True,
+        noise_cells: tuple[int, ...] = (2, 4, 8),
+        anomaly_area: tuple[float, float] = (0.01, 0.15),
+        texture: str = "all",
+        opacity: tuple[float, float] = (0.1, 0.9),
+        anomaly_probability: float = 0.5,
+        edge_blur: int = 0,
+        focal_gamma: float = 2.0,
+        smoothing: int = 3,
+        anomaly_source: Any = None,
+        anomaly_class: int | str | None = None,
+        n_exposure: int = 200,
+        exposure_share: float = 0.25,
+        device: str = "auto",
+        validation_fraction: float = 0.1,
+        threshold_quantile: float = 0.95,
+        augment_with: Any = None,
+        n_synthetic: int = 0,
+        allow_multiple_classes: bool = False,
+        seed: int | None = 0,
+    ) -> None:
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.width = width
+        self.depth = depth
+        self.reconstruction = reconstruction
+        self.noise_cells = noise_cells
+        self.anomaly_area = anomaly_area
+        self.texture = texture
+        self.opacity = opacity
+        self.anomaly_probability = anomaly_probability
+        self.edge_blur = edge_blur
+        self.focal_gamma = focal_gamma
+        self.smoothing = smoothing
+        self.anomaly_source = anomaly_source
+        self.anomaly_class = anomaly_class
+        self.n_exposure = n_exposure
+        self.exposure_share = exposure_share
+        self.device = device
+        self._store_common(
+            validation_fraction,
+            threshold_quantile,
+            augment_with,
+            n_synthetic,
+            allow_multiple_classes,
+            seed,
+        )
+
+    def check_params(self) -> None:
+        super().check_params()
+        if self.smoothing % 2 == 0:
+            raise InvalidParameterError(f"smoothing must be odd, got {self.smoothing}")
+
+    # -- training ---------------------------------------------------------------------------
+    def _fit(self, images: torch.Tensor, seed: int) -> None:
+        require_images(images, type(self).__name__)
+        self.device_ = resolve_device(self.device)
+        n, c, h, w = images.shape
+        self.depth_ = depth_for(h, w, self.depth)
+        with seeded(seed):
+            self.reconstructive_ = (
+                UNet(c, c, self.width, self.depth_, skips=False).to(self.device_)
+                if self.reconstruction
+                else None
+            )
+            seg_in = 2 * c if self.reconstruction else c
+            self.discriminative_ = UNet(seg_in, 1, self.width, self.depth_, skips=True).to(
+                self.device_
+            )
+        gen = torch.Generator(device=self.device_).manual_seed(seed)
+        exposure = self._exposure(images, seed)
+        params = list(self.discriminative_.parameters())
+        if self.reconstructive_ is not None:
+            params += list(self.reconstructive_.parameters())
+        opt = torch.optim.Adam(params, lr=self.lr)
+        x_all = images.to(self.device_)
+        n_expose = int(round(self.exposure_share * self.batch_size)) if exposure else 0
+        self.history_: list[dict[str, float]] = []
+        self._train_mode(True)
+        for step in range(self.steps):
+            idx = torch.randint(n, (self.batch_size,), generator=gen, device=self.device_)
+            clean = x_all[idx]
+            x, mask = simulate_anomalies(
+                clean,
+                gen,
+                cells=tuple(self.noise_cells),
+                area=tuple(self.anomaly_area),
+                texture=self.texture,
+                opacity=tuple(self.opacity),
+                probability=self.anomaly_probability,
+                edge_blur=self.edge_blur,
+            )
+            keep = torch.ones_like(mask)  # where the reconstruction target is known
+            if n_expose:
+                ex_images, ex_masks = exposure
+                pick = torch.randint(
+                    len(ex_images), (n_expose,), generator=gen, device=self.device_
+                )
+                x = torch.cat([ex_images[pick], x[n_expose:]])
+                mask = torch.cat([ex_masks[pick], mask[n_expose:]])
+                # The clean image under a real lesion is unknown: score the rest only.
+                keep = torch.cat([1 - ex_masks[pick], keep[n_expose:]])
+                clean = torch.cat([ex_images[pick], clean[n_expose:]])
+            logits, recon = self._forward(x)
+            seg_loss = focal_loss(logits, mask, self.focal_gamma)
+            loss = seg_loss
+            rec_loss = torch.zeros((), device=self.device_)
+            if recon is not None:
+                rec_loss = ((recon - clean).pow(2) * keep).mean()
+                loss = loss + rec_loss
+            optimizer_step(opt, loss)
+            if step % 50 == 0 or step == self.steps - 1:
+                self.history_.append(
+                    {
+                        "step": step,
+                        "reconstruction": float(rec_loss.detach()),
+                        "segmentation": float(seg_loss.detach()),
+                    }
+                )
+        self._train_mode(False)
+
+    def _exposure(
+        self, images: torch.Tensor, seed: int
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        source = self.anomaly_source
+        if source is None:
+            return None
+        if getattr(source, "is_fitted", True) is False:
+            raise InvalidParameterError(
+                f"anomaly_source {type(source).__name__} is not fitted; fit it on images with "
+                f"lesions first (it is used as given, and sklearn.base.clone unfits it)"
+            )
+        label = self.anomaly_class
+        if label is None:
+            names = list(getattr(source, "class_names_", []))
+            normal = getattr(source, "normal_label_", None)
+            lesion = [i for i in range(len(names)) if i != normal]
+            if not lesion:
+                raise InvalidParameterError("give anomaly_class: the source names no lesion class")
+            label = lesion[0]
+        ex_images, _, ex_masks = source.sample(
+            self.n_exposure, y=label, seed=seed, return_masks=True
+        )
+        if tuple(ex_images.shape[1:]) != tuple(images.shape[1:]):
+            raise ShapeMismatchError(
+                f"anomaly_source makes images of shape {tuple(ex_images.shape[1:])}, but the "
+                f"training images have shape {tuple(images.shape[1:])}"
+            )
+        return ex_images.float().to(self.device_), ex_masks.float().to(self.device_)
+
+    def _train_mode(self, on: bool) -> None:
+        for net in (self.reconstructive_, self.discriminative_):
+            if net is not None:
+                net.train(on)
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.reconstructive_ is None:
+            return self.discriminative_(x), None
+        recon = torch.sigmoid(self.reconstructive_(x))
+        return self.discriminative_(torch.cat([x, recon], 1)), recon
+
+    # -- scoring ----------------------------------------------------------------------------
+    def _maps(self, images: torch.Tensor) -> torch.Tensor:
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(images), _SCORE_CHUNK):
+                x = images[start : start + _SCORE_CHUNK].to(self.device_)
+                out.append(torch.sigmoid(self._forward(x)[0]).cpu())
+        return torch.cat(out)
+
+    def _smoothed(self, maps: torch.Tensor) -> torch.Tensor:
+        if self.smoothing == 1:
+            return maps
+        return F.avg_pool2d(
+            maps, self.smoothing, stride=1, padding=self.smoothing // 2, count_include_pad=False
+        )
+
+    def _score(self, images: torch.Tensor) -> np.ndarray:
+        return self._smoothed(self._maps(images)).flatten(1).amax(1).double().numpy()
+
+    def anomaly_map(self, images: ImageDataset | torch.Tensor) -> torch.Tensor:
+        """The segmentation map: per pixel, the probability that it is anomalous.
+
+        Parameters
+        ----------
+        images : ImageDataset or torch.Tensor
+            ``(N, C, H, W)`` images shaped like the training images.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, 1, H, W)`` float32 in [0, 1], smoothed as the image score is (its maximum
+            is :meth:`decision_function`).
+        """
+        self._check_fitted()
+        x = as_images(images, "anomaly_map")
+        if tuple(x.shape[1:]) != self.sample_shape_:
+            raise ShapeMismatchError(
+                f"{type(self).__name__} was fitted on samples of shape {self.sample_shape_}, "
+                f"got {tuple(x.shape[1:])}"
+            )
+        return self._smoothed(self._maps(x))
