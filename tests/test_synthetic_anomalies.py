@@ -16,7 +16,8 @@ from synthaug.anomaly import (
     save_map_overlays,
 )
 from synthaug.anomaly._simulate import cutpaste, noise_masks, shifted, simulate_anomalies
-from synthaug.data import ImageDataset
+from synthaug.augment import CopyPaste
+from synthaug.data import ImageDataset, make_phantoms
 from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
 
 
@@ -189,3 +190,23 @@ def test_localisation_scores():
     noise = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     assert region_overlap(noise, masks) < 0.4
     assert np.isnan(pixel_auroc(noise, torch.zeros_like(masks)))
+
+
+def test_outlier_exposure_trains_on_a_fitted_lesion_source(one_torch_thread_module):
+    data, masks = make_phantoms({"normal": 16, "lesion": 6}, size=32, seed=0, return_masks=True)
+    source = CopyPaste(seed=0).fit(data, masks=masks)
+    normal = data.subset((data.labels == 0).nonzero().flatten())
+    settings = dict(steps=15, width=4, batch_size=8, device="cpu", seed=0)
+    plain = DRAEMDetector(**settings).fit(normal).decision_function(data)
+    exposed = DRAEMDetector(anomaly_source=source, n_exposure=16, **settings)
+    first = exposed.fit(normal).decision_function(data)
+    again = DRAEMDetector(anomaly_source=source, n_exposure=16, **settings)
+    # The source's lesions join the batches: the detector trains differently, and the same
+    # seed still gives the same detector.
+    assert not np.allclose(plain, first)
+    np.testing.assert_array_equal(first, again.fit(normal).decision_function(data))
+    with pytest.raises(InvalidParameterError, match="not fitted"):
+        DRAEMDetector(anomaly_source=CopyPaste(), **settings).fit(normal)
+    small = ImageDataset(normal.images[:, :, :16, :16], normal.labels, normal.classes)
+    with pytest.raises(ShapeMismatchError, match="anomaly_source makes images"):
+        DRAEMDetector(anomaly_source=source, **settings).fit(small)
