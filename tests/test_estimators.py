@@ -111,6 +111,8 @@ TINY = {
     "n_components": 2,
     "n_neighbors": 2,
     "max_iter": 50,
+    "steps": 4,  # draem, cutpaste and the step-counted classifiers
+    "width": 4,
     "verbose": False,
     "device": "cpu",
 }
