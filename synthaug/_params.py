@@ -1,10 +1,28 @@
-"""The estimator base and its declarative parameter rules, checked once when ``fit`` runs
-(as imbalanced-learn's ``_parameter_constraints`` are)."""
+"""Estimator parameters declared once: default, rule and doc in one :class:`Param`.
+
+scikit-learn reads an estimator's parameters from its ``__init__`` signature and wants the
+constructor to store them untouched. A family here declares each parameter it adds (or whose
+default it changes) once, as a class attribute::
+
+    class CVAE(TorchGenerator):
+        latent_dim = Param(16, int_range(1), "Size of the latent code.")
+        epochs = Default(200)  # inherited parameter, another default
+
+:class:`Estimator` then writes the keyword-only ``__init__`` (a real signature: ``get_params``,
+``clone``, ``GridSearchCV`` and ``inspect.signature`` see every parameter), appends a numpydoc
+``Parameters`` section rendered from the declarations to the class docstring, and checks the
+rules when ``fit`` runs. Rules are small objects (as scikit-learn's ``Interval`` and
+``StrOptions``), so documentation and error messages read the same words.
+"""
 
 from __future__ import annotations
 
+import inspect
 import numbers
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -12,8 +30,28 @@ from sklearn.base import BaseEstimator
 
 from synthaug.errors import InvalidParameterError
 
-# A rule takes a value and returns None when it is fine, else a phrase naming what is allowed.
-Rule = Callable[[Any], "str | None"]
+# -- rules ------------------------------------------------------------------------------------
+
+
+class Rule:
+    """What values a parameter accepts, as data: :meth:`accepts` checks, ``str()`` says it.
+
+    ``str(rule)`` is a phrase that completes "it must be ...", used by error messages and the
+    API reference alike. Calling a rule returns None for an accepted value, else that phrase.
+    """
+
+    def accepts(self, value: Any) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def type_name(self) -> str:
+        """The type shown in a rendered ``Parameters`` entry."""
+        return ""
+
+    def __call__(self, value: Any) -> str | None:
+        return None if self.accepts(value) else str(self)
+
+    def __repr__(self) -> str:
+        return f"<rule: {self}>"
 
 
 def _is_int(v: Any) -> bool:
@@ -24,62 +62,174 @@ def _is_real(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def int_range(low: int | None = None, high: int | None = None) -> Rule:
-    def rule(v: Any) -> str | None:
-        if _is_int(v) and (low is None or v >= low) and (high is None or v <= high):
-            return None
-        return f"an integer in [{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+def _bound(v: float | None, sign: str) -> str:
+    return f"{sign}inf" if v is None else f"{v}"
 
-    return rule
+
+@dataclass(frozen=True, repr=False)
+class Interval(Rule):
+    """An integer or real number between ``low`` and ``high`` (None: unbounded).
+
+    ``low_open`` / ``high_open`` exclude the bound itself; NaN is never accepted.
+    """
+
+    kind: str  # "int" or "real"
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def accepts(self, value: Any) -> bool:
+        if not (_is_int(value) if self.kind == "int" else _is_real(value)) or value != value:
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def type_name(self) -> str:
+        return "int" if self.kind == "int" else "float"
+
+    def __str__(self) -> str:
+        left = "(" if self.low_open or self.low is None else "["
+        right = ")" if self.high_open or self.high is None else "]"
+        what = "an integer" if self.kind == "int" else "a number"
+        return f"{what} in {left}{_bound(self.low, '-')}, {_bound(self.high, '')}{right}"
+
+
+@dataclass(frozen=True, repr=False)
+class Options(Rule):
+    """One of a fixed set of values (compared with their type: ``1`` is not ``True``)."""
+
+    values: tuple[Any, ...]
+
+    def accepts(self, value: Any) -> bool:
+        return any(type(value) is type(o) and value == o for o in self.values)
+
+    def type_name(self) -> str:
+        return "{" + ", ".join(repr(v) for v in self.values) + "}"
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+
+@dataclass(frozen=True, repr=False)
+class NoneOr(Rule):
+    """None, or a value ``inner`` accepts."""
+
+    inner: Rule
+
+    def accepts(self, value: Any) -> bool:
+        return value is None or self.inner.accepts(value)
+
+    def type_name(self) -> str:
+        inner = self.inner.type_name()
+        return f"{inner} or None" if inner else ""
+
+    def __str__(self) -> str:
+        return f"None or {self.inner}"
+
+
+@dataclass(frozen=True, repr=False)
+class AnyOf(Rule):
+    """A value that at least one of ``rules`` accepts."""
+
+    rules: tuple[Rule, ...]
+
+    def accepts(self, value: Any) -> bool:
+        return any(r.accepts(value) for r in self.rules)
+
+    def type_name(self) -> str:
+        names = [r.type_name() for r in self.rules]
+        return " or ".join(names) if all(names) else ""
+
+    def __str__(self) -> str:
+        return " or ".join(str(r) for r in self.rules)
+
+
+@dataclass(frozen=True, repr=False)
+class Satisfies(Rule):
+    """A value for which ``predicate`` is true; ``description`` says which in words."""
+
+    predicate: Callable[[Any], bool]
+    description: str
+    type: str = ""
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            return bool(self.predicate(value))
+        except (TypeError, ValueError):
+            return False
+
+    def type_name(self) -> str:
+        return self.type
+
+    def __str__(self) -> str:
+        return self.description
+
+
+def int_range(low: int | None = None, high: int | None = None) -> Interval:
+    """An integer in ``[low, high]`` (None: unbounded)."""
+    return Interval("int", low, high)
 
 
 def real_range(
-    low: float | None = None, high: float | None = None, *, low_open: bool = False
-) -> Rule:
-    def rule(v: Any) -> str | None:
-        ok = _is_real(v) and v == v  # v == v excludes NaN
-        if ok and low is not None:
-            ok = v > low if low_open else v >= low
-        if ok and high is not None:
-            ok = v <= high
-        if ok:
-            return None
-        bracket = "(" if low_open else "["
-        return f"a number in {bracket}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-
-    return rule
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Interval:
+    """A number in ``[low, high]``; ``low_open`` / ``high_open`` exclude the bound."""
+    return Interval("real", low, high, low_open, high_open)
 
 
-def one_of(*options: Any) -> Rule:
-    def rule(v: Any) -> str | None:
-        return None if v in options else f"one of {list(options)}"
-
-    return rule
+def one_of(*options: Any) -> Options:
+    """One of ``options``."""
+    return Options(tuple(options))
 
 
-def boolean(v: Any) -> str | None:
-    return None if isinstance(v, bool) else "True or False"
+def none_or(inner: Rule) -> NoneOr:
+    """None, or a value ``inner`` accepts."""
+    return NoneOr(inner)
 
 
-def none_or(inner: Rule) -> Rule:
-    def rule(v: Any) -> str | None:
-        if v is None:
-            return None
-        msg = inner(v)
-        return None if msg is None else f"None or {msg}"
-
-    return rule
+def any_of(*rules: Rule) -> AnyOf:
+    """A value one of ``rules`` accepts."""
+    return AnyOf(tuple(rules))
 
 
-def device_like(v: Any) -> str | None:
-    if isinstance(v, torch.device) or (
+def _is_pair(lo: float, hi: float, low_open: bool) -> Callable[[Any], bool]:
+    def check(v: Any) -> bool:
+        return (
+            isinstance(v, (tuple, list))
+            and len(v) == 2
+            and all(_is_real(x) for x in v)
+            and lo <= v[0] <= v[1] <= hi
+            and not (low_open and v[0] == lo)
+        )
+
+    return check
+
+
+def pair_in(lo: float, hi: float, *, low_open: bool = False) -> Satisfies:
+    """A pair ``(low, high)`` with ``lo <= low <= high <= hi`` (``lo < low`` when ``low_open``)."""
+    return Satisfies(
+        _is_pair(lo, hi, low_open),
+        f"a pair (low, high) with {lo} {'<' if low_open else '<='} low <= high <= {hi}",
+        "tuple of float",
+    )
+
+
+def _is_device(v: Any) -> bool:
+    return isinstance(v, torch.device) or (
         isinstance(v, str) and (v == "auto" or v.split(":")[0] in ("cpu", "cuda", "mps"))
-    ):
-        return None
-    return "'auto', 'cpu', 'cuda' or 'cuda:N'"
+    )
 
 
+boolean = Satisfies(lambda v: isinstance(v, bool), "True or False", "bool")
+device_like = Satisfies(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'", "str")
 seed_like = none_or(int_range(0))
+path_like = Satisfies(lambda v: isinstance(v, (str, Path)), "a path", "str")
 
 
 def validate_params(owner: str, params: Mapping[str, Any], rules: Mapping[str, Rule]) -> None:
@@ -94,28 +244,184 @@ def validate_params(owner: str, params: Mapping[str, Any], rules: Mapping[str, R
             )
 
 
-class Estimator(BaseEstimator):
-    """scikit-learn's estimator contract plus synthaug's declarative parameter rules.
+# -- declarations -----------------------------------------------------------------------------
 
-    Subclasses follow scikit-learn's rules (``BaseEstimator``): the constructor takes keyword
-    parameters and only stores them, under the same names; fitted state ends in ``_``. So
-    ``get_params(deep=True)``, ``set_params(a__b=...)``, ``clone`` and ``GridSearchCV`` work
-    with no code of ours, and a meta-estimator takes another estimator as a parameter value.
+REQUIRED = inspect.Parameter.empty
 
-    ``_parameter_constraints`` maps parameter names to rules (``int_range(1)``, ...); the rules
-    of every class in the hierarchy apply, so a family inherits its base's training rules.
-    :meth:`check_params` runs them, and those of every estimator held as a parameter value;
-    ``fit`` calls it first, and the benchmark harness calls it when it reads a config.
+
+@dataclass(frozen=True)
+class Param:
+    """One estimator parameter: its default, its rule and its one-line doc.
+
+    Parameters
+    ----------
+    default : object
+        The constructor's default (``REQUIRED`` for none; such a parameter comes first and
+        may be passed by position).
+    rule : Rule or None
+        What values are allowed; checked when ``fit`` runs. None: anything.
+    doc : str
+        What the parameter does, for the rendered ``Parameters`` docstring section.
+    type : str
+        The type shown in the docs; by default the rule's (``int``, ``float or None``, ...).
     """
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {}
+    default: Any = REQUIRED
+    rule: Rule | None = None
+    doc: str = ""
+    type: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def type_name(self) -> str:
+        if self.type:
+            return self.type
+        return self.rule.type_name() if self.rule is not None else ""
+
+    def render(self, name: str) -> str:
+        """This parameter's numpydoc entry: name, type, default, doc and rule."""
+        head = name
+        kind = self.type_name()
+        if kind:
+            head += f" : {kind}"
+        if not self.required:
+            head += (", " if kind else " : ") + f"default={self.default!r}"
+        lines = [head]
+        body = self.doc.strip()
+        if self.rule is not None:
+            body = f"{body} Must be {self.rule}.".strip()
+        lines += [f"    {line}" for line in body.splitlines() if line.strip()]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Default:
+    """A new default for an inherited parameter; its rule and doc stay the base's."""
+
+    value: Any
+
+
+def param_field(default: Any, rule: Rule | None = None, doc: str = "", type: str = "") -> Any:
+    """A dataclass field that is also a :class:`Param` declaration (see :func:`params_of`).
+
+    A settings dataclass (``synthaug.nn.TrainingSettings``) declares a group of parameters once;
+    an estimator takes the whole group as its own with ``class X(Estimator, groups=(...,))``.
+    """
+    return field(default=default, metadata={"param": Param(default, rule, doc, type)})
+
+
+def params_of(settings: type) -> dict[str, Param]:
+    """The :class:`Param` declarations of a settings dataclass's fields, in field order."""
+    return {f.name: f.metadata["param"] for f in fields(settings) if "param" in f.metadata}
+
+
+def settings_from(settings: type, owner: Any, **overrides: Any) -> Any:
+    """A ``settings`` dataclass filled from ``owner``'s attributes of the same names."""
+    values = {f.name: getattr(owner, f.name) for f in fields(settings) if hasattr(owner, f.name)}
+    return settings(**{**values, **overrides})
+
+
+_SECTION = re.compile(r"^(Attributes|Methods|Notes|References|Examples|See Also|Warns|Raises)\n-+$", re.M)
+
+
+def _with_parameters(doc: str | None, params: Mapping[str, Param]) -> str:
+    """``doc`` with a ``Parameters`` section rendered from ``params`` before its first
+    trailing section (Attributes, Notes, Examples, ...)."""
+    text = inspect.cleandoc(doc or "")
+    section = "Parameters\n----------\n" + "\n".join(p.render(n) for n, p in params.items())
+    match = _SECTION.search(text)
+    if match is None:
+        return f"{text}\n\n{section}\n" if text else section + "\n"
+    return f"{text[: match.start()].rstrip()}\n\n{section}\n\n{text[match.start():]}"
+
+
+def _make_init(params: Mapping[str, Param]) -> Callable[..., None]:
+    names = tuple(params)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        bound = __init__.__signature__.bind(self, *args, **kwargs)  # type: ignore[attr-defined]
+        bound.apply_defaults()
+        for name in names:
+            setattr(self, name, bound.arguments[name])
+
+    positional = [n for n, p in params.items() if p.required]
+    parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    parameters += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in positional]
+    parameters += [
+        inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=p.default)
+        for n, p in params.items()
+        if not p.required
+    ]
+    __init__.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    __init__._synthaug_generated = True  # type: ignore[attr-defined]
+    return __init__
+
+
+class Estimator(BaseEstimator):
+    """scikit-learn's estimator contract with parameters declared once as :class:`Param`.
+
+    A subclass declares the parameters it adds as class attributes (``Param(default, rule,
+    doc)``), changes an inherited default with ``Default(value)``, and takes a group declared
+    by a settings dataclass with ``groups=(Settings,)`` in its class statement. The class then
+    gets a keyword-only ``__init__`` that only stores the values under the same names (a
+    required parameter may also be passed by position), so ``get_params(deep=True)``,
+    ``set_params(a__b=...)``, ``clone`` and ``GridSearchCV`` work with no code of ours, and a
+    meta-estimator takes another estimator as a parameter value. The docstring gets a
+    ``Parameters`` section rendered from the declarations; fitted state ends in ``_``.
+
+    :meth:`check_params` runs the rules, and those of every estimator held as a parameter
+    value; ``fit`` calls it first, and the benchmark harness calls it when it reads a config.
+    """
+
+    #: Every parameter of the class, inherited ones included, in signature order.
+    _params: ClassVar[dict[str, Param]] = {}
+
+    def __init_subclass__(cls, groups: tuple[type, ...] = (), **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        inherited: dict[str, Param] = {}
+        for base in reversed(cls.__mro__[1:]):
+            inherited.update(vars(base).get("_params", {}))
+        own: dict[str, Param] = {}
+        for group in groups:
+            own.update(params_of(group))
+        for name, value in list(vars(cls).items()):
+            if isinstance(value, Param):
+                own[name] = value
+            elif isinstance(value, Default):
+                base = own.get(name) or inherited.get(name)
+                if base is None:
+                    raise TypeError(f"{cls.__name__}.{name}: Default() for an undeclared parameter")
+                own[name] = replace(base, default=value.value)
+            else:
+                continue
+            delattr(cls, name)
+        if not own:
+            return
+        params = {**own, **{k: v for k, v in inherited.items() if k not in own}}
+        # Required parameters first: they may be passed by position.
+        cls._params = dict(sorted(params.items(), key=lambda kv: not kv[1].required))
+        if "__init__" in vars(cls):
+            raise TypeError(
+                f"{cls.__name__} declares Param attributes and its own __init__: the "
+                f"constructor is written from the declarations; remove __init__"
+            )
+        cls.__init__ = _make_init(cls._params)  # type: ignore[method-assign]
+        cls.__doc__ = _with_parameters(cls.__doc__, cls._params)
 
     @classmethod
     def _parameter_rules(cls) -> dict[str, Rule]:
         rules: dict[str, Rule] = {}
-        for klass in reversed(cls.__mro__):
+        for klass in reversed(cls.__mro__):  # hand-written constructors' rules (legacy)
             rules.update(vars(klass).get("_parameter_constraints", {}))
+        rules.update({name: p.rule for name, p in cls._params.items() if p.rule is not None})
         return rules
+
+    @classmethod
+    def parameters(cls) -> dict[str, Param]:
+        """Every parameter's declaration (default, rule, doc), in signature order."""
+        return dict(cls._params)
 
     def check_params(self) -> None:
         """Raise :class:`~synthaug.errors.InvalidParameterError` for the first bad parameter.
