@@ -323,7 +323,9 @@ def settings_from(settings: type, owner: Any, **overrides: Any) -> Any:
     return settings(**{**values, **overrides})
 
 
-_SECTION = re.compile(r"^(Attributes|Methods|Notes|References|Examples|See Also|Warns|Raises)\n-+$", re.M)
+_SECTION = re.compile(
+    r"^(Attributes|Methods|Notes|References|Examples|See Also|Warns|Raises)\n-+$", re.M
+)
 
 
 def _with_parameters(doc: str | None, params: Mapping[str, Param]) -> str:
@@ -334,7 +336,7 @@ def _with_parameters(doc: str | None, params: Mapping[str, Param]) -> str:
     match = _SECTION.search(text)
     if match is None:
         return f"{text}\n\n{section}\n" if text else section + "\n"
-    return f"{text[: match.start()].rstrip()}\n\n{section}\n\n{text[match.start():]}"
+    return f"{text[: match.start()].rstrip()}\n\n{section}\n\n{text[match.start() :]}"
 
 
 def _make_init(params: Mapping[str, Param]) -> Callable[..., None]:
@@ -348,7 +350,9 @@ def _make_init(params: Mapping[str, Param]) -> Callable[..., None]:
 
     positional = [n for n, p in params.items() if p.required]
     parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
-    parameters += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in positional]
+    parameters += [
+        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in positional
+    ]
     parameters += [
         inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=p.default)
         for n, p in params.items()
