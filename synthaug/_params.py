@@ -226,6 +226,13 @@ def _is_device(v: Any) -> bool:
     )
 
 
+def odd_int(low: int = 1) -> Satisfies:
+    """An odd integer ``>= low`` (a window with a centre pixel)."""
+    return Satisfies(
+        lambda v: _is_int(v) and v >= low and v % 2 == 1, f"an odd integer >= {low}", "int"
+    )
+
+
 boolean = Satisfies(lambda v: isinstance(v, bool), "True or False", "bool")
 device_like = Satisfies(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'", "str")
 seed_like = none_or(int_range(0))
@@ -289,10 +296,10 @@ class Param:
         if not self.required:
             head += (", " if kind else " : ") + f"default={self.default!r}"
         lines = [head]
-        body = self.doc.strip()
+        body = inspect.cleandoc(self.doc)
         if self.rule is not None:
             body = f"{body} Must be {self.rule}.".strip()
-        lines += [f"    {line}" for line in body.splitlines() if line.strip()]
+        lines += [f"    {line}" if line.strip() else "" for line in body.splitlines()]
         return "\n".join(lines)
 
 

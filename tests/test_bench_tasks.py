@@ -156,7 +156,7 @@ def test_anomaly_config_settings_and_cells():
         ({"methods": {"pca": {"seed": 3}}}, "methods.pca.seed"),
         ({"methods": {"pca": {"n_components": 0}}}, "methods.pca"),
         ({"methods": {"vae": {"latent": 3}}}, "methods.vae.latent"),
-        ({"methods": {"vae": {"window": 4}}}, "window must be odd"),
+        ({"methods": {"vae": {"window": 4}}}, "window=4 is invalid; it must be an odd integer"),
         ({"methods": {"vae": {"residual": "abs"}}}, "methods.vae"),
         ({"methods": {"knn": {"augment_with": "gan9"}}}, "methods.knn.augment_with.generator"),
         ({"methods": {"knn": {"augment_with": {"generator": "cvae", "epoch": 1}}}}, "epoch"),

@@ -118,7 +118,9 @@ def test_feature_vectors_and_bad_parameters_are_refused():
     for det in (DRAEMDetector(steps=1, device="cpu"), CutPasteDetector(steps=1, device="cpu")):
         with pytest.raises(InvalidDataError, match="pca, knn"):
             det.fit(vectors)
-    with pytest.raises(InvalidParameterError, match="smoothing must be odd"):
+    with pytest.raises(
+        InvalidParameterError, match="smoothing=4 is invalid; it must be an odd integer"
+    ):
         DRAEMDetector(smoothing=4).check_params()
     with pytest.raises(InvalidParameterError, match="anomaly_area"):
         DRAEMDetector(anomaly_area=(0.5, 0.1)).check_params()

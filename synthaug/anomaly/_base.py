@@ -9,7 +9,7 @@ the held-out normal samples (template method, as imbalanced-learn's ``fit_resamp
 from __future__ import annotations
 
 import numbers
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -17,11 +17,11 @@ from sklearn.base import clone
 
 from synthaug._params import (
     Estimator,
-    Rule,
+    Param,
     boolean,
     int_range,
-    none_or,
     real_range,
+    seed_like,
 )
 from synthaug._utils import check_seed, fitting_one_class
 from synthaug.augment import SOURCES
@@ -41,63 +41,58 @@ class BaseDetector(Estimator):
 
     A detector learns what normal samples look like from a training set holding only normal
     samples (one class), then scores new samples with :meth:`decision_function`: **higher
-    scores are more anomalous** (PyOD's convention). Subclasses store their keyword-only
-    parameters in ``__init__``, declare ``_parameter_constraints``, and implement
+    scores are more anomalous** (PyOD's convention). Subclasses declare their parameters as
+    :class:`~synthaug._params.Param` class attributes and implement
     ``_fit(images, seed)`` and ``_score(images)`` on float32 ``(N, C, H, W)`` or ``(N, D)``
     tensors in [0, 1].
 
-    Common parameters (every detector has them)
-    -------------------------------------------
-    validation_fraction : float
-        Share of the normal training samples held out (not trained on) to choose the default
-        threshold of :meth:`predict`; at least one sample is held out when it is above 0.
-        ``0`` trains on everything and takes the threshold from training scores, which is
-        optimistic (training samples score lower than unseen normals).
-    threshold_quantile : float
-        Quantile of the validation scores used as the threshold: about ``1 - q`` of normal
-        samples are flagged as anomalous.
-    augment_with : str, generator, sample source or None
-        Add synthetic normal samples to the training part: a registered generator or sample
-        source name (``"cvae"``, ``"classical"``: fitted on the training part, a generator
-        with this detector's seed), a generator instance (used as it is when already fitted,
-        else a clone is fitted on the training part), or any other sample source with
-        ``fit(dataset)`` and ``sample(n, y=..., seed=...)``, such as
-        :class:`~synthaug.augment.ClassicalAugmentation` (a clone is fitted on the training
-        part): the classical baseline for synthetic normals.
-    n_synthetic : int
-        Number of synthetic normal samples to add when ``augment_with`` is set.
-    allow_multiple_classes : bool
-        Training sets must hold a single class (the normal one) unless this is True; then all
-        their samples are treated as normal.
-    seed : int or None
-        Seeds the validation split, the synthetic samples and the detector's own randomness.
+    The parameters every detector has are declared here, once; a family declares its own
+    (``Param``) and inherits these.
     """
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "validation_fraction": real_range(0, 0.9),
-        "threshold_quantile": real_range(0, 1),
-        "n_synthetic": int_range(0),
-        "allow_multiple_classes": boolean,
-        "seed": none_or(int_range(0)),
-    }
+    validation_fraction = Param(
+        0.1,
+        real_range(0, 0.9),
+        """Share of the normal training samples held out (not trained on) to choose the
+        default threshold of :meth:`predict`; at least one sample is held out when it is above
+        0. ``0`` trains on everything and takes the threshold from training scores, which is
+        optimistic (training samples score lower than unseen normals).""",
+    )
+    threshold_quantile = Param(
+        0.95,
+        real_range(0, 1),
+        """Quantile of the validation scores used as the threshold: about ``1 - q`` of normal
+        samples are flagged as anomalous.""",
+    )
+    augment_with = Param(
+        None,
+        None,
+        """Add synthetic normal samples to the training part: a registered generator or
+        sample source name (``"cvae"``, ``"classical"``: fitted on the training part, a
+        generator with this detector's seed), a generator instance (used as it is when already
+        fitted, else a clone is fitted on the training part), or any other sample source with
+        ``fit(dataset)`` and ``sample(n, y=..., seed=...)``, such as
+        :class:`~synthaug.augment.ClassicalAugmentation` (a clone is fitted on the training
+        part): the classical baseline for synthetic normals.""",
+        type="str, generator, sample source or None",
+    )
+    n_synthetic = Param(
+        0, int_range(0), "Number of synthetic normal samples to add when ``augment_with`` is set."
+    )
+    allow_multiple_classes = Param(
+        False,
+        boolean,
+        """Training sets must hold a single class (the normal one) unless this is True; then
+        all their samples are treated as normal.""",
+    )
+    seed = Param(
+        0,
+        seed_like,
+        "Seeds the validation split, the synthetic samples and the detector's own randomness.",
+    )
+
     # Fewest training samples the family can fit on (after the validation hold-out).
     _min_train_samples: ClassVar[int] = 2
-
-    def _store_common(
-        self,
-        validation_fraction: float,
-        threshold_quantile: float,
-        augment_with: Any,
-        n_synthetic: int,
-        allow_multiple_classes: bool,
-        seed: int | None,
-    ) -> None:
-        self.validation_fraction = validation_fraction
-        self.threshold_quantile = threshold_quantile
-        self.augment_with = augment_with
-        self.n_synthetic = n_synthetic
-        self.allow_multiple_classes = allow_multiple_classes
-        self.seed = seed
 
     # -- fitted state ---------------------------------------------------------------------
     @property

@@ -6,8 +6,6 @@ report them next to their own method). All work on flattened pixels.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
@@ -15,7 +13,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import NearestNeighbors
 from sklearn.svm import OneClassSVM
 
-from synthaug._params import int_range, one_of, real_range
+from synthaug._params import Param, int_range, one_of, real_range
 from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._registry import register_detector
 
@@ -28,16 +26,6 @@ def _flat(images: torch.Tensor) -> np.ndarray:
 class IsolationForestDetector(BaseDetector):
     """Isolation forest (Liu, Ting & Zhou, ICDM 2008): anomalies are isolated by few splits.
 
-    Parameters
-    ----------
-    n_estimators : int
-        Number of trees.
-    max_samples : int, float or "auto"
-        Samples drawn to build each tree (scikit-learn's meaning).
-    validation_fraction, threshold_quantile, augment_with, n_synthetic,
-    allow_multiple_classes, seed
-        See :class:`BaseDetector`.
-
     Examples
     --------
     >>> from synthaug.data import load_digits
@@ -49,30 +37,13 @@ class IsolationForestDetector(BaseDetector):
     (1797,)
     """
 
-    _parameter_constraints = {"n_estimators": int_range(1)}
-
-    def __init__(
-        self,
-        *,
-        n_estimators: int = 200,
-        max_samples: int | float | str = "auto",
-        validation_fraction: float = 0.1,
-        threshold_quantile: float = 0.95,
-        augment_with: Any = None,
-        n_synthetic: int = 0,
-        allow_multiple_classes: bool = False,
-        seed: int | None = 0,
-    ) -> None:
-        self.n_estimators = n_estimators
-        self.max_samples = max_samples
-        self._store_common(
-            validation_fraction,
-            threshold_quantile,
-            augment_with,
-            n_synthetic,
-            allow_multiple_classes,
-            seed,
-        )
+    n_estimators = Param(200, int_range(1), "Number of trees.")
+    max_samples = Param(
+        "auto",
+        None,
+        "Samples drawn to build each tree (scikit-learn's meaning).",
+        type='int, float or "auto"',
+    )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
         self.model_ = IsolationForest(
@@ -85,43 +56,19 @@ class IsolationForestDetector(BaseDetector):
 
 @register_detector("ocsvm")
 class OneClassSVMDetector(BaseDetector):
-    """One-class SVM (Schölkopf et al., Neural Computation 2001) with an RBF kernel.
+    """One-class SVM (Schölkopf et al., Neural Computation 2001) with an RBF kernel."""
 
-    Parameters
-    ----------
-    nu : float
-        Upper bound on the share of training samples treated as outliers.
-    gamma : float or "scale"
-        RBF kernel width (scikit-learn's meaning).
-    validation_fraction, threshold_quantile, augment_with, n_synthetic,
-    allow_multiple_classes, seed
-        See :class:`BaseDetector`.
-    """
-
-    _parameter_constraints = {"nu": real_range(0, 1, low_open=True)}
-
-    def __init__(
-        self,
-        *,
-        nu: float = 0.1,
-        gamma: float | str = "scale",
-        validation_fraction: float = 0.1,
-        threshold_quantile: float = 0.95,
-        augment_with: Any = None,
-        n_synthetic: int = 0,
-        allow_multiple_classes: bool = False,
-        seed: int | None = 0,
-    ) -> None:
-        self.nu = nu
-        self.gamma = gamma
-        self._store_common(
-            validation_fraction,
-            threshold_quantile,
-            augment_with,
-            n_synthetic,
-            allow_multiple_classes,
-            seed,
-        )
+    nu = Param(
+        0.1,
+        real_range(0, 1, low_open=True),
+        "Upper bound on the share of training samples treated as outliers.",
+    )
+    gamma = Param(
+        "scale",
+        None,
+        "RBF kernel width (scikit-learn's meaning).",
+        type='float or "scale"',
+    )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
         self.model_ = OneClassSVM(nu=self.nu, gamma=self.gamma).fit(_flat(images))
@@ -132,40 +79,14 @@ class OneClassSVMDetector(BaseDetector):
 
 @register_detector("pca")
 class PCADetector(BaseDetector):
-    """PCA reconstruction error: the squared distance of a sample to the normal subspace.
+    """PCA reconstruction error: the squared distance of a sample to the normal subspace."""
 
-    Parameters
-    ----------
-    n_components : int
-        Principal components kept; capped at ``n_train - 1`` and the number of features (the
-        value used is ``n_components_``).
-    validation_fraction, threshold_quantile, augment_with, n_synthetic,
-    allow_multiple_classes, seed
-        See :class:`BaseDetector`.
-    """
-
-    _parameter_constraints = {"n_components": int_range(1)}
-
-    def __init__(
-        self,
-        *,
-        n_components: int = 10,
-        validation_fraction: float = 0.1,
-        threshold_quantile: float = 0.95,
-        augment_with: Any = None,
-        n_synthetic: int = 0,
-        allow_multiple_classes: bool = False,
-        seed: int | None = 0,
-    ) -> None:
-        self.n_components = n_components
-        self._store_common(
-            validation_fraction,
-            threshold_quantile,
-            augment_with,
-            n_synthetic,
-            allow_multiple_classes,
-            seed,
-        )
+    n_components = Param(
+        10,
+        int_range(1),
+        """Principal components kept; capped at ``n_train - 1`` and the number of features (the
+        value used is ``n_components_``).""",
+    )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
         x = _flat(images)
@@ -184,41 +105,10 @@ class KNNDetector(BaseDetector):
 
     The score is the Euclidean distance to the ``k``-th nearest normal training sample
     (``method="largest"``) or the mean distance to the ``k`` nearest (``"mean"``).
-
-    Parameters
-    ----------
-    n_neighbors : int
-        ``k``; capped at the number of training samples.
-    method : {"largest", "mean"}
-    validation_fraction, threshold_quantile, augment_with, n_synthetic,
-    allow_multiple_classes, seed
-        See :class:`BaseDetector`.
     """
 
-    _parameter_constraints = {"n_neighbors": int_range(1), "method": one_of("largest", "mean")}
-
-    def __init__(
-        self,
-        *,
-        n_neighbors: int = 5,
-        method: str = "largest",
-        validation_fraction: float = 0.1,
-        threshold_quantile: float = 0.95,
-        augment_with: Any = None,
-        n_synthetic: int = 0,
-        allow_multiple_classes: bool = False,
-        seed: int | None = 0,
-    ) -> None:
-        self.n_neighbors = n_neighbors
-        self.method = method
-        self._store_common(
-            validation_fraction,
-            threshold_quantile,
-            augment_with,
-            n_synthetic,
-            allow_multiple_classes,
-            seed,
-        )
+    n_neighbors = Param(5, int_range(1), "``k``; capped at the number of training samples.")
+    method = Param("largest", one_of("largest", "mean"))
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
         x = _flat(images)

@@ -8,14 +8,12 @@ scores new images (their Mahalanobis distance).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.covariance import LedoitWolf
 
-from synthaug._params import device_like, int_range, none_or, one_of, real_range
+from synthaug._params import Param, device_like, int_range, none_or, one_of, pair_in, real_range
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._registry import register_detector
@@ -23,7 +21,6 @@ from synthaug.anomaly._simulate import (
     SmallConvNet,
     cutpaste,
     depth_for,
-    interval_rule,
     require_images,
 )
 from synthaug.nn import optimizer_step, seeded
@@ -41,31 +38,6 @@ class CutPasteDetector(BaseDetector):
     entropy). After training, a Gaussian (mean and Ledoit-Wolf shrunk covariance) is fitted
     to the CNN's pooled features of the normal training images; the anomaly score of an image
     is its squared Mahalanobis distance under that Gaussian.
-
-    Parameters
-    ----------
-    variant : {"3way", "binary", "scar"}
-        ``"binary"``: normal against cut-paste; ``"scar"``: normal against scar; ``"3way"``:
-        all three classes (the paper's best).
-    steps : int
-        Optimiser steps (Adam), each on ``batch_size`` normal images drawn with replacement
-        and their altered copies.
-    batch_size : int
-    lr : float
-    width : int
-        Channels of the first block (doubling per halving).
-    depth : int or None
-        Halvings; ``None`` halves until the short side is about 2 pixels (at most 4).
-    patch_area : (float, float)
-        Range of the share of the image a cut-paste rectangle covers.
-    jitter : float
-        Most brightness change of the moved content.
-    shrinkage : float or None
-        Covariance shrinkage in [0, 1]; ``None`` takes Ledoit and Wolf's estimate.
-    device : str
-    validation_fraction, threshold_quantile, augment_with, n_synthetic,
-    allow_multiple_classes, seed
-        See :class:`~synthaug.anomaly.BaseDetector`.
 
     Attributes
     ----------
@@ -87,57 +59,39 @@ class CutPasteDetector(BaseDetector):
     (1797,)
     """
 
-    _parameter_constraints = {
-        "variant": one_of("3way", "binary", "scar"),
-        "steps": int_range(1),
-        "batch_size": int_range(2),
-        "lr": real_range(0, None, low_open=True),
-        "width": int_range(1),
-        "depth": none_or(int_range(1, 6)),
-        "patch_area": interval_rule(0.0, 1.0, low_open=True),
-        "jitter": real_range(0, 1),
-        "shrinkage": none_or(real_range(0, 1)),
-        "device": device_like,
-    }
-
-    def __init__(
-        self,
-        *,
-        variant: str = "3way",
-        steps: int = 500,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        width: int = 16,
-        depth: int | None = None,
-        patch_area: tuple[float, float] = (0.02, 0.15),
-        jitter: float = 0.1,
-        shrinkage: float | None = None,
-        device: str = "auto",
-        validation_fraction: float = 0.1,
-        threshold_quantile: float = 0.95,
-        augment_with: Any = None,
-        n_synthetic: int = 0,
-        allow_multiple_classes: bool = False,
-        seed: int | None = 0,
-    ) -> None:
-        self.variant = variant
-        self.steps = steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.width = width
-        self.depth = depth
-        self.patch_area = patch_area
-        self.jitter = jitter
-        self.shrinkage = shrinkage
-        self.device = device
-        self._store_common(
-            validation_fraction,
-            threshold_quantile,
-            augment_with,
-            n_synthetic,
-            allow_multiple_classes,
-            seed,
-        )
+    variant = Param(
+        "3way",
+        one_of("3way", "binary", "scar"),
+        """``"binary"``: normal against cut-paste; ``"scar"``: normal against scar; ``"3way"``:
+        all three classes (the paper's best).""",
+    )
+    steps = Param(
+        500,
+        int_range(1),
+        """Optimiser steps (Adam), each on ``batch_size`` normal images drawn with replacement
+        and their altered copies.""",
+    )
+    batch_size = Param(32, int_range(2))
+    lr = Param(1e-3, real_range(0, None, low_open=True))
+    width = Param(16, int_range(1), "Channels of the first block (doubling per halving).")
+    depth = Param(
+        None,
+        none_or(int_range(1, 6)),
+        """Halvings; ``None`` halves until the short side is about 2 pixels (at most 4).""",
+    )
+    patch_area = Param(
+        (0.02, 0.15),
+        pair_in(0.0, 1.0, low_open=True),
+        "Range of the share of the image a cut-paste rectangle covers.",
+        type="(float, float)",
+    )
+    jitter = Param(0.1, real_range(0, 1), "Most brightness change of the moved content.")
+    shrinkage = Param(
+        None,
+        none_or(real_range(0, 1)),
+        """Covariance shrinkage in [0, 1]; ``None`` takes Ledoit and Wolf's estimate.""",
+    )
+    device = Param("auto", device_like)
 
     def _altered(self, clean: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
         """The batch's altered copies, one tensor per anomalous class of ``variant``."""

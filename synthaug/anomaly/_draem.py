@@ -8,20 +8,28 @@ image score is the maximum of the smoothed segmentation map.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from synthaug._params import boolean, device_like, int_range, none_or, one_of, real_range
+from synthaug._params import (
+    Param,
+    Satisfies,
+    boolean,
+    device_like,
+    int_range,
+    none_or,
+    odd_int,
+    one_of,
+    pair_in,
+    real_range,
+)
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._registry import register_detector
 from synthaug.anomaly._simulate import (
     UNet,
     depth_for,
-    interval_rule,
     require_images,
     simulate_anomalies,
 )
@@ -32,20 +40,20 @@ from synthaug.nn import optimizer_step, seeded
 _SCORE_CHUNK = 512
 
 
-def _cells_rule(value: Any) -> str | None:
-    if (
-        isinstance(value, (tuple, list))
-        and value
-        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
-    ):
-        return None
-    return "a non-empty tuple of integers >= 1 (noise grid cells per side)"
-
-
-def _source_rule(value: Any) -> str | None:
-    if value is None or callable(getattr(value, "sample", None)):
-        return None
-    return "None or a fitted lesion source with sample(n, y=..., seed=..., return_masks=True)"
+_CELLS_RULE = Satisfies(
+    lambda v: (
+        isinstance(v, (tuple, list))
+        and len(v) > 0
+        and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in v)
+    ),
+    "a non-empty tuple of integers >= 1 (noise grid cells per side)",
+    "tuple of int",
+)
+_SOURCE_RULE = Satisfies(
+    lambda v: v is None or callable(getattr(v, "sample", None)),
+    "None or a fitted lesion source with sample(n, y=..., seed=..., return_masks=True)",
+    "lesion source or None",
+)
 
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -81,59 +89,6 @@ class DRAEMDetector(BaseDetector):
     pasted region (focal loss). Scoring needs no simulation: the segmentation map of a test
     image, smoothed by a ``smoothing`` x ``smoothing`` mean, and its maximum.
 
-    Parameters
-    ----------
-    steps : int
-        Optimiser steps (Adam), each on ``batch_size`` normal images drawn with replacement.
-    batch_size : int
-    lr : float
-    width : int
-        Channels of the first level of both networks (doubling per level).
-    depth : int or None
-        Halvings in both networks; ``None`` halves until the short side is about 4 pixels
-        (at most 3 times): 1 for 8x8 digits, 3 for 32x32 and larger.
-    reconstruction : bool
-        Train and use the reconstructive network (DRAEM). ``False`` feeds the discriminative
-        network the input alone: half the cost.
-    noise_cells : tuple of int
-        Grid sizes of the smooth noise that shapes the anomaly masks, one drawn per image:
-        a coarse grid makes large blobs, a fine one small ones.
-    anomaly_area : (float, float)
-        Range of the share of the image an anomaly mask covers.
-    texture : {"all", "noise", "image", "offset"}
-        What fills a mask: a smooth noise texture about a random level, another normal image
-        of the batch shifted at random, the image itself brighter or darker by 0.1 to 0.6, or
-        (``"all"``) one of the three per image.
-    opacity : (float, float)
-        Range of the blend weight of the original image inside the mask (0: the texture
-        replaces it; DRAEM draws it from [0.1, 1]).
-    anomaly_probability : float
-        Share of a batch that gets a simulated anomaly (the rest teaches "nothing here").
-    edge_blur : int
-        Passes of a 3x3 mean that soften the edge of each anomaly mask before blending (0:
-        DRAEM's hard edges). Soft edges keep the network from learning to find pasted edges
-        only, where real anomalies fade in (lesions blurred by a scanner).
-    focal_gamma : float
-        Focusing parameter of the focal loss (2 in DRAEM).
-    smoothing : int
-        Side of the mean filter on the map before its maximum is taken (odd).
-    anomaly_source : lesion source or None
-        Outlier exposure: a *fitted* sample source with ``sample(n, y=..., seed=...,
-        return_masks=True)``, such as :class:`~synthaug.augment.CopyPaste` fitted on a few
-        lesion images; ``n_exposure`` of its images (class ``anomaly_class``) join the
-        simulated anomalies, a share ``exposure_share`` of each batch. It is used as given:
-        ``sklearn.base.clone`` returns an unfitted source, so set it after cloning.
-    anomaly_class : int, str or None
-        The source's lesion class to draw (default: its first lesion class).
-    n_exposure : int
-        Images drawn from ``anomaly_source`` once, before training.
-    exposure_share : float
-        Share of each batch replaced by exposure images.
-    device : str
-    validation_fraction, threshold_quantile, augment_with, n_synthetic,
-    allow_multiple_classes, seed
-        See :class:`~synthaug.anomaly.BaseDetector`.
-
     Attributes
     ----------
     reconstructive_, discriminative_ : torch.nn.Module
@@ -152,89 +107,104 @@ class DRAEMDetector(BaseDetector):
     ((1797,), (3, 1, 8, 8))
     """
 
-    _parameter_constraints = {
-        "steps": int_range(1),
-        "batch_size": int_range(2),
-        "lr": real_range(0, None, low_open=True),
-        "width": int_range(1),
-        "depth": none_or(int_range(1, 6)),
-        "reconstruction": boolean,
-        "noise_cells": _cells_rule,
-        "anomaly_area": interval_rule(0.0, 1.0),
-        "texture": one_of("all", "noise", "image", "offset"),
-        "opacity": interval_rule(0.0, 1.0),
-        "anomaly_probability": real_range(0, 1),
-        "edge_blur": int_range(0),
-        "focal_gamma": real_range(0),
-        "smoothing": int_range(1),
-        "anomaly_source": _source_rule,
-        "n_exposure": int_range(1),
-        "exposure_share": real_range(0, 1),
-        "device": device_like,
-    }
+    steps = Param(
+        600,
+        int_range(1),
+        """Optimiser steps (Adam), each on ``batch_size`` normal images drawn with replacement.""",
+    )
+    batch_size = Param(32, int_range(2))
+    lr = Param(1e-3, real_range(0, None, low_open=True))
+    width = Param(
+        8,
+        int_range(1),
+        "Channels of the first level of both networks (doubling per level).",
+    )
+    depth = Param(
+        None,
+        none_or(int_range(1, 6)),
+        """Halvings in both networks; ``None`` halves until the short side is about 4 pixels
+        (at most 3 times): 1 for 8x8 digits, 3 for 32x32 and larger.""",
+    )
+    reconstruction = Param(
+        True,
+        boolean,
+        """Train and use the reconstructive network (DRAEM). ``False`` feeds the discriminative
+        network the input alone: half the cost.""",
+    )
+    noise_cells = Param(
+        (2, 4, 8),
+        _CELLS_RULE,
+        """Grid sizes of the smooth noise that shapes the anomaly masks, one drawn per image:
+        a coarse grid makes large blobs, a fine one small ones.""",
+        type="tuple of int",
+    )
+    anomaly_area = Param(
+        (0.01, 0.15),
+        pair_in(0.0, 1.0),
+        "Range of the share of the image an anomaly mask covers.",
+        type="(float, float)",
+    )
+    texture = Param(
+        "all",
+        one_of("all", "noise", "image", "offset"),
+        """What fills a mask: a smooth noise texture about a random level, another normal image
+        of the batch shifted at random, the image itself brighter or darker by 0.1 to 0.6, or
+        (``"all"``) one of the three per image.""",
+    )
+    opacity = Param(
+        (0.1, 0.9),
+        pair_in(0.0, 1.0),
+        """Range of the blend weight of the original image inside the mask (0: the texture
+        replaces it; DRAEM draws it from [0.1, 1]).""",
+        type="(float, float)",
+    )
+    anomaly_probability = Param(
+        0.5,
+        real_range(0, 1),
+        """Share of a batch that gets a simulated anomaly (the rest teaches "nothing here").""",
+    )
+    edge_blur = Param(
+        0,
+        int_range(0),
+        """Passes of a 3x3 mean that soften the edge of each anomaly mask before blending (0:
+        DRAEM's hard edges). Soft edges keep the network from learning to find pasted edges
+        only, where real anomalies fade in (lesions blurred by a scanner).""",
+    )
+    focal_gamma = Param(2.0, real_range(0), "Focusing parameter of the focal loss (2 in DRAEM).")
+    smoothing = Param(
+        3,
+        odd_int(1),
+        "Side of the mean filter on the map before its maximum is taken (odd).",
+    )
+    anomaly_source = Param(
+        None,
+        _SOURCE_RULE,
+        """Outlier exposure: a *fitted* sample source with ``sample(n, y=..., seed=...,
+        return_masks=True)``, such as :class:`~synthaug.augment.CopyPaste` fitted on a few
+        lesion images; ``n_exposure`` of its images (class ``anomaly_class``) join the
+        simulated anomalies, a share ``exposure_share`` of each batch. It is used as given:
+        ``sklearn.base.clone`` returns an unfitted source, so set it after cloning.""",
+        type="lesion source or None",
+    )
+    anomaly_class = Param(
+        None,
+        None,
+        "The source's lesion class to draw (default: its first lesion class).",
+        type="int, str or None",
+    )
+    n_exposure = Param(
+        200,
+        int_range(1),
+        "Images drawn from ``anomaly_source`` once, before training.",
+    )
+    exposure_share = Param(
+        0.25,
+        real_range(0, 1),
+        "Share of each batch replaced by exposure images.",
+    )
+    device = Param("auto", device_like)
+
     _min_train_samples = 2
-
-    def __init__(
-        self,
-        *,
-        steps: int = 600,
-        batch_size: int = 32,
-        lr: float = 1e-3,
-        width: int = 8,
-        depth: int | None = None,
-        reconstruction: bool = True,
-        noise_cells: tuple[int, ...] = (2, 4, 8),
-        anomaly_area: tuple[float, float] = (0.01, 0.15),
-        texture: str = "all",
-        opacity: tuple[float, float] = (0.1, 0.9),
-        anomaly_probability: float = 0.5,
-        edge_blur: int = 0,
-        focal_gamma: float = 2.0,
-        smoothing: int = 3,
-        anomaly_source: Any = None,
-        anomaly_class: int | str | None = None,
-        n_exposure: int = 200,
-        exposure_share: float = 0.25,
-        device: str = "auto",
-        validation_fraction: float = 0.1,
-        threshold_quantile: float = 0.95,
-        augment_with: Any = None,
-        n_synthetic: int = 0,
-        allow_multiple_classes: bool = False,
-        seed: int | None = 0,
-    ) -> None:
-        self.steps = steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.width = width
-        self.depth = depth
-        self.reconstruction = reconstruction
-        self.noise_cells = noise_cells
-        self.anomaly_area = anomaly_area
-        self.texture = texture
-        self.opacity = opacity
-        self.anomaly_probability = anomaly_probability
-        self.edge_blur = edge_blur
-        self.focal_gamma = focal_gamma
-        self.smoothing = smoothing
-        self.anomaly_source = anomaly_source
-        self.anomaly_class = anomaly_class
-        self.n_exposure = n_exposure
-        self.exposure_share = exposure_share
-        self.device = device
-        self._store_common(
-            validation_fraction,
-            threshold_quantile,
-            augment_with,
-            n_synthetic,
-            allow_multiple_classes,
-            seed,
-        )
-
-    def check_params(self) -> None:
-        super().check_params()
-        if self.smoothing % 2 == 0:
-            raise InvalidParameterError(f"smoothing must be odd, got {self.smoothing}")
 
     # -- training ---------------------------------------------------------------------------
     def _fit(self, images: torch.Tensor, seed: int) -> None:

@@ -11,13 +11,12 @@ samples that the generator cannot reproduce.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from synthaug._params import boolean, device_like, int_range, one_of, real_range
+from synthaug._params import Param, boolean, device_like, int_range, one_of, real_range
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._registry import register_detector
@@ -50,33 +49,6 @@ class GANAnomalyDetector(BaseDetector):
     ``||x - G(E(x))||² / D + kappa · ||f(x) - f(G(E(x)))||² / F`` where ``f`` is the critic's
     last hidden layer. All networks are multilayer perceptrons on flattened samples.
 
-    Parameters
-    ----------
-    score : {"izif", "izi", "critic"}
-        ``"izif"``: the encoder loss above per sample (the f-AnoGAN score). ``"izi"``: the pixel
-        residual alone. ``"critic"``: minus the critic's output (AnoGAN's discriminator part).
-    latent_dim : int
-    hidden_dims : tuple of int
-        Widths of the critic's and encoder's hidden layers (the generator mirrors them).
-    epochs : int
-        Passes over the data for the GAN phase (each mini-batch is one critic step).
-    encoder_epochs : int
-        Passes over the data for the encoder phase.
-    n_critic : int
-        Critic steps per generator step.
-    gp_weight : float
-        Gradient-penalty weight (10 in WGAN-GP).
-    kappa : float
-        Weight of the feature residual in the izi_f loss and score (1 in f-AnoGAN).
-    batch_size : int
-    lr : float
-        Adam learning rate (betas 0.5, 0.9 as in WGAN-GP).
-    device : str
-    verbose : bool
-    validation_fraction, threshold_quantile, augment_with, n_synthetic,
-    allow_multiple_classes, seed
-        See :class:`~synthaug.anomaly.BaseDetector`.
-
     Examples
     --------
     >>> from synthaug.data import load_digits
@@ -88,62 +60,40 @@ class GANAnomalyDetector(BaseDetector):
     (1797,)
     """
 
-    _parameter_constraints = {
-        "score": one_of("izif", "izi", "critic"),
-        "latent_dim": int_range(1),
-        "epochs": int_range(1),
-        "encoder_epochs": int_range(1),
-        "n_critic": int_range(1),
-        "gp_weight": real_range(0),
-        "kappa": real_range(0),
-        "batch_size": int_range(2),
-        "lr": real_range(0, None, low_open=True),
-        "device": device_like,
-        "verbose": boolean,
-    }
-
-    def __init__(
-        self,
-        *,
-        score: str = "izif",
-        latent_dim: int = 16,
-        hidden_dims: tuple[int, ...] = (256, 128),
-        epochs: int = 300,
-        encoder_epochs: int = 200,
-        n_critic: int = 5,
-        gp_weight: float = 10.0,
-        kappa: float = 1.0,
-        batch_size: int = 64,
-        lr: float = 2e-4,
-        device: str = "auto",
-        verbose: bool = False,
-        validation_fraction: float = 0.1,
-        threshold_quantile: float = 0.95,
-        augment_with: Any = None,
-        n_synthetic: int = 0,
-        allow_multiple_classes: bool = False,
-        seed: int | None = 0,
-    ) -> None:
-        self.score = score
-        self.latent_dim = latent_dim
-        self.hidden_dims = hidden_dims
-        self.epochs = epochs
-        self.encoder_epochs = encoder_epochs
-        self.n_critic = n_critic
-        self.gp_weight = gp_weight
-        self.kappa = kappa
-        self.batch_size = batch_size
-        self.lr = lr
-        self.device = device
-        self.verbose = verbose
-        self._store_common(
-            validation_fraction,
-            threshold_quantile,
-            augment_with,
-            n_synthetic,
-            allow_multiple_classes,
-            seed,
-        )
+    score = Param(
+        "izif",
+        one_of("izif", "izi", "critic"),
+        """``"izif"``: the encoder loss above per sample (the f-AnoGAN score). ``"izi"``: the pixel
+        residual alone. ``"critic"``: minus the critic's output (AnoGAN's discriminator part).""",
+    )
+    latent_dim = Param(16, int_range(1))
+    hidden_dims = Param(
+        (256, 128),
+        None,
+        """Widths of the critic's and encoder's hidden layers (the generator mirrors them).""",
+        type="tuple of int",
+    )
+    epochs = Param(
+        300,
+        int_range(1),
+        """Passes over the data for the GAN phase (each mini-batch is one critic step).""",
+    )
+    encoder_epochs = Param(200, int_range(1), "Passes over the data for the encoder phase.")
+    n_critic = Param(5, int_range(1), "Critic steps per generator step.")
+    gp_weight = Param(10.0, real_range(0), "Gradient-penalty weight (10 in WGAN-GP).")
+    kappa = Param(
+        1.0,
+        real_range(0),
+        """Weight of the feature residual in the izi_f loss and score (1 in f-AnoGAN).""",
+    )
+    batch_size = Param(64, int_range(2))
+    lr = Param(
+        2e-4,
+        real_range(0, None, low_open=True),
+        "Adam learning rate (betas 0.5, 0.9 as in WGAN-GP).",
+    )
+    device = Param("auto", device_like)
+    verbose = Param(False, boolean)
 
     # -- training ---------------------------------------------------------------------------
     def _fit(self, images: torch.Tensor, seed: int) -> None:

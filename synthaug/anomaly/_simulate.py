@@ -9,7 +9,6 @@ al., CVPR 2021) moves a rectangle or a thin "scar" of an image to another place 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,24 +24,6 @@ def require_images(images: torch.Tensor, owner: str) -> None:
             f"{owner} works on (N, C, H, W) images, got feature vectors of shape "
             f"{tuple(images.shape)}; use a classical detector (pca, knn) for those"
         )
-
-
-def interval_rule(lo: float, hi: float, low_open: bool = False) -> Any:
-    """A parameter rule for a ``(low, high)`` pair inside ``[lo, hi]`` (``low > lo`` when
-    ``low_open``)."""
-
-    def rule(value: Any) -> str | None:
-        if (
-            isinstance(value, (tuple, list))
-            and len(value) == 2
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-            and lo <= value[0] <= value[1] <= hi
-            and not (low_open and value[0] == lo)
-        ):
-            return None
-        return f"a pair (low, high) with {lo} {'<' if low_open else '<='} low <= high <= {hi}"
-
-    return rule
 
 
 def _uniform(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import clone
 
-from synthaug._params import boolean, int_range, one_of
+from synthaug._params import Param, Satisfies, boolean, int_range, odd_int, one_of
 from synthaug._utils import fitting_one_class
 from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._registry import register_detector
@@ -22,10 +20,11 @@ from synthaug.registry import Preset
 _VAE_DEFAULTS = {"epochs": 200, "verbose": False}
 
 
-def _vae_rule(value: Any) -> str | None:
-    if value is None or value == "cvae" or isinstance(value, CVAE):
-        return None
-    return "None, 'cvae' or a CVAE instance"
+_VAE_RULE = Satisfies(
+    lambda v: v is None or (isinstance(v, str) and v == "cvae") or isinstance(v, CVAE),
+    "None, 'cvae' or a CVAE instance",
+    'CVAE, "cvae" or None',
+)
 
 
 class VAEAnomalyDetector(BaseDetector):
@@ -34,47 +33,6 @@ class VAEAnomalyDetector(BaseDetector):
 
     A :class:`~synthaug.generators.CVAE` with a single (normal) class learns the normal
     samples; a sample that the model explains badly is anomalous.
-
-    Parameters
-    ----------
-    score : {"reconstruction", "elbo"}
-        ``"reconstruction"``: squared error between a sample and its deterministic
-        reconstruction (decoder mean at the encoder mean). ``"elbo"``: the negative evidence
-        lower bound, estimated with ``n_samples`` latent draws (seeded).
-    n_samples : int
-        Latent draws per sample for ``score="elbo"``.
-    reduction : {"sum", "local-max", "local-max-z"}
-        How ``score="reconstruction"`` turns the residual map into one number: its sum, or
-        (images only) the largest mean over a ``window`` x ``window`` neighbourhood, which
-        keeps a small, local anomaly (a lesion) from drowning in the residuals of normal
-        anatomy spread over the whole image. ``"local-max-z"`` first standardizes the signed
-        residual ``x - reconstruction`` per pixel with the mean and standard deviation it
-        has on normal samples (the held-out validation part, or the training samples when
-        ``validation_fraction=0``, which underestimates the spread of unseen normals), so
-        that regions every normal image reconstructs badly (edges of anatomy that moves)
-        count less than regions that normally reconstruct well; the standardized residual
-        then goes through ``residual`` as the raw one would.
-    residual : {"squared", "positive"}
-        Per-pixel residual map for ``score="reconstruction"``: ``"squared"`` is
-        ``(x - reconstruction) ** 2``; ``"positive"`` is ``max(x - reconstruction, 0) ** 2``
-        and only counts pixels brighter than the model expects. Use ``"positive"`` when the
-        anomalies are known to be hyperintense (lung nodules on CT, most lesions on T2/FLAIR
-        MR): misplaced edges of normal anatomy leave residuals of both signs and lose half
-        their weight, bright lesions keep all of theirs. It is domain knowledge: it misses
-        dark anomalies.
-    window : int
-        Side of the neighbourhood for the ``"local-max"`` reductions (odd).
-    flatten : bool
-        Fit the VAE on flattened samples (a multilayer perceptron) even when the CVAE would
-        choose a convolutional network for images this size: much faster on a CPU.
-    vae : CVAE, "cvae" or None
-        The model of normal samples, cloned and fitted with this detector's seed. ``None``:
-        ``CVAE(epochs=200, verbose=False)``; ``"cvae"``: CVAE's own defaults. The registry
-        name ``"vae"`` builds this detector with the CVAE's parameters given flat
-        (``create_detector("vae", score="elbo", epochs=50, latent_dim=8)``).
-    validation_fraction, threshold_quantile, augment_with, n_synthetic,
-    allow_multiple_classes, seed
-        See :class:`~synthaug.anomaly.BaseDetector`.
 
     Attributes
     ----------
@@ -98,53 +56,59 @@ class VAEAnomalyDetector(BaseDetector):
     (1797,)
     """
 
-    _parameter_constraints = {
-        "score": one_of("reconstruction", "elbo"),
-        "n_samples": int_range(1),
-        "reduction": one_of("sum", "local-max", "local-max-z"),
-        "residual": one_of("squared", "positive"),
-        "window": int_range(1),
-        "flatten": boolean,
-        "vae": _vae_rule,
-    }
-
-    def __init__(
-        self,
-        *,
-        score: str = "reconstruction",
-        n_samples: int = 8,
-        reduction: str = "sum",
-        residual: str = "squared",
-        window: int = 3,
-        flatten: bool = False,
-        vae: CVAE | str | None = None,
-        validation_fraction: float = 0.1,
-        threshold_quantile: float = 0.95,
-        augment_with: Any = None,
-        n_synthetic: int = 0,
-        allow_multiple_classes: bool = False,
-        seed: int | None = 0,
-    ) -> None:
-        self.score = score
-        self.n_samples = n_samples
-        self.reduction = reduction
-        self.residual = residual
-        self.window = window
-        self.flatten = flatten
-        self.vae = vae
-        self._store_common(
-            validation_fraction,
-            threshold_quantile,
-            augment_with,
-            n_synthetic,
-            allow_multiple_classes,
-            seed,
-        )
-
-    def check_params(self) -> None:
-        super().check_params()
-        if self.window % 2 == 0:
-            raise InvalidParameterError(f"window must be odd, got {self.window}")
+    score = Param(
+        "reconstruction",
+        one_of("reconstruction", "elbo"),
+        """``"reconstruction"``: squared error between a sample and its deterministic
+        reconstruction (decoder mean at the encoder mean). ``"elbo"``: the negative evidence
+        lower bound, estimated with ``n_samples`` latent draws (seeded).""",
+    )
+    n_samples = Param(8, int_range(1), 'Latent draws per sample for ``score="elbo"``.')
+    reduction = Param(
+        "sum",
+        one_of("sum", "local-max", "local-max-z"),
+        """How ``score="reconstruction"`` turns the residual map into one number: its sum, or
+        (images only) the largest mean over a ``window`` x ``window`` neighbourhood, which
+        keeps a small, local anomaly (a lesion) from drowning in the residuals of normal
+        anatomy spread over the whole image. ``"local-max-z"`` first standardizes the signed
+        residual ``x - reconstruction`` per pixel with the mean and standard deviation it
+        has on normal samples (the held-out validation part, or the training samples when
+        ``validation_fraction=0``, which underestimates the spread of unseen normals), so
+        that regions every normal image reconstructs badly (edges of anatomy that moves)
+        count less than regions that normally reconstruct well; the standardized residual
+        then goes through ``residual`` as the raw one would.""",
+    )
+    residual = Param(
+        "squared",
+        one_of("squared", "positive"),
+        """Per-pixel residual map for ``score="reconstruction"``: ``"squared"`` is
+        ``(x - reconstruction) ** 2``; ``"positive"`` is ``max(x - reconstruction, 0) ** 2``
+        and only counts pixels brighter than the model expects. Use ``"positive"`` when the
+        anomalies are known to be hyperintense (lung nodules on CT, most lesions on T2/FLAIR
+        MR): misplaced edges of normal anatomy leave residuals of both signs and lose half
+        their weight, bright lesions keep all of theirs. It is domain knowledge: it misses
+        dark anomalies.""",
+    )
+    window = Param(
+        3,
+        odd_int(1),
+        'Side of the neighbourhood for the ``"local-max"`` reductions (odd).',
+    )
+    flatten = Param(
+        False,
+        boolean,
+        """Fit the VAE on flattened samples (a multilayer perceptron) even when the CVAE would
+        choose a convolutional network for images this size: much faster on a CPU.""",
+    )
+    vae = Param(
+        None,
+        _VAE_RULE,
+        """The model of normal samples, cloned and fitted with this detector's seed. ``None``:
+        ``CVAE(epochs=200, verbose=False)``; ``"cvae"``: CVAE's own defaults. The registry
+        name ``"vae"`` builds this detector with the CVAE's parameters given flat
+        (``create_detector("vae", score="elbo", epochs=50, latent_dim=8)``).""",
+        type='CVAE, "cvae" or None',
+    )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
         if self.reduction.startswith("local-max") and images.dim() != 4:
