@@ -233,6 +233,17 @@ def odd_int(low: int = 1) -> Satisfies:
     )
 
 
+def int_tuple(low: int = 1) -> Satisfies:
+    """A non-empty tuple (or list) of integers ``>= low``: layer widths, grid sizes."""
+    return Satisfies(
+        lambda v: (
+            isinstance(v, (tuple, list)) and len(v) > 0 and all(_is_int(x) and x >= low for x in v)
+        ),
+        f"a non-empty tuple of integers >= {low}",
+        "tuple of int",
+    )
+
+
 boolean = Satisfies(lambda v: isinstance(v, bool), "True or False", "bool")
 device_like = Satisfies(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'", "str")
 seed_like = none_or(int_range(0))
@@ -346,7 +357,7 @@ def _with_parameters(doc: str | None, params: Mapping[str, Param]) -> str:
     return f"{text[: match.start()].rstrip()}\n\n{section}\n\n{text[match.start() :]}"
 
 
-def _make_init(params: Mapping[str, Param]) -> Callable[..., None]:
+def _make_init(cls: type, params: Mapping[str, Param]) -> Callable[..., None]:
     names = tuple(params)
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -366,7 +377,9 @@ def _make_init(params: Mapping[str, Param]) -> Callable[..., None]:
         if not p.required
     ]
     __init__.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
-    __init__._synthaug_generated = True  # type: ignore[attr-defined]
+    # Named as the class's own method, so tools that inspect it (the API reference) place it.
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    __init__.__module__ = cls.__module__
     return __init__
 
 
@@ -392,25 +405,29 @@ class Estimator(BaseEstimator):
     def __init_subclass__(cls, groups: tuple[type, ...] = (), **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         inherited: dict[str, Param] = {}
-        for base in reversed(cls.__mro__[1:]):
-            inherited.update(vars(base).get("_params", {}))
-        own: dict[str, Param] = {}
+        for base in cls.__mro__[1:]:  # the nearest declaration of a name wins
+            for name, declared in vars(base).get("_params", {}).items():
+                inherited.setdefault(name, declared)
+        added: dict[str, Param] = {}
+        changed: dict[str, Param] = {}
         for group in groups:
-            own.update(params_of(group))
+            added.update(params_of(group))
         for name, value in list(vars(cls).items()):
             if isinstance(value, Param):
-                own[name] = value
+                added[name] = value
             elif isinstance(value, Default):
-                base = own.get(name) or inherited.get(name)
+                base = added.get(name) or inherited.get(name)
                 if base is None:
                     raise TypeError(f"{cls.__name__}.{name}: Default() for an undeclared parameter")
-                own[name] = replace(base, default=value.value)
+                changed[name] = replace(base, default=value.value)
             else:
                 continue
             delattr(cls, name)
-        if not own:
+        if not added and not changed:
             return
-        params = {**own, **{k: v for k, v in inherited.items() if k not in own}}
+        # What the class adds first, then what it inherits, in the base's order.
+        params = {**added, **{k: changed.get(k, v) for k, v in inherited.items() if k not in added}}
+        params.update({k: v for k, v in changed.items() if k in added})
         # Required parameters first: they may be passed by position.
         cls._params = dict(sorted(params.items(), key=lambda kv: not kv[1].required))
         if "__init__" in vars(cls):
@@ -418,7 +435,7 @@ class Estimator(BaseEstimator):
                 f"{cls.__name__} declares Param attributes and its own __init__: the "
                 f"constructor is written from the declarations; remove __init__"
             )
-        cls.__init__ = _make_init(cls._params)  # type: ignore[method-assign]
+        cls.__init__ = _make_init(cls, cls._params)  # type: ignore[method-assign]
         cls.__doc__ = _with_parameters(cls.__doc__, cls._params)
 
     @classmethod

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from synthaug.generators import TorchGenerator, TrainingContext, register_generator
-from synthaug.nn import DP
+from synthaug.params import Default, Param, real_range
 
 
 class _ClassMeans(nn.Module):
@@ -30,58 +30,22 @@ class _ClassMeans(nn.Module):
 
 @register_generator("tiny-means")
 class ClassMeans(TorchGenerator):
-    """Each class's mean image plus Gaussian pixel noise: the smallest generator family.
+    """Each class's mean image plus Gaussian pixel noise: the smallest generator family."""
 
-    Parameters
-    ----------
-    noise : float
-        Standard deviation of the pixel noise added to a class's mean when sampling.
-    epochs, batch_size, lr, grad_clip, checkpoint_dir, checkpoint_every, resume, amp, device,
-    seed, verbose, dp
-        The training parameters every torch generator has (see ``TorchGenerator``).
-    """
+    # What the family adds: a default, a rule the docs and errors read, a one-line doc.
+    noise = Param(
+        0.05,
+        real_range(0),
+        "Standard deviation of the pixel noise added to a class's mean when sampling.",
+    )
+    # Inherited training parameters whose default changes (the rest are TorchGenerator's).
+    epochs = Default(20)
+    batch_size = Default(32)
+    lr = Default(0.1)
+    verbose = Default(False)
 
     # The network that sees real data: trained with DP-SGD when dp= is given.
     _dp_modules = ("means",)
-    # A rule returns None for a good value, else what the value must be.
-    _parameter_constraints = {
-        "noise": lambda v: None if isinstance(v, (int, float)) and v >= 0 else "a number >= 0"
-    }
-
-    def __init__(
-        self,
-        *,
-        noise: float = 0.05,
-        epochs: int = 20,
-        batch_size: int = 32,
-        lr: float = 0.1,
-        grad_clip: float | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 10,
-        resume: bool = False,
-        amp: bool | str = True,
-        compile: bool = False,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = False,
-        dp: DP | None = None,
-    ) -> None:
-        self.noise = noise
-        super().__init__(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            grad_clip=grad_clip,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            amp=amp,
-            compile=compile,
-            device=device,
-            seed=seed,
-            verbose=verbose,
-            dp=dp,
-        )
 
     def _build_modules(self) -> nn.ModuleDict:
         # Fitted shape attributes (n_classes_, sample_shape_) are set before this is called.

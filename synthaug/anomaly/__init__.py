@@ -5,7 +5,7 @@ fitted on normal samples only and scores new ones with ``decision_function`` (hi
 anomalous).
 """
 
-from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._base import BaseDetector, NetworkDetector
 from synthaug.anomaly._classical import (
     IsolationForestDetector,
     KNNDetector,
@@ -33,6 +33,7 @@ from synthaug.anomaly._vae import VAEAnomalyDetector
 __all__ = [
     "DETECTORS",
     "BaseDetector",
+    "NetworkDetector",
     "CutPasteDetector",
     "DRAEMDetector",
     "GANAnomalyDetector",

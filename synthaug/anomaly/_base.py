@@ -19,6 +19,7 @@ from synthaug._params import (
     Estimator,
     Param,
     boolean,
+    device_like,
     int_range,
     real_range,
     seed_like,
@@ -297,3 +298,15 @@ class BaseDetector(Estimator):
     def _calibrate(self, images: torch.Tensor) -> None:
         """Learn score statistics from normal samples after ``_fit``: the held-out validation
         part, or the real training samples when ``validation_fraction=0``. No-op by default."""
+
+
+class NetworkDetector(BaseDetector):
+    """A detector that trains networks (DRAEM, CutPaste, f-AnoGAN) through the shared
+    :class:`~synthaug.nn.Trainer`: the training parameters they share, declared once."""
+
+    batch_size = Param(32, int_range(2), "Samples per training step.")
+    lr = Param(1e-3, real_range(0, None, low_open=True), "Adam learning rate.")
+    device = Param(
+        "auto", device_like, '``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.'
+    )
+    verbose = Param(False, boolean, "Show a progress bar while training.")

@@ -108,7 +108,11 @@ class KNNDetector(BaseDetector):
     """
 
     n_neighbors = Param(5, int_range(1), "``k``; capped at the number of training samples.")
-    method = Param("largest", one_of("largest", "mean"))
+    method = Param(
+        "largest",
+        one_of("largest", "mean"),
+        "The distance to the ``k``-th neighbour, or the mean distance to the ``k`` nearest.",
+    )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
         x = _flat(images)

@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.covariance import LedoitWolf
 
-from synthaug._params import Param, device_like, int_range, none_or, one_of, pair_in, real_range
+from synthaug._params import Param, int_range, none_or, one_of, pair_in, real_range
 from synthaug._utils import resolve_device
-from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._base import NetworkDetector
 from synthaug.anomaly._registry import register_detector
 from synthaug.anomaly._simulate import (
     SmallConvNet,
@@ -29,7 +29,7 @@ _SCORE_CHUNK = 512
 
 
 @register_detector("cutpaste")
-class CutPasteDetector(BaseDetector):
+class CutPasteDetector(NetworkDetector):
     """CutPaste anomaly detector (Li et al., CVPR 2021), a small CNN for small images.
 
     Every step takes a batch of normal images and makes a cut-and-pasted copy (a rectangle of
@@ -71,8 +71,6 @@ class CutPasteDetector(BaseDetector):
         """Optimiser steps (Adam), each on ``batch_size`` normal images drawn with replacement
         and their altered copies.""",
     )
-    batch_size = Param(32, int_range(2))
-    lr = Param(1e-3, real_range(0, None, low_open=True))
     width = Param(16, int_range(1), "Channels of the first block (doubling per halving).")
     depth = Param(
         None,
@@ -91,7 +89,6 @@ class CutPasteDetector(BaseDetector):
         none_or(real_range(0, 1)),
         """Covariance shrinkage in [0, 1]; ``None`` takes Ledoit and Wolf's estimate.""",
     )
-    device = Param("auto", device_like)
 
     def _altered(self, clean: torch.Tensor, gen: torch.Generator) -> list[torch.Tensor]:
         """The batch's altered copies, one tensor per anomalous class of ``variant``."""

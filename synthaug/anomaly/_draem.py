@@ -16,8 +16,8 @@ from synthaug._params import (
     Param,
     Satisfies,
     boolean,
-    device_like,
     int_range,
+    int_tuple,
     none_or,
     odd_int,
     one_of,
@@ -25,7 +25,7 @@ from synthaug._params import (
     real_range,
 )
 from synthaug._utils import resolve_device
-from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._base import NetworkDetector
 from synthaug.anomaly._registry import register_detector
 from synthaug.anomaly._simulate import (
     UNet,
@@ -40,15 +40,6 @@ from synthaug.nn import optimizer_step, seeded
 _SCORE_CHUNK = 512
 
 
-_CELLS_RULE = Satisfies(
-    lambda v: (
-        isinstance(v, (tuple, list))
-        and len(v) > 0
-        and all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in v)
-    ),
-    "a non-empty tuple of integers >= 1 (noise grid cells per side)",
-    "tuple of int",
-)
 _SOURCE_RULE = Satisfies(
     lambda v: v is None or callable(getattr(v, "sample", None)),
     "None or a fitted lesion source with sample(n, y=..., seed=..., return_masks=True)",
@@ -78,7 +69,7 @@ def as_images(images: ImageDataset | torch.Tensor, what: str) -> torch.Tensor:
 
 
 @register_detector("draem")
-class DRAEMDetector(BaseDetector):
+class DRAEMDetector(NetworkDetector):
     """DRAEM anomaly detector (Zavrtanik et al., ICCV 2021), sized for small images on a CPU.
 
     During training every step takes a batch of normal images, pastes simulated anomalies
@@ -112,8 +103,6 @@ class DRAEMDetector(BaseDetector):
         int_range(1),
         """Optimiser steps (Adam), each on ``batch_size`` normal images drawn with replacement.""",
     )
-    batch_size = Param(32, int_range(2))
-    lr = Param(1e-3, real_range(0, None, low_open=True))
     width = Param(
         8,
         int_range(1),
@@ -133,7 +122,7 @@ class DRAEMDetector(BaseDetector):
     )
     noise_cells = Param(
         (2, 4, 8),
-        _CELLS_RULE,
+        int_tuple(1),
         """Grid sizes of the smooth noise that shapes the anomaly masks, one drawn per image:
         a coarse grid makes large blobs, a fine one small ones.""",
         type="tuple of int",
@@ -202,7 +191,6 @@ class DRAEMDetector(BaseDetector):
         real_range(0, 1),
         "Share of each batch replaced by exposure images.",
     )
-    device = Param("auto", device_like)
 
     _min_train_samples = 2
 

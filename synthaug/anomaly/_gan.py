@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthaug._params import Param, boolean, device_like, int_range, one_of, real_range
+from synthaug._params import Default, Param, int_range, one_of, real_range
 from synthaug._utils import resolve_device
-from synthaug.anomaly._base import BaseDetector
+from synthaug.anomaly._base import NetworkDetector
 from synthaug.anomaly._registry import register_detector
 from synthaug.nn import Trainer, mlp, optimizer_step, seeded
 
@@ -40,7 +40,7 @@ class _Critic(nn.Module):
 
 
 @register_detector("fanogan")
-class GANAnomalyDetector(BaseDetector):
+class GANAnomalyDetector(NetworkDetector):
     """f-AnoGAN anomaly detector (Schlegl et al., Medical Image Analysis 54, 2019).
 
     Training has two phases on the normal samples: a WGAN-GP generator and critic
@@ -66,7 +66,9 @@ class GANAnomalyDetector(BaseDetector):
         """``"izif"``: the encoder loss above per sample (the f-AnoGAN score). ``"izi"``: the pixel
         residual alone. ``"critic"``: minus the critic's output (AnoGAN's discriminator part).""",
     )
-    latent_dim = Param(16, int_range(1))
+    latent_dim = Param(
+        16, int_range(1), "Size of the generator's noise vector (the code the encoder maps to)."
+    )
     hidden_dims = Param(
         (256, 128),
         None,
@@ -86,14 +88,8 @@ class GANAnomalyDetector(BaseDetector):
         real_range(0),
         """Weight of the feature residual in the izi_f loss and score (1 in f-AnoGAN).""",
     )
-    batch_size = Param(64, int_range(2))
-    lr = Param(
-        2e-4,
-        real_range(0, None, low_open=True),
-        "Adam learning rate (betas 0.5, 0.9 as in WGAN-GP).",
-    )
-    device = Param("auto", device_like)
-    verbose = Param(False, boolean)
+    batch_size = Default(64)
+    lr = Default(2e-4)  # with Adam's betas (0.5, 0.9), as in WGAN-GP
 
     # -- training ---------------------------------------------------------------------------
     def _fit(self, images: torch.Tensor, seed: int) -> None:

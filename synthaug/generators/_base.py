@@ -45,8 +45,7 @@ _SAMPLE_CHUNK = 8192
 class BaseGenerator(Estimator):
     """Shared behaviour of synthaug generators: the ``fit`` / ``sample`` / ``save`` contract.
 
-    A subclass stores keyword parameters in ``__init__`` (scikit-learn's rules), declares
-    ``_parameter_constraints``, and implements ``_fit(dataset)``, which must set ``device_``
+    A subclass declares its parameters (``Param`` class attributes) and implements ``_fit(dataset)``, which must set ``device_``
     and ``modules_`` (an ``nn.ModuleDict`` of every network, so that saving, loading and device
     handling are shared), and ``_sample(labels, generator)``, which returns ``(n, D)`` or
     ``(n, C, H, W)`` tensors in [0, 1] on ``device_``. Network families should subclass
@@ -115,6 +114,12 @@ class BaseGenerator(Estimator):
         SynthaugWarning
             A class has fewer samples than the model needs to learn how it varies (one).
         """
+        return self._fit_checked(dataset)
+
+    def _fit_checked(self, dataset: ImageDataset, **fit_args: Any) -> BaseGenerator:
+        """``fit``'s checks and bookkeeping around ``self._fit(dataset, **fit_args)``: a
+        meta-estimator passes what it decided for a member (such as released class counts)
+        as ``fit_args``."""
         self.check_params()
         self._check_param_combinations()
         self._check_dataset(dataset)
@@ -130,7 +135,7 @@ class BaseGenerator(Estimator):
             self.__dict__.pop(stale, None)
         started = time.perf_counter()
         try:
-            self._fit(dataset)
+            self._fit(dataset, **fit_args)
         except BaseException:
             # A failed fit (diverged, interrupted) leaves the estimator unfitted, not half-built.
             self._abort_fit()

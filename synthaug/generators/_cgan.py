@@ -9,13 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from synthaug._params import boolean, int_range, real_range
+from synthaug._params import Default, Param, boolean, int_range, int_tuple, real_range
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError
 from synthaug.generators._registry import register_generator
 from synthaug.generators._torch import TorchGenerator, TrainingContext
 from synthaug.nn import (
-    DP,
     EMA,
     Architecture,
     ConditionalBatchNorm,
@@ -116,33 +115,6 @@ class CGAN(TorchGenerator):
     feature vectors and images under 16x16, DCGAN-style conv stacks from 16x16 to 128x128.
     A GAN loss says little about sample quality, so there is no early stopping on it.
 
-    Parameters
-    ----------
-    latent_dim : int
-        Size of the noise vector.
-    hidden_dims : tuple of int
-        Hidden widths of the MLP generator (the discriminator mirrors them); MLP layout only.
-    width : int
-        Channels of the conv stacks at full resolution (doubling per halving, up to 8x).
-    epochs : int
-    batch_size : int
-    lr : float
-        Adam learning rate of both networks (betas 0.5, 0.999).
-    ema_decay : float
-        Decay of the generator weight average; 0 samples from the raw generator.
-    diffaugment : bool
-        Apply DiffAugment (images only).
-    grad_clip : float or None
-        Clip each network's gradient norm to this value.
-    checkpoint_dir, checkpoint_every, resume, amp, device, seed, verbose
-        The training parameters of every torch generator: see
-        :class:`~synthaug.generators.TorchGenerator`.
-    dp : synthaug.DP or None
-        Train with differential privacy: DP-SGD on the discriminator, the only network that
-        sees real data (see docs/privacy.md). Spectral normalisation cannot be trained through
-        with per-sample gradients, so in DP mode each discriminator weight is instead projected
-        to spectral norm 1 after every private step. Needs ``pip install 'synthaug[privacy]'``.
-
     Attributes
     ----------
     history_ : list of dict
@@ -161,59 +133,30 @@ class CGAN(TorchGenerator):
     (4, 1, 8, 8)
     """
 
+    latent_dim = Param(32, int_range(1), "Size of the noise vector.")
+    hidden_dims = Param(
+        (256, 512),
+        int_tuple(1),
+        """Hidden widths of the MLP generator (the discriminator mirrors them); MLP layout only.""",
+    )
+    width = Param(
+        16,
+        int_range(1),
+        """Channels of the conv stacks at full resolution (doubling per halving, up to 8x).""",
+    )
+    epochs = Default(200)
+    lr = Default(2e-4)
+    ema_decay = Param(
+        0.999,
+        real_range(0, 1),
+        """Decay of the generator weight average; 0 samples from the raw generator.""",
+    )
+    diffaugment = Param(False, boolean, "Apply DiffAugment (images only).")
+
     _dp_modules = ("discriminator",)
     # Exact but for batch norm, whose statistics are over each rank's part of the batch.
     _data_parallel = True
     _channels_last = True
-    _parameter_constraints = {
-        "latent_dim": int_range(1),
-        "width": int_range(1),
-        "ema_decay": real_range(0, 1),
-        "diffaugment": boolean,
-    }
-
-    def __init__(
-        self,
-        *,
-        latent_dim: int = 32,
-        hidden_dims: tuple[int, ...] = (256, 512),
-        width: int = 16,
-        epochs: int = 200,
-        batch_size: int = 64,
-        lr: float = 2e-4,
-        ema_decay: float = 0.999,
-        diffaugment: bool = False,
-        grad_clip: float | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 10,
-        resume: bool = False,
-        amp: bool | str = True,
-        compile: bool = False,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = True,
-        dp: DP | None = None,
-    ) -> None:
-        self.latent_dim = latent_dim
-        self.hidden_dims = hidden_dims
-        self.width = width
-        self.ema_decay = ema_decay
-        self.diffaugment = diffaugment
-        super().__init__(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            grad_clip=grad_clip,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            amp=amp,
-            compile=compile,
-            device=device,
-            seed=seed,
-            verbose=verbose,
-            dp=dp,
-        )
 
     def _check_dataset(self, dataset: ImageDataset) -> None:
         super()._check_dataset(dataset)
@@ -349,7 +292,7 @@ class CGAN(TorchGenerator):
             # The generator's step is no DP step: no per-sample (or any) discriminator gradients.
             d.requires_grad_(False)
             try:
-                with self._private_hooks_paused():
+                with ctx.private_paused():
                     g_loss = -d(view(fake), y_fake).mean()
                     ctx.update("generator", g_loss, g.parameters())
             finally:

@@ -6,13 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthaug._params import int_range, real_range
+from synthaug._params import Param, int_range, int_tuple, none_or, real_range
 from synthaug._utils import torch_generator
 from synthaug.errors import InvalidParameterError
 from synthaug.generators._registry import register_generator
 from synthaug.generators._torch import TorchGenerator, TrainingContext
 from synthaug.nn import (
-    DP,
     Architecture,
     ConvDecoder,
     MLPDecoder,
@@ -112,33 +111,6 @@ class CVAE(TorchGenerator):
     noise is added). The loss is the negative ELBO (Kingma & Welling, ICLR 2014) with a
     Bernoulli likelihood and an optional KL weight ``beta`` (Higgins et al., ICLR 2017).
 
-    Parameters
-    ----------
-    latent_dim : int
-        Size of the latent code.
-    hidden_dims : tuple of int
-        Widths of the encoder's hidden layers (the decoder mirrors them); MLP layout only.
-    width : int
-        Channels of the first conv layer (doubling per halving, up to 8x); conv layout only.
-    epochs : int
-        Passes over the training set.
-    batch_size : int
-    lr : float
-        Adam learning rate.
-    beta : float
-        Weight of the KL term (beta-VAE); 1 is the ELBO.
-    early_stopping : int or None
-        Stop after this many epochs without a lower validation negative ELBO and keep the best
-        weights; ``validation_fraction`` of each class is held out for it.
-    validation_fraction : float
-        Share of each class held out when ``early_stopping`` is set.
-    dp : synthaug.DP or None
-        Train with differential privacy: DP-SGD on the whole model (see docs/privacy.md); not
-        combinable with ``early_stopping``.
-    grad_clip, checkpoint_dir, checkpoint_every, resume, amp, device, seed, verbose
-        The training parameters of every torch generator: see
-        :class:`~synthaug.generators.TorchGenerator`.
-
     Attributes
     ----------
     classes_ : list of int
@@ -161,60 +133,37 @@ class CVAE(TorchGenerator):
     ((10, 1, 8, 8), [3, 3, 3])
     """
 
+    latent_dim = Param(16, int_range(1), "Size of the latent code.")
+    hidden_dims = Param(
+        (512, 256),
+        int_tuple(1),
+        """Widths of the encoder's hidden layers (the decoder mirrors them); MLP layout only.""",
+    )
+    width = Param(
+        16,
+        int_range(1),
+        """Channels of the first conv layer (doubling per halving, up to 8x); conv layout only.""",
+    )
+    beta = Param(1.0, real_range(0), "Weight of the KL term (beta-VAE); 1 is the ELBO.")
+    early_stopping = Param(
+        None,
+        none_or(int_range(1)),
+        """Stop after this many epochs without a lower validation negative ELBO and keep the best
+        weights; ``validation_fraction`` of each class is held out for it.""",
+    )
+    validation_fraction = Param(
+        0.1, real_range(0, 0.5), "Share of each class held out when ``early_stopping`` is set."
+    )
+
     _dp_modules = ("net",)
     _per_sample_updates = ("net",)
     _data_parallel = True
     _channels_last = True
-    _parameter_constraints = {
-        "latent_dim": int_range(1),
-        "width": int_range(1),
-        "beta": real_range(0),
-    }
 
-    def __init__(
-        self,
-        *,
-        latent_dim: int = 16,
-        hidden_dims: tuple[int, ...] = (512, 256),
-        width: int = 16,
-        epochs: int = 100,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        beta: float = 1.0,
-        grad_clip: float | None = None,
-        early_stopping: int | None = None,
-        validation_fraction: float = 0.1,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 10,
-        resume: bool = False,
-        amp: bool | str = True,
-        compile: bool = False,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = True,
-        dp: DP | None = None,
-    ) -> None:
-        self.latent_dim = latent_dim
-        self.hidden_dims = hidden_dims
-        self.width = width
-        self.beta = beta
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        super().__init__(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            grad_clip=grad_clip,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            amp=amp,
-            compile=compile,
-            device=device,
-            seed=seed,
-            verbose=verbose,
-            dp=dp,
-        )
+    def _early_stopping(self) -> tuple[int, float] | None:
+        if self.early_stopping is None:
+            return None
+        return self.early_stopping, self.validation_fraction
 
     @property
     def architecture_(self) -> str:

@@ -11,12 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
-from synthaug._params import int_range, real_range
+from synthaug._params import Default, Param, int_range, int_tuple, real_range
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError
 from synthaug.generators._registry import register_generator
 from synthaug.generators._torch import TorchGenerator, TrainingContext
-from synthaug.nn import DP, EMA, Architecture, channels, choose_architecture, conv_encoder
+from synthaug.nn import EMA, Architecture, channels, choose_architecture, conv_encoder
 
 
 def _group_norm(width: int) -> nn.GroupNorm:
@@ -259,34 +259,6 @@ class DAGAN(TorchGenerator):
       rare classes of 2 images, most variants of rare-class sources were drawn towards
       frequent classes (``benchmarks/dagan_variation.py``).
 
-    Parameters
-    ----------
-    noise_dim : int
-        Size of the Gaussian noise vector joined to the bottleneck.
-    hidden_dims : tuple of int
-        Widths of the MLP encoder's layers (the last is the bottleneck; the decoder mirrors
-        them, and the discriminator has the same widths); MLP layout only.
-    width : int
-        Channels of the conv stacks at full resolution (doubling per halving, up to 8x); conv
-        layout only.
-    epochs : int
-        Passes over the training items of classes with at least 2 items.
-    batch_size : int
-    lr : float
-        Adam learning rate of both networks (betas 0.5, 0.999).
-    ema_decay : float
-        Decay of the generator weight average samples come from; 0 samples from the raw
-        generator.
-    grad_clip : float or None
-        Clip each network's gradient norm to this value.
-    checkpoint_dir, checkpoint_every, resume, amp, device, seed, verbose
-        The training parameters of every torch generator: see
-        :class:`~synthaug.generators.TorchGenerator`.
-    dp : None
-        Refused: set it and ``fit`` raises :class:`~synthaug.errors.InvalidParameterError`
-        (the stored exemplars are not protected by DP-SGD). Kept so that every generator has
-        the parameter and says why it cannot take it.
-
     Attributes
     ----------
     architecture_ : str
@@ -308,61 +280,35 @@ class DAGAN(TorchGenerator):
     True
     """
 
+    noise_dim = Param(
+        32,
+        int_range(1),
+        "Size of the Gaussian noise vector joined to the bottleneck.",
+    )
+    hidden_dims = Param(
+        (256, 128),
+        int_tuple(1),
+        """Widths of the MLP encoder's layers (the last is the bottleneck; the decoder mirrors
+        them, and the discriminator has the same widths); MLP layout only.""",
+        type="tuple of int",
+    )
+    width = Param(
+        16,
+        int_range(1),
+        """Channels of the conv stacks at full resolution (doubling per halving, up to 8x); conv
+        layout only.""",
+    )
+    epochs = Default(50)
+    lr = Default(1e-4)
+    ema_decay = Param(
+        0.999,
+        real_range(0, 1),
+        """Decay of the generator weight average samples come from; 0 samples from the raw
+        generator.""",
+    )
+
     stores_training_images = True
     _min_samples_per_class = 1
-    _parameter_constraints = {
-        "noise_dim": int_range(1),
-        "hidden_dims": lambda v: (
-            None
-            if isinstance(v, (tuple, list))
-            and v
-            and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in v)
-            else "a non-empty tuple of positive integers"
-        ),
-        "width": int_range(1),
-        "ema_decay": real_range(0, 1),
-    }
-
-    def __init__(
-        self,
-        *,
-        noise_dim: int = 32,
-        hidden_dims: tuple[int, ...] = (256, 128),
-        width: int = 16,
-        epochs: int = 50,
-        batch_size: int = 64,
-        lr: float = 1e-4,
-        ema_decay: float = 0.999,
-        grad_clip: float | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 10,
-        resume: bool = False,
-        amp: bool | str = True,
-        compile: bool = False,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = True,
-        dp: DP | None = None,
-    ) -> None:
-        self.noise_dim = noise_dim
-        self.hidden_dims = hidden_dims
-        self.width = width
-        self.ema_decay = ema_decay
-        super().__init__(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            grad_clip=grad_clip,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            amp=amp,
-            compile=compile,
-            device=device,
-            seed=seed,
-            verbose=verbose,
-            dp=dp,
-        )
 
     # -- fit --------------------------------------------------------------------------------
     def _check_dataset(self, dataset: ImageDataset) -> None:

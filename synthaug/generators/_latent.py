@@ -16,11 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthaug._params import int_range, none_or, real_range
+from synthaug._params import Default, Param, int_range, int_tuple, none_or, real_range
 from synthaug.generators._registry import register_generator
 from synthaug.generators._torch import TorchGenerator, TrainingContext
 from synthaug.nn import (
-    DP,
     Architecture,
     ConvDecoder,
     MLPDecoder,
@@ -122,55 +121,28 @@ class _LatentGenerator(TorchGenerator):
     def _variational(self) -> bool:
         return False
 
-    _parameter_constraints = {
-        "latent_dim": int_range(1),
-        "width": int_range(1),
-        "input_noise": real_range(0),
-        "class_balance": real_range(0),
-    }
-
-    def __init__(
-        self,
-        *,
-        latent_dim: int,
-        hidden_dims: tuple[int, ...],
-        width: int,
-        input_noise: float,
-        class_balance: float,
-        epochs: int,
-        batch_size: int,
-        lr: float,
-        grad_clip: float | None,
-        checkpoint_dir: str | None,
-        checkpoint_every: int,
-        resume: bool,
-        amp: bool | str,
-        compile: bool,
-        device: str,
-        seed: int,
-        verbose: bool,
-        dp: DP | None,
-    ) -> None:
-        self.latent_dim = latent_dim
-        self.hidden_dims = hidden_dims
-        self.width = width
-        self.input_noise = input_noise
-        self.class_balance = class_balance
-        super().__init__(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            grad_clip=grad_clip,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            amp=amp,
-            compile=compile,
-            device=device,
-            seed=seed,
-            verbose=verbose,
-            dp=dp,
-        )
+    latent_dim = Param(16, int_range(1), "Size of the latent code.")
+    hidden_dims = Param(
+        (256, 128),
+        int_tuple(1),
+        """Encoder hidden widths (the decoder mirrors them); MLP layout (vectors, images under
+        16x16) only.""",
+    )
+    width = Param(
+        16, int_range(1), "Channels of the first conv layer; conv layout (16..128 px) only."
+    )
+    input_noise = Param(
+        0.0,
+        real_range(0),
+        "Standard deviation of Gaussian noise added to the encoder's input while training.",
+    )
+    class_balance = Param(
+        1.0,
+        real_range(0),
+        """Weights each item's loss by ``(mean class size / its class size) ** class_balance``:
+        1 gives every class equal weight (a two-image class is learned as well as a large
+        one), 0 weighs items equally.""",
+    )
 
     @property
     def architecture_(self) -> str:
@@ -333,31 +305,6 @@ class DeepSMOTE(_LatentGenerator):
     The model keeps the code of every training item (``stores_training_images = True``), so
     its file is as sensitive as the training images; ``dp=`` is refused.
 
-    Parameters
-    ----------
-    latent_dim : int
-        Size of the latent code.
-    hidden_dims : tuple of int
-        Encoder hidden widths (the decoder mirrors them); MLP layout (vectors, images under
-        16x16) only.
-    width : int
-        Channels of the first conv layer; conv layout (16..128 px) only.
-    k_neighbors : int
-        Same-class neighbours to interpolate towards (fewer when a class is smaller).
-    penalty : float
-        Weight of the permutation penalty (1 in the paper).
-    input_noise : float
-        Standard deviation of Gaussian noise added to the encoder's input while training.
-    class_balance : float
-        Weights each item's loss by ``(mean class size / its class size) ** class_balance``:
-        1 gives every class equal weight (a two-image class is learned as well as a large
-        one), 0 weighs items equally.
-    epochs, batch_size, lr, grad_clip, checkpoint_dir, checkpoint_every, resume, amp, device, seed, verbose
-        The training parameters of every torch generator: see
-        :class:`~synthaug.generators.TorchGenerator`.
-    dp : None
-        Refused (the model stores training codes).
-
     Examples
     --------
     >>> from synthaug.data import load_digits
@@ -368,58 +315,12 @@ class DeepSMOTE(_LatentGenerator):
     ((6, 1, 8, 8), True)
     """
 
-    _parameter_constraints = {
-        **_LatentGenerator._parameter_constraints,
-        "k_neighbors": int_range(1),
-        "penalty": real_range(0),
-    }
-
-    def __init__(
-        self,
-        *,
-        latent_dim: int = 16,
-        hidden_dims: tuple[int, ...] = (256, 128),
-        width: int = 16,
-        k_neighbors: int = 5,
-        penalty: float = 1.0,
-        input_noise: float = 0.0,
-        class_balance: float = 1.0,
-        epochs: int = 100,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        grad_clip: float | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 10,
-        resume: bool = False,
-        amp: bool | str = True,
-        compile: bool = False,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = True,
-        dp: DP | None = None,
-    ) -> None:
-        self.k_neighbors = k_neighbors
-        self.penalty = penalty
-        super().__init__(
-            latent_dim=latent_dim,
-            hidden_dims=hidden_dims,
-            width=width,
-            input_noise=input_noise,
-            class_balance=class_balance,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            grad_clip=grad_clip,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            amp=amp,
-            compile=compile,
-            device=device,
-            seed=seed,
-            verbose=verbose,
-            dp=dp,
-        )
+    k_neighbors = Param(
+        5,
+        int_range(1),
+        """Same-class neighbours to interpolate towards (fewer when a class is smaller).""",
+    )
+    penalty = Param(1.0, real_range(0), "Weight of the permutation penalty (1 in the paper).")
 
     def _losses(
         self, net: _AutoEncoder, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor
@@ -465,38 +366,6 @@ class DeltaTransfer(_LatentGenerator):
     The model keeps the code of every training item (``stores_training_images = True``), so
     its file is as sensitive as the training images; ``dp=`` is refused.
 
-    Parameters
-    ----------
-    latent_dim : int
-        Size of the latent code.
-    hidden_dims : tuple of int
-        Encoder hidden widths (the decoder mirrors them); MLP layout only.
-    width : int
-        Channels of the first conv layer; conv layout only.
-    delta_scale : float
-        Multiplies each delta: 1 moves a code as far as the donor pair lies apart; smaller
-        stays closer to the source.
-    delta_neighbors : int or None
-        Take each delta between a donor item and one of its this many nearest same-class
-        codes (small, local variations); ``None`` pairs any two items of a donor class.
-    min_donor_items : int
-        Classes with at least this many training items give deltas; when none has that
-        many, every class with two or more does.
-    beta : float
-        Weight of the KL term; 0 makes a plain (deterministic) autoencoder.
-    input_noise : float
-        Standard deviation of Gaussian noise added to the encoder's input while training
-        (denoising, so that shifted codes still decode to clean images).
-    class_balance : float
-        Weights each item's loss by ``(mean class size / its class size) ** class_balance``:
-        1 gives every class equal weight (a two-image class is learned as well as a large
-        one), 0 weighs items equally.
-    epochs, batch_size, lr, grad_clip, checkpoint_dir, checkpoint_every, resume, amp, device, seed, verbose
-        The training parameters of every torch generator: see
-        :class:`~synthaug.generators.TorchGenerator`.
-    dp : None
-        Refused (the model stores training codes).
-
     Examples
     --------
     >>> from synthaug.data import load_digits
@@ -507,67 +376,34 @@ class DeltaTransfer(_LatentGenerator):
     ((6, 1, 8, 8), [5, 5, 5, 5, 5, 5])
     """
 
+    input_noise = Default(0.1)  # denoising, so that shifted codes still decode to clean images
+    delta_scale = Param(
+        1.0,
+        real_range(0),
+        """Multiplies each delta: 1 moves a code as far as the donor pair lies apart; smaller
+        stays closer to the source.""",
+    )
+    delta_neighbors = Param(
+        None,
+        none_or(int_range(1)),
+        """Take each delta between a donor item and one of its this many nearest same-class
+        codes (small, local variations); ``None`` pairs any two items of a donor class.""",
+    )
+    min_donor_items = Param(
+        5,
+        int_range(2),
+        """Classes with at least this many training items give deltas; when none has that
+        many, every class with two or more does.""",
+    )
+    beta = Param(
+        0.1,
+        real_range(0),
+        "Weight of the KL term; 0 makes a plain (deterministic) autoencoder.",
+    )
+
     _conditional = True
     # A one-image class is what this family is for: it varies it with borrowed deltas.
     _advised_samples_per_class = 1
-    _parameter_constraints = {
-        **_LatentGenerator._parameter_constraints,
-        "delta_scale": real_range(0),
-        "delta_neighbors": none_or(int_range(1)),
-        "min_donor_items": int_range(2),
-        "beta": real_range(0),
-    }
-
-    def __init__(
-        self,
-        *,
-        latent_dim: int = 16,
-        hidden_dims: tuple[int, ...] = (256, 128),
-        width: int = 16,
-        delta_scale: float = 1.0,
-        delta_neighbors: int | None = None,
-        min_donor_items: int = 5,
-        beta: float = 0.1,
-        input_noise: float = 0.1,
-        class_balance: float = 1.0,
-        epochs: int = 100,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        grad_clip: float | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 10,
-        resume: bool = False,
-        amp: bool | str = True,
-        compile: bool = False,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = True,
-        dp: DP | None = None,
-    ) -> None:
-        self.delta_scale = delta_scale
-        self.delta_neighbors = delta_neighbors
-        self.min_donor_items = min_donor_items
-        self.beta = beta
-        super().__init__(
-            latent_dim=latent_dim,
-            hidden_dims=hidden_dims,
-            width=width,
-            input_noise=input_noise,
-            class_balance=class_balance,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            grad_clip=grad_clip,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            amp=amp,
-            compile=compile,
-            device=device,
-            seed=seed,
-            verbose=verbose,
-            dp=dp,
-        )
 
     @property
     def _variational(self) -> bool:

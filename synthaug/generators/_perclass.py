@@ -6,13 +6,13 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from sklearn.base import clone
 from torch import nn
 
-from synthaug._params import Rule
+from synthaug._params import REQUIRED, Param, Satisfies, any_of, int_range, one_of
 from synthaug._utils import check_seed, fitting_one_class, resolve_device
 from synthaug.data import ImageDataset
 from synthaug.generators._base import BaseGenerator
@@ -52,13 +52,18 @@ def _fit_one(
             member._fit_released(data, counts)
 
 
-def _estimator_rule(value: Any) -> str | None:
+def _is_template(value: Any) -> bool:
     if isinstance(value, str) and value in GENERATORS and isinstance(GENERATORS.get(value), type):
         value = GENERATORS.get(value)
-        ok = issubclass(value, BaseGenerator) and not issubclass(value, PerClass)
-    else:
-        ok = isinstance(value, BaseGenerator) and not isinstance(value, PerClass)
-    return None if ok else "a generator instance such as CVAE(...) or a registered generator name"
+        return issubclass(value, BaseGenerator) and not issubclass(value, PerClass)
+    return isinstance(value, BaseGenerator) and not isinstance(value, PerClass)
+
+
+_ESTIMATOR_RULE = Satisfies(
+    _is_template,
+    "a generator instance such as CVAE(...) or a registered generator name",
+    "generator or str",
+)
 
 
 @register_generator("perclass")
@@ -73,20 +78,6 @@ class PerClass(BaseGenerator):
 
     Per-class models cannot share what the classes have in common, so they need more data per
     class than the conditional models; each class needs at least 2 samples.
-
-    Parameters
-    ----------
-    estimator : generator or str
-        The model trained for each class, e.g. ``CVAE(latent_dim=8)``; it is cloned, never
-        fitted itself. A registered name (``"cvae"``) uses that generator's defaults. Class
-        ``c``'s clone gets the seed ``f(estimator.seed, c)``, so classes differ and the whole
-        is reproducible; the estimator's ``device`` places every member. The registry's
-        ``perclass-vae`` and ``perclass-gan`` build this with a CVAE or a CGAN from flat
-        parameters (``create_generator("perclass-vae", latent_dim=8)``).
-    n_jobs : int
-        Classes trained in parallel processes (1: in this process, one after another; -1: one
-        per CPU core). Results with ``n_jobs > 1`` match ``n_jobs=1`` up to floating-point
-        differences from the thread count.
 
     Attributes
     ----------
@@ -114,19 +105,25 @@ class PerClass(BaseGenerator):
     [0, 1, 2, 0, 1, 2]
     """
 
-    _min_samples_per_class = 2
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "estimator": _estimator_rule,
-        "n_jobs": lambda v: (
-            None
-            if v == -1 or (isinstance(v, int) and not isinstance(v, bool) and v >= 1)
-            else "-1 or an integer >= 1"
-        ),
-    }
+    estimator = Param(
+        REQUIRED,
+        _ESTIMATOR_RULE,
+        """The model trained for each class, e.g. ``CVAE(latent_dim=8)``; it is cloned, never
+        fitted itself. A registered name (``"cvae"``) uses that generator's defaults. Class
+        ``c``'s clone gets the seed ``f(estimator.seed, c)``, so classes differ and the whole
+        is reproducible; the estimator's ``device`` places every member. The registry's
+        ``perclass-vae`` and ``perclass-gan`` build this with a CVAE or a CGAN from flat
+        parameters (``create_generator("perclass-vae", latent_dim=8)``).""",
+    )
+    n_jobs = Param(
+        1,
+        any_of(one_of(-1), int_range(1)),
+        """Classes trained in parallel processes (1: in this process, one after another; -1: one
+        per CPU core). Results with ``n_jobs > 1`` match ``n_jobs=1`` up to floating-point
+        differences from the thread count.""",
+    )
 
-    def __init__(self, estimator: BaseGenerator | str, *, n_jobs: int = 1) -> None:
-        self.estimator = estimator
-        self.n_jobs = n_jobs
+    _min_samples_per_class = 2
 
     @property
     def stores_training_images(self) -> bool:  # type: ignore[override]

@@ -9,20 +9,21 @@ training step (``_train_step``) and its sampling (``_sample``); see ``docs/exten
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from synthaug._params import (
-    Rule,
+    Param,
     boolean,
     device_like,
     int_range,
     none_or,
+    one_of,
+    path_like,
     real_range,
     seed_like,
 )
@@ -31,7 +32,6 @@ from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators._base import BaseGenerator
 from synthaug.nn import (
-    DP,
     CountRelease,
     PrivateTraining,
     Trainer,
@@ -86,6 +86,11 @@ class TrainingContext:
         """Context for forward passes and losses: the autocast ``amp`` asks for, if any."""
         return self.trainer.autocast()
 
+    def private_paused(self) -> contextlib.AbstractContextManager:
+        """Context for passes through the DP-trained networks that are not their DP step
+        (a GAN's generator step through its private discriminator)."""
+        return self.private.paused() if self.private is not None else contextlib.nullcontext()
+
     def update(
         self,
         optimizer: str,
@@ -129,30 +134,6 @@ class TrainingContext:
         self.update(optimizer, losses.mean(), params, grad_clip)
 
 
-# Rules for the training parameters every torch generator has (families add their own).
-_TRAINING_CONSTRAINTS: dict[str, Rule] = {
-    "epochs": int_range(1),
-    "batch_size": int_range(2),
-    "lr": real_range(0, None, low_open=True),
-    "grad_clip": none_or(real_range(0, None, low_open=True)),
-    "early_stopping": none_or(int_range(1)),
-    "validation_fraction": real_range(0, 0.5),
-    "checkpoint_dir": lambda v: (
-        None if v is None or isinstance(v, (str, Path)) else "None or a path"
-    ),
-    "checkpoint_every": int_range(1),
-    "resume": boolean,
-    "amp": lambda v: (
-        None if v in (True, False, "bf16", "fp16") else 'True, False, "bf16" or "fp16"'
-    ),
-    "compile": boolean,
-    "device": device_like,
-    "seed": seed_like,
-    "verbose": boolean,
-    "dp": dp_rule,
-}
-
-
 class TorchGenerator(BaseGenerator):
     """A generator made of PyTorch networks: declares the common training parameters and
     owns ``fit``.
@@ -163,9 +144,8 @@ class TorchGenerator(BaseGenerator):
     history, early stopping, checkpoints with exact resume, mixed precision on CUDA and a clear
     error on a non-finite loss come with it.
 
-    A family (see ``docs/extending.md``) lists these parameters in its own ``__init__``
-    signature (scikit-learn reads parameters from the signature) and passes them on to
-    ``super().__init__``; it implements
+    A family (see ``docs/extending.md``) declares only the parameters it adds (``Param``)
+    or whose default it changes (``Default``), and implements
 
     - ``_build_modules() -> nn.ModuleDict``: the untrained networks, from parameters and the
       fitted shape attributes (``sample_shape_``, ``n_classes_``);
@@ -176,48 +156,63 @@ class TorchGenerator(BaseGenerator):
 
     and optionally ``_start_training(ctx)`` / ``_end_training(ctx)`` (work around the loop),
     ``_batched_tensors(ctx)`` (what the mini-batches are cut from, when not the samples),
-    ``_validation_loss(x, y, ctx)`` (with parameters ``early_stopping`` and
-    ``validation_fraction``, for early stopping), and ``_dp_modules`` (the networks that see
+    ``_early_stopping()`` and ``_validation_loss(x, y, ctx)`` (for early stopping), and ``_dp_modules`` (the networks that see
     real data, trained with DP-SGD when ``dp`` is set).
 
-    Parameters
-    ----------
-    epochs : int
-        Passes over the training set.
-    batch_size : int
-    lr : float
-        Learning rate.
-    grad_clip : float or None
-        Clip the gradient norm to this value.
-    checkpoint_dir : str or None
-        Write a training checkpoint here every ``checkpoint_every`` epochs.
-    checkpoint_every : int
-    resume : bool
-        Continue an interrupted run from ``checkpoint_dir``; it ends where an uninterrupted
-        run would have (same weights, same samples).
-    amp : bool or {"bf16", "fp16"}
-        Mixed precision. True: bfloat16 autocast on CUDA, ignored on the CPU. ``"bf16"``:
-        bfloat16 autocast on any device (the CPU too, where it pays only on chips with bf16
-        instructions). ``"fp16"``: float16 autocast with a gradient scaler, CUDA only. Off
-        under ``dp``, whose per-sample gradients run in full precision.
-    compile : bool
-        ``torch.compile`` the networks' layers (in place, so files and checkpoints keep their
-        keys). The first steps pay the compilation; not under ``dp``.
-    device : str
-        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
-    seed : int
-        Seeds weight initialisation, batch order and every draw: same seed, same model on CPU.
-    verbose : bool
-        Show a progress bar.
-    dp : synthaug.DP or None
-        Train with differential privacy (DP-SGD on ``_dp_modules``, Poisson-sampled batches;
-        see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``. The class counts
-        the model keeps (``class_counts_``, the proportions of ``sample(y=None)``) are then a
-        noisy release accounted in ``privacy_spent_``, and the schedule follows them.
+    Its training parameters are declared once, here.
     """
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = _TRAINING_CONSTRAINTS
-    # The networks that see real data: with ``dp=`` they are the ones trained with DP-SGD.
+    epochs = Param(100, int_range(1), "Passes over the training set.")
+    batch_size = Param(64, int_range(2), "Samples per mini-batch.")
+    lr = Param(1e-3, real_range(0, None, low_open=True), "Learning rate.")
+    grad_clip = Param(
+        None, none_or(real_range(0, None, low_open=True)), "Clip the gradient norm to this value."
+    )
+    checkpoint_dir = Param(
+        None,
+        none_or(path_like),
+        "Write a training checkpoint here every ``checkpoint_every`` epochs.",
+    )
+    checkpoint_every = Param(10, int_range(1), "Epochs between two checkpoints.")
+    resume = Param(
+        False,
+        boolean,
+        """Continue an interrupted run from ``checkpoint_dir``; it ends where an uninterrupted
+        run would have (same weights, same samples).""",
+    )
+    amp = Param(
+        True,
+        one_of(True, False, "bf16", "fp16"),
+        """Mixed precision. True: bfloat16 autocast on CUDA, ignored on the CPU. ``"bf16"``:
+        bfloat16 autocast on any device (the CPU too, where it pays only on chips with bf16
+        instructions). ``"fp16"``: float16 autocast with a gradient scaler, CUDA only. Off
+        under ``dp``, whose per-sample gradients run in full precision.""",
+    )
+    compile = Param(
+        False,
+        boolean,
+        """``torch.compile`` the networks' layers (in place, so files and checkpoints keep their
+        keys). The first steps pay the compilation; not under ``dp``.""",
+    )
+    device = Param(
+        "auto", device_like, '``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.'
+    )
+    seed = Param(
+        0,
+        seed_like,
+        "Seeds weight initialisation, batch order and every draw: same seed, same model on CPU.",
+    )
+    verbose = Param(True, boolean, "Show a progress bar.")
+    dp = Param(
+        None,
+        dp_rule,
+        """Train with differential privacy (DP-SGD on ``_dp_modules``, Poisson-sampled batches;
+        see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``. The class counts the
+        model keeps (``class_counts_``, the proportions of ``sample(y=None)``) are then a noisy
+        release accounted in ``privacy_spent_``, and the schedule follows them.""",
+        type="synthaug.DP or None",
+    )
+
     _dp_modules: ClassVar[tuple[str, ...]] = ()
     # Those of them whose steps call ``ctx.update_per_sample``: trained with ghost clipping.
     _per_sample_updates: ClassVar[tuple[str, ...]] = ()
@@ -228,37 +223,6 @@ class TorchGenerator(BaseGenerator):
     # True for a family whose conv networks run faster with channels_last weights (and whose
     # code never views activations as contiguous); not under dp=, for Opacus' per-sample hooks.
     _channels_last: ClassVar[bool] = False
-
-    def __init__(
-        self,
-        *,
-        epochs: int = 100,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        grad_clip: float | None = None,
-        checkpoint_dir: str | None = None,
-        checkpoint_every: int = 10,
-        resume: bool = False,
-        amp: bool | str = True,
-        compile: bool = False,
-        device: str = "auto",
-        seed: int = 0,
-        verbose: bool = True,
-        dp: DP | None = None,
-    ) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.grad_clip = grad_clip
-        self.checkpoint_dir = checkpoint_dir
-        self.checkpoint_every = checkpoint_every
-        self.resume = resume
-        self.amp = amp
-        self.compile = compile
-        self.device = device
-        self.seed = seed
-        self.verbose = verbose
-        self.dp = dp
 
     # -- the family's hooks -------------------------------------------------------------------
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -296,7 +260,7 @@ class TorchGenerator(BaseGenerator):
     # -- fit --------------------------------------------------------------------------------
     def _check_param_combinations(self) -> None:
         name = type(self).__name__
-        early_stopping = getattr(self, "early_stopping", None)
+        stopping = self._early_stopping()
         if self.dp is not None and self.stores_training_images:
             raise InvalidParameterError(
                 f"{name} cannot train with dp: it keeps training images (or their codes) in "
@@ -318,27 +282,32 @@ class TorchGenerator(BaseGenerator):
                 f"{name}: resume=True needs checkpoint_dir, the folder the interrupted run "
                 f"wrote its checkpoint to"
             )
-        if self.dp is not None and early_stopping:
+        if self.dp is not None and stopping is not None:
             raise InvalidParameterError(
                 f"{name}: early_stopping cannot be combined with dp: it picks the epoch by an "
                 f"un-noised validation loss on real records, which the DP guarantee does not "
                 f"cover; set early_stopping=None"
             )
-        if early_stopping is not None and not getattr(self, "validation_fraction", 0):
+        if stopping is not None and not stopping[1]:
             raise InvalidParameterError(
                 f"{name}: early_stopping needs validation_fraction > 0 (the share of each "
                 f"class held out to compute the validation loss)"
             )
 
-    def _fit(self, dataset: ImageDataset) -> None:
+    def _early_stopping(self) -> tuple[int, float] | None:
+        """``(patience, validation_fraction)`` for a family that stops early on a validation
+        loss (it then implements ``_validation_loss``); default: never."""
+        return None
+
+    def _fit(self, dataset: ImageDataset, counts: CountRelease | None = None) -> None:
         self.device_ = data_parallel_device(resolve_device(self.device))
         self._check_data_parallel(*init_data_parallel(self.device_))
         seed = check_seed(self.seed)
-        counts = self._release_counts(seed)
+        counts = self._release_counts(seed, counts)
         dp_context = quiet_hooks() if self.dp is not None else contextlib.nullcontext()
         with seeded(seed), dp_context:
-            self._train(dataset, seed, counts)
-        self._end_private_training()
+            private = self._train(dataset, seed, counts)
+        self._end_private_training(private)
 
     def _check_data_parallel(self, rank: int, size: int) -> None:
         """Refuse what data-parallel training (``size`` processes) cannot do exactly."""
@@ -367,54 +336,61 @@ class TorchGenerator(BaseGenerator):
         """``fit`` with class counts released already, by a meta-estimator under the same
         budget (:class:`PerClass` releases every class's count once and gives each member its
         own); this fit then releases none of its own, and accounts the one given."""
-        self._given_counts = counts
-        try:
-            return self.fit(dataset)
-        finally:
-            self.__dict__.pop("_given_counts", None)
+        return self._fit_checked(dataset, counts=counts)
 
-    def _release_counts(self, seed: int) -> CountRelease | None:
-        """With ``dp``, swap the exact ``class_counts_`` for a DP release and return it."""
+    def _release_counts(self, seed: int, given: CountRelease | None) -> CountRelease | None:
+        """With ``dp``, swap the exact ``class_counts_`` for a DP release (``given``, when a
+        meta-estimator released it) and return it."""
         if self.dp is None:
             return None
-        counts = self.__dict__.pop("_given_counts", None)
-        if counts is None:
-            counts = release_counts(self.class_counts_, self.dp, seed)
+        counts = given if given is not None else release_counts(self.class_counts_, self.dp, seed)
         self.class_counts_ = dict(counts.counts)
         return counts
 
-    def _train(self, dataset: ImageDataset, seed: int, counts: CountRelease | None) -> None:
+    def _train(
+        self, dataset: ImageDataset, seed: int, counts: CountRelease | None
+    ) -> PrivateTraining | None:
+        """Build the networks and train them; the DP-SGD run (open) when ``dp`` is set."""
         self.modules_ = self._new_modules().to(self.device_)
         if self.compile:
             for network in self.modules_.values():
                 for layer in network.children():  # families call their layers, not forward
                     layer.compile()
         gen = torch.Generator(device=self.device_).manual_seed(seed)
-        optimizers = self._private_optimizers(
+        optimizers, private = self._private_optimizers(
             self._make_optimizers(), n_samples=len(dataset), generator=gen, counts=counts
         )
-        trainer = self._make_trainer()
+        try:
+            self._run_loop(dataset, seed, gen, optimizers, private)
+        except BaseException:
+            if private is not None:
+                private.close()  # the hooks must not outlive a failed fit
+            raise
+        return private
+
+    def _run_loop(
+        self,
+        dataset: ImageDataset,
+        seed: int,
+        gen: torch.Generator,
+        optimizers: dict[str, torch.optim.Optimizer],
+        private: PrivateTraining | None,
+    ) -> None:
+        stopping = self._early_stopping()
+        trainer = self._make_trainer(private, None if stopping is None else stopping[0])
         x = dataset.images.to(self.device_)
         y = dataset.labels.to(self.device_)
-        ctx = TrainingContext(
-            trainer,
-            gen,
-            optimizers,
-            seed,
-            self.grad_clip,
-            x,
-            y,
-            private=self.__dict__.get("_dp_run"),
-        )
+        ctx = TrainingContext(trainer, gen, optimizers, seed, self.grad_clip, x, y, private=private)
         validate: Callable[[], torch.Tensor] | None = None
-        if getattr(self, "early_stopping", None) is not None:
-            train_idx, val_idx = validation_split(dataset.labels, self.validation_fraction, seed)
+        if stopping is not None:
+            fraction = stopping[1]
+            train_idx, val_idx = validation_split(dataset.labels, fraction, seed)
             x_val, y_val = x[val_idx.to(self.device_)], y[val_idx.to(self.device_)]
             ctx.x, ctx.y = x[train_idx.to(self.device_)], y[train_idx.to(self.device_)]
             if len(x_val) == 0:
                 raise InvalidParameterError(
-                    f"validation_fraction={self.validation_fraction} holds out no sample of "
-                    f"this dataset; raise it or set early_stopping=None"
+                    f"validation_fraction={fraction} holds out no sample of this dataset; raise "
+                    f"it or set early_stopping=None"
                 )
 
             def validate() -> torch.Tensor:
@@ -437,15 +413,8 @@ class TorchGenerator(BaseGenerator):
         self._end_training(ctx)
         self.modules_.eval()
 
-    def _abort_fit(self) -> None:
-        run = self.__dict__.pop("_dp_run", None)
-        if run is not None:
-            run.close()
-        super()._abort_fit()
-
-    def _make_trainer(self) -> Trainer:
+    def _make_trainer(self, private: PrivateTraining | None, patience: int | None) -> Trainer:
         """The shared :class:`Trainer`, configured from this estimator's training parameters."""
-        run = getattr(self, "_dp_run", None)
         return Trainer(
             epochs=self.epochs,
             batch_size=self.batch_size,
@@ -454,12 +423,12 @@ class TorchGenerator(BaseGenerator):
             desc=type(self).__name__,
             # Opacus' per-sample gradients run in full precision.
             amp=self.amp if self.dp is None else False,
-            early_stopping=getattr(self, "early_stopping", None),
+            early_stopping=patience,
             checkpoint_dir=self.checkpoint_dir,
             checkpoint_every=self.checkpoint_every,
             resume=self.resume,
             poisson=self.dp is not None,
-            poisson_n=None if run is None else run.schedule_n,
+            poisson_n=None if private is None else private.schedule_n,
         )
 
     def _fingerprint(self, n_samples: int) -> str:
@@ -504,15 +473,16 @@ class TorchGenerator(BaseGenerator):
         n_samples: int,
         generator: torch.Generator,
         counts: CountRelease | None = None,
-    ) -> dict[str, torch.optim.Optimizer]:
-        """With ``dp`` set, swap the optimisers of ``_dp_modules`` for DP-SGD ones.
+    ) -> tuple[dict[str, torch.optim.Optimizer], PrivateTraining | None]:
+        """With ``dp`` set, swap the optimisers of ``_dp_modules`` for DP-SGD ones; returns
+        the optimisers and the DP-SGD run (None without ``dp``).
 
         The batches are then Poisson-sampled (``_make_trainer`` does so, at the rate the
         released ``counts`` give) and the losses of those networks must be means over the
-        batch. Without ``dp`` it returns ``optimizers``.
+        batch.
         """
         if self.dp is None:
-            return optimizers
+            return optimizers, None
         run = PrivateTraining(
             self.dp,
             n_samples=n_samples,
@@ -521,24 +491,15 @@ class TorchGenerator(BaseGenerator):
             generator=generator,
             counts=counts,
         )
-        self._dp_run = run
         optimizers = dict(optimizers)
         for name in self._dp_modules:
             optimizers[name] = run.make_private(
                 self.modules_[name], optimizers[name], ghost=name in self._per_sample_updates
             )
-        return optimizers
+        return optimizers, run
 
-    @contextlib.contextmanager
-    def _private_hooks_paused(self) -> Iterator[None]:
-        """For passes through the DP-trained networks that are not their DP step."""
-        run = getattr(self, "_dp_run", None)
-        with run.paused() if run is not None else contextlib.nullcontext():
-            yield
-
-    def _end_private_training(self) -> None:
+    def _end_private_training(self, run: PrivateTraining | None) -> None:
         """Remove the DP hooks and record ``privacy_spent_`` from the accountant."""
-        run = self.__dict__.pop("_dp_run", None)
         if run is None:
             if self.dp is not None:
                 raise NotImplementedError(

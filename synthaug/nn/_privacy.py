@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook
 
+from synthaug._params import Satisfies
 from synthaug._utils import import_optional
 from synthaug.errors import InvalidParameterError
 from synthaug.nn._trainer import poisson_schedule
@@ -287,9 +288,12 @@ def release_counts(counts: Mapping[int, int], dp: DP, seed: int) -> CountRelease
     return CountRelease(noisy, sigma)
 
 
-def dp_rule(v: Any) -> str | None:
-    """Parameter rule for ``dp=``: None or a :class:`DP`."""
-    return None if v is None or isinstance(v, DP) else "None or synthaug.DP(epsilon=...)"
+#: Parameter rule for ``dp=``: None or a :class:`DP`.
+dp_rule = Satisfies(
+    lambda v: v is None or isinstance(v, DP),
+    "None or synthaug.DP(epsilon=...)",
+    "synthaug.DP or None",
+)
 
 
 def make_dp_compatible(module: nn.Module) -> nn.Module:
