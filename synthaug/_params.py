@@ -216,7 +216,7 @@ def pair_in(lo: float, hi: float, *, low_open: bool = False) -> Satisfies:
     return Satisfies(
         _is_pair(lo, hi, low_open),
         f"a pair (low, high) with {lo} {'<' if low_open else '<='} low <= high <= {hi}",
-        "tuple of float",
+        "(float, float)",
     )
 
 
@@ -409,6 +409,10 @@ class Estimator(BaseEstimator):
                 continue
             delattr(cls, name)
         if not own:
+            # A family that only inherits (CopyPaste, CNNClassifier) still lists them.
+            doc = cls.__doc__
+            if cls._params and "__init__" not in vars(cls) and doc and "Parameters\n" not in doc:
+                cls.__doc__ = _with_parameters(doc, cls._params)
             return
         params = {**own, **{k: v for k, v in inherited.items() if k not in own}}
         # Required parameters first: they may be passed by position.
