@@ -216,7 +216,7 @@ def pair_in(lo: float, hi: float, *, low_open: bool = False) -> Satisfies:
     return Satisfies(
         _is_pair(lo, hi, low_open),
         f"a pair (low, high) with {lo} {'<' if low_open else '<='} low <= high <= {hi}",
-        "tuple of float",
+        "(float, float)",
     )
 
 
@@ -424,6 +424,10 @@ class Estimator(BaseEstimator):
                 continue
             delattr(cls, name)
         if not added and not changed:
+            # A family that only inherits (CopyPaste, CNNClassifier) still lists them.
+            doc = cls.__doc__
+            if cls._params and "__init__" not in vars(cls) and doc and "Parameters\n" not in doc:
+                cls.__doc__ = _with_parameters(doc, cls._params)
             return
         # What the class adds first, then what it inherits, in the base's order.
         params = {**added, **{k: changed.get(k, v) for k, v in inherited.items() if k not in added}}

@@ -1,8 +1,16 @@
+import re
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from synthaug.augment import AugmentedDataset, ClassicalAugmentation, RandomOverSampling
+from synthaug.augment import (
+    AugmentedDataset,
+    ClassicalAugmentation,
+    MixedSource,
+    RandomOverSampling,
+    SMOTESource,
+)
 from synthaug.data import ImageDataset, make_imbalanced
 from synthaug.errors import (
     EmptyDatasetError,
@@ -71,6 +79,25 @@ def test_classical_refuses_feature_vectors():
     ds = ImageDataset(torch.rand(4, 10), torch.tensor([0, 1, 0, 1]))
     with pytest.raises(InvalidParameterError, match="images"):
         ClassicalAugmentation().fit(ds)
+
+
+@pytest.mark.parametrize(
+    "source, name, rule",
+    [
+        (ClassicalAugmentation(transform="jitter"), "transform", "None or a callable"),
+        (SMOTESource(k_neighbors=0), "k_neighbors", "an integer in [1, inf)"),
+        (MixedSource([]), "sources", "a non-empty list of sample sources"),
+        (MixedSource(RandomOverSampling()), "sources", "a non-empty list of sample sources"),
+        (MixedSource([RandomOverSampling()], prefit=1), "prefit", "True or False"),
+    ],
+    ids=["transform", "k_neighbors", "sources-empty", "sources-not-a-list", "prefit"],
+)
+def test_bad_source_parameters_are_refused_by_fit_naming_the_rule(imbalanced, source, name, rule):
+    owner = type(source).__name__
+    with pytest.raises(
+        InvalidParameterError, match=rf"^{owner}: parameter {name}=.* it must be {re.escape(rule)}$"
+    ):
+        source.fit(imbalanced)
 
 
 def test_source_errors(imbalanced):

@@ -3,6 +3,8 @@ logit adjustment, class-balanced sampling, online jitter, mixup) and online tran
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +12,11 @@ from sklearn.metrics import balanced_accuracy_score
 
 from synthaug.augment import AugmentedDataset, RandomOverSampling
 from synthaug.data import make_imbalanced
+from synthaug.errors import InvalidParameterError
 from synthaug.metrics import (
     CNNClassifier,
+    CVSelectClassifier,
+    FeatureExtractor,
     LogisticRegressionClassifier,
     ResNetClassifier,
     classification_scores,
@@ -90,3 +95,37 @@ def test_logreg_class_weighting_and_logit_adjustment_favour_the_rare_classes(dig
         )
         recall[loss] = scores["minority_recall"]
     assert recall["class-weighted"] > recall["ce"] and recall["logit-adjusted"] > recall["ce"]
+
+
+@pytest.mark.parametrize(
+    "estimator, name, rule",
+    [
+        (ResNetClassifier(steps=0), "steps", "None or an integer in [1, inf)"),
+        (ResNetClassifier(loss="focal"), "loss", "one of 'ce', 'class-weighted', 'logit-adjusted'"),
+        (CNNClassifier(sampler="oversample"), "sampler", "one of 'shuffle', 'balanced'"),
+        (CNNClassifier(mixup=-0.1), "mixup", "a number in [0, inf)"),
+        (CNNClassifier(augment="flip"), "augment", "one of 'none', 'jitter'"),
+        (CNNClassifier(lr=0.0), "lr", "a number in (0, inf)"),
+        (LogisticRegressionClassifier(C=0), "C", "a number in (0, inf)"),
+        (LogisticRegressionClassifier(max_iter=0), "max_iter", "an integer in [1, inf)"),
+        (CVSelectClassifier(folds=1), "folds", "an integer in [2, inf)"),
+        (CVSelectClassifier(seed=-3), "seed", "None or an integer in [0, inf)"),
+        (FeatureExtractor(embedding_dim=0), "embedding_dim", "an integer in [1, inf)"),
+        (FeatureExtractor(epochs=0), "epochs", "an integer in [1, inf)"),
+        (FeatureExtractor(device="tpu"), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " not in v else None,
+)
+def test_bad_parameters_are_refused_by_fit_naming_the_rule(estimator, name, rule, small_digits):
+    owner = type(estimator).__name__
+    with pytest.raises(
+        InvalidParameterError, match=rf"^{owner}: parameter {name}=.* it must be {re.escape(rule)}$"
+    ):
+        estimator.fit(small_digits)
+
+
+def test_the_feature_extractor_shares_the_classifiers_training_parameters():
+    shared = ("epochs", "batch_size", "lr", "weight_decay", "seed", "device")
+    for name in shared:  # one declaration, not a copy
+        assert FeatureExtractor.parameters()[name] is ResNetClassifier.parameters()[name]
+    assert set(FeatureExtractor.parameters()) == {"embedding_dim", *shared}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -229,8 +231,60 @@ def test_lesion_sources_refuse_bad_input(chest):
         source.sample(0, y="lesion")
     with pytest.raises(NotFittedError):
         CopyPaste().sample(3, y=1)
-    with pytest.raises(InvalidParameterError, match="scale"):
+    with pytest.raises(
+        InvalidParameterError,
+        match=re.escape(
+            "scale=(2.0, 1.0) is invalid; it must be a pair (low, high) with 0.25 <= low <= "
+            "high <= 4.0"
+        ),
+    ):
         CopyPaste(scale=(2.0, 1.0)).fit(data, masks=masks)
+
+
+@pytest.mark.parametrize(
+    "estimator, name, rule",
+    [
+        (LesionLocalizer(vae="cvae"), "vae", "None or a CVAE"),
+        (LesionLocalizer(sigma=-1.0), "sigma", "a number in [0, inf)"),
+        (LesionLocalizer(floor_quantile=1.5), "floor_quantile", "a number in [0, 1]"),
+        (LesionLocalizer(min_area=0), "min_area", "an integer in [1, inf)"),
+        (LesionLocalizer(device="gpu"), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+        (CopyPaste(normal_class=1.5), "normal_class", "a class name or label"),
+        (CopyPaste(normal_class=True), "normal_class", "a class name or label"),
+        (CopyPaste(localizer=CVAE()), "localizer", "None or a LesionLocalizer"),
+        (CopyPaste(rotate=1), "rotate", "True or False"),
+        (
+            CopyPaste(intensity=(0.5, 5.0)),
+            "intensity",
+            "a pair (low, high) with 0.0 <= low <= high <= 4.0",
+        ),
+        (CopyPaste(tissue_tolerance=0), "tissue_tolerance", "a number in (0, inf)"),
+        (CopyPaste(max_lesion_size=0.0), "max_lesion_size", "a number in (0, 1]"),
+        (CopyPaste(seed=-1), "seed", "None or an integer in [0, inf)"),
+        (
+            LesionTransplant(generator="cgan"),
+            "generator",
+            "None or a generator (with fit and sample)",
+        ),
+        (LesionTransplant(min_lesion_area=0), "min_lesion_area", "an integer in [1, inf)"),
+        (LesionTransplant(scale=(0.1, 1.0)), "scale", "a pair (low, high) with 0.25 <= low"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and " " not in v else None,
+)
+def test_bad_parameters_name_the_parameter_and_its_rule(estimator, name, rule):
+    owner = type(estimator).__name__
+    with pytest.raises(
+        InvalidParameterError, match=rf"^{owner}: parameter {name}=.* it must be {re.escape(rule)}"
+    ):
+        estimator.check_params()
+
+
+def test_a_source_that_only_inherits_its_parameters_documents_them():
+    doc = CopyPaste.__doc__
+    assert doc.index("Parameters\n----------") < doc.index("Attributes\n----------")
+    for name in CopyPaste.parameters():
+        assert f"\n{name} : " in doc
+    assert "scale : (float, float), default=(0.85, 1.2)" in doc
 
 
 # -- lesion transplant ------------------------------------------------------------------------

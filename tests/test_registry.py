@@ -75,9 +75,10 @@ def test_preset_splits_flat_parameters_between_outer_and_inner():
 
 
 def test_mixed_source_bad_input(tiny_images):
-    with pytest.raises(InvalidParameterError, match="sources"):
+    rule = "it must be a non-empty list of sample sources"
+    with pytest.raises(InvalidParameterError, match=rf"sources=\[\] is invalid; {rule}"):
         MixedSource([]).fit(tiny_images)
-    with pytest.raises(InvalidParameterError, match="sources"):
+    with pytest.raises(InvalidParameterError, match=rf"sources=\[<object .*>\] is invalid; {rule}"):
         MixedSource([object()]).fit(tiny_images)
     with pytest.raises(NotFittedError, match="prefit"):
         MixedSource([RandomOverSampling()], prefit=True).fit(tiny_images)

@@ -17,7 +17,8 @@ widened by the jitter's scaling) a synthetic image equals its normal background 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+import numbers
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,10 +28,13 @@ from sklearn.base import clone
 
 from synthaug._params import (
     Estimator,
-    Rule,
+    Param,
+    Satisfies,
     boolean,
     device_like,
     int_range,
+    none_or,
+    pair_in,
     real_range,
     seed_like,
 )
@@ -139,22 +143,6 @@ class LesionLocalizer(Estimator):
     are hyperintense), smoothed, above both a floor (a high quantile of the same map on the
     normal training images) and a fraction of the image's own peak (a half-maximum outline).
 
-    Parameters
-    ----------
-    vae : CVAE or None
-        The model of normal anatomy, cloned and fitted with this localizer's seed and device.
-        ``None``: ``CVAE(latent_dim=32, beta=0.1, epochs=100, validation_fraction=0)``.
-    sigma : float
-        Gaussian smoothing of the residual map, in pixels.
-    floor_quantile : float
-        Quantile of the normal images' residual map that a lesion pixel must exceed.
-    relative_threshold : float
-        Fraction of the image's largest residual that a lesion pixel must exceed.
-    min_area : int
-        Smallest lesion kept, in pixels.
-    seed : int
-    device : str
-
     Attributes
     ----------
     vae_ : CVAE
@@ -171,34 +159,28 @@ class LesionLocalizer(Estimator):
     than unseen ones: it errs towards larger masks.
     """
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "vae": lambda v: None if v is None or isinstance(v, CVAE) else "None or a CVAE",
-        "sigma": real_range(0),
-        "floor_quantile": real_range(0, 1),
-        "relative_threshold": real_range(0, 1),
-        "min_area": int_range(1),
-        "seed": seed_like,
-        "device": device_like,
-    }
-
-    def __init__(
-        self,
-        *,
-        vae: CVAE | None = None,
-        sigma: float = 1.5,
-        floor_quantile: float = 0.99,
-        relative_threshold: float = 0.4,
-        min_area: int = 3,
-        seed: int = 0,
-        device: str = "auto",
-    ) -> None:
-        self.vae = vae
-        self.sigma = sigma
-        self.floor_quantile = floor_quantile
-        self.relative_threshold = relative_threshold
-        self.min_area = min_area
-        self.seed = seed
-        self.device = device
+    vae = Param(
+        None,
+        none_or(Satisfies(lambda v: isinstance(v, CVAE), "a CVAE", "CVAE")),
+        """The model of normal anatomy, cloned and fitted with this localizer's seed and device.
+        ``None``: ``CVAE(latent_dim=32, beta=0.1, epochs=100, validation_fraction=0)``.""",
+    )
+    sigma = Param(1.5, real_range(0), "Gaussian smoothing of the residual map, in pixels.")
+    floor_quantile = Param(
+        0.99,
+        real_range(0, 1),
+        """Quantile of the normal images' residual map that a lesion pixel must exceed.""",
+    )
+    relative_threshold = Param(
+        0.4,
+        real_range(0, 1),
+        """Fraction of the image's largest residual that a lesion pixel must exceed.""",
+    )
+    min_area = Param(3, int_range(1), "Smallest lesion kept, in pixels.")
+    seed = Param(0, seed_like, "Seeds the VAE's fit.")
+    device = Param(
+        "auto", device_like, 'Where the VAE trains and runs; ``"auto"``: CUDA when available.'
+    )
 
     @property
     def is_fitted(self) -> bool:
@@ -280,44 +262,61 @@ class _LesionSource(Estimator):
     stores_training_images = True
     makes_masks = True
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "localizer": lambda v: (
-            None if v is None or isinstance(v, LesionLocalizer) else "None or a LesionLocalizer"
+    normal_class = Param(
+        "normal",
+        Satisfies(
+            lambda v: (
+                isinstance(v, str) or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+            ),
+            "a class name or label",
+            "int or str",
         ),
-        "rotate": boolean,
-        "scale": lambda v: _pair(v, 0.25, 4.0),
-        "intensity": lambda v: _pair(v, 0.0, 4.0),
-        "tissue_tolerance": real_range(0, None, low_open=True),
-        "body_threshold": real_range(0, 1),
-        "max_lesion_size": real_range(0, 1, low_open=True),
-        "seed": seed_like,
-        "device": device_like,
-    }
-
-    def __init__(
-        self,
-        *,
-        normal_class: int | str = "normal",
-        localizer: LesionLocalizer | None = None,
-        rotate: bool = True,
-        scale: tuple[float, float] = (0.85, 1.2),
-        intensity: tuple[float, float] = (0.8, 1.2),
-        tissue_tolerance: float = 0.05,
-        body_threshold: float = 0.1,
-        max_lesion_size: float = 0.25,
-        seed: int = 0,
-        device: str = "auto",
-    ) -> None:
-        self.normal_class = normal_class
-        self.localizer = localizer
-        self.rotate = rotate
-        self.scale = scale
-        self.intensity = intensity
-        self.tissue_tolerance = tissue_tolerance
-        self.body_threshold = body_threshold
-        self.max_lesion_size = max_lesion_size
-        self.seed = seed
-        self.device = device
+        "The class whose images serve as backgrounds; every other class is a lesion class.",
+    )
+    localizer = Param(
+        None,
+        none_or(
+            Satisfies(
+                lambda v: isinstance(v, LesionLocalizer), "a LesionLocalizer", "LesionLocalizer"
+            )
+        ),
+        """Finds the lesions from image-level labels when ``fit`` gets no masks. A fitted one is
+        used as it is (one fit can serve several sources); ``None``: a default
+        :class:`LesionLocalizer` fitted on the normal images.""",
+    )
+    rotate = Param(True, boolean, "Rotate each pasted lesion by a random angle.")
+    scale = Param(
+        (0.85, 1.2),
+        pair_in(0.25, 4.0),
+        "Range of the random scale factor of a pasted lesion.",
+    )
+    intensity = Param(
+        (0.8, 1.2),
+        pair_in(0.0, 4.0),
+        "Range of the random factor on the contrast of a pasted lesion.",
+    )
+    tissue_tolerance = Param(
+        0.05,
+        real_range(0, None, low_open=True),
+        """How close (in intensity) the background's tissue must be to the source lesion's
+        surroundings: the placement weight is ``exp(-d**2 / (2 tolerance**2))``.""",
+    )
+    body_threshold = Param(
+        0.1, real_range(0, 1), "Air / body intensity threshold of :func:`body_masks`."
+    )
+    max_lesion_size = Param(
+        0.25,
+        real_range(0, 1, low_open=True),
+        """Regions of a mask wider than this fraction of the image side are not taken as
+        lesions (counted in ``n_dropped_``).""",
+    )
+    seed = Param(0, seed_like, "Seeds the fit of the localizer (and of a transplant's generator).")
+    device = Param(
+        "auto",
+        device_like,
+        """Where the localizer (and a transplant's generator) trains; ``"auto"``: CUDA when
+        available.""",
+    )
 
     @property
     def is_fitted(self) -> bool:
@@ -599,14 +598,6 @@ def _blur121(x: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _pair(value: Any, lo: float, hi: float) -> str | None:
-    try:
-        a, b = (float(v) for v in value)
-    except (TypeError, ValueError):
-        return f"a (low, high) pair within [{lo}, {hi}]"
-    return None if lo <= a <= b <= hi else f"a (low, high) pair within [{lo}, {hi}]"
-
-
 def _check_masks(masks: Any, images: torch.Tensor) -> torch.Tensor:
     if not isinstance(masks, (torch.Tensor, np.ndarray)):
         raise InvalidDataError(f"masks must be a tensor or array, got {type(masks).__name__}")
@@ -637,32 +628,6 @@ class CopyPaste(_LesionSource):
     level is close to the tissue around the source lesion (for chest CT: inside the lungs)
     and never outside the body.
 
-    Parameters
-    ----------
-    normal_class : int or str
-        The class whose images serve as backgrounds; every other class is a lesion class.
-    localizer : LesionLocalizer or None
-        Finds the lesions from image-level labels when ``fit`` gets no masks. A fitted one is
-        used as it is (one fit can serve several sources); ``None``: a default
-        :class:`LesionLocalizer` fitted on the normal images.
-    rotate : bool
-        Rotate each pasted lesion by a random angle.
-    scale : (float, float)
-        Range of its random scale factor.
-    intensity : (float, float)
-        Range of the factor on its contrast.
-    tissue_tolerance : float
-        How close (in intensity) the background's tissue must be to the source lesion's
-        surroundings: the placement weight is ``exp(-d**2 / (2 tolerance**2))``.
-    body_threshold : float
-        Air / body intensity threshold of :func:`body_masks`.
-    max_lesion_size : float
-        Regions of a mask wider than this fraction of the image side are not taken as
-        lesions (counted in ``n_dropped_``).
-    seed : int
-        Seeds the localizer's fit.
-    device : str
-
     Attributes
     ----------
     training_masks_ : torch.Tensor
@@ -691,12 +656,6 @@ class CopyPaste(_LesionSource):
     """
 
 
-def _generator_rule(value: Any) -> str | None:
-    if value is None or (hasattr(value, "fit") and hasattr(value, "sample")):
-        return None
-    return "None or a generator (with fit and sample)"
-
-
 class LesionTransplant(_LesionSource):
     """Generated lesions transplanted into normal images.
 
@@ -706,18 +665,6 @@ class LesionTransplant(_LesionSource):
     new lesions are not copies of the few real ones; each is then pasted like a copied one,
     into the tissue its class came from (the tissue level of a random real lesion of the
     class).
-
-    Parameters
-    ----------
-    generator : generator or None
-        Cloned and fitted on the patches with this source's seed and device. ``None``:
-        ``CGAN(epochs=150, diffaugment=True)``.
-    min_lesion_area : int
-        A generated patch whose mask has fewer pixels is replaced by a real one (counted in
-        ``n_replaced_``).
-    normal_class, localizer, rotate, scale, intensity, tissue_tolerance, body_threshold,
-    max_lesion_size, seed, device
-        As in :class:`CopyPaste`.
 
     Attributes
     ----------
@@ -739,41 +686,24 @@ class LesionTransplant(_LesionSource):
     (2, 1, 32, 32)
     """
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "generator": _generator_rule,
-        "min_lesion_area": int_range(1),
-    }
-
-    def __init__(
-        self,
-        *,
-        generator: Any = None,
-        min_lesion_area: int = 3,
-        normal_class: int | str = "normal",
-        localizer: LesionLocalizer | None = None,
-        rotate: bool = True,
-        scale: tuple[float, float] = (0.85, 1.2),
-        intensity: tuple[float, float] = (0.8, 1.2),
-        tissue_tolerance: float = 0.05,
-        body_threshold: float = 0.1,
-        max_lesion_size: float = 0.25,
-        seed: int = 0,
-        device: str = "auto",
-    ) -> None:
-        self.generator = generator
-        self.min_lesion_area = min_lesion_area
-        super().__init__(
-            normal_class=normal_class,
-            localizer=localizer,
-            rotate=rotate,
-            scale=scale,
-            intensity=intensity,
-            tissue_tolerance=tissue_tolerance,
-            body_threshold=body_threshold,
-            max_lesion_size=max_lesion_size,
-            seed=seed,
-            device=device,
-        )
+    generator = Param(
+        None,
+        none_or(
+            Satisfies(
+                lambda v: hasattr(v, "fit") and hasattr(v, "sample"),
+                "a generator (with fit and sample)",
+                "generator",
+            )
+        ),
+        """Cloned and fitted on the patches with this source's seed and device. ``None``:
+        ``CGAN(epochs=150, diffaugment=True)``.""",
+    )
+    min_lesion_area = Param(
+        3,
+        int_range(1),
+        """A generated patch whose mask has fewer pixels is replaced by a real one (counted in
+        ``n_replaced_``).""",
+    )
 
     def fit(self, dataset: ImageDataset, masks: torch.Tensor | None = None) -> LesionTransplant:
         super().fit(dataset, masks)

@@ -9,8 +9,7 @@ They are the baselines every generator is measured against.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import albumentations as A
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 from imblearn.over_sampling import SMOTE
 from sklearn.base import clone
 
-from synthaug._params import Estimator, Rule, boolean, int_range
+from synthaug._params import REQUIRED, Estimator, Param, Satisfies, boolean, int_range, none_or
 from synthaug._utils import check_seed, warn
 from synthaug.augment._registry import register_source
 from synthaug.data import ImageDataset
@@ -105,22 +104,21 @@ def default_classical_transform(image_size: int = 8) -> Any:
 class ClassicalAugmentation(_ResamplingSource):
     """Real samples of a class passed through an albumentations pipeline.
 
-    Parameters
-    ----------
-    transform : callable, optional
-        An albumentations ``Compose`` (called as ``transform(image=HWC array)``). Defaults to
-        :func:`default_classical_transform`: small affine jitter and mild noise.
-
     Notes
     -----
     albumentations works one image at a time; this is the library's own design and costs about
     0.1 ms per 8x8 image here, far below any generator's training time.
     """
 
-    def __init__(self, *, transform: Callable | None = None) -> None:
-        self.transform = transform
+    transform = Param(
+        None,
+        none_or(Satisfies(callable, "a callable", "callable")),
+        """An albumentations ``Compose`` (called as ``transform(image=HWC array)``). ``None``:
+        :func:`default_classical_transform`, small affine jitter and mild noise.""",
+    )
 
     def fit(self, dataset: ImageDataset) -> ClassicalAugmentation:
+        self.check_params()
         if not dataset.is_image:
             raise InvalidParameterError(
                 "classical augmentation needs images (N, C, H, W), not feature vectors"
@@ -157,11 +155,6 @@ class SMOTESource(_ResamplingSource):
     with fewer samples than ``k_neighbors + 1`` uses all its other samples as neighbours (``fit``
     warns, naming it); a class of one sample cannot be interpolated (``sample`` raises).
 
-    Parameters
-    ----------
-    k_neighbors : int
-        Neighbours to interpolate towards (imbalanced-learn's default, 5).
-
     Examples
     --------
     >>> from synthaug.data import load_digits
@@ -170,10 +163,9 @@ class SMOTESource(_ResamplingSource):
     ((4, 1, 8, 8), [3, 3, 3, 3])
     """
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {"k_neighbors": int_range(1)}
-
-    def __init__(self, *, k_neighbors: int = 5) -> None:
-        self.k_neighbors = k_neighbors
+    k_neighbors = Param(
+        5, int_range(1), "Neighbours to interpolate towards (imbalanced-learn's default, 5)."
+    )
 
     def fit(self, dataset: ImageDataset) -> SMOTESource:
         self.check_params()
@@ -233,14 +225,6 @@ class MixedSource(Estimator):
     draws with the seed ``seed + 7919 * i``, so two sources of the same kind never repeat each
     other.
 
-    Parameters
-    ----------
-    sources : list of sample sources
-        Generators or sources with ``fit(dataset)`` and ``sample(n, y=..., seed=...)``.
-    prefit : bool
-        ``False``: ``fit`` fits a clone of each source. ``True``: the sources are already
-        fitted and used as they are (scikit-learn's "prefit" idiom); ``fit`` only checks them.
-
     Attributes
     ----------
     sources_ : list
@@ -255,18 +239,23 @@ class MixedSource(Estimator):
     (5, 1, 8, 8)
     """
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "sources": lambda v: (
-            None
-            if isinstance(v, (list, tuple)) and v and all(hasattr(s, "sample") for s in v)
-            else "a non-empty list of sample sources"
+    sources = Param(
+        REQUIRED,
+        Satisfies(
+            lambda v: (
+                isinstance(v, (list, tuple)) and len(v) > 0 and all(hasattr(s, "sample") for s in v)
+            ),
+            "a non-empty list of sample sources",
+            "list of sample sources",
         ),
-        "prefit": boolean,
-    }
-
-    def __init__(self, sources: Sequence[Any], *, prefit: bool = False) -> None:
-        self.sources = sources
-        self.prefit = prefit
+        "Generators or sources with ``fit(dataset)`` and ``sample(n, y=..., seed=...)``.",
+    )
+    prefit = Param(
+        False,
+        boolean,
+        """``False``: ``fit`` fits a clone of each source. ``True``: the sources are already
+        fitted and used as they are (scikit-learn's "prefit" idiom); ``fit`` only checks them.""",
+    )
 
     @property
     def is_fitted(self) -> bool:

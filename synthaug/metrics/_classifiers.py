@@ -7,7 +7,7 @@ name in :data:`CLASSIFIERS` (``"resnet"``, ``"cnn"``, ``"logreg"``, ``"cv-select
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from sklearn.svm import SVC
 
 from synthaug._params import (
     Estimator,
-    Rule,
+    Param,
     device_like,
     int_range,
     none_or,
@@ -60,37 +60,28 @@ def _flat(images: Any) -> np.ndarray:
     return np.asarray(images).reshape(len(images), -1)
 
 
-class NetClassifier(Estimator):
+class _NetTraining(Estimator):
+    """The training parameters of a network trained on the class labels with Adam: the neural
+    downstream classifiers and the fidelity metrics' :class:`FeatureExtractor`."""
+
+    epochs = Param(
+        30, int_range(1), "Passes over the data (ignored by a classifier given ``steps``)."
+    )
+    batch_size = Param(64, int_range(1), "Samples per mini-batch.")
+    lr = Param(1e-3, real_range(0, None, low_open=True), "Adam learning rate.")
+    weight_decay = Param(1e-4, real_range(0), "Adam weight decay (L2 penalty).")
+    seed = Param(0, seed_like, "Seeds the initial weights and the batch order.")
+    device = Param(
+        "auto", device_like, 'Where the network trains and runs; ``"auto"``: CUDA when available.'
+    )
+
+
+class NetClassifier(_NetTraining):
     """Shared parameters and training of the neural downstream classifiers.
 
     A subclass names its network in :meth:`_build_net`. Training is the shared
     :func:`~synthaug.nn.train_classifier` loop (Adam, no early stopping on test data),
     deterministic on the CPU per seed.
-
-    Parameters
-    ----------
-    steps : int or None
-        The training budget in optimiser steps. Give it whenever methods that change the size
-        of the training set are compared (the benchmark harness requires it): a fixed number
-        of epochs gives a set twice as large twice the optimisation.
-    epochs : int
-        Passes over the data, used only when ``steps`` is None.
-    batch_size : int
-    lr : float
-    weight_decay : float
-    loss : {"ce", "class-weighted", "logit-adjusted"}
-        Plain cross-entropy, inverse-frequency weighted cross-entropy, or the logit-adjusted
-        loss of Menon et al. (2021) (balanced softmax).
-    sampler : {"shuffle", "balanced"}
-        Reshuffled passes, or class-balanced batches.
-    mixup : float
-        Beta parameter of mixup; 0 turns it off.
-    augment : {"none", "jitter"}
-        Online augmentation of every batch: ``"jitter"`` is
-        :func:`~synthaug.nn.random_jitter` (small affine jitter and mild noise, the ranges of
-        the ``classical`` sample source).
-    seed : int
-    device : str
 
     Attributes
     ----------
@@ -102,46 +93,28 @@ class NetClassifier(Estimator):
         transformed each time it is drawn, real and synthetic alike.
     """
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "steps": none_or(int_range(1)),
-        "epochs": int_range(1),
-        "batch_size": int_range(1),
-        "lr": real_range(0, None, low_open=True),
-        "weight_decay": real_range(0),
-        "loss": one_of(*LOSSES),
-        "sampler": one_of(*SAMPLERS),
-        "mixup": real_range(0),
-        "augment": one_of("none", "jitter"),
-        "seed": seed_like,
-        "device": device_like,
-    }
-
-    def __init__(
-        self,
-        *,
-        steps: int | None = None,
-        epochs: int = 30,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        loss: str = "ce",
-        sampler: str = "shuffle",
-        mixup: float = 0.0,
-        augment: str = "none",
-        seed: int = 0,
-        device: str = "auto",
-    ) -> None:
-        self.steps = steps
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.loss = loss
-        self.sampler = sampler
-        self.mixup = mixup
-        self.augment = augment
-        self.seed = seed
-        self.device = device
+    steps = Param(
+        None,
+        none_or(int_range(1)),
+        """The training budget in optimiser steps. Give it whenever methods that change the size
+        of the training set are compared (the benchmark harness requires it): a fixed number
+        of epochs gives a set twice as large twice the optimisation.""",
+    )
+    loss = Param(
+        "ce",
+        one_of(*LOSSES),
+        """Plain cross-entropy, inverse-frequency weighted cross-entropy, or the logit-adjusted
+        loss of Menon et al. (2021) (balanced softmax).""",
+    )
+    sampler = Param("shuffle", one_of(*SAMPLERS), "Reshuffled passes, or class-balanced batches.")
+    mixup = Param(0.0, real_range(0), "Beta parameter of mixup; 0 turns it off.")
+    augment = Param(
+        "none",
+        one_of("none", "jitter"),
+        """Online augmentation of every batch: ``"jitter"`` is
+        :func:`~synthaug.nn.random_jitter` (small affine jitter and mild noise, the ranges of
+        the ``classical`` sample source).""",
+    )
 
     def _build_net(self, in_channels: int, n_classes: int) -> torch.nn.Module:
         raise NotImplementedError
@@ -224,8 +197,7 @@ class CNNClassifier(NetClassifier):
     convolutions, average pooling to 4x4, a 128-wide layer, a linear head).
 
     The harness's original downstream model, kept for comparison with earlier tables; the
-    stronger :class:`ResNetClassifier` is the default of the shipped grids. Parameters: see
-    :class:`NetClassifier`.
+    stronger :class:`ResNetClassifier` is the default of the shipped grids.
 
     Examples
     --------
@@ -246,7 +218,7 @@ class ResNetClassifier(NetClassifier):
     of 16, 32 and 64 channels, group norm, global average and max pooling).
 
     Global pooling suits images of any size and keeps small findings (a lesion) visible to
-    the head. Parameters: see :class:`NetClassifier`.
+    the head.
 
     Examples
     --------
@@ -265,7 +237,7 @@ class MaxPoolCNNClassifier(NetClassifier):
     """A three-convolution classifier with global max pooling: :class:`~synthaug.nn.MaxPoolCNN`.
 
     The lesion grids' classifier: cheap on a CPU and competent at finding one small bright
-    region in a slice (with ``sampler="balanced"``). Parameters: see :class:`NetClassifier`.
+    region in a slice (with ``sampler="balanced"``).
 
     Examples
     --------
@@ -281,35 +253,19 @@ class MaxPoolCNNClassifier(NetClassifier):
 
 @CLASSIFIERS.register("logreg")
 class LogisticRegressionClassifier(Estimator):
-    """Multinomial logistic regression on flattened pixels (scikit-learn, lbfgs).
+    """Multinomial logistic regression on flattened pixels (scikit-learn, lbfgs)."""
 
-    Parameters
-    ----------
-    C : float
-        Inverse regularisation strength.
-    max_iter : int
-    loss : {"ce", "class-weighted", "logit-adjusted"}
-        Plain log-loss; log-loss with inverse-frequency class weights (scikit-learn's
+    C = Param(1.0, real_range(0, None, low_open=True), "Inverse regularisation strength.")
+    max_iter = Param(1000, int_range(1), "Iteration limit of the lbfgs solver.")
+    loss = Param(
+        "ce",
+        one_of(*LOSSES),
+        """Plain log-loss; log-loss with inverse-frequency class weights (scikit-learn's
         ``class_weight="balanced"``); or plain log-loss with post-hoc logit adjustment
         (Menon et al., 2021: the log class prior is subtracted from the decision values at
-        prediction), the form of logit adjustment open to a model not trained by mini-batches.
-    seed : int
-    """
-
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "C": real_range(0, None, low_open=True),
-        "max_iter": int_range(1),
-        "loss": one_of(*LOSSES),
-        "seed": seed_like,
-    }
-
-    def __init__(
-        self, *, C: float = 1.0, max_iter: int = 1000, loss: str = "ce", seed: int = 0
-    ) -> None:
-        self.C = C
-        self.max_iter = max_iter
-        self.loss = loss
-        self.seed = seed
+        prediction), the form of logit adjustment open to a model not trained by mini-batches.""",
+    )
+    seed = Param(0, seed_like, "The ``random_state`` of scikit-learn's model.")
 
     def fit(self, dataset: ImageDataset) -> LogisticRegressionClassifier:
         """Fit on ``dataset``'s flattened samples and return ``self``."""
@@ -344,11 +300,6 @@ class CVSelectClassifier(Estimator):
 
     What a user of a released synthetic data set would do: pick a model on the data they have.
 
-    Parameters
-    ----------
-    folds : int
-    seed : int
-
     Attributes
     ----------
     cv_scores_ : dict of str to float
@@ -357,14 +308,8 @@ class CVSelectClassifier(Estimator):
         The candidate refitted on all the training data.
     """
 
-    _parameter_constraints: ClassVar[dict[str, Rule]] = {
-        "folds": int_range(2),
-        "seed": seed_like,
-    }
-
-    def __init__(self, *, folds: int = 3, seed: int = 0) -> None:
-        self.folds = folds
-        self.seed = seed
+    folds = Param(3, int_range(2), "Folds of the stratified cross-validation.")
+    seed = Param(0, seed_like, "Seeds the folds and the candidates' own randomness.")
 
     def _candidates(self) -> dict[str, Any]:
         return {

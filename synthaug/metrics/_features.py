@@ -18,10 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthaug._params import (
-    Estimator,
-    int_range,
-)
+from synthaug._params import Param, int_range
 from synthaug._utils import check_seed, resolve_device
 from synthaug.data import ImageDataset
 from synthaug.errors import (
@@ -32,7 +29,7 @@ from synthaug.errors import (
     NotFittedError,
     ShapeMismatchError,
 )
-from synthaug.metrics._classifiers import NetClassifier
+from synthaug.metrics._classifiers import _NetTraining
 from synthaug.nn import (
     SmallCNN,
     SmallMLP,
@@ -55,7 +52,7 @@ def _build_net(sample_shape: tuple[int, ...], n_classes: int, dim: int) -> nn.Mo
     return SmallMLP(sample_shape[0], n_classes, dim)
 
 
-class FeatureExtractor(Estimator):
+class FeatureExtractor(_NetTraining):
     """Embeds images with the penultimate layer of a classifier trained on real labels.
 
     Images ``(N, C, H, W)`` get :class:`~synthaug.nn.SmallCNN`, feature vectors ``(N, D)``
@@ -64,19 +61,6 @@ class FeatureExtractor(Estimator):
     it is deterministic on CPU per seed.
     Alternatively wrap any embedding function with :meth:`from_function` (e.g. a pretrained
     network you trust for your domain).
-
-    Parameters
-    ----------
-    embedding_dim : int
-        Width of the embedding (penultimate) layer.
-    epochs : int
-    batch_size : int
-    lr : float
-    weight_decay : float
-    seed : int
-        Seeds the initial weights and the batch order.
-    device : str
-        ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.
 
     Attributes
     ----------
@@ -94,33 +78,8 @@ class FeatureExtractor(Estimator):
     torch.Size([3, 64])
     """
 
-    # The same training parameters as the classifier it is, plus the embedding's width.
-    _parameter_constraints = {
-        "embedding_dim": int_range(1),
-        **{
-            k: NetClassifier._parameter_constraints[k]
-            for k in ("epochs", "batch_size", "lr", "weight_decay", "seed", "device")
-        },
-    }
-
-    def __init__(
-        self,
-        *,
-        embedding_dim: int = 64,
-        epochs: int = 30,
-        batch_size: int = 64,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        seed: int = 0,
-        device: str = "auto",
-    ) -> None:
-        self.embedding_dim = embedding_dim
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.seed = seed
-        self.device = device
+    # The training parameters are those of the classifier it is (``_NetTraining``).
+    embedding_dim = Param(64, int_range(1), "Width of the embedding (penultimate) layer.")
 
     # -- alternative: a user function --------------------------------------------------------
     @classmethod
