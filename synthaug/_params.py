@@ -444,11 +444,7 @@ class Estimator(BaseEstimator):
 
     @classmethod
     def _parameter_rules(cls) -> dict[str, Rule]:
-        rules: dict[str, Rule] = {}
-        for klass in reversed(cls.__mro__):  # hand-written constructors' rules (legacy)
-            rules.update(vars(klass).get("_parameter_constraints", {}))
-        rules.update({name: p.rule for name, p in cls._params.items() if p.rule is not None})
-        return rules
+        return {name: p.rule for name, p in cls._params.items() if p.rule is not None}
 
     @classmethod
     def parameters(cls) -> dict[str, Param]:
@@ -479,6 +475,13 @@ class Estimator(BaseEstimator):
             if isinstance(exc, InvalidParameterError):
                 raise
             raise InvalidParameterError(str(exc)) from exc
+
+    def _forget(self, *names: str) -> None:
+        """Delete the fitted attributes ``names`` that are set (a refit or a failed fit
+        must not leave stale state behind)."""
+        for name in names:
+            if name in vars(self):
+                delattr(self, name)
 
     @property
     def is_fitted(self) -> bool:

@@ -131,8 +131,7 @@ class BaseGenerator(Estimator):
         self.class_counts_ = {c: counts[c] for c in self.classes_}
         self.sample_shape_ = tuple(dataset.sample_shape)
         self.history_ = []
-        for stale in ("modules_", "privacy_spent_", "privacy_", "fit_seconds_"):
-            self.__dict__.pop(stale, None)
+        self._forget("modules_", "privacy_spent_", "privacy_", "fit_seconds_")
         started = time.perf_counter()
         try:
             self._fit(dataset, **fit_args)
@@ -147,7 +146,7 @@ class BaseGenerator(Estimator):
         """Raise for parameter values that are fine alone but not together (default: none)."""
 
     def _abort_fit(self) -> None:
-        self.__dict__.pop("modules_", None)
+        self._forget("modules_")
 
     def _check_dataset(self, dataset: ImageDataset) -> None:
         if not isinstance(dataset, ImageDataset):

@@ -169,14 +169,16 @@ class _LatentGenerator(TorchGenerator):
         present = counts > 0
         weights = torch.zeros_like(counts)
         weights[present] = (counts[present].mean() / counts[present]) ** self.class_balance
-        self._loss_weights = weights / weights[ctx.y].mean()
+        ctx.state["loss_weights"] = weights / weights[ctx.y].mean()
 
+    @staticmethod
     def _reconstruction_loss(
-        self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+        logits: torch.Tensor, x: torch.Tensor, weights: torch.Tensor
     ) -> torch.Tensor:
-        """Bernoulli negative log-likelihood summed over pixels, class-weighted batch mean."""
+        """Bernoulli negative log-likelihood summed over pixels, a batch mean weighted by
+        each item's class weight (``weights``)."""
         nll = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
-        return (nll.flatten(1).sum(1) * self._loss_weights[y]).mean()
+        return (nll.flatten(1).sum(1) * weights).mean()
 
     def _noisy(self, x: torch.Tensor, ctx: TrainingContext) -> torch.Tensor:
         # Denoising: codes moved off the training items still decode to clean images.
@@ -189,6 +191,7 @@ class _LatentGenerator(TorchGenerator):
         self, x: torch.Tensor, y: torch.Tensor, ctx: TrainingContext
     ) -> dict[str, torch.Tensor]:
         net = self.modules_["net"]
+        weights = ctx.state["loss_weights"][y]
         with ctx.autocast():
             mu, logvar = net.posterior(self._noisy(x, ctx), y)
             kl = None
@@ -197,21 +200,25 @@ class _LatentGenerator(TorchGenerator):
                 eps = torch.randn(mu.shape, generator=ctx.generator, device=mu.device)
                 z = mu + eps.to(mu.dtype) * torch.exp(0.5 * logvar)
                 kl_each = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
-                kl = (kl_each.float() * self._loss_weights[y]).mean()
-            losses = self._losses(net, z, x, y)
+                kl = (kl_each.float() * weights).mean()
+            losses = self._losses(net, z, x, y, weights)
             if kl is not None:
                 losses = {**losses, "loss": losses["loss"] + self.beta * kl, "kl": kl}
         ctx.update("net", losses["loss"], net.parameters())
         return losses
 
     def _losses(
-        self, net: _AutoEncoder, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+        self,
+        net: _AutoEncoder,
+        z: torch.Tensor,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        weights: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        recon = self._reconstruction_loss(net.decode_logits(z, y), x, y)
+        recon = self._reconstruction_loss(net.decode_logits(z, y), x, weights)
         return {"loss": recon, "recon": recon}
 
     def _end_training(self, ctx: TrainingContext) -> None:
-        self.__dict__.pop("_loss_weights", None)
         # The bank holds the codes of every training item, sorted by class.
         order = torch.argsort(ctx.y, stable=True)
         net = self.modules_["net"]
@@ -323,12 +330,18 @@ class DeepSMOTE(_LatentGenerator):
     penalty = Param(1.0, real_range(0), "Weight of the permutation penalty (1 in the paper).")
 
     def _losses(
-        self, net: _AutoEncoder, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+        self,
+        net: _AutoEncoder,
+        z: torch.Tensor,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        weights: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        recon = self._reconstruction_loss(net.decode_logits(z, y), x, y)
+        recon = self._reconstruction_loss(net.decode_logits(z, y), x, weights)
         if not self.penalty:
             return {"loss": recon, "recon": recon}
-        permuted = self._reconstruction_loss(net.decode_logits(z[_same_class_shift(y)], y), x, y)
+        shifted = net.decode_logits(z[_same_class_shift(y)], y)
+        permuted = self._reconstruction_loss(shifted, x, weights)
         return {"loss": recon + self.penalty * permuted, "recon": recon, "permuted": permuted}
 
     def _end_training(self, ctx: TrainingContext) -> None:

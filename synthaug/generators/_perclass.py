@@ -191,7 +191,7 @@ class PerClass(BaseGenerator):
                 record.update({f"{k}_{c}": v for k, v in member_record.items() if k != "epoch"})
 
     def _abort_fit(self) -> None:
-        self.__dict__.pop("members_", None)
+        self._forget("members_")
         super()._abort_fit()
 
     def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
