@@ -18,6 +18,7 @@ from synthaug import DP
 from synthaug.anomaly import create_detector
 from synthaug.data import ImageDataset, load_digits
 from synthaug.generators import create_generator
+from synthaug.metrics import CLASSIFIERS, FeatureExtractor
 
 warnings.simplefilter("ignore")
 torch.set_num_threads(1)
@@ -66,5 +67,17 @@ for name, p in dets.items():
         data = ImageDataset(x, zeros.labels, zeros.classes)
     d.fit(data)
     out[name] = h(torch.as_tensor(d.decision_function(data)))
+classifiers = {
+    "cnn-epochs": ("cnn", dict(epochs=2)),
+    "cnn-steps": ("cnn", dict(steps=12)),
+    "cnn-balanced-jitter": ("cnn", dict(steps=12, sampler="balanced", augment="jitter")),
+    "cnn-mixup-la": ("cnn", dict(steps=12, mixup=0.4, loss="logit-adjusted")),
+    "resnet-cw": ("resnet", dict(steps=8, loss="class-weighted")),
+}
+for name, (kind, p) in classifiers.items():
+    clf = CLASSIFIERS.create(kind, seed=4, batch_size=16, device="cpu", **p).fit(small)
+    out[name] = h(torch.as_tensor(clf.predict_proba(small.images)))
+features = FeatureExtractor(epochs=2, seed=4, device="cpu").fit(small)
+out["feature-extractor"] = h(torch.as_tensor(features.transform(small.images)))
 for k, v in out.items():
     print(k, v)
