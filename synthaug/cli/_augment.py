@@ -22,17 +22,8 @@ from synthaug.cli._files import (
     read_data,
     write_dataset,
 )
+from synthaug.cli._types import positive_float
 from synthaug.generators import load
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="balance: every class to the majority count; ratio: --ratio synthetic per real "
         "sample (default: %(default)s)",
     )
-    p.add_argument("--ratio", type=_positive_float, help="synthetic per real sample (ratio)")
+    p.add_argument("--ratio", type=positive_float, help="synthetic per real sample (ratio)")
     p.add_argument("--out", required=True, help="augmented.npz, or a folder for PNG files")
     p.add_argument(
         "--format", choices=sorted(WRITERS), help="output format (default: from --out's suffix)"
