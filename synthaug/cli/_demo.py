@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from synthaug.bench import BenchConfig, bundled_config, load_records, parse_config, run_bench
+from synthaug.cli._options import add_quiet_option
 from synthaug.cli._types import fraction, positive_int
 
 DIGITS_COLUMNS = ("balanced_accuracy", "macro_f1", "minority_recall")
@@ -66,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cores, at most 8; with --medical 1, on every core): small networks run several "
         "times faster as parallel one-thread cells than as one cell on every core",
     )
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_option(demo, "progress bars")
     demo.add_argument(
         "--medical",
         action="store_true",

@@ -17,6 +17,7 @@ from synthaug.cli._files import (
     data_options,
     read_data,
 )
+from synthaug.cli._options import add_quiet_option, add_seed_option
 from synthaug.cli._progress import Stages
 from synthaug.cli._types import fraction, positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
@@ -94,9 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--k", type=positive_int, default=5, help="k of the k-NN metrics (default: %(default)s)"
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling and metric seed (default: 0)")
+    add_seed_option(p, "sampling and metric")
+    # Not add_device_option: this help is worded otherwise, and --help stays as it was.
     p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:N]'")
-    p.add_argument("--quiet", action="store_true", help="no stage lines on stderr")
+    add_quiet_option(p, "stage lines on stderr")
     p.set_defaults(func=run)
 
 
