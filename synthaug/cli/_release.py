@@ -144,20 +144,7 @@ def run(args: argparse.Namespace) -> int:
     images, labels = model.sample(args.n, seed=args.seed)
     released = ImageDataset(images, labels, model.class_names_)
     _, scores = score_samples(
-        model,
-        train,
-        test,
-        released,
-        features=None,
-        feature_epochs=args.feature_epochs,
-        k=5,
-        classifier=args.classifier,
-        classifier_epochs=args.classifier_epochs,
-        seed=args.seed,
-        device=args.device,
-        stages=stages,
-        with_privacy=refusal is None,
-        fidelity_against="test",
+        model, train, test, released, args, stages=stages, with_privacy=refusal is None
     )
     stages.start("writing the release")
     card = _card(args, model, released, train, test, data_name, scores, refusal, warnings)
