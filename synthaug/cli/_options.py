@@ -25,6 +25,7 @@ def add_seed_option(parser: argparse.ArgumentParser, seeds: str) -> None:
 
 
 def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """``--device``, resolved by the library (``auto``: a GPU when there is one)."""
     parser.add_argument(
         "--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)"
     )
