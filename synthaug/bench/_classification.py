@@ -14,11 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from synthaug._params import configure
-from synthaug.augment import AugmentedDataset
 from synthaug.bench._config import check_keys, describe_classes, fail, is_int, resolve_classes
 from synthaug.bench._methods import (
     FULL_DATA,
-    build_recipe,
+    augment_cell,
     has_generator,
     is_free_baseline,
     shared_fit_group,
@@ -105,16 +104,9 @@ class ClassificationTask(BaseTask):
                 train = make_imbalanced(
                     train, ratio=imb["ratio"], minority_classes=minority, seed=seed
                 )
-        with ctx.timed("augment"):
-            recipe = build_recipe(
-                cell.method, cell.method_params, train, seed=seed, device=ctx.device
-            )
-            source = recipe.source
-            augmented = train if source is None else AugmentedDataset(train, source, seed=seed)
-            if cell.method == FULL_DATA:
-                augmented = full
-        if recipe.reused_seconds:
-            ctx.timings["augment_reused_fit"] = recipe.reused_seconds
+        recipe, augmented = augment_cell(cell, ctx, train)
+        if cell.method == FULL_DATA:
+            augmented = full
         with ctx.timed("classifier_fit"):
             clf = build_classifier(cell, ctx.device)
             configure(clf, **recipe.classifier_params)

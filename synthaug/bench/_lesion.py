@@ -51,11 +51,10 @@ import torch
 import torch.nn.functional as F
 
 from synthaug._params import configure
-from synthaug.augment import AugmentedDataset
 from synthaug.bench._config import check_keys, fail, is_int
 from synthaug.bench._methods import (
     FULL_DATA,
-    build_recipe,
+    augment_cell,
     has_generator,
     is_free_baseline,
     method_parts,
@@ -263,14 +262,8 @@ class LesionTask(BaseTask):
             if true_masks is not None:
                 true_masks = true_masks[torch.from_numpy(order)]
         lesion = train.classes.index(LESION) if LESION in train.classes else 1
-        with ctx.timed("augment"):
-            recipe = build_recipe(
-                cell.method, cell.method_params, train, seed=cell.seed, device=ctx.device
-            )
-            source, reused = recipe.source, recipe.reused_seconds
-            augmented = train if source is None else AugmentedDataset(train, source, seed=cell.seed)
-        if reused:
-            ctx.timings["augment_reused_fit"] = reused
+        recipe, augmented = augment_cell(cell, ctx, train)
+        source = recipe.source
         found = getattr(source, "training_masks_", None)
         if found is not None and true_masks is not None:
             metrics["localisation_dice"] = _dice(found, true_masks, train.labels == lesion)

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synthaug._params import configure
-from synthaug.augment import SOURCES, LesionLocalizer, MixedSource
+from synthaug.augment import SOURCES, AugmentedDataset, LesionLocalizer, MixedSource
 from synthaug.bench._config import HARNESS_PARAMS, check_keywords, fail
-from synthaug.bench._task import Cell, stable_hash
+from synthaug.bench._task import Cell, CellContext, stable_hash
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import GENERATORS
@@ -359,6 +359,24 @@ def build_recipe(
     training (see :class:`Recipe`)."""
     source, reused = build_source(name, params, train, seed=seed, device=device)
     return Recipe(source, training_params(name, params), reused)
+
+
+def augment_cell(cell: Cell, ctx: CellContext, train: ImageDataset) -> tuple[Recipe, ImageDataset]:
+    """The cell's method applied to ``train``: its :class:`Recipe` and ``train`` with the
+    recipe's samples added (``train`` itself when it adds none).
+
+    Timed as ``augment``; a generator fit reused from an earlier cell adds its seconds as
+    ``augment_reused_fit``, so that what the method cost is reported whichever cell paid it.
+    """
+    with ctx.timed("augment"):
+        recipe = build_recipe(
+            cell.method, cell.method_params, train, seed=cell.seed, device=ctx.device
+        )
+        source = recipe.source
+        augmented = train if source is None else AugmentedDataset(train, source, seed=cell.seed)
+    if recipe.reused_seconds:
+        ctx.timings["augment_reused_fit"] = recipe.reused_seconds
+    return recipe, augmented
 
 
 def has_generator(name: str, params: dict[str, Any]) -> bool:

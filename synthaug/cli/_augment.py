@@ -10,29 +10,19 @@ import numpy as np
 from synthaug._params import configure
 from synthaug.augment import SOURCES, AugmentedDataset
 from synthaug.cli._files import (
-    WRITERS,
     add_data_arguments,
-    add_overwrite_option,
+    add_output_arguments,
     check_data_fits_model,
     class_counts_text,
     data_options,
     output_format,
-    parse_param,
     prepare_output,
     read_data,
     write_dataset,
 )
+from synthaug.cli._options import add_device_option, add_param_option, add_seed_option
+from synthaug.cli._types import positive_float
 from synthaug.generators import load
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,14 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "lesion-transplant move lesions into normal images and write their masks with .npz "
         "and DICOM output)",
     )
-    p.add_argument(
-        "--param",
-        action="append",
-        type=parse_param,
-        default=[],
-        metavar="KEY=VALUE",
-        help="a parameter of --source (repeatable; JSON values)",
-    )
+    add_param_option(p, "a parameter of --source (repeatable; JSON values)")
     p.add_argument(
         "--synthetic-only",
         action="store_true",
@@ -72,14 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="balance: every class to the majority count; ratio: --ratio synthetic per real "
         "sample (default: %(default)s)",
     )
-    p.add_argument("--ratio", type=_positive_float, help="synthetic per real sample (ratio)")
-    p.add_argument("--out", required=True, help="augmented.npz, or a folder for PNG files")
-    p.add_argument(
-        "--format", choices=sorted(WRITERS), help="output format (default: from --out's suffix)"
-    )
-    add_overwrite_option(p)
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    p.add_argument("--ratio", type=positive_float, help="synthetic per real sample (ratio)")
+    add_output_arguments(p, "augmented.npz, or a folder for PNG files")
+    add_seed_option(p, "sampling")
+    add_device_option(p)
     p.set_defaults(func=run, parser=p)
 
 

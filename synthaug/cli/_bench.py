@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from synthaug.bench import load_config, run_bench
+from synthaug.cli._options import add_quiet_option
 from synthaug.cli._types import positive_int
 from synthaug.errors import InvalidParameterError
 
@@ -49,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run on the data set's development pool (a fixed stratified 15%% that no reported "
         "grid touches) to choose settings; the report says it is not for publication",
     )
-    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(bench, "progress bar")
     bench.set_defaults(func=run)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from synthaug.bench import BenchConfig, bundled_config, load_records, parse_config, run_bench
+from synthaug.cli._options import add_quiet_option
 from synthaug.cli._types import fraction, positive_int
 
 DIGITS_COLUMNS = ("balanced_accuracy", "macro_f1", "minority_recall")
@@ -66,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "cores, at most 8; with --medical 1, on every core): small networks run several "
         "times faster as parallel one-thread cells than as one cell on every core",
     )
-    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_option(demo, "progress bars")
     demo.add_argument(
         "--medical",
         action="store_true",
@@ -118,16 +119,11 @@ def digits_config(
     classifier_steps: int | None = None,
 ) -> BenchConfig:
     """The bundled ``digits_demo`` config with the demo's options (``None`` keeps the default)."""
-    data = bundled_config("digits_demo")
-    if seeds is not None:
-        data["seeds"] = seeds
+    data = _bundled_demo("digits_demo", seeds=seeds, classifier_steps=classifier_steps)
     if ratio is not None:
         data["imbalance"]["ratios"] = [ratio]
     if epochs is not None:
         data["methods"]["cvae"]["epochs"] = epochs
-    if classifier_steps is not None:
-        for params in data["classifiers"].values():
-            params["steps"] = classifier_steps
     return parse_config(data, source="bundled digits_demo.toml")
 
 
@@ -141,11 +137,9 @@ def medical_config(
     generator: str | None = None,
 ) -> BenchConfig:
     """The bundled ``medical_demo`` config with the demo's options (``None`` keeps the default)."""
-    data = bundled_config("medical_demo")
+    data = _bundled_demo("medical_demo", seeds=seeds, classifier_steps=classifier_steps)
     methods = data["methods"]
     synthetic = [methods["synthetic"], methods["synthetic+classical"]["synthetic"]]
-    if seeds is not None:
-        data["seeds"] = seeds
     if lesion_fraction is not None:
         data["lesion"]["lesion_fraction"] = lesion_fraction
     if kind is not None:
@@ -155,10 +149,18 @@ def medical_config(
             entry["epochs"] = epochs
         if generator is not None:
             entry["method"] = generator
+    return parse_config(data, source="bundled medical_demo.toml")
+
+
+def _bundled_demo(name: str, *, seeds: int | None, classifier_steps: int | None) -> dict[str, Any]:
+    """The bundled config ``name`` as a dict, with the options every demo takes applied."""
+    data = bundled_config(name)
+    if seeds is not None:
+        data["seeds"] = seeds
     if classifier_steps is not None:
         for params in data["classifiers"].values():
             params["steps"] = classifier_steps
-    return parse_config(data, source="bundled medical_demo.toml")
+    return data
 
 
 def run_demo(

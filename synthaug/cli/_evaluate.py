@@ -17,6 +17,7 @@ from synthaug.cli._files import (
     data_options,
     read_data,
 )
+from synthaug.cli._options import add_quiet_option, add_seed_option
 from synthaug.cli._progress import Stages
 from synthaug.cli._types import fraction, positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
@@ -94,9 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--k", type=positive_int, default=5, help="k of the k-NN metrics (default: %(default)s)"
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling and metric seed (default: 0)")
+    add_seed_option(p, "sampling and metric")
+    # Not add_device_option: this help is worded otherwise, and --help stays as it was.
     p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:N]'")
-    p.add_argument("--quiet", action="store_true", help="no stage lines on stderr")
+    add_quiet_option(p, "stage lines on stderr")
     p.set_defaults(func=run)
 
 
@@ -134,18 +136,11 @@ def run(args: argparse.Namespace) -> int:
         train,
         test,
         synthetic,
-        features=fx,
-        feature_epochs=args.feature_epochs,
-        k=args.k,
-        classifier=args.classifier,
-        classifier_epochs=args.classifier_epochs,
-        seed=args.seed,
-        device=args.device,
+        args,
         stages=stages,
         with_privacy=refusal is None,
-        # Against real data the model did not train on: against its own training set, a
-        # generator that copies would score best.
-        fidelity_against="test",
+        features=fx,
+        k=args.k,
     )
     if args.save_features:
         fx.save(args.save_features)
@@ -184,46 +179,41 @@ def score_samples(
     train: ImageDataset,
     test: ImageDataset,
     synthetic: ImageDataset,
+    args: argparse.Namespace,
     *,
-    features: FeatureExtractor | None,
-    feature_epochs: int,
-    k: int,
-    classifier: str,
-    classifier_epochs: int,
-    seed: int,
-    device: str,
     stages: Stages,
     with_privacy: bool,
-    fidelity_against: str = "train",
+    features: FeatureExtractor | None = None,
+    k: int = 5,
 ) -> tuple[FeatureExtractor, dict[str, Any]]:
     """Fidelity, utility and (``with_privacy``) privacy of ``synthetic``, one stage each.
 
     ``train`` is what the model was trained on and ``test`` real data it did not see; a
-    :class:`FeatureExtractor` is trained on ``train`` unless ``features`` is given. Fidelity
-    compares ``synthetic`` with ``fidelity_against`` (``"train"`` or ``"test"``: held-out data,
-    in an embedding trained on the disjoint train part; per class only when every class of both
-    sets has more than ``k`` items). Returns the extractor and ``{"fidelity", "utility",
-    "privacy"}`` (``privacy`` None without it).
+    :class:`FeatureExtractor` is trained on ``train`` unless ``features`` is given. ``args``
+    holds the scoring options that ``evaluate`` and ``release`` both take: ``feature_epochs``,
+    ``classifier``, ``classifier_epochs``, ``seed`` and ``device``. Returns the extractor and
+    ``{"fidelity", "utility", "privacy"}`` (``privacy`` None without it).
     """
+    seed, device = args.seed, args.device
     fx = features
     if fx is None:
-        fx = FeatureExtractor(epochs=feature_epochs, seed=seed, device=device)
-        stages.start(f"training the feature extractor ({feature_epochs} epochs)")
+        fx = FeatureExtractor(epochs=args.feature_epochs, seed=seed, device=device)
+        stages.start(f"training the feature extractor ({args.feature_epochs} epochs)")
         fx.fit(train)
     stages.start("fidelity (FD, precision/recall/density/coverage, C2ST, label fidelity)")
-    reference = test if fidelity_against == "test" else train
-    per_class = True  # against the train part: too small a class is an error, as before
-    if fidelity_against == "test":  # a held-out part is often small: pool its classes then
-        counts = [*reference.class_counts().values(), *synthetic.class_counts().values()]
-        per_class = min(n for n in counts if n) > k
-    fid = fidelity(reference, synthetic, features=fx, k=k, seed=seed, per_class=per_class)
-    stages.start(f"utility (TRTR, TSTR, TRTS, real+synthetic; {classifier} classifiers)")
+    # Against held-out data, in an embedding trained on the disjoint train part: against its
+    # own training set, a generator that copies would score best. A held-out part is often
+    # small, so its classes are pooled unless every class of both sets has more than k items.
+    counts = [*test.class_counts().values(), *synthetic.class_counts().values()]
+    per_class = min(n for n in counts if n) > k
+    fid = fidelity(test, synthetic, features=fx, k=k, seed=seed, per_class=per_class)
+    stages.start(f"utility (TRTR, TSTR, TRTS, real+synthetic; {args.classifier} classifiers)")
     util = utility(
         train,
         synthetic,
         test,
-        classifier=classifier,
-        classifier_epochs=classifier_epochs,
+        classifier=args.classifier,
+        classifier_epochs=args.classifier_epochs,
         seed=seed,
         device=device,
     )

@@ -21,7 +21,6 @@ file of a real item, the model's digest for a synthetic one); synthetic files ar
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -206,6 +205,17 @@ def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replace an existing --out (default: refuse an existing file or non-empty folder)",
     )
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """``--out`` (a file or folder of samples, ``out_help`` says which), ``--format`` from
+    :data:`WRITERS` and ``--overwrite``: what :func:`prepare_output` and
+    :func:`write_dataset` take."""
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument(
+        "--format", choices=sorted(WRITERS), help="output format (default: from --out's suffix)"
+    )
+    add_overwrite_option(parser)
 
 
 DATA_HELP = (
@@ -448,20 +458,6 @@ def check_data_fits_model(model: Any, data: ImageDataset, name: str) -> None:
             f"the model knows classes {list(model.class_names_)} but {name} has "
             f"{list(data.classes)}; give data with the same classes in the same order"
         )
-
-
-def parse_param(text: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with a JSON value (``latent_dim=8``, ``hidden_dims=[64,32]``) or a string."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"must look like KEY=VALUE, got {text!r}")
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    if isinstance(value, list):
-        value = tuple(value)
-    return key, value
 
 
 def class_counts_text(dataset: ImageDataset, counts: dict[int, int] | None = None) -> str:

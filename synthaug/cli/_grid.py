@@ -15,6 +15,7 @@ from synthaug.cli._files import (
     data_options,
     read_data,
 )
+from synthaug.cli._options import add_device_option, add_model_argument, add_seed_option
 from synthaug.cli._types import positive_int
 from synthaug.data import check_output
 from synthaug.errors import ShapeMismatchError
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Save a grid of samples, one labelled row per class; with --data, real "
         "images are shown to the left of the synthetic ones.",
     )
-    p.add_argument("model", help="a model saved by 'synthaug train' (.safetensors)")
+    add_model_argument(p)
     p.add_argument("--out", required=True, help="figure file (.png, .pdf or .svg)")
     p.add_argument(
         "--per-class", type=positive_int, default=8, help="samples per row (default: %(default)s)"
@@ -41,8 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"real data to show beside the samples, with the model's classes and sample shape: "
         f"{DATA_HELP}",
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    add_seed_option(p, "sampling")
+    add_device_option(p)
     p.set_defaults(func=run, parser=p)
 
 

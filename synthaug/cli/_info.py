@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from synthaug.bench import save_loss_curves
+from synthaug.cli._options import add_model_argument
 from synthaug.data import check_output
 from synthaug.generators import load
 from synthaug.nn import checkpoint_header
@@ -23,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "privacy spent, whether the file stores training images, and the file's SHA-256 "
         "content digest.",
     )
-    p.add_argument("model", help="a model saved by 'synthaug train' (.safetensors)")
+    add_model_argument(p)
     p.add_argument("--plot", metavar="FILE", help="also write the loss curves (.png, .pdf, .svg)")
     p.add_argument("--json", action="store_true", help="print the facts as JSON instead")
     p.set_defaults(func=run, parser=p)

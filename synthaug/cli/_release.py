@@ -30,6 +30,12 @@ from synthaug.cli._files import (
     data_options,
     write_dataset,
 )
+from synthaug.cli._options import (
+    add_device_option,
+    add_model_argument,
+    add_quiet_option,
+    add_seed_option,
+)
 from synthaug.cli._progress import Stages
 from synthaug.cli._types import positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
@@ -69,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "utility, privacy with each membership attack's AUC and TPR at 1%% FPR), a sample "
         "grid and the SHA-256 of every file.",
     )
-    p.add_argument("model", help="a model saved by 'synthaug train' (.safetensors)")
+    add_model_argument(p)
     p.add_argument("--n", type=positive_int, required=True, help="number of samples to release")
     p.add_argument("--out", required=True, metavar="DIR", help="the release folder")
     p.add_argument(
@@ -94,7 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="release from a model that stores training images (its samples can be real "
         "images); the card says so",
     )
-    p.add_argument("--seed", type=int, default=0, help="sampling and audit seed (default: 0)")
+    add_seed_option(p, "sampling and audit")
     p.add_argument(
         "--feature-epochs", type=positive_int, default=30, help="audit embedding epochs (30)"
     )
@@ -103,8 +109,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--classifier", choices=("logreg", "cnn"), default="logreg")
     add_overwrite_option(p)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: auto)")
-    p.add_argument("--quiet", action="store_true", help="no stage lines on stderr")
+    add_device_option(p)
+    add_quiet_option(p, "stage lines on stderr")
     p.set_defaults(func=run)
 
 
@@ -138,20 +144,7 @@ def run(args: argparse.Namespace) -> int:
     images, labels = model.sample(args.n, seed=args.seed)
     released = ImageDataset(images, labels, model.class_names_)
     _, scores = score_samples(
-        model,
-        train,
-        test,
-        released,
-        features=None,
-        feature_epochs=args.feature_epochs,
-        k=5,
-        classifier=args.classifier,
-        classifier_epochs=args.classifier_epochs,
-        seed=args.seed,
-        device=args.device,
-        stages=stages,
-        with_privacy=refusal is None,
-        fidelity_against="test",
+        model, train, test, released, args, stages=stages, with_privacy=refusal is None
     )
     stages.start("writing the release")
     card = _card(args, model, released, train, test, data_name, scores, refusal, warnings)

@@ -6,13 +6,13 @@ import argparse
 from pathlib import Path
 
 from synthaug.cli._files import (
-    WRITERS,
-    add_overwrite_option,
+    add_output_arguments,
     as_label,
     class_counts_text,
     prepare_output,
     write_dataset,
 )
+from synthaug.cli._options import add_device_option, add_model_argument, add_seed_option
 from synthaug.cli._types import positive_int
 from synthaug.data import ImageDataset
 from synthaug.generators import load
@@ -25,20 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Draw samples from a saved model and write them as a MedMNIST-style .npz "
         "file or as PNG images in one folder per class.",
     )
-    p.add_argument("model", help="a model saved by 'synthaug train' (.safetensors)")
+    add_model_argument(p)
     p.add_argument("--n", type=positive_int, required=True, help="number of samples")
     p.add_argument(
         "--class",
         dest="label",
         help="only this class (name or label); default: classes in their training proportions",
     )
-    p.add_argument("--out", required=True, help="samples.npz, or a folder for PNG files")
-    p.add_argument(
-        "--format", choices=sorted(WRITERS), help="output format (default: from --out's suffix)"
-    )
-    add_overwrite_option(p)
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
+    add_output_arguments(p, "samples.npz, or a folder for PNG files")
+    add_seed_option(p, "sampling")
+    add_device_option(p)
     p.set_defaults(func=run)
 
 

@@ -12,8 +12,13 @@ from synthaug.cli._files import (
     add_overwrite_option,
     class_counts_text,
     data_options,
-    parse_param,
     read_data,
+)
+from synthaug.cli._options import (
+    add_device_option,
+    add_param_option,
+    add_quiet_option,
+    add_seed_option,
 )
 from synthaug.cli._types import open_fraction, positive_int
 from synthaug.data import ImageDataset, check_output
@@ -33,15 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, choices=list_generators(), help="generator name")
     p.add_argument("--out", required=True, help="where to save the model (.safetensors)")
     p.add_argument("--epochs", type=positive_int, help="training epochs (default: the model's)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default: %(default)s)")
-    p.add_argument(
-        "--param",
-        type=parse_param,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="other generator parameters, e.g. --param latent_dim=8 --param hidden_dims=[64,32]",
+    add_seed_option(p, "training")
+    add_device_option(p)
+    add_param_option(
+        p, "other generator parameters, e.g. --param latent_dim=8 --param hidden_dims=[64,32]"
     )
     p.add_argument(
         "--holdout",
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--holdout-seed", type=int, default=0, help="seed of the hold-out split (default: 0)"
     )
     add_overwrite_option(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_option(p, "progress bar")
     p.set_defaults(func=run)
 
 
