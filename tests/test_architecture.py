@@ -14,7 +14,13 @@ ROOT = Path(__file__).resolve().parents[1] / "synthaug"
 
 # Lower layers first; a module may import its own layer and the ones before it.
 LAYERS = [
-    ("synthaug.errors", "synthaug._version", "synthaug._utils", "synthaug._params"),
+    (
+        "synthaug.errors",
+        "synthaug._version",
+        "synthaug._utils",
+        "synthaug._params",
+        "synthaug.params",
+    ),
     ("synthaug.registry",),
     ("synthaug.data",),
     ("synthaug.nn",),
@@ -31,6 +37,7 @@ PUBLIC_PACKAGES = [
     "synthaug",
     "synthaug.registry",
     "synthaug.errors",
+    "synthaug.params",
     "synthaug.data",
     "synthaug.nn",
     "synthaug.generators",
