@@ -25,6 +25,7 @@ from synthaug._params import (
     none_or,
     real_range,
     seed_like,
+    settings_from,
 )
 from synthaug._utils import check_seed, resolve_device
 from synthaug.data import ImageDataset
@@ -33,8 +34,11 @@ from synthaug.generators._base import BaseGenerator
 from synthaug.nn import (
     DP,
     CountRelease,
+    Poisson,
     PrivateTraining,
+    Shuffled,
     Trainer,
+    TrainingSettings,
     data_parallel_device,
     describe,
     dp_rule,
@@ -444,22 +448,19 @@ class TorchGenerator(BaseGenerator):
         super()._abort_fit()
 
     def _make_trainer(self) -> Trainer:
-        """The shared :class:`Trainer`, configured from this estimator's training parameters."""
+        """The shared :class:`Trainer`, given this estimator's training settings."""
         run = getattr(self, "_dp_run", None)
+        # Opacus' per-sample gradients run in full precision.
+        settings = settings_from(TrainingSettings, self, amp=self.amp if self.dp is None else False)
         return Trainer(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
+            settings,
             device=self.device_,
-            verbose=self.verbose,
             desc=type(self).__name__,
-            # Opacus' per-sample gradients run in full precision.
-            amp=self.amp if self.dp is None else False,
             early_stopping=getattr(self, "early_stopping", None),
-            checkpoint_dir=self.checkpoint_dir,
-            checkpoint_every=self.checkpoint_every,
-            resume=self.resume,
-            poisson=self.dp is not None,
-            poisson_n=None if run is None else run.schedule_n,
+            # DP-SGD's accounting assumes Poisson sampling, at the released count's rate.
+            batches=Shuffled()
+            if self.dp is None
+            else Poisson(None if run is None else run.schedule_n),
         )
 
     def _fingerprint(self, n_samples: int) -> str:

@@ -5,6 +5,15 @@ generator families (``synthaug.generators``), the detectors (``synthaug.anomaly`
 metrics (``synthaug.metrics``) build on it.
 """
 
+from synthaug.nn._batch_plans import (
+    BatchPlan,
+    Indices,
+    Poisson,
+    Shuffled,
+    WithReplacement,
+    batch_indices,
+    poisson_schedule,
+)
 from synthaug.nn._batching import (
     inference_batch_size,
     l2_cache_bytes,
@@ -57,11 +66,10 @@ from synthaug.nn._trainer import (
     LOSSES,
     SAMPLERS,
     Trainer,
-    batch_indices,
+    TrainingSettings,
     describe,
     eval_mode,
     optimizer_step,
-    poisson_schedule,
     train_classifier,
     validation_split,
 )
@@ -84,6 +92,12 @@ __all__ = [
     "SmallCNN",
     "SmallMLP",
     "Trainer",
+    "TrainingSettings",
+    "BatchPlan",
+    "Shuffled",
+    "Poisson",
+    "WithReplacement",
+    "Indices",
     "channels",
     "choose_architecture",
     "conv_encoder",

@@ -29,9 +29,10 @@ import torch
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook
 
+from synthaug._params import Satisfies, none_or
 from synthaug._utils import import_optional
 from synthaug.errors import InvalidParameterError
-from synthaug.nn._trainer import poisson_schedule
+from synthaug.nn._batch_plans import poisson_schedule
 
 # Published DP generators on MNIST report delta = 1e-5 (see docs/privacy.md); for larger data
 # sets the default shrinks to 1/(n ln n) so that it stays well below 1/n.
@@ -287,9 +288,8 @@ def release_counts(counts: Mapping[int, int], dp: DP, seed: int) -> CountRelease
     return CountRelease(noisy, sigma)
 
 
-def dp_rule(v: Any) -> str | None:
-    """Parameter rule for ``dp=``: None or a :class:`DP`."""
-    return None if v is None or isinstance(v, DP) else "None or synthaug.DP(epsilon=...)"
+#: Parameter rule for ``dp=``: None or a :class:`DP`.
+dp_rule = none_or(Satisfies(lambda v: isinstance(v, DP), "synthaug.DP(epsilon=...)", "synthaug.DP"))
 
 
 def make_dp_compatible(module: nn.Module) -> nn.Module:
