@@ -26,9 +26,15 @@ from synthaug.anomaly._simulate import (
     interval_rule,
     require_images,
 )
-from synthaug.nn import Trainer, TrainingSettings, WithReplacement, optimizer_step, seeded
+from synthaug.nn import (
+    Trainer,
+    TrainingSettings,
+    WithReplacement,
+    batched,
+    optimizer_step,
+    seeded,
+)
 
-_SCORE_CHUNK = 512
 # Steps per history record (the mean loss and accuracy over them).
 _RECORD_EVERY = 50
 
@@ -208,12 +214,14 @@ class CutPasteDetector(BaseDetector):
         self.feature_precision_ = np.linalg.pinv(cov, hermitian=True)
 
     def _features(self, images: torch.Tensor) -> np.ndarray:
-        out = []
         with torch.no_grad():
-            for start in range(0, len(images), _SCORE_CHUNK):
-                x = images[start : start + _SCORE_CHUNK].to(self.device_)
-                out.append(self.network_(x)[1].cpu())
-        return torch.cat(out).double().numpy()
+            features = batched(
+                lambda x: self.network_(x)[1].cpu(),
+                images,
+                network=self.network_,
+                device=self.device_,
+            )
+        return features.double().numpy()
 
     def _score(self, images: torch.Tensor) -> np.ndarray:
         centred = self._features(images) - self.feature_mean_

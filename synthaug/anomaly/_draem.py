@@ -36,9 +36,15 @@ from synthaug.anomaly._simulate import (
 )
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
-from synthaug.nn import Trainer, TrainingSettings, WithReplacement, optimizer_step, seeded
+from synthaug.nn import (
+    Trainer,
+    TrainingSettings,
+    WithReplacement,
+    batched,
+    optimizer_step,
+    seeded,
+)
 
-_SCORE_CHUNK = 512
 # Steps per history record (the mean losses over them).
 _RECORD_EVERY = 50
 
@@ -368,12 +374,14 @@ class DRAEMDetector(BaseDetector):
 
     # -- scoring ----------------------------------------------------------------------------
     def _maps(self, images: torch.Tensor) -> torch.Tensor:
-        out = []
+        networks = nn.ModuleList([n for n in (self.reconstructive_, self.discriminative_) if n])
         with torch.no_grad():
-            for start in range(0, len(images), _SCORE_CHUNK):
-                x = images[start : start + _SCORE_CHUNK].to(self.device_)
-                out.append(torch.sigmoid(self._forward(x)[0]).cpu())
-        return torch.cat(out)
+            return batched(
+                lambda x: torch.sigmoid(self._forward(x)[0]).cpu(),
+                images,
+                network=networks,
+                device=self.device_,
+            )
 
     def _smoothed(self, maps: torch.Tensor) -> torch.Tensor:
         if self.smoothing == 1:

@@ -28,9 +28,7 @@ from synthaug._params import (
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._registry import register_detector
-from synthaug.nn import Trainer, TrainingSettings, mlp, optimizer_step, seeded
-
-_SCORE_CHUNK = 4096
+from synthaug.nn import Trainer, TrainingSettings, batched, mlp, optimizer_step, seeded
 
 
 class _Critic(nn.Module):
@@ -255,17 +253,21 @@ class GANAnomalyDetector(BaseDetector):
 
     # -- scoring ----------------------------------------------------------------------------
     def _score(self, images: torch.Tensor) -> np.ndarray:
-        out = []
+        def score(x: torch.Tensor) -> torch.Tensor:
+            if self.score == "critic":
+                return -self.critic_(x)[0]
+            pixel, feature = self._residuals(x)
+            return pixel + self.kappa * feature if self.score == "izif" else pixel
+
+        networks = nn.ModuleList([self.generator_, self.critic_, self.encoder_])
         with torch.no_grad():
-            for start in range(0, len(images), _SCORE_CHUNK):
-                x = images[start : start + _SCORE_CHUNK].reshape(-1, self.n_features_in_)
-                x = x.to(self.device_)
-                if self.score == "critic":
-                    out.append(-self.critic_(x)[0])
-                    continue
-                pixel, feature = self._residuals(x)
-                out.append(pixel + self.kappa * feature if self.score == "izif" else pixel)
-        return torch.cat(out).double().cpu().numpy()
+            scores = batched(
+                score,
+                images.reshape(-1, self.n_features_in_),
+                network=networks,
+                device=self.device_,
+            )
+        return scores.double().cpu().numpy()
 
     @property
     def n_features_in_(self) -> int:

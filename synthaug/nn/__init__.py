@@ -15,6 +15,9 @@ from synthaug.nn._batch_plans import (
     poisson_schedule,
 )
 from synthaug.nn._batching import (
+    MAX_BATCH,
+    batch_size_for,
+    batched,
     inference_batch_size,
     l2_cache_bytes,
     largest_activation_bytes,
@@ -105,6 +108,9 @@ __all__ = [
     "diff_augment",
     "dp_rule",
     "inference_batch_size",
+    "batched",
+    "batch_size_for",
+    "MAX_BATCH",
     "l2_cache_bytes",
     "largest_activation_bytes",
     "data_parallel_device",
