@@ -15,7 +15,6 @@ from synthaug.nn._batch_plans import (
     poisson_schedule,
 )
 from synthaug.nn._batching import (
-    MAX_BATCH,
     batch_size_for,
     batched,
     inference_batch_size,
@@ -110,7 +109,6 @@ __all__ = [
     "inference_batch_size",
     "batched",
     "batch_size_for",
-    "MAX_BATCH",
     "l2_cache_bytes",
     "largest_activation_bytes",
     "data_parallel_device",
