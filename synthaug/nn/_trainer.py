@@ -294,8 +294,9 @@ class Trainer:
             total, block = self.steps, self.record_every or per_epoch
         rounds = math.ceil(total / block)
         state = _LoopState()
+        trained = _Trained(history, generator, modules, optimizers, fingerprint)
         if self.settings.resume and self.checkpoint_dir is not None:
-            self._restore(state, history, generator, modules, optimizers, fingerprint, rounds)
+            self._restore(state, trained, rounds)
         rank, _ = world()
         bar = tqdm(
             total=total if by_step else rounds,
@@ -332,7 +333,7 @@ class Trainer:
                 last or state.rounds % self.settings.checkpoint_every == 0
             ):
                 if rank == 0:  # every rank holds the same state: one writes it
-                    self._save(state, history, generator, modules, optimizers, fingerprint)
+                    self._save(state, trained)
                 barrier()
             if stop:
                 break
@@ -398,24 +399,16 @@ class Trainer:
         return state.bad_epochs >= self.early_stopping
 
     # -- checkpoints ----------------------------------------------------------------------
-    def _save(
-        self,
-        state: _LoopState,
-        history: list[dict[str, float]],
-        generator: torch.Generator,
-        modules: nn.Module,
-        optimizers: Mapping[str, torch.optim.Optimizer],
-        fingerprint: str,
-    ) -> None:
+    def _save(self, state: _LoopState, trained: _Trained) -> None:
         assert self.checkpoint_dir is not None
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         payload = {
-            "fingerprint": fingerprint,
+            "fingerprint": trained.fingerprint,
             "epoch": state.rounds,  # history records done (the key files already carry)
-            "history": history,
-            "modules": modules.state_dict(),
-            "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
-            "generator": generator.get_state(),
+            "history": trained.history,
+            "modules": trained.modules.state_dict(),
+            "optimizers": {k: opt.state_dict() for k, opt in trained.optimizers.items()},
+            "generator": trained.generator.get_state(),
             "batches": state.memo,
             "best_loss": state.best_loss,
             "best_weights": state.best_weights,
@@ -430,16 +423,7 @@ class Trainer:
             if tmp.exists():
                 tmp.unlink()
 
-    def _restore(
-        self,
-        state: _LoopState,
-        history: list[dict[str, float]],
-        generator: torch.Generator,
-        modules: nn.Module,
-        optimizers: Mapping[str, torch.optim.Optimizer],
-        fingerprint: str,
-        rounds: int,
-    ) -> None:
+    def _restore(self, state: _LoopState, trained: _Trained, rounds: int) -> None:
         assert self.checkpoint_dir is not None
         path = self.checkpoint_dir / CHECKPOINT_NAME
         if not path.is_file():
@@ -452,17 +436,17 @@ class Trainer:
                 f"cannot resume from {path}: the checkpoint is unreadable ({exc}); delete it to "
                 f"start afresh"
             ) from exc
-        if payload.get("fingerprint") != fingerprint:
+        if payload.get("fingerprint") != trained.fingerprint:
             raise CheckpointError(
                 f"cannot resume from {path}: it was written for another model or dataset "
-                f"({payload.get('fingerprint')!r}, this run is {fingerprint!r}); use another "
+                f"({payload.get('fingerprint')!r}, this run is {trained.fingerprint!r}); use another "
                 f"checkpoint_dir or resume=False"
             )
-        modules.load_state_dict(payload["modules"])
-        for name, opt in optimizers.items():
+        trained.modules.load_state_dict(payload["modules"])
+        for name, opt in trained.optimizers.items():
             opt.load_state_dict(payload["optimizers"][name])
-        generator.set_state(payload["generator"].cpu())
-        history[:] = payload["history"]
+        trained.generator.set_state(payload["generator"].cpu())
+        trained.history[:] = payload["history"]
         state.rounds = min(int(payload["epoch"]), rounds)
         state.memo = dict(payload.get("batches", {}))  # files of earlier releases have none
         state.best_loss = float(payload["best_loss"])
@@ -470,6 +454,17 @@ class Trainer:
         state.bad_epochs = int(payload["bad_epochs"])
         if self.early_stopping is not None and state.bad_epochs >= self.early_stopping:
             state.rounds = rounds  # the interrupted run had already stopped early
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """What a run trains and records, which its checkpoints hold besides the loop's state."""
+
+    history: list[dict[str, float]]
+    generator: torch.Generator
+    modules: nn.Module
+    optimizers: Mapping[str, torch.optim.Optimizer]
+    fingerprint: str
 
 
 class _LoopState:
