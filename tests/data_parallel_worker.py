@@ -43,7 +43,7 @@ def main(out: str) -> None:
     save = Trainer._save
 
     def counted_save(self, state, *args):
-        writes.append(state.epoch)
+        writes.append(state.rounds)
         return save(self, state, *args)
 
     Trainer._save = counted_save

@@ -15,7 +15,14 @@ from synthaug._params import configure
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError, MissingDependencyError
 from synthaug.generators import CVAE, create_generator, list_generators
-from synthaug.nn import PrivateTraining, Trainer, make_dp_compatible, poisson_schedule
+from synthaug.nn import (
+    Poisson,
+    PrivateTraining,
+    Trainer,
+    TrainingSettings,
+    make_dp_compatible,
+    poisson_schedule,
+)
 
 pytest.importorskip("opacus")
 
@@ -165,7 +172,8 @@ def test_poisson_trainer_draws_bernoulli_batches():
         seen[xb.squeeze(1).long()] += 1
         return {"loss": xb.sum() * 0}
 
-    trainer = Trainer(epochs=20, batch_size=batch_size, verbose=False, poisson=True)
+    settings = TrainingSettings(epochs=20, batch_size=batch_size, verbose=False)
+    trainer = Trainer(settings, device="cpu", batches=Poisson())
     trainer.run(
         step, x, y, torch.Generator().manual_seed(0), [], modules=nn.Linear(1, 1), optimizers={}
     )

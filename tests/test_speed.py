@@ -12,7 +12,7 @@ from synthaug import load
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import CGAN, CVAE
-from synthaug.nn import inference_batch_size, l2_cache_bytes
+from synthaug.nn import batched, inference_batch_size, l2_cache_bytes
 from synthaug.nn._batching import MAX_BATCH, MIN_BATCH
 
 
@@ -32,6 +32,32 @@ def test_inference_batch_size_fills_the_cache_within_bounds():
     assert MIN_BATCH <= rows <= MAX_BATCH and rows & (rows - 1) == 0  # a power of two
     assert rows * 4096 <= max(l2_cache_bytes(), MIN_BATCH * 4096)
     assert inference_batch_size(torch.device("meta"), 4096) == MAX_BATCH  # not a CPU
+    # on a GPU, fewer rows when one activation would pass 1 GiB (a U-Net on large images)
+    assert inference_batch_size(torch.device("meta"), 2 << 20) == 512
+
+
+def test_batched_cuts_stacks_and_keeps_small_batches_out():
+    x = torch.arange(100.0).unsqueeze(1)
+    sizes: list[int] = []
+
+    def double(batch):
+        sizes.append(len(batch))
+        return 2 * batch
+
+    assert torch.equal(batched(double, x, size=32), 2 * x) and sizes == [32, 32, 32, 4]
+    # without a size or a network: the sampling chunk, one batch here
+    sizes.clear()
+    assert torch.equal(batched(double, x), 2 * x) and sizes == [100]
+    # sized for a network: a trailing batch under MIN_BATCH rows joins the one before
+    net = torch.nn.Linear(1, 1 << 16)  # 256 KiB a row: a few dozen rows fill an L2 cache
+    sizes.clear()
+    out = batched(lambda b: net(double(b)).sum(1, keepdim=True), x, network=net)
+    assert sum(sizes[1:]) == 100 and min(sizes[1:]) >= MIN_BATCH and sizes[0] == 1  # the probe
+    torch.testing.assert_close(out, net(2 * x).sum(1, keepdim=True))
+    # results land in a given tensor; several inputs are cut alike
+    into = torch.empty(100, 1)
+    batched(lambda a, b: a + b, x, x, size=7, out=into)
+    assert torch.equal(into, 2 * x)
 
 
 @pytest.mark.parametrize("family", [CVAE, CGAN])

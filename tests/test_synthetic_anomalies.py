@@ -18,7 +18,12 @@ from synthaug.anomaly import (
 from synthaug.anomaly._simulate import cutpaste, noise_masks, shifted, simulate_anomalies
 from synthaug.augment import CopyPaste
 from synthaug.data import ImageDataset, make_phantoms
-from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
+from synthaug.errors import (
+    InvalidDataError,
+    InvalidParameterError,
+    ShapeMismatchError,
+    TrainingDivergedError,
+)
 
 
 def _normals(n: int, size: int, seed: int) -> torch.Tensor:
@@ -113,6 +118,16 @@ def test_draem_and_cutpaste_fit_grayscale_and_rgb_sizes(shape, one_torch_thread_
     assert tuple(det.sample_shape_) == shape
 
 
+@pytest.mark.parametrize("cls", [DRAEMDetector, CutPasteDetector])
+def test_a_non_finite_loss_stops_training_with_a_clear_error(cls, one_torch_thread_module):
+    # Adam's steps are about lr in size: at 1e30 the weights overflow within a few steps.
+    data = ImageDataset(_normals(8, 8, seed=0), torch.zeros(8, dtype=torch.int64))
+    det = cls(steps=4, width=2, batch_size=4, lr=1e30, device="cpu", seed=0)
+    with pytest.raises(TrainingDivergedError, match=f"{cls.__name__}: training diverged by step 4"):
+        det.fit(data)
+    assert not det.is_fitted
+
+
 def test_feature_vectors_and_bad_parameters_are_refused():
     vectors = ImageDataset(torch.rand(10, 5), torch.zeros(10, dtype=torch.int64))
     for det in (DRAEMDetector(steps=1, device="cpu"), CutPasteDetector(steps=1, device="cpu")):
@@ -135,7 +150,8 @@ def test_cutpaste_learns_its_pretext_task_and_flags_pasted_patches(one_torch_thr
     train = _normals(64, 16, seed=3)
     det = CutPasteDetector(steps=200, width=8, batch_size=16, device="cpu", seed=0)
     det.fit(ImageDataset(train, torch.zeros(64, dtype=torch.int64)))
-    assert len(det.history_) == 5 and {"loss", "accuracy"} <= set(det.history_[-1])
+    assert [r["steps"] for r in det.history_] == [50, 100, 150, 200]
+    assert {"loss", "accuracy"} <= set(det.history_[-1])
     normal = _normals(40, 16, seed=4)
     pasted, masks = cutpaste(normal, g, scar=False, area=(0.1, 0.2))
     test = ImageDataset(torch.cat([normal, pasted]), torch.zeros(80, dtype=torch.int64))

@@ -1,9 +1,12 @@
 """The shared trainer (resume, early stopping, checkpoints), architectures, CGAN and PerClass."""
 
+import inspect
+
 import pytest
 import torch
 
 import synthaug
+from synthaug._params import params_of
 from synthaug.data import ImageDataset
 from synthaug.errors import (
     CheckpointError,
@@ -11,8 +14,18 @@ from synthaug.errors import (
     NotFittedError,
     TrainingDivergedError,
 )
-from synthaug.generators import CGAN, CVAE, PerClass, create_generator
-from synthaug.nn import choose_architecture, diff_augment, validation_split
+from synthaug.generators import CGAN, CVAE, PerClass, TorchGenerator, create_generator
+from synthaug.nn import (
+    Indices,
+    Shuffled,
+    Trainer,
+    TrainingSettings,
+    WithReplacement,
+    choose_architecture,
+    diff_augment,
+    optimizer_step,
+    validation_split,
+)
 
 SMALL = {"batch_size": 16, "latent_dim": 4, "hidden_dims": (32,), "verbose": False}
 
@@ -104,6 +117,70 @@ def test_divergence_raises_and_leaves_no_half_fitted_model(data):
         model.fit(data)
     with pytest.raises(NotFittedError):
         model.sample(1)
+
+
+def test_training_settings_declare_the_shared_training_parameters_once():
+    declared = params_of(TrainingSettings)
+    signature = inspect.signature(TorchGenerator.__init__).parameters
+    assert list(declared) == [name for name in signature if name != "self"]
+    for name, param in declared.items():
+        assert param.default == signature[name].default and param.doc and param.rule
+    assert "True, False, 'bf16', 'fp16'" in str(declared["amp"].rule)
+    assert declared["dp"].rule(synthaug.DP(epsilon=1.0)) is None
+    assert declared["dp"].rule(1.0) == "None or synthaug.DP(epsilon=...)"
+
+
+# -- step budgets and batch plans ------------------------------------------------------------
+def _linear_run(steps, plan, ckpt=None, resume=False, lr=0.1):
+    """A linear model trained for ``steps`` steps on 10 samples, its step drawing noise too."""
+    torch.manual_seed(0)  # test-only: the same initial weights for every run
+    net = torch.nn.Linear(2, 1)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(0)
+    seen: list[list[int]] = []
+
+    def step(xb, yb):
+        seen.append(xb[:, 0].long().tolist())
+        noise = torch.randn(len(xb), generator=gen)  # draws between batch draws
+        loss = (net(xb).squeeze(1) - yb - noise).pow(2).mean()
+        optimizer_step(opt, loss)
+        return {"loss": loss}
+
+    x = torch.stack([torch.arange(10.0), torch.rand(10, generator=torch.Generator())], 1)
+    settings = TrainingSettings(
+        batch_size=4, verbose=False, checkpoint_dir=ckpt, checkpoint_every=1, resume=resume
+    )
+    trainer = Trainer(settings, device="cpu", steps=steps, batches=plan, record_every=2)
+    history = trainer.run(step, x, torch.rand(10), gen, [], modules=net, optimizers={"n": opt})
+    return history, net.state_dict(), seen
+
+
+def test_a_step_budget_records_every_block_and_resumes_mid_epoch_exactly(tmp_path):
+    # 10 samples in batches of 4 make epochs of 3 steps: the interrupted run stops at step 4,
+    # inside the second permutation, which the resumed run must finish.
+    full, weights, seen = _linear_run(10, Shuffled())
+    assert [r["steps"] for r in full] == [2, 4, 6, 8, 10] and len(seen) == 10
+    assert all(sorted(sum(seen[e : e + 3], [])) == list(range(10)) for e in (0, 3, 6))
+    _linear_run(4, Shuffled(), ckpt=str(tmp_path))
+    resumed, resumed_weights, rest = _linear_run(10, Shuffled(), ckpt=str(tmp_path), resume=True)
+    assert resumed == full and rest == seen[4:]
+    for key, value in weights.items():
+        assert torch.equal(resumed_weights[key], value)
+
+
+def test_batches_drawn_with_replacement_and_given_indices():
+    _, _, seen = _linear_run(5, WithReplacement())
+    gen = torch.Generator().manual_seed(0)
+    first = torch.randint(10, (4,), generator=gen)
+    assert seen[0] == first.tolist() and len(seen) == 5
+    rows = torch.arange(12).remainder(10).view(3, 4)
+    history, _, seen = _linear_run(3, Indices(rows))
+    assert seen == rows.tolist() and [r["steps"] for r in history] == [2, 3]
+
+
+def test_a_non_finite_loss_in_a_step_budget_names_the_step():
+    with pytest.raises(TrainingDivergedError, match="diverged by step 2"):
+        _linear_run(6, WithReplacement(), lr=1e30)
 
 
 # -- architectures ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.covariance import LedoitWolf
 
-from synthaug._params import Param, int_range, none_or, one_of, pair_in, real_range
+from synthaug._params import Param, int_range, none_or, one_of, pair_in, real_range, settings_from
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import NetworkDetector
 from synthaug.anomaly._registry import register_detector
@@ -23,9 +23,17 @@ from synthaug.anomaly._simulate import (
     depth_for,
     require_images,
 )
-from synthaug.nn import optimizer_step, seeded
+from synthaug.nn import (
+    Trainer,
+    TrainingSettings,
+    WithReplacement,
+    batched,
+    optimizer_step,
+    seeded,
+)
 
-_SCORE_CHUNK = 512
+# Steps per history record (the mean loss and accuracy over them).
+_RECORD_EVERY = 50
 
 
 @register_detector("cutpaste")
@@ -46,7 +54,8 @@ class CutPasteDetector(NetworkDetector):
     feature_mean_, feature_precision_ : numpy.ndarray
         The Gaussian of the normal training features.
     history_ : list of dict
-        Classification loss and accuracy every 50 steps.
+        Mean classification loss and accuracy of every 50 steps (the last record may cover
+        fewer), with the steps done (``"steps"``).
 
     Examples
     --------
@@ -111,21 +120,38 @@ class CutPasteDetector(NetworkDetector):
             self.network_ = SmallConvNet(c, n_classes, self.width, self.depth_).to(self.device_)
         gen = torch.Generator(device=self.device_).manual_seed(seed)
         opt = torch.optim.Adam(self.network_.parameters(), lr=self.lr)
-        x_all = images.to(self.device_)
         labels = torch.arange(n_classes, device=self.device_).repeat_interleave(self.batch_size)
+        # No verbose or amp parameter: no progress bar, full precision.
+        trainer = Trainer(
+            settings_from(TrainingSettings, self, verbose=False, amp=False),
+            device=self.device_,
+            desc=type(self).__name__,
+            steps=self.steps,
+            batches=WithReplacement(),
+            record_every=_RECORD_EVERY,
+        )
+
+        def step(clean: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
+            with trainer.autocast():
+                logits, _ = self.network_(torch.cat([clean, *self._altered(clean, gen)]))
+                loss = F.cross_entropy(logits, labels)
+            optimizer_step(opt, loss, scaler=trainer.scaler)
+            accuracy = (logits.detach().argmax(1) == labels).float().mean()
+            return {"loss": loss.detach(), "accuracy": accuracy}
+
         self.history_: list[dict[str, float]] = []
         self.network_.train()
-        for step in range(self.steps):
-            idx = torch.randint(n, (self.batch_size,), generator=gen, device=self.device_)
-            clean = x_all[idx]
-            logits, _ = self.network_(torch.cat([clean, *self._altered(clean, gen)]))
-            loss = F.cross_entropy(logits, labels)
-            optimizer_step(opt, loss)
-            if step % 50 == 0 or step == self.steps - 1:
-                accuracy = (logits.detach().argmax(1) == labels).float().mean()
-                self.history_.append(
-                    {"step": step, "loss": float(loss.detach()), "accuracy": float(accuracy)}
-                )
+        x_all = images.to(self.device_)
+        unlabelled = torch.zeros(n, dtype=torch.int64, device=self.device_)
+        trainer.run(
+            step,
+            x_all,
+            unlabelled,
+            gen,
+            self.history_,
+            modules=self.network_,
+            optimizers={"adam": opt},
+        )
         self.network_.eval()
         features = self._features(images)
         self.feature_mean_ = features.mean(0)
@@ -139,12 +165,14 @@ class CutPasteDetector(NetworkDetector):
         self.feature_precision_ = np.linalg.pinv(cov, hermitian=True)
 
     def _features(self, images: torch.Tensor) -> np.ndarray:
-        out = []
         with torch.no_grad():
-            for start in range(0, len(images), _SCORE_CHUNK):
-                x = images[start : start + _SCORE_CHUNK].to(self.device_)
-                out.append(self.network_(x)[1].cpu())
-        return torch.cat(out).double().numpy()
+            features = batched(
+                lambda x: self.network_(x)[1].cpu(),
+                images,
+                network=self.network_,
+                device=self.device_,
+            )
+        return features.double().numpy()
 
     def _score(self, images: torch.Tensor) -> np.ndarray:
         centred = self._features(images) - self.feature_mean_

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from synthaug._params import (
     Param,
@@ -23,6 +24,7 @@ from synthaug._params import (
     one_of,
     pair_in,
     real_range,
+    settings_from,
 )
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import NetworkDetector
@@ -35,9 +37,17 @@ from synthaug.anomaly._simulate import (
 )
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
-from synthaug.nn import optimizer_step, seeded
+from synthaug.nn import (
+    Trainer,
+    TrainingSettings,
+    WithReplacement,
+    batched,
+    optimizer_step,
+    seeded,
+)
 
-_SCORE_CHUNK = 512
+# Steps per history record (the mean losses over them).
+_RECORD_EVERY = 50
 
 
 _SOURCE_RULE = Satisfies(
@@ -85,7 +95,8 @@ class DRAEMDetector(NetworkDetector):
     reconstructive_, discriminative_ : torch.nn.Module
         The trained networks (``reconstructive_`` is None when ``reconstruction=False``).
     history_ : list of dict
-        Reconstruction and segmentation losses, every 50 steps.
+        Mean reconstruction and segmentation losses of every 50 steps (the last record may
+        cover fewer), with the steps done (``"steps"``).
 
     Examples
     --------
@@ -212,17 +223,25 @@ class DRAEMDetector(NetworkDetector):
             )
         gen = torch.Generator(device=self.device_).manual_seed(seed)
         exposure = self._exposure(images, seed)
+        networks = nn.ModuleDict({"discriminative": self.discriminative_})
+        if self.reconstructive_ is not None:
+            networks["reconstructive"] = self.reconstructive_
         params = list(self.discriminative_.parameters())
         if self.reconstructive_ is not None:
             params += list(self.reconstructive_.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
-        x_all = images.to(self.device_)
         n_expose = int(round(self.exposure_share * self.batch_size)) if exposure else 0
-        self.history_: list[dict[str, float]] = []
-        self._train_mode(True)
-        for step in range(self.steps):
-            idx = torch.randint(n, (self.batch_size,), generator=gen, device=self.device_)
-            clean = x_all[idx]
+        # No verbose or amp parameter: no progress bar, full precision.
+        trainer = Trainer(
+            settings_from(TrainingSettings, self, verbose=False, amp=False),
+            device=self.device_,
+            desc=type(self).__name__,
+            steps=self.steps,
+            batches=WithReplacement(),
+            record_every=_RECORD_EVERY,
+        )
+
+        def step(clean: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
             x, mask = simulate_anomalies(
                 clean,
                 gen,
@@ -244,22 +263,24 @@ class DRAEMDetector(NetworkDetector):
                 # The clean image under a real lesion is unknown: score the rest only.
                 keep = torch.cat([1 - ex_masks[pick], keep[n_expose:]])
                 clean = torch.cat([ex_images[pick], clean[n_expose:]])
-            logits, recon = self._forward(x)
-            seg_loss = focal_loss(logits, mask, self.focal_gamma)
-            loss = seg_loss
-            rec_loss = torch.zeros((), device=self.device_)
-            if recon is not None:
-                rec_loss = ((recon - clean).pow(2) * keep).mean()
-                loss = loss + rec_loss
-            optimizer_step(opt, loss)
-            if step % 50 == 0 or step == self.steps - 1:
-                self.history_.append(
-                    {
-                        "step": step,
-                        "reconstruction": float(rec_loss.detach()),
-                        "segmentation": float(seg_loss.detach()),
-                    }
-                )
+            with trainer.autocast():
+                logits, recon = self._forward(x)
+                seg_loss = focal_loss(logits, mask, self.focal_gamma)
+                loss = seg_loss
+                rec_loss = torch.zeros((), device=self.device_)
+                if recon is not None:
+                    rec_loss = ((recon - clean).pow(2) * keep).mean()
+                    loss = loss + rec_loss
+            optimizer_step(opt, loss, scaler=trainer.scaler)
+            return {"reconstruction": rec_loss.detach(), "segmentation": seg_loss.detach()}
+
+        self.history_: list[dict[str, float]] = []
+        self._train_mode(True)
+        x_all = images.to(self.device_)
+        unlabelled = torch.zeros(n, dtype=torch.int64, device=self.device_)
+        trainer.run(
+            step, x_all, unlabelled, gen, self.history_, modules=networks, optimizers={"adam": opt}
+        )
         self._train_mode(False)
 
     def _exposure(
@@ -304,12 +325,14 @@ class DRAEMDetector(NetworkDetector):
 
     # -- scoring ----------------------------------------------------------------------------
     def _maps(self, images: torch.Tensor) -> torch.Tensor:
-        out = []
+        networks = nn.ModuleList([n for n in (self.reconstructive_, self.discriminative_) if n])
         with torch.no_grad():
-            for start in range(0, len(images), _SCORE_CHUNK):
-                x = images[start : start + _SCORE_CHUNK].to(self.device_)
-                out.append(torch.sigmoid(self._forward(x)[0]).cpu())
-        return torch.cat(out)
+            return batched(
+                lambda x: torch.sigmoid(self._forward(x)[0]).cpu(),
+                images,
+                network=networks,
+                device=self.device_,
+            )
 
     def _smoothed(self, maps: torch.Tensor) -> torch.Tensor:
         if self.smoothing == 1:

@@ -16,13 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthaug._params import Default, Param, int_range, one_of, real_range
+from synthaug._params import Default, Param, int_range, one_of, real_range, settings_from
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import NetworkDetector
 from synthaug.anomaly._registry import register_detector
-from synthaug.nn import Trainer, mlp, optimizer_step, seeded
-
-_SCORE_CHUNK = 4096
+from synthaug.nn import Trainer, TrainingSettings, batched, mlp, optimizer_step, seeded
 
 
 class _Critic(nn.Module):
@@ -115,34 +113,35 @@ class GANAnomalyDetector(NetworkDetector):
         opt_d = torch.optim.Adam(d.parameters(), lr=self.lr, betas=(0.5, 0.9))
         count = {"steps": 0}
         last_g = {"loss": torch.zeros((), device=self.device_)}
+        # No amp parameter: full precision, as the gradient penalty wants.
+        trainer = Trainer(
+            settings_from(TrainingSettings, self, amp=False), device=self.device_, desc="WGAN-GP"
+        )
 
         def step(xb: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
             n = len(xb)
             z = torch.randn((n, self.latent_dim), generator=gen, device=self.device_)
-            fake = g(z).detach()
+            with trainer.autocast():
+                fake = g(z).detach()
             alpha = torch.rand((n, 1), generator=gen, device=self.device_)
             mixed = (alpha * xb + (1 - alpha) * fake).requires_grad_(True)
-            grad = torch.autograd.grad(d(mixed)[0].sum(), mixed, create_graph=True)[0]
-            penalty = (grad.norm(2, dim=1) - 1).pow(2).mean()
-            loss_d = d(fake)[0].mean() - d(xb)[0].mean() + self.gp_weight * penalty
-            optimizer_step(opt_d, loss_d)
+            with trainer.autocast():
+                grad = torch.autograd.grad(d(mixed)[0].sum(), mixed, create_graph=True)[0]
+                penalty = (grad.norm(2, dim=1) - 1).pow(2).mean()
+                loss_d = d(fake)[0].mean() - d(xb)[0].mean() + self.gp_weight * penalty
+            optimizer_step(opt_d, loss_d, scaler=trainer.scaler)
             count["steps"] += 1
             if count["steps"] % self.n_critic == 0:
                 z = torch.randn((n, self.latent_dim), generator=gen, device=self.device_)
-                loss_g = -d(g(z))[0].mean()
-                optimizer_step(opt_g, loss_g)
+                with trainer.autocast():
+                    loss_g = -d(g(z))[0].mean()
+                optimizer_step(opt_g, loss_g, scaler=trainer.scaler)
                 last_g["loss"] = loss_g.detach()
             return {"critic": loss_d.detach(), "generator": last_g["loss"]}
 
         g.train()
         d.train()
-        Trainer(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            device=self.device_,
-            verbose=self.verbose,
-            desc="WGAN-GP",
-        ).run(
+        trainer.run(
             step,
             x,
             dummy,
@@ -167,22 +166,19 @@ class GANAnomalyDetector(NetworkDetector):
         self.generator_.eval()
         self.critic_.eval()
         opt_e = torch.optim.Adam(self.encoder_.parameters(), lr=self.lr, betas=(0.5, 0.9))
+        settings = settings_from(TrainingSettings, self, epochs=self.encoder_epochs, amp=False)
+        trainer = Trainer(settings, device=self.device_, desc="encoder")
 
         def step(xb: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
-            pixel, feature = self._residuals(xb)
-            loss = (pixel + self.kappa * feature).mean()
-            optimizer_step(opt_e, loss)
+            with trainer.autocast():
+                pixel, feature = self._residuals(xb)
+                loss = (pixel + self.kappa * feature).mean()
+            optimizer_step(opt_e, loss, scaler=trainer.scaler)
             return {"encoder": loss.detach()}
 
         self.encoder_.train()
         encoder_history: list[dict[str, float]] = []
-        Trainer(
-            epochs=self.encoder_epochs,
-            batch_size=self.batch_size,
-            device=self.device_,
-            verbose=self.verbose,
-            desc="encoder",
-        ).run(
+        trainer.run(
             step,
             x,
             dummy,
@@ -196,17 +192,21 @@ class GANAnomalyDetector(NetworkDetector):
 
     # -- scoring ----------------------------------------------------------------------------
     def _score(self, images: torch.Tensor) -> np.ndarray:
-        out = []
+        def score(x: torch.Tensor) -> torch.Tensor:
+            if self.score == "critic":
+                return -self.critic_(x)[0]
+            pixel, feature = self._residuals(x)
+            return pixel + self.kappa * feature if self.score == "izif" else pixel
+
+        networks = nn.ModuleList([self.generator_, self.critic_, self.encoder_])
         with torch.no_grad():
-            for start in range(0, len(images), _SCORE_CHUNK):
-                x = images[start : start + _SCORE_CHUNK].reshape(-1, self.n_features_in_)
-                x = x.to(self.device_)
-                if self.score == "critic":
-                    out.append(-self.critic_(x)[0])
-                    continue
-                pixel, feature = self._residuals(x)
-                out.append(pixel + self.kappa * feature if self.score == "izif" else pixel)
-        return torch.cat(out).double().cpu().numpy()
+            scores = batched(
+                score,
+                images.reshape(-1, self.n_features_in_),
+                network=networks,
+                device=self.device_,
+            )
+        return scores.double().cpu().numpy()
 
     @property
     def n_features_in_(self) -> int:

@@ -159,9 +159,6 @@ class AugmentedDataset(ImageDataset):
         """Boolean ``(N,)`` tensor, True for synthetic items."""
         return torch.arange(len(self)) >= self.n_real
 
-    def real_part(self) -> ImageDataset:
-        return self.subset(np.arange(self.n_real))
-
 
 def _synthetic_counts(
     real: ImageDataset, strategy: str | Mapping[int | str, int], ratio: float | None

@@ -81,9 +81,6 @@ def csv_fields(baselines: Sequence[str] = BASELINES) -> tuple[str, ...]:
     return _FIELDS + tuple(f.format(b) for b in baselines for f in per)
 
 
-CSV_FIELDS = csv_fields()
-
-
 def _task(task: str) -> Task | None:
     return TASKS.get(task)() if task in TASKS else None
 

@@ -35,7 +35,6 @@ _KEY_HEADERS = {
     "sop_instance_uid",
     "uid",
 }
-_LABEL_HEADERS = {"label", "class", "target", "y"}
 # ITU-R BT.601 luma weights: colour images (ultrasound, secondary captures) become grayscale.
 _LUMA = np.array([0.299, 0.587, 0.114])
 # Segmentation Storage and Label Map Segmentation Storage: masks, not images.

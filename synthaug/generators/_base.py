@@ -33,13 +33,7 @@ from synthaug.errors import (
 )
 from synthaug.generators._persistence import save_generator
 from synthaug.generators._registry import GENERATORS
-from synthaug.nn import inference_batch_size, largest_activation_bytes
-
-# Sampling draws its randomness in chunks of _SAMPLE_CHUNK labels, so that asking for millions
-# of samples never holds them all on the device at once and the samples of a seed do not
-# depend on the machine; the networks then run in cache-sized batches within a chunk
-# (_in_sample_batches), whose size may differ between machines.
-_SAMPLE_CHUNK = 8192
+from synthaug.nn import batch_size_for, batched
 
 
 class BaseGenerator(Estimator):
@@ -232,13 +226,19 @@ class BaseGenerator(Estimator):
         training = [m for m in self.modules_.modules() if m.training]
         for m in training:
             m.training = False
+        # The randomness is drawn per chunk of labels of the size batched() takes by default
+        # (MAX_BATCH), so that asking for millions of samples never holds them all on the
+        # device at once and the samples of a seed do not depend on the machine; the networks
+        # then run in cache-sized batches within a chunk (_in_sample_batches).
         try:
             with torch.inference_mode():
-                for start in range(0, n, _SAMPLE_CHUNK):
-                    out = self._sample(labels[start : start + _SAMPLE_CHUNK], gen)
-                    images[start : start + len(out)] = out.clamp_(0, 1).reshape(
-                        -1, *self.sample_shape_
-                    )
+                batched(
+                    lambda chunk: (
+                        self._sample(chunk, gen).clamp_(0, 1).reshape(-1, *self.sample_shape_)
+                    ),
+                    labels,
+                    out=images,
+                )
         finally:
             for m in training:
                 m.training = True
@@ -254,16 +254,9 @@ class BaseGenerator(Estimator):
         makes (:func:`~synthaug.nn.inference_batch_size`), so draws made before the call, and
         hence the samples, do not depend on it.
         """
-        n = len(rows[0])
-        size = self._sample_batch_size(fn, rows)
-        if n <= size:
-            return fn(*rows)
-        first = fn(*(r[:size] for r in rows))
-        out = first.new_empty((n, *first.shape[1:]))
-        out[:size] = first
-        for start in range(size, n, size):
-            out[start : start + size] = fn(*(r[start : start + size] for r in rows))
-        return out
+        # The size is given, not network=: the cut sampling has always made, so a model's
+        # samples stay bit for bit what they were.
+        return batched(fn, *rows, size=self._sample_batch_size(fn, rows))
 
     def _sample_batch_size(
         self, fn: Callable[..., torch.Tensor], rows: tuple[torch.Tensor, ...]
@@ -271,10 +264,7 @@ class BaseGenerator(Estimator):
         cached = self.__dict__.get("_sample_batch")
         if cached is not None and cached[0] is self.modules_:
             return cached[1]
-        probe = tuple(r[:1] for r in rows)
-        size = inference_batch_size(
-            self.device_, largest_activation_bytes(self.modules_, lambda: fn(*probe))
-        )
+        size = batch_size_for(self.modules_, fn, *rows)
         self.__dict__["_sample_batch"] = (self.modules_, size)
         return size
 

@@ -15,15 +15,13 @@ from synthaug.nn import (
     Architecture,
     ConvDecoder,
     MLPDecoder,
+    batched,
     choose_architecture,
     conv_encoder,
     draw_rows,
     eval_mode,
     mlp,
 )
-
-# Scoring runs in chunks so that scoring a large test set never holds it all on the device.
-_SCORE_CHUNK = 4096
 
 
 class _CVAENet(nn.Module):
@@ -222,14 +220,17 @@ class CVAE(TorchGenerator):
         """
         images, labels = self._check_images(images, labels)
         net = self.modules_["net"]
-        out = []
+
+        def reconstruct(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            mu, _ = net.encode(x, y)
+            return torch.sigmoid(net.decode_logits(mu, y)).float().cpu()
+
+        if len(images) == 0:
+            return images.new_zeros(images.shape)
+        # A fixed cut (no network=): the detectors and lesion localizers built on it keep
+        # statistics of these reconstructions, which must not depend on the machine.
         with eval_mode(net), torch.no_grad():
-            for start in range(0, len(images), _SCORE_CHUNK):
-                x = images[start : start + _SCORE_CHUNK].to(self.device_)
-                y = labels[start : start + _SCORE_CHUNK].to(self.device_)
-                mu, _ = net.encode(x, y)
-                out.append(torch.sigmoid(net.decode_logits(mu, y)).float().cpu())
-        return torch.cat(out) if out else images.new_zeros(images.shape)
+            return batched(reconstruct, images, labels, device=self.device_)
 
     def negative_elbo(
         self, images: torch.Tensor, labels: torch.Tensor, *, n_samples: int = 1, seed: int = 0
@@ -262,18 +263,21 @@ class CVAE(TorchGenerator):
         images, labels = self._check_images(images, labels)
         gen = torch_generator(seed, self.device_)
         net = self.modules_["net"]
-        out = []
+
+        def elbo(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            mu, logvar = net.encode(x, y)
+            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+            recon = torch.zeros(len(x), device=x.device)
+            for _ in range(n_samples):
+                eps = torch.randn(mu.shape, generator=gen, device=mu.device, dtype=mu.dtype)
+                logits = net.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
+                nll = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
+                recon += nll.flatten(1).sum(1)
+            return (recon / n_samples + kl.float()).cpu()
+
+        if len(images) == 0:
+            return torch.zeros(0)
+        # A fixed cut (no network=): the latent draws are made per batch, so the scores of a
+        # seed must not depend on the machine's batch size.
         with eval_mode(net), torch.no_grad():
-            for start in range(0, len(images), _SCORE_CHUNK):
-                x = images[start : start + _SCORE_CHUNK].to(self.device_)
-                y = labels[start : start + _SCORE_CHUNK].to(self.device_)
-                mu, logvar = net.encode(x, y)
-                kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
-                recon = torch.zeros(len(x), device=x.device)
-                for _ in range(n_samples):
-                    eps = torch.randn(mu.shape, generator=gen, device=mu.device, dtype=mu.dtype)
-                    logits = net.decode_logits(mu + eps * torch.exp(0.5 * logvar), y)
-                    nll = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none")
-                    recon += nll.flatten(1).sum(1)
-                out.append((recon / n_samples + kl.float()).cpu())
-        return torch.cat(out) if out else torch.zeros(0)
+            return batched(elbo, images, labels, device=self.device_)

@@ -23,13 +23,11 @@ from synthaug.nn import (
     Architecture,
     ConvDecoder,
     MLPDecoder,
+    batched,
     choose_architecture,
     conv_encoder,
     mlp,
 )
-
-# Codes are computed and decoded in chunks so that large training sets stay memory bounded.
-_CHUNK = 4096
 
 
 class _AutoEncoder(nn.Module):
@@ -224,12 +222,9 @@ class _LatentGenerator(TorchGenerator):
         net = self.modules_["net"]
         with torch.no_grad():
             net.eval()
-            codes = torch.cat(
-                [
-                    net.encode(ctx.x[order[s : s + _CHUNK]], ctx.y[order[s : s + _CHUNK]]).float()
-                    for s in range(0, len(order), _CHUNK)
-                ]
-            )
+            # A fixed cut (no network=): the codes are the model, and must not depend on the
+            # machine's batch size.
+            codes = batched(lambda idx: net.encode(ctx.x[idx], ctx.y[idx]).float(), order)
             net.train()
         self._set_bank(codes, ctx.y[order])
 

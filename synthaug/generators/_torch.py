@@ -17,15 +17,7 @@ import torch
 from torch import nn
 
 from synthaug._params import (
-    Param,
-    boolean,
-    device_like,
-    int_range,
-    none_or,
-    one_of,
-    path_like,
-    real_range,
-    seed_like,
+    settings_from,
 )
 from synthaug._utils import check_seed, resolve_device
 from synthaug.data import ImageDataset
@@ -33,11 +25,13 @@ from synthaug.errors import InvalidParameterError
 from synthaug.generators._base import BaseGenerator
 from synthaug.nn import (
     CountRelease,
+    Poisson,
     PrivateTraining,
+    Shuffled,
     Trainer,
+    TrainingSettings,
     data_parallel_device,
     describe,
-    dp_rule,
     init_data_parallel,
     make_dp_compatible,
     optimizer_step,
@@ -134,7 +128,7 @@ class TrainingContext:
         self.update(optimizer, losses.mean(), params, grad_clip)
 
 
-class TorchGenerator(BaseGenerator):
+class TorchGenerator(BaseGenerator, groups=(TrainingSettings,)):
     """A generator made of PyTorch networks: declares the common training parameters and
     owns ``fit``.
 
@@ -156,63 +150,14 @@ class TorchGenerator(BaseGenerator):
 
     and optionally ``_start_training(ctx)`` / ``_end_training(ctx)`` (work around the loop),
     ``_batched_tensors(ctx)`` (what the mini-batches are cut from, when not the samples),
-    ``_early_stopping()`` and ``_validation_loss(x, y, ctx)`` (for early stopping), and ``_dp_modules`` (the networks that see
-    real data, trained with DP-SGD when ``dp`` is set).
+    ``_early_stopping()`` and ``_validation_loss(x, y, ctx)`` (for early stopping), and
+    ``_dp_modules`` (the networks that see real data, trained with DP-SGD when ``dp`` is set).
 
-    Its training parameters are declared once, here.
+    Its training parameters are the :class:`~synthaug.nn.TrainingSettings` group, declared
+    once there; ``_make_trainer`` hands them to the :class:`~synthaug.nn.Trainer` as one object.
     """
 
-    epochs = Param(100, int_range(1), "Passes over the training set.")
-    batch_size = Param(64, int_range(2), "Samples per mini-batch.")
-    lr = Param(1e-3, real_range(0, None, low_open=True), "Learning rate.")
-    grad_clip = Param(
-        None, none_or(real_range(0, None, low_open=True)), "Clip the gradient norm to this value."
-    )
-    checkpoint_dir = Param(
-        None,
-        none_or(path_like),
-        "Write a training checkpoint here every ``checkpoint_every`` epochs.",
-    )
-    checkpoint_every = Param(10, int_range(1), "Epochs between two checkpoints.")
-    resume = Param(
-        False,
-        boolean,
-        """Continue an interrupted run from ``checkpoint_dir``; it ends where an uninterrupted
-        run would have (same weights, same samples).""",
-    )
-    amp = Param(
-        True,
-        one_of(True, False, "bf16", "fp16"),
-        """Mixed precision. True: bfloat16 autocast on CUDA, ignored on the CPU. ``"bf16"``:
-        bfloat16 autocast on any device (the CPU too, where it pays only on chips with bf16
-        instructions). ``"fp16"``: float16 autocast with a gradient scaler, CUDA only. Off
-        under ``dp``, whose per-sample gradients run in full precision.""",
-    )
-    compile = Param(
-        False,
-        boolean,
-        """``torch.compile`` the networks' layers (in place, so files and checkpoints keep their
-        keys). The first steps pay the compilation; not under ``dp``.""",
-    )
-    device = Param(
-        "auto", device_like, '``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.'
-    )
-    seed = Param(
-        0,
-        seed_like,
-        "Seeds weight initialisation, batch order and every draw: same seed, same model on CPU.",
-    )
-    verbose = Param(True, boolean, "Show a progress bar.")
-    dp = Param(
-        None,
-        dp_rule,
-        """Train with differential privacy (DP-SGD on ``_dp_modules``, Poisson-sampled batches;
-        see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``. The class counts the
-        model keeps (``class_counts_``, the proportions of ``sample(y=None)``) are then a noisy
-        release accounted in ``privacy_spent_``, and the schedule follows them.""",
-        type="synthaug.DP or None",
-    )
-
+    # The networks that see real data: with ``dp=`` they are the ones trained with DP-SGD.
     _dp_modules: ClassVar[tuple[str, ...]] = ()
     # Those of them whose steps call ``ctx.update_per_sample``: trained with ghost clipping.
     _per_sample_updates: ClassVar[tuple[str, ...]] = ()
@@ -414,21 +359,18 @@ class TorchGenerator(BaseGenerator):
         self.modules_.eval()
 
     def _make_trainer(self, private: PrivateTraining | None, patience: int | None) -> Trainer:
-        """The shared :class:`Trainer`, configured from this estimator's training parameters."""
+        """The shared :class:`Trainer`, given this estimator's training settings."""
+        # Opacus' per-sample gradients run in full precision.
+        settings = settings_from(TrainingSettings, self, amp=self.amp if self.dp is None else False)
         return Trainer(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
+            settings,
             device=self.device_,
-            verbose=self.verbose,
             desc=type(self).__name__,
-            # Opacus' per-sample gradients run in full precision.
-            amp=self.amp if self.dp is None else False,
             early_stopping=patience,
-            checkpoint_dir=self.checkpoint_dir,
-            checkpoint_every=self.checkpoint_every,
-            resume=self.resume,
-            poisson=self.dp is not None,
-            poisson_n=None if private is None else private.schedule_n,
+            # DP-SGD's accounting assumes Poisson sampling, at the released count's rate.
+            batches=Shuffled()
+            if self.dp is None
+            else Poisson(None if private is None else private.schedule_n),
         )
 
     def _fingerprint(self, n_samples: int) -> str:

@@ -36,6 +36,7 @@ from synthaug.nn import (
     MaxPoolCNN,
     SmallCNN,
     SmallResNet,
+    batched,
     random_jitter,
     seeded,
     train_classifier,
@@ -44,7 +45,6 @@ from synthaug.registry import Registry
 
 CLASSIFIERS: Registry = Registry("classifier")
 """Downstream classifiers by name: ``CLASSIFIERS.create("resnet", steps=1000)``."""
-_BATCH = 4096
 
 
 def _check_training_set(dataset: ImageDataset, what: str) -> None:
@@ -180,11 +180,13 @@ class NetClassifier(_NetTraining):
         """Class probabilities, ``(N, n_classes)``."""
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
-        out = [
-            F.softmax(self.net_(images[i : i + _BATCH].to(self.device_)), dim=1).cpu()
-            for i in range(0, len(images), _BATCH)
-        ]
-        return torch.cat(out).numpy()
+        probs = batched(
+            lambda x: F.softmax(self.net_(x), dim=1).cpu(),
+            images,
+            network=self.net_,
+            device=self.device_,
+        )
+        return probs.numpy()
 
     def predict(self, images: torch.Tensor) -> np.ndarray:
         """Predicted labels, ``(N,)``."""

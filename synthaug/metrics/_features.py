@@ -33,6 +33,7 @@ from synthaug.metrics._classifiers import _NetTraining
 from synthaug.nn import (
     SmallCNN,
     SmallMLP,
+    batched,
     read_checkpoint,
     seeded,
     train_classifier,
@@ -41,7 +42,6 @@ from synthaug.nn import (
 
 FORMAT_NAME = "synthaug-feature-extractor"
 FORMAT_VERSION = 1
-_BATCH = 4096
 
 EmbeddingFunction = Callable[[torch.Tensor], "torch.Tensor | np.ndarray"]
 
@@ -156,21 +156,23 @@ class FeatureExtractor(_NetTraining):
         self._check_fitted()
         images = self._images(data)
         if hasattr(self, "function_"):
-            out = [
-                self._call_function(images[i : i + _BATCH]) for i in range(0, len(images), _BATCH)
-            ]
-            emb = torch.cat(out) if out else torch.zeros(0, 0, dtype=torch.float64)
+            emb = (
+                batched(self._call_function, images)
+                if len(images)
+                else torch.zeros(0, 0, dtype=torch.float64)
+            )
         else:
             if tuple(images.shape[1:]) != self.sample_shape_:
                 raise ShapeMismatchError(
                     f"this FeatureExtractor was trained on samples of shape {self.sample_shape_}, "
                     f"got {tuple(images.shape[1:])}; train one on data of this shape"
                 )
-            out = [
-                self.net_.body(images[i : i + _BATCH].to(self.device_)).double().cpu()
-                for i in range(0, len(images), _BATCH)
-            ]
-            emb = torch.cat(out) if out else torch.zeros(0, self.embedding_dim, dtype=torch.float64)
+            emb = batched(
+                lambda x: self.net_.body(x).double().cpu(),
+                images,
+                network=self.net_,
+                device=self.device_,
+            )
         if emb.numel() and not torch.isfinite(emb).all():
             raise InvalidDataError(
                 "the embedding contains NaN or infinite values; check the inputs and, for a "
@@ -197,11 +199,13 @@ class FeatureExtractor(_NetTraining):
         if hasattr(self, "function_"):
             raise NotFittedError("a FeatureExtractor built from a function has no classifier head")
         images = self._images(data)
-        out = [
-            self.net_.head(self.net_.body(images[i : i + _BATCH].to(self.device_))).argmax(1).cpu()
-            for i in range(0, len(images), _BATCH)
-        ]
-        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.int64)
+        labels = batched(
+            lambda x: self.net_.head(self.net_.body(x)).argmax(1).cpu(),
+            images,
+            network=self.net_,
+            device=self.device_,
+        )
+        return labels.numpy()
 
     def describe(self) -> str:
         """One line saying which embedding this is (printed next to every FD / PRDC figure)."""

@@ -19,8 +19,6 @@ from synthaug.metrics._distances import frechet_distance, prdc
 from synthaug.metrics._features import FeatureExtractor
 from synthaug.metrics._inputs import DataLike, as_datasets, subsample
 
-PER_CLASS_KEYS = ("fd", "precision", "recall", "density", "coverage", "label_fidelity")
-
 
 def resolve_features(
     features: FeatureExtractor | Callable | None, real: ImageDataset, seed: int, device: str

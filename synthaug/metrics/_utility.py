@@ -10,7 +10,6 @@ from synthaug.metrics._classification import classification_scores
 from synthaug.metrics._classifiers import CNNClassifier, LogisticRegressionClassifier
 from synthaug.metrics._inputs import DataLike, as_datasets
 
-SCENARIOS = ("trtr", "tstr", "trts", "tmtr")
 SCORES = ("balanced_accuracy", "macro_f1")
 
 

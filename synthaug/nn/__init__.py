@@ -5,7 +5,18 @@ generator families (``synthaug.generators``), the detectors (``synthaug.anomaly`
 metrics (``synthaug.metrics``) build on it.
 """
 
+from synthaug.nn._batch_plans import (
+    BatchPlan,
+    Indices,
+    Poisson,
+    Shuffled,
+    WithReplacement,
+    batch_indices,
+    poisson_schedule,
+)
 from synthaug.nn._batching import (
+    batch_size_for,
+    batched,
     inference_batch_size,
     l2_cache_bytes,
     largest_activation_bytes,
@@ -57,11 +68,10 @@ from synthaug.nn._trainer import (
     LOSSES,
     SAMPLERS,
     Trainer,
-    batch_indices,
+    TrainingSettings,
     describe,
     eval_mode,
     optimizer_step,
-    poisson_schedule,
     train_classifier,
     validation_split,
 )
@@ -84,6 +94,12 @@ __all__ = [
     "SmallCNN",
     "SmallMLP",
     "Trainer",
+    "TrainingSettings",
+    "BatchPlan",
+    "Shuffled",
+    "Poisson",
+    "WithReplacement",
+    "Indices",
     "channels",
     "choose_architecture",
     "conv_encoder",
@@ -91,6 +107,8 @@ __all__ = [
     "diff_augment",
     "dp_rule",
     "inference_batch_size",
+    "batched",
+    "batch_size_for",
     "l2_cache_bytes",
     "largest_activation_bytes",
     "data_parallel_device",

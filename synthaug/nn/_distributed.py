@@ -87,11 +87,6 @@ def sharded(shard: Shard | None) -> Iterator[None]:
         _SHARD.reset(token)
 
 
-def current_shard() -> Shard | None:
-    """The shard of the step being run, or None outside data-parallel training."""
-    return _SHARD.get()
-
-
 def draw_rows(n: int, draw: Callable[[int], torch.Tensor]) -> torch.Tensor:
     """``draw(n)``: per-row random draws for the ``n`` rows of a batch.
 

@@ -29,10 +29,10 @@ import torch
 from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm, SpectralNormLoadStateDictPreHook
 
-from synthaug._params import Satisfies
+from synthaug._params import Satisfies, none_or
 from synthaug._utils import import_optional
 from synthaug.errors import InvalidParameterError
-from synthaug.nn._trainer import poisson_schedule
+from synthaug.nn._batch_plans import poisson_schedule
 
 # Published DP generators on MNIST report delta = 1e-5 (see docs/privacy.md); for larger data
 # sets the default shrinks to 1/(n ln n) so that it stays well below 1/n.
@@ -289,11 +289,7 @@ def release_counts(counts: Mapping[int, int], dp: DP, seed: int) -> CountRelease
 
 
 #: Parameter rule for ``dp=``: None or a :class:`DP`.
-dp_rule = Satisfies(
-    lambda v: v is None or isinstance(v, DP),
-    "None or synthaug.DP(epsilon=...)",
-    "synthaug.DP or None",
-)
+dp_rule = none_or(Satisfies(lambda v: isinstance(v, DP), "synthaug.DP(epsilon=...)", "synthaug.DP"))
 
 
 def make_dp_compatible(module: nn.Module) -> nn.Module:

@@ -1,9 +1,10 @@
-"""One training loop for every generator.
+"""One training loop for every network: generators, detectors and classifiers.
 
-Batching on the device, a progress bar, per-epoch history, early stopping on a validation
-loss, periodic checkpoints with exact resume, mixed precision on CUDA, and a clear stop when a
-loss turns non-finite. The model supplies a ``step`` (one optimisation step on one mini-batch,
-returning its losses); everything around it lives here, so every generator gets all of it.
+Batching on the device, a progress bar, a history record per epoch (or per block of steps),
+early stopping on a validation loss, periodic checkpoints with exact resume, mixed precision,
+and a clear stop when a loss turns non-finite. The model supplies a ``step`` (one optimisation
+step on one mini-batch, returning its losses); everything around it lives here, so every
+network that trains gets all of it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from synthaug._params import (
+    boolean,
+    device_like,
+    int_range,
+    none_or,
+    one_of,
+    param_field,
+    path_like,
+    real_range,
+    seed_like,
+)
 from synthaug.errors import CheckpointError, TrainingDivergedError
+from synthaug.nn._batch_plans import BatchPlan, Indices, Memo, Shuffled, batch_indices
 from synthaug.nn._distributed import (
     Shard,
     all_reduce_sum,
@@ -30,9 +44,79 @@ from synthaug.nn._distributed import (
     sharded,
     world,
 )
+from synthaug.nn._privacy import DP, dp_rule
 
 StepFn = Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The training parameters every network generator shares, each declared once.
+
+    A generator takes the group as parameters of its own (``groups=(TrainingSettings,)`` in
+    its class statement, see ``synthaug/_params.py``) and hands them to the :class:`Trainer`
+    as one object (``settings_from(TrainingSettings, estimator)``); the trainer reads the
+    loop's share (``epochs``, ``batch_size``, ``verbose``, ``amp``, ``checkpoint_*``,
+    ``resume``), the estimator the rest. Detectors and classifiers without some of these
+    parameters build one with the values they need.
+
+    Examples
+    --------
+    >>> from synthaug.nn import TrainingSettings
+    >>> TrainingSettings(epochs=3, verbose=False).batch_size
+    64
+    """
+
+    epochs: int = param_field(100, int_range(1), "Passes over the training set.")
+    batch_size: int = param_field(64, int_range(2), "Samples per mini-batch.")
+    lr: float = param_field(1e-3, real_range(0, None, low_open=True), "Learning rate.")
+    grad_clip: float | None = param_field(
+        None, none_or(real_range(0, None, low_open=True)), "Clip the gradient norm to this value."
+    )
+    checkpoint_dir: str | Path | None = param_field(
+        None,
+        none_or(path_like),
+        "Write a training checkpoint here every ``checkpoint_every`` epochs.",
+    )
+    checkpoint_every: int = param_field(10, int_range(1), "Epochs between two checkpoints.")
+    resume: bool = param_field(
+        False,
+        boolean,
+        """Continue an interrupted run from ``checkpoint_dir``; it ends where an uninterrupted
+        run would have (same weights, same samples).""",
+    )
+    amp: bool | str = param_field(
+        True,
+        one_of(True, False, "bf16", "fp16"),
+        """Mixed precision. True: bfloat16 autocast on CUDA, ignored on the CPU. ``"bf16"``:
+        bfloat16 autocast on any device (the CPU too, where it pays only on chips with bf16
+        instructions). ``"fp16"``: float16 autocast with a gradient scaler, CUDA only. Off
+        under ``dp``, whose per-sample gradients run in full precision.""",
+    )
+    compile: bool = param_field(
+        False,
+        boolean,
+        """``torch.compile`` the networks' layers (in place, so files and checkpoints keep
+        their keys). The first steps pay the compilation; not under ``dp``.""",
+    )
+    device: str = param_field(
+        "auto", device_like, '``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.'
+    )
+    seed: int | None = param_field(
+        0,
+        seed_like,
+        "Seeds weight initialisation, batch order and every draw: same seed, same model on CPU.",
+    )
+    verbose: bool = param_field(True, boolean, "Show a progress bar.")
+    dp: DP | None = param_field(
+        None,
+        dp_rule,
+        """Train with differential privacy (DP-SGD on ``_dp_modules``, Poisson-sampled
+        batches; see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``. The class
+        counts the model keeps (``class_counts_``, the proportions of ``sample(y=None)``) are
+        then a noisy release accounted in ``privacy_spent_``, and the schedule follows them.""",
+    )
 
 
 def optimizer_step(
@@ -64,11 +148,13 @@ def optimizer_step(
 
 
 class Trainer:
-    """Runs ``epochs`` passes of a model's ``step`` over tensors already on the device.
+    """Runs a model's ``step`` over tensors already on the device, for a budget of epochs
+    (``settings.epochs``) or of optimiser steps (``steps``).
 
-    The data never leaves the device: each epoch draws a permutation there with the given
-    ``torch.Generator`` and slices mini-batches from it, so there is no per-batch host-device
-    copy and no per-sample Python. Losses are summed on the device and read once per epoch.
+    The data never leaves the device: a batch plan (``batches``) draws each step's indices
+    there with the run's ``torch.Generator`` just before the step, so there is no per-batch
+    host-device copy and no per-sample Python. Losses are summed on the device and read once
+    per history record: one per epoch, or, with ``steps``, one per ``record_every`` steps.
 
     Inside an initialised ``torch.distributed`` group (``torchrun``) it trains data-parallel:
     every rank draws the same global batches, steps on its contiguous part of each, and the
@@ -77,66 +163,72 @@ class Trainer:
 
     Parameters
     ----------
-    epochs : int
-    batch_size : int
-    device : torch.device
-        Where the data and the networks live.
-    verbose : bool
-        Show a tqdm progress bar over epochs.
-    desc : str
-        Label of the progress bar.
-    amp : bool or {"bf16", "fp16"}
-        Mixed precision. True: bfloat16 autocast when ``device`` is CUDA, ignored on the CPU
-        (where it is slower on most chips and changes results). ``"bf16"``: bfloat16 autocast
-        on any device. ``"fp16"``: float16 autocast on CUDA with a gradient scaler
-        (:attr:`scaler`, which steps pass to :func:`optimizer_step`).
-    early_stopping : int or None
-        Stop after this many epochs without a lower validation loss and restore the best
-        weights. Needs a ``validate`` callable in :meth:`run`.
-    checkpoint_dir : str, Path or None
-        Write ``checkpoint.pt`` here every ``checkpoint_every`` epochs and at the end.
-    checkpoint_every : int
-    resume : bool
-        Continue from the checkpoint in ``checkpoint_dir`` when one exists. The checkpoint holds
+    settings : TrainingSettings
+        The loop reads ``epochs`` (without ``steps``), ``batch_size``, ``verbose`` (a tqdm
+        progress bar over epochs, or steps), ``amp``, ``checkpoint_dir``,
+        ``checkpoint_every`` (in history records: epochs, or blocks of steps) and ``resume``
+        (continue from the checkpoint in ``checkpoint_dir`` when one exists: it holds
         weights, optimiser moments, the random generator's state and the history, so an
-        interrupted run continues to the same result as an uninterrupted one.
-    poisson : bool
-        Poisson-sampled batches, as differentially private SGD's accounting assumes: each step
-        takes every sample independently with probability ``batch_size / n`` (one Bernoulli
-        mask per step, drawn with ``generator``), for :func:`poisson_schedule` steps per epoch.
-        Batches vary in size and may be empty; every one is passed to ``step``.
-    poisson_n : int or None
-        The record count the Poisson schedule (rate and steps) is computed from; None: the
-        number of samples given to :meth:`run`. Differentially private training passes a
-        released (noisy) count, so that the schedule reveals nothing more than it.
-    skip_lone_batch : bool
-        Skip an epoch's trailing mini-batch of a single sample (it is seen in another epoch):
-        batch statistics of one sample are undefined, so networks with batch norm need this.
-        Networks without batch statistics may set it to False and train on every sample.
+        interrupted run continues to the same result as an uninterrupted one). ``amp``:
+        True is bfloat16 autocast when ``device`` is CUDA, ignored on the CPU (where it is
+        slower on most chips and changes results); ``"bf16"`` bfloat16 autocast on any
+        device; ``"fp16"`` float16 autocast on CUDA with a gradient scaler (:attr:`scaler`,
+        which steps pass to :func:`optimizer_step`).
+    device : torch.device or str
+        Where the data and the networks live.
+    desc : str
+        Label of the progress bar and of the error a non-finite loss raises.
+    steps : int or None
+        The budget in optimiser steps; None: ``settings.epochs`` epochs.
+    batches : BatchPlan or None
+        How mini-batches are drawn (``synthaug/nn/_batch_plans.py``): :class:`Shuffled`
+        (the default: every sample once per epoch), :class:`Poisson`,
+        :class:`WithReplacement` or :class:`Indices`.
+    record_every : int or None
+        With ``steps``: steps per history record (and per non-finite check); None: one
+        epoch's worth.
+    early_stopping : int or None
+        Stop after this many records without a lower validation loss and restore the best
+        weights. Needs a ``validate`` callable in :meth:`run`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from synthaug.nn import Trainer, TrainingSettings, WithReplacement, optimizer_step
+    >>> net = torch.nn.Linear(2, 1)
+    >>> opt = torch.optim.SGD(net.parameters(), lr=0.1)
+    >>> def step(xb, yb):
+    ...     loss = (net(xb).squeeze(1) - yb).pow(2).mean()
+    ...     optimizer_step(opt, loss)
+    ...     return {"loss": loss}
+    >>> trainer = Trainer(TrainingSettings(batch_size=4, verbose=False), device="cpu",
+    ...                   steps=10, batches=WithReplacement(), record_every=5)
+    >>> x, y = torch.rand(16, 2), torch.rand(16)
+    >>> history = trainer.run(step, x, y, torch.Generator().manual_seed(0), [],
+    ...                       modules=net, optimizers={"net": opt})
+    >>> [record["steps"] for record in history]
+    [5, 10]
     """
 
     def __init__(
         self,
+        settings: TrainingSettings,
         *,
-        epochs: int,
-        batch_size: int,
-        device: torch.device | str = "cpu",
-        verbose: bool = True,
+        device: torch.device | str,
         desc: str = "training",
-        amp: bool | str = True,
+        steps: int | None = None,
+        batches: BatchPlan | None = None,
+        record_every: int | None = None,
         early_stopping: int | None = None,
-        checkpoint_dir: str | Path | None = None,
-        checkpoint_every: int = 1,
-        resume: bool = False,
-        poisson: bool = False,
-        poisson_n: int | None = None,
-        skip_lone_batch: bool = True,
     ) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
+        self.settings = settings
         self.device = torch.device(device)
-        self.verbose = verbose
         self.desc = desc
+        self.steps = steps
+        self.batches = Shuffled() if batches is None else batches
+        self.record_every = record_every
+        self.early_stopping = early_stopping
+        amp = settings.amp
         if amp == "fp16" and self.device.type != "cuda":
             raise ValueError("amp='fp16' needs a CUDA device")
         #: The autocast dtype, or None for full precision.
@@ -145,16 +237,10 @@ class Trainer:
             "fp16": torch.float16,
             True: torch.bfloat16 if self.device.type == "cuda" else None,
         }.get(amp)
-        self.amp = self.amp_dtype is not None
         #: The float16 gradient scaler, or None.
         self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-        self.early_stopping = early_stopping
-        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        self.checkpoint_every = checkpoint_every
-        self.resume = resume
-        self.poisson = poisson
-        self.poisson_n = poisson_n
-        self.skip_lone_batch = skip_lone_batch
+        dir_ = settings.checkpoint_dir
+        self.checkpoint_dir = None if dir_ is None else Path(dir_)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Context for forward passes and losses: the autocast ``amp`` asks for, if any."""
@@ -175,7 +261,9 @@ class Trainer:
         validate: Callable[[], torch.Tensor] | None = None,
         fingerprint: str = "",
     ) -> list[dict[str, float]]:
-        """Train; append one ``{"epoch": i, <loss>: value, ...}`` dict per epoch to ``history``.
+        """Train; append one record per epoch (``{"epoch": i, <loss>: mean, ...}``), or with
+        ``steps`` per block of steps (``{"steps": steps done, <loss>: mean, ...}``), to
+        ``history``. Each loss is its mean over the record's samples.
 
         Parameters
         ----------
@@ -184,9 +272,9 @@ class Trainer:
         x, y : torch.Tensor
             All training samples and labels, on the device.
         generator : torch.Generator
-            Drives the batch order (and whatever noise ``step`` draws from it).
+            Drives the batch draws (and whatever noise ``step`` draws from it).
         history : list
-            Receives the per-epoch records.
+            Receives the records.
         modules, optimizers
             Everything whose state a checkpoint must hold.
         validate : callable, optional
@@ -196,40 +284,56 @@ class Trainer:
         """
         if self.early_stopping is not None and validate is None:
             raise ValueError("early stopping needs a validation loss")
+        if len(x) == 0:
+            raise ValueError("nothing to train on: x holds no samples")
+        per_epoch = self.batches.steps_per_epoch(len(x), self.settings.batch_size)
+        by_step = self.steps is not None
+        if self.steps is None:
+            total, block = self.settings.epochs * per_epoch, per_epoch
+        else:
+            total, block = self.steps, self.record_every or per_epoch
+        rounds = math.ceil(total / block)
         state = _LoopState()
-        if self.resume and self.checkpoint_dir is not None:
-            self._restore(state, history, generator, modules, optimizers, fingerprint)
-        n = len(x)
+        trained = _Trained(history, generator, modules, optimizers, fingerprint)
+        if self.settings.resume and self.checkpoint_dir is not None:
+            self._restore(state, trained, rounds)
         rank, _ = world()
         bar = tqdm(
-            range(state.epoch, self.epochs),
+            total=total if by_step else rounds,
+            initial=min(state.rounds * block, total) if by_step else state.rounds,
             desc=self.desc,
-            unit="epoch",
-            disable=not self.verbose or rank != 0,
+            unit="step" if by_step else "epoch",
+            disable=not self.settings.verbose or rank != 0,
             leave=False,
         )
-        for epoch in bar:
-            record = self._epoch(step, x, y, generator, n, epoch)
+        for r in range(state.rounds, rounds):
+            steps = range(r * block, min((r + 1) * block, total))
+            losses = self._steps(step, x, y, generator, steps, state.memo, bar if by_step else None)
+            record = {"steps": steps.stop} if by_step else {"epoch": float(r + 1)}
+            record.update(losses)
             if validate is not None:
                 with torch.no_grad():
                     record["val_loss"] = float(validate())
             bad = [k for k, v in record.items() if not math.isfinite(v)]
             if bad:
+                where = f"by step {steps.stop}" if by_step else f"at epoch {r + 1}"
                 raise TrainingDivergedError(
-                    f"training diverged at epoch {epoch + 1}: non-finite {', '.join(bad)}; lower "
-                    f"lr, set grad_clip, or check the data for extreme values"
+                    f"{self.desc}: training diverged {where}: non-finite {', '.join(bad)}; lower "
+                    f"the learning rate, clip the gradients, or check the data for extreme values"
                 )
             history.append(record)
-            state.epoch = epoch + 1
+            state.rounds = r + 1
             stop = self._track_best(state, record, modules)
-            if self.verbose:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
-            last = stop or state.epoch == self.epochs
+            if not by_step:
+                bar.update()
+            if self.settings.verbose:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in losses.items()})
+            last = stop or state.rounds == rounds
             if self.checkpoint_dir is not None and (
-                last or state.epoch % self.checkpoint_every == 0
+                last or state.rounds % self.settings.checkpoint_every == 0
             ):
                 if rank == 0:  # every rank holds the same state: one writes it
-                    self._save(state, history, generator, modules, optimizers, fingerprint)
+                    self._save(state, trained)
                 barrier()
             if stop:
                 break
@@ -238,25 +342,31 @@ class Trainer:
             modules.load_state_dict(state.best_weights)
         return history
 
-    # -- one epoch ------------------------------------------------------------------------
-    def _epoch(
+    # -- one record's steps ---------------------------------------------------------------
+    def _steps(
         self,
         step: StepFn,
         x: torch.Tensor,
         y: torch.Tensor,
         generator: torch.Generator,
-        n: int,
-        epoch: int,
+        steps: range,
+        memo: Memo,
+        bar: Any,
     ) -> dict[str, float]:
+        """Run ``steps``; the sample-weighted mean of each loss over them."""
         sums: dict[str, torch.Tensor] = {}
         seen = 0
         rank, size = world()
-        for idx in self._batches(n, generator, x.device):
+        n, batch_size = len(x), self.settings.batch_size
+        for i in steps:
+            idx = self.batches.draw(i, n, batch_size, generator, memo)
+            if bar is not None:
+                bar.update()
             shard = None
             if size > 1:
                 # Every rank steps on its part; batches too small to give each rank a part
                 # (two rows each when batch statistics need them) are skipped.
-                if len(idx) < size * (2 if self.skip_lone_batch else 1):
+                if len(idx) < size * (2 if self.batches.skip_lone else 1):
                     continue
                 offset, count = shard_bounds(len(idx), rank, size)
                 shard = Shard(offset, count, len(idx))
@@ -270,29 +380,11 @@ class Trainer:
                 sums[key] = sums[key] + weighted if key in sums else weighted
             seen += len(idx)
         keys = list(sums)
-        # One device-to-host transfer per epoch (and one all-reduce when data-parallel).
+        # One device-to-host transfer per record (and one all-reduce when data-parallel).
         totals = torch.stack([*(sums[k] for k in keys), torch.tensor(float(seen), device=x.device)])
         totals = all_reduce_sum(totals)
         values = (totals[:-1] / totals[-1].clamp(min=1)).tolist() if keys else []
-        return {"epoch": float(epoch + 1), **dict(zip(keys, values, strict=True))}
-
-    def _batches(
-        self, n: int, generator: torch.Generator, device: torch.device
-    ) -> Iterator[torch.Tensor]:
-        """Index tensors of one epoch's mini-batches."""
-        if self.poisson:
-            rate, steps = poisson_schedule(self.poisson_n or n, self.batch_size)
-            for _ in range(steps):
-                mask = torch.rand(n, generator=generator, device=device) < rate
-                yield mask.nonzero().squeeze(1)
-            return
-        perm = torch.randperm(n, generator=generator, device=device)
-        for start in range(0, n, self.batch_size):
-            idx = perm[start : start + self.batch_size]
-            # A lone trailing sample makes batch statistics undefined; it is seen next epoch.
-            if self.skip_lone_batch and len(idx) < 2 <= n:
-                continue
-            yield idx
+        return dict(zip(keys, values, strict=True))
 
     # -- early stopping -------------------------------------------------------------------
     def _track_best(self, state: _LoopState, record: dict[str, float], modules: nn.Module) -> bool:
@@ -307,24 +399,17 @@ class Trainer:
         return state.bad_epochs >= self.early_stopping
 
     # -- checkpoints ----------------------------------------------------------------------
-    def _save(
-        self,
-        state: _LoopState,
-        history: list[dict[str, float]],
-        generator: torch.Generator,
-        modules: nn.Module,
-        optimizers: Mapping[str, torch.optim.Optimizer],
-        fingerprint: str,
-    ) -> None:
+    def _save(self, state: _LoopState, trained: _Trained) -> None:
         assert self.checkpoint_dir is not None
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         payload = {
-            "fingerprint": fingerprint,
-            "epoch": state.epoch,
-            "history": history,
-            "modules": modules.state_dict(),
-            "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
-            "generator": generator.get_state(),
+            "fingerprint": trained.fingerprint,
+            "epoch": state.rounds,  # history records done (the key files already carry)
+            "history": trained.history,
+            "modules": trained.modules.state_dict(),
+            "optimizers": {k: opt.state_dict() for k, opt in trained.optimizers.items()},
+            "generator": trained.generator.get_state(),
+            "batches": state.memo,
             "best_loss": state.best_loss,
             "best_weights": state.best_weights,
             "bad_epochs": state.bad_epochs,
@@ -338,15 +423,7 @@ class Trainer:
             if tmp.exists():
                 tmp.unlink()
 
-    def _restore(
-        self,
-        state: _LoopState,
-        history: list[dict[str, float]],
-        generator: torch.Generator,
-        modules: nn.Module,
-        optimizers: Mapping[str, torch.optim.Optimizer],
-        fingerprint: str,
-    ) -> None:
+    def _restore(self, state: _LoopState, trained: _Trained, rounds: int) -> None:
         assert self.checkpoint_dir is not None
         path = self.checkpoint_dir / CHECKPOINT_NAME
         if not path.is_file():
@@ -359,30 +436,43 @@ class Trainer:
                 f"cannot resume from {path}: the checkpoint is unreadable ({exc}); delete it to "
                 f"start afresh"
             ) from exc
-        if payload.get("fingerprint") != fingerprint:
+        if payload.get("fingerprint") != trained.fingerprint:
             raise CheckpointError(
                 f"cannot resume from {path}: it was written for another model or dataset "
-                f"({payload.get('fingerprint')!r}, this run is {fingerprint!r}); use another "
+                f"({payload.get('fingerprint')!r}, this run is {trained.fingerprint!r}); use another "
                 f"checkpoint_dir or resume=False"
             )
-        modules.load_state_dict(payload["modules"])
-        for name, opt in optimizers.items():
+        trained.modules.load_state_dict(payload["modules"])
+        for name, opt in trained.optimizers.items():
             opt.load_state_dict(payload["optimizers"][name])
-        generator.set_state(payload["generator"].cpu())
-        history[:] = payload["history"]
-        state.epoch = min(int(payload["epoch"]), self.epochs)
+        trained.generator.set_state(payload["generator"].cpu())
+        trained.history[:] = payload["history"]
+        state.rounds = min(int(payload["epoch"]), rounds)
+        state.memo = dict(payload.get("batches", {}))  # files of earlier releases have none
         state.best_loss = float(payload["best_loss"])
         state.best_weights = payload["best_weights"]
         state.bad_epochs = int(payload["bad_epochs"])
         if self.early_stopping is not None and state.bad_epochs >= self.early_stopping:
-            state.epoch = self.epochs  # the interrupted run had already stopped early
+            state.rounds = rounds  # the interrupted run had already stopped early
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """What a run trains and records, which its checkpoints hold besides the loop's state."""
+
+    history: list[dict[str, float]]
+    generator: torch.Generator
+    modules: nn.Module
+    optimizers: Mapping[str, torch.optim.Optimizer]
+    fingerprint: str
 
 
 class _LoopState:
-    """What the loop carries across epochs (and into checkpoints)."""
+    """What the loop carries across history records (and into checkpoints)."""
 
     def __init__(self) -> None:
-        self.epoch = 0
+        self.rounds = 0  # history records done: epochs, or blocks of steps
+        self.memo: Memo = {}  # the batch plan's scratch (see _batch_plans.py)
         self.best_loss = math.inf
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.bad_epochs = 0
@@ -420,16 +510,6 @@ def validation_split(
     return order[~is_val], order[is_val]
 
 
-def poisson_schedule(n_samples: int, batch_size: int) -> tuple[float, int]:
-    """Sampling rate ``q`` and steps per epoch for Poisson-sampled batches of mean ``batch_size``.
-
-    Each step takes every sample independently with probability ``q = batch_size / n`` (capped
-    at 1); an epoch is ``round(n / batch_size)`` steps, so it sees each sample once on average.
-    """
-    rate = min(1.0, batch_size / n_samples)
-    return rate, max(1, round(n_samples / batch_size))
-
-
 def describe(**facts: Any) -> str:
     """A stable fingerprint string for checkpoints."""
     return ";".join(f"{k}={facts[k]!r}" for k in sorted(facts))
@@ -461,9 +541,10 @@ def train_classifier(
 ) -> list[dict[str, float]]:
     """Train ``net`` (logits out) with Adam on ``x``, ``y``; the history.
 
-    The one loop of synthaug's small classifiers (:class:`~synthaug.metrics.CNNClassifier`,
-    :class:`~synthaug.metrics.FeatureExtractor`). ``net``, ``x`` and ``y`` are on one device;
-    ``net`` is left in eval mode.
+    The training of synthaug's small classifiers (:class:`~synthaug.metrics.CNNClassifier`,
+    :class:`~synthaug.metrics.FeatureExtractor`), run by the shared :class:`Trainer` (one
+    history record per pass's worth of steps, an error on a non-finite loss). ``net``, ``x``
+    and ``y`` are on one device; ``net`` is left in eval mode.
 
     Parameters
     ----------
@@ -494,19 +575,16 @@ def train_classifier(
     Notes
     -----
     Batch order, mixup and augmentation draw from generators seeded by ``seed``, so a run is
-    deterministic on the CPU. With ``epochs`` and none of the options the batches are those
-    of the shared :class:`Trainer` (every sample once per epoch, a lone last sample trained).
+    deterministic on the CPU. With ``epochs`` and none of the options the batches are the
+    :class:`Shuffled` passes of the generators (every sample once per epoch, a lone last
+    sample trained); otherwise they are computed beforehand by :func:`batch_indices` and
+    given to the trainer as :class:`Indices`.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     device = y.device
-    plain = loss == "ce" and sampler == "shuffle" and not mixup and augment is None
-    if steps is None and plain and read is None and x is not None:
-        return _train_epochs(net, x, y, epochs or 1, batch_size, lr, weight_decay, seed, desc)
-    if steps is None:
-        steps = (epochs or 1) * math.ceil(len(y) / batch_size)
     k = int(n_classes if n_classes is not None else int(y.max()) + 1)
     counts = torch.bincount(y, minlength=k).to(torch.float32)
     weight = adjust = None
@@ -521,95 +599,49 @@ def train_classifier(
             logits = logits + adjust
         return torch.nn.functional.cross_entropy(logits, target, weight=weight)
 
-    index_gen = torch.Generator().manual_seed(seed)
-    gen = torch.Generator(device=device).manual_seed(seed + 1)
-    batches = batch_indices(y.cpu(), steps, batch_size, sampler, index_gen).to(device)
-    # torch's Beta takes no generator: the mixing weights come from numpy, seeded the same.
-    lams = np.random.default_rng(seed).beta(mixup, mixup, steps) if mixup else None
+    settings = TrainingSettings(
+        epochs=epochs or 1, batch_size=batch_size, lr=lr, amp=False, verbose=False, seed=seed
+    )
+    plan: BatchPlan
+    lams: Iterator[float] | None = None
+    plain = loss == "ce" and sampler == "shuffle" and not mixup and augment is None
+    if steps is None and plain and read is None:
+        # Plain passes over one tensor: the generators' batches (every sample once per
+        # epoch, in a fresh order; a lone last sample trained too).
+        gen = torch.Generator(device=device).manual_seed(seed)
+        plan = Shuffled(skip_lone=False)
+    else:
+        if steps is None:
+            steps = (epochs or 1) * math.ceil(len(y) / batch_size)
+        # The batches come from their own CPU stream, so they are the same on any device.
+        index_gen = torch.Generator().manual_seed(seed)
+        gen = torch.Generator(device=device).manual_seed(seed + 1)
+        plan = Indices(batch_indices(y.cpu(), steps, batch_size, sampler, index_gen).to(device))
+        if mixup:
+            # torch's Beta takes no generator: the mixing weights come from numpy, seeded.
+            lams = iter(np.random.default_rng(seed).beta(mixup, mixup, steps).tolist())
+    trainer = Trainer(settings, device=device, desc=desc, steps=steps, batches=plan)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-    history: list[dict[str, float]] = []
-    block = max(1, math.ceil(len(y) / batch_size))  # one history entry per pass's worth
-    total = torch.zeros((), device=device)
-    net.train()
-    for step in range(steps):
-        idx = batches[step]
-        xb = read(idx).to(device) if read is not None else x[idx]  # type: ignore[index]
-        yb = y[idx]
+
+    def step(rows: torch.Tensor, yb: torch.Tensor) -> dict[str, torch.Tensor]:
+        xb = read(rows).to(device) if read is not None else x[rows]  # type: ignore[index]
         if augment is not None:
             xb = augment(xb, gen)
-        if lams is not None:
-            lam = float(lams[step])
-            perm = torch.randperm(len(idx), generator=gen, device=device)
-            logits = net(lam * xb + (1 - lam) * xb[perm])
-            value = lam * criterion(logits, yb) + (1 - lam) * criterion(logits, yb[perm])
-        else:
-            value = criterion(net(xb), yb)
-        optimizer_step(opt, value)
-        total += value.detach()
-        if (step + 1) % block == 0 or step + 1 == steps:
-            n_in = (step % block) + 1
-            mean = float(total) / n_in
-            if not math.isfinite(mean):
-                raise TrainingDivergedError(
-                    f"{desc} diverged at step {step + 1}: non-finite loss; lower lr or check "
-                    f"the data for extreme values"
-                )
-            history.append({"loss": mean, "steps": step + 1})
-            total.zero_()
-    net.eval()
-    return history
-
-
-def batch_indices(
-    y: torch.Tensor, steps: int, batch_size: int, sampler: str, generator: torch.Generator
-) -> torch.Tensor:
-    """``(steps, batch)`` indices into ``y``: reshuffled passes, or class-balanced draws.
-
-    Vectorised: every step's indices come from a few tensor operations, no Python per sample.
-    """
-    n = len(y)
-    if sampler == "shuffle":
-        need = steps * batch_size
-        perms = [torch.randperm(n, generator=generator) for _ in range(math.ceil(need / n))]
-        return torch.cat(perms)[:need].view(steps, batch_size)
-    order = torch.argsort(y, stable=True)
-    classes, counts = torch.unique(y, return_counts=True)
-    starts = torch.cumsum(counts, 0) - counts
-    pick = torch.randint(len(classes), (steps, batch_size), generator=generator)
-    offset = (torch.rand((steps, batch_size), generator=generator) * counts[pick]).long()
-    return order[starts[pick] + offset.clamp(max=counts[pick] - 1)]
-
-
-def _train_epochs(
-    net: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    weight_decay: float,
-    seed: int,
-    desc: str,
-) -> list[dict[str, float]]:
-    """Plain cross-entropy over ``epochs`` passes, batched by the shared :class:`Trainer`."""
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
-
-    def step(xb: torch.Tensor, yb: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss = torch.nn.functional.cross_entropy(net(xb), yb)
-        optimizer_step(opt, loss)
-        return {"loss": loss}
+        with trainer.autocast():
+            if lams is not None:
+                lam = next(lams)
+                perm = torch.randperm(len(rows), generator=gen, device=device)
+                logits = net(lam * xb + (1 - lam) * xb[perm])
+                value = lam * criterion(logits, yb) + (1 - lam) * criterion(logits, yb[perm])
+            else:
+                value = criterion(net(xb), yb)
+        optimizer_step(opt, value, scaler=trainer.scaler)
+        return {"loss": value}
 
     history: list[dict[str, float]] = []
     net.train()
-    Trainer(
-        epochs=epochs,
-        batch_size=batch_size,
-        device=x.device,
-        verbose=False,
-        desc=desc,
-        amp=False,
-        skip_lone_batch=False,
-    ).run(step, x, y, gen, history, modules=net, optimizers={"net": opt})
+    # The trainer cuts batches of row numbers; the step reads the rows (or has them read).
+    rows = torch.arange(len(y), device=device)
+    trainer.run(step, rows, y, gen, history, modules=net, optimizers={"net": opt})
     net.eval()
     return history
