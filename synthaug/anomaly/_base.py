@@ -9,7 +9,7 @@ the held-out normal samples (template method, as imbalanced-learn's ``fit_resamp
 from __future__ import annotations
 
 import numbers
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from synthaug._params import (
     int_range,
     real_range,
     seed_like,
+    settings_from,
 )
 from synthaug._utils import check_seed, fitting_one_class
 from synthaug.augment import SOURCES
@@ -35,6 +36,7 @@ from synthaug.errors import (
     ShapeMismatchError,
 )
 from synthaug.generators import GENERATORS, BaseGenerator
+from synthaug.nn import Trainer, TrainingSettings, WithReplacement
 
 
 class BaseDetector(Estimator):
@@ -310,3 +312,26 @@ class NetworkDetector(BaseDetector):
         "auto", device_like, '``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.'
     )
     verbose = Param(False, boolean, "Show a progress bar while training.")
+
+    # Steps per history record of a detector trained for a budget of steps.
+    _record_every: ClassVar[int] = 50
+
+    def _trainer(self, desc: str, **loop: Any) -> Trainer:
+        """The shared :class:`~synthaug.nn.Trainer` for this detector's networks on
+        ``device_``, from its parameters; ``loop`` are the Trainer's options (``steps``,
+        ``batches``, ...), ``epochs`` among them for a budget in epochs. No amp parameter:
+        full precision, as the gradient penalty of f-AnoGAN wants and as the step-trained
+        detectors were tuned."""
+        settings = settings_from(TrainingSettings, self, amp=False, epochs=loop.pop("epochs", 1))
+        return Trainer(settings, device=self.device_, desc=desc, **loop)
+
+    def _step_trainer(self, steps: int) -> Trainer:
+        """The Trainer for ``steps`` optimiser steps on batches drawn with replacement (one
+        ``torch.randint`` per step, from the run's generator), a history record every
+        ``_record_every`` steps."""
+        return self._trainer(
+            type(self).__name__,
+            steps=steps,
+            batches=WithReplacement(),
+            record_every=self._record_every,
+        )

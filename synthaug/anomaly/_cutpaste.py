@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.covariance import LedoitWolf
 
-from synthaug._params import Param, int_range, none_or, one_of, pair_in, real_range, settings_from
+from synthaug._params import Param, int_range, none_or, one_of, pair_in, real_range
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import NetworkDetector
 from synthaug.anomaly._registry import register_detector
@@ -24,16 +24,10 @@ from synthaug.anomaly._simulate import (
     require_images,
 )
 from synthaug.nn import (
-    Trainer,
-    TrainingSettings,
-    WithReplacement,
     batched,
     optimizer_step,
     seeded,
 )
-
-# Steps per history record (the mean loss and accuracy over them).
-_RECORD_EVERY = 50
 
 
 @register_detector("cutpaste")
@@ -121,15 +115,7 @@ class CutPasteDetector(NetworkDetector):
         gen = torch.Generator(device=self.device_).manual_seed(seed)
         opt = torch.optim.Adam(self.network_.parameters(), lr=self.lr)
         labels = torch.arange(n_classes, device=self.device_).repeat_interleave(self.batch_size)
-        # No verbose or amp parameter: no progress bar, full precision.
-        trainer = Trainer(
-            settings_from(TrainingSettings, self, verbose=False, amp=False),
-            device=self.device_,
-            desc=type(self).__name__,
-            steps=self.steps,
-            batches=WithReplacement(),
-            record_every=_RECORD_EVERY,
-        )
+        trainer = self._step_trainer(self.steps)
 
         def step(clean: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
             with trainer.autocast():

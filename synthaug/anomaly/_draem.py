@@ -24,7 +24,6 @@ from synthaug._params import (
     one_of,
     pair_in,
     real_range,
-    settings_from,
 )
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import NetworkDetector
@@ -38,17 +37,10 @@ from synthaug.anomaly._simulate import (
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
 from synthaug.nn import (
-    Trainer,
-    TrainingSettings,
-    WithReplacement,
     batched,
     optimizer_step,
     seeded,
 )
-
-# Steps per history record (the mean losses over them).
-_RECORD_EVERY = 50
-
 
 _SOURCE_RULE = Satisfies(
     lambda v: v is None or callable(getattr(v, "sample", None)),
@@ -231,15 +223,7 @@ class DRAEMDetector(NetworkDetector):
             params += list(self.reconstructive_.parameters())
         opt = torch.optim.Adam(params, lr=self.lr)
         n_expose = int(round(self.exposure_share * self.batch_size)) if exposure else 0
-        # No verbose or amp parameter: no progress bar, full precision.
-        trainer = Trainer(
-            settings_from(TrainingSettings, self, verbose=False, amp=False),
-            device=self.device_,
-            desc=type(self).__name__,
-            steps=self.steps,
-            batches=WithReplacement(),
-            record_every=_RECORD_EVERY,
-        )
+        trainer = self._step_trainer(self.steps)
 
         def step(clean: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
             x, mask = simulate_anomalies(

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthaug._params import Default, Param, int_range, one_of, real_range, settings_from
+from synthaug._params import Default, Param, int_range, one_of, real_range
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import NetworkDetector
 from synthaug.anomaly._registry import register_detector
-from synthaug.nn import Trainer, TrainingSettings, batched, mlp, optimizer_step, seeded
+from synthaug.nn import batched, mlp, optimizer_step, seeded
 
 
 class _Critic(nn.Module):
@@ -113,10 +113,7 @@ class GANAnomalyDetector(NetworkDetector):
         opt_d = torch.optim.Adam(d.parameters(), lr=self.lr, betas=(0.5, 0.9))
         count = {"steps": 0}
         last_g = {"loss": torch.zeros((), device=self.device_)}
-        # No amp parameter: full precision, as the gradient penalty wants.
-        trainer = Trainer(
-            settings_from(TrainingSettings, self, amp=False), device=self.device_, desc="WGAN-GP"
-        )
+        trainer = self._trainer("WGAN-GP", epochs=self.epochs)
 
         def step(xb: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
             n = len(xb)
@@ -166,8 +163,7 @@ class GANAnomalyDetector(NetworkDetector):
         self.generator_.eval()
         self.critic_.eval()
         opt_e = torch.optim.Adam(self.encoder_.parameters(), lr=self.lr, betas=(0.5, 0.9))
-        settings = settings_from(TrainingSettings, self, epochs=self.encoder_epochs, amp=False)
-        trainer = Trainer(settings, device=self.device_, desc="encoder")
+        trainer = self._trainer("encoder", epochs=self.encoder_epochs)
 
         def step(xb: torch.Tensor, _: torch.Tensor) -> dict[str, torch.Tensor]:
             with trainer.autocast():
