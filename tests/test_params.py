@@ -6,6 +6,7 @@ a new family gets these checks with no change here.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import re
 from pathlib import Path
@@ -182,3 +183,23 @@ def test_parameters_are_public_data():
     assert synthaug.params.Param is Param
     declared = CVAE.parameters()["latent_dim"]
     assert (declared.default, str(declared.rule)) == (16, "an integer in [1, inf)")
+
+
+def test_api_reference_renders_the_declared_parameters():
+    """The griffe extension behind docs/api gives each estimator its declared signature and
+    the rendered Parameters section (defaults and rules), which static reading cannot see."""
+    griffe = pytest.importorskip("griffe")
+    path = DOCS / "_ext" / "griffe_params.py"
+    spec = importlib.util.spec_from_file_location("griffe_params", path)
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    package = griffe.load(
+        "synthaug.generators",
+        extensions=griffe.load_extensions(ext.DeclaredParameters()),
+        search_paths=[str(DOCS.parent)],
+    )
+    cvae = package["CVAE"]
+    init = cvae.members["__init__"]
+    assert [p.name for p in init.parameters][1:] == list(CVAE.parameters())
+    assert init.parameters["latent_dim"].default == "16"
+    assert CVAE.parameters()["latent_dim"].render("latent_dim") in cvae.docstring.value
