@@ -88,7 +88,7 @@ def test_conv_weights_are_channels_last_and_files_contiguous(blobs16, tmp_path):
 def test_bf16_autocast_on_the_cpu(blobs16):
     model = CVAE(epochs=2, width=4, batch_size=8, amp="bf16", verbose=False, seed=0)
     model.fit(blobs16)
-    assert model._make_trainer().amp_dtype == torch.bfloat16
+    assert model._make_trainer(None, None).amp_dtype == torch.bfloat16
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in model.history_)
     full = CVAE(epochs=2, width=4, batch_size=8, amp=False, verbose=False, seed=0).fit(blobs16)
     # the same run in bfloat16 is close to, not equal to, the float32 one
