@@ -290,7 +290,6 @@ class DAGAN(TorchGenerator):
         int_tuple(1),
         """Widths of the MLP encoder's layers (the last is the bottleneck; the decoder mirrors
         them, and the discriminator has the same widths); MLP layout only.""",
-        type="tuple of int",
     )
     width = Param(
         16,
