@@ -10,31 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+from fixtures.make_legacy_models import encode  # the encoding the fixtures were written with
 from safetensors import safe_open
 from safetensors.torch import load_file
 
 import synthaug
-from synthaug import DP
 
 FIXTURES = Path(__file__).parent / "fixtures" / "legacy_models"
 NAMES = sorted(p.name.removesuffix(".json") for p in FIXTURES.glob("*.json"))
-
-
-def encode(value: Any) -> Any:
-    """Parameter values as JSON, as the fixture script wrote them (see make_legacy_models.py)."""
-    if isinstance(value, DP):
-        fields = ("epsilon", "delta", "max_grad_norm")
-        return {"__synthaug_dp__": {k: getattr(value, k) for k in fields}}
-    if hasattr(value, "get_params") and hasattr(value, "registry_name"):
-        params = {k: encode(v) for k, v in value.get_params(deep=False).items()}
-        return {"__synthaug_generator__": {"type": value.registry_name, "params": params}}
-    if isinstance(value, tuple):
-        return [encode(v) for v in value]
-    return value
 
 
 def test_every_family_has_a_fixture():
