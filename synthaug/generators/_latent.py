@@ -332,11 +332,13 @@ class DeepSMOTE(_LatentGenerator):
         y: torch.Tensor,
         weights: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        recon = self._reconstruction_loss(net.decode_logits(z, y), x, weights)
+        losses = super()._losses(net, z, x, y, weights)
         if not self.penalty:
-            return {"loss": recon, "recon": recon}
+            return losses
+        # The paper's permutation penalty: same-class codes, shifted, still decode to the batch.
         shifted = net.decode_logits(z[_same_class_shift(y)], y)
         permuted = self._reconstruction_loss(shifted, x, weights)
+        recon = losses["recon"]
         return {"loss": recon + self.penalty * permuted, "recon": recon, "permuted": permuted}
 
     def _end_training(self, ctx: TrainingContext) -> None:
