@@ -19,6 +19,7 @@ from synthaug.bench import (
     DatasetRef,
     TaskResult,
     build_source,
+    split_data,
     validate_method,
 )
 from synthaug.data import ImageDataset
@@ -54,7 +55,8 @@ class LabelFidelityTask(BaseTask):
 
     def run(self, cell: Cell, ctx: CellContext) -> TaskResult:
         with ctx.timed("split"):
-            train, test = ctx.data.split(cell.split["test_size"], seed=cell.seed)
+            # The config's resampling protocol: a random split, or a fold of a k-fold.
+            train, test = split_data(cell, ctx.data)
         with ctx.timed("fit"):
             source, _ = build_source(
                 cell.method, cell.method_params, train, seed=cell.seed, device=ctx.device

@@ -500,7 +500,7 @@ def test_statistics_match_hand_computation():
     diff = [0.10, 0.08, -0.05, 0.13, 0.18]
     assert ba["cvae"]["p_vs_classical"] == pytest.approx(stats.ttest_1samp(diff, 0).pvalue)
     assert ba["cvae"]["wilcoxon_p_vs_classical"] == pytest.approx(0.125)
-    assert ba["cvae"]["interval"] == "t" and ba["cvae"]["wtl_vs_classical"] == "4/0/1"
+    assert ba["cvae"]["interval"] == "paired t" and ba["cvae"]["wtl_vs_classical"] == "4/0/1"
     assert ba["classical"]["gain_vs_none"] == pytest.approx(0.12)
     assert math.isnan(ba["none"]["gain_vs_none"]) and math.isnan(ba["classical"]["p_vs_classical"])
     minority = [r for r in rows if r["metric"] == "minority_recall"]

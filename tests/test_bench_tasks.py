@@ -199,7 +199,7 @@ def test_anomaly_grid_end_to_end_with_mean_over_classes(tmp_path):
     )
     md = (tmp_path / "report.md").read_text()
     assert "## digits: auroc per setting" in md and "mean over normal classes (2)" in md
-    assert "Δ auroc vs pca (p_holm; W/T/L)" in md and "· -" not in md
+    assert "Δ auroc vs pca (p, Holm; W/T/L)" in md and "· -" not in md
     header = next(csv.reader(io.StringIO((tmp_path / "report.csv").read_text())))
     assert "ci95_gain_vs_knn" in header and "gain_vs_none" not in header
     # The same detectors through the plain-function protocol give the same numbers.
@@ -339,7 +339,7 @@ def test_tstr_grid_real_and_private_generator(tmp_path):
     md = (tmp_path / "report.md").read_text()
     # The real data are a reference, never "the best method".
     assert "**real**" not in md.split("## Best method per setting")[1].split("\n## ")[0]
-    assert "Δ balanced_accuracy vs real (p_holm; W/T/L)" in md
+    assert "Δ balanced_accuracy vs real (p, Holm; W/T/L)" in md
     rows = list(csv.DictReader(io.StringIO(format_csv(summarize_results(list(records.values()))))))
     mia = [r for r in rows if r["metric"] == "mia_auc"]
     assert mia and all(r["best"] == "False" for r in mia)

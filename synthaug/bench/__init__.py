@@ -3,7 +3,8 @@
 A config names a task type (:data:`TASKS`), a data set, the methods (:data:`METHODS`, plus
 every generator and sample source) and the seeds; every cell of the grid runs independently
 and lands in ``results.jsonl``; the report gives means, confidence intervals and paired tests
-against the baselines. A task type is one class following the :class:`Task` protocol.
+against the baselines under the resampling protocol of the config (:data:`RESAMPLING`). A
+task type is one class following the :class:`Task` protocol.
 """
 
 from synthaug.bench._config import BenchConfig, bundled_config, load_config, parse_config
@@ -16,7 +17,14 @@ from synthaug.bench._methods import (
     validate_method,
 )
 from synthaug.bench._plots import save_loss_curves, save_sample_grid
-from synthaug.bench._report import summarize_results, write_report
+from synthaug.bench._report import holm_families, summarize_results, write_report
+from synthaug.bench._resampling import (
+    RESAMPLING,
+    FreshDraws,
+    RandomSplits,
+    RepeatedKFold,
+    resampling_of,
+)
 from synthaug.bench._results import load_records, read_results
 from synthaug.bench._runner import run_bench, run_cell
 from synthaug.bench._task import (
@@ -28,6 +36,8 @@ from synthaug.bench._task import (
     Task,
     TaskResult,
     build_classifier,
+    split_data,
+    split_indices,
 )
 
 # The built-in task types register themselves.
@@ -35,13 +45,17 @@ from synthaug.bench import _anomaly, _classification, _lesion, _tstr  # noqa: F4
 
 __all__ = [
     "METHODS",
+    "RESAMPLING",
     "TASKS",
     "BaseTask",
     "BenchConfig",
     "Cell",
     "CellContext",
     "DatasetRef",
+    "FreshDraws",
+    "RandomSplits",
     "Recipe",
+    "RepeatedKFold",
     "Task",
     "TaskResult",
     "TrainingMethod",
@@ -49,14 +63,18 @@ __all__ = [
     "build_recipe",
     "build_source",
     "bundled_config",
+    "holm_families",
     "load_config",
     "load_records",
     "parse_config",
     "read_results",
+    "resampling_of",
     "run_bench",
     "run_cell",
     "save_loss_curves",
     "save_sample_grid",
+    "split_data",
+    "split_indices",
     "summarize_results",
     "validate_method",
     "write_report",

@@ -51,6 +51,8 @@ from synthaug.bench._task import (
     TaskResult,
     load_dataset,
     smallest_class,
+    split_data,
+    split_indices,
 )
 from synthaug.data import DATASETS, ImageDataset, pool_indices
 from synthaug.errors import InvalidParameterError
@@ -151,7 +153,7 @@ def _test_masks(cell: Cell, data: ImageDataset) -> torch.Tensor | None:
     pooled = masks[pool_indices(full, spec.get("pool", "all"))]
     if len(pooled) != len(data):
         return None  # the task's data are not the pool as loaded
-    _, test_idx = data.split_indices(cell.split["test_size"], seed=cell.seed)
+    _, test_idx = split_indices(cell, data)
     return pooled[torch.as_tensor(test_idx)]
 
 
@@ -222,7 +224,7 @@ class AnomalyTask(BaseTask):
         seed = cell.seed
         setting = cell.settings
         with ctx.timed("split"):
-            train, test = ctx.data.split(cell.split["test_size"], seed=seed)
+            train, test = split_data(cell, ctx.data)
         detector = build_detector(cell.method, cell.method_params, seed=seed, device=ctx.device)
         t0 = time.perf_counter()
         record = evaluate_one_class(

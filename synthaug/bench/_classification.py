@@ -24,6 +24,7 @@ from synthaug.bench._methods import (
     training_params,
     validate_method,
 )
+from synthaug.bench._resampling import data_seed
 from synthaug.bench._task import (
     SMALLEST_TEST_CLASS,
     TASKS,
@@ -36,6 +37,7 @@ from synthaug.bench._task import (
     build_classifier,
     example_images,
     smallest_class,
+    split_data,
 )
 from synthaug.data import ImageDataset, make_imbalanced
 from synthaug.metrics import CLASSIFIERS, classification_scores
@@ -47,8 +49,9 @@ _IMBALANCE_KEYS = ("minority_classes", "ratios", "counts")
 class ClassificationTask(BaseTask):
     """Imbalanced classification: cut minority classes, augment, train, score on real test data.
 
-    Per cell: a stratified split of the data set (``split.test_size`` held out, seeded by the
-    cell's seed), the training part made imbalanced (``make_imbalanced``), topped up to balance
+    Per cell: the training and test parts of the data set under the config's resampling
+    protocol (a stratified random split seeded by the cell's seed, or one fold of a repeated
+    stratified k-fold; the development pool is never in either), the training part made imbalanced (``make_imbalanced``), topped up to balance
     by the cell's method, a downstream classifier trained on it and scored on the untouched
     test part. Metrics follow DeepSMOTE (Dablain et al., IEEE TNNLS 2022): balanced accuracy
     (ACSA), macro-F1, geometric mean of recalls, plus minority-class mean recall and per-class
@@ -89,10 +92,11 @@ class ClassificationTask(BaseTask):
 
     def run(self, cell: Cell, ctx: CellContext) -> TaskResult:
         dataset: ImageDataset = ctx.data
-        seed = cell.seed
+        # The imbalance is part of the data: it follows the split's seed.
+        seed = data_seed(cell.split, cell.seed)
         imb = cell.settings
         with ctx.timed("imbalance"):
-            train, test = dataset.split(cell.split["test_size"], seed=seed)
+            train, test = split_data(cell, dataset)
             full = train
             if "counts" in imb:
                 train = make_imbalanced(train, counts=imb["counts"], seed=seed)

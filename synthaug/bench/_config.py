@@ -10,7 +10,6 @@ table holds and which methods it accepts (see :func:`~synthaug.bench.register_ta
 ``benchmarks/digits_imbalanced.toml`` is a complete example::
 
     task = "classification"
-    seeds = 5
 
     [dataset]
     name = "digits"
@@ -20,7 +19,9 @@ table holds and which methods it accepts (see :func:`~synthaug.bench.register_ta
     ratios = [0.1, 0.02]
 
     [split]
-    test_size = 0.4
+    protocol = "repeated-kfold"   # or "random-splits" (test_size = 0.4) with seeds = N
+    folds = 5
+    repeats = 2
 
     [classifiers]
     logreg = {}
@@ -33,7 +34,7 @@ table holds and which methods it accepts (see :func:`~synthaug.bench.register_ta
     "cvae+classical" = { cvae = { epochs = 150 } }
 
     [quick]            # merged over the rest by --quick
-    seeds = 2
+    split.repeats = 1
     classifiers.cnn = { epochs = 10 }
 """
 
@@ -50,12 +51,21 @@ from importlib.resources import files
 from pathlib import Path, PurePath
 from typing import Any
 
+from synthaug.bench._resampling import (
+    RANDOM_SPLITS,
+    REPEATED_KFOLD,
+    RESAMPLING,
+    FreshDraws,
+    RandomSplits,
+    RepeatedKFold,
+)
 from synthaug.bench._task import (
     NO_CLASSIFIER,
     TASKS,
     Cell,
     DatasetRef,
     Setting,
+    Task,
     classifier_name,
     get_task,
     stable_hash,
@@ -81,7 +91,9 @@ _COMMON_KEYS = (
     "methods",
     "baselines",
 )
-_SPLIT_KEYS = ("test_size",)
+_SPLIT_KEYS = ("protocol", "test_size", "folds", "repeats")
+# Seeds of a config that names none (random splits, fresh draws).
+DEFAULT_SEEDS = 5
 # The classifier of a config without [classifiers]: the residual CNN for 1,000 Adam steps.
 DEFAULT_STEPS = 1000
 # Parameters the harness sets per cell; a config may not set them.
@@ -283,6 +295,71 @@ def _params_table(value: Any, where: str) -> dict[str, dict[str, Any]]:
     return value
 
 
+def _parse_seeds(seeds: Any) -> list[int]:
+    if seeds is None:
+        seeds = DEFAULT_SEEDS
+    if is_int(seeds):
+        if seeds < 1:
+            raise fail("seeds", f"must be >= 1, got {seeds}")
+        return list(range(seeds))
+    if isinstance(seeds, list) and seeds and all(is_int(s) and s >= 0 for s in seeds):
+        if len(set(seeds)) != len(seeds):
+            raise fail("seeds", "a seed appears twice")
+        return list(seeds)
+    raise fail("seeds", f"must be a count >= 1 or a list of non-negative integers, got {seeds!r}")
+
+
+def parse_split(table: Any, seeds: Any, task: Task) -> tuple[dict[str, Any], list[int]]:
+    """The ``[split]`` table (the resampling protocol) and the grid's seeds.
+
+    ``protocol`` is one of the task's protocols (its first by default): ``random-splits``
+    takes ``test_size`` (default 0.4) and the top-level ``seeds``; ``repeated-kfold`` takes
+    ``folds`` (default 5) and ``repeats`` (default 10), which make its seeds (``repeats x
+    folds`` of them: seed ``s`` is fold ``s % folds`` of repeat ``s // folds``), so a config
+    with it gives no ``seeds``; ``fresh-draws`` takes nothing. Returns the protocol as cells
+    record it and the seeds.
+    """
+    split = check_keys(table, _SPLIT_KEYS, "split")
+    protocols = task.protocols
+    name = split.get("protocol", protocols[0])
+    if name not in protocols:
+        known = [n for n in RESAMPLING.list() if n not in protocols]
+        why = f" ({', '.join(repr(n) for n in known)} do not apply to it)" if known else ""
+        raise fail(
+            "split.protocol",
+            f"{name!r} is not a protocol of this task; use "
+            + " or ".join(repr(p) for p in protocols)
+            + why,
+        )
+    own = {RANDOM_SPLITS: ("test_size",), REPEATED_KFOLD: ("folds", "repeats")}.get(name, ())
+    for key in _SPLIT_KEYS[1:]:
+        if key in split and key not in own:
+            raise fail(f"split.{key}", f"not used by protocol {name!r}; remove it")
+    if name == RANDOM_SPLITS:
+        test_size = split.get("test_size", 0.4)
+        if (
+            isinstance(test_size, bool)
+            or not isinstance(test_size, (int, float))
+            or not 0 < test_size < 1
+        ):
+            raise fail("split.test_size", f"must be a number in (0, 1), got {test_size!r}")
+        return RandomSplits(float(test_size)).to_dict(), _parse_seeds(seeds)
+    if name == REPEATED_KFOLD:
+        folds, repeats = split.get("folds", 5), split.get("repeats", 10)
+        if not is_int(folds) or folds < 2:
+            raise fail("split.folds", f"must be an integer >= 2, got {folds!r}")
+        if not is_int(repeats) or repeats < 1:
+            raise fail("split.repeats", f"must be an integer >= 1, got {repeats!r}")
+        if seeds is not None:
+            raise fail(
+                "seeds",
+                f"repeated k-fold makes its own seeds (repeats x folds = {repeats * folds}); "
+                "remove seeds and set split.repeats",
+            )
+        return RepeatedKFold(int(folds)).to_dict(), list(range(repeats * folds))
+    return FreshDraws().to_dict(), _parse_seeds(seeds)
+
+
 def parse_config(
     data: dict[str, Any],
     *,
@@ -322,19 +399,6 @@ def parse_config(
                 f"task is {task_name!r}, whose settings go in [{own_table}]",
             )
 
-    seeds = data.get("seeds", 5)
-    if is_int(seeds):
-        if seeds < 1:
-            raise fail("seeds", f"must be >= 1, got {seeds}")
-        seeds = list(range(seeds))
-    elif isinstance(seeds, list) and seeds and all(is_int(s) and s >= 0 for s in seeds):
-        if len(set(seeds)) != len(seeds):
-            raise fail("seeds", "a seed appears twice")
-    else:
-        raise fail(
-            "seeds", f"must be a count >= 1 or a list of non-negative integers, got {seeds!r}"
-        )
-
     device = data.get("device", "cpu")
     if not isinstance(device, str) or device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
         raise fail("device", f"must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
@@ -346,15 +410,7 @@ def parse_config(
     ref = DatasetRef(dataset["name"], dataset["params"], dataset["pool"])
     settings = task.parse_settings(data.get(own_table, {}), ref)
 
-    split = check_keys(data.get("split", {}), _SPLIT_KEYS, "split")
-    test_size = split.get("test_size", 0.4)
-    if (
-        isinstance(test_size, bool)
-        or not isinstance(test_size, (int, float))
-        or not 0 < test_size < 1
-    ):
-        raise fail("split.test_size", f"must be a number in (0, 1), got {test_size!r}")
-    split = {"test_size": float(test_size)}
+    split, seeds = parse_split(data.get("split", {}), data.get("seeds"), task)
 
     if task.uses_classifiers:
         classifiers = _params_table(

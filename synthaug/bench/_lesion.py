@@ -63,6 +63,7 @@ from synthaug.bench._methods import (
     uses_lesion_source,
     validate_method,
 )
+from synthaug.bench._resampling import FRESH_DRAWS
 from synthaug.bench._task import (
     SMALLEST_TEST_CLASS,
     TASKS,
@@ -114,6 +115,8 @@ class LesionTask(BaseTask):
     """
 
     settings_table = "lesion"
+    # Every seed draws fresh phantoms: the seeds are independent.
+    protocols = (FRESH_DRAWS,)
     baselines = ("none", "classical")
     references = (FULL_DATA,)
     example = '["none", "classical", "cgan"]'
@@ -198,9 +201,6 @@ class LesionTask(BaseTask):
 
     def is_free_baseline(self, method: str, params: dict[str, Any]) -> bool:
         return is_free_baseline(method, params)
-
-    def test_fraction(self, cell: dict[str, Any]) -> float | None:
-        return None  # every seed draws fresh phantoms: the seeds are independent
 
     def fit_group(self, cell: Cell) -> str | None:
         if uses_lesion_source(cell.method, cell.method_params):

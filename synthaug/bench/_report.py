@@ -27,6 +27,7 @@ import numpy as np
 
 from synthaug._utils import warn
 from synthaug.bench._plots import save_plots, save_sample_grids, where_parts
+from synthaug.bench._resampling import RANDOM_SPLITS, REPEATED_KFOLD, Resampling, resampling_of
 from synthaug.bench._results import CONFIG, RESULTS, load_records
 from synthaug.bench._task import SMALLEST_TEST_CLASS, TASKS, Task
 from synthaug.errors import DataFileError
@@ -40,6 +41,11 @@ from synthaug.metrics import (
 )
 
 BASELINES = ("none", "classical")
+# The Holm families of a table (see holm_families).
+FAMILY_BEST_FREE = "vs best free"
+FAMILY_FREE_NONE = "free vs none"
+FAMILY_OTHER = "other"
+FAMILIES = (FAMILY_BEST_FREE, FAMILY_FREE_NONE, FAMILY_OTHER)
 # The comparison with the best free baseline of each table is named like a baseline.
 BEST_FREE = "best-free"
 _FIELDS = (
@@ -54,6 +60,7 @@ _FIELDS = (
     "ci95_low",
     "ci95_high",
     "ci95_half_width",
+    "protocol",
     "interval",
     "best",
     "best_free",
@@ -68,12 +75,14 @@ MIN_TEST_CLASS = 10
 
 def csv_fields(baselines: Sequence[str] = BASELINES) -> tuple[str, ...]:
     """The CSV columns: the summary, then per baseline the paired gain, its CI half-width, the
-    t-test p, the Holm-adjusted p, the Wilcoxon p, wins/ties/losses and the pairs used."""
+    t-test p, the Holm-adjusted p and its family, the Wilcoxon p, wins/ties/losses and the
+    pairs used."""
     per = (
         "gain_vs_{}",
         "ci95_gain_vs_{}",
         "p_vs_{}",
         "p_holm_vs_{}",
+        "holm_family_vs_{}",
         "wilcoxon_p_vs_{}",
         "wtl_vs_{}",
         "n_pairs_vs_{}",
@@ -167,6 +176,59 @@ def _test_fraction(task: str, cell: dict[str, Any]) -> float | None:
     return None if t is None or "split" not in cell else t.test_fraction(cell)
 
 
+def _protocol(task: str, cell: dict[str, Any]) -> Resampling:
+    """The resampling protocol a recorded cell ran under (records older than protocols name
+    none: they ran the task's first, which is what :func:`resampling_of` reads)."""
+    t = _task(task)
+    return resampling_of(cell.get("split", {}), t.protocols if t is not None else (RANDOM_SPLITS,))
+
+
+def holm_families(
+    methods: Sequence[str],
+    comparisons: Sequence[tuple[str, str]],
+    *,
+    best_free: str | None,
+    free: Sequence[str],
+    references: Sequence[str] = (),
+) -> dict[frozenset[str], str]:
+    """The Holm family of each distinct comparison of one table.
+
+    A table asks two questions, and each is one family (Holm's step-down method runs within
+    it): :data:`FAMILY_BEST_FREE`, every method but ``none`` and the references against the
+    best free baseline (does it beat what costs nothing?); :data:`FAMILY_FREE_NONE`, every
+    free baseline against ``none`` (does the free fix help at all?). The table's other
+    comparisons (a generator against ``none`` or ``classical``, the ceiling against
+    anything) form :data:`FAMILY_OTHER`. A pair that two columns share (``classical`` against
+    the best free baseline is also the best free baseline's ``vs classical`` cell) is tested
+    once, in the first family that holds it.
+
+    Parameters
+    ----------
+    methods : sequence of str
+        The table's methods.
+    comparisons : sequence of (str, str)
+        Every ``(method, other)`` comparison the table shows.
+    best_free : str or None
+        The table's best free baseline.
+    free : sequence of str
+        The free baselines of the table.
+    references : sequence of str
+        Methods shown for reference (the ``full-data`` ceiling).
+    """
+    families: dict[frozenset[str], str] = {}
+    if best_free is not None:
+        for m in methods:
+            if m not in (best_free, "none", *references):
+                families.setdefault(frozenset((m, best_free)), FAMILY_BEST_FREE)
+    if "none" in methods:
+        for m in free:
+            families.setdefault(frozenset((m, "none")), FAMILY_FREE_NONE)
+    for a, b in comparisons:
+        if a != b:
+            families.setdefault(frozenset((a, b)), FAMILY_OTHER)
+    return families
+
+
 def _is_free(task: str, cell: dict[str, Any]) -> bool:
     t = _task(task)
     return t is not None and t.is_free_baseline(cell["method"], cell.get("method_params", {}))
@@ -199,12 +261,15 @@ def summarize_results(
     groups: dict[tuple, dict[str, dict[int, dict[str, float]]]] = {}
     cells: dict[tuple, dict[str, dict[str, Any]]] = {}
     fractions: dict[tuple, float | None] = {}
+    protocols: dict[tuple, Resampling] = {}
     for r in records:
         c = r["cell"]
         key = (c["task"], c["dataset"]["name"], c["setting"], c["classifier"])
         groups.setdefault(key, {}).setdefault(c["method"], {})[r["seed"]] = r["metrics"]
         cells.setdefault(key, {})[c["method"]] = c
         fractions.setdefault(key, _test_fraction(c["task"], c))
+        if "split" in c:
+            protocols.setdefault(key, _protocol(c["task"], c))
     rows = []
     for key, by_method in groups.items():
         task, dataset, setting, classifier = key
@@ -245,7 +310,8 @@ def summarize_results(
                     "ci95_low": mean - half,
                     "ci95_high": mean + half,
                     "ci95_half_width": half,
-                    "interval": "corrected resampled t" if fraction else "t",
+                    "protocol": protocols[key].name if key in protocols else "",
+                    "interval": protocols[key].test if fraction else "paired t",
                     "best_free": best_free or "",
                     "gap_closed": _gap_closed(means, method, ceiling),
                 }
@@ -253,18 +319,36 @@ def summarize_results(
                     other = best_free if base == BEST_FREE else base
                     _compare(row, base, values, series.get(other), fraction, method != other)
                 block.append(row)
-            # Holm over every distinct comparison of the table (the best free baseline's
-            # column repeats a named baseline's comparisons when it is one of them).
-            pairs = {}
+            # Holm within each family of the table (holm_families); a pair two columns share
+            # is one test.
+            shown = [
+                (row["method"], best_free if base == BEST_FREE else base)
+                for row in block
+                for base in comparisons
+                if not math.isnan(row[f"p_vs_{base}"])
+            ]
+            family = holm_families(
+                list(series),
+                shown,
+                best_free=best_free,
+                free=free,
+                references=t.references if t else (),
+            )
+            pairs: dict[frozenset[str], float] = {}
             for row in block:
                 for base in comparisons:
-                    other = best_free if base == BEST_FREE else base
-                    pairs.setdefault(frozenset((row["method"], other)), row[f"p_vs_{base}"])
-            adjusted = dict(zip(pairs, holm(list(pairs.values())), strict=True))
+                    pair = frozenset((row["method"], best_free if base == BEST_FREE else base))
+                    if pair in family:
+                        pairs.setdefault(pair, row[f"p_vs_{base}"])
+            adjusted = {}
+            for name in FAMILIES:
+                members = [pair for pair in pairs if family[pair] == name]
+                adjusted.update(zip(members, holm([pairs[m] for m in members]), strict=True))
             for row in block:
                 for base in comparisons:
-                    other = best_free if base == BEST_FREE else base
-                    row[f"p_holm_vs_{base}"] = float(adjusted[frozenset((row["method"], other))])
+                    pair = frozenset((row["method"], best_free if base == BEST_FREE else base))
+                    row[f"p_holm_vs_{base}"] = float(adjusted.get(pair, math.nan))
+                    row[f"holm_family_vs_{base}"] = family.get(pair, "")
             finite = [v for v in means.values() if not math.isnan(v)]
             top = max(finite) if finite and higher else math.nan
             for row in block:
@@ -422,7 +506,15 @@ def _gain_text(row: dict[str, Any], base: str) -> str:
     if math.isnan(gain):
         return "—"
     ci = "" if math.isnan(half) else f" ± {half:.3f}"
-    return f"{_signed(gain)}{ci} ({_p(row[f'p_holm_vs_{base}'])}; {row[f'wtl_vs_{base}']})"
+    family = _FAMILY_TAGS.get(row.get(f"holm_family_vs_{base}", ""), "")
+    return (
+        f"{_signed(gain)}{ci} (p {_p(row[f'p_vs_{base}'])}, Holm{family} "
+        f"{_p(row[f'p_holm_vs_{base}'])}; {row[f'wtl_vs_{base}']})"
+    )
+
+
+# How the Markdown tables name a p-value's Holm family (the note under the header says which).
+_FAMILY_TAGS = {FAMILY_BEST_FREE: "ᴮ", FAMILY_FREE_NONE: "ᴺ", FAMILY_OTHER: "ᴼ"}
 
 
 def _baseline_label(base: str, block: list[dict[str, Any]]) -> str:
@@ -441,27 +533,43 @@ def _shown_baselines(block: list[dict[str, Any]]) -> list[str]:
     return bases
 
 
-def _statistics_note(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
-    corrected = {
-        _test_fraction(r["cell"]["task"], r["cell"])
-        for r in records
-        if _test_fraction(r["cell"]["task"], r["cell"])
-    }
-    if corrected:
-        fractions = ", ".join(f"{f:g}" for f in sorted(corrected))
-        interval = (
-            "the corrected resampled t of Nadeau & Bengio (2003), because every seed re-splits "
-            f"the same data (variance x (1/k + n_test/n_train), test fraction {fractions}); "
-            "the plain t would be narrower and overconfident"
+def _protocol_text(records: list[dict[str, Any]]) -> str:
+    """What the records' protocols were and which test each implies, in words."""
+    seeds: dict[tuple[str, str], set[int]] = {}
+    found: dict[tuple[str, str], Resampling] = {}
+    for r in records:
+        c = r["cell"]
+        if "split" not in c and _task(c["task"]) is None:
+            continue
+        protocol = _protocol(c["task"], c)
+        key = (c["task"], json.dumps(protocol.to_dict(), sort_keys=True))
+        found[key] = protocol
+        seeds.setdefault(key, set()).add(r["seed"])
+    parts = []
+    for key, protocol in found.items():
+        fraction = protocol.test_fraction
+        why = (
+            f"variance x (1/n + n_test/n_train), n_test/n_train = {fraction / (1 - fraction):.3g}"
+            ", because the seeds' training sets overlap; the plain t would be overconfident"
+            if fraction
+            else "the seeds are independent"
         )
-    else:
-        interval = "the plain Student t (every seed draws fresh data)"
+        parts.append(
+            f"protocol **{protocol.name}** ({protocol.describe(len(seeds[key]))}): the "
+            f"{protocol.test}, {why}"
+        )
+    return "; ".join(parts) if parts else "the plain Student t"
+
+
+def _statistics_note(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
     return (
-        f"Cells: mean ± 95% interval across seeds, from {interval}; best mean per column in "
-        "bold. Δ: mean paired difference (same seeds, same splits) ± its 95% interval, then "
-        "(the two-sided p-value of the same t, Holm-adjusted over every comparison of the "
-        "table; wins/ties/losses over seeds). The raw and Wilcoxon signed-rank p-values are in "
-        "report.csv."
+        f"Cells: mean ± 95% interval across seeds; {_protocol_text(records)}. Best mean per "
+        "column in bold. Δ: mean paired difference (same seeds, same data) ± its 95% "
+        "interval, then (the two-sided p of the same t; that p Holm-adjusted within its "
+        f"family: ᴮ {FAMILY_BEST_FREE}, every method against the table's best free baseline; "
+        f"ᴺ {FAMILY_FREE_NONE}, every free baseline against none; ᴼ {FAMILY_OTHER}, the "
+        "table's remaining comparisons; wins/ties/losses over seeds). The Wilcoxon "
+        "signed-rank p-values are in report.csv."
     )
 
 
@@ -486,8 +594,8 @@ def _free_verdicts(rows: list[dict[str, Any]], thin: dict[tuple, str] | None = N
             word = "above" if r[f"gain_vs_{BEST_FREE}"] > 0 else "below"
             sig = "significant" if p < 0.05 else "not significant"
             verdicts.append(
-                f"{r['method']} {_signed(r[f'gain_vs_{BEST_FREE}'])} ({word}, p_holm "
-                f"{_p(p)}, {sig})"
+                f"{r['method']} {_signed(r[f'gain_vs_{BEST_FREE}'])} ({word}, p "
+                f"{_p(r[f'p_vs_{BEST_FREE}'])}, p_holm {_p(p)}, {sig})"
             )
         lines.append(
             f"- {', '.join(where_parts(dataset, setting, clf))}: best free baseline "
@@ -520,6 +628,13 @@ def _overview(rows: list[dict[str, Any]], metric: str) -> str:
             cells.append(f"**{text}**" if row is not None and row["best"] else text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _runs_text(protocol: str, n: int) -> str:
+    """``"10 seeds"``, or ``"50 runs: 10 x 5-fold"`` for a k-fold table."""
+    if protocol == REPEATED_KFOLD:
+        return f"{n} runs"
+    return f"{n} seed{'s' * (n != 1)}"
 
 
 def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -> str:
@@ -557,10 +672,11 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
         primary = metrics[0]
         bases = _shown_baselines(block)
         n = max(r["n"] for r in block)
-        out.write(f"\n## {' · '.join(where_parts(dataset, setting, clf))} ({n} seeds)\n\n")
+        runs = _runs_text(block[0]["protocol"], n)
+        out.write(f"\n## {' · '.join(where_parts(dataset, setting, clf))} ({runs})\n\n")
         gap = any(not math.isnan(r["gap_closed"]) for r in block if r["metric"] == primary)
         header = ["method", *metrics] + (["gap closed"] if gap else [])
-        header += [f"Δ {primary} vs {_baseline_label(b, block)} (p_holm; W/T/L)" for b in bases]
+        header += [f"Δ {primary} vs {_baseline_label(b, block)} (p, Holm; W/T/L)" for b in bases]
         out.write("| " + " | ".join(header) + " |\n")
         out.write("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|\n")
         for method in _methods_in(block):
@@ -634,8 +750,9 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
         out.write("\\begin{table}[t]\n\\centering\n\\small\n")
         out.write(
             f"\\caption{{{where}: "
-            f"mean $\\pm$ 95\\% CI over {n} seeds ({block[0]['interval']}); $\\Delta$ = "
-            f"paired gain in {_tex_escape(primary)}, Holm-adjusted $p$ of the same t.}}\n"
+            f"mean $\\pm$ 95\\% CI over {_runs_text(block[0]['protocol'], n)} "
+            f"({block[0]['interval']}); $\\Delta$ = paired gain in {_tex_escape(primary)}, "
+            "$p$ of the same t Holm-adjusted within its family.}}\n"
         )
         out.write("\\begin{tabular}{l" + "r" * (len(metrics) + len(bases)) + "}\n\\toprule\n")
         head = ["Method", *(_tex_escape(m) for m in metrics)]

@@ -21,6 +21,12 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from synthaug._params import configure
+from synthaug.bench._resampling import (
+    RANDOM_SPLITS,
+    REPEATED_KFOLD,
+    data_seed,
+    resampling_of,
+)
 from synthaug.data import DATASETS, ImageDataset, select_pool
 from synthaug.errors import DataFileError, InvalidDataError, InvalidParameterError
 from synthaug.metrics import CLASSIFIERS
@@ -85,7 +91,11 @@ class Cell:
     dataset : dict
         ``{"name": registered data set, "params": {...}, "pool": "evaluation"}``.
     split : dict
-        ``{"test_size": float}``.
+        The resampling protocol (:mod:`~synthaug.bench._resampling`), e.g.
+        ``{"protocol": "repeated-kfold", "folds": 5}`` or, for random splits (recorded
+        without their name), ``{"test_size": 0.4}``; tasks split through
+        :func:`split_data`. A calibration study may add ``"data_seed"`` to hold the data
+        fixed while the seed of training varies; no config writes it.
     setting : str
         The setting's label (``"ratio=0.1"``).
     settings_table : str
@@ -212,6 +222,8 @@ class Task(Protocol):
     mean_over_settings : str or None
         The label of a per-seed mean across settings that the report adds (the one-class
         protocol's "mean over normal classes"), or None.
+    protocols : tuple of str
+        The resampling protocols the task can run (``[split] protocol``), its default first.
     """
 
     settings_table: ClassVar[str]
@@ -222,6 +234,7 @@ class Task(Protocol):
     reported: ClassVar[tuple[str, ...]]
     best_is_highest: ClassVar[tuple[str, ...]]
     mean_over_settings: ClassVar[str | None]
+    protocols: ClassVar[tuple[str, ...]]
 
     def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
         """The settings of the task's table; ``dataset`` names the config's data set and
@@ -266,9 +279,8 @@ class Task(Protocol):
 
     def test_fraction(self, cell: dict[str, Any]) -> float | None:
         """The share of the data each seed holds out for testing when seeds re-split one
-        data set (their training sets overlap), for the corrected resampled t of the report;
-        None when every seed draws fresh data. ``cell`` is the cell as recorded
-        (:meth:`Cell.to_dict`)."""
+        data set (their training sets overlap), for the corrected t of the report; None when
+        every seed draws fresh data. ``cell`` is the cell as recorded (:meth:`Cell.to_dict`)."""
         ...
 
 
@@ -283,6 +295,7 @@ class BaseTask:
     baselines: ClassVar[tuple[str, ...]] = ()
     references: ClassVar[tuple[str, ...]] = ()
     mean_over_settings: ClassVar[str | None] = None
+    protocols: ClassVar[tuple[str, ...]] = (RANDOM_SPLITS, REPEATED_KFOLD)
 
     @property
     def best_is_highest(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -304,9 +317,20 @@ class BaseTask:
         return None
 
     def test_fraction(self, cell: dict[str, Any]) -> float | None:
-        # The harness's [split] is drawn anew from the same data for every seed.
-        test_size = cell.get("split", {}).get("test_size")
-        return None if test_size is None else float(test_size)
+        return resampling_of(cell.get("split", {}), self.protocols).test_fraction
+
+
+def split_indices(cell: Cell, data: ImageDataset) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted ``(train, test)`` item indices of ``cell``'s part of its protocol."""
+    protocol = resampling_of(cell.split, TASKS.get(cell.task).protocols)
+    return protocol.indices(data, data_seed(cell.split, cell.seed))
+
+
+def split_data(cell: Cell, data: ImageDataset) -> tuple[ImageDataset, ImageDataset]:
+    """``cell``'s ``(train, test)`` parts of ``data`` under the config's resampling protocol
+    (a random split, or one fold of one repeat of a k-fold)."""
+    train_idx, test_idx = split_indices(cell, data)
+    return data.subset(train_idx), data.subset(test_idx)
 
 
 def smallest_class(dataset: ImageDataset) -> int:

@@ -60,6 +60,7 @@ from synthaug.bench._task import (
     TaskResult,
     build_classifier,
     smallest_class,
+    split_data,
 )
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
@@ -212,7 +213,7 @@ class TSTRTask(BaseTask):
         budget = cell.settings
         epsilon = budget["epsilon"]
         with ctx.timed("split"):
-            train, test = dataset.split(cell.split["test_size"], seed=seed)
+            train, test = split_data(cell, dataset)
         spent, noise = math.inf, 0.0
         model = None
         if cell.method == REAL:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import Dataset
 
 from synthaug.errors import (
@@ -193,6 +193,43 @@ class ImageDataset(Dataset):
             raise InvalidParameterError(
                 f"cannot make a stratified split with test_size={test_size}: {exc}"
             ) from exc
+        return np.sort(train_idx), np.sort(test_idx)
+
+    def kfold_indices(
+        self, folds: int = 5, fold: int = 0, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted ``(train, test)`` item indices of fold ``fold`` of a stratified k-fold.
+
+        The ``folds`` test parts of one ``seed`` are disjoint and together hold every item
+        once; each keeps the class proportions (scikit-learn's ``StratifiedKFold`` with
+        shuffling). Repeated k-fold cross-validation draws one such partition per repeat.
+
+        Raises
+        ------
+        InvalidParameterError
+            When ``folds`` is not an integer >= 2 or ``fold`` is not in ``[0, folds)``.
+        InvalidDataError
+            When a present class has fewer than ``folds`` items (some test part would miss it).
+        """
+        if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+            raise InvalidParameterError(f"folds must be an integer >= 2, got {folds!r}")
+        if (
+            isinstance(fold, bool)
+            or not isinstance(fold, (int, np.integer))
+            or not 0 <= fold < folds
+        ):
+            raise InvalidParameterError(f"fold must be an integer in [0, {folds}), got {fold!r}")
+        if len(self) == 0:
+            raise EmptyDatasetError("cannot split an empty dataset")
+        small = [self.classes[c] for c, n in self.class_counts().items() if 0 < n < folds]
+        if small:
+            raise InvalidDataError(
+                f"class(es) {small} have fewer than {folds} samples, so some of the {folds} "
+                f"test folds would miss them; use fewer folds or add samples"
+            )
+        labels = self.labels.numpy()
+        splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
+        train_idx, test_idx = list(splitter.split(np.zeros(len(self)), labels))[int(fold)]
         return np.sort(train_idx), np.sort(test_idx)
 
     def fingerprint(self) -> str:
