@@ -5,9 +5,9 @@ docs/benchmarks.md and the README, and the lesion grid's tables of docs/medical.
     python benchmarks/digits_table.py benchmarks/results/phantoms_lesions/report.csv auroc
 
 One row per method, per setting and classifier: the mean of the metric (default balanced
-accuracy), and the paired difference to the table's best free baseline with its
-Holm-adjusted p-value (the report's test). Nothing is computed here that the report does
-not hold.
+accuracy), and the paired difference to the table's best free baseline with its p-value,
+Holm-adjusted within its family (the report's test and ``p_holm_vs_best-free``). Nothing is
+computed here that the report does not hold.
 """
 
 from __future__ import annotations
