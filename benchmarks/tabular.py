@@ -1,18 +1,21 @@
 """Tabular oversampling: the transfer generators against SMOTE and random oversampling.
 
 Two real tables that ship with scikit-learn: breast cancer (569 rows, 30 features; the
-malignant class) and wine (178 rows, 13 features; class 2). Per seed (10 seeds): a
-stratified 60/40 split; the chosen class keeps 10% of its training rows (at least 2); a
+malignant class) and wine (178 rows, 13 features; class 2). Per seed, the training and test
+parts of the harness's resampling protocol (``--protocol``: 10 random stratified 60/40
+splits, or ``repeats`` x ``folds`` stratified k-fold, the folds the harness itself draws);
+the chosen class keeps 10% of its training rows (at least 2); a
 pipeline of standard scaling, the oversampler (every class topped up to the majority count)
 and logistic regression is fitted on the cut training part and scored on the untouched 40%.
 The free baselines are no resampling, a class-weighted logistic regression, random
 oversampling and SMOTE (imbalanced-learn); the generators run through
 ``synthaug.augment.GenerativeOverSampler`` with their default settings (no tuning on these
 tables). Differences against SMOTE and against the best free baseline (by mean balanced
-accuracy) use the corrected resampled t (Nadeau & Bengio 2003) with Holm's adjustment over
-every comparison of a table.
+accuracy) use the protocol's corrected t (Nadeau & Bengio 2003 for random splits, Bouckaert
+& Frank 2004 for repeated k-fold) with Holm's adjustment within the harness's families
+(``synthaug.bench.holm_families``).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/tabular.py --out benchmarks/results/tabular
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/tabular.py --out benchmarks/results/tabular --protocol repeated-kfold --repeats 2
 
 Writes ``results.json`` (every seed's scores) and ``report.md``. CPU only, deterministic.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,21 +36,21 @@ from imblearn.pipeline import Pipeline
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
-from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from synthaug.augment import GenerativeOverSampler
+from synthaug.bench import RandomSplits, RepeatedKFold, holm_families, resampling_of
+from synthaug.data import ImageDataset
 from synthaug.generators import CVAE, DeepSMOTE, DeltaTransfer
 from synthaug.metrics import corrected_t, holm, mean_ci
 
-TEST_FRACTION = 0.4
 KEEP = 0.1
 TABLES = {
     # name: (loader, the class cut to 10%)
     "breast-cancer": (load_breast_cancer, 0),
     "wine": (load_wine, 2),
 }
-FREE = ["none", "class-weighted", "random-oversampling", "smote"]
+FREE = ["class-weighted", "random-oversampling", "smote"]
 
 
 def _generator(make: Callable[[int], object]) -> Callable[[int], object]:
@@ -75,10 +79,16 @@ def cut(X: np.ndarray, y: np.ndarray, label: int, seed: int) -> tuple[np.ndarray
     return X[mask], y[mask]
 
 
-def run_cell(X, y, label: int, method: str, seed: int) -> dict[str, float]:
-    X_tr, X_te, y_tr, y_te = train_test_split(
-        X, y, test_size=TEST_FRACTION, stratify=y, random_state=seed
-    )
+def split(y: np.ndarray, protocol, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The harness's own ``(train, test)`` indices for ``seed``: the protocol's split depends
+    on the labels alone, so a stand-in data set holds nothing else."""
+    labels = ImageDataset(torch.zeros(len(y), 1), torch.as_tensor(y), sorted(set(y.tolist())))
+    return protocol.indices(labels, seed)
+
+
+def run_cell(X, y, label: int, method: str, seed: int, protocol) -> dict[str, float]:
+    train, test = split(y, protocol, seed)
+    X_tr, X_te, y_tr, y_te = X[train], X[test], y[train], y[test]
     X_tr, y_tr = cut(X_tr, y_tr, label, seed)
     weight = "balanced" if method == "class-weighted" else None
     clf = LogisticRegression(max_iter=5000, class_weight=weight)
@@ -102,15 +112,16 @@ def run_cell(X, y, label: int, method: str, seed: int) -> dict[str, float]:
     }
 
 
-def report(results: dict, seeds: list[int]) -> str:
+def report(results: dict, seeds: list[int], protocol, command: str) -> str:
+    fraction = protocol.test_fraction
     lines = [
         "# Tabular oversampling: transfer generators against SMOTE",
         "",
-        "Made by `OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/tabular.py --out "
-        "benchmarks/results/tabular`. "
-        f"{len(seeds)} seeds; mean ± 95% interval of the corrected resampled t (test fraction "
-        f"{TEST_FRACTION}); Δ is the paired difference in balanced accuracy, then the "
-        "Holm-adjusted p over every comparison of the table and wins/ties/losses over seeds.",
+        f"Made by `{command}`. Protocol {protocol.name} ({protocol.describe(len(seeds))}); mean "
+        f"± 95% interval of the {protocol.test} (test fraction {fraction:g}); Δ is the "
+        "paired difference in balanced accuracy ± its interval, then (p; p Holm-adjusted "
+        "within its family: ᴮ every method but none against the best free baseline, ᴺ every "
+        "free baseline against none, ᴼ the rest; wins/ties/losses over seeds).",
         "",
     ]
     for table, by_method in results.items():
@@ -120,7 +131,7 @@ def report(results: dict, seeds: list[int]) -> str:
             for m in by_method
         }
         best_free = max(FREE, key=lambda m: means[m])
-        comparisons, raw = [], []
+        comparisons, raw = [], {}
         for m in by_method:
             for ref in dict.fromkeys(["smote", best_free]):
                 if m == ref:
@@ -132,11 +143,18 @@ def report(results: dict, seeds: list[int]) -> str:
                         for s in seeds
                     ]
                 )
-                mean, half, p = corrected_t(diff, test_fraction=TEST_FRACTION)
+                mean, half, p = corrected_t(diff, test_fraction=fraction)
                 wins = int((diff > 0).sum()), int((diff == 0).sum()), int((diff < 0).sum())
                 comparisons.append((m, ref, mean, half, wins))
-                raw.append(1.0 if np.isnan(p) else p)
-        adjusted = dict(zip([(m, r) for m, r, *_ in comparisons], holm(raw), strict=True))
+                raw.setdefault(frozenset((m, ref)), 1.0 if np.isnan(p) else p)
+        family = holm_families(
+            list(by_method), [(m, r) for m, r, *_ in comparisons], best_free=best_free, free=FREE
+        )
+        adjusted = {}
+        for name in set(family.values()):
+            members = [pair for pair in raw if family[pair] == name]
+            adjusted.update(zip(members, holm([raw[m] for m in members]), strict=True))
+        tags = {"vs best free": "ᴮ", "free vs none": "ᴺ", "other": "ᴼ"}
         n_min = by_method["none"][str(seeds[0])]["n_minority_train"]
         refs = list(dict.fromkeys(["smote", best_free]))
         lines += [
@@ -144,7 +162,7 @@ def report(results: dict, seeds: list[int]) -> str:
             f"**{best_free}**)",
             "",
             "| method | balanced accuracy | minority recall | macro F1 | "
-            + " | ".join(f"Δ vs {r} (p_holm; W/T/L)" for r in refs)
+            + " | ".join(f"Δ vs {r} (p, Holm; W/T/L)" for r in refs)
             + " |",
             "|---|---:|---:|---:|" + "---:|" * len(refs),
         ]
@@ -152,7 +170,7 @@ def report(results: dict, seeds: list[int]) -> str:
             cells = []
             for metric in ["balanced_accuracy", "minority_recall", "macro_f1"]:
                 mean, half = mean_ci(
-                    [by_method[m][str(s)][metric] for s in seeds], test_fraction=TEST_FRACTION
+                    [by_method[m][str(s)][metric] for s in seeds], test_fraction=fraction
                 )
                 cells.append(f"{mean:.3f} ± {half:.3f}")
             deltas = []
@@ -162,7 +180,11 @@ def report(results: dict, seeds: list[int]) -> str:
                     deltas.append("—")
                     continue
                 _, _, mean, half, (w, t, lo) = hit[0]
-                deltas.append(f"{mean:+.3f} ± {half:.3f} ({adjusted[(m, ref)]:.3g}; {w}/{t}/{lo})")
+                pair = frozenset((m, ref))
+                deltas.append(
+                    f"{mean:+.3f} ± {half:.3f} (p {raw[pair]:.3g}, Holm{tags[family[pair]]} "
+                    f"{adjusted[pair]:.3g}; {w}/{t}/{lo})"
+                )
             lines.append(f"| {m} | " + " | ".join(cells + deltas) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -171,29 +193,44 @@ def report(results: dict, seeds: list[int]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--protocol", choices=("random-splits", "repeated-kfold"))
+    parser.add_argument("--seeds", type=int, default=10, help="random-splits: seeds")
+    parser.add_argument("--folds", type=int, default=5, help="repeated-kfold: folds")
+    parser.add_argument("--repeats", type=int, default=2, help="repeated-kfold: repeats")
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite report.md from OUT/results.json"
     )
     args = parser.parse_args()
+    command = "OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/tabular.py " + " ".join(
+        sys.argv[1:]
+    )
     if args.report_only:
-        results = json.loads((args.out / "results.json").read_text())
+        saved = json.loads((args.out / "results.json").read_text())
+        # Results from before protocols were named hold the tables alone (random 60/40 splits).
+        results = saved.get("results", saved)
+        protocol = resampling_of(saved.get("protocol", {"test_size": 0.4}))
         seeds = sorted(int(s) for s in next(iter(next(iter(results.values())).values())))
-        (args.out / "report.md").write_text(report(results, seeds) + "\n")
+        (args.out / "report.md").write_text(report(results, seeds, protocol, command) + "\n")
         return
+    if args.protocol == "repeated-kfold":
+        protocol, seeds = RepeatedKFold(args.folds), list(range(args.folds * args.repeats))
+    else:
+        protocol, seeds = RandomSplits(0.4), list(range(args.seeds))
     torch.set_num_threads(1)
-    seeds = list(range(args.seeds))
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for table, (load, label) in TABLES.items():
         X, y = load(return_X_y=True)
         results[table] = {}
         for method in METHODS:
-            results[table][method] = {str(s): run_cell(X, y, label, method, s) for s in seeds}
+            results[table][method] = {
+                str(s): run_cell(X, y, label, method, s, protocol) for s in seeds
+            }
             scores = [results[table][method][str(s)]["balanced_accuracy"] for s in seeds]
             print(f"{table} {method}: balanced accuracy {np.mean(scores):.3f}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
-    (args.out / "report.md").write_text(report(results, seeds) + "\n")
+    saved = {"protocol": protocol.to_dict(), "results": results}
+    (args.out / "results.json").write_text(json.dumps(saved, indent=1, sort_keys=True) + "\n")
+    (args.out / "report.md").write_text(report(results, seeds, protocol, command) + "\n")
     print(f"wrote {args.out / 'report.md'}")
 
 

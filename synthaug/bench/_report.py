@@ -4,9 +4,9 @@ Per setting, classifier and method: the mean of each metric across seeds with a 
 interval, and the paired difference to each baseline method (``none`` and ``classical`` for
 classification; the config's ``baselines``) and to the best free baseline of the table, over
 the same seeds, so the same splits. When seeds re-split one data set, intervals and tests use
-the corrected resampled t (Nadeau & Bengio, 2003), since overlapping training sets make the
-seeds' results dependent; the p-values of a table are Holm-adjusted together, and each
-comparison counts wins, ties and losses over seeds. Tasks whose settings are replicates of
+the corrected t of the config's resampling protocol, since overlapping training sets make the
+seeds' results dependent; the p-values of a table are Holm-adjusted within their families
+(:func:`holm_families`), and each comparison counts wins, ties and losses over seeds. Tasks whose settings are replicates of
 one question (the normal classes of the one-class protocol) also get a "mean over settings"
 block: per seed the mean across settings, then mean ± CI across seeds. A best method named
 from fewer than 3 seeds, or from a test class of fewer than 10 items, is marked as such in the
@@ -240,11 +240,12 @@ def summarize_results(
     """One row per (task, dataset, setting, classifier, method, metric): see :func:`csv_fields`.
 
     Means and paired differences get t-intervals; when the task's seeds re-split one data set
-    (:meth:`~synthaug.bench.Task.test_fraction`), the corrected resampled t of Nadeau & Bengio
-    (2003), else the plain t (``interval`` says which). Each difference is tested with the
+    (:meth:`~synthaug.bench.Task.test_fraction`), the corrected t of the resampling protocol
+    (Nadeau & Bengio 2003 for random splits, Bouckaert & Frank 2004 for repeated k-fold), else
+    the plain t (``protocol`` and ``interval`` say which). Each difference is tested with the
     same t (two-sided) and the p-values of a table (setting x classifier x metric) are
-    Holm-adjusted together (``p_holm_vs_*``); ``wtl_vs_*`` counts the seeds a method wins,
-    ties and loses. Tasks with free baselines also compare every method with the best of
+    Holm-adjusted within their family (:func:`holm_families`; ``p_holm_vs_*`` and
+    ``holm_family_vs_*``); ``wtl_vs_*`` counts the seeds a method wins, ties and loses. Tasks with free baselines also compare every method with the best of
     them in the table (``best_free``, the ``best-free`` columns); with a ``none`` row and a
     reference ceiling (``full-data``), ``gap_closed`` is the share of the gap between them a
     method closes.
