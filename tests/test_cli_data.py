@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import torch
 from PIL import Image
@@ -146,6 +147,97 @@ none = {{}}
     [record] = read_results(tmp_path / "out" / "results.jsonl")
     assert record["cell"]["dataset"]["name"] == "dicom"
     assert record["metrics"]["n_train_real"] == 6
+
+
+# -- DICOM out: the modality, and where the pixels come from -----------------------------------
+def _scanner_folder(tmp_path, classes):
+    """pydicom's real CT and MR test files, ``{class: [file name, ...]}``, as class folders."""
+    root = tmp_path / "scanner"
+    for cls, names in classes.items():
+        (root / cls).mkdir(parents=True)
+        for i, name in enumerate(names):
+            shutil.copy(get_testdata_file(name), root / cls / f"{i}_{name}")
+    return root
+
+
+def _read_all(folder):
+    return [pydicom.dcmread(f) for f in sorted(folder.glob("*/*.dcm"))]
+
+
+def test_generated_dicom_carries_the_modality_of_ct_input(tmp_path, capsys):
+    root = _scanner_folder(tmp_path, {"a": ["CT_small.dcm"] * 3, "b": ["CT_small.dcm"] * 2})
+    data = load_dicom_folder(root, size=16)
+    model = CVAE(epochs=1, hidden_dims=(16,), latent_dim=2, verbose=False, device="cpu")
+    path = model.fit(data).save(tmp_path / "ct.safetensors")
+    argv = ["augment", "--data", str(root), "--size", "16", "--model", str(path), *FAST]
+    argv += ["--format", "dicom", "--synthetic-only"]
+    assert main([*argv, "--out", str(tmp_path / "ct")]) == 0
+    (ds,) = _read_all(tmp_path / "ct")  # class b topped up by one
+    assert ds.Modality == "CT" and ds.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
+    # A generator's samples keep the synthetic marking.
+    assert ds.ConversionType == "SYN" and ds.PatientIdentityRemoved == "YES"
+    assert ds.SeriesDescription.startswith("SYNTHETIC") and "DerivationDescription" not in ds
+    assert main([*argv, "--out", str(tmp_path / "mr"), "--modality", "mr"]) == 0
+    assert [ds.Modality for ds in _read_all(tmp_path / "mr")] == ["MR"]
+    # sample has no input data: OT, unless --modality says.
+    out = tmp_path / "sampled"
+    argv = ["sample", str(path), "--n", "2", "--format", "dicom", "--out", str(out), *FAST]
+    assert main([*argv, "--modality", "CT"]) == 0
+    assert [ds.Modality for ds in _read_all(out)] == ["CT", "CT"]
+
+
+def test_real_pixels_from_dicom_input_are_written_derived_with_their_study(tmp_path, capsys):
+    root = _scanner_folder(tmp_path, {"a": ["CT_small.dcm"] * 2, "b": ["CT_small.dcm"]})
+    study = pydicom.dcmread(get_testdata_file("CT_small.dcm")).StudyInstanceUID
+    out = tmp_path / "out"
+    argv = ["augment", "--data", str(root), "--size", "16", "--source", "random-oversampling"]
+    argv += ["--format", "dicom", "--synthetic-only", "--out", str(out), *FAST]
+    fails(argv, capsys, "--source random-oversampling keeps real pixels", "--allow-real-pixels")
+    assert not out.exists()
+    assert main([*argv, "--allow-real-pixels"]) == 0
+    assert "marked derived from patient images, not synthetic" in capsys.readouterr().out
+    (ds,) = _read_all(out)
+    assert ds.Modality == "CT" and ds.ConversionType == "WSD"
+    assert ds.PatientIdentityRemoved == "NO" and "not de-identified" in ds.DeidentificationMethod
+    assert "random-oversampling" in ds.DerivationDescription
+    assert ds.DerivationDescription.endswith(f"of 1 study, Study Instance UID: {study}")
+
+
+def test_mixed_modalities_are_refused_unless_modality_names_one(tmp_path, capsys):
+    root = _scanner_folder(tmp_path, {"ct": ["CT_small.dcm"] * 2, "mr": ["MR_small.dcm"]})
+    out = tmp_path / "out"
+    argv = ["augment", "--data", str(root), "--size", "16", "--source", "random-oversampling"]
+    argv += ["--format", "dicom", "--synthetic-only", "--allow-real-pixels", *FAST]
+    fails([*argv, "--out", str(out)], capsys, "mixes modalities (CT, MR)", "--modality")
+    assert not out.exists()
+    assert main([*argv, "--out", str(out), "--modality", "OT"]) == 0
+    assert [ds.Modality for ds in _read_all(out)] == ["OT"]
+    # Mixed modalities do not matter to a format without a Modality.
+    argv = ["augment", "--data", str(root), "--size", "16", "--source", "random-oversampling"]
+    assert main([*argv, "--out", str(tmp_path / "aug.npz"), *FAST]) == 0
+
+
+def test_modality_and_allow_real_pixels_are_refused_where_they_do_nothing(
+    scans, model_path, tmp_path, capsys
+):
+    augment = ["augment", "--data", str(scans), "--size", "16", *FAST]
+    npz = ["--out", str(tmp_path / "a.npz")]
+    dicom = ["--out", str(tmp_path / "d"), "--format", "dicom", "--synthetic-only"]
+    err = usage_error([*augment, "--model", str(model_path), *npz, "--modality", "CT"], capsys)
+    assert "--modality sets the Modality of DICOM files; --format npz has none" in err
+    err = usage_error([*augment, "--source", "copy-paste", *npz, "--allow-real-pixels"], capsys)
+    assert "--allow-real-pixels lets --format dicom write real patient pixels" in err
+    fails(
+        [*augment, "--model", str(model_path), *dicom, "--allow-real-pixels"],
+        capsys,
+        f"--model {model_path} generates new images, written marked synthetic",
+    )
+    sample = ["sample", str(model_path), "--n", "2", "--out", str(tmp_path / "s.npz")]
+    assert "--format npz has none" in usage_error([*sample, "--modality", "CT"], capsys)
+    assert "DICOM modality code" in usage_error([*sample, "--modality", "C1"], capsys)
+    release = ["release", str(model_path), "--n", "2", "--out", str(tmp_path / "r")]
+    assert "--format npz has none" in usage_error([*release, "--modality", "CT"], capsys)
+    assert not any(tmp_path.iterdir())
 
 
 # -- bad files, mixed folders -----------------------------------------------------------------

@@ -44,6 +44,7 @@ def test_folder_labels_and_metadata(ct_mr):
     assert ds.images.min() >= 0 and ds.images.max() <= 1
     ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     assert ds.metadata[0]["SOPInstanceUID"] == ct.SOPInstanceUID
+    assert ds.metadata[0]["StudyInstanceUID"] == ct.StudyInstanceUID
     assert ds.metadata[0]["modality"] == "CT" and ds.metadata[1]["modality"] == "MR"
     assert ds.metadata[0]["file"].endswith("CT_small.dcm") and ds.metadata[0]["frame"] == 0
     assert ds.skipped == []
@@ -349,3 +350,94 @@ def test_class_names_can_be_kept_out_of_the_files(tmp_path):
         assert "benign" not in path.name and "malignant" not in path.name
     back = load_dicom_folder(tmp_path / "out", size=8)
     assert back.classes == ["class_0", "class_1"] and sorted(back.labels.tolist()) == [0, 1, 1]
+
+
+# -- derived from patient images -------------------------------------------------------------
+def test_derived_files_say_real_anatomy_not_synthetic(tmp_path):
+    # Real pixels that synthaug changed (copy-paste and the like): patient data, so neither
+    # "synthetic", nor "no patient data", nor Patient Identity Removed YES, in image or mask.
+    pytest.importorskip("highdicom")
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    masks = torch.zeros(2, 1, 8, 8, dtype=torch.bool)
+    masks[0, 0, 2:5, 2:5] = True
+    files = write_dicom(
+        torch.rand(2, 1, 8, 8),
+        ["lesion", "lesion"],
+        tmp_path / "out",
+        origin="derived",
+        derivation="made by synthaug copy-paste",
+        source_studies=[ct.StudyInstanceUID],
+        masks=masks,
+        modality="CT",
+    )
+    assert [f.name for f in files] == ["derived_lesion_000000.dcm", "derived_lesion_000001.dcm"]
+    seg_path = tmp_path / "out" / "segmentations" / "derived_lesion_000000_seg.dcm"
+    for f in files:
+        ds = pydicom.dcmread(f)
+        assert ds.SOPClassUID == pydicom.uid.SecondaryCaptureImageStorage
+        assert list(ds.ImageType) == ["DERIVED", "SECONDARY", "OTHER"]
+        assert ds.ConversionType == "WSD" and ds.Modality == "CT"
+        assert ds.PatientIdentityRemoved == "NO"
+        assert (
+            ds.DeidentificationMethod == "synthaug: derived from patient images; not de-identified"
+        )
+        assert ds.SeriesDescription.startswith("DERIVED")
+        assert "real patient anatomy" in ds.ImageComments and "not synthetic" in ds.ImageComments
+        assert ds.DerivationDescription.startswith("made by synthaug copy-paste; ")
+        assert ct.StudyInstanceUID in ds.DerivationDescription
+        assert str(ds.PatientName) == "DERIVED^UNKNOWN" and ds.PatientID == "DERIVED"
+    seg = pydicom.dcmread(seg_path)
+    assert seg.PatientIdentityRemoved == "NO" and seg.ContentLabel == "DERIVED_MASK"
+    assert seg.SeriesDescription.startswith("DERIVED") and str(seg.PatientName) == "DERIVED^UNKNOWN"
+    for path in [*files, seg_path]:
+        raw = path.read_bytes()
+        assert b"SYNTHETIC" not in raw and b"no patient data" not in raw, path
+    rows = (tmp_path / "out" / "manifest.csv").read_text().splitlines()
+    assert rows[0].startswith("file,class,synthetic,derived,")
+    assert all(",no,yes," in row for row in rows[1:])
+    back = load_dicom_folder(tmp_path / "out", size=8)
+    assert len(back) == 2 and back.classes == ["lesion"]
+
+
+def test_synthetic_files_keep_their_marking(tmp_path):
+    files = write_dicom(torch.rand(1, 1, 8, 8), [0], tmp_path / "out")
+    ds = pydicom.dcmread(files[0])
+    assert files[0].name == "synthetic_0_000000.dcm"
+    assert ds.ConversionType == "SYN" and ds.PatientIdentityRemoved == "YES"
+    assert ds.DeidentificationMethod.endswith("contains no patient data")
+    assert ds.SeriesDescription == "SYNTHETIC synthaug images" and ds.Modality == "OT"
+    assert "DerivationDescription" not in ds
+
+
+def test_derivation_description_names_the_studies_that_fit(tmp_path):
+    image = torch.rand(1, 1, 4, 4)
+    unknown = write_dicom(image, [0], tmp_path / "a", origin="derived", derivation="pasted")
+    assert pydicom.dcmread(unknown[0]).DerivationDescription == (
+        "pasted; the studies of the patient images are unknown to synthaug"
+    )
+    uids = [f"1.2.840.99999.{i:050d}" for i in range(40)]  # 64 characters each
+    files = write_dicom(
+        image, [0], tmp_path / "b", origin="derived", source_studies=[*uids, uids[0]]
+    )
+    text = pydicom.dcmread(files[0]).DerivationDescription
+    assert len(text) <= 1024 and "of 40 studies" in text  # an ST holds 1024 characters
+    shown = [u for u in uids if u in text]
+    assert shown == uids[: len(shown)] and 10 <= len(shown) < 40
+    assert text.endswith(f" and {40 - len(shown)} more")
+
+
+def test_derived_arguments_are_checked(tmp_path):
+    image = torch.rand(1, 1, 4, 4)
+    with pytest.raises(InvalidParameterError, match="origin must be 'synthetic'"):
+        write_dicom(image, [0], tmp_path, origin="real")
+    with pytest.raises(InvalidParameterError, match="need origin='derived'"):
+        write_dicom(image, [0], tmp_path, derivation="pasted")
+    with pytest.raises(InvalidParameterError, match="need origin='derived'"):
+        write_dicom(image, [0], tmp_path, source_studies=["1.2.3"])
+    with pytest.raises(InvalidParameterError, match="not one string"):
+        write_dicom(image, [0], tmp_path, origin="derived", source_studies="1.2.3")
+    with pytest.raises(InvalidParameterError, match="Study Instance UIDs"):
+        write_dicom(image, [0], tmp_path, origin="derived", source_studies=["1.2.x"])
+    with pytest.raises(InvalidParameterError, match="calls derived images synthetic"):
+        write_dicom(image, [0], tmp_path, origin="derived", series_description="SYNTHETIC CT")
+    assert not any(tmp_path.iterdir())

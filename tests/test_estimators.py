@@ -88,6 +88,22 @@ def test_clone_round_trips(factory):
         assert getattr(twin, key) is not getattr(estimator, key)
 
 
+SAMPLERS = [(kind, name) for kind, name in ENTRIES if kind in ("generator", "source")]
+
+
+@pytest.mark.parametrize("kind, name", SAMPLERS, ids=[f"{k}:{n}" for k, n in SAMPLERS])
+def test_every_sample_source_says_whether_it_keeps_real_pixels(kind, name):
+    # The command line marks DICOM output derived or synthetic by this attribute alone.
+    # Every source here resamples, jitters, blends or pastes real images; generators make
+    # new pixels with a network (even those that store exemplars).
+    assert build(kind, name).keeps_real_pixels is (kind == "source")
+
+
+def test_a_mixed_source_keeps_real_pixels_when_one_of_its_sources_does():
+    assert MixedSource([RandomOverSampling(), CVAE()]).keeps_real_pixels
+    assert not MixedSource([CVAE(), CVAE()]).keeps_real_pixels
+
+
 def test_nested_parameters_are_reachable_with_double_underscores():
     model = PerClass(CVAE(latent_dim=3))
     model.set_params(estimator__latent_dim=5, n_jobs=2)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
+import pydicom
 import pytest
 import torch
 
 from synthaug.bench import load_config, parse_config, read_results, run_bench
 from synthaug.bench._runner import fit_groups
 from synthaug.cli import main
-from synthaug.data import load_dicom_folder, load_npz, make_phantoms, read_dicom_seg, save_npz
+from synthaug.data import (
+    load_dicom_folder,
+    load_npz,
+    make_phantoms,
+    read_dicom_seg,
+    save_npz,
+    write_dicom,
+)
 from synthaug.errors import InvalidParameterError
 
 
@@ -151,22 +159,43 @@ def test_cli_augment_with_copy_paste_writes_masks(phantom_npz, tmp_path, capsys)
     assert not masks[:20].any()  # normal real items carry no lesion
 
 
-def test_cli_augment_lesions_to_dicom_with_segmentations(tmp_path):
+def test_cli_augment_lesions_to_dicom_is_refused_or_written_derived(tmp_path, capsys):
+    # The case: copy-paste slices are real anatomy, so DICOM of them from scanner
+    # files must not say "synthetic, contains no patient data".
     pytest.importorskip("highdicom")
     data = make_phantoms((8, 3), size=32, seed=2, lesion_radius=(0.08, 0.1))
-    path = save_npz(data, tmp_path / "small.npz")
+    scans = tmp_path / "scans"
+    write_dicom(data, out_dir=scans, modality="CT")  # stands for a scanner's CT export
+    study = pydicom.dcmread(next(scans.glob("normal/*.dcm"))).StudyInstanceUID
     out = tmp_path / "dicom"
-    rc = main(
-        ["augment", "--data", str(path), "--source", "copy-paste", "--out", str(out)]
-        + ["--format", "dicom", "--synthetic-only", "--device", "cpu"]
-    )
-    assert rc == 0
+    argv = ["augment", "--data", str(scans), "--size", "32", "--source", "copy-paste"]
+    argv += ["--out", str(out), "--format", "dicom", "--synthetic-only", "--device", "cpu"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("synthaug: error: --source copy-paste keeps")
+    assert "--allow-real-pixels" in err and "nothing was written" in err
+    assert not out.exists()
+
+    assert main([*argv, "--allow-real-pixels"]) == 0
     images = load_dicom_folder(out)
     assert images.class_counts() == {0: 5}  # the synthetic lesion slices only
+    for path in sorted(out.glob("lesion/*.dcm")):
+        ds = pydicom.dcmread(path)
+        assert path.name.startswith("derived_lesion_")
+        assert list(ds.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+        assert ds.ConversionType == "WSD" and ds.Modality == "CT"
+        assert ds.PatientIdentityRemoved == "NO"
+        assert "no patient data" not in ds.DeidentificationMethod
+        assert "not de-identified" in ds.DeidentificationMethod
+        assert "copy-paste" in ds.DerivationDescription and study in ds.DerivationDescription
+        assert not ds.SeriesDescription.startswith("SYNTHETIC")
     segs = sorted((out / "segmentations").glob("*.dcm"))
     assert len(segs) == 5
     mask, referenced = read_dicom_seg(segs[0])
     assert mask.any() and isinstance(referenced, str)
+    seg = pydicom.dcmread(segs[0])
+    assert seg.PatientIdentityRemoved == "NO" and seg.ContentLabel == "DERIVED_MASK"
 
 
 def test_cli_augment_refuses_a_mixed_set_as_dicom_and_params_without_a_source(
@@ -192,8 +221,6 @@ def test_cli_augment_refuses_a_mixed_set_as_dicom_and_params_without_a_source(
 
 def test_masks_round_trip_through_dicom_seg_in_image_order(tmp_path):
     pytest.importorskip("highdicom")
-    from synthaug.data import write_dicom
-
     data, masks = make_phantoms((0, 3), size=16, seed=1, return_masks=True)
     files = write_dicom(data, out_dir=tmp_path, masks=masks)
     segs = sorted((tmp_path / "segmentations").glob("*.dcm"))

@@ -261,6 +261,8 @@ class _LesionSource(Estimator):
 
     stores_training_images = True
     makes_masks = True
+    # Every sample is a real normal image with lesions added (copied or generated ones).
+    keeps_real_pixels = True
 
     normal_class = Param(
         "normal",

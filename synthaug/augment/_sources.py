@@ -9,7 +9,7 @@ They are the baselines every generator is measured against.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
 
 import albumentations as A
 import numpy as np
@@ -32,6 +32,10 @@ from synthaug.errors import (
 
 class _ResamplingSource(Estimator):
     """Shared fit/sample plumbing: draw real samples of a class, then (optionally) transform them."""
+
+    # Every sample is a real image: a copy, a jittered copy, or (SMOTE) a pixel-wise blend of
+    # two, in which both patients' anatomy shows. DICOM output is marked derived, not synthetic.
+    keeps_real_pixels: ClassVar[bool] = True
 
     @property
     def is_fitted(self) -> bool:
@@ -260,6 +264,12 @@ class MixedSource(Estimator):
     @property
     def is_fitted(self) -> bool:
         return hasattr(self, "sources_")
+
+    @property
+    def keeps_real_pixels(self) -> bool:
+        """Whether any of the sources keeps real pixels (then some samples are real anatomy)."""
+        # A source that does not say is not taken to make new pixels.
+        return any(getattr(s, "keeps_real_pixels", True) for s in self.sources)
 
     def fit(self, dataset: ImageDataset) -> MixedSource:
         self.check_params()

@@ -7,9 +7,11 @@ folder with one subfolder per class holding either images or DICOM files (found 
 check that real data suits a saved model.
 
 Output formats are a dispatch table: a new format (``dicom``, say) is one function
-``writer(dataset, path, synthetic=None, masks=None, overwrite=False, model_digest=None) ->
-Path`` added to ``WRITERS`` (with whether it writes a folder in ``FOLDER_FORMATS`` and, when a
-file suffix should select it, one entry in ``SUFFIX_FORMATS``); ``--format`` offers every key.
+``writer(dataset, path, synthetic=None, masks=None, overwrite=False, model_digest=None,
+dicom=DicomMarking()) -> Path`` added to ``WRITERS`` (with whether it writes a folder in
+``FOLDER_FORMATS`` and, when a file suffix should select it, one entry in ``SUFFIX_FORMATS``);
+``--format`` offers every key. Only the DICOM writer has a place for :class:`DicomMarking`
+(the Modality, and whether the pixels are generated or derived from patient images).
 
 Outputs are checked before any work (:func:`prepare_output`): an existing file or a non-empty
 folder is refused unless ``--overwrite``. Every writer builds its output aside and renames it
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +57,27 @@ from synthaug.errors import (
 )
 
 Writer = Callable[..., Path]
+
+
+@dataclass(frozen=True)
+class DicomMarking:
+    """What ``--format dicom`` writes about the images' origin (other formats have no place).
+
+    Attributes
+    ----------
+    modality : str
+        The Modality attribute: the input's (:func:`dicom_modality`), ``--modality``, or OT.
+    derivation : str or None
+        ``None``: a generator made the images, and the files are marked synthetic. Otherwise
+        the images are real pixels that synthaug changed (a source that keeps real pixels),
+        the files are marked derived from patient images, and this says how.
+    source_studies : tuple of str
+        With a derivation: the Study Instance UIDs of the real images, when they were DICOM.
+    """
+
+    modality: str = "OT"
+    derivation: str | None = None
+    source_studies: tuple[str, ...] = ()
 
 
 def _source_file(meta: dict[str, Any] | None) -> str:
@@ -103,6 +128,7 @@ def _write_npz(
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
+    dicom: DicomMarking = DicomMarking(),
 ) -> Path:
     extra = {}
     if synthetic is not None:
@@ -119,6 +145,7 @@ def _write_png(
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
+    dicom: DicomMarking = DicomMarking(),
 ) -> Path:
     rows, flags = _manifest(dataset, synthetic, model_digest)
     # PNG has no place for masks.
@@ -134,23 +161,35 @@ def _write_dicom(
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
+    dicom: DicomMarking = DicomMarking(),
 ) -> Path:
-    # write_dicom marks every file synthetic; real images must never carry that mark.
+    # write_dicom marks every file synthetic or derived; a real image unchanged is neither.
     if synthetic is not None and not bool(synthetic.all()):
         raise InvalidParameterError(
-            "--format dicom writes synthetic images only (every file is marked synthetic); "
-            "write a mixed real + synthetic set as .npz or PNG instead, or only the synthetic "
-            "items with --synthetic-only"
+            f"{SYNTHETIC_ONLY}; write a mixed real + synthetic set as .npz or PNG instead, or "
+            f"only the synthetic items with --synthetic-only"
         )
+    derived = dicom.derivation is not None
     write_dicom(
         dataset,
         out_dir=path,
-        series_description="SYNTHETIC synthaug samples",
+        series_description="synthaug samples",  # the mark (SYNTHETIC or DERIVED) is prepended
+        modality=dicom.modality,
+        origin="derived" if derived else "synthetic",
+        derivation=dicom.derivation,
+        source_studies=dicom.source_studies,
         masks=masks,
         manifest=[{"model_sha256": model_digest or ""}] * len(dataset),
         overwrite=overwrite,
     )
     return path
+
+
+# Why --format dicom takes no real items, said the same way wherever it is refused.
+SYNTHETIC_ONLY = (
+    "--format dicom writes synthetic images only, never the real ones as they were (each file "
+    "is marked synthetic, or derived from patient images for a source that keeps real pixels)"
+)
 
 
 WRITERS: dict[str, Writer] = {"npz": _write_npz, "png": _write_png, "dicom": _write_dicom}
@@ -194,9 +233,12 @@ def write_dataset(
     *,
     overwrite: bool = False,
     model_digest: str | None = None,
+    dicom: DicomMarking = DicomMarking(),
 ) -> Path:
     writer = WRITERS[output_format(out, fmt)]
-    return writer(dataset, out, synthetic, masks, overwrite=overwrite, model_digest=model_digest)
+    return writer(
+        dataset, out, synthetic, masks, overwrite=overwrite, model_digest=model_digest, dicom=dicom
+    )
 
 
 def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
@@ -209,13 +251,73 @@ def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
 
 def add_output_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     """``--out`` (a file or folder of samples, ``out_help`` says which), ``--format`` from
-    :data:`WRITERS` and ``--overwrite``: what :func:`prepare_output` and
+    :data:`WRITERS`, ``--modality`` and ``--overwrite``: what :func:`prepare_output` and
     :func:`write_dataset` take."""
     parser.add_argument("--out", required=True, help=out_help)
     parser.add_argument(
         "--format", choices=sorted(WRITERS), help="output format (default: from --out's suffix)"
     )
+    add_modality_option(parser)
     add_overwrite_option(parser)
+
+
+def modality_code(text: str) -> str:
+    """A ``--modality`` value: a DICOM modality code (``CT``, ``MR``, ``OT``, ...), any case."""
+    code = text.upper()
+    if not re.fullmatch(r"[A-Z]{2,16}", code):
+        raise argparse.ArgumentTypeError(
+            f"must be a DICOM modality code of 2 to 16 letters (CT, MR, OT, ...), got {text!r}"
+        )
+    return code
+
+
+def add_modality_option(parser: argparse.ArgumentParser) -> None:
+    """``--modality``: the Modality of DICOM output, over the one :func:`dicom_modality` finds."""
+    parser.add_argument(
+        "--modality",
+        type=modality_code,
+        metavar="CODE",
+        help="--format dicom: the Modality of the files (CT, MR, ...; the files stay Secondary "
+        "Captures) (default: the modality of DICOM input data, else OT)",
+    )
+
+
+def check_modality_option(args: argparse.Namespace, fmt: str) -> None:
+    """Refuse ``--modality`` for a format that has no Modality to set (a usage error)."""
+    if args.modality is not None and fmt != "dicom":
+        args.parser.error(
+            f"--modality sets the Modality of DICOM files; --format {fmt} has none (add "
+            f"--format dicom, or drop --modality)"
+        )
+
+
+def dicom_modality(dataset: ImageDataset | None, override: str | None = None) -> str:
+    """The Modality DICOM output made from ``dataset`` gets: ``override`` when given, else the
+    one modality of ``dataset``'s DICOM files, else ``"OT"`` (other).
+
+    Raises
+    ------
+    InvalidDataError
+        The DICOM files of ``dataset`` have more than one modality (and no ``override``): one
+        series has one Modality, and synthaug does not choose one for the user.
+    """
+    if override is not None:
+        return override
+    metadata = (dataset.metadata if dataset is not None else None) or []
+    found = sorted({str(m.get("modality") or "") for m in metadata if m} - {""})
+    if len(found) > 1:
+        raise InvalidDataError(
+            f"the DICOM input mixes modalities ({', '.join(found)}), and a DICOM series has "
+            f"one; pass --modality with the one to write ({found[0]}, ...), or OT for other"
+        )
+    return found[0] if found else "OT"
+
+
+def dicom_source_studies(dataset: ImageDataset) -> tuple[str, ...]:
+    """The Study Instance UIDs of ``dataset``'s DICOM files, in order of first appearance."""
+    metadata = dataset.metadata or []
+    studies = dict.fromkeys(str(m.get("StudyInstanceUID") or "") for m in metadata if m)
+    return tuple(uid for uid in studies if uid)
 
 
 DATA_HELP = (

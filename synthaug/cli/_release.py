@@ -23,11 +23,15 @@ from synthaug.bench import save_sample_grid
 from synthaug.cli._evaluate import evaluation_data, score_samples
 from synthaug.cli._files import (
     WRITERS,
+    DicomMarking,
     add_data_arguments,
+    add_modality_option,
     add_overwrite_option,
     check_data_fits_model,
+    check_modality_option,
     class_counts_text,
     data_options,
+    dicom_modality,
     write_dataset,
 )
 from synthaug.cli._options import (
@@ -84,6 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="npz",
         help="format of the samples (default: %(default)s)",
     )
+    add_modality_option(p)
     add_data_arguments(
         p,
         required=False,
@@ -111,7 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overwrite_option(p)
     add_device_option(p)
     add_quiet_option(p, "stage lines on stderr")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
 
 
 def _sha256(path: Path) -> str:
@@ -123,6 +128,7 @@ def _sha256(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_modality_option(args, args.format)
     out = check_output(Path(args.out), folder=True, overwrite=args.overwrite)
     model = load(args.model, device=args.device)
     if model.stores_training_images and not args.allow_exemplars:
@@ -139,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
         model, args.data, 0.25, args.seed, data_options(args)
     )
     check_data_fits_model(model, train, data_name)
+    # The model's training data (DICOM or not) says what the samples are images of.
+    dicom = DicomMarking()
+    if args.format == "dicom":
+        dicom = DicomMarking(modality=dicom_modality(train, args.modality))
     stages = Stages("release", 6 - (refusal is not None), quiet=args.quiet)
     stages.start(f"sampling {args.n} samples")
     images, labels = model.sample(args.n, seed=args.seed)
@@ -150,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
     card = _card(args, model, released, train, test, data_name, scores, refusal, warnings)
     with atomic_output(out, folder=True, overwrite=args.overwrite) as partial:
         name = DATA_NAMES[args.format]
-        write_dataset(released, partial / name, args.format, model_digest=model.file_digest_)
+        write_dataset(
+            released, partial / name, args.format, model_digest=model.file_digest_, dicom=dicom
+        )
         if released.is_image and released.sample_shape[0] in (1, 3):
             per_class = max(1, min(8, args.n // max(1, len(model.classes_))))
             save_sample_grid(

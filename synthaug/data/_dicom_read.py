@@ -106,8 +106,9 @@ def load_dicom_folder(
     Returns
     -------
     DicomDataset
-        ``(N, 1, H, W)`` images; ``metadata[i]`` holds ``file``, ``frame``, ``SOPInstanceUID``
-        and ``modality``; ``skipped`` lists the files left out.
+        ``(N, 1, H, W)`` images; ``metadata[i]`` holds ``file``, ``frame``, ``SOPInstanceUID``,
+        ``StudyInstanceUID`` and ``modality`` (empty strings where the file has none);
+        ``skipped`` lists the files left out.
 
     Examples
     --------
@@ -355,6 +356,8 @@ def _decode_file(path: Path, window: str | tuple[float, float]) -> tuple[np.ndar
     info = {
         "file": str(path),
         "SOPInstanceUID": str(ds.get("SOPInstanceUID", "")),
+        # What a file derived from this one refers back to (write_dicom's source_images).
+        "StudyInstanceUID": str(ds.get("StudyInstanceUID", "")),
         "modality": str(ds.get("Modality", "")),
     }
     return frames, info

@@ -51,6 +51,10 @@ class BaseGenerator(Estimator):
     # True for a family whose saved file holds training images (exemplars it samples from);
     # the file records it, ``synthaug info`` shows it, and a release must say so.
     stores_training_images: ClassVar[bool] = False
+    # Whether samples are made of real training pixels (copies, pasted patches); a network's
+    # output is not, even when it imitates a stored exemplar. DICOM output of a source that
+    # keeps real pixels is marked derived from patient images, not synthetic.
+    keeps_real_pixels: ClassVar[bool] = False
     # Classes smaller than this are fitted, with a warning: one image shows nothing of how its
     # class varies, so the model can learn little beyond that image.
     _advised_samples_per_class: ClassVar[int] = 2
