@@ -18,7 +18,10 @@ Cells are computed once into a pool per protocol (random splits: one per data se
 every fold of each repeat) and stored in ``pool.jsonl`` (resumable). One replication of a
 protocol draws its units from the pool (10 random splits; 2 or 10 repeats of 5-fold ...)
 without replacement and runs the test; a rate is the share of 2,000 replications with
-p < alpha. Its 95% interval comes from a bootstrap over the pool's units (the pool is a
+p < alpha. The two arms of a same-method null are exchangeable (independent training seeds),
+so each cell's difference is symmetric about 0 given the data: a replication gives each a
+random sign, which keeps the null exact however small the pool (a pool's own mean difference
+is never exactly 0, and would otherwise count as a real gap in every replication). Its 95% interval comes from a bootstrap over the pool's units (the pool is a
 sample of the splits the protocol could have drawn), 200 resamples.
 
     python benchmarks/yardstick_calibration.py run --out benchmarks/results/yardstick_calibration --jobs 2
@@ -233,10 +236,19 @@ def _rates(
     correction: float,
     alphas: tuple[float, ...],
     rng: np.random.Generator,
+    *,
+    exchangeable: bool = False,
+    shift: float = 0.0,
     replications: int = 2000,
     bootstraps: int = 200,
 ) -> dict:
-    """Rejection rates of the corrected and the plain t at each alpha, with bootstrap CIs."""
+    """Rejection rates of the corrected and the plain t at each alpha, with bootstrap CIs.
+
+    ``exchangeable``: the two arms are the same method with independent training seeds, so
+    each cell's difference is symmetric about 0 given the data, and a random sign per cell
+    keeps the null exact; without it a finite pool's own mean (never exactly 0) would leak
+    into every replication drawn from it. ``shift`` is then added (a known gap).
+    """
     if len(diffs) < per_replication:
         return {}
     units = np.stack([diffs[u] for u in sorted(diffs)])  # pool units x folds
@@ -245,6 +257,9 @@ def _rates(
     def rates_of(pool: np.ndarray) -> np.ndarray:
         idx = np.argsort(rng.random((replications, len(pool))), axis=1)[:, :per_replication]
         d = pool[idx].reshape(replications, -1)
+        if exchangeable:
+            d = d * rng.choice((-1.0, 1.0), size=d.shape)
+        d = d + shift
         p_corr, p_plain = _t_p(d, correction), _t_p(d, None)
         return np.array([[np.mean(p_corr < a), np.mean(p_plain < a)] for a in alphas])
 
@@ -253,7 +268,7 @@ def _rates(
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
     return {
         "pool_units": n_units,
-        "mean_difference": float(units.mean()),
+        "mean_difference": shift if exchangeable else float(units.mean()),
         "sd_difference": float(units.std(ddof=1)),
         "rates": {
             f"{a:g}": {
@@ -279,9 +294,18 @@ def analyse(out: Path, family: int) -> dict:
         correction = test_fraction / (1 - test_fraction)
         for name, kind, a, b, shift in COMPARISONS:
             va, vb = values.get((a.name, pool), {}), values.get((b.name, pool), {})
-            shared = {s: va[s] - vb[s] + shift for s in va.keys() & vb.keys()}
+            shared = {s: va[s] - vb[s] for s in va.keys() & vb.keys()}
             diffs = _units(shared, per_unit)
-            result = _rates(diffs, per_replication, correction, alphas, rng)
+            exchangeable = kind in ("null", "shifted")
+            result = _rates(
+                diffs,
+                per_replication,
+                correction,
+                alphas,
+                rng,
+                exchangeable=exchangeable,
+                shift=shift,
+            )
             if result:
                 table.append({"protocol": label, "comparison": name, "kind": kind, **result})
     seconds = {}
@@ -296,6 +320,7 @@ def analyse(out: Path, family: int) -> dict:
     }
     (out / "calibration.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out / "calibration.md").write_text(format_markdown(summary))
+    (out / "calibration_summary.md").write_text(format_summary(summary))
     print(format_markdown(summary))
     return summary
 
@@ -306,10 +331,10 @@ def _rate(r: list[float]) -> str:
 
 def format_markdown(summary: dict) -> str:
     family, alpha = summary["family"], summary["alpha"]
+    # No heading: docs/benchmarks.md includes this file under its own.
     lines = [
-        "# Yardstick calibration (digits, evaluation pool)",
-        "",
-        f"{summary['cells']} harness cells. Rates: share of 2,000 replications with "
+        f"Made by `python benchmarks/yardstick_calibration.py analyse` from "
+        f"{summary['cells']} harness cells (digits, evaluation pool). Rates: share of 2,000 replications with "
         f"p < {alpha:g} (corrected t of the protocol; the plain paired t beside it), and at "
         f"{alpha:g}/{family} (Bonferroni over a family of {family}, a lower bound on Holm's "
         "power in such a family); 95% bootstrap intervals over the pool's units.",
@@ -325,6 +350,46 @@ def format_markdown(summary: dict) -> str:
             f"{row['mean_difference']:+.3f} | {_rate(at['corrected'])} | {_rate(at['plain'])} | "
             f"{_rate(adj['corrected'])} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+# The compact table of docs/benchmarks.md: per protocol, the comparisons as columns.
+_SUMMARY_COLUMNS = (
+    ("false positives, resnet null", "resnet, ratio 0.02: balanced-online twice", "0.05"),
+    ("false positives, logreg null", "logreg, ratio 0.1: smote twice", "0.05"),
+    (
+        "false positives, logreg tie",
+        "logreg, ratio 0.1: random-oversampling vs class-weighted",
+        "0.05",
+    ),
+    ("power, resnet gap", "resnet, ratio 0.02: balanced-online vs classical", "0.05"),
+    ("power, resnet gap, family", "resnet, ratio 0.02: balanced-online vs classical", "family"),
+    ("power, resnet +0.02", "resnet, ratio 0.02: null + 0.02", "0.05"),
+    ("power, logreg gap", "logreg, ratio 0.02: logit-adjusted vs classical", "0.05"),
+)
+
+
+def format_summary(summary: dict) -> str:
+    """Protocols as rows, the corrected t's rates as columns (intervals in brackets)."""
+    family, alpha = summary["family"], summary["alpha"]
+    by = {(r["protocol"], r["comparison"]): r for r in summary["table"]}
+    protocols = list(dict.fromkeys(r["protocol"] for r in summary["table"]))
+    head = [name.replace("family", f"alpha {alpha:g}/{family}") for name, *_ in _SUMMARY_COLUMNS]
+    lines = [
+        "| protocol | " + " | ".join(head) + " |",
+        "|---|" + "---:|" * len(head),
+    ]
+    for protocol in protocols:
+        cells = []
+        for _, comparison, level in _SUMMARY_COLUMNS:
+            row = by.get((protocol, comparison))
+            if row is None:
+                cells.append("")
+                continue
+            key = f"{alpha / family:g}" if level == "family" else level
+            point, low, high = row["rates"][key]["corrected"]
+            cells.append(f"{point:.2f} [{low:.2f}, {high:.2f}]")
+        lines.append(f"| {protocol} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
