@@ -15,7 +15,7 @@ accuracy) use the protocol's corrected t (Nadeau & Bengio 2003 for random splits
 & Frank 2004 for repeated k-fold) with Holm's adjustment within the harness's families
 (``synthaug.bench.holm_families``).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/tabular.py --out benchmarks/results/tabular --protocol repeated-kfold --repeats 2
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/tabular.py --out benchmarks/results/tabular --protocol repeated-kfold --folds 5 --repeats 10
 
 Writes ``results.json`` (every seed's scores) and ``report.md``. CPU only, deterministic.
 """
