@@ -48,6 +48,9 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from synthaug.bench import Cell, run_cell  # noqa: E402
 
 ALPHA = 0.05
 MINORITY = [5, 6, 7, 8, 9]
@@ -137,8 +140,6 @@ def _tasks(quick: bool) -> list[tuple[Arm, str, int]]:
 
 
 def _run_cell(arm: Arm, pool: str, data_seed: int) -> dict:
-    from synthaug.bench import run_cell
-    from synthaug.bench._task import Cell
 
     split = {**POOLS[pool][0], "data_seed": data_seed}
     cell = Cell(
@@ -208,8 +209,6 @@ def run(out: Path, jobs: int, quick: bool) -> None:
 
 def _t_p(diffs: np.ndarray, correction: float | None) -> np.ndarray:
     """Two-sided p of the (corrected) paired t, per row of ``diffs`` (replications x n)."""
-    from scipy import stats
-
     n = diffs.shape[1]
     mean = diffs.mean(axis=1)
     var = diffs.var(axis=1, ddof=1)
