@@ -158,7 +158,8 @@ class CellContext:
         The cell's device, resolved (``"cpu"`` or ``"cuda:N"``).
     workdir : Path
         A folder of this cell's own for files it keeps (DICOM exports, say); created by the
-        task when it writes. With Ray on several machines it is on the worker's disk.
+        task when it writes. On Ray it is a temporary folder on the worker's machine: its
+        files travel back with the result and the driver writes them under ``DIR/cells/``.
     timings : dict of str to float
         Seconds per phase; :meth:`timed` adds to it.
     """

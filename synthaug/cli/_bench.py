@@ -29,16 +29,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--threads",
         type=positive_int,
         metavar="N",
-        help="torch threads per cell (default: CPU cores / jobs); small networks on a busy "
-        "machine often run fastest with 1",
+        help="torch threads per cell (default: CPU cores / jobs; 1 on Ray, where it is also "
+        "the CPUs each cell asks for); small networks on a busy machine often run fastest with 1",
     )
     bench.add_argument(
         "--backend", choices=("local", "ray"), default="local", help="(default: %(default)s)"
     )
     bench.add_argument(
+        "--address",
         "--ray-address",
+        dest="ray_address",
         metavar="ADDR",
-        help="address of a running Ray cluster (default with --backend ray: a local Ray)",
+        help="with --backend ray: a running Ray cluster, e.g. HEAD:6379 from 'ray start --head' "
+        "or ray://HEAD:10001; its CPUs decide how many cells run at once (default: a local Ray "
+        "with --jobs x --threads CPUs)",
     )
     bench.add_argument("--force", action="store_true", help="rerun cells that already finished")
     bench.add_argument(
@@ -56,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.ray_address and args.backend != "ray":
-        raise InvalidParameterError("--ray-address needs --backend ray")
+        raise InvalidParameterError("--address needs --backend ray")
     config = load_config(args.config, quick=args.quick, tune=args.tune)
     run_bench(
         config,
