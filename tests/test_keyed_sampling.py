@@ -10,6 +10,7 @@ from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError, UnknownClassError
 from synthaug.generators import list_generators
 from synthaug.nn import KeyedRandom, rand, randn, select_rows
+from synthaug.nn._keyed import _mix64
 
 # Networks round differently for different batch sizes; the random draws themselves are exact.
 ROUNDING = {"rtol": 1e-5, "atol": 1e-6}
@@ -111,6 +112,13 @@ def test_keyed_bits_are_splitmix64_streams_per_key():
     for row, key in zip(bits.tolist(), keys, strict=True):
         state = splitmix64(base + key * gamma)
         assert [b & MASK for b in row] == [splitmix64(state + j * gamma) for j in (1, 2, 3)]
+
+
+def test_numpy_and_torch_bits_agree():
+    # The CPU mixes numpy uint64 arrays, other devices int64 tensors: the same bits.
+    words = np.random.default_rng(0).integers(0, 2**64, 1000, dtype=np.uint64)
+    mixed = torch.from_numpy(_mix64(words.copy()).view(np.int64))
+    assert torch.equal(_mix64(torch.from_numpy(words.view(np.int64)).clone()), mixed)
 
 
 def test_keyed_draws_depend_on_the_row_alone():

@@ -348,11 +348,10 @@ class BaseGenerator(Estimator):
             # Checked as a whole (a data loader passes a tensor of labels every batch); the
             # first unknown label, if any, gets _label's error.
             labels = y.reshape(-1).to(torch.int64)
-            low, high = (int(v) for v in torch.aminmax(labels))
-            known = torch.zeros(self.n_classes_, dtype=torch.bool, device=labels.device)
-            known[list(self.class_counts_)] = True
-            if low < 0 or high >= self.n_classes_ or not bool(known[labels].all()):
-                for value in labels.tolist():
+            values = labels.cpu().numpy()
+            known = self._known_labels()
+            if values.min() < 0 or values.max() >= len(known) or not known[values].all():
+                for value in values.tolist():
                     self._label(value)  # raises for the first unknown label
             return labels.to(self.device_)
         if isinstance(y, torch.Tensor):
@@ -367,6 +366,16 @@ class BaseGenerator(Estimator):
                 f"y has {len(y)} labels but n={n}; give one label per sample or a single class"
             )
         return torch.tensor([self._label(v) for v in y], dtype=torch.int64, device=self.device_)
+
+    def _known_labels(self) -> np.ndarray:
+        """Which labels can be sampled, indexed by label (cached with the class counts)."""
+        cached = self.__dict__.get("_known")
+        if cached is not None and cached[0] is self.class_counts_:
+            return cached[1]
+        known = np.zeros(self.n_classes_, dtype=bool)
+        known[list(self.class_counts_)] = True
+        self.__dict__["_known"] = (self.class_counts_, known)
+        return known
 
     def _check_images(
         self, images: torch.Tensor, labels: torch.Tensor

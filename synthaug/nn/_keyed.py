@@ -25,13 +25,12 @@ import numpy as np
 import torch
 
 _MASK64 = (1 << 64) - 1
-# SplitMix64's increment and finaliser multipliers, as the signed int64 values torch stores.
-_GAMMA = 0x9E3779B97F4A7C15 - (1 << 64)
-_M1 = 0xBF58476D1CE4E5B9 - (1 << 64)
-_M2 = 0x94D049BB133111EB - (1 << 64)
+# SplitMix64's increment and finaliser multipliers.
+_GAMMA, _M1, _M2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
 def _signed(value: int) -> int:
+    """``value``'s low 64 bits as the signed int64 torch stores."""
     value &= _MASK64
     return value - (1 << 64) if value >= 1 << 63 else value
 
@@ -41,22 +40,30 @@ def _shr(z: torch.Tensor, k: int) -> torch.Tensor:
     return (z >> k) & ((1 << (64 - k)) - 1)
 
 
-def _mix64(z: torch.Tensor) -> torch.Tensor:
-    """SplitMix64's finaliser on int64 bits, in place (products wrap modulo 2**64)."""
+def _mix64(z: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """SplitMix64's finaliser, in place, on uint64 numpy bits or int64 torch bits (products
+    wrap modulo 2**64 in both, so both give the same bits). The CPU works on numpy: torch's
+    int64 products by 64-bit constants cost several times numpy's on small arrays."""
+    if isinstance(z, np.ndarray):
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(_M1)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(_M2)
+        z ^= z >> np.uint64(31)
+        return z
     z ^= _shr(z, 30)
-    z *= _M1
+    z *= _signed(_M1)
     z ^= _shr(z, 27)
-    z *= _M2
+    z *= _signed(_M2)
     z ^= _shr(z, 31)
     return z
 
 
 @functools.lru_cache(maxsize=64)
 def _base(seed: int, stream: int) -> int:
-    """The 64 bits every row state of ``(seed, stream)`` starts from (as a signed int64):
-    SeedSequence's hash, so that nearby seeds give unrelated streams. Cached: it costs more
-    than the draws of a small batch."""
-    return _signed(int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0]))
+    """The 64 bits every row state of ``(seed, stream)`` starts from: SeedSequence's hash, so
+    that nearby seeds give unrelated streams. Cached: it costs more than a small batch's draws."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1, np.uint64)[0])
 
 
 class KeyedRandom:
@@ -91,27 +98,56 @@ class KeyedRandom:
         self.stream = int(stream)
         self.keys = keys
         self.drawn = 0  # numbers taken from every row's stream so far
-        self._state = _mix64(keys.to(torch.int64) * _GAMMA + _base(self.seed, self.stream))
+        base = _base(self.seed, self.stream)
+        # Row states: numpy uint64 on the CPU, int64 tensors on other devices (_mix64).
+        self._state: np.ndarray | torch.Tensor
+        if keys.device.type == "cpu":
+            k = keys.numpy().astype(np.uint64)
+            self._state = _mix64(k * np.uint64(_GAMMA) + np.uint64(base))
+        else:
+            self._state = _mix64(keys.to(torch.int64) * _signed(_GAMMA) + _signed(base))
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def bits(self, shape: Sequence[int]) -> torch.Tensor:
-        """``shape`` (first axis: the rows) of 64 random bits each, as int64."""
+        """``shape`` (first axis: the rows) of 64 random bits each, as int64 on the keys'
+        device."""
+        z = self._bits(shape)
+        return torch.from_numpy(z.view(np.int64)) if isinstance(z, np.ndarray) else z
+
+    def unit(self, shape: Sequence[int], mantissa: int, offset: float = 0.0) -> torch.Tensor:
+        """Float64 ``(top mantissa bits + offset) / 2**mantissa`` of each number: uniform in
+        [0, 1) for offset 0, in (0, 1) for offset 0.5."""
+        z = self._bits(shape)
+        scale = 2.0**-mantissa
+        if isinstance(z, np.ndarray):
+            u = ((z >> np.uint64(64 - mantissa)).astype(np.float64) + offset) * scale
+            return torch.from_numpy(u)
+        return (_shr(z, 64 - mantissa).to(torch.float64) + offset) * scale
+
+    def _bits(self, shape: Sequence[int]) -> np.ndarray | torch.Tensor:
         shape = tuple(int(s) for s in shape)
         if not shape or shape[0] != len(self):
             raise ValueError(f"keyed draws are per row: shape {shape} must start with {len(self)}")
         per_row = math.prod(shape[1:])
-        steps = torch.arange(self.drawn + 1, self.drawn + per_row + 1, device=self._state.device)
-        self.drawn += per_row
-        z = self._state.unsqueeze(1) + steps * _GAMMA
-        return _mix64(z).reshape(shape)
+        first, self.drawn = self.drawn + 1, self.drawn + per_row
+        if isinstance(self._state, np.ndarray):
+            steps = np.arange(first, first + per_row, dtype=np.uint64) * np.uint64(_GAMMA)
+            return _mix64(self._state[:, None] + steps).reshape(shape)
+        steps = torch.arange(first, first + per_row, device=self._state.device)
+        return _mix64(self._state.unsqueeze(1) + steps * _signed(_GAMMA)).reshape(shape)
 
     def rows(self, index: torch.Tensor) -> KeyedRandom:
         """The draws of the rows ``index`` (a sub-batch), continuing where these stand."""
         part = KeyedRandom.__new__(KeyedRandom)
         part.seed, part.stream, part.keys = self.seed, self.stream, self.keys[index]
-        part.drawn, part._state = self.drawn, self._state[index]
+        part.drawn = self.drawn
+        part._state = (
+            self._state[index.cpu().numpy()]
+            if isinstance(self._state, np.ndarray)
+            else self._state[index]
+        )
         return part
 
     def row_seeds(self) -> list[int]:
@@ -133,8 +169,7 @@ def randn(
     :class:`KeyedRandom`, the inverse normal CDF of 53-bit uniforms in (0, 1), one per number."""
     if isinstance(source, torch.Generator):
         return torch.randn(tuple(shape), generator=source, device=device, dtype=dtype)
-    u = (_shr(source.bits(shape), 11).to(torch.float64) + 0.5) * 2.0**-53
-    out = torch.special.ndtri(u).to(dtype or torch.get_default_dtype())
+    out = torch.special.ndtri(source.unit(shape, 53, 0.5)).to(dtype or torch.get_default_dtype())
     return out if device is None else out.to(device)
 
 
@@ -150,8 +185,7 @@ def rand(
     if isinstance(source, torch.Generator):
         return torch.rand(tuple(shape), generator=source, device=device, dtype=dtype)
     dtype = dtype or torch.get_default_dtype()
-    mantissa = 53 if dtype == torch.float64 else 24
-    out = _shr(source.bits(shape), 64 - mantissa).to(dtype) * 2.0**-mantissa
+    out = source.unit(shape, 53 if dtype == torch.float64 else 24).to(dtype)
     return out if device is None else out.to(device)
 
 
