@@ -211,6 +211,7 @@ def test_synthetic_dataset_transform(model):
         ({"counts": {1: -2}}, InvalidParameterError, "non-negative"),
         ({"n_per_class": 2, "block_size": 0}, InvalidParameterError, "block_size"),
         ({"n_per_class": 2, "seed": -1}, InvalidParameterError, "seed"),
+        ({"n_per_class": 2, "seed": 2**64, "pregenerate": False}, InvalidParameterError, "below 2"),
         ({"n_per_class": 2**40 + 1, "pregenerate": False}, InvalidParameterError, "2\\*\\*40"),
     ],
 )

@@ -121,8 +121,15 @@ class SyntheticDataset(Dataset):
         for name, value, low in (("block_size", block_size, 1), ("cache_blocks", cache_blocks, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidParameterError(f"{name} must be an integer >= {low}, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, (int, np.integer))
+            or not 0 <= seed < 2**64
+        ):
+            # 2**64: the items are sampled with this seed, and sample() takes 64-bit seeds.
+            raise InvalidParameterError(
+                f"seed must be a non-negative integer below 2**64, got {seed!r}"
+            )
         self.generator = generator
         self.classes = [str(c) for c in names]
         known = getattr(generator, "classes_", range(len(self.classes)))
@@ -156,7 +163,10 @@ class SyntheticDataset(Dataset):
         return int(self._ends[-1]) if len(self._ends) else 0
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.__getitems__([index])[0]
+        batch = self.__getitems__([index])
+        if isinstance(batch, ItemBatch):
+            return batch.images[0], batch.labels[0]
+        return batch[0]
 
     def __getitems__(self, indices: Sequence[int]) -> Sequence[tuple[torch.Tensor, torch.Tensor]]:
         """Read several items (``DataLoader`` calls this for a batch): one keyed ``sample`` call
@@ -360,13 +370,14 @@ class SyntheticDataset(Dataset):
 
 class ItemBatch(list):
     """Items read together: the list of ``(image, label)`` pairs that ``DataLoader``'s default
-    collate stacks, also holding them already stacked as ``images`` ``(n, ...)`` and
-    ``labels`` ``(n,)``, which :meth:`SyntheticDataset.collate` hands on without copying."""
+    collate stacks (each label a Python int, which it turns into an int64 tensor), also
+    holding them already stacked as ``images`` ``(n, ...)`` and ``labels`` ``(n,)``, which
+    :meth:`SyntheticDataset.collate` hands on without copying."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
-        # A real list of views (unbind is one call), so the default collate walks it at C
-        # speed instead of asking for each item through Python.
-        super().__init__(zip(images.unbind(0), labels.unbind(0), strict=True))
+        # A real list of image views (unbind is one call) and ints, so the default collate
+        # walks it at C speed instead of asking for each item through Python.
+        super().__init__(zip(images.unbind(0), labels.tolist(), strict=True))
         self.images = images
         self.labels = labels
 

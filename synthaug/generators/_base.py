@@ -495,6 +495,10 @@ def _is_integer(t: torch.Tensor) -> bool:
 
 def _check_keys(keys: Any, n: int) -> torch.Tensor:
     """``keys`` as an int64 ``(n,)`` CPU tensor, or an error that says what is wrong."""
+    if isinstance(keys, torch.Tensor) and keys.dtype == torch.int64 and keys.device.type == "cpu":
+        values = keys.detach().numpy()  # the common case (a data loader's), checked in numpy
+        if values.ndim == 1 and len(values) == n and values.min() >= 0:
+            return keys
     if isinstance(keys, torch.Tensor):
         keys = keys.detach().cpu()
         ok = _is_integer(keys)
