@@ -32,9 +32,11 @@ class SyntheticDataset(Dataset):
     - from a generator with keyed sampling (``keyed_sampling``: every synthaug generator), it
       is ``generator.sample(1, y=c, seed=seed, keys=[c * 2**40 + k])``. Reading any items is
       one ``sample`` call, one batched forward pass, so a plain
-      ``DataLoader(dataset, batch_size=64, shuffle=True)`` over an on-demand data set runs at
-      about the speed of ``sample(64)`` per batch. Reads in batches of different sizes agree
-      up to float rounding (networks round differently for different batch sizes);
+      ``DataLoader(dataset, batch_size=64, shuffle=True)`` over an on-demand data set makes
+      each batch in one forward pass (``benchmarks/perf.py``: 1.9x the time of as many
+      ``sample(64)`` calls with the 8x8 digits CVAE, whose forward pass is small beside the
+      DataLoader's own cost). Reads in batches of different sizes agree up to float rounding
+      (networks round differently for different batch sizes);
     - from any other sample source (the resampling baselines, the lesion sources), items are
       made in blocks of ``block_size`` samples of one class: block ``b`` of class ``c`` is
       ``generator.sample(size, y=c, seed=s)`` with
