@@ -33,7 +33,7 @@ from synthaug.errors import (
 )
 from synthaug.generators._persistence import save_generator
 from synthaug.generators._registry import GENERATORS
-from synthaug.nn import batch_size_for, batched
+from synthaug.nn import KeyedRandom, Randomness, batch_size_for, batched, rand
 
 
 class BaseGenerator(Estimator):
@@ -58,6 +58,10 @@ class BaseGenerator(Estimator):
     # Classes smaller than this are fitted, with a warning: one image shows nothing of how its
     # class varies, so the model can learn little beyond that image.
     _advised_samples_per_class: ClassVar[int] = 2
+    # Whether ``_sample`` draws all its randomness through ``synthaug.nn.randn`` / ``rand`` /
+    # ``select_rows``, so that ``sample(keys=...)`` runs as one batch; without it, each key
+    # is sampled on its own (the same samples, one forward pass each).
+    keyed_sampling: ClassVar[bool] = False
 
     @property
     def registry_name(self) -> str:
@@ -196,6 +200,8 @@ class BaseGenerator(Estimator):
         n: int,
         y: int | str | Sequence[int | str] | torch.Tensor | None = None,
         seed: int | None = None,
+        *,
+        keys: Sequence[int] | np.ndarray | torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Generate ``n`` samples.
 
@@ -209,6 +215,15 @@ class BaseGenerator(Estimator):
             ``dp``, the released noisy counts).
         seed : int, optional
             Same seed, same samples (on CPU, also after save/load). ``None`` is fresh entropy.
+        keys : sequence of int or tensor, optional
+            One non-negative integer per sample. Sample ``j`` then depends only on ``seed``,
+            ``keys[j]`` and its class, not on its position or on what else is sampled with
+            it: the same key gives the same sample in any call, up to the float rounding of
+            different batch sizes (how :class:`~synthaug.augment.SyntheticDataset` makes any
+            of its items on demand). Give distinct keys for distinct samples. Families with
+            ``keyed_sampling`` (every built-in one) draw all keys in one batch; others
+            sample each key on its own. Without ``keys`` the samples are drawn from one
+            stream, as before.
 
         Returns
         -------
@@ -216,13 +231,37 @@ class BaseGenerator(Estimator):
             Float32 on the CPU, shaped like the training samples, values in [0, 1].
         labels : torch.Tensor
             Int64 ``(n,)`` labels.
+
+        Examples
+        --------
+        >>> from synthaug.data import load_digits
+        >>> from synthaug.generators import CVAE
+        >>> model = CVAE(epochs=1, verbose=False).fit(load_digits())
+        >>> both, _ = model.sample(2, y=[3, 5], seed=0, keys=[10, 11])
+        >>> one, _ = model.sample(1, y=5, seed=0, keys=[11])
+        >>> bool(torch.allclose(both[1], one[0], atol=1e-6))
+        True
         """
         self._check_fitted()
         if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
             raise InvalidParameterError(f"n must be a positive integer, got {n!r}")
         seed = check_seed(seed)
-        labels = self._resolve_labels(n, y, seed)
-        gen = torch_generator(seed, self.device_)
+        if keys is None:
+            labels = self._resolve_labels(n, y, seed)
+            gen = torch_generator(seed, self.device_)
+            rows: tuple[torch.Tensor, ...] = (labels,)
+
+            def draw(chunk: torch.Tensor) -> torch.Tensor:
+                return self._sample(chunk, gen)
+
+        else:
+            key_rows = _check_keys(keys, n).to(self.device_)
+            labels = self._resolve_labels(n, y, seed, key_rows)
+            rows = (labels, key_rows)
+
+            def draw(chunk: torch.Tensor, chunk_keys: torch.Tensor) -> torch.Tensor:
+                return self._sample_keyed(chunk, KeyedRandom(seed, chunk_keys))
+
         # Allocated outside inference mode, so the caller gets an ordinary tensor it can train on.
         images = torch.empty((n, *self.sample_shape_))
         # Eval mode for sampling; only layers in training mode are switched (a fitted model's are
@@ -237,16 +276,25 @@ class BaseGenerator(Estimator):
         try:
             with torch.inference_mode():
                 batched(
-                    lambda chunk: (
-                        self._sample(chunk, gen).clamp_(0, 1).reshape(-1, *self.sample_shape_)
-                    ),
-                    labels,
+                    lambda *chunk: draw(*chunk).clamp_(0, 1).reshape(-1, *self.sample_shape_),
+                    *rows,
                     out=images,
                 )
         finally:
             for m in training:
                 m.training = True
         return images, labels.cpu()
+
+    def _sample_keyed(self, labels: torch.Tensor, source: KeyedRandom) -> torch.Tensor:
+        """``_sample`` with each row's randomness its own: in one batch for a family with
+        ``keyed_sampling``, else one row at a time from a generator seeded by the row's key."""
+        if self.keyed_sampling:
+            return self._sample(labels, source)
+        parts = [
+            self._sample(labels[j : j + 1], torch.Generator(device=self.device_).manual_seed(s))
+            for j, s in enumerate(source.row_seeds())
+        ]
+        return torch.cat(parts)
 
     def _in_sample_batches(
         self, fn: Callable[..., torch.Tensor], *rows: torch.Tensor
@@ -272,7 +320,19 @@ class BaseGenerator(Estimator):
         self.__dict__["_sample_batch"] = (self.modules_, size)
         return size
 
-    def _resolve_labels(self, n: int, y: Any, seed: int) -> torch.Tensor:
+    def _resolve_labels(
+        self, n: int, y: Any, seed: int, keys: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if y is None and keys is not None:
+            # Each key's class from its own stream (1; its sample draws from stream 0), in the
+            # training proportions, so a keyed sample's class does not depend on the others.
+            counts = torch.zeros(self.n_classes_, dtype=torch.int64)
+            for c, count in self.class_counts_.items():
+                counts[c] = count
+            ends = torch.cumsum(counts, 0).to(self.device_)
+            u = rand(KeyedRandom(seed, keys, stream=1), (n,), dtype=torch.float64)
+            picked = (u * int(ends[-1])).long().clamp_(max=int(ends[-1]) - 1)
+            return torch.searchsorted(ends, picked, right=True)
         if y is None:
             weights = torch.zeros(self.n_classes_, dtype=torch.float64)
             for c, count in self.class_counts_.items():
@@ -284,6 +344,16 @@ class BaseGenerator(Estimator):
             return labels.to(self.device_)
         if isinstance(y, (int, np.integer, str)) and not isinstance(y, bool):
             return torch.full((n,), self._label(y), dtype=torch.int64, device=self.device_)
+        if isinstance(y, torch.Tensor) and _is_integer(y) and y.numel() == n:
+            # Checked as a whole (a data loader passes a tensor of labels every batch); the
+            # first unknown label, if any, gets _label's error.
+            labels = y.reshape(-1).to(torch.int64)
+            values = labels.cpu().numpy()
+            known = self._known_labels()
+            if values.min() < 0 or values.max() >= len(known) or not known[values].all():
+                for value in values.tolist():
+                    self._label(value)  # raises for the first unknown label
+            return labels.to(self.device_)
         if isinstance(y, torch.Tensor):
             y = y.reshape(-1).tolist()
         if isinstance(y, (bool, float)) or not isinstance(y, Iterable):
@@ -296,6 +366,16 @@ class BaseGenerator(Estimator):
                 f"y has {len(y)} labels but n={n}; give one label per sample or a single class"
             )
         return torch.tensor([self._label(v) for v in y], dtype=torch.int64, device=self.device_)
+
+    def _known_labels(self) -> np.ndarray:
+        """Which labels can be sampled, indexed by label (cached with the class counts)."""
+        cached = self.__dict__.get("_known")
+        if cached is not None and cached[0] is self.class_counts_:
+            return cached[1]
+        known = np.zeros(self.n_classes_, dtype=bool)
+        known[list(self.class_counts_)] = True
+        self.__dict__["_known"] = (self.class_counts_, known)
+        return known
 
     def _check_images(
         self, images: torch.Tensor, labels: torch.Tensor
@@ -343,7 +423,7 @@ class BaseGenerator(Estimator):
         return label
 
     def _sample(
-        self, labels: torch.Tensor, generator: torch.Generator
+        self, labels: torch.Tensor, generator: Randomness
     ) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
@@ -407,3 +487,37 @@ class BaseGenerator(Estimator):
     def _restore_extra_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         if tensors:
             raise KeyError(f"unexpected extra tensors {sorted(tensors)}")
+
+
+def _is_integer(t: torch.Tensor) -> bool:
+    return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+
+
+def _check_keys(keys: Any, n: int) -> torch.Tensor:
+    """``keys`` as an int64 ``(n,)`` CPU tensor, or an error that says what is wrong."""
+    if isinstance(keys, torch.Tensor) and keys.dtype == torch.int64 and keys.device.type == "cpu":
+        values = keys.detach().numpy()  # the common case (a data loader's), checked in numpy
+        if values.ndim == 1 and len(values) == n and values.min() >= 0:
+            return keys
+    if isinstance(keys, torch.Tensor):
+        keys = keys.detach().cpu()
+        ok = _is_integer(keys)
+    else:
+        try:
+            array = np.asarray(keys)
+        except (TypeError, ValueError):
+            array = np.asarray([None])
+        ok = array.dtype.kind in "iu"
+        keys = torch.from_numpy(array.astype(np.int64)) if ok else None
+    if not ok or keys is None:
+        raise InvalidParameterError(
+            "keys must be non-negative integers below 2**63, one per sample"
+        )
+    keys = keys.to(torch.int64)
+    if keys.dim() != 1 or len(keys) != n:
+        raise InvalidParameterError(
+            f"keys must hold one integer per sample ({n}), got shape {tuple(keys.shape)}"
+        )
+    if bool((keys < 0).any()):
+        raise InvalidParameterError(f"keys must be non-negative, got {int(keys.min())}")
+    return keys

@@ -20,7 +20,15 @@ from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
 from synthaug.generators._persistence import as_params
 from synthaug.generators._registry import GENERATORS, register_generator
-from synthaug.nn import DP, CountRelease, release_counts, seeded
+from synthaug.nn import (
+    DP,
+    CountRelease,
+    KeyedRandom,
+    Randomness,
+    release_counts,
+    seeded,
+    select_rows,
+)
 from synthaug.registry import Preset
 
 
@@ -126,6 +134,15 @@ class PerClass(BaseGenerator):
     _min_samples_per_class = 2
 
     @property
+    def keyed_sampling(self) -> bool:  # type: ignore[override]
+        """Whether keyed samples are drawn in one batch per class: the members' family's answer
+        (each member's own ``_sample_keyed`` falls back to one row at a time otherwise)."""
+        template = self.estimator
+        if isinstance(template, str):
+            return bool(GENERATORS.get(template).keyed_sampling)
+        return bool(template.keyed_sampling)
+
+    @property
     def stores_training_images(self) -> bool:  # type: ignore[override]
         """Whether the members keep training images: their family's answer."""
         template = self.estimator
@@ -194,12 +211,16 @@ class PerClass(BaseGenerator):
         self._forget("members_")
         super()._abort_fit()
 
-    def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _sample(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
         out = torch.empty((len(labels), *self.sample_shape_), device=self.device_)
         for label in torch.unique(labels).tolist():  # sorted: a fixed order of draws
             idx = torch.nonzero(labels == label).flatten()
             member = self.members_[label]
-            out[idx] = member._sample(torch.zeros_like(idx), generator)
+            rows = select_rows(generator, idx)
+            if isinstance(rows, KeyedRandom):
+                out[idx] = member._sample_keyed(torch.zeros_like(idx), rows)
+            else:
+                out[idx] = member._sample(torch.zeros_like(idx), rows)
         return out
 
     # -- persistence ------------------------------------------------------------------------
