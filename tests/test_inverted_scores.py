@@ -1,8 +1,11 @@
-"""Scores below chance: the AUROC's standard error, and the quick anomaly grids whose
-f-AnoGAN and DRAEM scores were inverted (issue 37)."""
+"""Scores below chance: the AUROC's standard error, the report's inverted-score flag, and
+the quick anomaly grids whose f-AnoGAN and DRAEM scores were inverted (issue 37)."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 
 import numpy as np
@@ -11,9 +14,10 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from synthaug.anomaly import PCADetector, evaluate_one_class
-from synthaug.bench import load_config, run_cell
+from synthaug.bench import load_config, run_cell, summarize_results, write_report
+from synthaug.bench._report import format_csv, format_latex, format_markdown
 from synthaug.data import load_digits
-from synthaug.errors import InvalidParameterError
+from synthaug.errors import InvalidParameterError, SynthaugWarning
 from synthaug.metrics import auroc_standard_error
 
 try:
@@ -77,6 +81,119 @@ def test_one_class_records_carry_the_auroc_standard_error():
     assert [k for k in record if k.startswith("se_auroc[")] == [
         f"se_auroc[{c}]" for c in digits.classes if c != "8"
     ]
+
+
+# -- the report's flag ---------------------------------------------------------------------------
+
+# AUROC per seed; "inverted": mean 0.20, sd 0.0158, plain t half-width 0.0196 -> [0.180, 0.220];
+# "noisy": mean 0.45 with an interval that reaches past 0.5.
+AUROC = {
+    "pca": [0.98, 0.97, 0.99, 0.98, 0.97],
+    "inverted": [0.20, 0.22, 0.18, 0.21, 0.19],
+    "noisy": [0.30, 0.70, 0.40, 0.55, 0.30],
+}
+
+
+def anomaly_records(aurocs, settings=("normal=0", "normal=1"), se=None):
+    """Records of the anomaly task; AUPRC is 0.3 everywhere (below 0.5, but chance is not
+    0.5 for AUPRC, so never flagged)."""
+    records = []
+    for setting in settings:
+        for method, values in aurocs.items():
+            for seed, auroc in enumerate(values):
+                metrics = {"auroc": auroc, "auprc": 0.3}
+                if se is not None:
+                    metrics["se_auroc"] = se
+                cell = {
+                    "task": "anomaly",
+                    "dataset": {"name": "digits"},
+                    "setting": setting,
+                    "classifier": "-",
+                    "method": method,
+                }
+                records.append(
+                    {
+                        "cell_id": f"{setting}{method}{seed}",
+                        "cell": cell,
+                        "seed": seed,
+                        "metrics": metrics,
+                        "timings": {"total": 1.0},
+                    }
+                )
+    return records
+
+
+def test_report_flags_an_inverted_auroc_in_markdown_csv_and_latex():
+    records = anomaly_records(AUROC)
+    rows = summarize_results(records)
+    auroc = {(r["setting"], r["method"]): r for r in rows if r["metric"] == "auroc"}
+    for setting in ("normal=0", "normal=1", "mean over normal classes (2)"):
+        assert auroc[(setting, "inverted")]["inverted"] is True
+        assert auroc[(setting, "noisy")]["inverted"] is False  # interval reaches 0.5
+        assert auroc[(setting, "pca")]["inverted"] is False
+    assert auroc[("normal=0", "inverted")]["inverted_interval"] == (
+        "[0.180, 0.220] (paired t across 5 seeds)"
+    )
+    assert all(r["inverted"] is None for r in rows if r["metric"] == "auprc")
+
+    md = format_markdown(rows, records)
+    section = md.split("## Inverted scores")[1].split("\n## ")[0]
+    assert "- digits, normal=0: **inverted** auroc 0.200, 95% interval [0.180, 0.220]" in section
+    assert "noisy" not in section and "pca" not in section and "auprc" not in section
+    assert "| inverted | 0.200† | 0.200† | 0.200 ± 0.020† |" in md  # the overview
+    assert "| inverted | 0.200 ± 0.020† | **0.300 ± 0.000** |" in md  # a setting's table
+    assert "0.450†" not in md and "0.215†" not in md and "0.000†" not in md
+
+    table = list(csv.DictReader(io.StringIO(format_csv(rows))))
+    flags = {(r["setting"], r["method"], r["metric"]): r["inverted"] for r in table}
+    assert flags[("normal=0", "inverted", "auroc")] == "True"
+    assert flags[("normal=0", "noisy", "auroc")] == "False"
+    assert flags[("normal=0", "inverted", "auprc")] == ""
+
+    tex = format_latex(rows)
+    line = next(x for x in tex.splitlines() if x.startswith("inverted &"))
+    assert "0.200 $\\pm$ 0.020$^\\dagger$" in line
+    assert "$^\\dagger$: inverted score" in tex
+    # Every caption closes once (it used to end in a stray "}}").
+    captions = [x for x in tex.splitlines() if x.startswith("\\caption{")]
+    assert captions and all(x.count("{") == x.count("}") for x in captions)
+
+
+def test_a_report_without_inverted_scores_is_unmarked():
+    records = anomaly_records({"pca": AUROC["pca"], "noisy": AUROC["noisy"]})
+    rows = summarize_results(records)
+    md, tex = format_markdown(rows, records), format_latex(rows)
+    assert "Inverted" not in md and "†" not in md and "dagger" not in tex
+    captions = [x for x in tex.splitlines() if x.startswith("\\caption{")]
+    assert captions and all(x.count("{") == x.count("}") for x in captions)
+
+
+def test_one_seed_is_flagged_from_the_recorded_standard_error():
+    one_seed = {"pca": [0.98], "inverted": [0.10], "near": [0.45]}
+    rows = summarize_results(anomaly_records(one_seed, se=0.02))
+    auroc = {(r["setting"], r["method"]): r for r in rows if r["metric"] == "auroc"}
+    assert math.isnan(auroc[("normal=0", "inverted")]["ci95_half_width"])  # no seeds' interval
+    # 0.10 +- 1.96 * 0.02 = [0.061, 0.139]; 0.45 +- 0.039 reaches 0.489: below 0.5 too.
+    assert auroc[("normal=0", "inverted")]["inverted_interval"] == (
+        "[0.061, 0.139] (DeLong, over the test samples of 1 seed)"
+    )
+    assert auroc[("normal=0", "near")]["inverted"] is True
+    # The mean over settings takes the settings' mean standard error.
+    assert auroc[("mean over normal classes (2)", "inverted")]["inverted"] is True
+    rows = summarize_results(anomaly_records(one_seed, se=0.04))  # 0.45 + 0.078 > 0.5
+    assert not next(r["inverted"] for r in rows if r["method"] == "near" and r["metric"] == "auroc")
+    # Without a recorded standard error one seed claims nothing.
+    rows = summarize_results(anomaly_records(one_seed))
+    assert not any(r["inverted"] for r in rows)
+
+
+def test_write_report_warns_once_about_inverted_scores(tmp_path):
+    records = anomaly_records(AUROC)
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.warns(SynthaugWarning, match=r"3 score\(s\) below chance .* inverted") as caught:
+        write_report(tmp_path, echo=lambda _: None)
+    assert sum("below chance" in str(w.message) for w in caught) == 1
+    assert "## Inverted scores" in (tmp_path / "report.md").read_text()
 
 
 # -- the quick anomaly grids -------------------------------------------------------------------
