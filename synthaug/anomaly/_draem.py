@@ -82,6 +82,11 @@ class DRAEMDetector(NetworkDetector):
     pasted region (focal loss). Scoring needs no simulation: the segmentation map of a test
     image, smoothed by a ``smoothing`` x ``smoothing`` mean, and its maximum.
 
+    Too few steps leave the segmentation map nearly flat, and what ranking its maximum keeps
+    is not of anomalies: it can rank normals above them. Measured on scikit-learn digits
+    with the settings of ``benchmarks/digits_anomaly.toml``: 60 steps scored AUROC 0.36-0.78
+    over normal classes 0, 4 and 8 (every image 0.30-0.35), 300 steps 0.75-0.92.
+
     Attributes
     ----------
     reconstructive_, discriminative_ : torch.nn.Module
