@@ -294,13 +294,7 @@ def load(path: str | Path, *, device: str = "auto") -> Any:
     [3, 3]
     """
     found = file_format(path)
-    if found in MODEL_FILES:
+    if found in MODEL_FILES and found != FORMAT_NAME:
         return MODEL_FILES.get(found)(path, device=device)
-    if not str(found).startswith("synthaug-"):
-        # Missing, unreadable or foreign: the generator loader says which, as it always has.
-        return load_generator(path, device=device)
-    raise CheckpointError(
-        f"{path} is a {found!r} file, which no loaded part of synthaug reads (known: "
-        f"{', '.join(MODEL_FILES.list())}); load it with synthaug.load, which knows every "
-        f"kind, or upgrade synthaug"
-    )
+    # A generator's file; or missing, unreadable or foreign: the generator loader says which.
+    return load_generator(path, device=device)
