@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ from synthaug._params import (
 )
 from synthaug._utils import check_seed, fitting_one_class, resolve_device, torch_generator
 from synthaug.augment._registry import register_source
+from synthaug.augment._source_files import FILE_TYPES, save_source
 from synthaug.data import ImageDataset
 from synthaug.errors import (
     EmptyDatasetError,
@@ -49,7 +51,7 @@ from synthaug.errors import (
     ShapeMismatchError,
     UnknownClassError,
 )
-from synthaug.generators import CGAN, CVAE
+from synthaug.generators import CGAN, CVAE, BaseGenerator
 from synthaug.registry import Preset
 
 # The localizer's VAE when none is given: a close-fitting model of normal anatomy (the
@@ -134,6 +136,7 @@ def body_masks(images: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
     return torch.from_numpy(filled)
 
 
+@FILE_TYPES.register("lesion-localizer")
 class LesionLocalizer(Estimator):
     """Lesion masks from image-level labels: what a VAE of normal anatomy cannot explain.
 
@@ -386,6 +389,136 @@ class _LesionSource(Estimator):
         self._fit_backgrounds(images[is_normal])
         return self
 
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
+        """Write the fitted source to ``path`` (``.safetensors`` appended when missing).
+
+        Load it back with :func:`synthaug.load` and it samples as before, the same samples for
+        the same seed, without refitting. Like a generator's, the file holds a SHA-256 digest
+        of its header and tensors (loading refuses any edit) and nothing pickled. It holds
+        **real training pixels** (the normal backgrounds and the lesions cut from real images;
+        the header says ``keeps_real_pixels``): keep it as private as the images.
+
+        What sampling does not use stays out: the training set (``dataset_``), its masks
+        (``training_masks_``) and the fitted ``localizer_``; a loaded source has none of them.
+
+        Parameters
+        ----------
+        path : str or Path
+        metadata : dict, optional
+            JSON-able facts to keep with it; the loaded source's ``metadata_``.
+        """
+        return save_source(self, path, metadata)
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """The fitted scalars sampling uses, JSON-able (the tensors are apart)."""
+        return {
+            "class_names_": self.class_names_,
+            "sample_shape_": list(self.sample_shape_),
+            "normal_label_": self.normal_label_,
+            "n_dropped_": self.n_dropped_,
+            "patch_size_": self.patch_size_,
+            "lesions_per_image_": {str(c): v for c, v in self.lesions_per_image_.items()},
+            "lesion_radius_": self.lesion_radius_,
+            "typical_radius_": self.typical_radius_,
+        }
+
+    def _fitted_tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            "patches": self.patches_,
+            "patch_rings": self.patch_rings_,
+            "patch_labels": self.patch_labels_,
+            "backgrounds": self.backgrounds_,
+            "inside": self.inside_,
+            "tissue": self.tissue_,
+        }
+
+    def _fitted_generator(self) -> BaseGenerator | None:
+        """A fitted generator the source samples from, saved with it (none here)."""
+        return None
+
+    def _restore(
+        self,
+        state: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        device: torch.device,
+        generator: BaseGenerator | None = None,
+    ) -> None:
+        """Set the fitted attributes from a file's ``state`` and ``tensors``; raise
+        ``ValueError`` (or ``KeyError``, ``TypeError``) when they do not make a source."""
+        if generator is not None:
+            raise ValueError(f"{type(self).__name__} holds no generator, but the file has one")
+        if set(tensors) != set(self._FILE_TENSORS):
+            raise KeyError(f"tensors {sorted(tensors)}, expected {sorted(self._FILE_TENSORS)}")
+        for name, dtype in self._FILE_TENSORS.items():
+            if tensors[name].dtype != dtype:
+                raise TypeError(f"tensor {name!r} is {tensors[name].dtype}, expected {dtype}")
+        self.device_ = device
+        self.class_names_ = [str(c) for c in state["class_names_"]]
+        self.sample_shape_ = tuple(int(v) for v in state["sample_shape_"])
+        self.normal_label_ = int(state["normal_label_"])
+        self.n_dropped_ = int(state["n_dropped_"])
+        self.patch_size_ = int(state["patch_size_"])
+        self.lesions_per_image_ = {
+            int(c): [int(k) for k in v] for c, v in state["lesions_per_image_"].items()
+        }
+        self.lesion_radius_ = float(state["lesion_radius_"])
+        self.typical_radius_ = float(state["typical_radius_"])
+        self.patches_ = tensors["patches"]
+        self.patch_rings_ = tensors["patch_rings"]
+        self.patch_labels_ = tensors["patch_labels"]
+        self.backgrounds_ = tensors["backgrounds"]
+        self.inside_ = tensors["inside"]
+        self.tissue_ = tensors["tissue"]
+        self._check_restored()
+
+    # What a file holds of a source, and the dtype of each.
+    _FILE_TENSORS = {
+        "patches": torch.float32,
+        "patch_rings": torch.float32,
+        "patch_labels": torch.int64,
+        "backgrounds": torch.float32,
+        "inside": torch.bool,
+        "tissue": torch.float32,
+    }
+
+    def _check_restored(self) -> None:
+        """Raise ``ValueError`` when restored fitted attributes contradict each other."""
+        shape, n_classes = self.sample_shape_, len(self.class_names_)
+        lesion_classes = set(self.lesions_per_image_)
+        n_patches, size = len(self.patches_), self.patch_size_
+        n_backgrounds = len(self.backgrounds_)
+        consistent = (
+            len(shape) == 3
+            and min(shape) >= 1
+            and 0 <= self.normal_label_ < n_classes
+            and lesion_classes
+            and lesion_classes <= set(range(n_classes)) - {self.normal_label_}
+            and all(v and min(v) >= 0 and max(v) > 0 for v in self.lesions_per_image_.values())
+            and n_patches >= 1
+            and tuple(self.patches_.shape) == (n_patches, shape[0] + 1, size, size)
+            and tuple(self.patch_rings_.shape) == (n_patches,)
+            and tuple(self.patch_labels_.shape) == (n_patches,)
+            and set(self.patch_labels_.tolist()) == lesion_classes
+            and n_backgrounds >= 1
+            and tuple(self.backgrounds_.shape) == (n_backgrounds, *shape)
+            and tuple(self.inside_.shape) == (n_backgrounds, *shape[1:])
+            and tuple(self.tissue_.shape) == (n_backgrounds, *shape[1:])
+            and bool(self.inside_.flatten(1).any(1).all())
+            and 0 < self.typical_radius_ <= self.lesion_radius_
+            and all(
+                bool(torch.isfinite(t).all())
+                for t in (self.patches_, self.patch_rings_, self.backgrounds_, self.tissue_)
+            )
+        )
+        if not consistent:
+            raise ValueError(
+                f"its fitted state is inconsistent (classes {self.class_names_}, normal label "
+                f"{self.normal_label_}, lesion classes {sorted(lesion_classes)}, sample shape "
+                f"{shape}, {n_patches} patches of {tuple(self.patches_.shape)}, "
+                f"{n_backgrounds} backgrounds of {tuple(self.backgrounds_.shape)})"
+            )
+
     # -- lesion patches ------------------------------------------------------------------
     def _fit_patches(
         self,
@@ -619,6 +752,7 @@ def _check_masks(masks: Any, images: torch.Tensor) -> torch.Tensor:
 
 
 @register_source("copy-paste")
+@FILE_TYPES.register("copy-paste")
 class CopyPaste(_LesionSource):
     """Real lesions cut from lesion images and pasted into normal images (lesion-level
     copy-paste, in the spirit of Ghiasi et al., CVPR 2021, and of lesion mixing such as
@@ -658,6 +792,7 @@ class CopyPaste(_LesionSource):
     """
 
 
+@FILE_TYPES.register("lesion-transplant")
 class LesionTransplant(_LesionSource):
     """Generated lesions transplanted into normal images.
 
@@ -734,6 +869,45 @@ class LesionTransplant(_LesionSource):
             self.generator_ = model.fit(train)
         self.n_replaced_ = 0
         return self
+
+    def _fitted_state(self) -> dict[str, Any]:
+        return {
+            **super()._fitted_state(),
+            "delta_scale_": self.delta_scale_,
+            "patch_classes_": self.patch_classes_,
+        }
+
+    def _fitted_generator(self) -> BaseGenerator | None:
+        return self.generator_
+
+    def _restore(
+        self,
+        state: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        device: torch.device,
+        generator: BaseGenerator | None = None,
+    ) -> None:
+        if generator is None:
+            raise ValueError("a LesionTransplant samples from its generator; the file has none")
+        super()._restore(state, tensors, device)
+        self.delta_scale_ = float(state["delta_scale_"])
+        self.patch_classes_ = [str(c) for c in state["patch_classes_"]]
+        expected = [self.class_names_[c] for c in sorted(self.lesions_per_image_)]
+        size = self.patch_size_
+        patch_shape = (self.sample_shape_[0] + 1, size, size)
+        if not (
+            0 < self.delta_scale_ < math.inf
+            and self.patch_classes_ == expected
+            and tuple(generator.sample_shape_) == patch_shape
+            and generator.n_classes_ == len(expected)
+        ):
+            raise ValueError(
+                f"its generator (classes {generator.class_names_}, sample shape "
+                f"{tuple(generator.sample_shape_)}) does not make its lesion patches (classes "
+                f"{expected}, shape {patch_shape}), or delta_scale_={self.delta_scale_}"
+            )
+        self.generator_ = generator
+        self.n_replaced_ = 0
 
     def _draw_patches(
         self, label: int, n: int, gen: torch.Generator

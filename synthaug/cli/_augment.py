@@ -140,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
                 "lesion masks not written: PNG has no place for them (use .npz, or --format "
                 "dicom --synthetic-only for DICOM Segmentation files)"
             )
+        elif not args.synthetic_only and aug.masks is None:
+            print(
+                "lesion masks not written: a saved source does not know the real items' masks "
+                "(add --synthetic-only to write the synthetic items with theirs)"
+            )
         else:
             print(
                 f"wrote the lesion masks with them ({'masks array' if fmt == 'npz' else 'DICOM SEG'})"

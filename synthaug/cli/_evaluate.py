@@ -239,10 +239,15 @@ def evaluation_data(
     members: privacy figures are refused (``privacy_refusal`` says why), since they would
     compare the model with data it was, or was not, trained on by chance. A model saved
     without a record (from Python) is split as before (``test_size``, ``seed``).
+
+    A private model's record (``train --dp-epsilon``) keeps no fingerprint and no hold-out
+    indices (no accountant covers them): the hold-out is recomputed from its recorded
+    fraction and seed, and a warning says that the data could not be checked.
     """
     metadata = getattr(model, "metadata_", None)
     record = metadata.get("training_data") if isinstance(metadata, dict) else None
-    if not isinstance(record, dict) or "fingerprint" not in record:
+    private_record = isinstance(record, dict) and record.get("private") is True
+    if not isinstance(record, dict) or ("fingerprint" not in record and not private_record):
         train, test, name = load_evaluation_data(spec or "digits", test_size, seed, **options)
         warnings = []
         # A private model keeps noisy counts (a DP release), which no split matches exactly.
@@ -261,7 +266,13 @@ def evaluation_data(
         options = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()}
     split = record.get("split", "train")
     data = read_data(spec, split, **options)
-    if data.fingerprint() != record["fingerprint"]:
+    checked: list[str] = []
+    if private_record:
+        checked.append(
+            f"the model is private and its file keeps no fingerprint of its training data, so "
+            f"nothing checked that {spec} is that data; every figure assumes it is"
+        )
+    elif data.fingerprint() != record["fingerprint"]:
         train, test, name = load_evaluation_data(spec, test_size, seed, **options)
         refusal = (
             f"{spec} is not the data the model was trained on (it recorded {record['data']}, "
@@ -271,16 +282,21 @@ def evaluation_data(
         return train, test, name, refusal, []
     holdout = record.get("holdout")
     if holdout:
+        if "indices" in holdout:
+            indices = np.asarray(holdout["indices"], dtype=np.int64)
+        else:  # a private record: the split train made, made again
+            indices = data.split_indices(holdout["fraction"], seed=holdout["seed"])[1]
         held = np.zeros(len(data), dtype=bool)
-        held[np.asarray(holdout["indices"], dtype=np.int64)] = True
+        held[indices] = True
         name = (
             f"{spec} (the {int(held.sum())} items held out when training: fraction "
             f"{holdout['fraction']}, seed {holdout['seed']})"
         )
-        return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held)), name, None, []
+        train, test = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
+        return train, test, name, None, checked
     test = _npz_test_split(spec, options)
     if test is not None:
-        return data, test, f"{spec} ({split}/test splits)", None, []
+        return data, test, f"{spec} ({split}/test splits)", None, checked
     train, test = data.split(test_size, seed=seed)
     name = f"{spec} (split test_size={test_size}, seed={seed})"
     refusal = (
@@ -289,8 +305,9 @@ def evaluation_data(
         f".npz whose test split the model never saw"
     )
     warnings = [
+        *checked,
         "the test part was in the model's training data: utility and fidelity against it are "
-        "optimistic"
+        "optimistic",
     ]
     return train, test, name, refusal, warnings
 

@@ -360,6 +360,18 @@ def dicom_window(text: str) -> str | tuple[float, float]:
     return center, width
 
 
+def feature_range(text: str) -> tuple[float, float]:
+    """A ``--feature-range`` value: ``LO,HI`` (two numbers; their rule is the reader's)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be LO,HI with two numbers (e.g. -1000,3000; a negative LO needs the '='), "
+            f"got {text!r}"
+        ) from None
+    return low, high
+
+
 def add_data_arguments(
     parser: argparse.ArgumentParser,
     *,
@@ -401,11 +413,24 @@ def add_data_arguments(
         help="DICOM folders: stop at the first unusable file (raise), or leave such files out "
         "and list them on stderr (skip) (default: raise)",
     )
+    parser.add_argument(
+        "--feature-range",
+        type=feature_range,
+        metavar="LO,HI",
+        help=".npz files: the range the stored values are known to span (Hounsfield units, "
+        "12-bit counts), from domain knowledge, never from the data: LO maps to 0 and HI to 1, "
+        "values outside are clipped (default: uint8 0..255, float already in 0..1)",
+    )
 
 
 def data_options(args: argparse.Namespace) -> dict[str, Any]:
     """The reading options :func:`add_data_arguments` added, as keywords of :func:`read_data`."""
-    return {"size": args.size, "window": args.window, "on_error": args.on_error}
+    return {
+        "size": args.size,
+        "window": args.window,
+        "on_error": args.on_error,
+        "feature_range": args.feature_range,
+    }
 
 
 def read_data(
@@ -415,6 +440,7 @@ def read_data(
     size: tuple[int, int] | None = None,
     window: str | tuple[float, float] | None = None,
     on_error: str | None = None,
+    feature_range: tuple[float, float] | None = None,
 ) -> ImageDataset:
     """Read ``--data``: ``digits``, a ``.npz`` file, or a class folder of images or DICOM files.
 
@@ -430,18 +456,39 @@ def read_data(
     window, on_error : optional
         ``window`` and ``on_error`` of :func:`~synthaug.data.load_dicom_folder`, for DICOM
         folders only. Files skipped with ``on_error="skip"`` are summarised on stderr.
+    feature_range : (float, float), optional
+        The known range of a ``.npz`` file's values (:func:`~synthaug.data.load_npz`).
 
     Options that do not apply to the data (``--size`` for digits or ``.npz``, ``--window`` or
-    ``--on-error`` for anything but DICOM) raise :class:`~synthaug.errors.InvalidParameterError`
+    ``--on-error`` for anything but DICOM, ``--feature-range`` or a ``split`` other than
+    ``train`` for anything but ``.npz``) raise :class:`~synthaug.errors.InvalidParameterError`
     rather than being ignored.
     """
-    given = {"--size": size, "--window": window, "--on-error": on_error}
+    # Only a .npz file has splits; any other data is one set, whatever --split would say.
+    split_given = None if split == "train" else f"--split {split}"
+    given = {
+        "--size": size,
+        "--window": window,
+        "--on-error": on_error,
+        "--feature-range": feature_range,
+        "--split": split_given,
+    }
     path = Path(spec)
-    if spec == "digits" or (path.suffix.lower() == ".npz" and not path.is_dir()):
+    if spec != "digits" and path.suffix.lower() == ".npz" and not path.is_dir():
+        _refuse_options(
+            spec, "read as stored", {"--size": size, "--window": window, "--on-error": on_error}
+        )
+        return load_npz(path, split=split, feature_range=feature_range)
+    if spec == "digits":
         _refuse_options(spec, "read as stored", given)
-        return load_digits() if spec == "digits" else load_npz(path, split=split)
+        return load_digits()
     if path.is_dir():
         if _folder_kind(path) == "dicom":
+            _refuse_options(
+                spec,
+                "a folder of DICOM files",
+                {"--feature-range": feature_range, "--split": split_given},
+            )
             return _read_dicom_folder(path, size=size, window=window, on_error=on_error)
         _refuse_options(spec, "a folder of images", {**given, "--size": None})
         return load_image_folder(path, image_size=size)
@@ -451,12 +498,15 @@ def read_data(
 
 
 def _refuse_options(spec: str, what: str, given: dict[str, Any]) -> None:
-    named = [name for name, value in given.items() if value is not None]
+    named = [
+        value if name == "--split" else name for name, value in given.items() if value is not None
+    ]
     if named:
         raise InvalidParameterError(
             f"{' and '.join(named)} {'does' if len(named) == 1 else 'do'} not apply to {spec} "
             f"({what}): --size resizes folders of images or DICOM files, --window and "
-            f"--on-error read DICOM folders; drop {'it' if len(named) == 1 else 'them'}"
+            f"--on-error read DICOM folders, --split and --feature-range read .npz files; drop "
+            f"{'it' if len(named) == 1 else 'them'}"
         )
 
 

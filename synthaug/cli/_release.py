@@ -19,6 +19,7 @@ from typing import Any
 
 from synthaug._utils import finite_json
 from synthaug._version import __version__
+from synthaug.augment import load
 from synthaug.bench import save_sample_grid
 from synthaug.cli._evaluate import evaluation_data, score_samples
 from synthaug.cli._files import (
@@ -44,7 +45,6 @@ from synthaug.cli._progress import Stages
 from synthaug.cli._types import positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
 from synthaug.errors import InvalidParameterError
-from synthaug.generators import load
 
 CARD_MD = "DATA_CARD.md"
 CARD_JSON = "card.json"
@@ -67,6 +67,22 @@ NOT_COVERED = [
     "noise from seeded generators (reproducible, not cryptographically secure; fit with "
     "seed=None for a real release)",
 ]
+
+
+def not_covered(model: Any) -> list[str]:
+    """:data:`NOT_COVERED`, with what the model file holds unnoised named as it is: a file
+    saved without its losses, fit time or seed (``train --dp-epsilon``) does not hold them."""
+    unnoised = ["its class names"]
+    if any(len(record) > 1 for record in model.history_):
+        unnoised.append("training losses")
+    if model.fit_seconds_ is not None:
+        unnoised.append("fit time")
+    # A per-class model keeps its members' seeds (its own is its estimator's).
+    saved = [getattr(m, "seed", None) for m in [model, *getattr(model, "members_", {}).values()]]
+    if any(seed is not None for seed in saved):
+        unnoised.append("seed")
+    file = f"the model file itself when shared ({', '.join(unnoised)}: not private)"
+    return [file if item.startswith("the model file") else item for item in NOT_COVERED]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,6 +116,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the model recorded)",
     )
     p.add_argument(
+        "--no-class-names",
+        action="store_true",
+        help="leave the class names out of every written file (samples, manifest, card, grid): "
+        "classes are called class_0, class_1, ... in the model's order; for names that alone "
+        "say something about a patient",
+    )
+    p.add_argument(
         "--allow-exemplars",
         action="store_true",
         help="release from a model that stores training images (its samples can be real "
@@ -131,6 +154,14 @@ def run(args: argparse.Namespace) -> int:
     check_modality_option(args, args.format)
     out = check_output(Path(args.out), folder=True, overwrite=args.overwrite)
     model = load(args.model, device=args.device)
+    if model.keeps_real_pixels:
+        # Its samples are real patient images, changed (copy-paste: real lesions pasted into
+        # real normal images); no flag makes them a synthetic data set to share.
+        raise InvalidParameterError(
+            f"{args.model} holds a {type(model).__name__}, whose samples are real training images "
+            f"changed (it keeps real pixels), so they cannot be released as synthetic data "
+            f"with or without --allow-exemplars; release from a generator instead"
+        )
     if model.stores_training_images and not args.allow_exemplars:
         raise InvalidParameterError(
             f"{args.model} stores training images (a {model.registry_name} samples variants of "
@@ -149,10 +180,16 @@ def run(args: argparse.Namespace) -> int:
     dicom = DicomMarking()
     if args.format == "dicom":
         dicom = DicomMarking(modality=dicom_modality(train, args.modality))
+    names = list(model.class_names_)
+    if args.no_class_names:
+        # Numbered as write_dicom(class_names=False) numbers them, in the model's order; the
+        # audit's data are renamed too, so that no per-class figure carries a name.
+        names = [f"class_{i}" for i in range(len(names))]
+        train, test = (ImageDataset(d.images, d.labels, names) for d in (train, test))
     stages = Stages("release", 6 - (refusal is not None), quiet=args.quiet)
     stages.start(f"sampling {args.n} samples")
     images, labels = model.sample(args.n, seed=args.seed)
-    released = ImageDataset(images, labels, model.class_names_)
+    released = ImageDataset(images, labels, names)
     _, scores = score_samples(
         model, train, test, released, args, stages=stages, with_privacy=refusal is None
     )
@@ -170,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
                 images,
                 labels,
                 partial / GRID,
-                classes=model.class_names_,
+                classes=names,
                 per_class=per_class,
                 title="released synthetic samples",
             )
@@ -210,7 +247,7 @@ def _card(
                 "sampling": "Poisson",
                 "count_release": privacy.get("counts"),
                 "covers": COVERS,
-                "not_covered": NOT_COVERED,
+                "not_covered": not_covered(model),
             }
         )
     else:
@@ -225,6 +262,7 @@ def _card(
             "data": DATA_NAMES[args.format],
             "seed": args.seed,
             "classes": {released.classes[c]: n for c, n in released.class_counts().items()},
+            "class_names_omitted": bool(args.no_class_names),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "synthaug_version": __version__,
         },
@@ -234,7 +272,7 @@ def _card(
             "epochs": len(model.history_),
             "fit_seconds": model.fit_seconds_,
             "training_class_counts": {
-                model.class_names_[c]: n for c, n in model.class_counts_.items()
+                released.classes[c]: n for c, n in model.class_counts_.items()
             },
             "counts_are_noisy": privacy is not None,
             "stores_training_images": bool(model.stores_training_images),
@@ -281,7 +319,13 @@ def format_card(card: dict[str, Any]) -> str:
             else "."
         ),
         "",
-        "Classes: " + ", ".join(f"{c} ({n})" for c, n in rel["classes"].items()),
+        "Classes: "
+        + ", ".join(f"{c} ({n})" for c, n in rel["classes"].items())
+        + (
+            " (the class names are left out: classes are numbered in the model's order)"
+            if rel.get("class_names_omitted")
+            else ""
+        ),
         "",
         "## Generator",
         "",

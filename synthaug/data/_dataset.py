@@ -12,6 +12,7 @@ import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import Dataset
 
+from synthaug._utils import warn
 from synthaug.errors import (
     EmptyDatasetError,
     InvalidDataError,
@@ -275,6 +276,7 @@ def from_arrays(
     classes: Sequence[str] | None = None,
     *,
     channels_last: bool | None = None,
+    feature_range: tuple[float, float] | None = None,
 ) -> ImageDataset:
     """Build an :class:`ImageDataset` from user arrays.
 
@@ -283,7 +285,7 @@ def from_arrays(
     X : array
         ``(N, H, W)`` grayscale, ``(N, C, H, W)`` or ``(N, H, W, C)`` images, or ``(N, D)``
         feature vectors. Integer arrays (uint8 and friends) are scaled from [0, 255] to [0, 1];
-        float arrays must already lie in [0, 1].
+        float arrays must already lie in [0, 1] (or give ``feature_range``).
     y : array
         ``(N,)`` labels. Integer labels are used as they are when ``classes`` is given; any
         other labels (strings, sparse integers without ``classes``) are encoded in sorted order
@@ -295,6 +297,11 @@ def from_arrays(
     channels_last : bool, optional
         Force the interpretation of 4-D input; by default a last axis of size 1, 3 or 4 with a
         second axis of another size means channels-last.
+    feature_range : (float, float), optional
+        ``(low, high)``, the range ``X``'s values are known to span (Hounsfield units, 12-bit
+        counts), from domain knowledge: ``low`` maps to 0 and ``high`` to 1, whatever the
+        dtype, and values outside are clipped (with a warning saying how many). Bounds read
+        from the data itself would be a release that no privacy accountant sees, so none are.
 
     Examples
     --------
@@ -315,7 +322,9 @@ def from_arrays(
         raise ShapeMismatchError(
             f"X must be (N, D), (N, H, W), (N, C, H, W) or (N, H, W, C), got shape {X.shape}"
         )
-    if X.dtype == np.bool_:
+    if feature_range is not None:
+        X = _scaled(X, feature_range)
+    elif X.dtype == np.bool_:
         X = X.astype(np.float32)
     elif np.issubdtype(X.dtype, np.integer):
         if X.size and (X.min() < 0 or X.max() > 255):
@@ -365,6 +374,34 @@ def from_arrays(
     return ImageDataset(
         torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y.astype(np.int64)), classes
     )
+
+
+def _scaled(X: np.ndarray, feature_range: Any) -> np.ndarray:
+    """``X`` mapped from ``feature_range`` = ``(low, high)`` to [0, 1], float32, clipped."""
+    if not (
+        isinstance(feature_range, (tuple, list))
+        and len(feature_range) == 2
+        and all(
+            isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            for v in feature_range
+        )
+        and all(np.isfinite(v) for v in feature_range)
+        and feature_range[0] < feature_range[1]
+    ):
+        raise InvalidParameterError(
+            f"feature_range must be (low, high) with finite numbers low < high, got {feature_range!r}"
+        )
+    if not (X.dtype == np.bool_ or np.issubdtype(X.dtype, np.number)):
+        raise InvalidDataError(f"X must be numeric, got dtype {X.dtype}")
+    low, high = (float(v) for v in feature_range)
+    X = (X.astype(np.float64) - low) / (high - low)
+    outside = int(np.count_nonzero((X < 0) | (X > 1)))
+    if outside:
+        warn(
+            f"{outside} of {X.size} values lie outside feature_range ({low:g}, {high:g}) and were "
+            f"clipped to it; widen the range if they are meant"
+        )
+    return np.clip(X, 0.0, 1.0).astype(np.float32)
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:

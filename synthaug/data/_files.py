@@ -30,7 +30,9 @@ from synthaug.errors import (
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm")
 
 
-def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
+def load_npz(
+    path: str | Path, split: str = "train", *, feature_range: tuple[float, float] | None = None
+) -> ImageDataset:
     """Load one split of a MedMNIST-style ``.npz`` file.
 
     The file holds ``<split>_images`` (``(N, H, W)`` grayscale or ``(N, H, W, C)``, uint8 in
@@ -46,6 +48,10 @@ def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
         The ``.npz`` file. It must already be on disk: synthaug never downloads data.
     split : str
         Which split to read (the prefix of the keys).
+    feature_range : (float, float), optional
+        The range the stored values are known to span, mapped to [0, 1] (values outside are
+        clipped): see :func:`~synthaug.data.from_arrays`. Needed for values in other units
+        (Hounsfield units, 12-bit counts); from domain knowledge, never from the data.
 
     Returns
     -------
@@ -119,7 +125,7 @@ def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
         raise ShapeMismatchError(
             f"{path}: {image_key} must be (N, H, W) or (N, H, W, C) images, got shape {images.shape}"
         )
-    return from_arrays(images, labels, classes)
+    return from_arrays(images, labels, classes, feature_range=feature_range)
 
 
 def _flat_labels(labels: np.ndarray, path: Path, key: str) -> np.ndarray:

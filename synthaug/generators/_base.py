@@ -144,6 +144,13 @@ class BaseGenerator(Estimator):
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
+    def check_params(self) -> None:
+        """Raise :class:`~synthaug.errors.InvalidParameterError` for the first bad parameter,
+        or for values that are fine alone but not together (``dp`` with a family that stores
+        training images, say): everything ``fit`` refuses before it looks at the data."""
+        super().check_params()
+        self._check_param_combinations()
+
     def _check_param_combinations(self) -> None:
         """Raise for parameter values that are fine alone but not together (default: none)."""
 
@@ -428,7 +435,13 @@ class BaseGenerator(Estimator):
         raise NotImplementedError
 
     # -- persistence ------------------------------------------------------------------------
-    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
+    def save(
+        self,
+        path: str | Path,
+        *,
+        metadata: dict[str, Any] | None = None,
+        drop_unaccounted: bool = False,
+    ) -> Path:
         """Write weights (safetensors) and configuration (JSON in its header) to ``path``.
 
         Load it back with :func:`synthaug.load`. Nothing is pickled. A SHA-256 digest of the
@@ -441,9 +454,14 @@ class BaseGenerator(Estimator):
         metadata : dict, optional
             JSON-able facts to keep with the model (``synthaug train`` records its data and
             hold-out here); the loaded model's ``metadata_``.
+        drop_unaccounted : bool
+            Leave out what fitting measured on the training data besides the weights: the
+            losses of every epoch (``history_`` keeps one entry per epoch, without them) and
+            the fit time, for members of a meta-estimator too. A privacy guarantee covers
+            neither; ``synthaug train --dp-epsilon`` saves this way.
         """
         self._check_fitted()
-        return save_generator(self, path, metadata)
+        return save_generator(self, path, metadata, drop_unaccounted=drop_unaccounted)
 
     def _fitted_state(self) -> dict[str, Any]:
         """JSON-able fitted attributes; families add their own by extending this."""
