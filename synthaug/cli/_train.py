@@ -1,4 +1,7 @@
-"""``synthaug train``: fit a registered generator on a data set and save it."""
+"""``synthaug train``: fit a registered generator on a data set and save it.
+
+Arguments: :mod:`synthaug.cli._args.train`.
+"""
 
 from __future__ import annotations
 
@@ -7,58 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from synthaug._params import configure
-from synthaug.cli._files import (
-    add_data_arguments,
-    add_overwrite_option,
-    class_counts_text,
-    data_options,
-    read_data,
-)
-from synthaug.cli._options import (
-    add_device_option,
-    add_param_option,
-    add_quiet_option,
-    add_seed_option,
-)
-from synthaug.cli._types import open_fraction, positive_int
+from synthaug.cli._files import class_counts_text, data_options, read_data
+from synthaug.cli._options import check_registered
 from synthaug.data import ImageDataset, check_output
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import create_generator, list_generators, model_path
 from synthaug.nn import world
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="fit a generator on a data set and save it as .safetensors",
-        description="Fit a registered generator on 'digits', a MedMNIST-style .npz file or a "
-        "folder with one subfolder per class of images or DICOM files, and save it.",
-    )
-    add_data_arguments(p)
-    p.add_argument("--model", required=True, choices=list_generators(), help="generator name")
-    p.add_argument("--out", required=True, help="where to save the model (.safetensors)")
-    p.add_argument("--epochs", type=positive_int, help="training epochs (default: the model's)")
-    add_seed_option(p, "training")
-    add_device_option(p)
-    add_param_option(
-        p, "other generator parameters, e.g. --param latent_dim=8 --param hidden_dims=[64,32]"
-    )
-    p.add_argument(
-        "--holdout",
-        type=open_fraction,
-        metavar="FRAC",
-        help="keep a stratified FRAC of the data out of training and record which items in the "
-        "model, so that 'synthaug evaluate' scores against exactly that part",
-    )
-    p.add_argument(
-        "--holdout-seed", type=int, default=0, help="seed of the hold-out split (default: 0)"
-    )
-    add_overwrite_option(p)
-    add_quiet_option(p, "progress bar")
-    p.set_defaults(func=run)
-
-
 def run(args: argparse.Namespace) -> int:
+    check_registered(args, "--model", args.model, list_generators())
     # Checked before training, so that a bad --out never costs a trained model.
     out = check_output(model_path(args.out), folder=False, overwrite=args.overwrite)
     model = create_generator(args.model, **dict(args.param))
