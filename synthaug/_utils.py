@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 # Re-exported where they were before they moved to the torch-free synthaug._process.
 from synthaug._process import show_warning_line, tune_allocator, warning_line  # noqa: F401
@@ -121,6 +122,23 @@ def fitting_one_class() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SingleClassWarning)
         yield
+
+
+# tqdm.auto draws a widget in a notebook, where stderr is no terminal and needs to be none.
+_NOTEBOOK_BARS = any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
+
+
+def progress_bar(*, show: bool = True, **options: Any) -> tqdm:
+    """A tqdm progress bar on stderr, drawn only when ``show`` and stderr is a terminal.
+
+    Redirected to a file or a pipe, a bar's redraws are carriage returns, not lines: about
+    10 KB of them for one ``synthaug train`` in a log. There the bar draws nothing (the
+    commands' own stage and summary lines say what ran); in a notebook it is tqdm's widget.
+    ``options`` go to tqdm (``total``, ``desc``, ``unit``, ...).
+    """
+    stream = sys.stderr
+    on_terminal = _NOTEBOOK_BARS or (stream is not None and stream.isatty())
+    return tqdm(file=stream, disable=not (show and on_terminal), **options)
 
 
 def finite_json(obj: Any) -> Any:
