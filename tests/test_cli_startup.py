@@ -30,6 +30,8 @@ COMMANDS = next(
 REFUSED = [
     ["demo", "--kind", "brain"],
     ["demo", "--generator", "cvae"],
+    ["make-data", "phantoms", "--out", "p", "--masks"],
+    ["make-data", "digits", "--out", "d.npz", "--modality", "CT"],
     ["train", "--data", "digits"],
     ["train", "--data", "digits", "--model", "cvae", "--out", "m", "--epochs", "0"],
     ["sample", "m.safetensors", "--n", "3", "--out", "s.npz", "--modality", "CT"],

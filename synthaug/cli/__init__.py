@@ -32,6 +32,7 @@ from synthaug.cli._args import (
     evaluate,
     grid,
     info,
+    make_data,
     release,
     report,
     sample,
@@ -63,6 +64,7 @@ class Command:
 # The subcommands, in the order --help lists them.
 _COMMANDS = (
     Command(demo.register, "synthaug.cli._demo", demo.check),
+    Command(make_data.register, "synthaug.cli._make_data", make_data.check),
     Command(train.register, "synthaug.cli._train"),
     Command(sample.register, "synthaug.cli._sample", sample.check),
     Command(augment.register, "synthaug.cli._augment", augment.check),
