@@ -1,6 +1,7 @@
-"""The README's command-line examples run, in order, in an empty folder (issue 37: they used
-inputs that did not exist). Each line is run as written, with options appended that make it
-small (argparse keeps the last value of an option, ``--param`` the last value of a key)."""
+"""The command-line examples of the README and docs/integration.md run, in order, in an empty
+folder (issue 37: they used inputs that did not exist). Each line is run as written, with
+options appended that make it small (argparse keeps the last value of an option, ``--param``
+the last value of a key)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from synthaug.cli import build_parser, main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 # Appended to every line of a command: a tiny network, few epochs, few samples.
 SMALLER = {
@@ -25,9 +27,9 @@ SMALLER = {
 }
 
 
-def console_block(heading: str) -> list[list[str]]:
+def console_block(page: Path, heading: str) -> list[list[str]]:
     """The ``$ synthaug ...`` lines of the console block under ``heading``, as argv lists."""
-    section = README.read_text().split(f"\n{heading}\n", 1)[1]
+    section = page.read_text().split(f"\n{heading}\n", 1)[1]
     block = re.search(r"```console\n(.*?)```", section, re.S).group(1)
     return [
         shlex.split(line[2:], comments=True)
@@ -53,19 +55,32 @@ def device_commands() -> set[str]:
 @pytest.mark.slow
 def test_readme_command_line_examples_run_in_order(tmp_path, monkeypatch, capsys, device):
     monkeypatch.chdir(tmp_path)
-    lines = console_block("## Command line")
+    lines = console_block(README, "## Command line")
     assert len(lines) >= 10 and lines[0][:2] == ["synthaug", "make-data"]
+    run_in_order(lines, device, capsys)
+    # What the lines promise exists.
+    for made in ("digits.npz", "phantoms.npz", "scans", "cvae.safetensors", "threes.npz"):
+        assert (tmp_path / made).exists(), made
+    assert (tmp_path / "release" / "DATA_CARD.md").is_file()
+    assert (tmp_path / "ct.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_integration_page_command_line_examples_run_in_order(tmp_path, monkeypatch, capsys, device):
+    monkeypatch.chdir(tmp_path)
+    lines = console_block(ROOT / "docs" / "integration.md", "## Command line")
+    assert len(lines) >= 8
+    run_in_order(lines, device, capsys)
+    assert (tmp_path / "aug.npz").is_file() and (tmp_path / "losses.png").is_file()
+
+
+def run_in_order(lines: list[list[str]], device: str, capsys) -> None:
     on_device = device_commands()
     for argv in lines:
         command = smaller(argv[1:])
         if command[0] in on_device:
             command += ["--device", device]
         assert main(command) == 0, (argv, capsys.readouterr().err)
-    # What the lines promise exists.
-    for made in ("digits.npz", "phantoms.npz", "scans", "cvae.safetensors", "threes.npz"):
-        assert (tmp_path / made).exists(), made
-    assert (tmp_path / "release" / "DATA_CARD.md").is_file()
-    assert (tmp_path / "ct.safetensors").is_file()
 
 
 def test_readme_shell_lines_parse_and_name_files_that_exist():
