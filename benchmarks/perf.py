@@ -12,6 +12,10 @@ and pregeneration, against ``sample()``). Each row runs in a fresh process, so i
 is not hidden by memory an earlier row left in the allocator's cache. Prints tables and
 writes JSON. The machine may be shared: compare figures within one run.
 
+Before all of that, the command line's start-up: ``synthaug --help`` (which imports no torch)
+against a bare interpreter, min of 5 fresh processes, with the load average
+(``--cli-start-only`` runs just that).
+
     PYTHONPATH=. python benchmarks/perf.py [--quick] [--device cpu|cuda] [--out perf.json]
     PYTHONPATH=. python benchmarks/perf.py --quick --loader-only    # the DataLoader row alone
 """
@@ -26,6 +30,8 @@ import multiprocessing
 import os
 import platform
 import resource
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -81,6 +87,42 @@ def matmul_gflops(
         _sync(device)
         best = min(best, (time.perf_counter() - t0) / 4)
     return 2 * size**3 / best / 1e9
+
+
+# -- the command line's start-up ---------------------------------------------------------------
+def measure_cli_start(runs: int = 5) -> dict:
+    """Seconds ``synthaug --help`` and ``synthaug train --help`` take, each in a fresh
+    interpreter (min and median of ``runs``), beside a bare ``python -c pass``: the start every
+    command pays before its work. The load average is taken before and after, since on a shared
+    machine a busy minute is slower."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    commands = {
+        "python": [sys.executable, "-c", "pass"],
+        "help": [sys.executable, "-m", "synthaug.cli", "--help"],
+        "train_help": [sys.executable, "-m", "synthaug.cli", "train", "--help"],
+    }
+    row: dict = {"runs": runs, "load_average_start": os.getloadavg()}
+    for name, command in commands.items():
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - start)
+        row[f"{name}_s_min"] = min(times)
+        row[f"{name}_s_median"] = sorted(times)[len(times) // 2]
+    row["load_average_end"] = os.getloadavg()
+    return row
+
+
+def format_cli_start(r: dict) -> str:
+    return (
+        f"command-line start (min of {r['runs']} fresh processes): synthaug --help "
+        f"{r['help_s_min']:.2f} s, synthaug train --help {r['train_help_s_min']:.2f} s, "
+        f"python -c pass {r['python_s_min']:.2f} s (medians {r['help_s_median']:.2f}, "
+        f"{r['train_help_s_median']:.2f}, {r['python_s_median']:.2f} s); load average "
+        f"{r['load_average_start'][0]:.2f} before, {r['load_average_end'][0]:.2f} after"
+    )
 
 
 def flops_per_image(run: Callable[[], object], n_images: int) -> float:
@@ -492,8 +534,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads per row (default: torch's)"
     )
+    parser.add_argument(
+        "--cli-start-only", action="store_true", help="only time the command line's start-up"
+    )
     parser.add_argument("--out", default="perf.json")
     args = parser.parse_args(argv)
+    # First, before the heavy rows warm or load the machine.
+    cli_row = measure_cli_start()
+    print(format_cli_start(cli_row), flush=True)
+    if args.cli_start_only:
+        return {"cli_start": cli_row}
     device = torch.device(args.device)
     repeats = args.repeats or (1 if args.quick else 2)
     q = args.quick
@@ -568,6 +618,7 @@ def main(argv: list[str] | None = None) -> dict:
             "torch": torch.__version__,
             "synthaug": synthaug.__version__,
         },
+        "cli_start": cli_row,
         "rows": rows,
         "dp": dp_rows,
         "data": data_row,

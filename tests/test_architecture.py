@@ -17,6 +17,7 @@ LAYERS = [
     (
         "synthaug.errors",
         "synthaug._version",
+        "synthaug._process",
         "synthaug._utils",
         "synthaug._params",
         "synthaug.params",

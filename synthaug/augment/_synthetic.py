@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -10,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
-from tqdm.auto import tqdm
 
+from synthaug._utils import progress_bar
 from synthaug.augment._transforms import apply_transform, check_transform
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError, NotFittedError, UnknownClassError
@@ -345,14 +344,13 @@ class SyntheticDataset(Dataset):
 
     def _generate_all(self) -> torch.Tensor:
         parts = []
-        with tqdm(
+        with progress_bar(
+            show=self.verbose,
             total=len(self),
             desc="SyntheticDataset",
             unit="sample",
             unit_scale=True,
-            disable=not self.verbose,
             leave=False,
-            file=sys.stderr,  # stdout is for what scripts read
         ) as bar:
             for label in self._labels.tolist():
                 n_blocks = -(-self.counts[label] // self.block_size)

@@ -16,7 +16,6 @@ import platform
 import random
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -30,9 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from synthaug._utils import import_optional, resolve_device, show_warning_line
+from synthaug._utils import import_optional, progress_bar, resolve_device, show_warning_line
 from synthaug.bench._config import BenchConfig
 from synthaug.bench._report import write_report
 from synthaug.bench._results import (
@@ -525,7 +523,7 @@ def run_bench(
             else _run_local(todo, jobs, threads, out)
         )
 
-        with tqdm(total=len(todo), unit="cell", disable=not progress, file=sys.stderr) as bar:
+        with progress_bar(show=progress, total=len(todo), unit="cell") as bar:
             recorded = set(done)
             for ok, record in stream:
                 cell = record["cell"]

@@ -1,4 +1,7 @@
-"""``synthaug augment``: real data topped up with a saved generator's or a sample source's samples."""
+"""``synthaug augment``: real data topped up with a saved generator's or a sample source's samples.
+
+Arguments: :mod:`synthaug.cli._args.augment`.
+"""
 
 from __future__ import annotations
 
@@ -10,91 +13,27 @@ import numpy as np
 from synthaug._params import configure
 from synthaug.augment import SOURCES, AugmentedDataset
 from synthaug.cli._files import (
-    SYNTHETIC_ONLY,
     DicomMarking,
-    add_data_arguments,
-    add_output_arguments,
     check_data_fits_model,
-    check_modality_option,
     class_counts_text,
     data_options,
     dicom_modality,
     dicom_source_studies,
-    output_format,
     prepare_output,
     read_data,
     write_dataset,
 )
-from synthaug.cli._options import add_device_option, add_param_option, add_seed_option
-from synthaug.cli._types import positive_float
+from synthaug.cli._options import check_registered, output_format
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import load
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "augment",
-        help="add synthetic samples to a data set",
-        description="Add samples of a saved model to real data and write the result; the .npz "
-        "output marks synthetic rows in train_synthetic.",
-    )
-    add_data_arguments(p)
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--model", help="a model saved by 'synthaug train'")
-    what.add_argument(
-        "--source",
-        choices=sorted(SOURCES.list()),
-        help="a sample source fitted on --data here instead of a saved model (copy-paste and "
-        "lesion-transplant move lesions into normal images and write their masks with .npz "
-        "and DICOM output)",
-    )
-    add_param_option(p, "a parameter of --source (repeatable; JSON values)")
-    p.add_argument(
-        "--synthetic-only",
-        action="store_true",
-        help="write only the synthetic items (what --format dicom needs)",
-    )
-    p.add_argument(
-        "--allow-real-pixels",
-        action="store_true",
-        help="--format dicom with a source whose samples are real patient pixels (copy-paste, "
-        "lesion-transplant, classical, random-oversampling, smote): write them anyway, marked "
-        "derived from patient images and not de-identified, instead of refusing",
-    )
-    p.add_argument(
-        "--strategy",
-        choices=["balance", "ratio"],
-        default="balance",
-        help="balance: every class to the majority count; ratio: --ratio synthetic per real "
-        "sample (default: %(default)s)",
-    )
-    p.add_argument("--ratio", type=positive_float, help="synthetic per real sample (ratio)")
-    add_output_arguments(p, "augmented.npz, or a folder for PNG files")
-    add_seed_option(p, "sampling")
-    add_device_option(p)
-    p.set_defaults(func=run, parser=p)
-
-
 def run(args: argparse.Namespace) -> int:
-    if (args.strategy == "ratio") != (args.ratio is not None):
-        args.parser.error("--ratio is required with --strategy ratio and only allowed with it")
+    if args.source is not None:
+        check_registered(args, "--source", args.source, SOURCES.list())
     out = Path(args.out)
     fmt = output_format(out, args.format)
-    if args.param and args.source is None:
-        args.parser.error("--param configures --source; a saved --model is used as it is")
-    if fmt == "dicom" and not args.synthetic_only:
-        # Checked before any fitting: DICOM files are all marked synthetic or derived.
-        args.parser.error(
-            f"{SYNTHETIC_ONLY}; add --synthetic-only, or write the mixed real + synthetic set "
-            f"as .npz or PNG"
-        )
-    check_modality_option(args, fmt)
-    if args.allow_real_pixels and fmt != "dicom":
-        args.parser.error(
-            "--allow-real-pixels lets --format dicom write real patient pixels; other formats "
-            "do not need it (drop it, or add --format dicom --synthetic-only)"
-        )
     prepare_output(out, fmt, args.overwrite)
     if args.source is not None:
         model = SOURCES.create(args.source, **dict(args.param))

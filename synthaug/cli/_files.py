@@ -1,16 +1,17 @@
 """Reading data and writing samples for the subcommands.
 
-Every command that reads real data takes the same options, added by :func:`add_data_arguments`
-and read by :func:`read_data`: ``--data`` is ``digits``, a MedMNIST-style ``.npz`` file, or a
+Every command that reads real data takes the same options, declared (torch-free) by
+:func:`~synthaug.cli._options.add_data_arguments` and read by :func:`read_data`: ``--data`` is ``digits``, a MedMNIST-style ``.npz`` file, or a
 folder with one subfolder per class holding either images or DICOM files (found by their
 ``DICM`` preamble, with or without a ``.dcm`` suffix). :func:`check_data_fits_model` is the one
 check that real data suits a saved model.
 
 Output formats are a dispatch table: a new format (``dicom``, say) is one function
 ``writer(dataset, path, synthetic=None, masks=None, overwrite=False, model_digest=None,
-dicom=DicomMarking()) -> Path`` added to ``WRITERS`` (with whether it writes a folder in
-``FOLDER_FORMATS`` and, when a file suffix should select it, one entry in ``SUFFIX_FORMATS``);
-``--format`` offers every key. Only the DICOM writer has a place for :class:`DicomMarking`
+dicom=DicomMarking()) -> Path`` added to ``WRITERS``, and its name to the torch-free
+:mod:`synthaug.cli._options` that declares ``--format`` (``OUTPUT_FORMATS``; with whether it
+writes a folder in ``FOLDER_FORMATS`` and, when a file suffix should select it, one entry in
+``SUFFIX_FORMATS``); a test checks that both name the same formats. Only the DICOM writer has a place for :class:`DicomMarking`
 (the Modality, and whether the pixels are generated or derived from patient images).
 
 Outputs are checked before any work (:func:`prepare_output`): an existing file or a non-empty
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 from pydicom.misc import is_dicom
-from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
+from synthaug.cli._options import DATA_HELP, FOLDER_FORMATS, SYNTHETIC_ONLY, output_format
 from synthaug.data import (
     DicomDataset,
     ImageDataset,
@@ -49,6 +49,7 @@ from synthaug.data import (
     save_npz,
     write_dicom,
 )
+from synthaug.data._files import _IMAGE_SUFFIXES as IMAGE_SUFFIXES  # what load_image_folder reads
 from synthaug.errors import (
     DataFileError,
     InvalidDataError,
@@ -185,36 +186,8 @@ def _write_dicom(
     return path
 
 
-# Why --format dicom takes no real items, said the same way wherever it is refused.
-SYNTHETIC_ONLY = (
-    "--format dicom writes synthetic images only, never the real ones as they were (each file "
-    "is marked synthetic, or derived from patient images for a source that keeps real pixels)"
-)
-
-
+# One writer per name of synthaug.cli._options.OUTPUT_FORMATS.
 WRITERS: dict[str, Writer] = {"npz": _write_npz, "png": _write_png, "dicom": _write_dicom}
-# The formats that write a folder (the rest write one file).
-FOLDER_FORMATS = {"png", "dicom"}
-# Output suffix -> format when --format is not given; a path without a suffix is a PNG folder.
-SUFFIX_FORMATS: dict[str, str] = {".npz": "npz", "": "png"}
-
-
-def output_format(out: Path, fmt: str | None) -> str:
-    """The writer for ``out``: ``fmt`` when given, else guessed from the suffix."""
-    if fmt is not None:
-        return fmt
-    if out.suffix.lower() in (".dcm", ".dicom"):
-        raise InvalidParameterError(
-            f"DICOM output is a folder of files (one per image, per class); give a folder name "
-            f"and --format dicom, e.g. --out {out.with_suffix('')} --format dicom"
-        )
-    try:
-        return SUFFIX_FORMATS[out.suffix.lower()]
-    except KeyError:
-        raise InvalidParameterError(
-            f"cannot tell the output format from {out}; end it in .npz, give a folder name "
-            f"without a suffix (PNG files per class), or pass --format {{{','.join(WRITERS)}}}"
-        ) from None
 
 
 def prepare_output(out: Path, fmt: str | None, overwrite: bool) -> str:
@@ -239,56 +212,6 @@ def write_dataset(
     return writer(
         dataset, out, synthetic, masks, overwrite=overwrite, model_digest=model_digest, dicom=dicom
     )
-
-
-def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing --out (default: refuse an existing file or non-empty folder)",
-    )
-
-
-def add_output_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
-    """``--out`` (a file or folder of samples, ``out_help`` says which), ``--format`` from
-    :data:`WRITERS`, ``--modality`` and ``--overwrite``: what :func:`prepare_output` and
-    :func:`write_dataset` take."""
-    parser.add_argument("--out", required=True, help=out_help)
-    parser.add_argument(
-        "--format", choices=sorted(WRITERS), help="output format (default: from --out's suffix)"
-    )
-    add_modality_option(parser)
-    add_overwrite_option(parser)
-
-
-def modality_code(text: str) -> str:
-    """A ``--modality`` value: a DICOM modality code (``CT``, ``MR``, ``OT``, ...), any case."""
-    code = text.upper()
-    if not re.fullmatch(r"[A-Z]{2,16}", code):
-        raise argparse.ArgumentTypeError(
-            f"must be a DICOM modality code of 2 to 16 letters (CT, MR, OT, ...), got {text!r}"
-        )
-    return code
-
-
-def add_modality_option(parser: argparse.ArgumentParser) -> None:
-    """``--modality``: the Modality of DICOM output, over the one :func:`dicom_modality` finds."""
-    parser.add_argument(
-        "--modality",
-        type=modality_code,
-        metavar="CODE",
-        help="--format dicom: the Modality of the files (CT, MR, ...; the files stay Secondary "
-        "Captures) (default: the modality of DICOM input data, else OT)",
-    )
-
-
-def check_modality_option(args: argparse.Namespace, fmt: str) -> None:
-    """Refuse ``--modality`` for a format that has no Modality to set (a usage error)."""
-    if args.modality is not None and fmt != "dicom":
-        args.parser.error(
-            f"--modality sets the Modality of DICOM files; --format {fmt} has none (add "
-            f"--format dicom, or drop --modality)"
-        )
 
 
 def dicom_modality(dataset: ImageDataset | None, override: str | None = None) -> str:
@@ -320,107 +243,11 @@ def dicom_source_studies(dataset: ImageDataset) -> tuple[str, ...]:
     return tuple(uid for uid in studies if uid)
 
 
-DATA_HELP = (
-    "'digits', a MedMNIST-style .npz file, or a folder with one subfolder per class holding "
-    "images (PNG, JPEG, ...) or DICOM files"
-)
 # DICOM files are found by content (pydicom's 'DICM' preamble); these suffixes count as DICOM
 # even when the file is damaged, so that --on-error decides about it.
 _DICOM_SUFFIXES = (".dcm", ".dicom")
 # How many skipped files the summary names; the count covers all of them.
 _SKIPPED_SHOWN = 3
-
-
-def image_size(text: str) -> tuple[int, int]:
-    """A ``--size`` value: ``N`` (square) or ``HxW``."""
-    parts = text.lower().split("x")
-    try:
-        size = tuple(int(p) for p in parts)
-    except ValueError:
-        size = ()
-    if len(size) == 1:
-        size = size * 2
-    if len(size) != 2 or min(size) < 1:
-        raise argparse.ArgumentTypeError(f"must be N or HxW with positive integers, got {text!r}")
-    return size
-
-
-def dicom_window(text: str) -> str | tuple[float, float]:
-    """A ``--window`` value: ``auto``, ``minmax`` or ``CENTER,WIDTH``."""
-    if text in ("auto", "minmax"):
-        return text
-    try:
-        center, width = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be auto, minmax or CENTER,WIDTH (e.g. 40,400), got {text!r}"
-        ) from None
-    if not (np.isfinite(center) and np.isfinite(width)) or width < 1:
-        raise argparse.ArgumentTypeError(f"WIDTH must be >= 1 and both finite, got {text!r}")
-    return center, width
-
-
-def feature_range(text: str) -> tuple[float, float]:
-    """A ``--feature-range`` value: ``LO,HI`` (two numbers; their rule is the reader's)."""
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be LO,HI with two numbers (e.g. -1000,3000; a negative LO needs the '='), "
-            f"got {text!r}"
-        ) from None
-    return low, high
-
-
-def add_data_arguments(
-    parser: argparse.ArgumentParser,
-    *,
-    required: bool = True,
-    default: str | None = None,
-    split: bool = True,
-    help: str = DATA_HELP,
-    flag: str = "--data",
-) -> None:
-    """Add ``--data`` and the options of reading it (``--split``, ``--size``, ``--window``,
-    ``--on-error``) to a subcommand's parser; :func:`data_options` collects them.
-
-    ``split=False`` leaves out ``--split`` for a command that reads the splits it needs itself;
-    ``flag`` names the option another way (it is still ``args.data``).
-    """
-    parser.add_argument(flag, dest="data", required=required, default=default, help=help)
-    if split:
-        parser.add_argument(
-            "--split", default="train", help="split of a .npz file (default: %(default)s)"
-        )
-    parser.add_argument(
-        "--size",
-        type=image_size,
-        metavar="N|HxW",
-        help="resize the images of a folder (images or DICOM) to N x N or H x W pixels "
-        "(default: DICOM 64x64, images as stored); digits and .npz are used as stored",
-    )
-    parser.add_argument(
-        "--window",
-        type=dicom_window,
-        metavar="auto|minmax|CENTER,WIDTH",
-        help="DICOM folders: the VOI window to [0, 1]; auto: each file's own Window Center / "
-        "Width, minmax: each image's range, CENTER,WIDTH in modality units (CT soft tissue: "
-        "--window=40,400; a negative center needs the '=') (default: auto)",
-    )
-    parser.add_argument(
-        "--on-error",
-        choices=("raise", "skip"),
-        help="DICOM folders: stop at the first unusable file (raise), or leave such files out "
-        "and list them on stderr (skip) (default: raise)",
-    )
-    parser.add_argument(
-        "--feature-range",
-        type=feature_range,
-        metavar="LO,HI",
-        help=".npz files: the range the stored values are known to span (Hounsfield units, "
-        "12-bit counts), from domain knowledge, never from the data: LO maps to 0 and HI to 1, "
-        "values outside are clipped (default: uint8 0..255, float already in 0..1)",
-    )
 
 
 def data_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -535,14 +362,14 @@ def _folder_kind(root: Path) -> str:
         )
     if not first:
         raise DataFileError(
-            f"{root} has class subfolders but no images ({', '.join(IMG_EXTENSIONS)}) or DICOM "
+            f"{root} has class subfolders but no images ({', '.join(IMAGE_SUFFIXES)}) or DICOM "
             f"files in them"
         )
     return next(iter(first))
 
 
 def _file_kind(file: Path) -> str | None:
-    if has_file_allowed_extension(file.name, IMG_EXTENSIONS):  # what load_image_folder reads
+    if file.suffix.lower() in IMAGE_SUFFIXES:
         return "images"
     if file.suffix.lower() in _DICOM_SUFFIXES:
         return "dicom"

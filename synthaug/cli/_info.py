@@ -1,4 +1,7 @@
-"""``synthaug info``: what a saved model is, what it was trained on, and its file digest."""
+"""``synthaug info``: what a saved model is, what it was trained on, and its file digest.
+
+Arguments: :mod:`synthaug.cli._args.info`.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +13,10 @@ from typing import Any
 
 from synthaug.augment import load
 from synthaug.bench import save_loss_curves
-from synthaug.cli._options import add_model_argument
 from synthaug.data import check_output
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import BaseGenerator
 from synthaug.nn import checkpoint_header
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "info",
-        help="describe a saved model or lesion source: family, classes, training, privacy, "
-        "file digest",
-        description="Check a saved model's integrity and print its family, classes with "
-        "training counts, sample shape, parameters, training epochs, time and losses, "
-        "privacy spent, whether the file stores training images, and the file's SHA-256 "
-        "content digest. A saved lesion source (copy-paste, lesion-transplant) is described "
-        "by what it samples from: its normal backgrounds and lesions, real training pixels.",
-    )
-    add_model_argument(p)
-    p.add_argument("--plot", metavar="FILE", help="also write the loss curves (.png, .pdf, .svg)")
-    p.add_argument("--json", action="store_true", help="print the facts as JSON instead")
-    p.set_defaults(func=run, parser=p)
 
 
 def describe_model(path: str | Path) -> dict[str, Any]:
@@ -245,8 +230,6 @@ def format_info(facts: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.plot is not None and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
-        args.parser.error(f"--plot must end in .png, .pdf or .svg, got {args.plot}")
     if args.plot is not None:
         check_output(Path(args.plot), folder=False, overwrite=True)
     facts = describe_model(args.model)

@@ -23,26 +23,14 @@ from synthaug.augment import load
 from synthaug.bench import save_sample_grid
 from synthaug.cli._evaluate import evaluation_data, score_samples
 from synthaug.cli._files import (
-    WRITERS,
     DicomMarking,
-    add_data_arguments,
-    add_modality_option,
-    add_overwrite_option,
     check_data_fits_model,
-    check_modality_option,
     class_counts_text,
     data_options,
     dicom_modality,
     write_dataset,
 )
-from synthaug.cli._options import (
-    add_device_option,
-    add_model_argument,
-    add_quiet_option,
-    add_seed_option,
-)
 from synthaug.cli._progress import Stages
-from synthaug.cli._types import positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
 from synthaug.errors import InvalidParameterError
 
@@ -85,63 +73,6 @@ def not_covered(model: Any) -> list[str]:
     return [file if item.startswith("the model file") else item for item in NOT_COVERED]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "release",
-        help="write a synthetic data set to share, with DATA_CARD.md and card.json",
-        description="Sample a saved model and write a release folder: the samples, a data card "
-        "(DATA_CARD.md and card.json) with the generator, the privacy guarantee and what it "
-        "does not cover, an audit of the released samples on held-out real data (fidelity, "
-        "utility, privacy with each membership attack's AUC and TPR at 1%% FPR), a sample "
-        "grid and the SHA-256 of every file.",
-    )
-    add_model_argument(p)
-    p.add_argument("--n", type=positive_int, required=True, help="number of samples to release")
-    p.add_argument("--out", required=True, metavar="DIR", help="the release folder")
-    p.add_argument(
-        "--format",
-        choices=sorted(WRITERS),
-        default="npz",
-        help="format of the samples (default: %(default)s)",
-    )
-    add_modality_option(p)
-    add_data_arguments(
-        p,
-        required=False,
-        default=None,
-        split=False,
-        flag="--holdout",
-        help="real data for the audit: the model's training data, whose held-out part "
-        "(train --holdout) or .npz test split stands for data it never saw (default: the data "
-        "the model recorded)",
-    )
-    p.add_argument(
-        "--no-class-names",
-        action="store_true",
-        help="leave the class names out of every written file (samples, manifest, card, grid): "
-        "classes are called class_0, class_1, ... in the model's order; for names that alone "
-        "say something about a patient",
-    )
-    p.add_argument(
-        "--allow-exemplars",
-        action="store_true",
-        help="release from a model that stores training images (its samples can be real "
-        "images); the card says so",
-    )
-    add_seed_option(p, "sampling and audit")
-    p.add_argument(
-        "--feature-epochs", type=positive_int, default=30, help="audit embedding epochs (30)"
-    )
-    p.add_argument(
-        "--classifier-epochs", type=positive_int, default=30, help="audit CNN epochs (30)"
-    )
-    p.add_argument("--classifier", choices=("logreg", "cnn"), default="logreg")
-    add_overwrite_option(p)
-    add_device_option(p)
-    add_quiet_option(p, "stage lines on stderr")
-    p.set_defaults(func=run, parser=p)
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -151,7 +82,6 @@ def _sha256(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_modality_option(args, args.format)
     out = check_output(Path(args.out), folder=True, overwrite=args.overwrite)
     model = load(args.model, device=args.device)
     if model.keeps_real_pixels:

@@ -1,4 +1,7 @@
-"""``synthaug train``: fit a registered generator (or a lesion source) on a data set and save it."""
+"""``synthaug train``: fit a registered generator on a data set and save it.
+
+Arguments: :mod:`synthaug.cli._args.train`.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +12,13 @@ from typing import Any
 from synthaug._params import configure
 from synthaug._utils import warn
 from synthaug.augment import SOURCES
-from synthaug.cli._files import (
-    add_data_arguments,
-    add_overwrite_option,
-    class_counts_text,
-    data_options,
-    read_data,
-)
+from synthaug.cli._files import class_counts_text, data_options, read_data
 from synthaug.cli._options import (
-    add_device_option,
-    add_param_option,
-    add_quiet_option,
-    add_seed_option,
     check_param_conflicts,
+    check_registered,
     params_given,
     was_given,
 )
-from synthaug.cli._types import open_fraction, positive_int
 from synthaug.data import ImageDataset, check_output
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import create_generator, list_generators
@@ -41,69 +34,6 @@ OPTION_PARAMS = {
     "verbose": "--quiet",
     "dp": "--dp-epsilon",
 }
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "train",
-        help="fit a generator (or a lesion source) on a data set and save it as .safetensors",
-        description="Fit a registered generator on 'digits', a MedMNIST-style .npz file or a "
-        "folder with one subfolder per class of images or DICOM files, and save it. A lesion "
-        "source (--source copy-paste, lesion-transplant) is fitted and saved the same way, for "
-        "'synthaug augment --model' to reuse without refitting.",
-    )
-    add_data_arguments(p)
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--model", choices=list_generators(), help="generator name")
-    what.add_argument(
-        "--source",
-        choices=SOURCES.list(),
-        help="a sample source to fit and save instead (those that keep fitted state: "
-        "copy-paste, lesion-transplant, lesion-transplant-cvae); its file holds real "
-        "training pixels",
-    )
-    p.add_argument(
-        "--out",
-        required=True,
-        help="where to save the model: a .safetensors file (a name without a suffix gets "
-        "'.safetensors' appended; any other suffix is refused)",
-    )
-    p.add_argument("--epochs", type=positive_int, help="training epochs (default: the model's)")
-    add_seed_option(
-        p, "training", default_help="0; with --dp-epsilon a fresh seed the file does not keep"
-    )
-    add_device_option(p)
-    add_param_option(
-        p, "other generator parameters, e.g. --param latent_dim=8 --param hidden_dims=[64,32]"
-    )
-    p.add_argument(
-        "--dp-epsilon",
-        type=float,
-        metavar="E",
-        help="train with differential privacy (DP-SGD), to (E, delta)-DP: synthaug.DP(epsilon=E); "
-        "the model file then records nothing of the data the guarantee does not cover (see "
-        "docs/privacy.md)",
-    )
-    p.add_argument(
-        "--dp-delta",
-        type=float,
-        metavar="D",
-        help="with --dp-epsilon: the delta, below 1/n for n training items (default: "
-        "min(1e-5, 1/(n ln n)))",
-    )
-    p.add_argument(
-        "--holdout",
-        type=open_fraction,
-        metavar="FRAC",
-        help="keep a stratified FRAC of the data out of training and record which items in the "
-        "model, so that 'synthaug evaluate' scores against exactly that part",
-    )
-    p.add_argument(
-        "--holdout-seed", type=int, default=0, help="seed of the hold-out split (default: 0)"
-    )
-    add_overwrite_option(p)
-    add_quiet_option(p, "progress bar")
-    p.set_defaults(func=run, parser=p)
 
 
 def model_file(out: str) -> Path:
@@ -132,9 +62,7 @@ def private_budget(args: argparse.Namespace) -> DP | None:
     The values are checked by ``DP`` itself, so the command refuses exactly what the library
     refuses, with its words.
     """
-    if args.dp_epsilon is None:
-        if args.dp_delta is not None:
-            args.parser.error("--dp-delta sets the delta of --dp-epsilon; give --dp-epsilon too")
+    if args.dp_epsilon is None:  # --dp-delta alone is refused by the argument check
         return None
     try:
         return DP(epsilon=args.dp_epsilon, delta=args.dp_delta)
@@ -179,6 +107,10 @@ def _create(args: argparse.Namespace, dp: DP | None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.model is not None:
+        check_registered(args, "--model", args.model, list_generators())
+    else:
+        check_registered(args, "--source", args.source, SOURCES.list())
     # Checked before training, so that a bad --out never costs a trained model.
     out = check_output(model_file(args.out), folder=False, overwrite=args.overwrite)
     check_param_conflicts(args, OPTION_PARAMS)
