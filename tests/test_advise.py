@@ -28,6 +28,7 @@ from synthaug.bench._advise import (
     load_snapshot,
     make_verdict,
     save_snapshot,
+    usage_commands,
 )
 from synthaug.cli import main
 from synthaug.data import DATASETS, ImageDataset, save_npz
@@ -182,13 +183,13 @@ def test_images_get_the_image_baselines_and_generators_with_balanced_online():
         "logit-adjusted",
         "mixup",
         "delta-transfer+balanced-online",
-        "cvae+balanced-online",
         "deepsmote+balanced-online",
         "dagan+balanced-online",
+        "cvae+balanced-online",
         "cgan+balanced-online",
     ]
     assert [m.kind for m in methods[:5]] == [KIND_NONE] + [KIND_FREE] * 4
-    assert methods[6] == Candidate(
+    assert methods[8] == Candidate(
         "cvae+balanced-online", {"cvae": {"epochs": 150}}, KIND_GENERATOR, "cvae"
     )
     assert left_out == []
@@ -203,9 +204,9 @@ def test_feature_vectors_get_the_tabular_baselines_and_generators():
         "logit-adjusted",
         "random-oversampling",
         "smote",
+        "deepsmote",
         "delta-transfer",
         "cvae",
-        "deepsmote",
     ]
     assert methods[-1].params == {"epochs": 7}
 
@@ -228,7 +229,7 @@ def test_large_images_leave_the_generators_out_and_say_why():
     facts = check_data(dataset([24, 8], shape=(1, 4, 160)))
     methods, left_out = candidate_methods(facts)
     assert names(methods) == ["none", "balanced-online", "classical", "logit-adjusted", "mixup"]
-    assert [name for name, _ in left_out][:2] == ["delta-transfer", "cvae"]
+    assert [name for name, _ in left_out][:2] == ["delta-transfer", "deepsmote"]
     assert "up to 128 pixels on a side, these are 4 x 160" in left_out[0][1]
     # Named generators are tried anyway.
     methods, _ = candidate_methods(facts, generators=["dagan"], epochs=3)
@@ -315,7 +316,7 @@ def test_a_tiny_budget_keeps_the_baselines_it_could_run():
     assert members == ["none"] and runner.clock == 5
     assert left_out == [
         ("a", "the budget ran out before its first run"),
-        ("g", "no time left for it once 3 runs of the baselines were set aside"),
+        ("g", "no time left for it once 3 runs of the methods already in were set aside"),
     ]
 
 
@@ -400,6 +401,50 @@ def test_verdict_without_generators_and_with_a_doubtful_free_baseline():
         row("balanced-online", KIND_FREE, 0.82, gain_vs_none=-0.03, p_none=0.2),
     ]
     assert make_verdict(table, 5)[1] == "none"
+
+
+def test_what_to_run_for_each_kind_of_winner():
+    methods = {
+        "dagan+balanced-online": {"dagan": {"epochs": 50}},
+        "copy-paste": {},
+        "cvae": {"epochs": 3},
+        "classical": {},
+        "mixup": {"mixup": 0.4},
+    }
+    options = {
+        "data_option": "--data scans/ --size 64x64",
+        "is_image": True,
+        "classifier": "resnet",
+    }
+    assert usage_commands("dagan+balanced-online", methods, "dagan", **options) == [
+        "synthaug train --data scans/ --size 64x64 --model dagan --epochs 50 --out "
+        "dagan.safetensors",
+        "synthaug augment --data scans/ --size 64x64 --model dagan.safetensors --out augmented.npz",
+        "# Python: AugmentedDataset(data, create_generator('dagan', epochs=50).fit(data), "
+        'strategy="balance")',
+        "# then train on it the balanced-online way (class-balanced batches with online "
+        "classical augmentation of every class): resnet with sampler='balanced', "
+        "augment='jitter'",
+    ]
+    assert usage_commands("copy-paste", methods, "copy-paste", **options)[0] == (
+        "synthaug augment --data scans/ --size 64x64 --source copy-paste --out augmented.npz"
+    )
+    assert usage_commands("classical", methods, None, **options) == [
+        "synthaug augment --data scans/ --size 64x64 --source classical --out augmented.npz"
+    ]
+    assert usage_commands("mixup", methods, None, **options) == [
+        "# no data to add: train your classifier this way: Mixup (Zhang et al., ICLR 2018) on "
+        "class-balanced batches (synthaug.metrics.CLASSIFIERS 'resnet' with sampler='balanced', "
+        "mixup=0.4)"
+    ]
+    # Feature vectors: the command line reads no feature vectors, so the Python form only.
+    vectors = {**options, "is_image": False, "classifier": "logreg"}
+    assert usage_commands("cvae", methods, "cvae", **vectors) == [
+        "# Python: AugmentedDataset(data, create_generator('cvae', epochs=3).fit(data), "
+        'strategy="balance")'
+    ]
+    assert usage_commands(None, methods, None, **vectors) == []
+    assert usage_commands("none", methods, None, **vectors)[0].startswith("# nothing to add")
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -503,11 +548,13 @@ def test_advise_command_end_to_end_tiny(tmp_path, imbalanced_digits, one_torch_t
         "2",
         "--device",
         "cpu",
-        "--quiet",
     ]
     assert main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "balanced accuracy" in printed and "\nverdict: " in printed
+    captured = capsys.readouterr()
+    assert "balanced accuracy" in captured.out and "\nverdict: " in captured.out
+    # The progress bar, on stderr: runs done of those planned, and the time left once timed.
+    assert "advise none run 1: 1/" in captured.err and " runs |" in captured.err
+    assert "ETA: timing the first runs" in captured.err and "ETA 0 s" in captured.err
     text = (out / "advice.md").read_text()
     assert f"Data: {data}: 125 items in 4 classes (0: 60, 1: 40, 2: 15, 3: 10)" in text
     assert f"synthaug advise --data {data} --budget 6s --out {out}" in text

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from synthaug.bench import advise, parse_budget
+from synthaug._budget import parse_budget
+from synthaug.bench import advise
 from synthaug.cli._files import add_data_arguments, data_options, read_data
 from synthaug.cli._options import add_device_option, add_quiet_option
 from synthaug.cli._types import positive_int
