@@ -101,7 +101,8 @@ def test_budgets_must_be_positive(value):
         ),
         (
             [4, 3, 2, 2],
-            "11 items in 4 classes are too few to hold out a stratified 15% development part",
+            "11 items in 4 classes are too few to hold out the stratified development part "
+            "\\(15%: cannot make a stratified split",
         ),
         ([10, 0, 4], "class\\(es\\) \\['c1'\\] have no items"),
     ],
@@ -479,10 +480,16 @@ def test_toml_text_round_trips(tmp_path):
 # -- end to end ---------------------------------------------------------------------------------
 
 
+# The harness's report warns that a best method is named from too few runs or test items:
+# expected with these tiny data, and said in the verdict too.
+thin_report = pytest.mark.filterwarnings(
+    "ignore:the report names a best method:synthaug.errors.SynthaugWarning"
+)
 TINY = {"generators": ["cvae"], "epochs": 1, "classifier_steps": 2, "repeats": 1, "device": "cpu"}
 
 
 @pytest.mark.slow
+@thin_report
 def test_advise_end_to_end_tiny(tmp_path, imbalanced_digits, one_torch_thread):
     out = tmp_path / "advice"
     lines = []
@@ -494,7 +501,7 @@ def test_advise_end_to_end_tiny(tmp_path, imbalanced_digits, one_torch_thread):
     assert any(line.startswith("\nverdict: ") for line in lines)
     text = (out / "advice.md").read_text()
     assert f"**Verdict: {tiny.verdict}.**" in text
-    assert "development part (19 items) that no run used" in text
+    assert "development part (19 items, 15%) that no run used" in text
     assert (out / "report.md").read_text().startswith("# Benchmark report")
     # A larger budget continues in the same folder, up to every run allowed (repeats=1: the
     # 5 folds of one repeat) of every method.
@@ -529,6 +536,41 @@ def test_advise_end_to_end_tiny(tmp_path, imbalanced_digits, one_torch_thread):
 
 
 @pytest.mark.slow
+@thin_report
+def test_advise_on_feature_vectors(tmp_path, one_torch_thread):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0.4, 0.1, (80, 6)), rng.normal(0.6, 0.1, (16, 6))])
+    data = ImageDataset(torch.tensor(x.clip(0, 1), dtype=torch.float32), [0] * 80 + [1] * 16)
+    out = tmp_path / "advice"
+    advice = advise(
+        data,
+        budget="10m",
+        out=out,
+        generators=["deepsmote"],
+        epochs=1,
+        repeats=1,
+        progress=False,
+        echo=lambda _: None,
+    )
+    assert advice.runs == 5 and advice.left_out == []
+    assert sorted(r["method"] for r in advice.table) == [
+        "class-weighted",
+        "deepsmote",
+        "logit-adjusted",
+        "none",
+        "random-oversampling",
+        "smote",
+    ]
+    assert load_config(out / "advice.toml").classifiers == {"logreg": {}}
+    text = (out / "advice.md").read_text()
+    assert "96 items in 2 classes (0: 80, 1: 16); 6-dimensional feature vectors" in text
+    assert "logistic regression (logreg)" in text
+    assert "# Python: advise(data, budget='20m'" in text  # the command line reads no vectors
+    assert all(not c.startswith("synthaug ") for c in advice.commands)
+
+
+@pytest.mark.slow
+@thin_report
 def test_advise_command_end_to_end_tiny(tmp_path, imbalanced_digits, one_torch_thread, capsys):
     data = save_npz(imbalanced_digits, tmp_path / "small.npz")
     out = tmp_path / "advice"

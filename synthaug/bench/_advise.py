@@ -7,8 +7,9 @@ cell), reported by the harness's statistics (:func:`~synthaug.bench.summarize_re
 
 - **The data as they are.** One setting, ``ratio = 1`` for every class smaller than the
   largest: nothing is cut; every sampling method tops each class up to the largest one.
-- **A development part held out.** The harness's evaluation pool: a fixed stratified 15% of
-  the items (:func:`~synthaug.data.split_pools`) is in no run and no table, left for tuning.
+- **A development part held out.** The cells read the harness's evaluation pool: the
+  development pool, a fixed stratified 15% of the items (:func:`~synthaug.data.split_pools`),
+  is in no run and no table, left for tuning.
 - **Repeated stratified k-fold** of the rest (``folds`` = 5, fewer when a class has fewer
   items, at least 3), the corrected repeated k-fold t of Bouckaert & Frank (2004), and every
   method tested against the best free baseline with Holm's adjustment (the report's family
@@ -60,7 +61,6 @@ from synthaug.bench._results import RESULTS, load_records, read_results
 from synthaug.bench._runner import run_bench
 from synthaug.bench._task import SMALLEST_TEST_CLASS
 from synthaug.data import DATASETS, ImageDataset, check_output, select_pool
-from synthaug.data._pool import DEVELOPMENT_FRACTION
 from synthaug.errors import (
     BenchmarkError,
     DataFileError,
@@ -256,15 +256,15 @@ def check_data(dataset: ImageDataset, folds: int = 5) -> DataFacts:
         evaluation = select_pool(dataset, "evaluation")
     except InvalidParameterError as exc:  # too few items to stratify the development part
         raise InvalidDataError(
-            f"{len(dataset)} items in {len(counts)} classes are too few to hold out a "
-            f"stratified {DEVELOPMENT_FRACTION:.0%} development part ({exc}); add items"
+            f"{len(dataset)} items in {len(counts)} classes are too few to hold out the "
+            f"stratified development part (15%: {exc}); add items"
         ) from None
     eval_counts = {dataset.classes[c]: n for c, n in evaluation.class_counts().items()}
     smallest = min(eval_counts, key=eval_counts.get)
     if eval_counts[smallest] < MIN_FOLDS:
         raise InvalidDataError(
             f"class {smallest!r} has {counts[smallest]} items, {eval_counts[smallest]} once the "
-            f"development part ({DEVELOPMENT_FRACTION:.0%}) is held out: too few for "
+            f"development part (15%) is held out: too few for "
             f"{MIN_FOLDS}-fold cross-validation, which needs {MIN_FOLDS} per class there; add "
             f"items to it, or merge or drop it"
         )
@@ -943,8 +943,8 @@ def _markdown(
         "## What ran",
         "",
         f"- Data: {data_name}: {facts.describe()}.",
-        f"- Held out: a stratified {DEVELOPMENT_FRACTION:.0%} development part "
-        f"({facts.n_development} items) that no run used and no figure here reports, left for "
+        f"- Held out: a stratified development part ({facts.n_development} items, "
+        f"{facts.n_development / facts.n_items:.0%}) that no run used and no figure here reports, left for "
         f"tuning settings (what `synthaug bench --tune` runs a config on).",
         f"- Protocol: repeated stratified {facts.folds}-fold cross-validation of the other "
         f"{facts.n_items - facts.n_development} items, {advice.runs} run"
