@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -571,7 +572,11 @@ def test_advise_on_feature_vectors(tmp_path, one_torch_thread):
 
 @pytest.mark.slow
 @thin_report
-def test_advise_command_end_to_end_tiny(tmp_path, imbalanced_digits, one_torch_thread, capsys):
+def test_advise_command_end_to_end_tiny(
+    tmp_path, imbalanced_digits, one_torch_thread, capsys, monkeypatch
+):
+    # Captured stderr that says it is a terminal: progress bars are drawn only there.
+    monkeypatch.setattr(type(sys.stderr), "isatty", lambda self: True)
     data = save_npz(imbalanced_digits, tmp_path / "small.npz")
     out = tmp_path / "advice"
     argv = [

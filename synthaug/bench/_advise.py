@@ -37,7 +37,6 @@ import json
 import math
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,9 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from synthaug._budget import parse_budget
+from synthaug._utils import progress_bar
 from synthaug.augment import SOURCES
 from synthaug.bench._config import BenchConfig, parse_config
 from synthaug.bench._methods import METHODS, TrainingMethod, is_lesion_source
@@ -456,12 +455,11 @@ class _Progress:
     assumes every run costs the same: a generator's costs many classifier runs)."""
 
     def __init__(self, enabled: bool) -> None:
-        self.bar = tqdm(
+        self.bar = progress_bar(
+            show=enabled,
             total=0,
             unit="run",
             desc="advise",
-            disable=not enabled,
-            file=sys.stderr,
             bar_format="{desc}: {n_fmt}/{total_fmt} runs |{bar}| {elapsed} {postfix}",
         )
 
