@@ -1,8 +1,8 @@
 """synthaug: synthetic data augmentation with conditional generators, measured honestly.
 
-``import synthaug`` does not import torch: the names that need it (``load``, ``DP``) and the
-subpackages (``synthaug.generators``, ...) are loaded on first use (PEP 562), so that the
-command line answers ``--help`` and usage errors at once.
+``import synthaug`` does not import torch: the names that need it (``load``, ``DP``,
+``advise``) and the subpackages (``synthaug.generators``, ...) are loaded on first use (PEP 562),
+so that the command line answers ``--help`` and usage errors at once.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from synthaug._version import __version__
 
 if TYPE_CHECKING:  # for type checkers and the API reference; loaded lazily below
     from synthaug.augment import load
+    from synthaug.bench import advise
     from synthaug.nn import DP
 
-__all__ = ["DP", "__version__", "errors", "load", "tune_allocator"]
+__all__ = ["DP", "__version__", "advise", "errors", "load", "tune_allocator"]
 
 # Public names whose modules import torch: name -> the module that defines it.
 # load comes through synthaug.augment, which registers the loader of fitted lesion sources, so
 # that it reads them as well as generators (the generators' layer below cannot import augment).
-_LAZY_NAMES = {"DP": "synthaug.nn", "load": "synthaug.augment"}
+_LAZY_NAMES = {"DP": "synthaug.nn", "advise": "synthaug.bench", "load": "synthaug.augment"}
 # Subpackages reachable as attributes (``synthaug.generators.CVAE``) without importing them.
 _SUBPACKAGES = (
     "anomaly",

@@ -18,6 +18,7 @@ LAYERS = [
         "synthaug.errors",
         "synthaug._version",
         "synthaug._process",
+        "synthaug._budget",
         "synthaug._utils",
         "synthaug._params",
         "synthaug.params",

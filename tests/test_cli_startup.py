@@ -32,6 +32,7 @@ REFUSED = [
     ["demo", "--generator", "cvae"],
     ["make-data", "phantoms", "--out", "p", "--masks"],
     ["make-data", "digits", "--out", "d.npz", "--modality", "CT"],
+    ["advise", "--data", "digits", "--budget", "30"],
     ["train", "--data", "digits"],
     ["train", "--data", "digits", "--model", "cvae", "--out", "m", "--epochs", "0"],
     ["sample", "m.safetensors", "--n", "3", "--out", "s.npz", "--modality", "CT"],

@@ -26,6 +26,7 @@ from typing import NoReturn
 from synthaug._process import tune_allocator
 from synthaug._version import __version__
 from synthaug.cli._args import (
+    advise,
     augment,
     bench,
     demo,
@@ -65,6 +66,7 @@ class Command:
 _COMMANDS = (
     Command(demo.register, "synthaug.cli._demo", demo.check),
     Command(make_data.register, "synthaug.cli._make_data", make_data.check),
+    Command(advise.register, "synthaug.cli._advise"),
     Command(train.register, "synthaug.cli._train", train.check),
     Command(sample.register, "synthaug.cli._sample", sample.check),
     Command(augment.register, "synthaug.cli._augment", augment.check),
