@@ -90,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def classes_comparable(real: ImageDataset, synthetic: ImageDataset, k: int) -> bool:
+    """Whether fidelity can be scored per class: every class of either set has more than ``k``
+    items in both (a sample of 20 from noisy private counts can leave a class with none)."""
+    rc, sc = real.class_counts(), synthetic.class_counts()
+    return all(rc.get(c, 0) > k and sc.get(c, 0) > k for c in {*rc, *sc} if rc.get(c) or sc.get(c))
+
+
 def score_samples(
     model: Any,
     train: ImageDataset,
@@ -119,9 +126,8 @@ def score_samples(
     stages.start("fidelity (FD, precision/recall/density/coverage, C2ST, label fidelity)")
     # Against held-out data, in an embedding trained on the disjoint train part: against its
     # own training set, a generator that copies would score best. A held-out part is often
-    # small, so its classes are pooled unless every class of both sets has more than k items.
-    counts = [*test.class_counts().values(), *synthetic.class_counts().values()]
-    per_class = min(n for n in counts if n) > k
+    # small, so its classes are pooled unless each can be compared on its own.
+    per_class = classes_comparable(test, synthetic, k)
     fid = fidelity(test, synthetic, features=fx, k=k, seed=seed, per_class=per_class)
     stages.start(f"utility (TRTR, TSTR, TRTS, real+synthetic; {args.classifier} classifiers)")
     util = utility(
