@@ -17,6 +17,7 @@ from synthaug.augment._lesions import (
     body_masks,
 )
 from synthaug.augment._oversampler import GenerativeOverSampler
+from synthaug.augment._provenance import sample_with_provenance
 from synthaug.augment._registry import SOURCES, register_source
 from synthaug.augment._source_files import FILE_TYPES
 from synthaug.augment._sources import (
@@ -47,4 +48,5 @@ __all__ = [
     "default_classical_transform",
     "load",
     "register_source",
+    "sample_with_provenance",
 ]

@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthaug.augment._provenance import sample_with_provenance
 from synthaug.augment._transforms import apply_transform, check_apply_to, check_transform
-from synthaug.data import ImageDataset
+from synthaug.data import ImageDataset, Provenance, real_provenance
 from synthaug.errors import InvalidDataError, InvalidParameterError, UnknownClassError
 
 _STRATEGIES = ("balance", "ratio")
@@ -62,6 +63,16 @@ class AugmentedDataset(ImageDataset):
         its ``fit``); otherwise ``None``. Train a segmentation model on ``(images, masks)``.
     synthetic_masks : torch.Tensor or None
         The synthetic items' masks alone, whenever the source makes masks.
+    provenance : list of Provenance
+        Where each item came from (:class:`~synthaug.data.Provenance`): ``"real"`` for the
+        real items, then ``added_provenance``.
+    added_provenance : list of Provenance
+        What the source reports of each added item: ``"synthetic"`` (generated) or
+        ``"derived"`` (made from real training items: copies, pasted lesions, a model's
+        variants of stored images), with the training items used where the source knows them
+        (rows of the data it was fitted on). "Synthetic" in ``synthetic_mask``,
+        ``is_synthetic`` and ``synthetic_counts`` means added by the source, whatever its
+        origin.
 
     Examples
     --------
@@ -104,17 +115,17 @@ class AugmentedDataset(ImageDataset):
         self.transform = check_transform(transform)
         self.apply_to = check_apply_to(apply_to)
         images, labels, masks = [real.images], [real.labels], []
+        added: list[Provenance] = []
         makes_masks = bool(getattr(generator, "makes_masks", False))
         for c, n in sorted(wanted.items()):
             if n == 0:
                 continue
-            if makes_masks:
-                synth, synth_labels, mask = generator.sample(
-                    n, y=c, seed=seed + c, return_masks=True
-                )
-                masks.append(mask)
-            else:
-                synth, synth_labels = generator.sample(n, y=c, seed=seed + c)
+            drawn = sample_with_provenance(
+                generator, n, y=c, seed=seed + c, return_masks=makes_masks
+            )
+            synth, synth_labels, *mask, made = drawn
+            masks += mask
+            added += made
             if tuple(synth.shape[1:]) != real.sample_shape:
                 raise InvalidDataError(
                     f"the generator made samples of shape {tuple(synth.shape[1:])} but the real data "
@@ -136,6 +147,7 @@ class AugmentedDataset(ImageDataset):
             known = getattr(generator, "training_masks_", None)
             if known is not None and getattr(generator, "dataset_", None) is real:
                 self.masks = torch.cat([known, self.synthetic_masks])
+        self.added_provenance = added
         self.strategy = strategy
         self.ratio = ratio
 
@@ -147,6 +159,12 @@ class AugmentedDataset(ImageDataset):
         if self.transform is not None:
             image = apply_transform(self.transform, image)
         return image, label
+
+    @property
+    def provenance(self) -> list[Provenance]:
+        """Every item's :class:`~synthaug.data.Provenance`: the real items' (built when asked
+        for, so a large real set costs nothing until then), then :attr:`added_provenance`."""
+        return [*(real_provenance(i) for i in range(self.n_real)), *self.added_provenance]
 
     def is_synthetic(self, index: int) -> bool:
         """Whether item ``index`` is a synthetic sample."""

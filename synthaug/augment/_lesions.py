@@ -42,7 +42,7 @@ from synthaug._params import (
 from synthaug._utils import check_seed, fitting_one_class, resolve_device, torch_generator
 from synthaug.augment._registry import register_source
 from synthaug.augment._source_files import FILE_TYPES, save_source
-from synthaug.data import ImageDataset
+from synthaug.data import ImageDataset, Provenance, SourceItem
 from synthaug.errors import (
     EmptyDatasetError,
     InvalidDataError,
@@ -68,6 +68,8 @@ _LOCALIZER_VAE = {
 # which keeps a discriminator from memorising a few dozen patches.
 _TRANSPLANT_GAN = {"epochs": 150, "diffaugment": True, "verbose": False}
 _RING = (1, 3)  # the tissue ring around a lesion: pixels 1 to 3 beyond its mask
+# A pasted lesion is rotated and scaled by interpolation, then added to its background.
+_PASTE_OPERATIONS = ("spatial-resampling", "pixel-addition")
 
 
 def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -266,6 +268,8 @@ class _LesionSource(Estimator):
     makes_masks = True
     # Every sample is a real normal image with lesions added (copied or generated ones).
     keeps_real_pixels = True
+    # How a sample is made, for its provenance.
+    _how = "a real normal training image with real lesions of other training images pasted in"
 
     normal_class = Param(
         "normal",
@@ -386,7 +390,7 @@ class _LesionSource(Estimator):
         self.dataset_ = dataset
         self.training_masks_ = masks & ~is_normal.view(-1, 1, 1, 1)
         self._fit_patches(images, labels, self.training_masks_, lesion_classes)
-        self._fit_backgrounds(images[is_normal])
+        self._fit_backgrounds(images[is_normal], torch.nonzero(is_normal).flatten())
         return self
 
     # -- persistence ---------------------------------------------------------------------
@@ -557,7 +561,7 @@ class _LesionSource(Estimator):
         self.patch_size_ = size
         wide = size // 2 + _RING[1]
         pad = F.pad(images, (wide, wide, wide, wide), mode="replicate")
-        patches, rings, owners = [], [], []
+        patches, rings, owners, items = [], [], [], []
         for i, m in components:
             ys, xs = np.nonzero(m)
             cy, cx = int(round(ys.mean())), int(round(xs.mean()))
@@ -575,14 +579,17 @@ class _LesionSource(Estimator):
             patches.append(torch.cat([delta, core[0]])[:, inner, inner])
             rings.append(float(level.mean()))
             owners.append(int(labels[i]))
+            items.append(i)
         self.patches_ = torch.stack(patches)
         self.patch_rings_ = torch.tensor(rings)
         self.patch_labels_ = torch.tensor(owners, dtype=torch.int64)
+        self.patch_items_ = torch.tensor(items, dtype=torch.int64)
         self.lesions_per_image_ = {c: per_image[c] for c in lesion_classes}
         self.lesion_radius_ = max(extents) / 2
         self.typical_radius_ = float(np.median(extents)) / 2
 
-    def _fit_backgrounds(self, normal: torch.Tensor) -> None:
+    def _fit_backgrounds(self, normal: torch.Tensor, items: torch.Tensor) -> None:
+        """Keep the normal images (``items``: their rows in the training data) a lesion fits in."""
         body = body_masks(normal, self.body_threshold).float()
         # A lesion's centre stays far enough inside the body for all of it to fit.
         margin = math.ceil(self.lesion_radius_) + _RING[0]
@@ -595,6 +602,7 @@ class _LesionSource(Estimator):
                 f"lower body_threshold or check that the images are in [0, 1]"
             )
         self.backgrounds_ = normal[keep]
+        self.background_items_ = items[keep]
         self.inside_ = inside[keep, 0] > 0.5
         # The tissue level at each pixel (a 3x3 mean, so noise does not decide it).
         self.tissue_ = F.avg_pool2d(
@@ -604,11 +612,18 @@ class _LesionSource(Estimator):
     # -- sampling ------------------------------------------------------------------------
     def _draw_patches(
         self, label: int, n: int, gen: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` lesion patches of class ``label`` and the tissue level each belongs in."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` lesion patches of class ``label``, the tissue level each belongs in, and the
+        training item each lesion was cut from (-1: not a real lesion)."""
         own = torch.nonzero(self.patch_labels_ == label).flatten()
         pick = own[torch.randint(len(own), (n,), generator=gen)]
-        return self.patches_[pick], self.patch_rings_[pick]
+        return self.patches_[pick], self.patch_rings_[pick], self._rows("patch_items_", pick)
+
+    def _rows(self, table: str, picked: torch.Tensor) -> torch.Tensor:
+        """The training rows of the ``picked`` patches or backgrounds; -1 each for a source
+        loaded from a file, which does not keep the rows of its training data."""
+        rows = getattr(self, table, None)
+        return torch.full_like(picked, -1) if rows is None else rows[picked]
 
     def sample(
         self,
@@ -617,6 +632,7 @@ class _LesionSource(Estimator):
         seed: int | None = None,
         *,
         return_masks: bool = False,
+        return_provenance: bool = False,
     ) -> tuple[torch.Tensor, ...]:
         """``n`` normal images of the training set with lesions of class ``y`` pasted in.
 
@@ -629,6 +645,11 @@ class _LesionSource(Estimator):
         seed : int, optional
         return_masks : bool
             Also return the pasted lesions' masks.
+        return_provenance : bool
+            Also return one :class:`~synthaug.data.Provenance` per sample: derived, from its
+            normal training image (role ``"image"``) and the training images its pasted
+            lesions were cut from (role ``"lesion"``; a generated lesion has none). A source
+            loaded from a file names no items: the file does not keep its training rows.
 
         Returns
         -------
@@ -638,6 +659,8 @@ class _LesionSource(Estimator):
             ``(n,)`` int64, all ``y``.
         masks : torch.Tensor
             Only with ``return_masks=True``: ``(n, 1, H, W)`` bool, the pasted lesions.
+        provenance : list of Provenance
+            Only with ``return_provenance=True``.
         """
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
@@ -659,9 +682,11 @@ class _LesionSource(Estimator):
         images = self.backgrounds_[bg].clone()
         occupied = torch.zeros(n, 1, *images.shape[-2:])
         out_masks = torch.zeros(n, 1, *images.shape[-2:], dtype=torch.bool)
+        donors = []
         for k in range(int(count.max())):
             active = count > k
-            patches, rings = self._draw_patches(label, n, gen)
+            patches, rings, donor = self._draw_patches(label, n, gen)
+            donors.append(torch.where(active, donor, -1))
             delta, core = self._paste(images.shape, patches, rings, bg, occupied, gen)
             delta, core = delta * active.view(-1, 1, 1, 1), core * active.view(-1, 1, 1, 1)
             images = images + delta
@@ -669,7 +694,20 @@ class _LesionSource(Estimator):
             occupied = torch.maximum(occupied, (core > 0).float())
         images = images.clamp_(0.0, 1.0)
         labels = torch.full((n,), label, dtype=torch.int64)
-        return (images, labels, out_masks) if return_masks else (images, labels)
+        out = (images, labels, out_masks) if return_masks else (images, labels)
+        if return_provenance:
+            out += (self._provenance(self._rows("background_items_", bg), torch.stack(donors, 1)),)
+        return out
+
+    def _provenance(self, backgrounds: torch.Tensor, donors: torch.Tensor) -> list[Provenance]:
+        """Per sample: its background's training item, then its real lesions' donors (once each)."""
+        records = []
+        for background, row in zip(backgrounds.tolist(), donors.tolist(), strict=True):
+            lesions = dict.fromkeys(d for d in row if d >= 0)
+            image = (SourceItem(background, "image"),) if background >= 0 else ()
+            items = (*image, *(SourceItem(d, "lesion") for d in lesions))
+            records.append(Provenance("derived", self._how, items, _PASTE_OPERATIONS))
+        return records
 
     def _paste(
         self,
@@ -771,6 +809,10 @@ class CopyPaste(_LesionSource):
     patches_ : torch.Tensor
         The lesion patches: what each lesion adds to its surroundings (C channels) and its
         mask (one channel).
+    patch_items_ : torch.Tensor
+        The training item each patch was cut from (its row in the fitted dataset).
+    background_items_ : torch.Tensor
+        The training items (rows) of the normal images lesions are pasted into.
     localizer_ : LesionLocalizer
         When the masks were localised.
 
@@ -835,6 +877,11 @@ class LesionTransplant(_LesionSource):
         """Cloned and fitted on the patches with this source's seed and device. ``None``:
         ``CGAN(epochs=150, diffaugment=True)``.""",
     )
+    _how = (
+        "a real normal training image with generated lesions pasted in (a real lesion of "
+        "another training image where a generated one came out blank)"
+    )
+
     min_lesion_area = Param(
         3,
         int_range(1),
@@ -911,9 +958,9 @@ class LesionTransplant(_LesionSource):
 
     def _draw_patches(
         self, label: int, n: int, gen: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.sample_shape_[0]
-        real, rings = super()._draw_patches(label, n, gen)
+        real, rings, donors = super()._draw_patches(label, n, gen)
         seed = int(torch.randint(2**62, (1,), generator=gen))
         y = sorted(self.lesions_per_image_).index(label)
         made, _ = self.generator_.sample(n, y=y, seed=seed)
@@ -925,7 +972,9 @@ class LesionTransplant(_LesionSource):
         blank = core.flatten(1).sum(1) < self.min_lesion_area
         patches[blank] = real[blank]
         self.n_replaced_ = int(blank.sum())
-        return patches, rings
+        # Only a replaced patch is a real lesion; the rest are generated (the real lesion drawn
+        # gave them no pixels, only the tissue level they are placed by).
+        return patches, rings, torch.where(blank, donors, -1)
 
 
 # Flat keywords from configs and the command line: generator parameters go to the generator.

@@ -316,6 +316,11 @@ class DAGAN(TorchGenerator):
     )
 
     stores_training_images = True
+    exemplar_conditioned = True
+    _exemplar_use = (
+        "a network's variant of one of its stored training images of the class (the image is "
+        "the network's input, and its output is added to the image's logits)"
+    )
     _min_samples_per_class = 1
     keyed_sampling = True
 

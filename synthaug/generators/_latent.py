@@ -114,6 +114,8 @@ class _LatentGenerator(TorchGenerator):
 
     stores_training_images: ClassVar[bool] = True
     keyed_sampling: ClassVar[bool] = True
+    # Every sample is decoded from the stored code of a training item, moved a little.
+    exemplar_conditioned: ClassVar[bool] = True
     # Whether the autoencoder sees the label, and whether it is a VAE (then ``beta`` weighs
     # its KL term).
     _conditional: ClassVar[bool] = False
@@ -327,6 +329,11 @@ class DeepSMOTE(_LatentGenerator):
     )
     penalty = Param(1.0, real_range(0), "Weight of the permutation penalty (1 in the paper).")
 
+    _exemplar_use = (
+        "decoded from a point between the stored codes of two training images of the class "
+        "(a class of one image: that image's reconstruction)"
+    )
+
     def _losses(
         self,
         net: _AutoEncoder,
@@ -415,6 +422,10 @@ class DeltaTransfer(_LatentGenerator):
     )
 
     _conditional = True
+    _exemplar_use = (
+        "decoded from the stored code of a training image of the class, moved by the "
+        "difference between the stored codes of two training images of a donor class"
+    )
     # A one-image class is what this family is for: it varies it with borrowed deltas.
     _advised_samples_per_class = 1
 

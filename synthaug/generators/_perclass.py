@@ -150,6 +150,20 @@ class PerClass(BaseGenerator):
             return bool(GENERATORS.get(template).stores_training_images)
         return bool(template.stores_training_images)
 
+    @property
+    def exemplar_conditioned(self) -> bool:  # type: ignore[override]
+        """Whether the members sample variants of stored training images: their family's answer."""
+        template = self.estimator
+        if isinstance(template, str):
+            return bool(GENERATORS.get(template).exemplar_conditioned)
+        return bool(template.exemplar_conditioned)
+
+    @property
+    def _exemplar_use(self) -> str:  # type: ignore[override]
+        template = self.estimator
+        family = GENERATORS.get(template) if isinstance(template, str) else type(template)
+        return f"per class, {family._exemplar_use}"
+
     def _template(self) -> BaseGenerator:
         if isinstance(self.estimator, str):
             return GENERATORS.create(self.estimator)
