@@ -107,8 +107,9 @@ def load_dicom_folder(
     -------
     DicomDataset
         ``(N, 1, H, W)`` images; ``metadata[i]`` holds ``file``, ``frame``, ``SOPInstanceUID``,
-        ``StudyInstanceUID`` and ``modality`` (empty strings where the file has none);
-        ``skipped`` lists the files left out.
+        ``SOPClassUID``, ``NumberOfFrames`` (of a multi-frame object), ``StudyInstanceUID``
+        and ``modality`` (empty strings where the file has none); ``skipped`` lists the
+        files left out.
 
     Examples
     --------
@@ -355,8 +356,12 @@ def _decode_file(path: Path, window: str | tuple[float, float]) -> tuple[np.ndar
         raise _BadFile(f"pixel values cannot be mapped to the display range ({exc})", exc) from exc
     info = {
         "file": str(path),
+        # What a file derived from this one refers back to (write_dicom's Source Image
+        # Sequence and Derivation Description): its SOP class and instance, the number of
+        # frames of a multi-frame object ("" for a single-frame one), and its study.
         "SOPInstanceUID": str(ds.get("SOPInstanceUID", "")),
-        # What a file derived from this one refers back to (write_dicom's source_images).
+        "SOPClassUID": str(ds.get("SOPClassUID", "")),
+        "NumberOfFrames": str(ds.get("NumberOfFrames", "") or ""),
         "StudyInstanceUID": str(ds.get("StudyInstanceUID", "")),
         "modality": str(ds.get("Modality", "")),
     }
