@@ -226,7 +226,7 @@ def test_modality_and_allow_real_pixels_are_refused_where_they_do_nothing(
     err = usage_error([*augment, "--model", str(model_path), *npz, "--modality", "CT"], capsys)
     assert "--modality sets the Modality of DICOM files; --format npz has none" in err
     err = usage_error([*augment, "--source", "copy-paste", *npz, "--allow-real-pixels"], capsys)
-    assert "--allow-real-pixels lets --format dicom write real patient pixels" in err
+    assert "--allow-real-pixels lets --format dicom write images derived from patient" in err
     fails(
         [*augment, "--model", str(model_path), *dicom, "--allow-real-pixels"],
         capsys,

@@ -229,7 +229,8 @@ def test_train_saves_a_source_that_augment_reuses(chest, tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "all.npz"), "--device", "cpu"]) == 0
     assert "lesion masks not written" in capsys.readouterr().out
     with np.load(tmp_path / "all.npz") as npz:
-        assert "train_masks" not in npz and int(npz["train_synthetic"].sum()) == 34
+        assert "train_masks" not in npz and int(npz["train_derived"].sum()) == 34
+        assert not npz["train_synthetic"].any()  # real slices with real lesions pasted in
     # A source of real pixels as DICOM still needs the flag that names the risk.
     dicom = ["--out", str(tmp_path / "d"), "--format", "dicom", "--synthetic-only"]
     assert main([*argv, *dicom]) == 2

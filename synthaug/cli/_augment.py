@@ -15,6 +15,7 @@ from synthaug.augment import SOURCES, AugmentedDataset
 from synthaug.cli._files import (
     DicomMarking,
     check_data_fits_model,
+    check_derived_allowed,
     class_counts_text,
     data_options,
     dicom_modality,
@@ -24,8 +25,7 @@ from synthaug.cli._files import (
     write_dataset,
 )
 from synthaug.cli._options import check_registered, output_format
-from synthaug.data import ImageDataset
-from synthaug.errors import InvalidParameterError
+from synthaug.data import ImageDataset, sample_origin
 from synthaug.generators import load
 
 
@@ -45,33 +45,52 @@ def run(args: argparse.Namespace) -> int:
         digest = getattr(model, "file_digest_", None)  # set by load
     what = f"--source {args.source}" if args.source is not None else f"--model {args.model}"
     if fmt == "dicom":
-        _check_real_pixels(what, model.keeps_real_pixels, args.allow_real_pixels)
+        check_derived_allowed(
+            what,
+            model,
+            allow_real_pixels=args.allow_real_pixels,
+            allow_exemplars=args.allow_exemplars,
+        )
     real = read_data(args.data, args.split, **data_options(args))
+    fitted_here = args.source is not None
     dicom = DicomMarking()
     if fmt == "dicom":  # before fitting: mixed modalities stop here
-        dicom = _dicom_marking(what, model.keeps_real_pixels, real, args.modality)
-    if args.source is not None:
+        # The files name the model file, not the folders it sits in.
+        named = what if fitted_here else f"--model {Path(args.model).name}"
+        dicom = _dicom_marking(named, model, real, args.modality, fitted_here)
+    if fitted_here:
         model.fit(real)
     else:
         check_data_fits_model(model, real, args.data)
     aug = AugmentedDataset(real, model, args.strategy, seed=args.seed, ratio=args.ratio)
-    options = {"overwrite": args.overwrite, "model_digest": digest}
+    # The items of a source fitted here index the input; a saved model's index its own
+    # training data, which is not at hand.
+    options = {
+        "overwrite": args.overwrite,
+        "model_digest": digest,
+        "sources": real.metadata if fitted_here else None,
+    }
     if args.synthetic_only:
         part = aug.subset(np.flatnonzero(aug.synthetic_mask.numpy()))
         masks = aug.synthetic_masks
-        path = write_dataset(part, out, fmt, synthetic=None, masks=masks, dicom=dicom, **options)
-    else:
         path = write_dataset(
-            aug, out, fmt, synthetic=aug.synthetic_mask, masks=aug.masks, **options
+            part, out, fmt, aug.added_provenance, masks=masks, dicom=dicom, **options
         )
-    added = sum(aug.synthetic_counts.values())
-    print(f"added {added} synthetic samples ({class_counts_text(aug, aug.synthetic_counts)})")
+    else:
+        path = write_dataset(aug, out, fmt, aug.provenance, masks=aug.masks, **options)
+    origin = sample_origin(model)
+    n_added = sum(aug.synthetic_counts.values())
+    print(
+        f"added {n_added} {origin} samples ({class_counts_text(aug, aug.synthetic_counts)})"
+        + (f": {what} makes them from real training images" if origin == "derived" else "")
+    )
     written = part if args.synthetic_only else aug
     print(f"wrote {len(written)} samples ({class_counts_text(written)}) to {path} [{fmt}]")
     if dicom.derivation is not None:
         print(
-            f"marked derived from patient images, not synthetic: {what} keeps real pixels; "
-            f"the files are patient data (not de-identified), Modality {dicom.modality}"
+            f"marked derived from patient images, not synthetic: {what} makes its samples from "
+            f"real training images; the files are patient data (not de-identified), Modality "
+            f"{dicom.modality}"
         )
     if aug.synthetic_masks is not None:
         if fmt == "png":
@@ -91,34 +110,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_real_pixels(what: str, keeps_real_pixels: bool, allowed: bool) -> None:
-    """Refuse DICOM of real patient pixels unless ``--allow-real-pixels`` asks for it, and the
-    flag where it allows nothing (before anything is fitted or written)."""
-    if keeps_real_pixels and not allowed:
-        raise InvalidParameterError(
-            f"{what} keeps real pixels (each sample is a real training image, changed), so its "
-            f"DICOM files hold patient anatomy and cannot be marked synthetic; pass "
-            f"--allow-real-pixels to write them marked derived from patient images (Conversion "
-            f"Type WSD, Patient Identity Removed NO: patient data, not for sharing), or write "
-            f".npz; nothing was written"
-        )
-    if allowed and not keeps_real_pixels:
-        raise InvalidParameterError(
-            f"--allow-real-pixels is for sources whose samples are real pixels; {what} "
-            f"generates new images, written marked synthetic: drop --allow-real-pixels"
-        )
-
-
 def _dicom_marking(
-    what: str, keeps_real_pixels: bool, real: ImageDataset, modality: str | None
+    what: str, model: object, real: ImageDataset, modality: str | None, fitted_here: bool
 ) -> DicomMarking:
-    """How the DICOM files say where their pixels come from: generated (synthetic), or real
-    training pixels changed (derived, naming the input's studies when it was DICOM)."""
+    """How the DICOM files say where their pixels come from: generated (synthetic), or made
+    from real training images (derived: by a source fitted here, naming the input's studies
+    when it was DICOM; or by a saved model or source from its own stored images, whose studies
+    synthaug does not know)."""
     modality = dicom_modality(real, modality)
-    if not keeps_real_pixels:
+    if sample_origin(model) != "derived":
         return DicomMarking(modality=modality)
     return DicomMarking(
         modality=modality,
         derivation=f"made by synthaug augment {what} from real training images",
-        source_studies=dicom_source_studies(real),
+        source_studies=dicom_source_studies(real) if fitted_here else (),
     )

@@ -7,18 +7,22 @@ folder with one subfolder per class holding either images or DICOM files (found 
 check that real data suits a saved model.
 
 Output formats are a dispatch table: a new format (``dicom``, say) is one function
-``writer(dataset, path, synthetic=None, masks=None, overwrite=False, model_digest=None,
-dicom=DicomMarking()) -> Path`` added to ``WRITERS``, and its name to the torch-free
-:mod:`synthaug.cli._options` that declares ``--format`` (``OUTPUT_FORMATS``; with whether it
-writes a folder in ``FOLDER_FORMATS`` and, when a file suffix should select it, one entry in
-``SUFFIX_FORMATS``); a test checks that both name the same formats. Only the DICOM writer has a place for :class:`DicomMarking`
-(the Modality, and whether the pixels are generated or derived from patient images).
+``writer(dataset, path, provenance, sources=None, masks=None, overwrite=False,
+model_digest=None, dicom=DicomMarking()) -> Path`` added to ``WRITERS``, and its name to the
+torch-free :mod:`synthaug.cli._options` that declares ``--format`` (``OUTPUT_FORMATS``; with
+whether it writes a folder in ``FOLDER_FORMATS`` and, when a file suffix should select it, one
+entry in ``SUFFIX_FORMATS``); a test checks that both name the same formats. Every writer gets
+each item's :class:`~synthaug.data.Provenance` (real, synthetic or derived from real training
+items, and which ones) and says it in its own way; only the DICOM writer has a place for
+:class:`DicomMarking` (the Modality, how derived images were made, the input's studies).
 
 Outputs are checked before any work (:func:`prepare_output`): an existing file or a non-empty
 folder is refused unless ``--overwrite``. Every writer builds its output aside and renames it
-into place, and a folder gets ``manifest.csv`` (file, class, synthetic yes/no, the source
-file of a real item, the model's digest for a synthetic one); synthetic files are named
-``synthetic_...``, real PNGs keep their original names.
+into place. A folder gets ``manifest.csv`` (file, class, origin real/synthetic/derived,
+synthetic yes/no, the source file of a real item, the training items a derived one was made
+from, the model's digest for an added one); added files are named ``synthetic_...`` or
+``derived_...`` after their origin, real PNGs keep their original names. A ``.npz`` file gets
+``<split>_origin`` (strings) and the ``<split>_synthetic`` and ``<split>_derived`` flags.
 """
 
 from __future__ import annotations
@@ -40,11 +44,14 @@ from synthaug.cli._options import DATA_HELP, FOLDER_FORMATS, SYNTHETIC_ONLY, out
 from synthaug.data import (
     DicomDataset,
     ImageDataset,
+    Provenance,
     check_output,
     load_dicom_folder,
     load_digits,
     load_image_folder,
     load_npz,
+    made_from,
+    sample_origin,
     save_image_folder,
     save_npz,
     write_dicom,
@@ -62,16 +69,17 @@ Writer = Callable[..., Path]
 
 @dataclass(frozen=True)
 class DicomMarking:
-    """What ``--format dicom`` writes about the images' origin (other formats have no place).
+    """What ``--format dicom`` writes beyond each item's provenance (other formats have no place).
+
+    Whether the files are marked synthetic or derived follows the items' provenance.
 
     Attributes
     ----------
     modality : str
         The Modality attribute: the input's (:func:`dicom_modality`), ``--modality``, or OT.
     derivation : str or None
-        ``None``: a generator made the images, and the files are marked synthetic. Otherwise
-        the images are real pixels that synthaug changed (a source that keeps real pixels),
-        the files are marked derived from patient images, and this says how.
+        For derived images (real pixels that synthaug changed, or variants of a model's stored
+        training images): which command made them, for Derivation Description.
     source_studies : tuple of str
         With a derivation: the Study Instance UIDs of the real images, when they were DICOM.
     """
@@ -88,32 +96,40 @@ def _source_file(meta: dict[str, Any] | None) -> str:
 
 
 def _manifest(
-    dataset: ImageDataset, synthetic: torch.Tensor | None, model_digest: str | None
-) -> tuple[list[dict[str, str]], list[bool]]:
-    flags = [True] * len(dataset) if synthetic is None else [bool(x) for x in synthetic.tolist()]
+    dataset: ImageDataset,
+    provenance: list[Provenance],
+    sources: list[dict[str, Any]] | None,
+    model_digest: str | None,
+) -> list[dict[str, str]]:
     metadata = dataset.metadata or [{}] * len(dataset)
-    rows = [
-        {
-            "synthetic": "yes" if is_synthetic else "no",
-            "source": "" if is_synthetic else _source_file(meta),
-            "model_sha256": (model_digest or "") if is_synthetic else "",
-        }
-        for is_synthetic, meta in zip(flags, metadata, strict=True)
-    ]
-    return rows, flags
+    made = made_from(provenance, sources)
+    rows = []
+    for p, meta, words in zip(provenance, metadata, made, strict=True):
+        real = p.is_real
+        rows.append(
+            {
+                "origin": p.origin,
+                "synthetic": "yes" if p.is_synthetic else "no",
+                "source": _source_file(meta) if real else "",
+                "made_from": words,
+                "model_sha256": "" if real else (model_digest or ""),
+            }
+        )
+    return rows
 
 
-def _png_names(dataset: ImageDataset, flags: list[bool]) -> list[str]:
-    """``synthetic_<index>`` for synthetic items; a real item keeps its file's name when known."""
+def _png_names(dataset: ImageDataset, provenance: list[Provenance]) -> list[str]:
+    """``synthetic_<index>`` or ``derived_<index>`` for added items, after their origin; a real
+    item keeps its file's name when known."""
     names, taken = [], set()
     metadata = dataset.metadata or [{}] * len(dataset)
-    for i, (is_synthetic, meta, label) in enumerate(
-        zip(flags, metadata, dataset.labels.tolist(), strict=True)
+    for i, (p, meta, label) in enumerate(
+        zip(provenance, metadata, dataset.labels.tolist(), strict=True)
     ):
-        source = "" if is_synthetic else _source_file(meta)
+        source = _source_file(meta) if p.is_real else ""
         stem = Path(source).stem if source else ""
-        if not stem or stem.startswith("synthetic_") or stem.startswith("."):
-            stem = f"{'synthetic' if is_synthetic else 'real'}_{i:06d}"
+        if not stem or stem.startswith(_ADDED_PREFIXES) or stem.startswith("."):
+            stem = f"{p.origin}_{i:06d}"
         name, k = stem, 1
         while (label, name) in taken:  # two real files of one class with the same name
             name, k = f"{stem}_{k}", k + 1
@@ -125,60 +141,66 @@ def _png_names(dataset: ImageDataset, flags: list[bool]) -> list[str]:
 def _write_npz(
     dataset: ImageDataset,
     path: Path,
-    synthetic: torch.Tensor | None = None,
+    provenance: list[Provenance],
+    sources: list[dict[str, Any]] | None = None,
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
     dicom: DicomMarking = DicomMarking(),
 ) -> Path:
-    extra = {}
-    if synthetic is not None:
-        extra["synthetic"] = synthetic.numpy()
+    extra = {
+        "origin": np.asarray([p.origin for p in provenance], dtype=str),
+        "synthetic": np.asarray([p.is_synthetic for p in provenance], dtype=bool),
+        "derived": np.asarray([p.is_derived for p in provenance], dtype=bool),
+    }
     if masks is not None:
         extra["masks"] = masks.numpy()
-    return save_npz(dataset, path, extra=extra or None, overwrite=overwrite)
+    return save_npz(dataset, path, extra=extra, overwrite=overwrite)
 
 
 def _write_png(
     dataset: ImageDataset,
     path: Path,
-    synthetic: torch.Tensor | None = None,
+    provenance: list[Provenance],
+    sources: list[dict[str, Any]] | None = None,
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
     dicom: DicomMarking = DicomMarking(),
 ) -> Path:
-    rows, flags = _manifest(dataset, synthetic, model_digest)
+    rows = _manifest(dataset, provenance, sources, model_digest)
     # PNG has no place for masks.
     return save_image_folder(
-        dataset, path, names=_png_names(dataset, flags), manifest=rows, overwrite=overwrite
+        dataset, path, names=_png_names(dataset, provenance), manifest=rows, overwrite=overwrite
     )
 
 
 def _write_dicom(
     dataset: ImageDataset,
     path: Path,
-    synthetic: torch.Tensor | None = None,
+    provenance: list[Provenance],
+    sources: list[dict[str, Any]] | None = None,
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
     dicom: DicomMarking = DicomMarking(),
 ) -> Path:
     # write_dicom marks every file synthetic or derived; a real image unchanged is neither.
-    if synthetic is not None and not bool(synthetic.all()):
+    if any(p.is_real for p in provenance):
         raise InvalidParameterError(
             f"{SYNTHETIC_ONLY}; write a mixed real + synthetic set as .npz or PNG instead, or "
             f"only the synthetic items with --synthetic-only"
         )
-    derived = dicom.derivation is not None
+    derived = any(p.is_derived for p in provenance)
     write_dicom(
         dataset,
         out_dir=path,
         series_description="synthaug samples",  # the mark (SYNTHETIC or DERIVED) is prepended
         modality=dicom.modality,
-        origin="derived" if derived else "synthetic",
-        derivation=dicom.derivation,
-        source_studies=dicom.source_studies,
+        derivation=dicom.derivation if derived else None,
+        source_studies=dicom.source_studies if derived else (),
+        provenance=provenance,
+        source_metadata=sources,
         masks=masks,
         manifest=[{"model_sha256": model_digest or ""}] * len(dataset),
         overwrite=overwrite,
@@ -186,6 +208,9 @@ def _write_dicom(
     return path
 
 
+# The names of added PNG files; a real file named so is renamed, so no real item is taken for
+# an added one.
+_ADDED_PREFIXES = ("synthetic_", "derived_")
 # One writer per name of synthaug.cli._options.OUTPUT_FORMATS.
 WRITERS: dict[str, Writer] = {"npz": _write_npz, "png": _write_png, "dicom": _write_dicom}
 
@@ -201,17 +226,74 @@ def write_dataset(
     dataset: ImageDataset,
     out: Path,
     fmt: str | None,
-    synthetic: torch.Tensor | None = None,
-    masks: torch.Tensor | None = None,
+    provenance: list[Provenance],
     *,
+    sources: list[dict[str, Any]] | None = None,
+    masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
     dicom: DicomMarking = DicomMarking(),
 ) -> Path:
+    """Write ``dataset`` as ``fmt``, each item marked by its ``provenance`` (one per item).
+
+    ``sources`` is the metadata of the data the provenance's training items index (the input,
+    when the source was fitted on it here); without it the items are not named.
+    """
+    if len(provenance) != len(dataset):
+        raise ShapeMismatchError(f"{len(provenance)} provenance records for {len(dataset)} items")
     writer = WRITERS[output_format(out, fmt)]
     return writer(
-        dataset, out, synthetic, masks, overwrite=overwrite, model_digest=model_digest, dicom=dicom
+        dataset,
+        out,
+        provenance,
+        sources,
+        masks,
+        overwrite=overwrite,
+        model_digest=model_digest,
+        dicom=dicom,
     )
+
+
+def check_derived_allowed(
+    what: str, source: Any, *, allow_real_pixels: bool = False, allow_exemplars: bool = False
+) -> None:
+    """Refuse DICOM of samples derived from patient images unless the flag that names the
+    risk was given, and a flag where it allows nothing (before anything is fitted or written).
+
+    ``--allow-real-pixels`` covers a source that keeps real pixels (copies, pasted lesions);
+    ``--allow-exemplars`` (as ``release`` asks) a model whose samples are variants of its
+    stored training images.
+    """
+    real_pixels = bool(getattr(source, "keeps_real_pixels", True))
+    exemplars = not real_pixels and sample_origin(source) == "derived"
+    kind = {
+        "real pixels": "keeps real pixels (each sample is a real training image, changed)",
+        "exemplars": "stores training images and each sample is a variant of one of them",
+        "new": "generates new images, written marked synthetic",
+    }["real pixels" if real_pixels else "exemplars" if exemplars else "new"]
+    needed = "--allow-real-pixels" if real_pixels else "--allow-exemplars" if exemplars else None
+    # A flag that names another risk first: its message says which one to use.
+    for flag, given in (
+        ("--allow-real-pixels", allow_real_pixels),
+        ("--allow-exemplars", allow_exemplars),
+    ):
+        if given and flag != needed:
+            fix = f"use {needed} instead" if needed is not None else f"drop {flag}"
+            raise InvalidParameterError(f"{flag} is for {_ALLOWS[flag]}; {what} {kind}: {fix}")
+    if needed is not None and not (allow_real_pixels or allow_exemplars):
+        raise InvalidParameterError(
+            f"{what} {kind}, so its DICOM files are derived from patient images and cannot be "
+            f"marked synthetic; pass {needed} to write them marked derived (Conversion Type "
+            f"WSD, Patient Identity Removed NO: patient data, not for sharing), or write .npz; "
+            f"nothing was written"
+        )
+
+
+# What each of the flags that let DICOM hold patient data is for.
+_ALLOWS = {
+    "--allow-real-pixels": "sources whose samples are real pixels",
+    "--allow-exemplars": "models whose samples are variants of stored training images",
+}
 
 
 def dicom_modality(dataset: ImageDataset | None, override: str | None = None) -> str:

@@ -298,6 +298,40 @@ def add_modality_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_allow_derived_options(parser: argparse.ArgumentParser) -> None:
+    """``--allow-real-pixels`` and ``--allow-exemplars``: the flags that let ``--format dicom``
+    write samples derived from patient images (checked by
+    :func:`~synthaug.cli._files.check_derived_allowed` once the model or source is known)."""
+    parser.add_argument(
+        "--allow-real-pixels",
+        action="store_true",
+        help="--format dicom with a source whose samples are real patient pixels (copy-paste, "
+        "lesion-transplant, classical, random-oversampling, smote): write them anyway, marked "
+        "derived from patient images and not de-identified, instead of refusing",
+    )
+    parser.add_argument(
+        "--allow-exemplars",
+        action="store_true",
+        help="--format dicom with a model whose samples are variants of its stored training "
+        "images (dagan, deepsmote, delta-transfer): write them anyway, marked derived from "
+        "patient images and not de-identified, instead of refusing",
+    )
+
+
+def check_allow_derived_options(args: argparse.Namespace, fmt: str, dicom: str) -> None:
+    """Refuse an allow flag with a format that marks derived samples without it (a usage
+    error); ``dicom`` says what to add instead (``--format dicom``, and more)."""
+    for flag, given in (
+        ("--allow-real-pixels", args.allow_real_pixels),
+        ("--allow-exemplars", args.allow_exemplars),
+    ):
+        if given and fmt != "dicom":
+            args.parser.error(
+                f"{flag} lets --format dicom write images derived from patient images; other "
+                f"formats mark them in their manifest without it (drop it, or add {dicom})"
+            )
+
+
 def check_modality_option(args: argparse.Namespace, fmt: str) -> None:
     """Refuse ``--modality`` for a format that has no Modality to set (a usage error)."""
     if args.modality is not None and fmt != "dicom":

@@ -107,9 +107,7 @@ def run(args: argparse.Namespace) -> int:
     )
     check_data_fits_model(model, train, data_name)
     # The model's training data (DICOM or not) says what the samples are images of.
-    dicom = DicomMarking()
-    if args.format == "dicom":
-        dicom = DicomMarking(modality=dicom_modality(train, args.modality))
+    modality = dicom_modality(train, args.modality) if args.format == "dicom" else None
     names = list(model.class_names_)
     if args.no_class_names:
         # Numbered as write_dicom(class_names=False) numbers them, in the model's order; the
@@ -118,17 +116,35 @@ def run(args: argparse.Namespace) -> int:
         train, test = (ImageDataset(d.images, d.labels, names) for d in (train, test))
     stages = Stages("release", 6 - (refusal is not None), quiet=args.quiet)
     stages.start(f"sampling {args.n} samples")
-    images, labels = model.sample(args.n, seed=args.seed)
+    images, labels, provenance = model.sample(args.n, seed=args.seed, return_provenance=True)
     released = ImageDataset(images, labels, names)
+    derived = any(p.is_derived for p in provenance)
+    # Derived samples (variants of the model's stored images) are marked so, studies unknown.
+    dicom = DicomMarking()
+    if modality is not None:
+        dicom = DicomMarking(
+            modality=modality,
+            derivation=f"released by synthaug from a {model.registry_name} model"
+            if derived
+            else None,
+        )
     _, scores = score_samples(
         model, train, test, released, args, stages=stages, with_privacy=refusal is None
     )
     stages.start("writing the release")
     card = _card(args, model, released, train, test, data_name, scores, refusal, warnings)
+    card["release"]["origin"] = "derived" if derived else "synthetic"
+    if derived:
+        card["release"]["how"] = provenance[0].how
     with atomic_output(out, folder=True, overwrite=args.overwrite) as partial:
         name = DATA_NAMES[args.format]
         write_dataset(
-            released, partial / name, args.format, model_digest=model.file_digest_, dicom=dicom
+            released,
+            partial / name,
+            args.format,
+            provenance,
+            model_digest=model.file_digest_,
+            dicom=dicom,
         )
         if released.is_image and released.sample_shape[0] in (1, 3):
             per_class = max(1, min(8, args.n // max(1, len(model.classes_))))
@@ -139,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 partial / GRID,
                 classes=names,
                 per_class=per_class,
-                title="released synthetic samples",
+                title=f"released {'derived' if derived else 'synthetic'} samples",
             )
         files = sorted(p for p in partial.rglob("*") if p.is_file())
         card["files"] = {p.relative_to(partial).as_posix(): _sha256(p) for p in files}
@@ -236,18 +252,25 @@ def format_card(card: dict[str, Any]) -> str:
         card["privacy_guarantee"],
         card["audit"],
     )
-    lines = [
-        "# Synthetic data card",
-        "",
-        f"{rel['n']} synthetic samples in `{rel['data']}` ({rel['format']}), made by synthaug "
-        f"{rel['synthaug_version']} on {rel['created']} (seed {rel['seed']}). Every item is "
-        "generated; none is a real record"
-        + (
+    derived = rel.get("origin") == "derived"
+    if derived:
+        what = (
+            f"**Every item is derived from patient images, not synthetic**: {rel['how']}. "
+            "Items can be (near) copies of real ones; treat them as the training data."
+        )
+    else:
+        what = "Every item is generated; none is a real record" + (
             " — **except that this model samples variants of stored training images, so items "
             "can be (near) copies of real ones**."
             if gen["stores_training_images"]
             else "."
-        ),
+        )
+    lines = [
+        "# Data card: samples derived from training images" if derived else "# Synthetic data card",
+        "",
+        f"{rel['n']} {'derived' if derived else 'synthetic'} samples in `{rel['data']}` "
+        f"({rel['format']}), made by synthaug {rel['synthaug_version']} on {rel['created']} "
+        f"(seed {rel['seed']}). {what}",
         "",
         "Classes: "
         + ", ".join(f"{c} ({n})" for c, n in rel["classes"].items())

@@ -11,11 +11,13 @@ from pathlib import Path
 
 from synthaug.cli._options import (
     SYNTHETIC_ONLY,
+    add_allow_derived_options,
     add_data_arguments,
     add_device_option,
     add_output_arguments,
     add_param_option,
     add_seed_option,
+    check_allow_derived_options,
     check_modality_option,
     output_format,
 )
@@ -27,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "augment",
         help="add synthetic samples to a data set",
         description="Add samples of a saved model to real data and write the result; the .npz "
-        "output marks synthetic rows in train_synthetic.",
+        "output marks each row real, synthetic or derived (from real training images) in "
+        "train_origin.",
     )
     add_data_arguments(p)
     what = p.add_mutually_exclusive_group(required=True)
@@ -46,13 +49,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         action="store_true",
         help="write only the synthetic items (what --format dicom needs)",
     )
-    p.add_argument(
-        "--allow-real-pixels",
-        action="store_true",
-        help="--format dicom with a source whose samples are real patient pixels (copy-paste, "
-        "lesion-transplant, classical, random-oversampling, smote): write them anyway, marked "
-        "derived from patient images and not de-identified, instead of refusing",
-    )
+    add_allow_derived_options(p)
     p.add_argument(
         "--strategy",
         choices=["balance", "ratio"],
@@ -81,8 +78,4 @@ def check(args: argparse.Namespace) -> None:
             f"as .npz or PNG"
         )
     check_modality_option(args, fmt)
-    if args.allow_real_pixels and fmt != "dicom":
-        args.parser.error(
-            "--allow-real-pixels lets --format dicom write real patient pixels; other formats "
-            "do not need it (drop it, or add --format dicom --synthetic-only)"
-        )
+    check_allow_derived_options(args, fmt, "--format dicom --synthetic-only")

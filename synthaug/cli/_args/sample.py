@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 
 from synthaug.cli._options import (
+    add_allow_derived_options,
     add_device_option,
     add_model_argument,
     add_output_arguments,
     add_seed_option,
+    check_allow_derived_options,
     check_modality_option,
     output_format,
 )
@@ -31,10 +33,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="only this class (name or label); default: classes in their training proportions",
     )
     add_output_arguments(p, "samples.npz, or a folder for PNG files")
+    add_allow_derived_options(p)
     add_seed_option(p, "sampling")
     add_device_option(p)
     return p
 
 
 def check(args: argparse.Namespace) -> None:
-    check_modality_option(args, output_format(Path(args.out), args.format))
+    fmt = output_format(Path(args.out), args.format)
+    check_modality_option(args, fmt)
+    check_allow_derived_options(args, fmt, "--format dicom")
