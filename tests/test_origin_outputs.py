@@ -230,3 +230,33 @@ def test_a_release_of_an_exemplar_model_says_derived_in_card_and_files(
     assert len(files) == 12 and all(f.name.startswith("derived_") for f in files)
     assert {pydicom.dcmread(f).ConversionType for f in files} == {"WSD"}
     assert load_dicom_folder(out / "dicom", size=8).classes  # still reads back
+
+
+def test_rows_of_input_without_files_are_named_by_their_index(digits_npz, digits_part, tmp_path):
+    out = tmp_path / "png"
+    argv = ["augment", "--data", str(digits_npz), "--source", "random-oversampling"]
+    assert main([*argv, "--out", str(out), *FAST]) == 0
+    added = [r for r in _manifest(out) if r["origin"] == "derived"]
+    assert len(added) == 3  # classes of 19 and 20 topped up to 21
+    for row in added:
+        role, ref = row["made_from"].split("=")
+        index = int(ref.removeprefix("#"))
+        assert (
+            role == "image" and digits_part.classes[int(digits_part.labels[index])] == row["class"]
+        )
+
+
+def test_a_grid_of_variants_of_stored_images_is_not_titled_synthetic(models, tmp_path, monkeypatch):
+    titles = []
+
+    def record(real, images, labels, out, **options):
+        titles.append(options["title"])
+        return out
+
+    # Wherever the command finds the function (imported at the top, or when it runs).
+    monkeypatch.setattr("synthaug.bench.save_sample_grid", record)
+    monkeypatch.setattr("synthaug.cli._grid.save_sample_grid", record, raising=False)
+    for name in ("dagan", "cvae"):
+        argv = ["grid", str(models[name]), "--out", str(tmp_path / f"{name}.png"), *FAST]
+        assert main([*argv, "--per-class", "2"]) == 0
+    assert titles == ["derived samples", "synthetic samples"]

@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     options = {
         "overwrite": args.overwrite,
         "model_digest": digest,
-        "sources": real.metadata if fitted_here else None,
+        # Input without file metadata (.npz) names its rows (#index).
+        "sources": (real.metadata or [{}] * len(real)) if fitted_here else None,
     }
     if args.synthetic_only:
         part = aug.subset(np.flatnonzero(aug.synthetic_mask.numpy()))

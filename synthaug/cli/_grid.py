@@ -12,7 +12,7 @@ import torch
 
 from synthaug.bench import save_sample_grid
 from synthaug.cli._files import check_data_fits_model, data_options, read_data
-from synthaug.data import check_output
+from synthaug.data import check_output, sample_origin
 from synthaug.errors import ShapeMismatchError
 from synthaug.generators import load
 
@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
         check_data_fits_model(model, real, args.data)
     labels = torch.tensor(model.classes_).repeat_interleave(args.per_class)
     images, labels = model.sample(len(labels), y=labels, seed=args.seed)
+    # Variants of a model's stored training images are not called synthetic.
+    made = sample_origin(model)
     path = save_sample_grid(
         real,
         images,
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         out,
         classes=model.class_names_,
         per_class=args.per_class,
-        title="real (left) vs synthetic (right)" if real is not None else "synthetic samples",
+        title=f"real (left) vs {made} (right)" if real is not None else f"{made} samples",
     )
     print(f"saved a {len(model.classes_)} x {args.per_class} sample grid to {path}")
     return 0
