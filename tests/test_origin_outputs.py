@@ -13,8 +13,9 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+from synthaug.augment import CopyPaste
 from synthaug.cli import main
-from synthaug.data import load_dicom_folder, load_digits, save_npz
+from synthaug.data import load_dicom_folder, load_digits, make_phantoms, save_npz
 from synthaug.generators import CVAE, DAGAN
 
 FAST = ["--device", "cpu"]
@@ -260,3 +261,41 @@ def test_a_grid_of_variants_of_stored_images_is_not_titled_synthetic(models, tmp
         argv = ["grid", str(models[name]), "--out", str(tmp_path / f"{name}.png"), *FAST]
         assert main([*argv, "--per-class", "2"]) == 0
     assert titles == ["derived samples", "synthetic samples"]
+
+
+def test_a_saved_lesion_source_samples_derived_files_with_allow_real_pixels(tmp_path, capsys):
+    data, masks = make_phantoms(
+        (12, 4), size=32, seed=4, return_masks=True, lesion_radius=(0.07, 0.09)
+    )
+    path = CopyPaste(device="cpu").fit(data, masks=masks).save(tmp_path / "cp.safetensors")
+    out = tmp_path / "dcm"
+    argv = ["sample", str(path), "--n", "2", "--class", "lesion", "--format", "dicom"]
+    argv += ["--out", str(out), *FAST]
+    fails(argv, capsys, "keeps real pixels", "pass --allow-real-pixels")
+    fails([*argv, "--allow-exemplars"], capsys, "use --allow-real-pixels instead")
+    assert main([*argv, "--allow-real-pixels"]) == 0
+    files = sorted(out.glob("lesion/*.dcm"))
+    assert len(files) == 2 and all(f.name.startswith("derived_") for f in files)
+    for ds in map(pydicom.dcmread, files):
+        # A saved source does not keep its training rows: no scan to reference, said so.
+        assert ds.ConversionType == "WSD" and "SourceImageSequence" not in ds
+        assert [c.CodeValue for c in ds.DerivationCodeSequence] == ["113085", "113042"]
+        assert ds.DerivationDescription.endswith("unknown to synthaug")
+    assert (
+        main(
+            [
+                "sample",
+                str(path),
+                "--n",
+                "2",
+                "--class",
+                "lesion",
+                "--out",
+                str(tmp_path / "s.npz"),
+                *FAST,
+            ]
+        )
+        == 0
+    )
+    with np.load(tmp_path / "s.npz") as f:
+        assert f["train_origin"].tolist() == ["derived"] * 2

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator
 
+import synthaug
 from synthaug.augment import (
     SOURCES,
     AugmentedDataset,
@@ -165,6 +166,17 @@ def test_copy_paste_names_the_normal_image_and_each_lesion_donor(mixed):
         assert all(data.labels[d.index] == lesion and masks[d.index].any() for d in donors)
         assert len({d.index for d in donors}) == len(donors)  # each donor once
         assert p.operations == ("spatial-resampling", "pixel-addition")
+
+
+def test_a_lesion_source_loaded_from_a_file_names_no_training_rows(mixed, tmp_path):
+    # Its file keeps the pixels it pastes but not which rows of its training data they were.
+    data, masks = mixed
+    source = CopyPaste(device="cpu").fit(data, masks=masks)
+    loaded = synthaug.load(source.save(tmp_path / "cp.safetensors"))
+    images, _, provenance = loaded.sample(4, y="lesion", seed=1, return_provenance=True)
+    assert torch.equal(images, source.sample(4, y="lesion", seed=1)[0])
+    assert all(p.is_derived and p.items == () for p in provenance)
+    assert all(p.operations == ("spatial-resampling", "pixel-addition") for p in provenance)
 
 
 class _SquareLesions(BaseEstimator):

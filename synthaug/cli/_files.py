@@ -141,21 +141,23 @@ def _png_names(dataset: ImageDataset, provenance: list[Provenance]) -> list[str]
 def _write_npz(
     dataset: ImageDataset,
     path: Path,
-    provenance: list[Provenance],
+    provenance: list[Provenance] | None,
     sources: list[dict[str, Any]] | None = None,
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
     dicom: DicomMarking = DicomMarking(),
 ) -> Path:
-    extra = {
-        "origin": np.asarray([p.origin for p in provenance], dtype=str),
-        "synthetic": np.asarray([p.is_synthetic for p in provenance], dtype=bool),
-        "derived": np.asarray([p.is_derived for p in provenance], dtype=bool),
-    }
+    extra = {}
+    if provenance is not None:
+        extra = {
+            "origin": np.asarray([p.origin for p in provenance], dtype=str),
+            "synthetic": np.asarray([p.is_synthetic for p in provenance], dtype=bool),
+            "derived": np.asarray([p.is_derived for p in provenance], dtype=bool),
+        }
     if masks is not None:
         extra["masks"] = masks.numpy()
-    return save_npz(dataset, path, extra=extra, overwrite=overwrite)
+    return save_npz(dataset, path, extra=extra or None, overwrite=overwrite)
 
 
 def _write_png(
@@ -226,7 +228,7 @@ def write_dataset(
     dataset: ImageDataset,
     out: Path,
     fmt: str | None,
-    provenance: list[Provenance],
+    provenance: list[Provenance] | None,
     *,
     sources: list[dict[str, Any]] | None = None,
     masks: torch.Tensor | None = None,
@@ -237,9 +239,14 @@ def write_dataset(
     """Write ``dataset`` as ``fmt``, each item marked by its ``provenance`` (one per item).
 
     ``sources`` is the metadata of the data the provenance's training items index (the input,
-    when the source was fitted on it here); without it the items are not named.
+    when the source was fitted on it here); without it the items are not named. ``None``
+    writes a plain ``.npz`` data set (no origin arrays: ``make-data``); a folder's manifest
+    and DICOM marking need a record per item.
     """
-    if len(provenance) != len(dataset):
+    if provenance is None:
+        if output_format(out, fmt) != "npz":
+            raise TypeError("write_dataset needs one provenance record per item for a folder")
+    elif len(provenance) != len(dataset):
         raise ShapeMismatchError(f"{len(provenance)} provenance records for {len(dataset)} items")
     writer = WRITERS[output_format(out, fmt)]
     return writer(

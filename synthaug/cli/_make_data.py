@@ -12,11 +12,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from synthaug.cli._files import DicomMarking, class_counts_text, prepare_output, write_dataset
 from synthaug.cli._options import check_registered
-from synthaug.data import DATASETS
+from synthaug.data import DATASETS, Provenance, real_provenance
 from synthaug.errors import InvalidParameterError
 
 # Data sets drawn in code: no record of any person, so DICOM files of them may say "synthetic
@@ -46,12 +44,16 @@ def run(args: argparse.Namespace) -> int:
     dataset, masks = made if args.masks else (made, None)
     kind = (dataset.metadata or [{}])[0].get("kind") if drawn else None
     modality = args.modality or PHANTOM_MODALITY.get(kind, "OT")
+    # .npz is a plain data set, without origin arrays; folders say per file what it is.
+    provenance = None
+    if fmt != "npz":
+        drawn_in_code = Provenance("synthetic", f"drawn by synthaug's {args.name} generator")
+        provenance = [drawn_in_code if drawn else real_provenance(i) for i in range(len(dataset))]
     path = write_dataset(
         dataset,
         out,
         fmt,
-        # .npz has no synthetic flags unless mixed; folders say per file what it is.
-        synthetic=None if fmt == "npz" else torch.full((len(dataset),), drawn),
+        provenance,
         masks=masks,
         overwrite=args.overwrite,
         dicom=DicomMarking(modality=modality),
