@@ -73,6 +73,15 @@ def check_seed(seed: int | None) -> int:
     return int(seed)
 
 
+def sklearn_seed(seed: int | None) -> int | None:
+    """``seed`` as scikit-learn's ``random_state`` takes it (below 2**32): its low 32 bits.
+
+    Every seed synthaug accepts (below 2**64, torch's range) works wherever scikit-learn or
+    numpy's legacy generator draws, and a seed below 2**32 is used as it is.
+    """
+    return None if seed is None else int(seed) % 2**32
+
+
 def torch_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded with ``seed`` (fresh entropy when None)."""
     gen = torch.Generator(device=device)

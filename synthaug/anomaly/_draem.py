@@ -16,6 +16,7 @@ from torch import nn
 from synthaug._params import (
     Param,
     Satisfies,
+    any_of,
     boolean,
     int_range,
     int_tuple,
@@ -185,7 +186,7 @@ class DRAEMDetector(NetworkDetector):
     )
     anomaly_class = Param(
         None,
-        None,
+        none_or(any_of(int_range(0), Satisfies(lambda v: isinstance(v, str), "a class name"))),
         "The source's lesion class to draw (default: its first lesion class).",
         type="int, str or None",
     )

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthaug._params import Default, Param, int_range, one_of, real_range
+from synthaug._params import Default, Param, int_range, int_tuple, one_of, real_range
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import NetworkDetector
 from synthaug.anomaly._registry import register_detector
@@ -77,7 +77,7 @@ class GANAnomalyDetector(NetworkDetector):
     )
     hidden_dims = Param(
         (256, 128),
-        None,
+        int_tuple(1),
         """Widths of the critic's and encoder's hidden layers (the generator mirrors them).""",
         type="tuple of int",
     )

@@ -12,7 +12,7 @@ import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import Dataset
 
-from synthaug._utils import warn
+from synthaug._utils import check_seed, sklearn_seed, warn
 from synthaug.errors import (
     EmptyDatasetError,
     InvalidDataError,
@@ -188,7 +188,10 @@ class ImageDataset(Dataset):
         labels = self.labels.numpy()
         try:
             train_idx, test_idx = train_test_split(
-                np.arange(len(self)), test_size=test_size, stratify=labels, random_state=seed
+                np.arange(len(self)),
+                test_size=test_size,
+                stratify=labels,
+                random_state=sklearn_seed(check_seed(seed)),
             )
         except ValueError as exc:
             raise InvalidParameterError(
@@ -229,7 +232,9 @@ class ImageDataset(Dataset):
                 f"test folds would miss them; use fewer folds or add samples"
             )
         labels = self.labels.numpy()
-        splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
+        splitter = StratifiedKFold(
+            n_splits=int(folds), shuffle=True, random_state=sklearn_seed(check_seed(seed))
+        )
         train_idx, test_idx = list(splitter.split(np.zeros(len(self)), labels))[int(fold)]
         return np.sort(train_idx), np.sort(test_idx)
 
