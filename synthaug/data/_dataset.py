@@ -77,10 +77,12 @@ class ImageDataset(Dataset):
         if labels.dim() != 1:
             raise ShapeMismatchError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
         if labels.is_floating_point():
-            if labels.numel() and not torch.equal(labels, labels.round()):
-                raise InvalidDataError("labels must be integers, got non-integer floats")
+            # Whole numbers stored as floats are class indices; 0.37 is not a class.
+            labels = torch.from_numpy(integer_labels(labels.double().numpy(), "labels"))
         elif labels.dtype == torch.bool:
             raise InvalidDataError("labels must be integers, got booleans")
+        elif labels.is_complex():
+            raise InvalidDataError(f"labels must be integers, got dtype {labels.dtype}")
         labels = labels.to(torch.int64)
         if len(images) != len(labels):
             raise ShapeMismatchError(
@@ -294,8 +296,9 @@ def from_arrays(
     y : array
         ``(N,)`` labels. Integer labels are used as they are when ``classes`` is given; any
         other labels (strings, sparse integers without ``classes``) are encoded in sorted order
-        and their values become the class names. Negative integers and empty arrays are
-        refused (:class:`~synthaug.errors.InvalidDataError`,
+        and their values become the class names. Float labels that are whole numbers (``1.0``)
+        are integer labels; other floats (``0.37``), NaN, negative integers and empty arrays
+        are refused (:class:`~synthaug.errors.InvalidDataError`,
         :class:`~synthaug.errors.EmptyDatasetError`).
     classes : sequence of str, optional
         Names of the classes, indexed by integer label.
@@ -348,17 +351,13 @@ def from_arrays(
         raise EmptyDatasetError(
             f"from_arrays got {len(X)} images and {len(y)} labels; pass at least one of each"
         )
+    y = integer_labels(y, "labels")
     # Negative integers are almost always a coding (-1/1, or -1 for "unlabelled"), not class
     # names: encoding them silently would hide a mistake.
     if np.issubdtype(y.dtype, np.integer) and y.min() < 0:
         raise InvalidDataError(
             f"labels must be non-negative integers, got {int(y.min())}; map them to 0..K-1 "
             f"(np.unique(y, return_inverse=True)) or pass them as strings"
-        )
-    if np.issubdtype(y.dtype, np.inexact) and not np.isfinite(y).all():
-        raise InvalidDataError(
-            f"{int((~np.isfinite(y)).sum())} label(s) are NaN or infinite; drop those samples "
-            f"or give them a class"
         )
     if classes is None or not np.issubdtype(y.dtype, np.integer):
         try:
@@ -418,3 +417,37 @@ def _as_array(value: Any, name: str) -> np.ndarray:
         raise InvalidDataError(
             f"{name} cannot be read as one array (rows of different lengths?): {exc}"
         ) from None
+
+
+def integer_labels(labels: np.ndarray, what: str) -> np.ndarray:
+    """``labels`` with whole-number floats made int64; other floats refused.
+
+    Labels are classes: a float label is accepted only when it is a whole number (a class
+    index stored as a float, as ``1.0``), and any other (``0.37``, NaN, infinity) is an
+    :class:`~synthaug.errors.InvalidDataError` that names the values and ``what`` (where they
+    came from). Labels of other dtypes are returned unchanged.
+    """
+    if not np.issubdtype(labels.dtype, np.floating):
+        return labels
+    finite = np.isfinite(labels)
+    if not finite.all():
+        raise InvalidDataError(
+            f"{what}: {int((~finite).sum())} label(s) are NaN or infinite; drop those samples "
+            f"or give them a class"
+        )
+    fractional = np.unique(labels[labels != np.round(labels)])
+    if fractional.size:
+        shown = ", ".join(f"{v:g}" for v in fractional[:5])
+        more = f" and {fractional.size - 5} more" if fractional.size > 5 else ""
+        raise InvalidDataError(
+            f"{what} must be classes, but {fractional.size} distinct value(s) are not whole "
+            f"numbers: {shown}{more}; give class indices 0..K-1 or class names (a measurement "
+            f"is not a class: bin it into classes first)"
+        )
+    largest = float(np.abs(labels.astype(np.float64)).max()) if labels.size else 0.0
+    if largest >= 2**63:
+        raise InvalidDataError(
+            f"{what}: label {largest:g} is too large for a class index; give "
+            f"class indices 0..K-1 or class names"
+        )
+    return labels.astype(np.int64)
