@@ -56,7 +56,7 @@ from synthaug.data import (
     save_npz,
     write_dicom,
 )
-from synthaug.data._files import _IMAGE_SUFFIXES as IMAGE_SUFFIXES  # what load_image_folder reads
+from synthaug.data._scan import IMAGE_SUFFIXES, FolderScan, is_image_file, shown_path
 from synthaug.errors import (
     DataFileError,
     InvalidDataError,
@@ -409,7 +409,7 @@ def read_data(
         _refuse_options(spec, "a folder of images", {**given, "--size": None})
         return load_image_folder(path, image_size=size)
     if not path.exists():
-        raise DataFileError(f"no data at {path.resolve()}; give {DATA_HELP}")
+        raise DataFileError(f"no data at {shown_path(path)}; give {DATA_HELP}")
     raise DataFileError(f"{path} is neither a .npz file nor a folder; give {DATA_HELP}")
 
 
@@ -427,8 +427,10 @@ def _refuse_options(spec: str, what: str, given: dict[str, Any]) -> None:
 
 
 def _folder_kind(root: Path) -> str:
-    """``"dicom"`` or ``"images"``: what the class subfolders of ``root`` hold."""
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """``"dicom"`` or ``"images"``: what the class subfolders of ``root`` hold (found by the
+    loaders' own walk, so a link that breaks their rule is refused here already)."""
+    scan = FolderScan(root)
+    class_dirs = scan.class_folders()
     if not class_dirs:
         raise DataFileError(
             f"{root} has no class subfolders; put each class's images or DICOM files in a "
@@ -436,11 +438,7 @@ def _folder_kind(root: Path) -> str:
         )
     first: dict[str, Path] = {}
     for folder in class_dirs:
-        for file in sorted(folder.rglob("*")):
-            if any(part.startswith(".") for part in file.relative_to(root).parts):
-                continue
-            if not file.is_file():
-                continue
+        for file in sorted(scan.files(folder)):
             kind = _file_kind(file)
             if kind is not None:
                 first.setdefault(kind, file)
@@ -458,7 +456,7 @@ def _folder_kind(root: Path) -> str:
 
 
 def _file_kind(file: Path) -> str | None:
-    if file.suffix.lower() in IMAGE_SUFFIXES:
+    if is_image_file(file):  # what load_image_folder reads
         return "images"
     if file.suffix.lower() in _DICOM_SUFFIXES:
         return "dicom"
