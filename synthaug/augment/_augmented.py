@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthaug._memory import check_fits_in_memory, item_bytes
 from synthaug.augment._provenance import sample_with_provenance
 from synthaug.augment._transforms import apply_transform, check_apply_to, check_transform
 from synthaug.data import ImageDataset, Provenance, real_provenance
@@ -112,6 +113,14 @@ class AugmentedDataset(ImageDataset):
                 f"{real.classes}; fit it on data with the same classes"
             )
         wanted = _synthetic_counts(real, strategy, ratio)
+        n_synthetic = sum(wanted.values())
+        # The synthetic parts and their concatenation with the real items are held at once.
+        check_fits_in_memory(
+            (2 * n_synthetic + len(real)) * item_bytes(real.sample_shape),
+            f"adding {n_synthetic:,} synthetic items to {len(real):,} real ones",
+            "ask for fewer (a lower ratio or smaller counts), or pair the real data with a "
+            "SyntheticDataset(..., pregenerate=False), which makes items as they are read",
+        )
         self.transform = check_transform(transform)
         self.apply_to = check_apply_to(apply_to)
         images, labels, masks = [real.images], [real.labels], []
@@ -134,7 +143,6 @@ class AugmentedDataset(ImageDataset):
             images.append(synth.to(real.images.dtype))
             labels.append(synth_labels.to(torch.int64))
         # Real items keep their metadata (their source files); synthetic ones have none.
-        n_synthetic = sum(len(part) for part in labels[1:])
         meta = None if real.metadata is None else [*real.metadata, *([{}] * n_synthetic)]
         super().__init__(torch.cat(images), torch.cat(labels), real.classes, metadata=meta)
         self.n_real = len(real)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from sklearn.base import clone
 
+from synthaug._memory import check_sample_count
 from synthaug._params import (
     Estimator,
     Param,
@@ -664,8 +665,8 @@ class _LesionSource(Estimator):
         """
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise InvalidParameterError(f"n must be a positive integer, got {n!r}")
+        # The images, their masks and the full-size maps of each pasting round.
+        n = check_sample_count(n, self.sample_shape_, copies=6)
         label = _resolve_class(y, self.class_names_, "y")
         if label == self.normal_label_:
             raise InvalidParameterError(

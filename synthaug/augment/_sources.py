@@ -18,6 +18,7 @@ import torch
 from imblearn.over_sampling import SMOTE
 from sklearn.base import clone
 
+from synthaug._memory import check_sample_count
 from synthaug._params import REQUIRED, Estimator, Param, Satisfies, boolean, int_range, none_or
 from synthaug._utils import check_seed, warn
 from synthaug.augment._provenance import sample_with_provenance
@@ -68,8 +69,8 @@ class _ResamplingSource(Estimator):
         """
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise InvalidParameterError(f"n must be a positive integer, got {n!r}")
+        # The drawn images, then the copy (or transform) of them returned.
+        n = check_sample_count(n, self.sample_shape_, copies=2)
         label = self.class_names_.index(y) if isinstance(y, str) and y in self.class_names_ else y
         if not isinstance(label, int) or not len(self.indices_.get(label, ())):
             raise UnknownClassError(
@@ -239,6 +240,9 @@ class SMOTESource(_ResamplingSource):
         """
         if not self.is_fitted:
             raise NotFittedError("SMOTESource is not fitted; call fit(dataset) first")
+        # imbalanced-learn returns the new rows in float64 beside the data, then they are
+        # clipped (float64) and made float32: four float32-sized copies at once.
+        n = check_sample_count(n, self.sample_shape_, copies=4)
         label = self.class_names_.index(y) if isinstance(y, str) and y in self.class_names_ else y
         have = self.counts_.get(label, 0) if isinstance(label, int) else 0
         if have == 0:
@@ -367,6 +371,7 @@ class MixedSource(Estimator):
         else:
             self.sources_ = [clone(s).fit(dataset) for s in self.sources]
         self.class_names_ = list(dataset.classes)
+        self.sample_shape_ = tuple(dataset.sample_shape)
         return self
 
     def sample(
@@ -385,6 +390,8 @@ class MixedSource(Estimator):
         """
         if not self.is_fitted:
             raise NotFittedError("MixedSource is not fitted; call fit(dataset) first")
+        # Each source's part, then their concatenation.
+        n = check_sample_count(n, self.sample_shape_, copies=2)
         seed = check_seed(seed)
         k = len(self.sources_)
         share = [n // k + (i < n % k) for i in range(k)]

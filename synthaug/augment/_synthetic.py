@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
 
+from synthaug._memory import check_fits_in_memory, item_bytes
 from synthaug._utils import progress_bar
 from synthaug.augment._transforms import apply_transform, check_transform
 from synthaug.data import ImageDataset
@@ -157,6 +158,12 @@ class SyntheticDataset(Dataset):
         self._cache: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
         self.images: torch.Tensor | None = None
         if pregenerate:
+            # Its blocks and their concatenation are held at once: refused before the first.
+            check_fits_in_memory(
+                2 * len(self) * item_bytes(self._sample_shape()),
+                f"pregenerating {len(self):,} synthetic items",
+                "pass pregenerate=False, which makes items as they are read",
+            )
             self.images = self._generate_all()
 
     # -- the torch Dataset protocol ---------------------------------------------------------

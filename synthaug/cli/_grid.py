@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from synthaug.bench import save_sample_grid
+from synthaug.bench._plots import check_sample_grid
 from synthaug.cli._files import check_data_fits_model, data_options, read_data
 from synthaug.data import check_output, sample_origin
 from synthaug.errors import ShapeMismatchError
@@ -25,6 +26,8 @@ def run(args: argparse.Namespace) -> int:
         raise ShapeMismatchError(
             f"{args.model} generates feature vectors of shape {model.sample_shape_}, not images"
         )
+    # A grid too large to draw is refused before any sample is made for it.
+    check_sample_grid(len(model.classes_), args.per_class, with_real=args.data is not None)
     real = None
     if args.data is not None:
         real = read_data(args.data, args.split, **data_options(args))

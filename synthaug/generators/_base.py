@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from synthaug._memory import check_sample_count
 from synthaug._params import (
     Estimator,
 )
@@ -221,7 +222,8 @@ class BaseGenerator(Estimator):
         Parameters
         ----------
         n : int
-            Number of samples, > 0.
+            Number of samples, > 0; refused (before anything is allocated) when they cannot
+            fit in the memory available.
         y : int, str, sequence or tensor, optional
             One class (label or name) for all samples, or one label per sample (length ``n``).
             ``None`` draws classes in their training proportions (``class_counts_``: with
@@ -262,8 +264,7 @@ class BaseGenerator(Estimator):
         True
         """
         self._check_fitted()
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise InvalidParameterError(f"n must be a positive integer, got {n!r}")
+        n = check_sample_count(n, self.sample_shape_)
         seed = check_seed(seed)
         if keys is None:
             labels = self._resolve_labels(n, y, seed)
