@@ -24,6 +24,7 @@ from synthaug._params import (
 from synthaug._utils import check_seed, torch_generator, warn
 from synthaug.data import ImageDataset, Provenance
 from synthaug.errors import (
+    ConstantSamplesWarning,
     EmptyDatasetError,
     InvalidDataError,
     InvalidParameterError,
@@ -35,6 +36,13 @@ from synthaug.errors import (
 from synthaug.generators._persistence import save_generator
 from synthaug.generators._registry import GENERATORS
 from synthaug.nn import KeyedRandom, Randomness, batch_size_for, batched, rand
+
+# The check after fit: samples drawn per class, and the share of the training images'
+# contrast (per-image spread) or variety (spread across images) under which samples are
+# called blank or all the same.
+_CHECK_SAMPLES = 8
+_BLANK = 0.1
+_SAME = 0.02
 
 
 class BaseGenerator(Estimator):
@@ -121,6 +129,9 @@ class BaseGenerator(Estimator):
             ``dataset`` has a single class.
         SynthaugWarning
             A class has fewer samples than the model needs to learn how it varies (one).
+        ConstantSamplesWarning
+            The fitted model samples nearly blank images, or the same image every time, for
+            some class (checked on a few seeded samples per class).
         """
         return self._fit_checked(dataset)
 
@@ -148,6 +159,7 @@ class BaseGenerator(Estimator):
             self._abort_fit()
             raise
         self.fit_seconds_ = time.perf_counter() - started
+        self._warn_if_samples_constant(dataset)
         return self
 
     def check_params(self) -> None:
@@ -156,6 +168,44 @@ class BaseGenerator(Estimator):
         training images, say): everything ``fit`` refuses before it looks at the data."""
         super().check_params()
         self._check_param_combinations()
+
+    def _warn_if_samples_constant(self, dataset: ImageDataset) -> None:
+        """Warn once when the fitted model samples (nearly) blank images, or one image.
+
+        A cheap check on a few seeded samples per class (its own generator: no global random
+        state is touched), against up to 256 training images of the class: a class whose
+        samples have under a tenth of the training images' contrast is blank, one whose
+        samples differ from each other by under a fiftieth of how its training images differ
+        always makes the same image. Classes whose training images are themselves constant
+        are not judged.
+        """
+        classes = [c for c in self.classes_ if self.class_counts_.get(c, 0) > 0]
+        if not classes:
+            return
+        wanted = torch.tensor(classes).repeat_interleave(_CHECK_SAMPLES)
+        images, labels = self.sample(len(wanted), y=wanted, seed=0)
+        blank, same = [], []
+        for c in classes:
+            real = dataset.images[torch.nonzero(dataset.labels == c).flatten()[:256]].flatten(1)
+            fake = images[labels == c].flatten(1)
+            if dataset.is_image and real.shape[1] > 1:
+                contrast = float(real.std(dim=1, correction=0).mean())
+                if contrast > 0 and fake.std(dim=1, correction=0).mean() < _BLANK * contrast:
+                    blank.append(self.class_names_[c])
+                    continue
+            spread = float(real.std(dim=0, correction=0).mean())
+            if len(real) > 1 and spread > 0:
+                if fake.std(dim=0, correction=0).mean() < _SAME * spread:
+                    same.append(self.class_names_[c])
+        if blank or same:
+            found = [f"nearly blank images for class(es) {blank}"] if blank else []
+            found += [f"the same image every time for class(es) {same}"] if same else []
+            warn(
+                f"{type(self).__name__} samples {' and '.join(found)}, unlike its training "
+                f"images: too little data or too few epochs? Look at its samples before using "
+                f"them (filter ConstantSamplesWarning if this is meant)",
+                ConstantSamplesWarning,
+            )
 
     def _check_param_combinations(self) -> None:
         """Raise for parameter values that are fine alone but not together (default: none)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -15,6 +16,7 @@ from torch import nn
 from synthaug._params import REQUIRED, Param, Satisfies, any_of, int_range, one_of
 from synthaug._utils import check_seed, fitting_one_class, resolve_device
 from synthaug.data import ImageDataset
+from synthaug.errors import ConstantSamplesWarning
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
@@ -53,7 +55,9 @@ def _fit_one(
 ) -> None:
     """Fit ``member`` on one class's images; ``counts``: the class's released count (dp)."""
     data = ImageDataset(images, torch.zeros(len(images), dtype=torch.int64), [name])
-    with fitting_one_class():  # each member models one class by design
+    with fitting_one_class(), warnings.catch_warnings():  # each member models one class by design
+        # The per-class model checks its samples once, over every class; not each member.
+        warnings.simplefilter("ignore", ConstantSamplesWarning)
         if counts is None:
             member.fit(data)
         else:
