@@ -20,6 +20,7 @@ LAYERS = [
         "synthaug._process",
         "synthaug._budget",
         "synthaug._utils",
+        "synthaug._memory",
         "synthaug._params",
         "synthaug.params",
     ),
