@@ -174,7 +174,11 @@ def test_the_cli_shows_a_warning_as_one_line_on_stderr(tmp_path, capsys):
     assert captured.err.splitlines() == [
         "synthaug: warning: CVAE is fitted on a single class ('0'), so there is no other class "
         "to balance; check the labels (one folder or label per class), or filter "
-        "SingleClassWarning when one class is meant"
+        "SingleClassWarning when one class is meant",
+        # One epoch on six random images: what it samples is uniform grey, and said so.
+        "synthaug: warning: CVAE samples nearly blank images for class(es) ['0'], unlike its "
+        "training images: too little data or too few epochs? Look at its samples before "
+        "using them (filter ConstantSamplesWarning if this is meant)",
     ]
     assert "synthaug: warning" not in captured.out
     assert warnings.showwarning is before  # the command's display is undone

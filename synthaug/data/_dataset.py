@@ -78,7 +78,8 @@ class ImageDataset(Dataset):
             raise ShapeMismatchError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
         if labels.is_floating_point():
             # Whole numbers stored as floats are class indices; 0.37 is not a class.
-            labels = torch.from_numpy(integer_labels(labels.double().numpy(), "labels"))
+            whole = integer_labels(labels.detach().cpu().double().numpy(), "labels")
+            labels = torch.from_numpy(whole).to(labels.device)
         elif labels.dtype == torch.bool:
             raise InvalidDataError("labels must be integers, got booleans")
         elif labels.is_complex():

@@ -6,6 +6,7 @@ that says where to put it.
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from collections import Counter
@@ -248,7 +249,7 @@ def load_image_folder(
     >>> ds.classes, ds.sample_shape
     (['cat', 'dog'], (1, 8, 8))
     """
-    if not isinstance(root, (str, Path)):
+    if not isinstance(root, (str, os.PathLike)):
         raise InvalidParameterError(f"root must be a folder path, got {type(root).__name__}")
     if grayscale is not None and not isinstance(grayscale, (bool, np.bool_)):
         raise InvalidParameterError(f"grayscale must be True, False or None, got {grayscale!r}")
