@@ -59,7 +59,9 @@ from synthaug.data import (
     load_digits,
     load_image_folder,
     load_npz,
+    make_graded_phantoms,
     make_imbalanced,
+    make_phantoms,
     save_npz,
 )
 from synthaug.errors import (
@@ -2119,6 +2121,29 @@ def test_a_sample_grid_too_large_to_draw_is_refused(rows, per_class, with_real, 
     else:
         with pytest.raises(InvalidParameterError, match="per_class|pixels"):
             check_sample_grid(rows, per_class, with_real=with_real)
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda: make_phantoms(10**8), "200,000,000 phantoms of 64x64 pixels needs 13.1 TB"),
+        (lambda: make_phantoms(2, size=10**6), "4 phantoms of 1000000x1000000 pixels needs"),
+        (lambda: make_graded_phantoms(10**8, 10**8), "phantoms of 64x64 pixels needs"),
+    ],
+    ids=["two-hundred-million", "a-million-pixels-wide", "graded"],
+)
+def test_generated_data_beyond_memory_is_refused(make, fragment):
+    with pytest.raises(InvalidParameterError, match=re.escape(fragment)):
+        make()
+
+
+def test_a_config_whose_data_cannot_fit_is_refused_at_load(tmp_path):
+    text = _replace('name = "digits"', 'name = "phantoms"\nn_per_class = 100000000').replace(
+        "minority_classes = [5]", 'minority_classes = ["lesion"]'
+    )
+    (tmp_path / "grid.toml").write_text(text)
+    with pytest.raises(InvalidParameterError, match="dataset: 200,000,000 phantoms"):
+        load_config(tmp_path / "grid.toml")
 
 
 def test_save_sample_grid_refuses_before_drawing(tmp_path, fitted):
