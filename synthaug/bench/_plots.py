@@ -101,10 +101,14 @@ def check_sample_grid(n_rows: int, per_class: int, *, with_real: bool) -> None:
     if width > _MAX_PIXELS or height > _MAX_PIXELS:
         most = max(1, int((_MAX_PIXELS / _DPI - _MARGIN_W) / _COLUMN))
         most = (most - 1) // 2 if with_real else most
+        rows = int((_MAX_PIXELS / _DPI - _MARGIN_H) / _ROW)
+        fix = [f"at most {most} samples per class"] if width > _MAX_PIXELS else []
+        fix += [f"at most {rows} classes (rows)"] if height > _MAX_PIXELS else []
+        beside = " beside real ones" if with_real else ""
         raise InvalidParameterError(
-            f"a grid of {n_rows} row(s) of {per_class:,} samples{' beside real ones' if with_real else ''} "
-            f"would be {width:,} x {height:,} pixels; matplotlib draws fewer than 65,536 each way: "
-            f"use at most {most} samples per class" + ("" if height <= _MAX_PIXELS else ", or fewer classes")
+            f"a grid of {n_rows} row(s) of {per_class:,} samples{beside} would be {width:,} x "
+            f"{height:,} pixels; matplotlib draws fewer than 65,536 each way: use "
+            + " and ".join(fix)
         )
 
 
