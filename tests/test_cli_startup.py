@@ -166,11 +166,6 @@ def test_demo_medical_options_need_medical(capsys):
     assert "--kind brain and --generator cvae are for the medical demo" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="synthaug.data._files imports torchvision.datasets.ImageFolder; the bad-input branch "
-    "removes it (then drop this mark)",
-)
 def test_no_command_imports_torchvision():
     # No command uses torchvision (2.4 s of start-up when it did); importing every command's
     # work module must not load it.
