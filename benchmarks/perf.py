@@ -7,12 +7,17 @@ sampling throughput, the networks' FLOPs per image (counted by ``torch.utils.flo
 not estimated), the GFLOP/s that makes, a dense matmul's GFLOP/s measured in the same process
 just before the row (the ceiling) and the fraction of it; user and system CPU seconds and peak
 memory. Then the cost of a differentially private step against a plain one (same model, same
-batch size) and the on-demand data rows (a shuffled DataLoader over SyntheticDataset and
-pregeneration, against ``sample()``). Each row runs in a fresh process, so its peak memory
+batch size) and the on-demand data rows (a plain shuffled DataLoader over SyntheticDataset
+and pregeneration, against ``sample()``). Each row runs in a fresh process, so its peak memory
 is not hidden by memory an earlier row left in the allocator's cache. Prints tables and
 writes JSON. The machine may be shared: compare figures within one run.
 
+Before all of that, the command line's start-up: ``synthaug --help`` (which imports no torch)
+against a bare interpreter, min of 5 fresh processes, with the load average
+(``--cli-start-only`` runs just that).
+
     PYTHONPATH=. python benchmarks/perf.py [--quick] [--device cpu|cuda] [--out perf.json]
+    PYTHONPATH=. python benchmarks/perf.py --quick --loader-only    # the DataLoader row alone
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import multiprocessing
 import os
 import platform
 import resource
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -80,6 +87,42 @@ def matmul_gflops(
         _sync(device)
         best = min(best, (time.perf_counter() - t0) / 4)
     return 2 * size**3 / best / 1e9
+
+
+# -- the command line's start-up ---------------------------------------------------------------
+def measure_cli_start(runs: int = 5) -> dict:
+    """Seconds ``synthaug --help`` and ``synthaug train --help`` take, each in a fresh
+    interpreter (min and median of ``runs``), beside a bare ``python -c pass``: the start every
+    command pays before its work. The load average is taken before and after, since on a shared
+    machine a busy minute is slower."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    commands = {
+        "python": [sys.executable, "-c", "pass"],
+        "help": [sys.executable, "-m", "synthaug.cli", "--help"],
+        "train_help": [sys.executable, "-m", "synthaug.cli", "train", "--help"],
+    }
+    row: dict = {"runs": runs, "load_average_start": os.getloadavg()}
+    for name, command in commands.items():
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - start)
+        row[f"{name}_s_min"] = min(times)
+        row[f"{name}_s_median"] = sorted(times)[len(times) // 2]
+    row["load_average_end"] = os.getloadavg()
+    return row
+
+
+def format_cli_start(r: dict) -> str:
+    return (
+        f"command-line start (min of {r['runs']} fresh processes): synthaug --help "
+        f"{r['help_s_min']:.2f} s, synthaug train --help {r['train_help_s_min']:.2f} s, "
+        f"python -c pass {r['python_s_min']:.2f} s (medians {r['help_s_median']:.2f}, "
+        f"{r['train_help_s_median']:.2f}, {r['python_s_median']:.2f} s); load average "
+        f"{r['load_average_start'][0]:.2f} before, {r['load_average_end'][0]:.2f} after"
+    )
 
 
 def flops_per_image(run: Callable[[], object], n_images: int) -> float:
@@ -366,37 +409,50 @@ def measure_dp(label: str, n_images: int, device: str, threads: int, allocator: 
 
 
 def measure_data(n: int, device: str, threads: int, allocator: str) -> dict:
-    """On-demand and pregenerated SyntheticDataset against ``sample()`` on the digits CVAE."""
+    """On-demand and pregenerated SyntheticDataset against ``sample()`` on the digits CVAE.
+
+    The DataLoader row is the plain idiom, ``DataLoader(dataset, batch_size=64,
+    shuffle=True)`` over a 10-million-item on-demand set, against as many direct
+    ``sample(64)`` calls (the same work per batch), the two timed in alternation so that a
+    shared machine's load falls on both alike; and against one ``sample(n)``.
+    """
     _start_row(threads, allocator)
     model = create_generator("cvae", epochs=1, device=device, verbose=False, seed=0)
     model.fit(load_digits())
     model.sample(2048, seed=0)
     per_class = n // len(model.classes_)
+    batches = n // 64
 
-    def best(run: Callable[[], object]) -> float:
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - t0)
-        return min(times)
+    def seconds(run: Callable[[], object]) -> float:
+        t0 = time.perf_counter()
+        run()
+        return time.perf_counter() - t0
 
-    sample_s = best(lambda: model.sample(n, seed=1))
-    pregen_s = best(lambda: SyntheticDataset(model, n_per_class=per_class, verbose=False))
+    sample_s = min(seconds(lambda: model.sample(n, seed=1)) for _ in range(2))
+    pregen_s = min(
+        seconds(lambda: SyntheticDataset(model, n_per_class=per_class, verbose=False))
+        for _ in range(2)
+    )
     lazy = SyntheticDataset(model, n_per_class=1_000_000, pregenerate=False)
     t0 = time.perf_counter()
-    loader = DataLoader(lazy, batch_sampler=lazy.batch_sampler(64, seed=0), collate_fn=lazy.collate)
-    batches = iter(loader)
-    next(batches)
+    loader = iter(DataLoader(lazy, batch_size=64, shuffle=True))
+    next(loader)  # the sampler's permutation of all 10 million indices is drawn here
     first_s = time.perf_counter() - t0
-    loader_s = best(lambda: sum(1 for _ in itertools.islice(batches, n // 64)))
+    loader_s, sample64_s = math.inf, math.inf
+    for _ in range(3):
+        loader_s = min(loader_s, seconds(lambda: sum(1 for _ in itertools.islice(loader, batches))))
+        sample64_s = min(
+            sample64_s, seconds(lambda: [model.sample(64, seed=i) for i in range(batches)])
+        )
     return {
         "n": n,
         "sample_img_per_s": n / sample_s,
         "pregenerate_img_per_s": len(model.classes_) * per_class / pregen_s,
         "pregenerate_fraction": (len(model.classes_) * per_class / pregen_s) / (n / sample_s),
-        "loader_img_per_s": (n // 64) * 64 / loader_s,
-        "loader_cost_vs_sample": loader_s / sample_s * n / ((n // 64) * 64),
+        "sample64_img_per_s": batches * 64 / sample64_s,
+        "loader_img_per_s": batches * 64 / loader_s,
+        "loader_cost_vs_sample64": loader_s / sample64_s,
+        "loader_cost_vs_sample": loader_s / sample_s * n / (batches * 64),
         "first_shuffled_batch_s": first_s,
         "on_demand_items": len(lazy),
     }
@@ -439,9 +495,11 @@ def format_data(r: dict) -> str:
     return (
         f"on-demand data (digits cvae, {r['n']:,} images): sample() {r['sample_img_per_s']:,.0f}"
         f" img/s; pregeneration {r['pregenerate_img_per_s']:,.0f} img/s"
-        f" ({r['pregenerate_fraction']:.0%} of sample()); shuffled DataLoader over a"
-        f" {r['on_demand_items']:,}-item on-demand set {r['loader_img_per_s']:,.0f} img/s"
-        f" ({r['loader_cost_vs_sample']:.2f}x the time of sample()), first batch"
+        f" ({r['pregenerate_fraction']:.0%} of sample()); DataLoader(batch_size=64,"
+        f" shuffle=True) over a {r['on_demand_items']:,}-item on-demand set"
+        f" {r['loader_img_per_s']:,.0f} img/s against sample(64) {r['sample64_img_per_s']:,.0f}"
+        f" img/s: {r['loader_cost_vs_sample64']:.2f}x the time of sample(64) a batch,"
+        f" {r['loader_cost_vs_sample']:.2f}x that of one sample(n); first batch"
         f" {r['first_shuffled_batch_s']:.2f} s"
     )
 
@@ -469,10 +527,23 @@ def main(argv: list[str] | None = None) -> dict:
         "--no-extras", action="store_true", help="skip the DP and on-demand data rows"
     )
     parser.add_argument(
+        "--loader-only",
+        action="store_true",
+        help="run only the on-demand data row (SyntheticDataset under a shuffled DataLoader)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch threads per row (default: torch's)"
+    )
+    parser.add_argument(
+        "--cli-start-only", action="store_true", help="only time the command line's start-up"
     )
     parser.add_argument("--out", default="perf.json")
     args = parser.parse_args(argv)
+    # First, before the heavy rows warm or load the machine.
+    cli_row = measure_cli_start()
+    print(format_cli_start(cli_row), flush=True)
+    if args.cli_start_only:
+        return {"cli_start": cli_row}
     device = torch.device(args.device)
     repeats = args.repeats or (1 if args.quick else 2)
     q = args.quick
@@ -492,9 +563,9 @@ def main(argv: list[str] | None = None) -> dict:
         (name, label, n_images, epochs, n_sample, args.allocator)
         for label, n_images, epochs, n_sample, names in settings
         for name in names
-        if name in args.generators and label in args.data
+        if name in args.generators and label in args.data and not args.loader_only
     ]
-    if not q and args.allocator == "tuned" and device.type == "cpu" and not args.no_extras:
+    if not q and args.allocator == "tuned" and device.type == "cpu" and jobs and not args.no_extras:
         label, n_images, epochs, n_sample, _ = settings[1]
         jobs.append(("cvae", label, n_images, epochs, n_sample, "default"))
     threads = args.threads or torch.get_num_threads()
@@ -525,11 +596,12 @@ def main(argv: list[str] | None = None) -> dict:
         print(format_table([row]).splitlines()[-1], flush=True)
     dp_rows, data_row = [], None
     if not args.no_extras:
-        dp_rows = [
-            fresh(measure_dp, label, n, str(device), threads, args.allocator)
-            for label, n in (("digits8x8", 1797), ("blobs64x64", 64))
-        ]
-        print(format_dp(dp_rows), flush=True)
+        if not args.loader_only:
+            dp_rows = [
+                fresh(measure_dp, label, n, str(device), threads, args.allocator)
+                for label, n in (("digits8x8", 1797), ("blobs64x64", 64))
+            ]
+            print(format_dp(dp_rows), flush=True)
         n_data = 20_000 if q else 100_000
         data_row = fresh(measure_data, n_data, str(device), threads, args.allocator)
         print(format_data(data_row), flush=True)
@@ -546,15 +618,18 @@ def main(argv: list[str] | None = None) -> dict:
             "torch": torch.__version__,
             "synthaug": synthaug.__version__,
         },
+        "cli_start": cli_row,
         "rows": rows,
         "dp": dp_rows,
         "data": data_row,
     }
     print()
-    print(format_table(rows))
-    print()
-    if data_row is not None:
+    if rows:
+        print(format_table(rows))
+        print()
+    if dp_rows:
         print(format_dp(dp_rows))
+    if data_row is not None:
         print(format_data(data_row))
     print(f"load average at the end {os.getloadavg()}; {result['config']['wall_s']:.0f} s")
     with open(args.out, "w") as f:

@@ -63,7 +63,11 @@ def _is_real(v: Any) -> bool:
 
 
 def _bound(v: float | None, sign: str) -> str:
-    return f"{sign}inf" if v is None else f"{v}"
+    if v is None:
+        return f"{sign}inf"
+    if _is_int(v) and v >= 2**32 and (v + 1) & v == 0:  # 2**64 - 1 reads better than its digits
+        return f"2**{int(v).bit_length()} - 1"
+    return f"{v}"
 
 
 @dataclass(frozen=True, repr=False)
@@ -246,7 +250,8 @@ def int_tuple(low: int = 1) -> Satisfies:
 
 boolean = Satisfies(lambda v: isinstance(v, bool), "True or False", "bool")
 device_like = Satisfies(_is_device, "'auto', 'cpu', 'cuda' or 'cuda:N'", "str")
-seed_like = none_or(int_range(0))
+# torch's generators take seeds below 2**64 (scikit-learn gets their low 32 bits).
+seed_like = none_or(int_range(0, 2**64 - 1))
 path_like = Satisfies(lambda v: isinstance(v, (str, Path)), "a path", "str")
 
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import functools
 import importlib
 import math
 import os
@@ -18,7 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
+# Re-exported where they were before they moved to the torch-free synthaug._process.
+from synthaug._process import show_warning_line, tune_allocator, warning_line  # noqa: F401
 from synthaug.errors import (
     InvalidParameterError,
     MissingDependencyError,
@@ -55,42 +55,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-# glibc mallopt parameters (malloc.h) and the values tune_allocator sets.
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
-_ALLOCATOR_SETTINGS = (
-    (_M_MMAP_THRESHOLD, 32 << 20),  # glibc's ceiling: blocks below it come from the heap
-    (_M_MMAP_MAX, 0),  # and so do larger ones (128x128 activations pass 32 MiB)
-    (_M_TRIM_THRESHOLD, 1 << 30),  # keep up to 1 GiB of freed heap instead of returning it
-    (_M_TOP_PAD, 64 << 20),  # grow the heap in 64 MiB steps
-)
-
-
-@functools.cache
-def tune_allocator() -> bool:
-    """Make glibc's malloc keep freed memory for reuse; True when it applied.
-
-    By default glibc serves every block over a few MiB with a fresh ``mmap`` and unmaps it on
-    free, so a training loop that allocates the same large temporaries each step (Opacus'
-    per-sample gradients, 64x64 activations) page-faults them in again every time: a
-    differentially private CVAE epoch on digits spent more time in the kernel (4.8 s) than in
-    user code (4.1 s), 2.2 million page faults for three epochs, and ran 2.8x faster with this
-    setting. Every block then comes from the heap, and up to 1 GiB of freed heap is kept for
-    reuse rather than returned: it changes nothing but speed and the memory the process keeps
-    (peak resident memory about the same: 1,416 against 1,399 MiB in ``benchmarks/perf.py``'s
-    64x64 CVAE rows). The CLI and the benchmarks call it, and a script may. Does nothing (False) off
-    glibc.
-    """
-    name = ctypes.util.find_library("c")
-    if sys.platform != "linux" or name is None:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return all(mallopt(param, value) == 1 for param, value in _ALLOCATOR_SETTINGS)
-
-
 def new_seed(rng: np.random.Generator | None = None) -> int:
     """Draw a fresh 63-bit seed (from OS entropy when ``rng`` is None)."""
     rng = np.random.default_rng() if rng is None else rng
@@ -107,6 +71,15 @@ def check_seed(seed: int | None) -> int:
             f"seed must be a non-negative integer below 2**64 or None, got {seed!r}"
         )
     return int(seed)
+
+
+def sklearn_seed(seed: int | None) -> int | None:
+    """``seed`` as scikit-learn's ``random_state`` takes it (below 2**32): its low 32 bits.
+
+    Every seed synthaug accepts (below 2**64, torch's range) works wherever scikit-learn or
+    numpy's legacy generator draws, and a seed below 2**32 is used as it is.
+    """
+    return None if seed is None else int(seed) % 2**32
 
 
 def torch_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
@@ -160,24 +133,21 @@ def fitting_one_class() -> Iterator[None]:
         yield
 
 
-def warning_line(message: Warning | str, category: type[Warning]) -> str:
-    """``synthaug: warning: <message>`` on one line; other libraries' warnings name their kind."""
-    text = " ".join(str(message).split())
-    if not issubclass(category, SynthaugWarning):
-        text = f"{category.__name__}: {text}"
-    return f"synthaug: warning: {text}"
+# tqdm.auto draws a widget in a notebook, where stderr is no terminal and needs to be none.
+_NOTEBOOK_BARS = any(cls.__module__ == "tqdm.notebook" for cls in tqdm.__mro__)
 
 
-def show_warning_line(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: Any = None,
-    line: str | None = None,
-) -> None:
-    """A ``warnings.showwarning`` that prints :func:`warning_line` (to stderr by default)."""
-    print(warning_line(message, category), file=sys.stderr if file is None else file)
+def progress_bar(*, show: bool = True, **options: Any) -> tqdm:
+    """A tqdm progress bar on stderr, drawn only when ``show`` and stderr is a terminal.
+
+    Redirected to a file or a pipe, a bar's redraws are carriage returns, not lines: about
+    10 KB of them for one ``synthaug train`` in a log. There the bar draws nothing (the
+    commands' own stage and summary lines say what ran); in a notebook it is tqdm's widget.
+    ``options`` go to tqdm (``total``, ``desc``, ``unit``, ...).
+    """
+    stream = sys.stderr
+    on_terminal = _NOTEBOOK_BARS or (stream is not None and stream.isatty())
+    return tqdm(file=stream, disable=not (show and on_terminal), **options)
 
 
 def finite_json(obj: Any) -> Any:

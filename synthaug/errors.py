@@ -32,6 +32,7 @@ __all__ = [
     "BenchmarkError",
     "SynthaugWarning",
     "SingleClassWarning",
+    "ConstantSamplesWarning",
 ]
 
 
@@ -106,4 +107,13 @@ class SingleClassWarning(SynthaugWarning):
 
     Often a labelling mistake (one folder, one label column value). Library code that models
     one class on purpose (a per-class member, a model of normal anatomy) does not emit it.
+    """
+
+
+class ConstantSamplesWarning(SynthaugWarning):
+    """A fitted generator makes (nearly) blank images, or the same image every time.
+
+    Checked once after ``fit`` on a few seeded samples per class, against the training images
+    of the class: typically a model trained on too little data or for too few epochs. Its
+    samples would add nothing, or noise, to a training set.
     """

@@ -36,8 +36,23 @@ def tiny_model(checkpoint_dir: str | None = None) -> CVAE:
     )
 
 
+class _Terminal:
+    """This rank's stderr, taken for a terminal as torchrun's would be when run from one:
+    progress bars are drawn only on a terminal, and the test checks which rank draws one."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def isatty(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(out: str) -> None:
     torch.set_num_threads(1)
+    sys.stderr = _Terminal(sys.stderr)
     out_dir = Path(out)
     writes: list[int] = []
     save = Trainer._save

@@ -17,7 +17,10 @@ LAYERS = [
     (
         "synthaug.errors",
         "synthaug._version",
+        "synthaug._process",
+        "synthaug._budget",
         "synthaug._utils",
+        "synthaug._memory",
         "synthaug._params",
         "synthaug.params",
     ),

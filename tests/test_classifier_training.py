@@ -109,7 +109,7 @@ def test_logreg_class_weighting_and_logit_adjustment_favour_the_rare_classes(dig
         (LogisticRegressionClassifier(C=0), "C", "a number in (0, inf)"),
         (LogisticRegressionClassifier(max_iter=0), "max_iter", "an integer in [1, inf)"),
         (CVSelectClassifier(folds=1), "folds", "an integer in [2, inf)"),
-        (CVSelectClassifier(seed=-3), "seed", "None or an integer in [0, inf)"),
+        (CVSelectClassifier(seed=-3), "seed", "None or an integer in [0, 2**64 - 1]"),
         (FeatureExtractor(embedding_dim=0), "embedding_dim", "an integer in [1, inf)"),
         (FeatureExtractor(epochs=0), "epochs", "an integer in [1, inf)"),
         (FeatureExtractor(device="tpu"), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),

@@ -10,7 +10,14 @@ import pytest
 import torch
 from pydicom.data import get_testdata_file
 
-from synthaug.data import load_dicom_folder, make_phantoms, write_dicom
+from synthaug.data import (
+    Provenance,
+    SourceItem,
+    load_dicom_folder,
+    make_phantoms,
+    real_provenance,
+    write_dicom,
+)
 from synthaug.errors import (
     DataFileError,
     EmptyDatasetError,
@@ -393,8 +400,8 @@ def test_derived_files_say_real_anatomy_not_synthetic(tmp_path):
         raw = path.read_bytes()
         assert b"SYNTHETIC" not in raw and b"no patient data" not in raw, path
     rows = (tmp_path / "out" / "manifest.csv").read_text().splitlines()
-    assert rows[0].startswith("file,class,synthetic,derived,")
-    assert all(",no,yes," in row for row in rows[1:])
+    assert rows[0].startswith("file,class,origin,synthetic,")
+    assert all(",derived,no," in row for row in rows[1:])
     back = load_dicom_folder(tmp_path / "out", size=8)
     assert len(back) == 2 and back.classes == ["lesion"]
 
@@ -441,3 +448,115 @@ def test_derived_arguments_are_checked(tmp_path):
     with pytest.raises(InvalidParameterError, match="calls derived images synthetic"):
         write_dicom(image, [0], tmp_path, origin="derived", series_description="SYNTHETIC CT")
     assert not any(tmp_path.iterdir())
+
+
+# -- which real images a derived file came from ---------------------------------------------
+PASTED = ("spatial-resampling", "pixel-addition")
+
+
+def test_derived_files_reference_their_source_images_and_operations(ct_mr, tmp_path):
+    # A slice of the CT file with a lesion of the MR file pasted in (twice: it is listed once),
+    # and a copy of the MR file: each file names exactly its own sources and their studies.
+    source = load_dicom_folder(ct_mr, size=8)
+    ct, mr = (pydicom.dcmread(get_testdata_file(n)) for n in ("CT_small.dcm", "MR_small.dcm"))
+    pasted = (SourceItem(0, "image"), SourceItem(1, "lesion"), SourceItem(1, "lesion"))
+    provenance = [
+        Provenance("derived", "lesions pasted into a normal slice", pasted, PASTED),
+        Provenance("derived", "a copy", (SourceItem(1, "image"),)),
+    ]
+    files = write_dicom(
+        torch.rand(2, 1, 8, 8),
+        [0, 0],
+        tmp_path / "out",
+        derivation="made by a test",
+        provenance=provenance,
+        source_metadata=source.metadata,
+    )
+    first, second = (pydicom.dcmread(f) for f in files)
+    assert first.ConversionType == "WSD" and first.PatientIdentityRemoved == "NO"
+    refs = [
+        (r.ReferencedSOPClassUID, r.ReferencedSOPInstanceUID) for r in first.SourceImageSequence
+    ]
+    assert refs == [(ct.SOPClassUID, ct.SOPInstanceUID), (mr.SOPClassUID, mr.SOPInstanceUID)]
+    for ref in first.SourceImageSequence:
+        (purpose,) = ref.PurposeOfReferenceCodeSequence
+        assert (purpose.CodeValue, purpose.CodingSchemeDesignator) == ("121322", "DCM")
+        assert "ReferencedFrameNumber" not in ref  # single-frame objects are referenced whole
+    codes = [(c.CodeValue, c.CodeMeaning) for c in first.DerivationCodeSequence]
+    assert codes == [("113085", "Spatial resampling"), ("113042", "Pixel by pixel addition")]
+    assert first.DerivationDescription.startswith("made by a test; lesions pasted into")
+    assert ct.StudyInstanceUID in first.DerivationDescription
+    assert mr.StudyInstanceUID in first.DerivationDescription
+    (ref,) = second.SourceImageSequence
+    assert ref.ReferencedSOPInstanceUID == mr.SOPInstanceUID
+    assert "DerivationCodeSequence" not in second  # a copy: no operation to name
+    assert ct.StudyInstanceUID not in second.DerivationDescription
+    rows = (tmp_path / "out" / "manifest.csv").read_text().splitlines()
+    assert rows[0] == "file,class,origin,synthetic,sop_instance_uid,made_from"
+    assert rows[1].endswith(
+        f"image={source.metadata[0]['file']} lesion={source.metadata[1]['file']}"
+    )
+
+
+def test_frames_of_multi_frame_objects_and_unknown_sop_classes_are_referenced(tmp_path):
+    enhanced_ct = "1.2.840.10008.5.1.4.1.1.2.1"  # a multi-frame IOD
+    metadata = [
+        {
+            "SOPClassUID": enhanced_ct,
+            "SOPInstanceUID": "1.2.3.4",
+            "NumberOfFrames": "3",
+            "frame": 1,
+        },
+        {"SOPClassUID": "1.2.3.999", "SOPInstanceUID": "1.2.3.5", "NumberOfFrames": "", "frame": 0},
+        {"file": "a.png"},  # not DICOM: named in the manifest, not referenced in the file
+    ]
+    items = (SourceItem(0, "image"), SourceItem(1, "blend"), SourceItem(2, "lesion"))
+    (path,) = write_dicom(
+        torch.rand(1, 1, 4, 4),
+        provenance=[Provenance("derived", "mixed", items)],
+        source_metadata=metadata,
+        out_dir=tmp_path / "out",
+    )
+    frame, private = pydicom.dcmread(path).SourceImageSequence
+    assert frame.ReferencedSOPInstanceUID == "1.2.3.4" and frame.ReferencedFrameNumber == 2
+    assert private.ReferencedSOPClassUID == "1.2.3.999" and "ReferencedFrameNumber" not in private
+    made_from = (tmp_path / "out" / "manifest.csv").read_text().splitlines()[1].split(",")[-1]
+    assert made_from == "image=#0[frame 2] blend=#1 lesion=a.png"
+
+
+def test_a_generated_image_in_a_derived_series_says_it_had_no_patient_input(tmp_path):
+    provenance = [
+        Provenance("synthetic", "generated by cvae"),
+        Provenance("derived", "a copy", (SourceItem(0, "image"),)),
+    ]
+    files = write_dicom(torch.rand(2, 1, 4, 4), [0, 0], tmp_path, provenance=provenance)
+    generated, copied = (pydicom.dcmread(f) for f in files)
+    assert generated.ConversionType == copied.ConversionType == "WSD"  # one series, one marking
+    assert "no patient image was its input" in generated.DerivationDescription
+    assert "SourceImageSequence" not in generated and "SourceImageSequence" not in copied
+
+
+def test_provenance_that_contradicts_the_marking_is_refused(tmp_path):
+    image = torch.rand(2, 1, 4, 4)
+    derived = [Provenance("derived", "a copy", (SourceItem(0, "image"),))] * 2
+    synthetic = [Provenance("synthetic", "generated")] * 2
+    with pytest.raises(InvalidParameterError, match="would call image 0 synthetic"):
+        write_dicom(image, out_dir=tmp_path, origin="synthetic", provenance=derived)
+    with pytest.raises(InvalidParameterError, match="every provenance record says synthetic"):
+        write_dicom(image, out_dir=tmp_path, origin="derived", provenance=synthetic)
+    with pytest.raises(InvalidParameterError, match="image 1 is a real item"):
+        write_dicom(image, out_dir=tmp_path, provenance=[synthetic[0], real_provenance(4)])
+    with pytest.raises(ShapeMismatchError, match="1 provenance records for 2 images"):
+        write_dicom(image, out_dir=tmp_path, provenance=derived[:1])
+    with pytest.raises(InvalidParameterError, match="Provenance records"):
+        write_dicom(image, out_dir=tmp_path, provenance=["derived", "derived"])
+    with pytest.raises(InvalidParameterError, match="give provenance too"):
+        write_dicom(image, out_dir=tmp_path, source_metadata=[{}])
+    with pytest.raises(InvalidParameterError, match="training item 0, but source_metadata has 0"):
+        write_dicom(image, out_dir=tmp_path, provenance=derived, source_metadata=[])
+    assert not any(tmp_path.iterdir())
+    # Without an origin, the provenance decides it.
+    files = write_dicom(image, out_dir=tmp_path / "d", provenance=derived)
+    assert pydicom.dcmread(files[0]).ConversionType == "WSD"
+    files = write_dicom(image, out_dir=tmp_path / "s", provenance=synthetic)
+    assert pydicom.dcmread(files[0]).ConversionType == "SYN"

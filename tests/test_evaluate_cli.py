@@ -4,9 +4,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from synthaug.cli import main
-from synthaug.cli._evaluate import load_evaluation_data
+from synthaug.cli._evaluate import classes_comparable, load_evaluation_data
+from synthaug.data import ImageDataset
 from synthaug.generators import CVAE
 
 FAST = ["--feature-epochs", "2", "--device", "cpu"]
@@ -138,3 +140,19 @@ def test_evaluate_rejects_corrupt_files_and_mismatched_data(tmp_path, npz_and_mo
     assert "shape (1, 8, 8)" in capsys.readouterr().err
     assert main(["evaluate", str(tmp_path / "missing.safetensors"), *FAST]) == 2
     assert "no model file" in capsys.readouterr().err
+
+
+def test_fidelity_is_pooled_when_a_class_has_too_few_samples_in_either_set():
+    """A release of 20 samples drawn from noisy private counts can leave a class with none: the
+    audit pools the classes instead of failing (it failed on 'synthetic 0' before)."""
+    names = ["a", "b"]
+
+    def data(per_class):
+        labels = torch.cat([torch.full((n,), c) for c, n in enumerate(per_class)])
+        return ImageDataset(torch.zeros(len(labels), 1, 4, 4), labels, names)
+
+    assert classes_comparable(data([9, 9]), data([6, 14]), k=5)
+    assert not classes_comparable(data([9, 9]), data([0, 20]), k=5)
+    assert not classes_comparable(data([9, 9]), data([5, 15]), k=5)
+    assert not classes_comparable(data([0, 9]), data([10, 10]), k=5)  # real has no 'a'
+    assert classes_comparable(data([0, 9]), data([0, 10]), k=5)  # nobody has 'a'

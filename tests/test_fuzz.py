@@ -8,7 +8,12 @@ checked for sanity. Through the CLI each must exit 2 with one ``synthaug: error:
 stderr and leave nothing at ``--out``.
 
 Groups: DICOM folders, model files, ``.npz`` files, ``from_arrays``, benchmark TOML, image
-folders, empty and one-image classes, and the CLI.
+folders, empty and one-image classes, and the CLI; then, from issue 37's second set (448 cases
+that found 9 tracebacks and 12 silent accepts), the categories those cases came from, not only
+the cases: labels that are not classes, links and loops in data folders, bit depths and image
+modes, the bounds of every numeric parameter of every registered estimator, sizes refused
+before allocating, config values checked by the code that uses them (in the TOML group),
+conflicting or mistyped options of the Python API, and generators that sample constant images.
 """
 
 from __future__ import annotations
@@ -29,11 +34,24 @@ import torch
 from PIL import Image
 from pydicom.data import get_testdata_file
 from safetensors.torch import load as load_safetensors
+from sklearn.utils._param_validation import InvalidParameterError as SklearnInvalidParameterError
+from test_estimators import ENTRIES, build
 
 import synthaug
-from synthaug.augment import GenerativeOverSampler, RandomOverSampling, SMOTESource
-from synthaug.bench import load_config
+import synthaug._memory
+from synthaug.augment import (
+    AugmentedDataset,
+    ClassicalAugmentation,
+    GenerativeOverSampler,
+    MixedSource,
+    RandomOverSampling,
+    SMOTESource,
+    SyntheticDataset,
+)
+from synthaug.bench import load_config, save_sample_grid
+from synthaug.bench._plots import check_sample_grid
 from synthaug.cli import main
+from synthaug.cli._files import read_data
 from synthaug.data import (
     ImageDataset,
     from_arrays,
@@ -41,10 +59,14 @@ from synthaug.data import (
     load_digits,
     load_image_folder,
     load_npz,
+    make_graded_phantoms,
+    make_imbalanced,
+    make_phantoms,
     save_npz,
 )
 from synthaug.errors import (
     CheckpointError,
+    ConstantSamplesWarning,
     DataFileError,
     EmptyDatasetError,
     InvalidDataError,
@@ -53,8 +75,9 @@ from synthaug.errors import (
     SynthaugWarning,
     UnknownClassError,
 )
-from synthaug.generators import CGAN, CVAE, PerClass
+from synthaug.generators import CGAN, CVAE, PerClass, create_generator
 from synthaug.nn import content_digest, tensor_digest
+from synthaug.params import Estimator
 
 SEED = 17
 
@@ -618,6 +641,23 @@ NPZ_CASES = {
     ),
     "negative-int-images": (_xy(GOOD_X.astype(np.int16) - 300), InvalidDataError, "\\[0, 255\\]"),
     "negative-labels": (_xy(y=GOOD_Y - 1), InvalidDataError, "non-negative"),
+    # Issue 37: 0.37 is no class (it trained 40 one-sample classes, exit 0).
+    "fractional-float-labels": (
+        _xy(y=GOOD_Y + 0.5),
+        InvalidDataError,
+        "train_labels must be classes, but 2 distinct value\\(s\\) are not whole numbers: 0.5, 1.5",
+    ),
+    "measurement-labels": (
+        _xy(y=np.linspace(0, 1, 6)),
+        InvalidDataError,
+        "4 distinct value\\(s\\) are not whole numbers: 0.2, 0.4, 0.6, 0.8",
+    ),
+    "negative-whole-float-labels": (_xy(y=GOOD_Y - 1.0), InvalidDataError, "non-negative"),
+    "fractional-labels-in-another-split": (
+        _xy(val_images=GOOD_X, val_labels=GOOD_Y + 0.25),
+        InvalidDataError,
+        "val_labels must be classes",
+    ),
     "nan-labels": (_xy(y=np.array([0, 1, np.nan, 1, 0, 1])), InvalidDataError, "NaN or infinite"),
     "inf-labels": (_xy(y=np.array([0, 1, np.inf, 1, 0, 1])), InvalidDataError, "NaN or infinite"),
     "label-far-beyond-the-data": (
@@ -723,7 +763,9 @@ def test_an_unreadable_npz_is_a_data_file_error_and_is_never_unpickled(tmp_path,
     [
         # Documented: any non-integer labels are encoded in sorted order as class names.
         pytest.param(_xy(y=np.array(list("ababab"))), ["a", "b"], id="string-labels"),
-        pytest.param(_xy(y=GOOD_Y + 0.5), ["0.5", "1.5"], id="fractional-float-labels"),
+        # Issue 37: whole-number float labels are integer classes ("0", not "0.0").
+        pytest.param(_xy(y=GOOD_Y.astype(np.float64)), ["0", "1"], id="whole-float-labels"),
+        pytest.param(_xy(y=GOOD_Y[:, None].astype(np.float32)), ["0", "1"], id="whole-float-N1"),
         pytest.param(_xy(y=GOOD_Y.astype(bool)), ["False", "True"], id="boolean-labels"),
         # Documented: bool images are 0/1, float16 in [0, 1] is a float image.
         pytest.param(_xy(GOOD_X > 128), ["0", "1"], id="boolean-images"),
@@ -921,6 +963,48 @@ TOML_CASES = {
     "baselines-unknown": ('baselines = ["x"]\n' + BASE_TOML, "'x' is not one of the methods"),
     "another-task-table": (BASE_TOML + "\n[anomaly]\nnormal_classes = [0]\n", "only used with"),
     "privacy-table-in-classification": (BASE_TOML + "\n[privacy]\nepsilons = [1.0]\n", "tstr"),
+    # Issue 37: values checked at load by the code that uses them, not failed in every cell.
+    "seed-beyond-torch": (_replace("seeds = 2", f"seeds = [{2**64}]"), "seeds: must be"),
+    "seed-count-that-never-ends": (
+        _replace("seeds = 2", "seeds = 10000000"),
+        "seeds: 10,000,000 seeds would never finish",
+    ),
+    "repeats-that-never-end": (
+        _replace("seeds = 2\n", "") + '\n[split]\nprotocol = "repeated-kfold"\nrepeats = 9000000\n',
+        "split.repeats: 45,000,000 seeds",
+    ),
+    "classifier-steps-0": (
+        _replace("logreg = {}", "resnet = { steps = 0 }"),
+        "classifiers.resnet: ResNetClassifier: parameter steps=0 is invalid",
+    ),
+    "classifier-negative-C": (
+        _replace("logreg = {}", "logreg = { C = -1.0 }"),
+        "classifiers.logreg: LogisticRegressionClassifier: parameter C=-1.0",
+    ),
+    "classifier-float-steps": (
+        _replace("logreg = {}", "cnn = { steps = 10.5 }"),
+        "classifiers.cnn: CNNClassifier: parameter steps=10.5",
+    ),
+    "classifier-zero-batch": (
+        _replace("logreg = {}", 'small = { classifier = "cnn", steps = 10, batch_size = 0 }'),
+        "classifiers.small: CNNClassifier: parameter batch_size=0",
+    ),
+    "training-method-negative-mixup": (
+        _replace("logreg = {}", "resnet = { steps = 10 }").replace(
+            "none = {}", "mixup = { mixup = -1.0 }"
+        ),
+        "methods.mixup: CNNClassifier: parameter mixup=-1.0",
+    ),
+    "generator-hidden-dims-0": (
+        _replace("none = {}", "cvae = { hidden_dims = [0] }"),
+        "methods.cvae: CVAE: parameter hidden_dims=\\[0\\]",
+    ),
+    "generator-hidden-dims-negative": (
+        _replace("none = {}", "cgan = { hidden_dims = [-4] }"),
+        "methods.cgan: CGAN: parameter hidden_dims=\\[-4\\]",
+    ),
+    "generator-epochs-0": (_replace("none = {}", "cvae = { epochs = 0 }"), "methods.cvae"),
+    "source-k-0": (_replace("k_neighbors = 3", "k_neighbors = 0"), "methods.smote"),
 }
 
 
@@ -939,6 +1023,18 @@ def test_the_base_config_of_the_toml_cases_is_valid(tmp_path):
     # Every case above is one edit away from a config that loads.
     (tmp_path / "grid.toml").write_text(BASE_TOML)
     assert len(load_config(tmp_path / "grid.toml").cells()) == 2 * 2
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 - 1, 2**32, 2**40, 2**63 - 1])
+def test_every_seed_a_config_accepts_splits_the_data(tmp_path, seed):
+    """Seeds beyond scikit-learn's 32 bits load and split (issue 37: seeds = [2**40] loaded,
+    then failed every cell in train_test_split)."""
+    (tmp_path / "grid.toml").write_text(_replace("seeds = 2", f"seeds = [{seed}]"))
+    [cell, *_] = load_config(tmp_path / "grid.toml").cells()
+    data = load_digits()
+    train, test = data.split_indices(0.4, seed=cell.seed)
+    assert len(train) + len(test) == len(data) and not set(train) & set(test)
+    assert data.kfold_indices(5, 0, seed=cell.seed)[1].size > 0
 
 
 @pytest.mark.parametrize("what", ["utf-16", "latin-1", "missing", "directory"])
@@ -1218,6 +1314,16 @@ def cli_files(tmp_path_factory, model_bytes) -> Path:
     (d / "seeds-0.toml").write_text(_replace("seeds = 2", "seeds = 0"))
     (d / "utf16.toml").write_bytes(BASE_TOML.encode("utf-16"))
     (d / "empty.toml").write_text("")
+    # Issue 37's second set.
+    np.savez(d / "float-labels.npz", **_xy(y=np.round(np.linspace(0.05, 0.37, 6), 2)))
+    (d / "steps-0.toml").write_text(_replace("logreg = {}", "resnet = { steps = 0 }"))
+    (d / "seed-beyond.toml").write_text(_replace("seeds = 2", f"seeds = [{2**64}]"))
+    if _can_link(d):
+        _make_tree(d / "parent-linked", {"a/x.png": GOOD_PNG})
+        (d / "parent-linked" / "b").symlink_to("..")
+        _make_tree(d / "self-linked", {"a/x.png": GOOD_PNG})
+        (d / "self-linked" / "self").symlink_to(".")
+        (d / "loop").symlink_to("loop")  # a data folder that is a link to itself
     return d
 
 
@@ -1334,7 +1440,67 @@ CLI_CASES = {
     "info-inconsistent": ("info {in}/inconsistent.safetensors", "inconsistent"),
     "info-edited-plot": ("info {in}/edited.safetensors --plot {out}/loss.png", "integrity check"),
     "grid-flipped": ("grid {in}/flipped.safetensors --out {out}/grid.png", "integrity check"),
+    # Issue 37's second set: each was a traceback or a silent accept.
+    "train-float-labels": (
+        "train --data {in}/float-labels.npz --model cvae --out {out}/m.safetensors",
+        "are not whole numbers: 0.05, 0.11",
+    ),
+    "train-hidden-dims-0": (
+        "train --data {in}/good.npz --model cvae --param hidden_dims=[0] --out {out}/m.safetensors",
+        "hidden_dims=(0,) is invalid",
+    ),
+    "train-hidden-dims-negative": (
+        "train --data {in}/good.npz --model perclass-gan --param hidden_dims=[-4] "
+        "--out {out}/m.safetensors",
+        "hidden_dims=(-4,) is invalid",
+    ),
+    "train-seed-beyond-torch": (
+        "train --data {in}/good.npz --model cvae --seed 18446744073709551616 --out {out}/m.safetensors",
+        "seed",
+    ),
+    "train-class-linked-to-parent": (
+        "train --data {in}/parent-linked --model cvae --out {out}/m.safetensors",
+        "parent-linked/b is a link to",
+    ),
+    "train-class-linked-to-itself": (
+        "train --data {in}/self-linked --model cvae --out {out}/m.safetensors",
+        "self-linked/self is a link to",
+    ),
+    "train-data-folder-loops": (
+        "train --data {in}/loop --model cvae --out {out}/m.safetensors",
+        "a link that leads nowhere",
+    ),
+    "sample-a-billion": (
+        "sample {in}/good.safetensors --n 1000000000 --out {out}/s.npz",
+        "n=1,000,000,000 samples of shape 1x8x8 needs 264.0 GB of memory, more than the "
+        "16.0 GB available",
+    ),
+    "augment-ratio-1e9": (
+        "augment --data {in}/good.npz --model {in}/good.safetensors --strategy ratio "
+        "--ratio 1e9 --out {out}/a.npz",
+        "synthetic items to 40 real ones needs",
+    ),
+    "grid-too-wide": (
+        "grid {in}/good.safetensors --per-class 100000 --out {out}/grid.png",
+        "use at most 1091 samples per class",
+    ),
+    "grid-too-wide-beside-real": (
+        "grid {in}/good.safetensors --per-class 546 --data digits --out {out}/grid.png",
+        "use at most 545 samples per class",
+    ),
+    "bench-steps-0": ("bench {in}/steps-0.toml --out {out}/bench", "classifiers.resnet"),
+    "bench-seed-beyond": ("bench {in}/seed-beyond.toml --out {out}/bench", "seeds: must be"),
 }
+
+
+def _can_link(folder: Path) -> bool:
+    """Whether this file system makes symbolic links (not every Windows account may)."""
+    try:
+        (folder / ".link-probe").symlink_to(folder)
+    except (OSError, NotImplementedError):
+        return False
+    (folder / ".link-probe").unlink()
+    return True
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str, list]:
@@ -1357,7 +1523,14 @@ def run_cli(argv: list[str]) -> tuple[int, str, str, list]:
 @pytest.mark.parametrize(
     "command, fragment", [pytest.param(*case, id=name) for name, case in CLI_CASES.items()]
 )
-def test_the_cli_exits_2_with_one_line_and_writes_nothing(tmp_path, cli_files, command, fragment):
+def test_the_cli_exits_2_with_one_line_and_writes_nothing(
+    tmp_path, cli_files, command, fragment, monkeypatch
+):
+    if "-linked" in command or "/loop " in command:
+        if not (cli_files / "loop").is_symlink():
+            pytest.skip("this file system makes no symbolic links")
+    # The same machine for every run of the suite: 16 GB available.
+    monkeypatch.setattr(synthaug._memory, "available_memory", lambda: 16 * 10**9)
     out = tmp_path / "out"
     out.mkdir()
     before = sorted(os.listdir(cli_files))
@@ -1395,3 +1568,729 @@ def test_a_real_command_prints_one_line_and_no_traceback(tmp_path, cli_files):
     assert done.stderr.startswith("synthaug: error: ") and done.stderr.count("\n") == 1
     assert "integrity check" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# =============================================================================================
+# 9. Labels that are not classes (issue 37: 0.37 trained 40 one-sample classes, exit 0).
+# =============================================================================================
+# (labels, what every entry point must do): a fragment of the error, or the class names.
+LABEL_CASES = {
+    "fractional": ([0.37, 0.37, 1.5, 1.5], "not whole numbers: 0.37, 1.5"),
+    "nearly-whole": ([0.0, 1.0, 1.0000001, 0.0], "not whole numbers: 1"),
+    "measurements": (np.linspace(0, 3, 4) / 3, "not whole numbers: 0.333333, 0.666667"),
+    "nan": ([0.0, np.nan, 1.0, 0.0], "NaN or infinite"),
+    "inf": ([0.0, np.inf, 1.0, 0.0], "NaN or infinite"),
+    "huge": ([0.0, 1e20, 1.0, 0.0], "too large for a class index"),
+    "whole-floats": ([0.0, 1.0, 1.0, 0.0], ["0", "1"]),
+    "whole-float32": (np.array([2, 0, 2, 0], np.float32), ["0", "2"]),
+    "whole-float16": (np.array([1, 0, 1, 0], np.float16), ["0", "1"]),
+}
+
+
+def _labels_through(entry: str, y: np.ndarray, tmp_path: Path) -> list[str]:
+    """Give ``y`` (4 labels) to one of the entry points labels come in by; its class names."""
+    images = np.zeros((4, 8, 8), np.uint8)
+    if entry == "from_arrays":
+        return from_arrays(images, y).classes
+    if entry == "ImageDataset":
+        # The dataset type takes label indices: whole floats are those indices.
+        return ImageDataset(torch.zeros(4, 1, 8, 8), torch.as_tensor(y)).classes
+    if entry == "npz":
+        np.savez(tmp_path / "d.npz", train_images=images, train_labels=y)
+        return load_npz(tmp_path / "d.npz").classes
+    assert entry == "oversampler"
+    X = np.random.default_rng(0).random((8, 4))
+    y8 = np.concatenate([y, np.asarray(y)[[0, 0, 0, 0]]])
+    X_res, y_res = GenerativeOverSampler(tiny_cvae(), random_state=0).fit_resample(X, y8)
+    return [str(v) for v in np.unique(y_res)]
+
+
+@pytest.mark.filterwarnings("ignore::synthaug.errors.ConstantSamplesWarning")
+@pytest.mark.parametrize("entry", ["from_arrays", "ImageDataset", "npz", "oversampler"])
+@pytest.mark.parametrize("case", list(LABEL_CASES))
+def test_labels_must_be_classes_wherever_they_enter(tmp_path, entry, case):
+    y, expected = LABEL_CASES[case]
+    y = np.asarray(y)
+    if isinstance(expected, str):
+        with pytest.raises(InvalidDataError, match=re.escape(expected)) as info:
+            _labels_through(entry, y, tmp_path)
+        assert "\n" not in str(info.value)
+    elif entry == "oversampler":
+        # imbalanced-learn's contract: y comes back as given (whole floats stay floats).
+        assert _labels_through(entry, y, tmp_path) == [str(float(c)) for c in expected]
+    else:
+        # Whole floats are the integers they stand for: the same classes as those integers.
+        classes = _labels_through(entry, y, tmp_path)
+        assert classes == _labels_through(entry, y.astype(np.int64), tmp_path)
+        if entry == "from_arrays":
+            assert classes == expected
+
+
+# =============================================================================================
+# 10. Links and loops in data folders: one rule for every folder reader.
+# =============================================================================================
+# Layouts under tmp_path: "data" is the data folder, "out" a folder beside it; "{sfx}" is the
+# files' suffix. A value of ("->", target) is a symbolic link to ``target`` (relative to the
+# link's own folder). Each case: (layout, None for "loads" or the fragments the error must
+# hold, and for a layout that loads its class counts).
+LINK_CASES = {
+    "class-linked-to-the-data-folder": (
+        {"data/a/x{sfx}": "file", "data/b": ("->", ".")},
+        ["data/b is a link to", "the data folder itself"],
+    ),
+    "class-linked-to-the-folder-above": (
+        {"data/a/x{sfx}": "file", "data/b": ("->", "..")},
+        ["data/b is a link to", "a folder that holds the data folder"],
+    ),
+    "class-linked-to-another-class": (
+        {"data/a/x{sfx}": "file", "data/b": ("->", "a")},
+        ["data/b is a link to", "a folder inside the data folder"],
+    ),
+    "subfolder-linked-to-its-class": (
+        {"data/a/x{sfx}": "file", "data/a/again": ("->", ".")},
+        ["data/a/again is a link to", "inside the data folder"],
+    ),
+    "subfolder-linked-to-the-data-folder": (
+        {"data/a/x{sfx}": "file", "data/a/up": ("->", "..")},
+        ["data/a/up is a link to", "the data folder itself"],
+    ),
+    "file-linked-into-another-class": (
+        {"data/a/x{sfx}": "file", "data/b/y{sfx}": ("->", "../a/x{sfx}")},
+        ["data/a/x", "data/b/y", "are one file"],
+    ),
+    "two-classes-linked-to-one-folder": (
+        {
+            "data/a/x{sfx}": "file",
+            "out/y{sfx}": "file",
+            "data/b": ("->", "../out"),
+            "data/c": ("->", "../out"),
+        },
+        ["data/b and", "data/c are one folder"],
+    ),
+    "a-loop-outside-the-data-folder": (
+        {
+            "data/a/x{sfx}": "file",
+            "out/y{sfx}": "file",
+            "out/again": ("->", "."),
+            "data/b": ("->", "../out"),
+        },
+        ["data/b and", "data/b/again are one folder"],
+    ),
+    "broken-file-link": (
+        {"data/a/x{sfx}": "file", "data/a/gone{sfx}": ("->", "nowhere{sfx}")},
+        ["data/a/gone", "is a link that leads nowhere"],
+    ),
+    "file-link-to-itself": (
+        {"data/a/x{sfx}": "file", "data/a/self{sfx}": ("->", "self{sfx}")},
+        ["data/a/self", "is a link that leads nowhere"],
+    ),
+    "class-link-to-itself": (
+        {"data/a/x{sfx}": "file", "data/b": ("->", "b")},
+        ["data/b", "is a link that leads nowhere"],
+    ),
+    "data-folder-linked-to-itself": (
+        {"data": ("->", "data")},
+        ["data", "a link that leads nowhere"],
+    ),
+    # What the rule keeps: links out of the data folder, to files or folders.
+    "class-linked-to-a-folder-outside": (
+        {
+            "data/a/x{sfx}": "file",
+            "out/y{sfx}": "file",
+            "out/z{sfx}": "file",
+            "data/b": ("->", "../out"),
+        },
+        None,
+        {"a": 1, "b": 2},
+    ),
+    "file-linked-to-a-file-outside": (
+        {
+            "data/a/x{sfx}": "file",
+            "out/y{sfx}": "file",
+            "data/b/y{sfx}": ("->", "../../out/y{sfx}"),
+        },
+        None,
+        {"a": 1, "b": 1},
+    ),
+    "data-folder-that-is-a-link": (
+        {"real/a/x{sfx}": "file", "real/b/y{sfx}": "file", "data": ("->", "real")},
+        None,
+        {"a": 1, "b": 1},
+    ),
+    "hidden-entries-skipped": (
+        {
+            "data/a/x{sfx}": "file",
+            "data/a/.x{sfx}": "file",
+            "data/.cache/y{sfx}": "file",
+            "data/b/y{sfx}": "file",
+        },
+        None,
+        {"a": 1, "b": 1},
+    ),
+}
+
+
+def _make_links(root: Path, layout: dict, blob: bytes, suffix: str) -> None:
+    for rel, what in layout.items():
+        path = root / rel.format(sfx=suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if what == "file":
+            path.write_bytes(blob)
+        else:
+            path.symlink_to(what[1].format(sfx=suffix))
+
+
+def _read_folder(reader: str, root: Path):
+    if reader == "images":
+        return load_image_folder(root)
+    if reader == "dicom":
+        return load_dicom_folder(root, size=8)
+    return read_data(str(root))  # what --data does: find the folder's kind, then load it
+
+
+@pytest.mark.parametrize("reader", ["images", "dicom", "command-line"])
+@pytest.mark.parametrize("case", list(LINK_CASES))
+def test_links_and_loops_in_a_data_folder(tmp_path, case, reader):
+    if not _can_link(tmp_path):
+        pytest.skip("this file system makes no symbolic links")
+    layout, fragments, *counts = LINK_CASES[case]
+    dicom = reader == "dicom"
+    blob = _dicom_path("CT_small.dcm").read_bytes() if dicom else GOOD_PNG
+    _make_links(tmp_path, layout, blob, ".dcm" if dicom else ".png")
+    root = tmp_path / "data"
+    if fragments is None:
+        data = _read_folder(reader, root)
+        assert {data.classes[c]: n for c, n in data.class_counts().items()} == counts[0]
+        return
+    with pytest.raises(DataFileError) as info:
+        _read_folder(reader, root)
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+# =============================================================================================
+# 11. Bit depths and image modes: scaled by the file's bit depth, the same for every image.
+# =============================================================================================
+def _image_bytes(picture: Image.Image, fmt: str, **save) -> bytes:
+    buf = io.BytesIO()
+    picture.save(buf, fmt, **save)
+    return buf.getvalue()
+
+
+def _palette(grey: int, transparent: bool) -> bytes:
+    picture = Image.new("P", (8, 8), 0)
+    picture.putpalette([grey, grey, grey] + [0, 0, 0] * 255)
+    return _image_bytes(picture, "PNG", **({"transparency": 0} if transparent else {}))
+
+
+def _const(mode: str, value, fmt: str = "PNG") -> bytes:
+    return _image_bytes(Image.new(mode, (8, 8), value), fmt)
+
+
+def _array(values: np.ndarray, fmt: str) -> bytes:
+    return _image_bytes(Image.fromarray(values), fmt)
+
+
+# name: (file suffix, bytes, expected channels, expected value of every pixel, or an error)
+MODE_CASES = {
+    "1-bit-white": (".png", _const("1", 1), 1, 1.0),
+    "1-bit-black": (".png", _const("1", 0), 1, 0.0),
+    "8-bit-grey": (".png", _const("L", 51), 1, 51 / 255),
+    "8-bit-grey-alpha-opaque": (".png", _const("LA", (51, 255)), 1, 51 / 255),
+    "palette-grey": (".png", _palette(102, False), 3, 102 / 255),
+    "palette-transparent": (".png", _palette(102, True), 3, "transparent pixels"),
+    "rgb": (".png", _const("RGB", (255, 0, 51)), 3, (1.0, 0.0, 51 / 255)),
+    "rgba-opaque": (".png", _const("RGBA", (0, 255, 0, 255)), 3, (0.0, 1.0, 0.0)),
+    "rgba-half-transparent": (".png", _const("RGBA", (0, 255, 0, 128)), 3, "transparent pixels"),
+    "16-bit-png": (".png", _array(np.full((8, 8), 30000, np.uint16), "PNG"), 1, 30000 / 65535),
+    "16-bit-png-dim": (".png", _array(np.full((8, 8), 1000, np.uint16), "PNG"), 1, 1000 / 65535),
+    "16-bit-png-full": (".png", _array(np.full((8, 8), 65535, np.uint16), "PNG"), 1, 1.0),
+    "16-bit-tiff": (".tif", _array(np.full((8, 8), 6553, np.uint16), "TIFF"), 1, 6553 / 65535),
+    "16-bit-pgm": (".pgm", _array(np.full((8, 8), 4000, np.uint16), "PPM"), 1, 4000 / 65535),
+    "32-bit-int-in-16-bit-range": (
+        ".tif",
+        _array(np.full((8, 8), 3000, np.int32), "TIFF"),
+        1,
+        3000 / 65535,
+    ),
+    "32-bit-int-beyond-16-bit": (
+        ".tif",
+        _array(np.full((8, 8), 70000, np.int32), "TIFF"),
+        1,
+        "32-bit integer image with values in [70000, 70000]",
+    ),
+    "32-bit-int-negative": (
+        ".tif",
+        _array(np.full((8, 8), -5, np.int32), "TIFF"),
+        1,
+        "32-bit integer image with values in [-5, -5]",
+    ),
+    "float-in-unit-range": (".tif", _array(np.full((8, 8), 0.25, np.float32), "TIFF"), 1, 0.25),
+    "float-beyond-1": (
+        ".tif",
+        _array(np.full((8, 8), 2.5, np.float32), "TIFF"),
+        1,
+        "floating-point image with values in [2.5, 2.5]",
+    ),
+    "float-nan": (
+        ".tif",
+        _array(np.full((8, 8), np.nan, np.float32), "TIFF"),
+        1,
+        "floating-point image",
+    ),
+    "cmyk-jpeg": (".jpg", _const("CMYK", (0, 0, 0, 0), "JPEG"), 3, (1.0, 1.0, 1.0)),
+}
+
+
+@pytest.mark.parametrize("case", list(MODE_CASES))
+def test_every_image_mode_is_scaled_by_its_bit_depth(tmp_path, case):
+    suffix, blob, channels, expected = MODE_CASES[case]
+    _make_tree(tmp_path / "images", {f"a/x{suffix}": blob})
+    if isinstance(expected, str) and "transparent" in expected:
+        with pytest.warns(SynthaugWarning, match="transparency is dropped"):
+            data = load_image_folder(tmp_path / "images")
+        assert data.sample_shape == (channels, 8, 8)
+        return
+    if isinstance(expected, str):
+        with pytest.raises(InvalidDataError, match=re.escape(expected)) as info:
+            load_image_folder(tmp_path / "images")
+        assert str(tmp_path / "images" / "a" / f"x{suffix}") in str(info.value)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an opaque image is read without a word
+        data = load_image_folder(tmp_path / "images")
+    assert data.sample_shape == (channels, 8, 8)
+    values = torch.tensor(expected, dtype=torch.float32).reshape(-1, 1, 1)
+    tolerance = 0.02 if suffix == ".jpg" else 1e-7
+    assert torch.allclose(data.images[0], values.expand(channels, 8, 8), atol=tolerance)
+
+
+def test_16_bit_images_keep_their_levels(tmp_path):
+    """Issue 37: a 0..1000 and a 0..60000 ramp loaded as the same image (min-max stretched per
+    image), and a constant 30000 image as 0.0."""
+    low = np.linspace(0, 1000, 64).reshape(8, 8).astype(np.uint16)
+    high = np.linspace(0, 60000, 64).reshape(8, 8).astype(np.uint16)
+    flat = np.full((8, 8), 30000, np.uint16)
+    files = {"a/low.png": _array(low, "PNG"), "a/high.png": _array(high, "PNG")}
+    _make_tree(tmp_path / "images", {**files, "b/flat.png": _array(flat, "PNG")})
+    data = load_image_folder(tmp_path / "images")
+    by_name = {
+        Path(m["path"]).stem: img[0] for m, img in zip(data.metadata, data.images, strict=True)
+    }
+    for name, raw in (("low", low), ("high", high), ("flat", flat)):
+        assert torch.equal(by_name[name], torch.from_numpy(raw / 65535).float()), name
+    # Resized, a 16-bit image keeps its scale (no 8-bit step in between).
+    small = load_image_folder(tmp_path / "images", image_size=4)
+    assert float(small.images.max()) < 60000 / 65535 + 1e-6
+    assert torch.allclose(small.images[2], torch.full((1, 4, 4), 30000 / 65535))
+
+
+def test_16_bit_grey_beside_rgb_is_grey_in_three_channels(tmp_path):
+    grey = _array(np.full((8, 8), 13107, np.uint16), "PNG")  # 0.2 of 65535
+    _make_tree(tmp_path / "images", {"a/g.png": grey, "b/c.png": _const("RGB", (255, 0, 0))})
+    data = load_image_folder(tmp_path / "images")
+    assert data.sample_shape == (3, 8, 8)
+    assert torch.allclose(data.images[0], torch.full((3, 8, 8), 0.2))
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        pytest.param({"grayscale": "no"}, "grayscale must be True, False or None", id="gray-no"),
+        pytest.param({"grayscale": 0}, "grayscale must be True, False or None", id="gray-0"),
+        pytest.param({"grayscale": "True"}, "grayscale must be", id="gray-string-true"),
+        pytest.param({"image_size": True}, "image_size", id="size-bool"),
+        pytest.param({"image_size": 8.0}, "image_size", id="size-float"),
+        pytest.param({"image_size": "8"}, "image_size", id="size-string"),
+        pytest.param({"image_size": (8, 8, 8)}, "image_size", id="size-triple"),
+    ],
+)
+def test_load_image_folder_arguments_are_type_checked(tmp_path, kwargs, fragment):
+    _make_tree(tmp_path / "images", {"a/x.png": GOOD_PNG})
+    with pytest.raises(InvalidParameterError, match=fragment):
+        load_image_folder(tmp_path / "images", **kwargs)
+
+
+# =============================================================================================
+# 12. The bounds of every numeric parameter of every registered estimator, checked by fit.
+# =============================================================================================
+# Values outside any sensible range, and of the wrong kind: every numeric parameter refuses
+# some of them (at least one number below its range, and NaN or text), and fit refuses each
+# with an InvalidParameterError naming the parameter before any work.
+_PROBES = (
+    -(2**64),
+    -1,
+    0,
+    -0.5,
+    0.5,
+    1.5,
+    2**64,
+    float("nan"),
+    float("inf"),
+    "1",
+    True,
+    [0],
+    [-4],
+    [],
+    [1.5],
+    (2.0, 1.0),
+    (-1.0, 0.5),
+    (0.5, 9.0),
+)
+
+
+def _declarations(estimator) -> list[tuple[str, object]]:
+    """``(set_params key, Param)`` of every parameter of ``estimator`` and of the estimators
+    inside it (a preset's inner model: ``estimator__hidden_dims``)."""
+    found = []
+    for key in estimator.get_params(deep=True):
+        *path, name = key.split("__")
+        owner = estimator
+        for part in path:
+            owner = owner.get_params(deep=False)[part] if isinstance(owner, Estimator) else None
+        if isinstance(owner, Estimator) and name in type(owner).parameters():
+            found.append((key, type(owner).parameters()[name]))
+    return found
+
+
+def _is_numeric(declared) -> bool:
+    kind = declared.type or (declared.rule.type_name() if declared.rule is not None else "")
+    return any(word in kind for word in ("int", "float"))
+
+
+NUMERIC_PARAMS = [
+    pytest.param(kind, name, key, id=f"{kind}:{name}:{key}")
+    for kind, name in ENTRIES
+    for key, declared in _declarations(build(kind, name))
+    if _is_numeric(declared)
+]
+
+
+def test_every_parameter_of_every_registered_estimator_has_a_rule():
+    missing = [
+        f"{kind}:{name}:{key}"
+        for kind, name in ENTRIES
+        for key, declared in _declarations(build(kind, name))
+        if declared.rule is None
+    ]
+    assert missing == []
+    assert len(NUMERIC_PARAMS) > 200  # every registry is in it, presets' inner models too
+
+
+@pytest.fixture(scope="module")
+def one_class_digits() -> ImageDataset:
+    """Data every estimator's fit accepts (a detector wants one class): the rules come first."""
+    return _digits_with([4, 4]).subset(np.arange(4))
+
+
+@pytest.mark.parametrize("kind, name, key", NUMERIC_PARAMS)
+def test_a_numeric_parameter_out_of_bounds_stops_fit(one_class_digits, kind, name, key):
+    declared = dict(_declarations(build(kind, name)))[key]
+    bad = [v for v in _PROBES if not declared.rule.accepts(v)]
+    numbers = [v for v in bad if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    # Bounded: some number below the range is refused (-1, or -2**64), and so is NaN or text.
+    assert any(v < 0 for v in numbers if v == v), f"{key} takes every negative number"
+    assert any(v != v or isinstance(v, str) for v in bad), f"{key} takes NaN and text"
+    param = key.rsplit("__", 1)[-1]
+    for value in bad:
+        estimator = build(kind, name)
+        estimator.set_params(**{key: value})
+        with pytest.raises(InvalidParameterError, match=f"parameter {param}=") as info:
+            estimator.fit(one_class_digits)
+        assert "\n" not in str(info.value)
+
+
+HIDDEN_DIMS = [
+    pytest.param(kind, name, key, id=f"{kind}:{name}")
+    for kind, name in ENTRIES
+    for key, _ in _declarations(build(kind, name))
+    if key.rsplit("__", 1)[-1] == "hidden_dims"
+]
+
+
+@pytest.mark.parametrize("kind, name, key", HIDDEN_DIMS)
+@pytest.mark.parametrize("hidden", [[0], [-4], [16, 0], []])
+def test_hidden_layers_of_no_width_are_refused(one_class_digits, kind, name, key, hidden):
+    """Issue 37: hidden_dims=[0] trained a model whose samples were all identical, and [-4]
+    was a raw RuntimeError, for every family with hidden layers."""
+    estimator = build(kind, name).set_params(**{key: hidden})
+    with pytest.raises(InvalidParameterError, match=re.escape(f"hidden_dims={hidden!r}")):
+        estimator.fit(one_class_digits)
+
+
+def test_every_family_with_hidden_layers_is_in_the_hidden_layer_test():
+    names = {p.values[1] for p in HIDDEN_DIMS}
+    assert {"cvae", "cgan", "dagan", "deepsmote", "delta-transfer", "fanogan"} <= names
+    assert {"perclass-vae", "perclass-gan", "vae", "lesion-transplant"} <= names
+
+
+# =============================================================================================
+# 13. Sizes refused before anything is allocated.
+# =============================================================================================
+@pytest.fixture(scope="module")
+def samplers(fitted, digits20) -> dict:
+    """A fitted generator and every kind of sample source, on tiny data."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SynthaugWarning)  # tiny models, few samples per class
+        return {
+            "cvae": fitted,
+            "perclass": PerClass(tiny_cvae()).fit(_digits_with([3, 3])),
+            "random-oversampling": RandomOverSampling().fit(digits20),
+            "classical": ClassicalAugmentation().fit(digits20),
+            "smote": SMOTESource(k_neighbors=1).fit(digits20),
+            "mixed": MixedSource([RandomOverSampling(), ClassicalAugmentation()]).fit(digits20),
+        }
+
+
+@pytest.mark.parametrize(
+    "source, needs",
+    [
+        # 264 bytes an item (64 float32 values and an int64 label), times the copies the
+        # sampler holds at once.
+        ("cvae", "264.0 TB"),
+        ("perclass", "264.0 TB"),
+        ("random-oversampling", "528.0 TB"),  # the drawn images, then their copy
+        ("classical", "528.0 TB"),
+        ("smote", "1.1 PB"),  # imbalanced-learn's float64 rows, clipped, then float32
+        ("mixed", "528.0 TB"),  # the parts, then their concatenation
+    ],
+)
+def test_a_sample_that_cannot_fit_in_memory_is_refused(samplers, monkeypatch, source, needs):
+    model = samplers[source]
+    # 10**12 8x8 samples: more than any machine. Allocating first would end in the
+    # allocator's RuntimeError (or hang); the check says what it needs instead.
+    expected = f"n=1,000,000,000,000 samples of shape 1x8x8 needs {needs} of memory"
+    with pytest.raises(InvalidParameterError, match=re.escape(expected)) as info:
+        model.sample(10**12, y=0, seed=0)
+    assert "\n" not in str(info.value) and "pregenerate=False" in str(info.value)
+    # The rule: the bytes held at once against the memory available now.
+    monkeypatch.setattr(synthaug._memory, "available_memory", lambda: 10**6)
+    with pytest.raises(InvalidParameterError, match=r"more than the 1\.0 MB available"):
+        model.sample(4000, y=0, seed=0)  # 4000 x 264 bytes, at least one copy: >= 1.06 MB
+    images, labels = model.sample(40, y=0, seed=0)  # 10.6 kB
+    assert_unit_images(images, (1, 8, 8)) and labels.tolist() == [0] * 40
+
+
+class _Tripwire_source:
+    """A sample source that must never be asked for samples."""
+
+    class_names_ = [str(c) for c in range(10)]
+
+    def sample(self, n, y, seed=None):
+        raise AssertionError(f"sampled {n} items before the size was checked")
+
+
+@pytest.mark.parametrize(
+    "strategy, ratio",
+    [("ratio", 1e9), ({0: 10**12}, None), ("ratio", 1e12)],
+    ids=["ratio-1e9", "a-trillion-for-one-class", "ratio-1e12"],
+)
+def test_augmenting_beyond_memory_is_refused_before_any_sample(digits20, strategy, ratio):
+    with pytest.raises(InvalidParameterError, match="synthetic items to 20 real ones needs"):
+        AugmentedDataset(digits20, _Tripwire_source(), strategy, ratio=ratio)
+
+
+def test_synthetic_data_beyond_memory_streams_or_is_refused(fitted):
+    with pytest.raises(InvalidParameterError, match="pass pregenerate=False"):
+        SyntheticDataset(fitted, 10**10, verbose=False)
+    # The same request made as items are read: nothing is held, any item can be read.
+    lazy = SyntheticDataset(fitted, 10**10, pregenerate=False, verbose=False)
+    assert len(lazy) == 10**11
+    image, label = lazy[len(lazy) - 1]
+    assert_unit_images(image[None], (1, 8, 8)) and int(label) == 9
+
+
+@pytest.mark.parametrize(
+    "rows, per_class, with_real, fits",
+    [
+        (10, 1091, False, True),
+        (10, 1092, False, False),
+        (10, 545, True, True),
+        (10, 546, True, False),
+        (1056, 8, False, True),
+        (1057, 8, False, False),
+        (10, 0, False, False),
+        (10, 2.0, False, False),
+    ],
+)
+def test_a_sample_grid_too_large_to_draw_is_refused(rows, per_class, with_real, fits):
+    if fits:
+        check_sample_grid(rows, per_class, with_real=with_real)
+    else:
+        with pytest.raises(InvalidParameterError, match="per_class|pixels"):
+            check_sample_grid(rows, per_class, with_real=with_real)
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda: make_phantoms(10**8), "200,000,000 phantoms of 64x64 pixels needs 13.1 TB"),
+        (lambda: make_phantoms(2, size=10**6), "4 phantoms of 1000000x1000000 pixels needs"),
+        (lambda: make_graded_phantoms(10**8, 10**8), "phantoms of 64x64 pixels needs"),
+    ],
+    ids=["two-hundred-million", "a-million-pixels-wide", "graded"],
+)
+def test_generated_data_beyond_memory_is_refused(make, fragment):
+    with pytest.raises(InvalidParameterError, match=re.escape(fragment)):
+        make()
+
+
+def test_a_config_whose_data_cannot_fit_is_refused_at_load(tmp_path):
+    text = _replace('name = "digits"', 'name = "phantoms"\nn_per_class = 100000000').replace(
+        "minority_classes = [5]", 'minority_classes = ["lesion"]'
+    )
+    (tmp_path / "grid.toml").write_text(text)
+    with pytest.raises(InvalidParameterError, match="dataset: 200,000,000 phantoms"):
+        load_config(tmp_path / "grid.toml")
+
+
+def test_save_sample_grid_refuses_before_drawing(tmp_path, fitted):
+    images, labels = fitted.sample(20, seed=0)
+    with pytest.raises(InvalidParameterError, match="use at most 1091 samples per class"):
+        save_sample_grid(None, images, labels, tmp_path / "g.png", per_class=5000)
+    assert not (tmp_path / "g.png").exists()
+
+
+# =============================================================================================
+# 14. Conflicting options and wrong types in the Python API: one clear error each.
+# =============================================================================================
+def _oversample(**params):
+    X = np.random.default_rng(0).random((12, 4))
+    y = np.array([0] * 6 + [1] * 4 + [2] * 2)
+    return GenerativeOverSampler(tiny_cvae(), **params).fit_resample(X, y)
+
+
+CONFLICT_CASES = {
+    "imbalance-ratio-and-counts": (
+        lambda d: make_imbalanced(d, ratio=0.5, counts=[1] * 10),
+        "exactly one of ratio= or counts=",
+    ),
+    "imbalance-neither": (lambda d: make_imbalanced(d), "exactly one of ratio= or counts="),
+    "imbalance-float-count": (
+        lambda d: make_imbalanced(d, counts=[10.5] + [2] * 9),
+        "counts must be integers >= 0, got 10.5 for class 0",
+    ),
+    "imbalance-whole-float-count": (
+        # Counts are integers everywhere (sample's n, benchmark counts): 10.0 is refused too.
+        lambda d: make_imbalanced(d, counts={"3": 10.0}),
+        "counts must be integers >= 0, got 10.0 for class '3'",
+    ),
+    "imbalance-bool-count": (
+        lambda d: make_imbalanced(d, counts={0: True}),
+        "counts must be integers",
+    ),
+    "imbalance-counts-text": (lambda d: make_imbalanced(d, counts="10"), "counts must be a list"),
+    "imbalance-bool-ratio": (lambda d: make_imbalanced(d, ratio=True), "ratio must be a number"),
+    "imbalance-float-min": (
+        lambda d: make_imbalanced(d, ratio=0.5, min_per_class=1.5),
+        "min_per_class must be an integer",
+    ),
+    "imbalance-float-seed": (lambda d: make_imbalanced(d, ratio=0.5, seed=0.5), "seed must be"),
+    "imbalance-bool-class": (
+        lambda d: make_imbalanced(d, ratio=0.5, minority_classes=[True]),
+        "class True is not one of",
+        UnknownClassError,
+    ),
+    "augment-ratio-with-balance": (
+        lambda d: AugmentedDataset(d, RandomOverSampling().fit(d), "balance", ratio=2.0),
+        "ratio= is only used with strategy='ratio'",
+    ),
+    "augment-ratio-missing": (
+        lambda d: AugmentedDataset(d, RandomOverSampling().fit(d), "ratio"),
+        "needs ratio=r",
+    ),
+    "synthetic-n-and-counts": (
+        lambda d: SyntheticDataset(RandomOverSampling().fit(d), 5, counts={0: 5}),
+        "n_per_class",
+    ),
+    "oversampler-bogus-strategy": (
+        lambda d: _oversample(sampling_strategy="bogus"),
+        "The 'sampling_strategy' parameter of GenerativeOverSampler must be",
+    ),
+    "oversampler-float-strategy-multiclass": (
+        lambda d: _oversample(sampling_strategy=0.5),
+        "sampling_strategy=0.5 does not fit y",
+    ),
+    "oversampler-strategy-below-a-count": (
+        lambda d: _oversample(sampling_strategy={0: 1}),
+        "sampling_strategy={0: 1} does not fit y",
+    ),
+    "oversampler-unknown-class": (
+        lambda d: _oversample(sampling_strategy={7: 100}),
+        "sampling_strategy={7: 100} does not fit y",
+    ),
+    "oversampler-generator-number": (
+        lambda d: GenerativeOverSampler(generator=5).fit_resample(np.zeros((4, 2)), [0, 0, 1, 1]),
+        "The 'generator' parameter",
+    ),
+    "split-test-size-1": (lambda d: d.split(test_size=1.0), "test_size must be in \\(0, 1\\)"),
+    "split-seed-beyond-torch": (lambda d: d.split(seed=2**64), "seed must be"),
+    "kfold-fold-beyond": (lambda d: d.kfold_indices(2, 2), "fold must be an integer in"),
+    "dicom-on-error-bogus": (
+        lambda d: load_dicom_folder(_dicom_path("CT_small.dcm").parent, on_error="ignore"),
+        "on_error must be 'raise' or 'skip'",
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore::synthaug.errors.ConstantSamplesWarning")
+@pytest.mark.parametrize("case", list(CONFLICT_CASES))
+def test_conflicting_or_mistyped_options_are_one_clear_error(digits20, case):
+    call, fragment, *error = CONFLICT_CASES[case]
+    with pytest.raises(error[0] if error else InvalidParameterError, match=fragment) as info:
+        call(load_digits().subset(np.arange(40)) if "split" in case else digits20)
+    assert "\n" not in str(info.value)
+    if case.startswith("oversampler"):
+        # synthaug's type, and the scikit-learn type imbalanced-learn's callers may catch.
+        assert isinstance(info.value, SklearnInvalidParameterError)
+
+
+# =============================================================================================
+# 15. A fitted generator that samples constant images says so, once.
+# =============================================================================================
+def _constant_warnings(fit) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit()
+    return [str(w.message) for w in caught if issubclass(w.category, ConstantSamplesWarning)]
+
+
+def blank_cvae() -> CVAE:
+    """The CVAE of issue 37: its defaults, one epoch, tiny data: it samples uniform grey."""
+    return CVAE(epochs=1, verbose=False, device="cpu")
+
+
+def test_a_generator_that_samples_blank_images_warns_once(digits20):
+    # Issue 37: a tiny-data CVAE sampled blank (uniform grey) images without a word.
+    model = blank_cvae()
+    [message] = _constant_warnings(lambda: model.fit(digits20))
+    assert message.startswith("CVAE samples nearly blank images for class(es) ['0', '1'")
+    assert "\n" not in message
+    # Once, after fit: sampling does not repeat it.
+    assert _constant_warnings(lambda: model.sample(5, seed=1)) == []
+
+
+def test_a_per_class_model_warns_once_not_per_member():
+    [message] = _constant_warnings(lambda: PerClass(blank_cvae()).fit(_digits_with([3, 3])))
+    assert message.startswith("PerClass samples nearly blank images for class(es) ['0', '1']")
+
+
+def test_a_generator_that_samples_one_image_warns():
+    """A class's mean without noise: the same image every time (what hidden_dims=[0] made)."""
+    model = create_generator("tiny-means", noise=0.0, device="cpu")
+    [message] = _constant_warnings(lambda: model.fit(_digits_with([6, 6])))
+    assert "the same image every time for class(es) ['0', '1']" in message
+
+
+def test_a_generator_with_varied_samples_or_blank_data_does_not_warn():
+    assert (
+        _constant_warnings(
+            lambda: create_generator("tiny-means", device="cpu").fit(_digits_with([6, 6]))
+        )
+        == []
+    )
+    # Blank training images: blank samples are faithful, not a failure.
+    blank = ImageDataset(torch.zeros(8, 1, 8, 8), torch.tensor([0, 1] * 4))
+    assert _constant_warnings(lambda: blank_cvae().fit(blank)) == []

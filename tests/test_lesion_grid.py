@@ -153,9 +153,12 @@ def test_cli_augment_with_copy_paste_writes_masks(phantom_npz, tmp_path, capsys)
     back = load_npz(out)
     assert back.class_counts() == {0: 20, 1: 20}
     with np.load(out) as f:
-        masks, synthetic = f["train_masks"], f["train_synthetic"]
-    assert masks.shape == (40, 1, 32, 32) and synthetic.sum() == 17
-    assert masks[synthetic].reshape(17, -1).any(1).all()
+        masks, derived, origin = f["train_masks"], f["train_derived"], f["train_origin"]
+        # Real slices with real lesions pasted in: derived, never called synthetic.
+        assert not f["train_synthetic"].any()
+    assert origin.tolist() == ["real"] * 23 + ["derived"] * 17
+    assert masks.shape == (40, 1, 32, 32) and derived.sum() == 17
+    assert masks[derived].reshape(17, -1).any(1).all()
     assert not masks[:20].any()  # normal real items carry no lesion
 
 
@@ -180,6 +183,11 @@ def test_cli_augment_lesions_to_dicom_is_refused_or_written_derived(tmp_path, ca
     assert main([*argv, "--allow-real-pixels"]) == 0
     images = load_dicom_folder(out)
     assert images.class_counts() == {0: 5}  # the synthetic lesion slices only
+    scans_read = load_dicom_folder(scans, size=32)
+    uids = {
+        m["SOPInstanceUID"]: scans_read.classes[c]
+        for m, c in zip(scans_read.metadata, scans_read.labels.tolist(), strict=True)
+    }
     for path in sorted(out.glob("lesion/*.dcm")):
         ds = pydicom.dcmread(path)
         assert path.name.startswith("derived_lesion_")
@@ -190,6 +198,10 @@ def test_cli_augment_lesions_to_dicom_is_refused_or_written_derived(tmp_path, ca
         assert "not de-identified" in ds.DeidentificationMethod
         assert "copy-paste" in ds.DerivationDescription and study in ds.DerivationDescription
         assert not ds.SeriesDescription.startswith("SYNTHETIC")
+        # Each file references the normal slice it was made from and its lesions' donors.
+        refs = [uids[r.ReferencedSOPInstanceUID] for r in ds.SourceImageSequence]
+        assert refs[0] == "normal" and set(refs[1:]) == {"lesion"} and len(refs) >= 2
+        assert [c.CodeValue for c in ds.DerivationCodeSequence] == ["113085", "113042"]
     segs = sorted((out / "segmentations").glob("*.dcm"))
     assert len(segs) == 5
     mask, referenced = read_dicom_seg(segs[0])

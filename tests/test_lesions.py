@@ -260,7 +260,7 @@ def test_lesion_sources_refuse_bad_input(chest):
         ),
         (CopyPaste(tissue_tolerance=0), "tissue_tolerance", "a number in (0, inf)"),
         (CopyPaste(max_lesion_size=0.0), "max_lesion_size", "a number in (0, 1]"),
-        (CopyPaste(seed=-1), "seed", "None or an integer in [0, inf)"),
+        (CopyPaste(seed=-1), "seed", "None or an integer in [0, 2**64 - 1]"),
         (
             LesionTransplant(generator="cgan"),
             "generator",

@@ -215,7 +215,7 @@ def test_an_interrupted_npz_or_model_write_keeps_the_old_file(tmp_path, monkeypa
         save_npz(data.subset(range(3)), path)
     assert path.read_bytes() == before and _siblings(path) == ["d.npz"]
     model = CVAE(epochs=1, hidden_dims=(16,), verbose=False).fit(data)
-    monkeypatch.setattr("synthaug.nn._checkpoint.save_file", interrupted)
+    monkeypatch.setattr("synthaug.nn._checkpoint.save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         model.save(tmp_path / "m.safetensors")
     assert list(tmp_path.iterdir()) == [path]

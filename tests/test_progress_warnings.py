@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -14,6 +16,7 @@ import pytest
 import torch
 from pydicom.data import get_testdata_file
 
+import synthaug
 from synthaug._params import configure
 from synthaug._utils import warning_line
 from synthaug.anomaly import VAEAnomalyDetector
@@ -29,11 +32,13 @@ from synthaug.bench._task import load_dataset
 from synthaug.cli import main
 from synthaug.cli._evaluate import load_evaluation_data
 from synthaug.data import ImageDataset, load_dicom_folder, make_phantoms
-from synthaug.errors import SingleClassWarning, SynthaugWarning
+from synthaug.errors import ConstantSamplesWarning, SingleClassWarning, SynthaugWarning
 from synthaug.generators import CVAE, create_generator, list_generators
 from synthaug.nn import DP
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+ROOT = str(Path(synthaug.__file__).resolve().parent.parent)
 
 SMALL = {"epochs": 1, "batch_size": 16, "latent_dim": 4, "hidden_dims": (16,), "width": 4}
 REQUIRED = {"perclass": lambda: {"estimator": CVAE()}}
@@ -48,8 +53,15 @@ def make(name: str, **extra):
 
 
 def ours(seen) -> list:
-    """The synthaug warnings among those a ``pytest.warns`` block recorded."""
-    return [w for w in seen if issubclass(w.category, SynthaugWarning)]
+    """The synthaug warnings among those a ``pytest.warns`` block recorded, but the one that
+    says a model samples constant images: these one-epoch models on random pixels do, and
+    tests/test_fuzz.py checks that warning."""
+    return [
+        w
+        for w in seen
+        if issubclass(w.category, SynthaugWarning)
+        and not issubclass(w.category, ConstantSamplesWarning)
+    ]
 
 
 def images(counts: dict[str, int], seed: int = 0) -> ImageDataset:
@@ -61,9 +73,11 @@ def images(counts: dict[str, int], seed: int = 0) -> ImageDataset:
 
 @pytest.fixture
 def no_synthaug_warning():
-    """Turn every synthaug warning into an error for the test's duration."""
+    """Turn every synthaug warning into an error for the test's duration (but the one that
+    says a one-epoch model samples constant images: see ``ours``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", SynthaugWarning)
+        warnings.simplefilter("ignore", ConstantSamplesWarning)
         yield
 
 
@@ -160,7 +174,11 @@ def test_the_cli_shows_a_warning_as_one_line_on_stderr(tmp_path, capsys):
     assert captured.err.splitlines() == [
         "synthaug: warning: CVAE is fitted on a single class ('0'), so there is no other class "
         "to balance; check the labels (one folder or label per class), or filter "
-        "SingleClassWarning when one class is meant"
+        "SingleClassWarning when one class is meant",
+        # One epoch on six random images: what it samples is uniform grey, and said so.
+        "synthaug: warning: CVAE samples nearly blank images for class(es) ['0'], unlike its "
+        "training images: too little data or too few epochs? Look at its samples before "
+        "using them (filter ConstantSamplesWarning if this is meant)",
     ]
     assert "synthaug: warning" not in captured.out
     assert warnings.showwarning is before  # the command's display is undone
@@ -258,11 +276,20 @@ def test_cells_record_their_smallest_test_class_and_the_cli_prints_one_line(tmp_
 
 # -- progress: SyntheticDataset ----------------------------------------------------------------
 @pytest.fixture
+def terminal(capsys, monkeypatch):
+    """Captured stderr that says it is a terminal: progress bars are drawn only there.
+
+    On the class: capsys hands the test another capture object than its fixtures saw.
+    """
+    monkeypatch.setattr(type(sys.stderr), "isatty", lambda self: True)
+
+
+@pytest.fixture
 def oversampling():
     return RandomOverSampling().fit(images({"a": 5, "b": 5}))
 
 
-def test_pregeneration_shows_a_bar_on_stderr(oversampling, capsys):
+def test_pregeneration_shows_a_bar_on_stderr(oversampling, capsys, terminal):
     SyntheticDataset(oversampling, n_per_class=40, block_size=8, verbose=True)
     captured = capsys.readouterr()
     assert "SyntheticDataset:" in captured.err and "/80" in captured.err  # n of 80 samples
@@ -276,7 +303,7 @@ def test_pregeneration_is_quiet_when_not_verbose(oversampling, capsys):
     assert capsys.readouterr() == ("", "")
 
 
-def test_lazy_data_set_shows_the_bar_only_when_made_whole(oversampling, capsys):
+def test_lazy_data_set_shows_the_bar_only_when_made_whole(oversampling, capsys, terminal):
     lazy = SyntheticDataset(oversampling, n_per_class=40, pregenerate=False, verbose=True)
     lazy[0]
     assert capsys.readouterr().err == ""  # one block on demand: no bar
@@ -286,7 +313,7 @@ def test_lazy_data_set_shows_the_bar_only_when_made_whole(oversampling, capsys):
 
 # -- progress: training, private or not --------------------------------------------------------
 @pytest.mark.parametrize("dp", [None, DP(epsilon=10)], ids=["plain", "private"])
-def test_training_shows_the_same_epoch_bar_private_or_not(dp, capsys):
+def test_training_shows_the_same_epoch_bar_private_or_not(dp, capsys, terminal):
     if dp is not None:
         pytest.importorskip("opacus")
     data = images({"a": 8, "b": 8})
@@ -296,6 +323,35 @@ def test_training_shows_the_same_epoch_bar_private_or_not(dp, capsys):
     assert captured.out == ""
     make("cvae", dp=dp, epochs=2, verbose=False).fit(data)
     assert capsys.readouterr() == ("", "")
+
+
+# -- progress: no bars where stderr is no terminal ---------------------------------------------
+def test_no_bar_when_stderr_is_not_a_terminal(oversampling, capsys):
+    # Redirected to a file or a pipe, a bar is kilobytes of carriage returns: none is drawn.
+    SyntheticDataset(oversampling, n_per_class=40, block_size=8, verbose=True)
+    make("cvae", epochs=2, verbose=True).fit(images({"a": 8, "b": 8}))
+    assert capsys.readouterr() == ("", "")
+
+
+def test_train_writes_no_bar_into_a_log(tmp_path):
+    # The command as a user runs it with stderr to a file: the one line of its output is on
+    # stdout, and nothing, not a bar's redraws (about 10 KB before), is in the log.
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = tmp_path / "m.safetensors"
+    argv = ["train", "--data", "digits", "--model", "cvae", "--out", str(out), "--epochs", "2"]
+    argv += ["--param", "hidden_dims=[16]", "--param", "latent_dim=2", "--device", "cpu"]
+    with open(tmp_path / "log", "w") as log:
+        done = subprocess.run(
+            [sys.executable, "-m", "synthaug.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            env=env,
+            text=True,
+            timeout=600,
+        )
+    assert done.returncode == 0, (tmp_path / "log").read_text()
+    assert "saved" in done.stdout
+    assert (tmp_path / "log").read_text() == ""
 
 
 # -- progress: synthaug evaluate ---------------------------------------------------------------

@@ -15,7 +15,7 @@ from synthaug.errors import (
     NotFittedError,
     UnknownClassError,
 )
-from synthaug.generators import CVAE
+from synthaug.generators import CVAE, create_generator
 
 
 @pytest.fixture(scope="module")
@@ -135,40 +135,63 @@ def test_dataloader_workers_apply_transforms_with_their_own_randomness(real):
 
 
 # -- SyntheticDataset ------------------------------------------------------------------------
-def test_synthetic_dataset_lazy_equals_pregenerated(model):
-    eager = SyntheticDataset(model, n_per_class=12, seed=3, block_size=5)
-    lazy = SyntheticDataset(model, n_per_class=12, seed=3, block_size=5, pregenerate=False)
+# A generator with keyed sampling (every synthaug family) makes any items in one call; a
+# source without it (here the example family of docs/extending.md) is read in blocks.
+# Keyed reads batch items differently from pregeneration, and a network rounds differently
+# for different batch sizes: those items agree to float rounding, block reads bit for bit.
+KEYED_ROUNDING = {"rtol": 1e-5, "atol": 1e-6}
+
+
+@pytest.fixture(scope="module")
+def block_model(real):
+    model = create_generator("tiny-means", epochs=2, verbose=False).fit(real)
+    assert not model.keyed_sampling
+    return model
+
+
+@pytest.fixture(scope="module", params=["keyed", "blocks"])
+def either(request, model, block_model):
+    return model if request.param == "keyed" else block_model
+
+
+def tolerance(model):
+    return KEYED_ROUNDING if model.keyed_sampling else {"rtol": 0, "atol": 0}
+
+
+def test_synthetic_dataset_lazy_equals_pregenerated(either):
+    eager = SyntheticDataset(either, n_per_class=12, seed=3, block_size=5)
+    lazy = SyntheticDataset(either, n_per_class=12, seed=3, block_size=5, pregenerate=False)
     assert len(eager) == len(lazy) == 120
     assert lazy.images is None and eager.class_counts() == {c: 12 for c in range(10)}
     for i in [119, 0, 37, 13, 37, -1]:  # out of order, repeated, negative
         image, label = lazy[i]
-        torch.testing.assert_close(image, eager[i][0], rtol=0, atol=0)
+        torch.testing.assert_close(image, eager[i][0], **tolerance(either))
         assert int(label) == int(eager[i][1]) == int(eager.labels[i])
     torch.testing.assert_close(lazy.to_dataset().images, eager.images, rtol=0, atol=0)
-    other_seed = SyntheticDataset(model, n_per_class=12, seed=4, block_size=5)
+    other_seed = SyntheticDataset(either, n_per_class=12, seed=4, block_size=5)
     assert not torch.equal(other_seed.images, eager.images)
 
 
-def test_synthetic_dataset_lazy_memory_is_bounded(model):
+def test_synthetic_dataset_lazy_memory_is_bounded(either):
     lazy = SyntheticDataset(
-        model, n_per_class=100_000, pregenerate=False, block_size=64, cache_blocks=2
+        either, n_per_class=100_000, pregenerate=False, block_size=64, cache_blocks=2
     )
     assert len(lazy) == 1_000_000 and len(lazy.labels) == 1_000_000
     for i in range(0, 1_000_000, 99_991):
         lazy[i]
-    assert len(lazy._cache) <= 2
+    assert len(lazy._cache) <= (0 if either.keyed_sampling else 2)
     assert int(lazy[999_999][1]) == 9
 
 
-def test_synthetic_dataset_counts_by_name_and_dataloader_workers(model):
-    lazy = SyntheticDataset(model, counts={"2": 10, 7: 6}, pregenerate=False, block_size=4)
+def test_synthetic_dataset_counts_by_name_and_dataloader_workers(either):
+    lazy = SyntheticDataset(either, counts={"2": 10, 7: 6}, pregenerate=False, block_size=4)
     assert lazy.class_counts() == {c: {2: 10, 7: 6}.get(c, 0) for c in range(10)}
     loader = DataLoader(lazy, batch_size=5, num_workers=2, shuffle=False)
     images = torch.cat([x for x, _ in loader])
     labels = torch.cat([y for _, y in loader])
     assert labels.tolist() == [2] * 10 + [7] * 6
-    eager = SyntheticDataset(model, counts={"2": 10, 7: 6}, block_size=4)
-    torch.testing.assert_close(images, eager.images, rtol=0, atol=0)
+    eager = SyntheticDataset(either, counts={"2": 10, 7: 6}, block_size=4)
+    torch.testing.assert_close(images, eager.images, **tolerance(either))
 
 
 def test_synthetic_dataset_transform(model):
@@ -188,6 +211,8 @@ def test_synthetic_dataset_transform(model):
         ({"counts": {1: -2}}, InvalidParameterError, "non-negative"),
         ({"n_per_class": 2, "block_size": 0}, InvalidParameterError, "block_size"),
         ({"n_per_class": 2, "seed": -1}, InvalidParameterError, "seed"),
+        ({"n_per_class": 2, "seed": 2**64, "pregenerate": False}, InvalidParameterError, "below 2"),
+        ({"n_per_class": 2**40 + 1, "pregenerate": False}, InvalidParameterError, "2\\*\\*40"),
     ],
 )
 def test_synthetic_dataset_bad_arguments(model, kwargs, error, match):
@@ -206,9 +231,14 @@ def test_synthetic_dataset_needs_a_fitted_generator(model):
 
 
 def _direct_samples(model, ds):
-    """Every item of ``ds`` made by ``model.sample`` directly, following the documented seeds."""
+    """Every item of ``ds`` made by ``model.sample`` directly, following the documented seeds
+    (keys for a generator with keyed sampling, blocks for another source)."""
     parts = []
     for c, n in sorted(ds.counts.items()):
+        if model.keyed_sampling:
+            keys = c * 2**40 + torch.arange(n)
+            parts.append(model.sample(n, y=c, seed=ds.seed, keys=keys)[0])
+            continue
         for b in range(-(-n // ds.block_size)):
             size = min(ds.block_size, n - b * ds.block_size)
             seed = int(np.random.SeedSequence([ds.seed, c, b]).generate_state(1)[0])
@@ -216,17 +246,17 @@ def _direct_samples(model, ds):
     return torch.cat(parts)
 
 
-def test_on_demand_batches_and_pregeneration_return_the_items_of_sample(model):
+def test_on_demand_batches_and_pregeneration_return_the_items_of_sample(block_model):
     lazy = SyntheticDataset(
-        model,
+        block_model,
         counts={0: 13, 3: 7, 9: 11},
         seed=5,
         block_size=4,
         cache_blocks=3,
         pregenerate=False,
     )
-    eager = SyntheticDataset(model, counts={0: 13, 3: 7, 9: 11}, seed=5, block_size=4)
-    expected = _direct_samples(model, lazy)
+    eager = SyntheticDataset(block_model, counts={0: 13, 3: 7, 9: 11}, seed=5, block_size=4)
+    expected = _direct_samples(block_model, lazy)
     torch.testing.assert_close(eager.images, expected, rtol=0, atol=0)
     sampler = lazy.batch_sampler(5, seed=1)
     loader = DataLoader(lazy, batch_sampler=sampler)
@@ -258,13 +288,85 @@ def iter_batches(sampler, epoch):
     return [order[s : s + sampler.batch_size] for s in range(0, len(order), sampler.batch_size)]
 
 
-def test_batch_sampler_options(model):
-    lazy = SyntheticDataset(model, n_per_class=3, block_size=2, pregenerate=False)
+def test_batch_sampler_options(either):
+    lazy = SyntheticDataset(either, n_per_class=3, block_size=2, pregenerate=False)
     plain = lazy.batch_sampler(4, shuffle=False)
     assert list(plain)[0] == [0, 1, 2, 3] and len(plain) == 8
     assert len(lazy.batch_sampler(4, drop_last=True)) == 7
     assert all(len(b) == 4 for b in lazy.batch_sampler(4, drop_last=True))
-    with pytest.raises(InvalidParameterError, match="cache_blocks"):
-        lazy.batch_sampler(4, window=5)
     with pytest.raises(InvalidParameterError, match="batch_size"):
         lazy.batch_sampler(0)
+    if either.keyed_sampling:  # nothing is cached, so any window reads each item once
+        assert sorted(sum(lazy.batch_sampler(4, window=5), [])) == list(range(30))
+    else:
+        with pytest.raises(InvalidParameterError, match="cache_blocks"):
+            lazy.batch_sampler(4, window=5)
+
+
+# -- SyntheticDataset under a plain shuffled DataLoader (keyed sampling) ----------------------
+def positions(images, labels, eager):
+    """Where each read image lies in the pregenerated set (its nearest row, which must be
+    that item up to rounding and carry its label)."""
+    # Exact distances: the matmul form cdist takes for many rows cancels to ~1e-3 error.
+    flat, rows = images.flatten(1), eager.images.flatten(1)
+    distance = torch.cdist(flat, rows, compute_mode="donot_use_mm_for_euclid_dist")
+    where = distance.argmin(1)
+    assert bool((distance[torch.arange(len(where)), where] < 1e-4).all())
+    assert torch.equal(labels, eager.labels[where])
+    torch.testing.assert_close(images, eager.images[where], **KEYED_ROUNDING)
+    return where
+
+
+def test_keyed_items_are_the_documented_keyed_samples(model):
+    eager = SyntheticDataset(model, counts={0: 13, 3: 7, 9: 11}, seed=5, block_size=4)
+    torch.testing.assert_close(eager.images, _direct_samples(model, eager), **KEYED_ROUNDING)
+    # a class keeps its items when another class's count changes (keys are per class)
+    fewer = SyntheticDataset(model, counts={3: 7, 9: 11}, seed=5, block_size=4)
+    torch.testing.assert_close(fewer.images, eager.images[13:], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+def test_plain_shuffled_dataloader_makes_each_batch_in_one_call(model, batch_size, monkeypatch):
+    # Small blocks and cache: reading in blocks here would cost a forward pass per item.
+    lazy = SyntheticDataset(
+        model, counts={1: 40, 8: 23, 9: 30}, seed=2, pregenerate=False, block_size=4, cache_blocks=1
+    )
+    eager = SyntheticDataset(model, counts={1: 40, 8: 23, 9: 30}, seed=2, verbose=False)
+    forwards = []
+    real_sample = model._sample
+    monkeypatch.setattr(model, "_sample", lambda *a: forwards.append(len(a[0])) or real_sample(*a))
+    loader = DataLoader(lazy, batch_size=batch_size, shuffle=True)
+    epochs = []
+    for _ in range(2):
+        forwards.clear()
+        batches = list(loader)
+        assert len(forwards) == len(batches) == -(-93 // batch_size)  # one forward a batch
+        assert forwards == [len(y) for _, y in batches]
+        images, labels = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+        where = positions(images, labels, eager)
+        assert sorted(where.tolist()) == list(range(93))  # every item once per epoch
+        epochs.append(where)
+    assert not torch.equal(epochs[0], epochs[1])  # a new order each epoch, the same items
+    if batch_size > 7:
+        assert any(len(set(y.tolist())) == 3 for _, y in batches)  # batches mix the classes
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_plain_shuffled_dataloader_workers_read_the_same_items(model, persistent):
+    lazy = SyntheticDataset(model, counts={0: 25, 5: 20}, seed=7, pregenerate=False)
+    eager = SyntheticDataset(model, counts={0: 25, 5: 20}, seed=7, verbose=False)
+    loader = DataLoader(
+        lazy, batch_size=8, shuffle=True, num_workers=2, persistent_workers=persistent
+    )
+    orders = []
+    for _ in range(2):
+        batches = list(loader)
+        images, labels = torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+        where = positions(images, labels, eager)
+        assert sorted(where.tolist()) == list(range(45))
+        orders.append(where)
+    assert not torch.equal(orders[0], orders[1])
+    # the stacking-free collate hands on the same items
+    fast = DataLoader(lazy, batch_size=8, num_workers=2, collate_fn=SyntheticDataset.collate)
+    images = torch.cat([x for x, _ in fast])
+    torch.testing.assert_close(images, eager.images, **KEYED_ROUNDING)

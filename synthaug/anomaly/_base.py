@@ -18,9 +18,11 @@ from sklearn.base import clone
 from synthaug._params import (
     Estimator,
     Param,
+    Satisfies,
     boolean,
     device_like,
     int_range,
+    none_or,
     real_range,
     seed_like,
     settings_from,
@@ -69,7 +71,12 @@ class BaseDetector(Estimator):
     )
     augment_with = Param(
         None,
-        None,
+        none_or(
+            Satisfies(
+                lambda v: isinstance(v, str) or hasattr(v, "sample"),
+                "a registered generator or source name, or a source with sample()",
+            )
+        ),
         """Add synthetic normal samples to the training part: a registered generator or
         sample source name (``"cvae"``, ``"classical"``: fitted on the training part, a
         generator with this detector's seed), a generator instance (used as it is when already

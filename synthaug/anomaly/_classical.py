@@ -13,7 +13,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.neighbors import NearestNeighbors
 from sklearn.svm import OneClassSVM
 
-from synthaug._params import Param, int_range, one_of, real_range
+from synthaug._params import Param, any_of, int_range, one_of, real_range
 from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._registry import register_detector
 
@@ -40,7 +40,7 @@ class IsolationForestDetector(BaseDetector):
     n_estimators = Param(200, int_range(1), "Number of trees.")
     max_samples = Param(
         "auto",
-        None,
+        any_of(one_of("auto"), int_range(1), real_range(0, 1, low_open=True)),
         "Samples drawn to build each tree (scikit-learn's meaning).",
         type='int, float or "auto"',
     )
@@ -65,7 +65,7 @@ class OneClassSVMDetector(BaseDetector):
     )
     gamma = Param(
         "scale",
-        None,
+        any_of(one_of("scale", "auto"), real_range(0, None, low_open=True)),
         "RBF kernel width (scikit-learn's meaning).",
         type='float or "scale"',
     )

@@ -16,6 +16,7 @@ from torch import nn
 from synthaug._params import (
     Param,
     Satisfies,
+    any_of,
     boolean,
     int_range,
     int_tuple,
@@ -81,6 +82,11 @@ class DRAEMDetector(NetworkDetector):
     discriminative network (a U-Net on the input and its reconstruction) to segment the
     pasted region (focal loss). Scoring needs no simulation: the segmentation map of a test
     image, smoothed by a ``smoothing`` x ``smoothing`` mean, and its maximum.
+
+    Too few steps leave the segmentation map nearly flat, and what ranking its maximum keeps
+    is not of anomalies: it can rank normals above them. Measured on scikit-learn digits
+    with the settings of ``benchmarks/digits_anomaly.toml``: 60 steps scored AUROC 0.36-0.78
+    over normal classes 0, 4 and 8 (every image 0.30-0.35), 300 steps 0.75-0.92.
 
     Attributes
     ----------
@@ -180,7 +186,7 @@ class DRAEMDetector(NetworkDetector):
     )
     anomaly_class = Param(
         None,
-        None,
+        none_or(any_of(int_range(0), Satisfies(lambda v: isinstance(v, str), "a class name"))),
         "The source's lesion class to draw (default: its first lesion class).",
         type="int, str or None",
     )

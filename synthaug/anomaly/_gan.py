@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from synthaug._params import Default, Param, int_range, one_of, real_range
+from synthaug._params import Default, Param, int_range, int_tuple, one_of, real_range
 from synthaug._utils import resolve_device
 from synthaug.anomaly._base import NetworkDetector
 from synthaug.anomaly._registry import register_detector
@@ -47,6 +47,14 @@ class GANAnomalyDetector(NetworkDetector):
     ``||x - G(E(x))||² / D + kappa · ||f(x) - f(G(E(x)))||² / F`` where ``f`` is the critic's
     last hidden layer. All networks are multilayer perceptrons on flattened samples.
 
+    The feature residual assumes a GAN near equilibrium. Trained too briefly, the critic still
+    tells every real sample from the generator's output, so ``f(x)`` of a real normal lies far
+    from anything the generator makes and the ``"izif"`` score ranks the normal class *above*
+    the anomalies. Measured on scikit-learn digits (about 107 normals per class, batches of
+    64): 60 epochs (24 generator steps) scored AUROC 0.06-0.37 where 300 epochs scored
+    0.95-1.00; the pixel residual alone (``"izi"``) was 0.80-0.93 at 60 epochs. Budgets are in
+    passes over the data, so a smaller training set gets fewer steps.
+
     Examples
     --------
     >>> from synthaug.data import load_digits
@@ -69,7 +77,7 @@ class GANAnomalyDetector(NetworkDetector):
     )
     hidden_dims = Param(
         (256, 128),
-        None,
+        int_tuple(1),
         """Widths of the critic's and encoder's hidden layers (the generator mirrors them).""",
         type="tuple of int",
     )

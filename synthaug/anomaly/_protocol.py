@@ -22,7 +22,7 @@ from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._maps import pixel_auroc, region_overlap
 from synthaug.data import ImageDataset
 from synthaug.errors import EmptyDatasetError, InvalidDataError, InvalidParameterError
-from synthaug.metrics import mean_ci
+from synthaug.metrics import auroc_standard_error, mean_ci
 
 METRICS = ("auroc", "auprc")
 
@@ -189,8 +189,10 @@ def evaluate_one_class(
     -------
     dict
         ``normal_class`` (name), ``seed``, ``auroc``, ``auprc`` (anomalies positive),
-        ``fit_seconds``, ``n_train`` (including synthetic normals) and, when asked, the
-        per-anomaly-class AUROCs and the localisation scores.
+        ``se_auroc`` (the AUROC's standard error over test samples, DeLong et al. 1988: the
+        report's interval for a single seed), ``fit_seconds``, ``n_train`` (including
+        synthetic normals) and, when asked, the per-anomaly-class AUROCs (with
+        ``se_auroc[<class>]``) and the localisation scores.
     """
     c = _class_index(train, normal_class)
     name_c = train.classes[c]
@@ -219,6 +221,7 @@ def evaluate_one_class(
         "seed": seed,
         "auroc": float(roc_auc_score(is_anomaly, scores)),
         "auprc": float(average_precision_score(is_anomaly, scores)),
+        "se_auroc": auroc_standard_error(is_anomaly, scores),
         "fit_seconds": seconds,
         "n_train": int(fitted.n_train_),
     }
@@ -227,6 +230,9 @@ def evaluate_one_class(
             keep = (test_labels == c) | (test_labels == a)
             record[f"auroc[{test.classes[a]}]"] = float(
                 roc_auc_score(is_anomaly[keep], scores[keep])
+            )
+            record[f"se_auroc[{test.classes[a]}]"] = auroc_standard_error(
+                is_anomaly[keep], scores[keep]
             )
     if test_masks is not None and callable(getattr(fitted, "anomaly_map", None)):
         if tuple(test_masks.shape) != (len(test), 1, *test.sample_shape[1:]):

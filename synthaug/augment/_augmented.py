@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthaug._memory import check_fits_in_memory, item_bytes
+from synthaug.augment._provenance import sample_with_provenance
 from synthaug.augment._transforms import apply_transform, check_apply_to, check_transform
-from synthaug.data import ImageDataset
+from synthaug.data import ImageDataset, Provenance, real_provenance
 from synthaug.errors import InvalidDataError, InvalidParameterError, UnknownClassError
 
 _STRATEGIES = ("balance", "ratio")
@@ -62,6 +64,16 @@ class AugmentedDataset(ImageDataset):
         its ``fit``); otherwise ``None``. Train a segmentation model on ``(images, masks)``.
     synthetic_masks : torch.Tensor or None
         The synthetic items' masks alone, whenever the source makes masks.
+    provenance : list of Provenance
+        Where each item came from (:class:`~synthaug.data.Provenance`): ``"real"`` for the
+        real items, then ``added_provenance``.
+    added_provenance : list of Provenance
+        What the source reports of each added item: ``"synthetic"`` (generated) or
+        ``"derived"`` (made from real training items: copies, pasted lesions, a model's
+        variants of stored images), with the training items used where the source knows them
+        (rows of the data it was fitted on). "Synthetic" in ``synthetic_mask``,
+        ``is_synthetic`` and ``synthetic_counts`` means added by the source, whatever its
+        origin.
 
     Examples
     --------
@@ -101,20 +113,28 @@ class AugmentedDataset(ImageDataset):
                 f"{real.classes}; fit it on data with the same classes"
             )
         wanted = _synthetic_counts(real, strategy, ratio)
+        n_synthetic = sum(wanted.values())
+        # The synthetic parts and their concatenation with the real items are held at once.
+        check_fits_in_memory(
+            (2 * n_synthetic + len(real)) * item_bytes(real.sample_shape),
+            f"adding {n_synthetic:,} synthetic items to {len(real):,} real ones",
+            "ask for fewer (a lower ratio or smaller counts), or pair the real data with a "
+            "SyntheticDataset(..., pregenerate=False), which makes items as they are read",
+        )
         self.transform = check_transform(transform)
         self.apply_to = check_apply_to(apply_to)
         images, labels, masks = [real.images], [real.labels], []
+        added: list[Provenance] = []
         makes_masks = bool(getattr(generator, "makes_masks", False))
         for c, n in sorted(wanted.items()):
             if n == 0:
                 continue
-            if makes_masks:
-                synth, synth_labels, mask = generator.sample(
-                    n, y=c, seed=seed + c, return_masks=True
-                )
-                masks.append(mask)
-            else:
-                synth, synth_labels = generator.sample(n, y=c, seed=seed + c)
+            drawn = sample_with_provenance(
+                generator, n, y=c, seed=seed + c, return_masks=makes_masks
+            )
+            synth, synth_labels, *mask, made = drawn
+            masks += mask
+            added += made
             if tuple(synth.shape[1:]) != real.sample_shape:
                 raise InvalidDataError(
                     f"the generator made samples of shape {tuple(synth.shape[1:])} but the real data "
@@ -123,7 +143,6 @@ class AugmentedDataset(ImageDataset):
             images.append(synth.to(real.images.dtype))
             labels.append(synth_labels.to(torch.int64))
         # Real items keep their metadata (their source files); synthetic ones have none.
-        n_synthetic = sum(len(part) for part in labels[1:])
         meta = None if real.metadata is None else [*real.metadata, *([{}] * n_synthetic)]
         super().__init__(torch.cat(images), torch.cat(labels), real.classes, metadata=meta)
         self.n_real = len(real)
@@ -136,6 +155,7 @@ class AugmentedDataset(ImageDataset):
             known = getattr(generator, "training_masks_", None)
             if known is not None and getattr(generator, "dataset_", None) is real:
                 self.masks = torch.cat([known, self.synthetic_masks])
+        self.added_provenance = added
         self.strategy = strategy
         self.ratio = ratio
 
@@ -147,6 +167,12 @@ class AugmentedDataset(ImageDataset):
         if self.transform is not None:
             image = apply_transform(self.transform, image)
         return image, label
+
+    @property
+    def provenance(self) -> list[Provenance]:
+        """Every item's :class:`~synthaug.data.Provenance`: the real items' (built when asked
+        for, so a large real set costs nothing until then), then :attr:`added_provenance`."""
+        return [*(real_provenance(i) for i in range(self.n_real)), *self.added_provenance]
 
     def is_synthetic(self, index: int) -> bool:
         """Whether item ``index`` is a synthetic sample."""

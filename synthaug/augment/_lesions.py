@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from sklearn.base import clone
 
+from synthaug._memory import check_sample_count
 from synthaug._params import (
     Estimator,
     Param,
@@ -40,7 +42,8 @@ from synthaug._params import (
 )
 from synthaug._utils import check_seed, fitting_one_class, resolve_device, torch_generator
 from synthaug.augment._registry import register_source
-from synthaug.data import ImageDataset
+from synthaug.augment._source_files import FILE_TYPES, save_source
+from synthaug.data import ImageDataset, Provenance, SourceItem
 from synthaug.errors import (
     EmptyDatasetError,
     InvalidDataError,
@@ -49,7 +52,7 @@ from synthaug.errors import (
     ShapeMismatchError,
     UnknownClassError,
 )
-from synthaug.generators import CGAN, CVAE
+from synthaug.generators import CGAN, CVAE, BaseGenerator
 from synthaug.registry import Preset
 
 # The localizer's VAE when none is given: a close-fitting model of normal anatomy (the
@@ -66,6 +69,8 @@ _LOCALIZER_VAE = {
 # which keeps a discriminator from memorising a few dozen patches.
 _TRANSPLANT_GAN = {"epochs": 150, "diffaugment": True, "verbose": False}
 _RING = (1, 3)  # the tissue ring around a lesion: pixels 1 to 3 beyond its mask
+# A pasted lesion is rotated and scaled by interpolation, then added to its background.
+_PASTE_OPERATIONS = ("spatial-resampling", "pixel-addition")
 
 
 def _gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -134,6 +139,7 @@ def body_masks(images: torch.Tensor, threshold: float = 0.1) -> torch.Tensor:
     return torch.from_numpy(filled)
 
 
+@FILE_TYPES.register("lesion-localizer")
 class LesionLocalizer(Estimator):
     """Lesion masks from image-level labels: what a VAE of normal anatomy cannot explain.
 
@@ -263,6 +269,8 @@ class _LesionSource(Estimator):
     makes_masks = True
     # Every sample is a real normal image with lesions added (copied or generated ones).
     keeps_real_pixels = True
+    # How a sample is made, for its provenance.
+    _how = "a real normal training image with real lesions of other training images pasted in"
 
     normal_class = Param(
         "normal",
@@ -383,8 +391,138 @@ class _LesionSource(Estimator):
         self.dataset_ = dataset
         self.training_masks_ = masks & ~is_normal.view(-1, 1, 1, 1)
         self._fit_patches(images, labels, self.training_masks_, lesion_classes)
-        self._fit_backgrounds(images[is_normal])
+        self._fit_backgrounds(images[is_normal], torch.nonzero(is_normal).flatten())
         return self
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, path: str | Path, *, metadata: dict[str, Any] | None = None) -> Path:
+        """Write the fitted source to ``path`` (``.safetensors`` appended when missing).
+
+        Load it back with :func:`synthaug.load` and it samples as before, the same samples for
+        the same seed, without refitting. Like a generator's, the file holds a SHA-256 digest
+        of its header and tensors (loading refuses any edit) and nothing pickled. It holds
+        **real training pixels** (the normal backgrounds and the lesions cut from real images;
+        the header says ``keeps_real_pixels``): keep it as private as the images.
+
+        What sampling does not use stays out: the training set (``dataset_``), its masks
+        (``training_masks_``) and the fitted ``localizer_``; a loaded source has none of them.
+
+        Parameters
+        ----------
+        path : str or Path
+        metadata : dict, optional
+            JSON-able facts to keep with it; the loaded source's ``metadata_``.
+        """
+        return save_source(self, path, metadata)
+
+    def _fitted_state(self) -> dict[str, Any]:
+        """The fitted scalars sampling uses, JSON-able (the tensors are apart)."""
+        return {
+            "class_names_": self.class_names_,
+            "sample_shape_": list(self.sample_shape_),
+            "normal_label_": self.normal_label_,
+            "n_dropped_": self.n_dropped_,
+            "patch_size_": self.patch_size_,
+            "lesions_per_image_": {str(c): v for c, v in self.lesions_per_image_.items()},
+            "lesion_radius_": self.lesion_radius_,
+            "typical_radius_": self.typical_radius_,
+        }
+
+    def _fitted_tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            "patches": self.patches_,
+            "patch_rings": self.patch_rings_,
+            "patch_labels": self.patch_labels_,
+            "backgrounds": self.backgrounds_,
+            "inside": self.inside_,
+            "tissue": self.tissue_,
+        }
+
+    def _fitted_generator(self) -> BaseGenerator | None:
+        """A fitted generator the source samples from, saved with it (none here)."""
+        return None
+
+    def _restore(
+        self,
+        state: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        device: torch.device,
+        generator: BaseGenerator | None = None,
+    ) -> None:
+        """Set the fitted attributes from a file's ``state`` and ``tensors``; raise
+        ``ValueError`` (or ``KeyError``, ``TypeError``) when they do not make a source."""
+        if generator is not None:
+            raise ValueError(f"{type(self).__name__} holds no generator, but the file has one")
+        if set(tensors) != set(self._FILE_TENSORS):
+            raise KeyError(f"tensors {sorted(tensors)}, expected {sorted(self._FILE_TENSORS)}")
+        for name, dtype in self._FILE_TENSORS.items():
+            if tensors[name].dtype != dtype:
+                raise TypeError(f"tensor {name!r} is {tensors[name].dtype}, expected {dtype}")
+        self.device_ = device
+        self.class_names_ = [str(c) for c in state["class_names_"]]
+        self.sample_shape_ = tuple(int(v) for v in state["sample_shape_"])
+        self.normal_label_ = int(state["normal_label_"])
+        self.n_dropped_ = int(state["n_dropped_"])
+        self.patch_size_ = int(state["patch_size_"])
+        self.lesions_per_image_ = {
+            int(c): [int(k) for k in v] for c, v in state["lesions_per_image_"].items()
+        }
+        self.lesion_radius_ = float(state["lesion_radius_"])
+        self.typical_radius_ = float(state["typical_radius_"])
+        self.patches_ = tensors["patches"]
+        self.patch_rings_ = tensors["patch_rings"]
+        self.patch_labels_ = tensors["patch_labels"]
+        self.backgrounds_ = tensors["backgrounds"]
+        self.inside_ = tensors["inside"]
+        self.tissue_ = tensors["tissue"]
+        self._check_restored()
+
+    # What a file holds of a source, and the dtype of each.
+    _FILE_TENSORS = {
+        "patches": torch.float32,
+        "patch_rings": torch.float32,
+        "patch_labels": torch.int64,
+        "backgrounds": torch.float32,
+        "inside": torch.bool,
+        "tissue": torch.float32,
+    }
+
+    def _check_restored(self) -> None:
+        """Raise ``ValueError`` when restored fitted attributes contradict each other."""
+        shape, n_classes = self.sample_shape_, len(self.class_names_)
+        lesion_classes = set(self.lesions_per_image_)
+        n_patches, size = len(self.patches_), self.patch_size_
+        n_backgrounds = len(self.backgrounds_)
+        consistent = (
+            len(shape) == 3
+            and min(shape) >= 1
+            and 0 <= self.normal_label_ < n_classes
+            and lesion_classes
+            and lesion_classes <= set(range(n_classes)) - {self.normal_label_}
+            and all(v and min(v) >= 0 and max(v) > 0 for v in self.lesions_per_image_.values())
+            and n_patches >= 1
+            and tuple(self.patches_.shape) == (n_patches, shape[0] + 1, size, size)
+            and tuple(self.patch_rings_.shape) == (n_patches,)
+            and tuple(self.patch_labels_.shape) == (n_patches,)
+            and set(self.patch_labels_.tolist()) == lesion_classes
+            and n_backgrounds >= 1
+            and tuple(self.backgrounds_.shape) == (n_backgrounds, *shape)
+            and tuple(self.inside_.shape) == (n_backgrounds, *shape[1:])
+            and tuple(self.tissue_.shape) == (n_backgrounds, *shape[1:])
+            and bool(self.inside_.flatten(1).any(1).all())
+            and 0 < self.typical_radius_ <= self.lesion_radius_
+            and all(
+                bool(torch.isfinite(t).all())
+                for t in (self.patches_, self.patch_rings_, self.backgrounds_, self.tissue_)
+            )
+        )
+        if not consistent:
+            raise ValueError(
+                f"its fitted state is inconsistent (classes {self.class_names_}, normal label "
+                f"{self.normal_label_}, lesion classes {sorted(lesion_classes)}, sample shape "
+                f"{shape}, {n_patches} patches of {tuple(self.patches_.shape)}, "
+                f"{n_backgrounds} backgrounds of {tuple(self.backgrounds_.shape)})"
+            )
 
     # -- lesion patches ------------------------------------------------------------------
     def _fit_patches(
@@ -424,7 +562,7 @@ class _LesionSource(Estimator):
         self.patch_size_ = size
         wide = size // 2 + _RING[1]
         pad = F.pad(images, (wide, wide, wide, wide), mode="replicate")
-        patches, rings, owners = [], [], []
+        patches, rings, owners, items = [], [], [], []
         for i, m in components:
             ys, xs = np.nonzero(m)
             cy, cx = int(round(ys.mean())), int(round(xs.mean()))
@@ -442,14 +580,17 @@ class _LesionSource(Estimator):
             patches.append(torch.cat([delta, core[0]])[:, inner, inner])
             rings.append(float(level.mean()))
             owners.append(int(labels[i]))
+            items.append(i)
         self.patches_ = torch.stack(patches)
         self.patch_rings_ = torch.tensor(rings)
         self.patch_labels_ = torch.tensor(owners, dtype=torch.int64)
+        self.patch_items_ = torch.tensor(items, dtype=torch.int64)
         self.lesions_per_image_ = {c: per_image[c] for c in lesion_classes}
         self.lesion_radius_ = max(extents) / 2
         self.typical_radius_ = float(np.median(extents)) / 2
 
-    def _fit_backgrounds(self, normal: torch.Tensor) -> None:
+    def _fit_backgrounds(self, normal: torch.Tensor, items: torch.Tensor) -> None:
+        """Keep the normal images (``items``: their rows in the training data) a lesion fits in."""
         body = body_masks(normal, self.body_threshold).float()
         # A lesion's centre stays far enough inside the body for all of it to fit.
         margin = math.ceil(self.lesion_radius_) + _RING[0]
@@ -462,6 +603,7 @@ class _LesionSource(Estimator):
                 f"lower body_threshold or check that the images are in [0, 1]"
             )
         self.backgrounds_ = normal[keep]
+        self.background_items_ = items[keep]
         self.inside_ = inside[keep, 0] > 0.5
         # The tissue level at each pixel (a 3x3 mean, so noise does not decide it).
         self.tissue_ = F.avg_pool2d(
@@ -471,11 +613,18 @@ class _LesionSource(Estimator):
     # -- sampling ------------------------------------------------------------------------
     def _draw_patches(
         self, label: int, n: int, gen: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` lesion patches of class ``label`` and the tissue level each belongs in."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` lesion patches of class ``label``, the tissue level each belongs in, and the
+        training item each lesion was cut from (-1: not a real lesion)."""
         own = torch.nonzero(self.patch_labels_ == label).flatten()
         pick = own[torch.randint(len(own), (n,), generator=gen)]
-        return self.patches_[pick], self.patch_rings_[pick]
+        return self.patches_[pick], self.patch_rings_[pick], self._rows("patch_items_", pick)
+
+    def _rows(self, table: str, picked: torch.Tensor) -> torch.Tensor:
+        """The training rows of the ``picked`` patches or backgrounds; -1 each for a source
+        loaded from a file, which does not keep the rows of its training data."""
+        rows = getattr(self, table, None)
+        return torch.full_like(picked, -1) if rows is None else rows[picked]
 
     def sample(
         self,
@@ -484,6 +633,7 @@ class _LesionSource(Estimator):
         seed: int | None = None,
         *,
         return_masks: bool = False,
+        return_provenance: bool = False,
     ) -> tuple[torch.Tensor, ...]:
         """``n`` normal images of the training set with lesions of class ``y`` pasted in.
 
@@ -496,6 +646,11 @@ class _LesionSource(Estimator):
         seed : int, optional
         return_masks : bool
             Also return the pasted lesions' masks.
+        return_provenance : bool
+            Also return one :class:`~synthaug.data.Provenance` per sample: derived, from its
+            normal training image (role ``"image"``) and the training images its pasted
+            lesions were cut from (role ``"lesion"``; a generated lesion has none). A source
+            loaded from a file names no items: the file does not keep its training rows.
 
         Returns
         -------
@@ -505,11 +660,13 @@ class _LesionSource(Estimator):
             ``(n,)`` int64, all ``y``.
         masks : torch.Tensor
             Only with ``return_masks=True``: ``(n, 1, H, W)`` bool, the pasted lesions.
+        provenance : list of Provenance
+            Only with ``return_provenance=True``.
         """
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise InvalidParameterError(f"n must be a positive integer, got {n!r}")
+        # The images, their masks and the full-size maps of each pasting round.
+        n = check_sample_count(n, self.sample_shape_, copies=6)
         label = _resolve_class(y, self.class_names_, "y")
         if label == self.normal_label_:
             raise InvalidParameterError(
@@ -526,9 +683,11 @@ class _LesionSource(Estimator):
         images = self.backgrounds_[bg].clone()
         occupied = torch.zeros(n, 1, *images.shape[-2:])
         out_masks = torch.zeros(n, 1, *images.shape[-2:], dtype=torch.bool)
+        donors = []
         for k in range(int(count.max())):
             active = count > k
-            patches, rings = self._draw_patches(label, n, gen)
+            patches, rings, donor = self._draw_patches(label, n, gen)
+            donors.append(torch.where(active, donor, -1))
             delta, core = self._paste(images.shape, patches, rings, bg, occupied, gen)
             delta, core = delta * active.view(-1, 1, 1, 1), core * active.view(-1, 1, 1, 1)
             images = images + delta
@@ -536,7 +695,20 @@ class _LesionSource(Estimator):
             occupied = torch.maximum(occupied, (core > 0).float())
         images = images.clamp_(0.0, 1.0)
         labels = torch.full((n,), label, dtype=torch.int64)
-        return (images, labels, out_masks) if return_masks else (images, labels)
+        out = (images, labels, out_masks) if return_masks else (images, labels)
+        if return_provenance:
+            out += (self._provenance(self._rows("background_items_", bg), torch.stack(donors, 1)),)
+        return out
+
+    def _provenance(self, backgrounds: torch.Tensor, donors: torch.Tensor) -> list[Provenance]:
+        """Per sample: its background's training item, then its real lesions' donors (once each)."""
+        records = []
+        for background, row in zip(backgrounds.tolist(), donors.tolist(), strict=True):
+            lesions = dict.fromkeys(d for d in row if d >= 0)
+            image = (SourceItem(background, "image"),) if background >= 0 else ()
+            items = (*image, *(SourceItem(d, "lesion") for d in lesions))
+            records.append(Provenance("derived", self._how, items, _PASTE_OPERATIONS))
+        return records
 
     def _paste(
         self,
@@ -619,6 +791,7 @@ def _check_masks(masks: Any, images: torch.Tensor) -> torch.Tensor:
 
 
 @register_source("copy-paste")
+@FILE_TYPES.register("copy-paste")
 class CopyPaste(_LesionSource):
     """Real lesions cut from lesion images and pasted into normal images (lesion-level
     copy-paste, in the spirit of Ghiasi et al., CVPR 2021, and of lesion mixing such as
@@ -637,6 +810,10 @@ class CopyPaste(_LesionSource):
     patches_ : torch.Tensor
         The lesion patches: what each lesion adds to its surroundings (C channels) and its
         mask (one channel).
+    patch_items_ : torch.Tensor
+        The training item each patch was cut from (its row in the fitted dataset).
+    background_items_ : torch.Tensor
+        The training items (rows) of the normal images lesions are pasted into.
     localizer_ : LesionLocalizer
         When the masks were localised.
 
@@ -658,6 +835,7 @@ class CopyPaste(_LesionSource):
     """
 
 
+@FILE_TYPES.register("lesion-transplant")
 class LesionTransplant(_LesionSource):
     """Generated lesions transplanted into normal images.
 
@@ -700,6 +878,11 @@ class LesionTransplant(_LesionSource):
         """Cloned and fitted on the patches with this source's seed and device. ``None``:
         ``CGAN(epochs=150, diffaugment=True)``.""",
     )
+    _how = (
+        "a real normal training image with generated lesions pasted in (a real lesion of "
+        "another training image where a generated one came out blank)"
+    )
+
     min_lesion_area = Param(
         3,
         int_range(1),
@@ -735,11 +918,50 @@ class LesionTransplant(_LesionSource):
         self.n_replaced_ = 0
         return self
 
+    def _fitted_state(self) -> dict[str, Any]:
+        return {
+            **super()._fitted_state(),
+            "delta_scale_": self.delta_scale_,
+            "patch_classes_": self.patch_classes_,
+        }
+
+    def _fitted_generator(self) -> BaseGenerator | None:
+        return self.generator_
+
+    def _restore(
+        self,
+        state: dict[str, Any],
+        tensors: dict[str, torch.Tensor],
+        device: torch.device,
+        generator: BaseGenerator | None = None,
+    ) -> None:
+        if generator is None:
+            raise ValueError("a LesionTransplant samples from its generator; the file has none")
+        super()._restore(state, tensors, device)
+        self.delta_scale_ = float(state["delta_scale_"])
+        self.patch_classes_ = [str(c) for c in state["patch_classes_"]]
+        expected = [self.class_names_[c] for c in sorted(self.lesions_per_image_)]
+        size = self.patch_size_
+        patch_shape = (self.sample_shape_[0] + 1, size, size)
+        if not (
+            0 < self.delta_scale_ < math.inf
+            and self.patch_classes_ == expected
+            and tuple(generator.sample_shape_) == patch_shape
+            and generator.n_classes_ == len(expected)
+        ):
+            raise ValueError(
+                f"its generator (classes {generator.class_names_}, sample shape "
+                f"{tuple(generator.sample_shape_)}) does not make its lesion patches (classes "
+                f"{expected}, shape {patch_shape}), or delta_scale_={self.delta_scale_}"
+            )
+        self.generator_ = generator
+        self.n_replaced_ = 0
+
     def _draw_patches(
         self, label: int, n: int, gen: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.sample_shape_[0]
-        real, rings = super()._draw_patches(label, n, gen)
+        real, rings, donors = super()._draw_patches(label, n, gen)
         seed = int(torch.randint(2**62, (1,), generator=gen))
         y = sorted(self.lesions_per_image_).index(label)
         made, _ = self.generator_.sample(n, y=y, seed=seed)
@@ -751,7 +973,9 @@ class LesionTransplant(_LesionSource):
         blank = core.flatten(1).sum(1) < self.min_lesion_area
         patches[blank] = real[blank]
         self.n_replaced_ = int(blank.sum())
-        return patches, rings
+        # Only a replaced patch is a real lesion; the rest are generated (the real lesion drawn
+        # gave them no pixels, only the tissue level they are placed by).
+        return patches, rings, torch.where(blank, donors, -1)
 
 
 # Flat keywords from configs and the command line: generator parameters go to the generator.

@@ -8,18 +8,25 @@ from typing import Any
 import numpy as np
 import torch
 from imblearn.over_sampling.base import BaseOverSampler
-from imblearn.utils import check_target_type
+from imblearn.utils import check_sampling_strategy, check_target_type
 from scipy import sparse
 from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import InvalidParameterError as SklearnInvalidParameterError
 from sklearn.utils.validation import validate_data
 
 from synthaug._params import configure
 from synthaug._utils import warn
 from synthaug.data import ImageDataset
+from synthaug.data._dataset import integer_labels
 from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
 from synthaug.generators import GENERATORS
+
+
+class SamplerParameterError(InvalidParameterError, SklearnInvalidParameterError):
+    """A bad parameter of :class:`GenerativeOverSampler`: synthaug's error type, and also
+    scikit-learn's ``InvalidParameterError``, which imbalanced-learn users may catch."""
 
 
 class GenerativeOverSampler(BaseOverSampler):
@@ -118,6 +125,38 @@ class GenerativeOverSampler(BaseOverSampler):
         self.random_state = random_state
 
     # -- validation -------------------------------------------------------------------------
+    def fit_resample(self, X: Any, y: Any, **params: Any) -> tuple[Any, Any]:
+        """Fit the generator on ``(X, y)`` and return them with the new samples appended.
+
+        Raises
+        ------
+        InvalidParameterError
+            A parameter breaks imbalanced-learn's or scikit-learn's rules (the error is
+            synthaug's type and scikit-learn's ``InvalidParameterError`` at once).
+        InvalidDataError
+            ``X`` or ``y`` are unusable: labels that are not whole numbers, NaN values, a
+            single class.
+        """
+        self._check_parameters(y)
+        return super().fit_resample(X, y, **params)
+
+    def fit(self, X: Any, y: Any, **params: Any) -> GenerativeOverSampler:
+        """Check the inputs and the sampling strategy (imbalanced-learn's ``fit``); use
+        :meth:`fit_resample`."""
+        self._check_parameters(y)
+        return super().fit(X, y, **params)
+
+    def _check_parameters(self, y: Any) -> None:
+        """Our error types, before imbalanced-learn's checks raise scikit-learn's."""
+        try:
+            self._validate_params()
+        except SklearnInvalidParameterError as exc:
+            raise SamplerParameterError(str(exc)) from None
+        labels = np.asarray(y) if not sparse.issparse(y) else None
+        if labels is not None and np.issubdtype(labels.dtype, np.floating):
+            # scikit-learn calls 0.37 a "continuous" target; say what is wrong with it.
+            integer_labels(labels.reshape(-1), "y")
+
     def _check_X_y(self, X: Any, y: Any, accept_sparse: Any = None) -> tuple:
         y, binarize_y = check_target_type(y, indicate_one_vs_all=True)
         try:
@@ -144,6 +183,12 @@ class GenerativeOverSampler(BaseOverSampler):
                 f"y holds {n_classes} class; over-sampling needs more than 1 class (a single "
                 f"class has no minority to top up)"
             )
+        try:  # what imbalanced-learn checks next, with its ValueError
+            check_sampling_strategy(self.sampling_strategy, y, self._sampling_type)
+        except ValueError as exc:
+            raise SamplerParameterError(
+                f"sampling_strategy={self.sampling_strategy!r} does not fit y: {exc}"
+            ) from None
         return X, y, binarize_y
 
     def _sample_shape(self, X: Any) -> tuple[int, ...]:

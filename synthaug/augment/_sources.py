@@ -9,6 +9,7 @@ They are the baselines every generator is measured against.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import albumentations as A
@@ -17,10 +18,12 @@ import torch
 from imblearn.over_sampling import SMOTE
 from sklearn.base import clone
 
+from synthaug._memory import check_sample_count
 from synthaug._params import REQUIRED, Estimator, Param, Satisfies, boolean, int_range, none_or
 from synthaug._utils import check_seed, warn
+from synthaug.augment._provenance import sample_with_provenance
 from synthaug.augment._registry import register_source
-from synthaug.data import ImageDataset
+from synthaug.data import ImageDataset, Provenance, SourceItem
 from synthaug.errors import (
     EmptyDatasetError,
     InvalidDataError,
@@ -52,13 +55,22 @@ class _ResamplingSource(Estimator):
         return self
 
     def sample(
-        self, n: int, y: int | str, seed: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``n`` samples of class ``y`` (a label or a class name)."""
+        self,
+        n: int,
+        y: int | str,
+        seed: int | None = None,
+        *,
+        return_provenance: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
+        """Draw ``n`` samples of class ``y`` (a label or a class name).
+
+        With ``return_provenance=True`` a third value lists one
+        :class:`~synthaug.data.Provenance` per sample: derived, from the training item drawn.
+        """
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
-        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-            raise InvalidParameterError(f"n must be a positive integer, got {n!r}")
+        # The drawn images, then the copy (or transform) of them returned.
+        n = check_sample_count(n, self.sample_shape_, copies=2)
         label = self.class_names_.index(y) if isinstance(y, str) and y in self.class_names_ else y
         if not isinstance(label, int) or not len(self.indices_.get(label, ())):
             raise UnknownClassError(
@@ -67,10 +79,21 @@ class _ResamplingSource(Estimator):
         rng = np.random.default_rng(check_seed(seed))
         picked = rng.choice(self.indices_[label], size=n, replace=True)
         images = self._transform(self.dataset_.images[torch.from_numpy(picked)], rng)
-        return images, torch.full((n,), label, dtype=torch.int64)
+        labels = torch.full((n,), label, dtype=torch.int64)
+        if not return_provenance:
+            return images, labels
+        how, operations = self._derivation()
+        provenance = [
+            Provenance("derived", how, (SourceItem(int(i), "image"),), operations) for i in picked
+        ]
+        return images, labels, provenance
 
     def _transform(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         return images.clone()
+
+    def _derivation(self) -> tuple[str, tuple[str, ...]]:
+        """How a sample is made from its training item, and the image operations named."""
+        return "a copy of a real training image", ()
 
 
 @register_source("random-oversampling")
@@ -136,6 +159,15 @@ class ClassicalAugmentation(_ResamplingSource):
         )
         return self
 
+    def _derivation(self) -> tuple[str, tuple[str, ...]]:
+        if self.transform is None:
+            # The default pipeline's affine warp interpolates: a spatial resampling.
+            return (
+                "a real training image with random affine jitter and noise",
+                ("spatial-resampling",),
+            )
+        return "a real training image passed through a user's albumentations pipeline", ()
+
     def _transform(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         if hasattr(self.transform_, "set_random_seed"):
             self.transform_.set_random_seed(int(rng.integers(0, 2**31 - 1)))
@@ -193,11 +225,24 @@ class SMOTESource(_ResamplingSource):
         return self
 
     def sample(
-        self, n: int, y: int | str, seed: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Interpolate ``n`` new samples of class ``y`` (a label or a class name)."""
+        self,
+        n: int,
+        y: int | str,
+        seed: int | None = None,
+        *,
+        return_provenance: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
+        """Interpolate ``n`` new samples of class ``y`` (a label or a class name).
+
+        With ``return_provenance=True`` a third value lists one
+        :class:`~synthaug.data.Provenance` per sample: derived from the two training items it
+        lies between (``"image"``, the one it starts from, and ``"blend"``, its neighbour).
+        """
         if not self.is_fitted:
             raise NotFittedError("SMOTESource is not fitted; call fit(dataset) first")
+        # imbalanced-learn returns the new rows in float64 beside the data, then they are
+        # clipped (float64) and made float32: four float32-sized copies at once.
+        n = check_sample_count(n, self.sample_shape_, copies=4)
         label = self.class_names_.index(y) if isinstance(y, str) and y in self.class_names_ else y
         have = self.counts_.get(label, 0) if isinstance(label, int) else 0
         if have == 0:
@@ -209,7 +254,7 @@ class SMOTESource(_ResamplingSource):
             )
         x = self.dataset_.flat()
         labels = self.dataset_.labels.numpy()
-        sampler = SMOTE(
+        sampler = _PairRecordingSMOTE(
             sampling_strategy={label: have + n},
             k_neighbors=min(self.k_neighbors, have - 1),
             random_state=check_seed(seed) % 2**32,
@@ -218,7 +263,45 @@ class SMOTESource(_ResamplingSource):
         # imbalanced-learn appends the synthetic rows after the original ones.
         synth = np.clip(x_new[len(x) :], 0.0, 1.0).astype(np.float32)
         images = torch.from_numpy(synth).reshape(n, *self.dataset_.sample_shape)
-        return images, torch.full((n,), label, dtype=torch.int64)
+        out_labels = torch.full((n,), label, dtype=torch.int64)
+        if not return_provenance:
+            return images, out_labels
+        # The pair's rows index the class's items, in dataset order (imbalanced-learn's X_class).
+        members = np.flatnonzero(labels == label)
+        base, other = sampler.pairs_
+        how = "a pixel-wise interpolation between two real training images of the class (SMOTE)"
+        provenance = [
+            Provenance(
+                "derived",
+                how,
+                (SourceItem(int(members[i]), "image"), SourceItem(int(members[j]), "blend")),
+            )
+            for i, j in zip(base.tolist(), other.tolist(), strict=True)
+        ]
+        return images, out_labels, provenance
+
+
+class _PairRecordingSMOTE(SMOTE):
+    """imbalanced-learn's SMOTE, keeping which two items each new sample lies between.
+
+    ``_generate_samples`` is where imbalanced-learn (0.14) turns the drawn ``rows`` and
+    neighbour ``cols`` into samples; recording them there leaves the samples exactly as
+    SMOTE's. ``pairs_`` is ``(base rows, neighbour rows)`` into the one class resampled.
+    """
+
+    def _generate_samples(
+        self,
+        X: Any,
+        nn_data: Any,
+        nn_num: np.ndarray,
+        rows: np.ndarray,
+        cols: np.ndarray,
+        steps: Any,
+        y_type: Any = None,
+        y: Any = None,
+    ) -> Any:
+        self.pairs_ = (np.asarray(rows), np.asarray(nn_num[rows, cols]))
+        return super()._generate_samples(X, nn_data, nn_num, rows, cols, steps, y_type, y)
 
 
 class MixedSource(Estimator):
@@ -271,6 +354,11 @@ class MixedSource(Estimator):
         # A source that does not say is not taken to make new pixels.
         return any(getattr(s, "keeps_real_pixels", True) for s in self.sources)
 
+    @property
+    def exemplar_conditioned(self) -> bool:
+        """Whether any of the sources samples variants of stored training images."""
+        return any(getattr(s, "exemplar_conditioned", False) for s in self.sources)
+
     def fit(self, dataset: ImageDataset) -> MixedSource:
         self.check_params()
         if self.prefit:
@@ -283,21 +371,43 @@ class MixedSource(Estimator):
         else:
             self.sources_ = [clone(s).fit(dataset) for s in self.sources]
         self.class_names_ = list(dataset.classes)
+        self.sample_shape_ = tuple(dataset.sample_shape)
         return self
 
     def sample(
-        self, n: int, y: int | str, seed: int | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Draw ``n`` samples of class ``y``, shared among the sources."""
+        self,
+        n: int,
+        y: int | str,
+        seed: int | None = None,
+        *,
+        return_provenance: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
+        """Draw ``n`` samples of class ``y``, shared among the sources.
+
+        With ``return_provenance=True`` a third value lists each sample's
+        :class:`~synthaug.data.Provenance`, as its source reported it (without training items
+        when ``prefit``: the sources may have been fitted on other data).
+        """
         if not self.is_fitted:
             raise NotFittedError("MixedSource is not fitted; call fit(dataset) first")
+        # Each source's part, then their concatenation.
+        n = check_sample_count(n, self.sample_shape_, copies=2)
         seed = check_seed(seed)
         k = len(self.sources_)
         share = [n // k + (i < n % k) for i in range(k)]
-        images, labels = [], []
+        images, labels, provenance = [], [], []
         for i, (source, m) in enumerate(zip(self.sources_, share, strict=True)):
-            if m:
+            if not m:
+                continue
+            if return_provenance:
+                im, lab, prov = sample_with_provenance(source, m, y=y, seed=seed + 7919 * i)
+                provenance += prov
+            else:
                 im, lab = source.sample(m, y=y, seed=seed + 7919 * i)
-                images.append(im.to(torch.float32))
-                labels.append(lab.to(torch.int64))
-        return torch.cat(images), torch.cat(labels)
+            images.append(im.to(torch.float32))
+            labels.append(lab.to(torch.int64))
+        if not return_provenance:
+            return torch.cat(images), torch.cat(labels)
+        if self.prefit:
+            provenance = [replace(p, items=()) for p in provenance]
+        return torch.cat(images), torch.cat(labels), provenance

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -10,27 +9,42 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler, default_collate
-from tqdm.auto import tqdm
 
+from synthaug._memory import check_fits_in_memory, item_bytes
+from synthaug._utils import progress_bar
 from synthaug.augment._transforms import apply_transform, check_transform
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError, NotFittedError, UnknownClassError
+
+# Keys of items: class * _CLASS_STRIDE + index within the class, so a class's items do not move
+# when another class's count changes, and no two items share a key.
+_CLASS_STRIDE = 1 << 40
 
 
 class SyntheticDataset(Dataset):
     """Samples of a fitted generator as a ``torch.utils.data.Dataset``.
 
-    Items are laid out class by class (all of the smallest label first). They are generated in
-    blocks of ``block_size`` samples of one class: block ``b`` of class ``c`` is
-    ``generator.sample(size, y=c, seed=s)`` with
-    ``s = numpy.random.SeedSequence([seed, c, b]).generate_state(1)[0]``, so item ``i`` is the
-    same sample every time it is read, in any process, whether the data set was pregenerated or
-    not.
+    Items are laid out class by class (all of the smallest label first). Item ``k`` of class
+    ``c`` depends only on ``(seed, c, k)``, so it is the same sample every time it is read, in
+    any order, batch, process or ``DataLoader`` worker, whether the data set was pregenerated
+    or not:
 
-    A shuffled ``DataLoader`` over an on-demand data set should read it through
-    :meth:`batch_sampler`, which shuffles whole blocks and the items within a few blocks at a
-    time, so every block is generated once per epoch; plain ``shuffle=True`` generates a block
-    for almost every item.
+    - from a generator with keyed sampling (``keyed_sampling``: every synthaug generator), it
+      is ``generator.sample(1, y=c, seed=seed, keys=[c * 2**40 + k])``. Reading any items is
+      one ``sample`` call, one batched forward pass, so a plain
+      ``DataLoader(dataset, batch_size=64, shuffle=True)`` over an on-demand data set makes
+      each batch in one forward pass (``benchmarks/perf.py``: 1.9x the time of as many
+      ``sample(64)`` calls with the 8x8 digits CVAE, whose forward pass is small beside the
+      DataLoader's own cost). Reads in batches of different sizes agree up to float rounding
+      (networks round differently for different batch sizes);
+    - from any other sample source (the resampling baselines, the lesion sources), items are
+      made in blocks of ``block_size`` samples of one class: block ``b`` of class ``c`` is
+      ``generator.sample(size, y=c, seed=s)`` with
+      ``s = numpy.random.SeedSequence([seed, c, b]).generate_state(1)[0]``. A shuffled
+      ``DataLoader`` over such an on-demand data set should read it through
+      :meth:`batch_sampler`, which shuffles whole blocks and the items within a few blocks at
+      a time, so every block is generated once per epoch; plain ``shuffle=True`` generates a
+      block for almost every item.
 
     Parameters
     ----------
@@ -44,15 +58,14 @@ class SyntheticDataset(Dataset):
     seed : int
         Seed of the whole data set.
     pregenerate : bool
-        True generates everything now and keeps it in memory (fast reads). False generates a
-        block when one of its items is read and keeps only the last ``cache_blocks`` blocks, so
-        memory stays constant however large the data set is.
+        True generates everything now and keeps it in memory (fast reads). False generates
+        items when they are read, so memory stays constant however large the data set is.
     block_size : int
-        Samples generated together. Sequential or batched reads (``DataLoader`` uses
-        ``__getitems__``) generate each block once per batch; shuffled reads of an on-demand
-        data set cost a block per item unless they go through :meth:`batch_sampler`.
+        Samples generated together while pregenerating; for a source without keyed sampling,
+        also the block items are made in on demand.
     cache_blocks : int
-        Blocks kept when ``pregenerate=False``.
+        Blocks kept when ``pregenerate=False`` (sources without keyed sampling only; keyed
+        reads keep nothing).
     transform : callable, optional
         albumentations ``Compose`` or torchvision v2 transform applied to each item when read.
     verbose : bool
@@ -79,9 +92,7 @@ class SyntheticDataset(Dataset):
     >>> tuple(image.shape), int(label), bool((lazy[3500][0] == image).all())
     ((1, 8, 8), 3, True)
     >>> from torch.utils.data import DataLoader
-    >>> loader = DataLoader(
-    ...     lazy, batch_sampler=lazy.batch_sampler(64, seed=0), collate_fn=lazy.collate
-    ... )
+    >>> loader = DataLoader(lazy, batch_size=64, shuffle=True)  # one forward pass a batch
     >>> images, labels = next(iter(loader))
     >>> tuple(images.shape)
     (64, 1, 8, 8)
@@ -112,8 +123,15 @@ class SyntheticDataset(Dataset):
         for name, value, low in (("block_size", block_size, 1), ("cache_blocks", cache_blocks, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidParameterError(f"{name} must be an integer >= {low}, got {value!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
+        if (
+            isinstance(seed, bool)
+            or not isinstance(seed, (int, np.integer))
+            or not 0 <= seed < 2**64
+        ):
+            # 2**64: the items are sampled with this seed, and sample() takes 64-bit seeds.
+            raise InvalidParameterError(
+                f"seed must be a non-negative integer below 2**64, got {seed!r}"
+            )
         self.generator = generator
         self.classes = [str(c) for c in names]
         known = getattr(generator, "classes_", range(len(self.classes)))
@@ -124,12 +142,28 @@ class SyntheticDataset(Dataset):
         self.transform = check_transform(transform)
         self.pregenerate = pregenerate
         self.verbose = verbose
+        # A source says whether it samples by key (BaseGenerator.keyed_sampling); one that does
+        # not say is read in blocks, which needs only sample(n, y=, seed=).
+        self._keyed = bool(getattr(generator, "keyed_sampling", False))
+        too_many = {self.classes[c]: n for c, n in self.counts.items() if n > _CLASS_STRIDE}
+        if too_many:
+            raise InvalidParameterError(
+                f"at most 2**40 samples a class (the items' keys hold the index within the "
+                f"class), got {too_many}"
+            )
         present = [(c, n) for c, n in sorted(self.counts.items()) if n > 0]
         self._labels = np.array([c for c, _ in present], dtype=np.int64)
         self._ends = np.cumsum([n for _, n in present], dtype=np.int64)
+        self._starts = self._ends - np.array([n for _, n in present], dtype=np.int64)
         self._cache: OrderedDict[tuple[int, int], torch.Tensor] = OrderedDict()
         self.images: torch.Tensor | None = None
         if pregenerate:
+            # Its blocks and their concatenation are held at once: refused before the first.
+            check_fits_in_memory(
+                2 * len(self) * item_bytes(self._sample_shape()),
+                f"pregenerating {len(self):,} synthetic items",
+                "pass pregenerate=False, which makes items as they are read",
+            )
             self.images = self._generate_all()
 
     # -- the torch Dataset protocol ---------------------------------------------------------
@@ -137,10 +171,14 @@ class SyntheticDataset(Dataset):
         return int(self._ends[-1]) if len(self._ends) else 0
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.__getitems__([index])[0]
+        batch = self.__getitems__([index])
+        if isinstance(batch, ItemBatch):
+            return batch.images[0], batch.labels[0]
+        return batch[0]
 
     def __getitems__(self, indices: Sequence[int]) -> Sequence[tuple[torch.Tensor, torch.Tensor]]:
-        """Read several items, generating each block they need once (DataLoader calls this).
+        """Read several items (``DataLoader`` calls this for a batch): one keyed ``sample`` call
+        for all of them, or, from a source without keyed sampling, each block they need once.
 
         Returns a sequence of ``(image, label)`` pairs; without a transform it holds them as two
         stacked tensors (:class:`ItemBatch`), which :meth:`collate` passes on without copying.
@@ -151,24 +189,13 @@ class SyntheticDataset(Dataset):
             raise IndexError(f"index out of range for {n} items")
         idx = idx % max(n, 1)
         pos = np.searchsorted(self._ends, idx, side="right")
-        starts = self._ends[pos] - np.array([self.counts[c] for c in self._labels[pos]])
-        within = idx - starts
+        within = idx - self._starts[pos]
         if self.images is not None:
             images = self.images[torch.from_numpy(idx)]
+        elif self._keyed:
+            images = self._make_items(self._labels[pos], within)
         else:
-            images = torch.empty((len(idx), *self._sample_shape()))
-            blocks = within // self.block_size
-            # Each block a read needs is made once, the cached ones read first, so that making
-            # the others cannot evict a block this read still needs.
-            needed: dict[tuple[int, int], np.ndarray] = {}
-            for p, b in set(zip(pos.tolist(), blocks.tolist(), strict=True)):
-                needed[(int(self._labels[p]), b)] = np.flatnonzero((pos == p) & (blocks == b))
-            for label, b in sorted(needed, key=lambda k: (k not in self._cache, k)):
-                rows = needed[(label, b)]
-                block = self._block(label, b)
-                images[torch.from_numpy(rows)] = block[
-                    torch.from_numpy(within[rows] - b * self.block_size)
-                ]
+            images = self._read_blocks(pos, within)
         labels = torch.from_numpy(self._labels[pos])
         if self.transform is None:
             return ItemBatch(images, labels)
@@ -176,6 +203,23 @@ class SyntheticDataset(Dataset):
             (apply_transform(self.transform, image), label)
             for image, label in zip(images, labels, strict=True)
         ]
+
+    def _read_blocks(self, pos: np.ndarray, within: np.ndarray) -> torch.Tensor:
+        """The items at ``within`` of the classes at ``pos``, from their (cached) blocks."""
+        images = torch.empty((len(pos), *self._sample_shape()))
+        blocks = within // self.block_size
+        # Each block a read needs is made once, the cached ones read first, so that making
+        # the others cannot evict a block this read still needs.
+        needed: dict[tuple[int, int], np.ndarray] = {}
+        for p, b in set(zip(pos.tolist(), blocks.tolist(), strict=True)):
+            needed[(int(self._labels[p]), b)] = np.flatnonzero((pos == p) & (blocks == b))
+        for label, b in sorted(needed, key=lambda k: (k not in self._cache, k)):
+            rows = needed[(label, b)]
+            block = self._block(label, b)
+            images[torch.from_numpy(rows)] = block[
+                torch.from_numpy(within[rows] - b * self.block_size)
+            ]
+        return images
 
     @staticmethod
     def collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
@@ -219,7 +263,9 @@ class SyntheticDataset(Dataset):
     ) -> BlockBatchSampler:
         """A ``DataLoader`` batch sampler that reads this data set block by block.
 
-        Each epoch it shuffles the blocks (interleaving the classes, so consecutive blocks are
+        It pays off for an on-demand data set of a source without keyed sampling; with a
+        generator that samples by key, plain ``shuffle=True`` is as fast and mixes every
+        class into every batch (the sampler still works, for code written for it). Each epoch it shuffles the blocks (interleaving the classes, so consecutive blocks are
         of different classes), takes them ``window`` at a time, shuffles the items of those
         blocks together and cuts them into batches: every block is generated once per epoch
         and a batch mixes up to ``window`` classes. Use it as
@@ -248,7 +294,7 @@ class SyntheticDataset(Dataset):
         for name, value in (("batch_size", batch_size), ("window", window)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidParameterError(f"{name} must be an integer >= 1, got {value!r}")
-        if window > self.cache_blocks and self.images is None:
+        if window > self.cache_blocks and self.images is None and not self._keyed:
             raise InvalidParameterError(
                 f"window={window} is more blocks than the cache holds (cache_blocks="
                 f"{self.cache_blocks}); raise cache_blocks or lower window, else blocks are "
@@ -271,11 +317,24 @@ class SyntheticDataset(Dataset):
         return ranges
 
     # -- generation -------------------------------------------------------------------------
+    def _make_items(self, labels: np.ndarray, within: np.ndarray) -> torch.Tensor:
+        """Items ``within`` of classes ``labels`` in one keyed ``sample`` call."""
+        if len(labels) == 0:
+            return torch.empty((0, *self._sample_shape()))
+        keys = torch.from_numpy(labels * _CLASS_STRIDE + within)
+        images, _ = self.generator.sample(
+            len(labels), y=torch.from_numpy(labels), seed=self.seed, keys=keys
+        )
+        return images
+
     def _block_seed(self, label: int, block: int) -> int:
         return int(np.random.SeedSequence([self.seed, label, block]).generate_state(1)[0])
 
     def _make_block(self, label: int, block: int) -> torch.Tensor:
-        size = min(self.block_size, self.counts[label] - block * self.block_size)
+        first = block * self.block_size
+        size = min(self.block_size, self.counts[label] - first)
+        if self._keyed:
+            return self._make_items(np.full(size, label), np.arange(first, first + size))
         images, _ = self.generator.sample(size, y=label, seed=self._block_seed(label, block))
         return images
 
@@ -292,14 +351,13 @@ class SyntheticDataset(Dataset):
 
     def _generate_all(self) -> torch.Tensor:
         parts = []
-        with tqdm(
+        with progress_bar(
+            show=self.verbose,
             total=len(self),
             desc="SyntheticDataset",
             unit="sample",
             unit_scale=True,
-            disable=not self.verbose,
             leave=False,
-            file=sys.stderr,  # stdout is for what scripts read
         ) as bar:
             for label in self._labels.tolist():
                 n_blocks = -(-self.counts[label] // self.block_size)
@@ -317,21 +375,18 @@ class SyntheticDataset(Dataset):
         return tuple(shape)
 
 
-class ItemBatch(Sequence[tuple[torch.Tensor, torch.Tensor]]):
-    """Items read together, held as ``images`` ``(n, ...)`` and ``labels`` ``(n,)``; indexing
-    gives ``(image, label)`` pairs as a list of items would."""
+class ItemBatch(list):
+    """Items read together: the list of ``(image, label)`` pairs that ``DataLoader``'s default
+    collate stacks (each label a Python int, which it turns into an int64 tensor), also
+    holding them already stacked as ``images`` ``(n, ...)`` and ``labels`` ``(n,)``, which
+    :meth:`SyntheticDataset.collate` hands on without copying."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        # A real list of image views (unbind is one call) and ints, so the default collate
+        # walks it at C speed instead of asking for each item through Python.
+        super().__init__(zip(images.unbind(0), labels.tolist(), strict=True))
         self.images = images
         self.labels = labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [(self.images[j], self.labels[j]) for j in range(*i.indices(len(self)))]
-        return self.images[i], self.labels[i]
 
 
 class BlockBatchSampler(Sampler[list[int]]):

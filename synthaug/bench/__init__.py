@@ -4,9 +4,11 @@ A config names a task type (:data:`TASKS`), a data set, the methods (:data:`METH
 every generator and sample source) and the seeds; every cell of the grid runs independently
 and lands in ``results.jsonl``; the report gives means, confidence intervals and paired tests
 against the baselines under the resampling protocol of the config (:data:`RESAMPLING`). A
-task type is one class following the :class:`Task` protocol.
+task type is one class following the :class:`Task` protocol. :func:`advise` builds and runs
+a budgeted grid for a user's own data and answers whether synthetic data help on it.
 """
 
+from synthaug.bench._advise import Advice, advise, parse_budget
 from synthaug.bench._config import BenchConfig, bundled_config, load_config, parse_config
 from synthaug.bench._methods import (
     METHODS,
@@ -44,6 +46,7 @@ from synthaug.bench._task import (
 from synthaug.bench import _anomaly, _classification, _lesion, _tstr  # noqa: F401  isort: skip
 
 __all__ = [
+    "Advice",
     "METHODS",
     "RESAMPLING",
     "TASKS",
@@ -59,6 +62,7 @@ __all__ = [
     "Task",
     "TaskResult",
     "TrainingMethod",
+    "advise",
     "build_classifier",
     "build_recipe",
     "build_source",
@@ -66,6 +70,7 @@ __all__ = [
     "holm_families",
     "load_config",
     "load_records",
+    "parse_budget",
     "parse_config",
     "read_results",
     "resampling_of",

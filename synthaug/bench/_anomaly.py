@@ -175,6 +175,7 @@ class AnomalyTask(BaseTask):
     example = '["pca", "knn", "vae"]'
     reported = ("auroc", "auprc")
     best_is_highest = (*reported, "pixel_auroc", "region_overlap")
+    chance_at_half = ("auroc", "pixel_auroc")
     mean_over_settings = "mean over normal classes"
 
     def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:

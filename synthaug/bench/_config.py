@@ -51,6 +51,7 @@ from importlib.resources import files
 from pathlib import Path, PurePath
 from typing import Any
 
+from synthaug._params import Estimator, seed_like, validate_params
 from synthaug.bench._resampling import (
     RANDOM_SPLITS,
     REPEATED_KFOLD,
@@ -100,6 +101,9 @@ DEFAULT_STEPS = 1000
 HARNESS_PARAMS = ("seed", "device", "verbose")
 # Loader parameters only a task may set (a loader then returns (data, masks)).
 _TASK_LOADER_PARAMS = ("return_masks",)
+# More seeds than this (or repeats x folds) would never finish: refused before the list of
+# seeds, and of cells, is made.
+MAX_SEEDS = 100_000
 
 
 def _top_keys() -> tuple[str, ...]:
@@ -267,6 +271,38 @@ def check_keywords(
             )
 
 
+def check_estimator(registry: Registry, name: str, params: dict[str, Any], where: str) -> None:
+    """Build ``name`` from ``registry`` with ``params`` as a cell will, and check its parameter
+    rules (an :class:`~synthaug.params.Estimator`'s ``check_params``); a bad value is an error
+    naming ``where``, the config key, instead of a failure in every cell."""
+    try:
+        estimator = registry.create(name, **params)
+        check = getattr(estimator, "check_params", None)
+        if check is not None:
+            check()
+    except InvalidParameterError as exc:
+        raise fail(where, str(exc)) from None
+
+
+def check_classifier_values(params: dict[str, Any], where: str) -> None:
+    """Check values a method sets on the cells' classifiers (a training method's ``mixup``)
+    against the rules of every registered classifier that declares them."""
+    for name in CLASSIFIERS.list():
+        entry = CLASSIFIERS.get(name)
+        if not (isinstance(entry, type) and issubclass(entry, Estimator)):
+            continue
+        declared = entry.parameters()
+        rules = {k: declared[k].rule for k in params if k in declared and declared[k].rule}
+        try:
+            validate_params(entry.__name__, params, rules)
+        except InvalidParameterError as exc:
+            raise fail(where, str(exc)) from None
+
+
+def _without(params: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if k not in keys}
+
+
 def lookup(registry: Registry, name: Any, where: str) -> Any:
     """``registry.get(name)``, with the config key in front of an unknown name's error."""
     try:
@@ -301,12 +337,27 @@ def _parse_seeds(seeds: Any) -> list[int]:
     if is_int(seeds):
         if seeds < 1:
             raise fail("seeds", f"must be >= 1, got {seeds}")
+        _check_seed_count(seeds, "seeds")
         return list(range(seeds))
-    if isinstance(seeds, list) and seeds and all(is_int(s) and s >= 0 for s in seeds):
+    # Each seed is checked by the rule every seed parameter of synthaug has (the range
+    # torch's generators take; scikit-learn and numpy's legacy generator get the low 32 bits).
+    if isinstance(seeds, list) and seeds and all(seed_like.inner.accepts(s) for s in seeds):
         if len(set(seeds)) != len(seeds):
             raise fail("seeds", "a seed appears twice")
+        _check_seed_count(len(seeds), "seeds")
         return list(seeds)
-    raise fail("seeds", f"must be a count >= 1 or a list of non-negative integers, got {seeds!r}")
+    raise fail(
+        "seeds",
+        f"must be a count >= 1 or a list of seeds, each {seed_like.inner}; got {seeds!r}",
+    )
+
+
+def _check_seed_count(n: int, where: str) -> None:
+    if n > MAX_SEEDS:
+        raise fail(
+            where,
+            f"{n:,} seeds would never finish (at most {MAX_SEEDS:,}); a reported grid uses 5 to 50",
+        )
 
 
 def parse_split(table: Any, seeds: Any, task: Task) -> tuple[dict[str, Any], list[int]]:
@@ -356,6 +407,7 @@ def parse_split(table: Any, seeds: Any, task: Task) -> tuple[dict[str, Any], lis
                 f"repeated k-fold makes its own seeds (repeats x folds = {repeats * folds}); "
                 "remove seeds and set split.repeats",
             )
+        _check_seed_count(repeats * folds, "split.repeats")
         return RepeatedKFold(int(folds)).to_dict(), list(range(repeats * folds))
     return FreshDraws().to_dict(), _parse_seeds(seeds)
 
@@ -442,6 +494,10 @@ def parse_config(
                     "give steps = N, the optimiser-step budget every method gets (epochs "
                     "would give a topped-up training set more steps than the imbalanced one)",
                 )
+            # The classifier's own rules, now rather than in every cell.
+            check_estimator(
+                CLASSIFIERS, registered, _without(clf_params, "classifier"), f"classifiers.{clf}"
+            )
     elif "classifiers" in data:
         raise fail("classifiers", f"task {task_name!r} trains no downstream classifier; remove it")
     else:

@@ -128,6 +128,7 @@ class LesionTask(BaseTask):
         "specificity",
         "localisation_dice",
     )
+    chance_at_half = ("auroc",)
 
     def parse_settings(self, table: Any, dataset: DatasetRef) -> list[Setting]:
         check_keys(table, _LESION_KEYS, "lesion")

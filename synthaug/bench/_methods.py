@@ -25,7 +25,12 @@ from typing import Any
 
 from synthaug._params import configure
 from synthaug.augment import SOURCES, AugmentedDataset, LesionLocalizer, MixedSource
-from synthaug.bench._config import HARNESS_PARAMS, check_keywords, fail
+from synthaug.bench._config import (
+    HARNESS_PARAMS,
+    check_classifier_values,
+    check_keywords,
+    fail,
+)
 from synthaug.bench._task import Cell, CellContext, stable_hash
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
@@ -215,6 +220,7 @@ def validate_single(method: str, params: dict[str, Any], where: str) -> None:
     kind = kind_of(method, where)
     if kind == "training":
         check_keywords(list(METHODS.get(method).classifier_params), params, where)
+        check_classifier_values(params, where)
         return
     if kind == "function":
         accepted = METHODS.accepted_params(method)

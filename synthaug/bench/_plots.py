@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from synthaug.bench._task import NO_CLASSIFIER
 from synthaug.data import ImageDataset, atomic_output
-from synthaug.errors import DataFileError
+from synthaug.errors import DataFileError, InvalidParameterError
 
 
 def where_parts(*parts: str) -> list[str]:
@@ -33,7 +33,7 @@ def _save(fig: Figure, path: Path) -> Path:
     # Drawn aside and renamed into place: an interrupted save leaves no broken figure.
     with atomic_output(path, folder=False, overwrite=True) as partial:
         try:
-            fig.savefig(partial, dpi=100, format=path.suffix.lstrip(".").lower() or "png")
+            fig.savefig(partial, dpi=_DPI, format=path.suffix.lstrip(".").lower() or "png")
         except (OSError, ValueError) as exc:
             raise DataFileError(f"cannot write {path}: {exc}") from exc
     return path
@@ -76,6 +76,47 @@ def save_plots(rows: list[dict[str, Any]], folder: str | Path) -> list[Path]:
     return paths
 
 
+# Figures are drawn at this resolution; matplotlib's Agg renderer draws fewer than 2**16
+# pixels each way, so a sample grid wider or taller than that cannot be drawn at all.
+_DPI = 100
+_MAX_PIXELS = 2**16 - 1
+# Inches per column and row of a sample grid, and the margins around them.
+_COLUMN, _ROW, _MARGIN_W, _MARGIN_H = 0.6, 0.62, 0.6, 0.4
+
+
+def check_sample_grid(n_rows: int, per_class: int, *, with_real: bool) -> None:
+    """Refuse a sample grid too large to draw, before any sample is made for it.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``per_class`` is not a positive integer, or the figure of ``n_rows`` rows of
+        ``per_class`` samples (as many real ones beside them ``with_real``) would be 2**16
+        pixels or more wide or tall, which matplotlib cannot draw.
+    """
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise InvalidParameterError(f"per_class must be a positive integer, got {per_class!r}")
+    width = round((_grid_columns(per_class, with_real) * _COLUMN + _MARGIN_W) * _DPI)
+    height = round((n_rows * _ROW + _MARGIN_H) * _DPI)
+    if width > _MAX_PIXELS or height > _MAX_PIXELS:
+        most = max(1, int((_MAX_PIXELS / _DPI - _MARGIN_W) / _COLUMN))
+        most = (most - 1) // 2 if with_real else most
+        rows = int((_MAX_PIXELS / _DPI - _MARGIN_H) / _ROW)
+        fix = [f"at most {most} samples per class"] if width > _MAX_PIXELS else []
+        fix += [f"at most {rows} classes (rows)"] if height > _MAX_PIXELS else []
+        beside = " beside real ones" if with_real else ""
+        raise InvalidParameterError(
+            f"a grid of {n_rows} row(s) of {per_class:,} samples{beside} would be {width:,} x "
+            f"{height:,} pixels; matplotlib draws fewer than 65,536 each way: use "
+            + " and ".join(fix)
+        )
+
+
+def _grid_columns(per_class: int, with_real: bool) -> int:
+    """Columns of a sample grid: the synthetic ones, and the real ones and a gap beside them."""
+    return 2 * per_class + 1 if with_real else per_class
+
+
 def save_sample_grid(
     real: ImageDataset | None,
     synthetic: torch.Tensor,
@@ -96,10 +137,11 @@ def save_sample_grid(
     if real is not None:
         present |= set(real.labels.tolist())
     rows = sorted(present)
+    check_sample_grid(len(rows), per_class, with_real=real is not None)
     # One mosaic drawn by a single imshow: an axes per image cost about 2 s a grid.
     n_real = per_class if real is not None else 0
     first_synth = n_real + 1 if real is not None else 0  # a blank column between the halves
-    cols = first_synth + per_class
+    cols = _grid_columns(per_class, real is not None)
     height, width = synthetic.shape[-2:]
     pad = max(1, height // 8)
     cell_h, cell_w = height + pad, width + pad
@@ -113,7 +155,7 @@ def save_sample_grid(
             rgb = img.float().clamp(0, 1).expand(3, -1, -1) if img.shape[0] == 1 else img[:3]
             top, left = pad + row * cell_h, pad + col * cell_w
             canvas[top : top + height, left : left + width] = rgb.permute(1, 2, 0).numpy()
-    fig = Figure(figsize=(cols * 0.6 + 0.6, len(rows) * 0.62 + 0.4))
+    fig = Figure(figsize=(cols * _COLUMN + _MARGIN_W, len(rows) * _ROW + _MARGIN_H))
     ax = fig.subplots()
     ax.imshow(canvas, interpolation="nearest")
     ax.set_xticks([])

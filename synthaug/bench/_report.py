@@ -10,7 +10,8 @@ seeds' results dependent; the p-values of a table are Holm-adjusted within their
 one question (the normal classes of the one-class protocol) also get a "mean over settings"
 block: per seed the mean across settings, then mean ± CI across seeds. A best method named
 from fewer than 3 seeds, or from a test class of fewer than 10 items, is marked as such in the
-report and :func:`write_report` warns once.
+report and :func:`write_report` warns once. A ranking score with chance at 0.5 (AUROC) whose
+mean and whole 95% interval lie below 0.5 is flagged as inverted, and warned about once.
 """
 
 from __future__ import annotations
@@ -65,12 +66,21 @@ _FIELDS = (
     "best",
     "best_free",
     "gap_closed",
+    "inverted",
+    "inverted_interval",
 )
 MEAN_SETTING = "mean over settings"
 # Below these a best method is named from too little: with 2 seeds the 95% interval spans
 # +-12.7 standard errors; in a test class of 9 items one item moves its recall by 0.11.
 MIN_SEEDS = 3
 MIN_TEST_CLASS = 10
+# Chance level of the task's ``chance_at_half`` scores (AUROC). A mean whose whole 95%
+# interval lies below it ranks the two classes the wrong way round: an inverted or broken
+# score (a sign error, a network that learnt the wrong thing), not merely a weak one.
+CHANCE = 0.5
+INVERTED_MARK = "†"
+# Two-sided 95% normal quantile, for an interval from a recorded standard error (one seed).
+_Z95 = 1.959963984540054
 
 
 def csv_fields(baselines: Sequence[str] = BASELINES) -> tuple[str, ...]:
@@ -119,6 +129,44 @@ def _best_is_highest(task: str, metric: str) -> bool:
         return True
     # Per-class variants ("auroc[medium]") follow their base metric.
     return metric.split("[")[0] in t.best_is_highest
+
+
+def _chance_at_half(task: str, metric: str) -> bool:
+    t = _task(task)
+    # Per-class variants ("auroc[medium]") follow their base metric.
+    return t is not None and metric.split("[")[0] in t.chance_at_half
+
+
+def _inverted(row: dict[str, Any], standard_errors: list[float | None]) -> tuple[bool | None, str]:
+    """Whether ``row``'s score is inverted (None: chance is not 0.5 for its metric), and the
+    interval that decided, in words. ``standard_errors``: the recorded ``se_<metric>`` of
+    each seed that has the score.
+
+    Two seeds or more: the row's own interval across seeds. One seed: the recorded standard
+    error of the score over test samples (``se_<metric>``, DeLong et al. 1988 for AUROC), a
+    normal 95% interval; for a mean over settings that is the settings' mean standard error,
+    an upper bound on the standard error of their mean whatever their correlation. Without
+    either, nothing is claimed (False).
+    """
+    if not _chance_at_half(row["task"], row["metric"]):
+        return None, ""
+    mean, half, n = row["mean"], row["ci95_half_width"], row["n"]
+    if math.isnan(mean) or mean >= CHANCE:
+        return False, ""
+    if n >= 2 and not math.isnan(half):
+        how = f"{row['interval']} across {_runs_text(row['protocol'], n)}"
+    elif (
+        n == 1
+        and isinstance(standard_errors[0], (int, float))
+        and math.isfinite(standard_errors[0])
+    ):
+        half = _Z95 * float(standard_errors[0])
+        how = "DeLong, over the test samples of 1 seed"
+    else:
+        return False, ""
+    if mean + half >= CHANCE:
+        return False, ""
+    return True, f"[{mean - half:.3f}, {mean + half:.3f}] ({how})"
 
 
 def _mean_label(task: str) -> str | None:
@@ -316,6 +364,12 @@ def summarize_results(
                     "best_free": best_free or "",
                     "gap_closed": _gap_closed(means, method, ceiling),
                 }
+                ses = [
+                    by_method[method][s].get(f"se_{metric}")
+                    for s, v in values.items()
+                    if v is not None
+                ]
+                row["inverted"], row["inverted_interval"] = _inverted(row, ses)
                 for base in comparisons:
                     other = best_free if base == BEST_FREE else base
                     _compare(row, base, values, series.get(other), fraction, method != other)
@@ -411,10 +465,14 @@ def _p(x: float) -> str:
     return "n/a" if math.isnan(x) else (f"{x:.3f}" if x >= 0.001 else f"{x:.1e}")
 
 
+def _mark(row: dict[str, Any]) -> str:
+    return INVERTED_MARK if row.get("inverted") else ""
+
+
 def _cell_text(row: dict[str, Any]) -> str:
     if math.isnan(row["ci95_half_width"]):
-        return _num(row["mean"])
-    return f"{_num(row['mean'])} ± {_num(row['ci95_half_width'])}"
+        return _num(row["mean"]) + _mark(row)
+    return f"{_num(row['mean'])} ± {_num(row['ci95_half_width'])}{_mark(row)}"
 
 
 def _blocks(rows: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
@@ -500,6 +558,17 @@ def _winners(rows: list[dict[str, Any]], thin: dict[tuple, str] | None = None) -
             + _thin_note(thin, (task, dataset, setting, clf))
         )
     return lines
+
+
+def _inverted_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per inverted score: where, method, metric, mean and the deciding interval."""
+    return [
+        f"- {', '.join(where_parts(r['dataset'], r['setting'], r['classifier']))}: "
+        f"**{r['method']}** {r['metric']} {_num(r['mean'])}, 95% interval "
+        f"{r['inverted_interval']}"
+        for r in rows
+        if r.get("inverted")
+    ]
 
 
 def _gain_text(row: dict[str, Any], base: str) -> str:
@@ -622,7 +691,7 @@ def _overview(rows: list[dict[str, Any]], metric: str) -> str:
         cells = [method]
         for st in plain:
             row = next((r for r in rows if r["method"] == method and r["setting"] == st), None)
-            cells.append("" if row is None else _num(row["mean"]))
+            cells.append("" if row is None else _num(row["mean"]) + _mark(row))
         for st in mean_col:
             row = next((r for r in rows if r["method"] == method and r["setting"] == st), None)
             text = "" if row is None else _cell_text(row)
@@ -654,6 +723,15 @@ def format_markdown(rows: list[dict[str, Any]], records: list[dict[str, Any]]) -
     )
     thin = _thin_tables(rows, records)
     out.write("## Best method per setting\n\n" + "\n".join(_winners(rows, thin)) + "\n")
+    inverted = _inverted_lines(rows)
+    if inverted:
+        out.write(
+            f"\n## Inverted scores\n\nBelow chance ({CHANCE}) with the whole 95% interval "
+            f"below it too: these rank the two classes the wrong way round (an AUROC of 0.1 "
+            f"puts most positives below most negatives), a broken or inverted score, not a "
+            f"weak one. Check the score's sign and the training budget before reading them. "
+            f"Marked {INVERTED_MARK} in the tables.\n\n" + "\n".join(inverted) + "\n"
+        )
     verdicts = _free_verdicts(rows, thin)
     if verdicts:
         out.write("\n## Against the best free baseline\n\n" + "\n".join(verdicts) + "\n")
@@ -749,11 +827,16 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
         n = max(r["n"] for r in block)
         where = ", ".join(_tex_escape(w) for w in where_parts(dataset, setting, clf))
         out.write("\\begin{table}[t]\n\\centering\n\\small\n")
+        inverted = (
+            " $^\\dagger$: inverted score (below 0.5, chance, with its whole 95\\% interval)."
+            if any(r.get("inverted") for r in block)
+            else ""
+        )
         out.write(
             f"\\caption{{{where}: "
             f"mean $\\pm$ 95\\% CI over {_runs_text(block[0]['protocol'], n)} "
             f"({block[0]['interval']}); $\\Delta$ = paired gain in {_tex_escape(primary)}, "
-            "$p$ of the same t Holm-adjusted within its family.}}\n"
+            f"$p$ of the same t Holm-adjusted within its family.{inverted}}}\n"
         )
         out.write("\\begin{tabular}{l" + "r" * (len(metrics) + len(bases)) + "}\n\\toprule\n")
         head = ["Method", *(_tex_escape(m) for m in metrics)]
@@ -767,6 +850,7 @@ def format_latex(rows: list[dict[str, Any]]) -> str:
             for metric in metrics:
                 row = next(r for r in block if r["method"] == method and r["metric"] == metric)
                 text = _cell_text(row).replace("±", "$\\pm$")
+                text = text.replace(INVERTED_MARK, "$^\\dagger$")
                 cells.append(f"\\textbf{{{text}}}" if row["best"] else text)
             row = next(r for r in block if r["method"] == method and r["metric"] == primary)
             for b in bases:
@@ -789,7 +873,8 @@ def write_report(out: str | Path, *, echo: Callable[[str], None] = print) -> dic
     -----
     SynthaugWarning
         Once, when a best method is named from fewer than 3 seeds or from a test class of
-        fewer than 10 items (the report marks those lines "not conclusive").
+        fewer than 10 items (the report marks those lines "not conclusive"); once more when
+        a score is inverted (the report lists them under "Inverted scores").
     """
     out = Path(out)
     records = load_records(out)
@@ -815,6 +900,15 @@ def write_report(out: str | Path, *, echo: Callable[[str], None] = print) -> dic
             f"the report names a best method from too little evidence in {len(thin)} of "
             f"{len(_blocks(rows))} table(s) (e.g. {where}: {why}); run at least {MIN_SEEDS} "
             f"seeds with at least {MIN_TEST_CLASS} test items per class"
+        )
+    inverted = [r for r in rows if r.get("inverted")]
+    if inverted:
+        r = inverted[0]
+        where = ", ".join(where_parts(r["dataset"], r["setting"], r["classifier"]))
+        warn(
+            f"{len(inverted)} score(s) below chance (0.5) with the 95% interval below it too, "
+            f"inverted (e.g. {where}: {r['method']} {r['metric']} {_num(r['mean'])}); check "
+            f"the score's sign and the training budget (see 'Inverted scores' in report.md)"
         )
     echo(f"wrote {paths['md']}, {paths['csv']}, {paths['tex']} and {paths['plots']}/")
     return paths

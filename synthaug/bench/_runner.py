@@ -2,7 +2,8 @@
 
 Finished cells go to ``DIR/results.jsonl`` (see :mod:`synthaug.bench._results`); a rerun
 skips them. Files a cell keeps (DICOM exports, say) go to its own folder under
-``DIR/cells/``.
+``DIR/cells/``. Only the driver writes into ``DIR``: a Ray worker, which may run on another
+machine, runs its cell in a temporary folder and sends the files back with the result.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import multiprocessing
 import os
 import platform
 import random
+import shutil
 import socket
-import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -27,9 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from synthaug._utils import import_optional, resolve_device, show_warning_line
+from synthaug._utils import import_optional, progress_bar, resolve_device, show_warning_line
 from synthaug.bench._config import BenchConfig
 from synthaug.bench._report import write_report
 from synthaug.bench._results import (
@@ -46,6 +47,11 @@ from synthaug.data import check_output
 from synthaug.errors import BenchmarkError, InvalidParameterError
 
 BACKENDS = ("local", "ray")
+RAY_RETRIES = 3
+"""How many times Ray reruns a batch of cells whose worker or node died before it returned."""
+# How long an address may take to answer before a Ray run is refused: ray.init itself waits
+# for an unreachable cluster for many minutes, saying nothing on the command line.
+_CONNECT_TIMEOUT = 10.0
 _VERSIONED = (
     "synthaug",
     "torch",
@@ -78,7 +84,10 @@ def _seed_everything(seed: int) -> None:
 
 
 def run_cell(
-    cell: Cell, threads: int | None = None, workdir: str | Path | None = None
+    cell: Cell,
+    threads: int | None = None,
+    workdir: str | Path | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Run one grid cell and return its result record (raises on failure).
 
@@ -90,13 +99,16 @@ def run_cell(
     workdir : path, optional
         The cell's folder for files it keeps (default: a ``cells/`` folder in the current
         directory).
+    device : str, optional
+        Run on this device instead of the cell's (a Ray task runs on the GPU Ray gave it,
+        whatever index the config named); the cell and its id are unchanged.
     """
     if not threads:
-        return _run_cell(cell, workdir)
+        return _run_cell(cell, workdir, device)
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_cell(cell, workdir)
+        return _run_cell(cell, workdir, device)
     finally:
         torch.set_num_threads(previous)
 
@@ -113,12 +125,12 @@ def cell_folder(out: str | Path, cell: Cell) -> Path:
     return Path(out, "cells", *parts, f"seed{cell.seed}-{cell.cell_id[:8]}")
 
 
-def _run_cell(cell: Cell, workdir: str | Path | None) -> dict[str, Any]:
+def _run_cell(cell: Cell, workdir: str | Path | None, device: str | None) -> dict[str, Any]:
     started = _dt.datetime.now(_dt.timezone.utc)
     t0 = time.perf_counter()
     _seed_everything(cell.seed)
     task = get_task(cell.task)
-    device = resolve_device(cell.device)
+    device = resolve_device(device or cell.device)
     ctx = CellContext(None, str(device), Path(workdir) if workdir else cell_folder(".", cell))
     with ctx.timed("load_data"):
         ctx.data = task.load(cell)
@@ -144,17 +156,23 @@ def _run_cell(cell: Cell, workdir: str | Path | None) -> dict[str, Any]:
     }
 
 
-def _run_cell_safely(cell: Cell, threads: int | None, workdir: Path) -> tuple[bool, dict[str, Any]]:
+def _run_cell_safely(
+    cell: Cell, threads: int | None, workdir: Path, device: str | None = None
+) -> tuple[bool, dict[str, Any]]:
     """``(True, record)`` or ``(False, error)``: one failing cell must not stop the others."""
     try:
-        return True, run_cell(cell, threads, workdir)
+        return True, run_cell(cell, threads, workdir, device)
     except Exception as exc:  # noqa: BLE001 - reported per cell, then the run fails overall
-        return False, {
-            "cell_id": cell.cell_id,
-            "cell": {**cell.to_dict(), "cell_id": cell.cell_id},
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(),
-        }
+        return False, _error_record(cell, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+
+def _error_record(cell: Cell, error: str, trace: str) -> dict[str, Any]:
+    return {
+        "cell_id": cell.cell_id,
+        "cell": {**cell.to_dict(), "cell_id": cell.cell_id},
+        "error": error,
+        "traceback": trace,
+    }
 
 
 # -- backends -------------------------------------------------------------------------------
@@ -218,28 +236,154 @@ def _run_local(
                 future.cancel()
 
 
+def _read_files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by its relative POSIX path (empty when there is none)."""
+    if not folder.is_dir():
+        return {}
+    return {
+        path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _run_batch_on_ray(cells: list[Cell], threads: int, gpus: int) -> list[tuple[bool, dict]]:
+    """A Ray task: run a batch of cells on whichever machine Ray chose.
+
+    Each cell runs in a temporary folder of this machine; the files it kept travel back in
+    its record (``"files"``: relative path to bytes) and the folder is removed, so nothing of
+    the run stays on a worker's disk and the driver alone writes the output folder. A cell
+    given a GPU runs on the one Ray gave the task (Ray makes it the only visible device); a
+    cell without one stays on the CPU even where ``device = "auto"`` would find a GPU.
+    """
+    records = []
+    for cell in cells:
+        device = "cuda" if gpus else ("cpu" if cell.device == "auto" else None)
+        # The cell id in the name says whose folder a killed worker left behind.
+        with tempfile.TemporaryDirectory(prefix=f"synthaug-cell-{cell.cell_id[:8]}-") as tmp:
+            workdir = Path(tmp, "cell")
+            ok, record = _run_cell_safely(cell, threads, workdir, device)
+            if ok:
+                record["files"] = _read_files(workdir)
+        records.append((ok, record))
+    return records
+
+
+def gpus_per_cell(device: str, cluster_gpus: float) -> int:
+    """GPUs a Ray task asks for per cell: 1 for a CUDA device, and for ``"auto"`` on a cluster
+    that has a GPU; else 0."""
+    kind = device.split(":")[0]
+    return int(kind == "cuda" or (kind == "auto" and cluster_gpus > 0))
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address where nothing answers, before ray.init waits for it for minutes."""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray reads its own way: Ray says what is wrong with it
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=_CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise InvalidParameterError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
+            f"'ray start --head' and pass the address it prints"
+        ) from None
+
+
+def _check_cluster_fits(nodes: list[dict[str, Any]], cpus: int, gpus: int, device: str) -> None:
+    """Refuse a request no live node can grant: Ray would queue those tasks forever."""
+    resources = [n["Resources"] for n in nodes if n.get("Alive")]
+    if gpus and not any(r.get("GPU", 0) >= gpus for r in resources):
+        raise InvalidParameterError(
+            f"device {device!r} runs each cell on a GPU, but no node of the Ray cluster has "
+            f'one; add a GPU node or set device = "cpu" in the config'
+        )
+    fits = [r.get("CPU", 0) for r in resources if r.get("GPU", 0) >= gpus]
+    if not any(c >= cpus for c in fits):
+        largest = max(fits, default=0)
+        raise InvalidParameterError(
+            f"threads={cpus} asks Ray for {cpus} CPUs per cell, but the largest node of the Ray "
+            f"cluster{' with a GPU' if gpus else ''} has {largest:g}; lower threads (--threads)"
+        )
+
+
 def _run_ray(
-    cells: list[Cell], jobs: int, address: str | None, threads: int | None, out: Path
+    cells: list[Cell], jobs: int, address: str | None, threads: int | None
 ) -> Iterator[tuple[bool, dict[str, Any]]]:
     ray = import_optional("ray")
+    cpus = threads or 1
     started_here = not ray.is_initialized()
     if started_here:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            _check_reachable(address)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except ConnectionError as exc:
+                raise InvalidParameterError(
+                    f"could not connect to the Ray cluster at {address}: {exc}"
+                ) from None
         else:
-            ray.init(num_cpus=jobs, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=jobs * cpus, include_dashboard=False, log_to_driver=False)
+    pending: dict[Any, list[Cell]] = {}
     try:
-        remote = ray.remote(num_cpus=1)(_run_batch)
-        pending = [remote.remote(batch, threads or 1, out) for batch in fit_groups(cells)]
+        cluster_gpus = ray.cluster_resources().get("GPU", 0)
+        gpus = {}  # per device; a config has one
+        for device in {cell.device for cell in cells}:
+            gpus[device] = gpus_per_cell(device, cluster_gpus)
+            _check_cluster_fits(ray.nodes(), cpus, gpus[device], device)
+        tasks = {
+            # A worker or node that dies before the batch returns has it rerun elsewhere;
+            # nothing of it was recorded, so no cell is recorded twice. Cell errors are not
+            # retried: they come back as records. A GPU worker ends after its batch (Ray's
+            # default for GPU tasks): CUDA keeps the device it saw first, and Ray may give
+            # the next task another one.
+            n: ray.remote(
+                num_cpus=cpus,
+                num_gpus=n,
+                max_calls=1 if n else 0,
+                max_retries=RAY_RETRIES,
+                retry_exceptions=False,
+            )(_run_batch_on_ray)
+            for n in set(gpus.values())
+        }
+        for batch in fit_groups(cells):
+            n = gpus[batch[0].device]
+            pending[tasks[n].remote(batch, cpus, n)] = batch
         while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            yield from ray.get(ready[0])
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            batch = pending.pop(ref)
+            try:
+                records = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                # Its worker died RAY_RETRIES + 1 times (or Ray lost it): these cells fail,
+                # the others go on, and a rerun of the command retries them.
+                first = (str(exc).strip().splitlines() or [""])[0]
+                error = f"{type(exc).__name__}: {first}"
+                trace = "".join(traceback.format_exception(exc))
+                records = [(False, _error_record(cell, error, trace)) for cell in batch]
+            yield from records
     finally:
+        for ref in pending:  # a run stopped early: its cells must not go on on the cluster
+            ray.cancel(ref, force=True)
         if started_here:
             ray.shutdown()
 
 
 # -- the driver -----------------------------------------------------------------------------
+
+
+def _write_cell_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write the files a Ray worker sent back into the cell's folder, replacing what an earlier
+    run of the cell left there; all or nothing, so a crash leaves no half folder."""
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    for name, data in files.items():
+        path = partial / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
 
 
 def _save_samples(out: Path, samples: dict[str, Any] | None, cell: dict[str, Any]) -> None:
@@ -296,14 +440,19 @@ def run_bench(
     out : path
         Output folder: ``results.jsonl``, ``config.json``, ``report.*``, ``plots/``.
     jobs : int
-        Cells run at once (local processes, or Ray CPUs of a local Ray).
+        Cells run at once: local processes, or the cells a local Ray runs at once (it gets
+        ``jobs * threads`` CPUs). Unused with ``ray_address``: the cluster's CPUs decide.
     threads : int, optional
         Torch threads per cell. Default: CPU cores // ``jobs`` for local processes (torch's own
-        default when ``jobs`` is 1), 1 on Ray.
+        default when ``jobs`` is 1), 1 on Ray, where each cell also asks Ray for that many
+        CPUs (and for one GPU when the config's device is CUDA, or ``"auto"`` on a cluster
+        with a GPU).
     backend : {"local", "ray"}
     ray_address : str, optional
-        Address of a running Ray cluster (``ray://host:10001`` or ``auto``); default starts a
-        local Ray with ``jobs`` CPUs.
+        Address of a running Ray cluster (``host:6379`` from ``ray start --head``,
+        ``ray://host:10001`` or ``auto``); default starts a local Ray. Workers send each
+        cell's result and files back; a batch whose worker or node dies is rerun elsewhere
+        (up to :data:`RAY_RETRIES` times), then counted as failed.
     force : bool
         Rerun cells that already have results (their old lines are dropped).
     progress : bool
@@ -353,25 +502,38 @@ def run_bench(
         rewrite_without(results, ids)
     done = {r["cell_id"] for r in read_results(results, repair=True)}
     todo = [c for c in cells if c.cell_id not in done]
+    by_id = {c.cell_id: c for c in todo}
     skipped = len(cells) - len(todo)
+    where = (
+        f"ray at {ray_address}"
+        if ray_address
+        else f"{backend}, {jobs} job{'s' if jobs > 1 else ''}"
+    )
     echo(
         f"{config.name}: {len(cells)} cells, {skipped} already done, {len(todo)} to run "
-        f"({backend}, {jobs} job{'s' if jobs > 1 else ''}) -> {results}"
+        f"({where}) -> {results}"
     )
     (out / ERRORS).unlink(missing_ok=True)
     failed = 0
     errors: dict[str, int] = {}  # each distinct error message: how many cells raised it
     if todo:
         stream: Iterable[tuple[bool, dict[str, Any]]] = (
-            _run_ray(todo, jobs, ray_address, threads, out)
+            _run_ray(todo, jobs, ray_address, threads)
             if backend == "ray"
             else _run_local(todo, jobs, threads, out)
         )
 
-        with tqdm(total=len(todo), unit="cell", disable=not progress, file=sys.stderr) as bar:
+        with progress_bar(show=progress, total=len(todo), unit="cell") as bar:
+            recorded = set(done)
             for ok, record in stream:
                 cell = record["cell"]
+                if record["cell_id"] in recorded:
+                    continue  # delivered twice (a backend's retry): the first one counts
                 if ok:
+                    recorded.add(record["cell_id"])
+                    files = record.pop("files", None)
+                    if files:  # sent back by a Ray worker: before the line that says it is done
+                        _write_cell_files(cell_folder(out, by_id[record["cell_id"]]), files)
                     _save_samples(out, record.pop("samples", None), cell)
                     record["config_hash"] = config.hash
                     record["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(

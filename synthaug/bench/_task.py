@@ -158,7 +158,8 @@ class CellContext:
         The cell's device, resolved (``"cpu"`` or ``"cuda:N"``).
     workdir : Path
         A folder of this cell's own for files it keeps (DICOM exports, say); created by the
-        task when it writes. With Ray on several machines it is on the worker's disk.
+        task when it writes. On Ray it is a temporary folder on the worker's machine: its
+        files travel back with the result and the driver writes them under ``DIR/cells/``.
     timings : dict of str to float
         Seconds per phase; :meth:`timed` adds to it.
     """
@@ -219,6 +220,11 @@ class Task(Protocol):
     best_is_highest : tuple of str
         Metrics whose highest mean is marked best (per-class variants such as
         ``auroc[medium]`` follow their base metric).
+    chance_at_half : tuple of str
+        Ranking scores in [0, 1] with 0.5 at chance (AUROC; per-class variants follow their
+        base metric): the report flags a mean below 0.5 whose 95% interval excludes 0.5 as an
+        inverted score. A cell may record ``se_<metric>``, the score's standard error over
+        test samples, for the interval of a single seed.
     mean_over_settings : str or None
         The label of a per-seed mean across settings that the report adds (the one-class
         protocol's "mean over normal classes"), or None.
@@ -233,6 +239,7 @@ class Task(Protocol):
     example: ClassVar[str]
     reported: ClassVar[tuple[str, ...]]
     best_is_highest: ClassVar[tuple[str, ...]]
+    chance_at_half: ClassVar[tuple[str, ...]]
     mean_over_settings: ClassVar[str | None]
     protocols: ClassVar[tuple[str, ...]]
 
@@ -294,6 +301,7 @@ class BaseTask:
     uses_classifiers: ClassVar[bool] = True
     baselines: ClassVar[tuple[str, ...]] = ()
     references: ClassVar[tuple[str, ...]] = ()
+    chance_at_half: ClassVar[tuple[str, ...]] = ()
     mean_over_settings: ClassVar[str | None] = None
     protocols: ClassVar[tuple[str, ...]] = (RANDOM_SPLITS, REPEATED_KFOLD)
 

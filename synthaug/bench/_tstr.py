@@ -137,6 +137,8 @@ class TSTRTask(BaseTask):
     # Utility is better high; the privacy figures have no "best" direction worth bolding
     # (an MIA AUC is best at 0.5, a DCR ratio at 1).
     best_is_highest = ("balanced_accuracy", "label_fidelity")
+    # An MIA AUC far below 0.5 is an attack score pointing the wrong way, not privacy.
+    chance_at_half = ("mia_auc",)
 
     def reported_metrics(self, metrics: list[dict[str, Any]]) -> tuple[str, ...]:
         # The strongest attack's figures follow the black-box MIA AUC, where the results

@@ -1,62 +1,16 @@
-"""``synthaug bench``: run a benchmark grid described in TOML, resumably, then report."""
+"""``synthaug bench``: run a benchmark grid described in TOML, resumably, then report.
+
+Arguments: :mod:`synthaug.cli._args.bench`.
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from synthaug.bench import load_config, run_bench
-from synthaug.cli._options import add_quiet_option
-from synthaug.cli._types import positive_int
-from synthaug.errors import InvalidParameterError
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser(
-        "bench",
-        help="run a benchmark grid (TOML) locally or on Ray, resumably, and write the report",
-        description=(
-            "Run every cell (setting x method x classifier x seed) of a TOML grid. Finished "
-            "cells are appended to DIR/results.jsonl; rerunning skips them. Ends with "
-            "`synthaug report DIR`."
-        ),
-    )
-    bench.add_argument("config", help="benchmark TOML file, e.g. benchmarks/digits_imbalanced.toml")
-    bench.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    bench.add_argument(
-        "--jobs", type=positive_int, default=1, help="cells run at once (default: %(default)s)"
-    )
-    bench.add_argument(
-        "--threads",
-        type=positive_int,
-        metavar="N",
-        help="torch threads per cell (default: CPU cores / jobs); small networks on a busy "
-        "machine often run fastest with 1",
-    )
-    bench.add_argument(
-        "--backend", choices=("local", "ray"), default="local", help="(default: %(default)s)"
-    )
-    bench.add_argument(
-        "--ray-address",
-        metavar="ADDR",
-        help="address of a running Ray cluster (default with --backend ray: a local Ray)",
-    )
-    bench.add_argument("--force", action="store_true", help="rerun cells that already finished")
-    bench.add_argument(
-        "--quick", action="store_true", help="the config's reduced [quick] grid, for smoke runs"
-    )
-    bench.add_argument(
-        "--tune",
-        action="store_true",
-        help="run on the data set's development pool (a fixed stratified 15%% that no reported "
-        "grid touches) to choose settings; the report says it is not for publication",
-    )
-    add_quiet_option(bench, "progress bar")
-    bench.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.ray_address and args.backend != "ray":
-        raise InvalidParameterError("--ray-address needs --backend ray")
     config = load_config(args.config, quick=args.quick, tune=args.tune)
     run_bench(
         config,

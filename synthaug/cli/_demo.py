@@ -3,6 +3,7 @@
 Both demos are benchmark configs shipped inside synthaug (``synthaug/bench/configs``), run
 by the harness (resumably: a rerun with the same options reprints the table at once) with the
 command's options written into them; the command then prints the demo's table.
+Arguments: :mod:`synthaug.cli._args.demo`.
 """
 
 from __future__ import annotations
@@ -17,75 +18,9 @@ from typing import Any
 import numpy as np
 
 from synthaug.bench import BenchConfig, bundled_config, load_records, parse_config, run_bench
-from synthaug.cli._options import add_quiet_option
-from synthaug.cli._types import fraction, positive_int
 
 DIGITS_COLUMNS = ("balanced_accuracy", "macro_f1", "minority_recall")
 MEDICAL_COLUMNS = ("lesion_recall", "balanced_accuracy", "auroc", "specificity")
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser(
-        "demo",
-        help="imbalanced digits: none vs oversampling vs classical augmentation vs CVAE",
-        description="Train a CVAE on imbalanced digits, rebalance, and compare downstream "
-        "classifiers; with --medical, synthetic lesions on phantom CT/MR slices through DICOM. "
-        "Both are bundled benchmark configs run by the harness; the output folder holds its "
-        "report (report.md, plots/) and results.",
-    )
-    demo.add_argument(
-        "--out", default=None, help="output folder (default: synthaug-demo, synthaug-medical-demo)"
-    )
-    demo.add_argument(
-        "--seeds", type=positive_int, default=None, help="number of seeds (default: 3, medical 1)"
-    )
-    demo.add_argument(
-        "--ratio",
-        type=fraction,
-        default=0.05,
-        help="fraction of classes 5-9 kept; with --medical, the lesion share of the training "
-        "slices (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--epochs",
-        type=positive_int,
-        default=None,
-        help="generator training epochs (default: 150, medical 30)",
-    )
-    demo.add_argument(
-        "--classifier-steps",
-        type=positive_int,
-        default=None,
-        help="optimiser steps of the classifier, the same for every method (default: 1000, "
-        "medical 200)",
-    )
-    demo.add_argument(
-        "--jobs",
-        type=positive_int,
-        default=None,
-        help="cells run at once, one torch thread each when more than one (default: the CPU "
-        "cores, at most 8; with --medical 1, on every core): small networks run several "
-        "times faster as parallel one-thread cells than as one cell on every core",
-    )
-    add_quiet_option(demo, "progress bars")
-    demo.add_argument(
-        "--medical",
-        action="store_true",
-        help="phantom CT/MR slices with 5%% lesions through DICOM: none vs classical vs "
-        "synthetic lesions vs both (see docs/medical.md)",
-    )
-    demo.add_argument(
-        "--kind",
-        choices=("chest", "brain"),
-        default="chest",
-        help="phantom kind for --medical (default: %(default)s)",
-    )
-    demo.add_argument(
-        "--generator",
-        default=None,
-        help="registered generator for --medical (default: cgan)",
-    )
-    demo.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

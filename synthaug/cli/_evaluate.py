@@ -1,4 +1,7 @@
-"""``synthaug evaluate``: fidelity, utility and privacy of a saved generator's samples."""
+"""``synthaug evaluate``: fidelity, utility and privacy of a saved generator's samples.
+
+Arguments: :mod:`synthaug.cli._args.evaluate`.
+"""
 
 from __future__ import annotations
 
@@ -11,103 +14,16 @@ from typing import Any
 import numpy as np
 
 from synthaug._version import __version__
-from synthaug.cli._files import (
-    add_data_arguments,
-    check_data_fits_model,
-    data_options,
-    read_data,
-)
-from synthaug.cli._options import add_quiet_option, add_seed_option
+from synthaug.cli._files import check_data_fits_model, data_options, read_data
 from synthaug.cli._progress import Stages
-from synthaug.cli._types import fraction, positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
-from synthaug.errors import DataFileError, InvalidParameterError
+from synthaug.errors import DataFileError
 from synthaug.generators import load
 from synthaug.metrics import FeatureExtractor, fidelity, membership_attacks, privacy, utility
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "evaluate",
-        help="fidelity, utility and privacy of a saved generator's samples",
-        description=(
-            "Sample a saved generator and compare its samples with real data: fidelity (FD, "
-            "precision/recall/density/coverage, C2ST, label fidelity), utility (TRTR, TSTR, "
-            "TRTS, real+synthetic) and privacy (DCR, memorization, membership attacks: "
-            "distance, the model's likelihood, density ratio). "
-            "A model trained with 'synthaug train --holdout FRAC' is scored against exactly the "
-            "items it held out; privacy figures are refused when no part of the data is known "
-            "to be unseen by the model (trained on all of it, or other data)."
-        ),
-    )
-    p.add_argument("model", help="a generator saved with .save() (.safetensors)")
-    add_data_arguments(
-        p,
-        required=False,
-        default=None,
-        split=False,
-        help="'digits'; a MedMNIST-style .npz file with train_images/train_labels (and "
-        "test_images/test_labels, then used as the test part); or a folder with one subfolder "
-        "per class holding images (PNG, JPEG, ...) or DICOM files. Default: the data the model "
-        "recorded at 'synthaug train', tested against the part it held out (--holdout); "
-        "'digits' for a model without that record. Other data without a test split is split "
-        "by --test-size and --split-seed",
-    )
-    p.add_argument("--out", default="eval.json", help="JSON output file (default: %(default)s)")
-    p.add_argument(
-        "--test-size",
-        type=fraction,
-        default=0.25,
-        help="held-out fraction when the data has no test split (default: %(default)s)",
-    )
-    p.add_argument(
-        "--split-seed",
-        type=int,
-        default=0,
-        help="seed of that train/test split (default: %(default)s)",
-    )
-    p.add_argument(
-        "--n-synthetic",
-        type=positive_int,
-        default=None,
-        help="samples to generate (default: as many as the train part, with its labels)",
-    )
-    p.add_argument(
-        "--classifier",
-        choices=("logreg", "cnn"),
-        default="logreg",
-        help="utility classifier (default: %(default)s)",
-    )
-    p.add_argument(
-        "--classifier-epochs",
-        type=positive_int,
-        default=30,
-        help="CNN epochs (default: %(default)s)",
-    )
-    p.add_argument("--features", help="a saved FeatureExtractor to embed with (reuse across runs)")
-    p.add_argument("--save-features", help="save the trained FeatureExtractor to this file")
-    p.add_argument(
-        "--feature-epochs",
-        type=positive_int,
-        default=30,
-        help="epochs of a newly trained FeatureExtractor (default: %(default)s)",
-    )
-    p.add_argument(
-        "--k", type=positive_int, default=5, help="k of the k-NN metrics (default: %(default)s)"
-    )
-    add_seed_option(p, "sampling and metric")
-    # Not add_device_option: this help is worded otherwise, and --help stays as it was.
-    p.add_argument("--device", default="auto", help="'auto', 'cpu' or 'cuda[:N]'")
-    add_quiet_option(p, "stage lines on stderr")
-    p.set_defaults(func=run)
-
-
 def run(args: argparse.Namespace) -> int:
-    if args.seed < 0 or args.split_seed < 0:
-        raise InvalidParameterError("--seed and --split-seed must be >= 0")
     out = Path(args.out)
-    if out.suffix.lower() != ".json":
-        raise InvalidParameterError(f"--out is a JSON file; end it in .json, got {out}")
     # Checked before the work; the report file is replaced, and each --save-features is too.
     check_output(out, folder=False, overwrite=True)
     if args.save_features:
@@ -174,6 +90,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def classes_comparable(real: ImageDataset, synthetic: ImageDataset, k: int) -> bool:
+    """Whether fidelity can be scored per class: every class of either set has more than ``k``
+    items in both (a sample of 20 from noisy private counts can leave a class with none)."""
+    rc, sc = real.class_counts(), synthetic.class_counts()
+    return all(rc.get(c, 0) > k and sc.get(c, 0) > k for c in {*rc, *sc} if rc.get(c) or sc.get(c))
+
+
 def score_samples(
     model: Any,
     train: ImageDataset,
@@ -203,9 +126,8 @@ def score_samples(
     stages.start("fidelity (FD, precision/recall/density/coverage, C2ST, label fidelity)")
     # Against held-out data, in an embedding trained on the disjoint train part: against its
     # own training set, a generator that copies would score best. A held-out part is often
-    # small, so its classes are pooled unless every class of both sets has more than k items.
-    counts = [*test.class_counts().values(), *synthetic.class_counts().values()]
-    per_class = min(n for n in counts if n) > k
+    # small, so its classes are pooled unless each can be compared on its own.
+    per_class = classes_comparable(test, synthetic, k)
     fid = fidelity(test, synthetic, features=fx, k=k, seed=seed, per_class=per_class)
     stages.start(f"utility (TRTR, TSTR, TRTS, real+synthetic; {args.classifier} classifiers)")
     util = utility(
@@ -239,10 +161,15 @@ def evaluation_data(
     members: privacy figures are refused (``privacy_refusal`` says why), since they would
     compare the model with data it was, or was not, trained on by chance. A model saved
     without a record (from Python) is split as before (``test_size``, ``seed``).
+
+    A private model's record (``train --dp-epsilon``) keeps no fingerprint and no hold-out
+    indices (no accountant covers them): the hold-out is recomputed from its recorded
+    fraction and seed, and a warning says that the data could not be checked.
     """
     metadata = getattr(model, "metadata_", None)
     record = metadata.get("training_data") if isinstance(metadata, dict) else None
-    if not isinstance(record, dict) or "fingerprint" not in record:
+    private_record = isinstance(record, dict) and record.get("private") is True
+    if not isinstance(record, dict) or ("fingerprint" not in record and not private_record):
         train, test, name = load_evaluation_data(spec or "digits", test_size, seed, **options)
         warnings = []
         # A private model keeps noisy counts (a DP release), which no split matches exactly.
@@ -261,7 +188,13 @@ def evaluation_data(
         options = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()}
     split = record.get("split", "train")
     data = read_data(spec, split, **options)
-    if data.fingerprint() != record["fingerprint"]:
+    checked: list[str] = []
+    if private_record:
+        checked.append(
+            f"the model is private and its file keeps no fingerprint of its training data, so "
+            f"nothing checked that {spec} is that data; every figure assumes it is"
+        )
+    elif data.fingerprint() != record["fingerprint"]:
         train, test, name = load_evaluation_data(spec, test_size, seed, **options)
         refusal = (
             f"{spec} is not the data the model was trained on (it recorded {record['data']}, "
@@ -271,16 +204,21 @@ def evaluation_data(
         return train, test, name, refusal, []
     holdout = record.get("holdout")
     if holdout:
+        if "indices" in holdout:
+            indices = np.asarray(holdout["indices"], dtype=np.int64)
+        else:  # a private record: the split train made, made again
+            indices = data.split_indices(holdout["fraction"], seed=holdout["seed"])[1]
         held = np.zeros(len(data), dtype=bool)
-        held[np.asarray(holdout["indices"], dtype=np.int64)] = True
+        held[indices] = True
         name = (
             f"{spec} (the {int(held.sum())} items held out when training: fraction "
             f"{holdout['fraction']}, seed {holdout['seed']})"
         )
-        return data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held)), name, None, []
+        train, test = data.subset(np.flatnonzero(~held)), data.subset(np.flatnonzero(held))
+        return train, test, name, None, checked
     test = _npz_test_split(spec, options)
     if test is not None:
-        return data, test, f"{spec} ({split}/test splits)", None, []
+        return data, test, f"{spec} ({split}/test splits)", None, checked
     train, test = data.split(test_size, seed=seed)
     name = f"{spec} (split test_size={test_size}, seed={seed})"
     refusal = (
@@ -289,8 +227,9 @@ def evaluation_data(
         f".npz whose test split the model never saw"
     )
     warnings = [
+        *checked,
         "the test part was in the model's training data: utility and fidelity against it are "
-        "optimistic"
+        "optimistic",
     ]
     return train, test, name, refusal, warnings
 

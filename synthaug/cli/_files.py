@@ -1,30 +1,34 @@
 """Reading data and writing samples for the subcommands.
 
-Every command that reads real data takes the same options, added by :func:`add_data_arguments`
-and read by :func:`read_data`: ``--data`` is ``digits``, a MedMNIST-style ``.npz`` file, or a
+Every command that reads real data takes the same options, declared (torch-free) by
+:func:`~synthaug.cli._options.add_data_arguments` and read by :func:`read_data`: ``--data`` is ``digits``, a MedMNIST-style ``.npz`` file, or a
 folder with one subfolder per class holding either images or DICOM files (found by their
 ``DICM`` preamble, with or without a ``.dcm`` suffix). :func:`check_data_fits_model` is the one
 check that real data suits a saved model.
 
 Output formats are a dispatch table: a new format (``dicom``, say) is one function
-``writer(dataset, path, synthetic=None, masks=None, overwrite=False, model_digest=None,
-dicom=DicomMarking()) -> Path`` added to ``WRITERS`` (with whether it writes a folder in
-``FOLDER_FORMATS`` and, when a file suffix should select it, one entry in ``SUFFIX_FORMATS``);
-``--format`` offers every key. Only the DICOM writer has a place for :class:`DicomMarking`
-(the Modality, and whether the pixels are generated or derived from patient images).
+``writer(dataset, path, provenance, sources=None, masks=None, overwrite=False,
+model_digest=None, dicom=DicomMarking()) -> Path`` added to ``WRITERS``, and its name to the
+torch-free :mod:`synthaug.cli._options` that declares ``--format`` (``OUTPUT_FORMATS``; with
+whether it writes a folder in ``FOLDER_FORMATS`` and, when a file suffix should select it, one
+entry in ``SUFFIX_FORMATS``); a test checks that both name the same formats. Every writer gets
+each item's :class:`~synthaug.data.Provenance` (real, synthetic or derived from real training
+items, and which ones) and says it in its own way; only the DICOM writer has a place for
+:class:`DicomMarking` (the Modality, how derived images were made, the input's studies).
 
 Outputs are checked before any work (:func:`prepare_output`): an existing file or a non-empty
 folder is refused unless ``--overwrite``. Every writer builds its output aside and renames it
-into place, and a folder gets ``manifest.csv`` (file, class, synthetic yes/no, the source
-file of a real item, the model's digest for a synthetic one); synthetic files are named
-``synthetic_...``, real PNGs keep their original names.
+into place. A folder gets ``manifest.csv`` (file, class, origin real/synthetic/derived,
+synthetic yes/no, the source file of a real item, the training items a derived one was made
+from, the model's digest for an added one); added files are named ``synthetic_...`` or
+``derived_...`` after their origin, real PNGs keep their original names. A ``.npz`` file gets
+``<split>_origin`` (strings) and the ``<split>_synthetic`` and ``<split>_derived`` flags.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,20 +39,24 @@ from typing import Any
 import numpy as np
 import torch
 from pydicom.misc import is_dicom
-from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
+from synthaug.cli._options import DATA_HELP, FOLDER_FORMATS, SYNTHETIC_ONLY, output_format
 from synthaug.data import (
     DicomDataset,
     ImageDataset,
+    Provenance,
     check_output,
     load_dicom_folder,
     load_digits,
     load_image_folder,
     load_npz,
+    made_from,
+    sample_origin,
     save_image_folder,
     save_npz,
     write_dicom,
 )
+from synthaug.data._scan import IMAGE_SUFFIXES, FolderScan, is_image_file, shown_path
 from synthaug.errors import (
     DataFileError,
     InvalidDataError,
@@ -61,16 +69,17 @@ Writer = Callable[..., Path]
 
 @dataclass(frozen=True)
 class DicomMarking:
-    """What ``--format dicom`` writes about the images' origin (other formats have no place).
+    """What ``--format dicom`` writes beyond each item's provenance (other formats have no place).
+
+    Whether the files are marked synthetic or derived follows the items' provenance.
 
     Attributes
     ----------
     modality : str
         The Modality attribute: the input's (:func:`dicom_modality`), ``--modality``, or OT.
     derivation : str or None
-        ``None``: a generator made the images, and the files are marked synthetic. Otherwise
-        the images are real pixels that synthaug changed (a source that keeps real pixels),
-        the files are marked derived from patient images, and this says how.
+        For derived images (real pixels that synthaug changed, or variants of a model's stored
+        training images): which command made them, for Derivation Description.
     source_studies : tuple of str
         With a derivation: the Study Instance UIDs of the real images, when they were DICOM.
     """
@@ -87,32 +96,40 @@ def _source_file(meta: dict[str, Any] | None) -> str:
 
 
 def _manifest(
-    dataset: ImageDataset, synthetic: torch.Tensor | None, model_digest: str | None
-) -> tuple[list[dict[str, str]], list[bool]]:
-    flags = [True] * len(dataset) if synthetic is None else [bool(x) for x in synthetic.tolist()]
+    dataset: ImageDataset,
+    provenance: list[Provenance],
+    sources: list[dict[str, Any]] | None,
+    model_digest: str | None,
+) -> list[dict[str, str]]:
     metadata = dataset.metadata or [{}] * len(dataset)
-    rows = [
-        {
-            "synthetic": "yes" if is_synthetic else "no",
-            "source": "" if is_synthetic else _source_file(meta),
-            "model_sha256": (model_digest or "") if is_synthetic else "",
-        }
-        for is_synthetic, meta in zip(flags, metadata, strict=True)
-    ]
-    return rows, flags
+    made = made_from(provenance, sources)
+    rows = []
+    for p, meta, words in zip(provenance, metadata, made, strict=True):
+        real = p.is_real
+        rows.append(
+            {
+                "origin": p.origin,
+                "synthetic": "yes" if p.is_synthetic else "no",
+                "source": _source_file(meta) if real else "",
+                "made_from": words,
+                "model_sha256": "" if real else (model_digest or ""),
+            }
+        )
+    return rows
 
 
-def _png_names(dataset: ImageDataset, flags: list[bool]) -> list[str]:
-    """``synthetic_<index>`` for synthetic items; a real item keeps its file's name when known."""
+def _png_names(dataset: ImageDataset, provenance: list[Provenance]) -> list[str]:
+    """``synthetic_<index>`` or ``derived_<index>`` for added items, after their origin; a real
+    item keeps its file's name when known."""
     names, taken = [], set()
     metadata = dataset.metadata or [{}] * len(dataset)
-    for i, (is_synthetic, meta, label) in enumerate(
-        zip(flags, metadata, dataset.labels.tolist(), strict=True)
+    for i, (p, meta, label) in enumerate(
+        zip(provenance, metadata, dataset.labels.tolist(), strict=True)
     ):
-        source = "" if is_synthetic else _source_file(meta)
+        source = _source_file(meta) if p.is_real else ""
         stem = Path(source).stem if source else ""
-        if not stem or stem.startswith("synthetic_") or stem.startswith("."):
-            stem = f"{'synthetic' if is_synthetic else 'real'}_{i:06d}"
+        if not stem or stem.startswith(_ADDED_PREFIXES) or stem.startswith("."):
+            stem = f"{p.origin}_{i:06d}"
         name, k = stem, 1
         while (label, name) in taken:  # two real files of one class with the same name
             name, k = f"{stem}_{k}", k + 1
@@ -124,15 +141,20 @@ def _png_names(dataset: ImageDataset, flags: list[bool]) -> list[str]:
 def _write_npz(
     dataset: ImageDataset,
     path: Path,
-    synthetic: torch.Tensor | None = None,
+    provenance: list[Provenance] | None,
+    sources: list[dict[str, Any]] | None = None,
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
     dicom: DicomMarking = DicomMarking(),
 ) -> Path:
     extra = {}
-    if synthetic is not None:
-        extra["synthetic"] = synthetic.numpy()
+    if provenance is not None:
+        extra = {
+            "origin": np.asarray([p.origin for p in provenance], dtype=str),
+            "synthetic": np.asarray([p.is_synthetic for p in provenance], dtype=bool),
+            "derived": np.asarray([p.is_derived for p in provenance], dtype=bool),
+        }
     if masks is not None:
         extra["masks"] = masks.numpy()
     return save_npz(dataset, path, extra=extra or None, overwrite=overwrite)
@@ -141,43 +163,46 @@ def _write_npz(
 def _write_png(
     dataset: ImageDataset,
     path: Path,
-    synthetic: torch.Tensor | None = None,
+    provenance: list[Provenance],
+    sources: list[dict[str, Any]] | None = None,
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
     dicom: DicomMarking = DicomMarking(),
 ) -> Path:
-    rows, flags = _manifest(dataset, synthetic, model_digest)
+    rows = _manifest(dataset, provenance, sources, model_digest)
     # PNG has no place for masks.
     return save_image_folder(
-        dataset, path, names=_png_names(dataset, flags), manifest=rows, overwrite=overwrite
+        dataset, path, names=_png_names(dataset, provenance), manifest=rows, overwrite=overwrite
     )
 
 
 def _write_dicom(
     dataset: ImageDataset,
     path: Path,
-    synthetic: torch.Tensor | None = None,
+    provenance: list[Provenance],
+    sources: list[dict[str, Any]] | None = None,
     masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
     dicom: DicomMarking = DicomMarking(),
 ) -> Path:
     # write_dicom marks every file synthetic or derived; a real image unchanged is neither.
-    if synthetic is not None and not bool(synthetic.all()):
+    if any(p.is_real for p in provenance):
         raise InvalidParameterError(
             f"{SYNTHETIC_ONLY}; write a mixed real + synthetic set as .npz or PNG instead, or "
             f"only the synthetic items with --synthetic-only"
         )
-    derived = dicom.derivation is not None
+    derived = any(p.is_derived for p in provenance)
     write_dicom(
         dataset,
         out_dir=path,
         series_description="synthaug samples",  # the mark (SYNTHETIC or DERIVED) is prepended
         modality=dicom.modality,
-        origin="derived" if derived else "synthetic",
-        derivation=dicom.derivation,
-        source_studies=dicom.source_studies,
+        derivation=dicom.derivation if derived else None,
+        source_studies=dicom.source_studies if derived else (),
+        provenance=provenance,
+        source_metadata=sources,
         masks=masks,
         manifest=[{"model_sha256": model_digest or ""}] * len(dataset),
         overwrite=overwrite,
@@ -185,36 +210,11 @@ def _write_dicom(
     return path
 
 
-# Why --format dicom takes no real items, said the same way wherever it is refused.
-SYNTHETIC_ONLY = (
-    "--format dicom writes synthetic images only, never the real ones as they were (each file "
-    "is marked synthetic, or derived from patient images for a source that keeps real pixels)"
-)
-
-
+# The names of added PNG files; a real file named so is renamed, so no real item is taken for
+# an added one.
+_ADDED_PREFIXES = ("synthetic_", "derived_")
+# One writer per name of synthaug.cli._options.OUTPUT_FORMATS.
 WRITERS: dict[str, Writer] = {"npz": _write_npz, "png": _write_png, "dicom": _write_dicom}
-# The formats that write a folder (the rest write one file).
-FOLDER_FORMATS = {"png", "dicom"}
-# Output suffix -> format when --format is not given; a path without a suffix is a PNG folder.
-SUFFIX_FORMATS: dict[str, str] = {".npz": "npz", "": "png"}
-
-
-def output_format(out: Path, fmt: str | None) -> str:
-    """The writer for ``out``: ``fmt`` when given, else guessed from the suffix."""
-    if fmt is not None:
-        return fmt
-    if out.suffix.lower() in (".dcm", ".dicom"):
-        raise InvalidParameterError(
-            f"DICOM output is a folder of files (one per image, per class); give a folder name "
-            f"and --format dicom, e.g. --out {out.with_suffix('')} --format dicom"
-        )
-    try:
-        return SUFFIX_FORMATS[out.suffix.lower()]
-    except KeyError:
-        raise InvalidParameterError(
-            f"cannot tell the output format from {out}; end it in .npz, give a folder name "
-            f"without a suffix (PNG files per class), or pass --format {{{','.join(WRITERS)}}}"
-        ) from None
 
 
 def prepare_output(out: Path, fmt: str | None, overwrite: bool) -> str:
@@ -228,67 +228,79 @@ def write_dataset(
     dataset: ImageDataset,
     out: Path,
     fmt: str | None,
-    synthetic: torch.Tensor | None = None,
-    masks: torch.Tensor | None = None,
+    provenance: list[Provenance] | None,
     *,
+    sources: list[dict[str, Any]] | None = None,
+    masks: torch.Tensor | None = None,
     overwrite: bool = False,
     model_digest: str | None = None,
     dicom: DicomMarking = DicomMarking(),
 ) -> Path:
+    """Write ``dataset`` as ``fmt``, each item marked by its ``provenance`` (one per item).
+
+    ``sources`` is the metadata of the data the provenance's training items index (the input,
+    when the source was fitted on it here); without it the items are not named. ``None``
+    writes a plain ``.npz`` data set (no origin arrays: ``make-data``); a folder's manifest
+    and DICOM marking need a record per item.
+    """
+    if provenance is None:
+        if output_format(out, fmt) != "npz":
+            raise TypeError("write_dataset needs one provenance record per item for a folder")
+    elif len(provenance) != len(dataset):
+        raise ShapeMismatchError(f"{len(provenance)} provenance records for {len(dataset)} items")
     writer = WRITERS[output_format(out, fmt)]
     return writer(
-        dataset, out, synthetic, masks, overwrite=overwrite, model_digest=model_digest, dicom=dicom
+        dataset,
+        out,
+        provenance,
+        sources,
+        masks,
+        overwrite=overwrite,
+        model_digest=model_digest,
+        dicom=dicom,
     )
 
 
-def add_overwrite_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace an existing --out (default: refuse an existing file or non-empty folder)",
-    )
+def check_derived_allowed(
+    what: str, source: Any, *, allow_real_pixels: bool = False, allow_exemplars: bool = False
+) -> None:
+    """Refuse DICOM of samples derived from patient images unless the flag that names the
+    risk was given, and a flag where it allows nothing (before anything is fitted or written).
 
-
-def add_output_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
-    """``--out`` (a file or folder of samples, ``out_help`` says which), ``--format`` from
-    :data:`WRITERS`, ``--modality`` and ``--overwrite``: what :func:`prepare_output` and
-    :func:`write_dataset` take."""
-    parser.add_argument("--out", required=True, help=out_help)
-    parser.add_argument(
-        "--format", choices=sorted(WRITERS), help="output format (default: from --out's suffix)"
-    )
-    add_modality_option(parser)
-    add_overwrite_option(parser)
-
-
-def modality_code(text: str) -> str:
-    """A ``--modality`` value: a DICOM modality code (``CT``, ``MR``, ``OT``, ...), any case."""
-    code = text.upper()
-    if not re.fullmatch(r"[A-Z]{2,16}", code):
-        raise argparse.ArgumentTypeError(
-            f"must be a DICOM modality code of 2 to 16 letters (CT, MR, OT, ...), got {text!r}"
+    ``--allow-real-pixels`` covers a source that keeps real pixels (copies, pasted lesions);
+    ``--allow-exemplars`` (as ``release`` asks) a model whose samples are variants of its
+    stored training images.
+    """
+    real_pixels = bool(getattr(source, "keeps_real_pixels", True))
+    exemplars = not real_pixels and sample_origin(source) == "derived"
+    kind = {
+        "real pixels": "keeps real pixels (each sample is a real training image, changed)",
+        "exemplars": "stores training images and each sample is a variant of one of them",
+        "new": "generates new images, written marked synthetic",
+    }["real pixels" if real_pixels else "exemplars" if exemplars else "new"]
+    needed = "--allow-real-pixels" if real_pixels else "--allow-exemplars" if exemplars else None
+    # A flag that names another risk first: its message says which one to use.
+    for flag, given in (
+        ("--allow-real-pixels", allow_real_pixels),
+        ("--allow-exemplars", allow_exemplars),
+    ):
+        if given and flag != needed:
+            fix = f"use {needed} instead" if needed is not None else f"drop {flag}"
+            raise InvalidParameterError(f"{flag} is for {_ALLOWS[flag]}; {what} {kind}: {fix}")
+    if needed is not None and not (allow_real_pixels or allow_exemplars):
+        raise InvalidParameterError(
+            f"{what} {kind}, so its DICOM files are derived from patient images and cannot be "
+            f"marked synthetic; pass {needed} to write them marked derived (Conversion Type "
+            f"WSD, Patient Identity Removed NO: patient data, not for sharing), or write .npz; "
+            f"nothing was written"
         )
-    return code
 
 
-def add_modality_option(parser: argparse.ArgumentParser) -> None:
-    """``--modality``: the Modality of DICOM output, over the one :func:`dicom_modality` finds."""
-    parser.add_argument(
-        "--modality",
-        type=modality_code,
-        metavar="CODE",
-        help="--format dicom: the Modality of the files (CT, MR, ...; the files stay Secondary "
-        "Captures) (default: the modality of DICOM input data, else OT)",
-    )
-
-
-def check_modality_option(args: argparse.Namespace, fmt: str) -> None:
-    """Refuse ``--modality`` for a format that has no Modality to set (a usage error)."""
-    if args.modality is not None and fmt != "dicom":
-        args.parser.error(
-            f"--modality sets the Modality of DICOM files; --format {fmt} has none (add "
-            f"--format dicom, or drop --modality)"
-        )
+# What each of the flags that let DICOM hold patient data is for.
+_ALLOWS = {
+    "--allow-real-pixels": "sources whose samples are real pixels",
+    "--allow-exemplars": "models whose samples are variants of stored training images",
+}
 
 
 def dicom_modality(dataset: ImageDataset | None, override: str | None = None) -> str:
@@ -320,10 +332,6 @@ def dicom_source_studies(dataset: ImageDataset) -> tuple[str, ...]:
     return tuple(uid for uid in studies if uid)
 
 
-DATA_HELP = (
-    "'digits', a MedMNIST-style .npz file, or a folder with one subfolder per class holding "
-    "images (PNG, JPEG, ...) or DICOM files"
-)
 # DICOM files are found by content (pydicom's 'DICM' preamble); these suffixes count as DICOM
 # even when the file is damaged, so that --on-error decides about it.
 _DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -331,81 +339,14 @@ _DICOM_SUFFIXES = (".dcm", ".dicom")
 _SKIPPED_SHOWN = 3
 
 
-def image_size(text: str) -> tuple[int, int]:
-    """A ``--size`` value: ``N`` (square) or ``HxW``."""
-    parts = text.lower().split("x")
-    try:
-        size = tuple(int(p) for p in parts)
-    except ValueError:
-        size = ()
-    if len(size) == 1:
-        size = size * 2
-    if len(size) != 2 or min(size) < 1:
-        raise argparse.ArgumentTypeError(f"must be N or HxW with positive integers, got {text!r}")
-    return size
-
-
-def dicom_window(text: str) -> str | tuple[float, float]:
-    """A ``--window`` value: ``auto``, ``minmax`` or ``CENTER,WIDTH``."""
-    if text in ("auto", "minmax"):
-        return text
-    try:
-        center, width = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be auto, minmax or CENTER,WIDTH (e.g. 40,400), got {text!r}"
-        ) from None
-    if not (np.isfinite(center) and np.isfinite(width)) or width < 1:
-        raise argparse.ArgumentTypeError(f"WIDTH must be >= 1 and both finite, got {text!r}")
-    return center, width
-
-
-def add_data_arguments(
-    parser: argparse.ArgumentParser,
-    *,
-    required: bool = True,
-    default: str | None = None,
-    split: bool = True,
-    help: str = DATA_HELP,
-    flag: str = "--data",
-) -> None:
-    """Add ``--data`` and the options of reading it (``--split``, ``--size``, ``--window``,
-    ``--on-error``) to a subcommand's parser; :func:`data_options` collects them.
-
-    ``split=False`` leaves out ``--split`` for a command that reads the splits it needs itself;
-    ``flag`` names the option another way (it is still ``args.data``).
-    """
-    parser.add_argument(flag, dest="data", required=required, default=default, help=help)
-    if split:
-        parser.add_argument(
-            "--split", default="train", help="split of a .npz file (default: %(default)s)"
-        )
-    parser.add_argument(
-        "--size",
-        type=image_size,
-        metavar="N|HxW",
-        help="resize the images of a folder (images or DICOM) to N x N or H x W pixels "
-        "(default: DICOM 64x64, images as stored); digits and .npz are used as stored",
-    )
-    parser.add_argument(
-        "--window",
-        type=dicom_window,
-        metavar="auto|minmax|CENTER,WIDTH",
-        help="DICOM folders: the VOI window to [0, 1]; auto: each file's own Window Center / "
-        "Width, minmax: each image's range, CENTER,WIDTH in modality units (CT soft tissue: "
-        "--window=40,400; a negative center needs the '=') (default: auto)",
-    )
-    parser.add_argument(
-        "--on-error",
-        choices=("raise", "skip"),
-        help="DICOM folders: stop at the first unusable file (raise), or leave such files out "
-        "and list them on stderr (skip) (default: raise)",
-    )
-
-
 def data_options(args: argparse.Namespace) -> dict[str, Any]:
     """The reading options :func:`add_data_arguments` added, as keywords of :func:`read_data`."""
-    return {"size": args.size, "window": args.window, "on_error": args.on_error}
+    return {
+        "size": args.size,
+        "window": args.window,
+        "on_error": args.on_error,
+        "feature_range": args.feature_range,
+    }
 
 
 def read_data(
@@ -415,6 +356,7 @@ def read_data(
     size: tuple[int, int] | None = None,
     window: str | tuple[float, float] | None = None,
     on_error: str | None = None,
+    feature_range: tuple[float, float] | None = None,
 ) -> ImageDataset:
     """Read ``--data``: ``digits``, a ``.npz`` file, or a class folder of images or DICOM files.
 
@@ -430,39 +372,65 @@ def read_data(
     window, on_error : optional
         ``window`` and ``on_error`` of :func:`~synthaug.data.load_dicom_folder`, for DICOM
         folders only. Files skipped with ``on_error="skip"`` are summarised on stderr.
+    feature_range : (float, float), optional
+        The known range of a ``.npz`` file's values (:func:`~synthaug.data.load_npz`).
 
     Options that do not apply to the data (``--size`` for digits or ``.npz``, ``--window`` or
-    ``--on-error`` for anything but DICOM) raise :class:`~synthaug.errors.InvalidParameterError`
+    ``--on-error`` for anything but DICOM, ``--feature-range`` or a ``split`` other than
+    ``train`` for anything but ``.npz``) raise :class:`~synthaug.errors.InvalidParameterError`
     rather than being ignored.
     """
-    given = {"--size": size, "--window": window, "--on-error": on_error}
+    # Only a .npz file has splits; any other data is one set, whatever --split would say.
+    split_given = None if split == "train" else f"--split {split}"
+    given = {
+        "--size": size,
+        "--window": window,
+        "--on-error": on_error,
+        "--feature-range": feature_range,
+        "--split": split_given,
+    }
     path = Path(spec)
-    if spec == "digits" or (path.suffix.lower() == ".npz" and not path.is_dir()):
+    if spec != "digits" and path.suffix.lower() == ".npz" and not path.is_dir():
+        _refuse_options(
+            spec, "read as stored", {"--size": size, "--window": window, "--on-error": on_error}
+        )
+        return load_npz(path, split=split, feature_range=feature_range)
+    if spec == "digits":
         _refuse_options(spec, "read as stored", given)
-        return load_digits() if spec == "digits" else load_npz(path, split=split)
+        return load_digits()
     if path.is_dir():
         if _folder_kind(path) == "dicom":
+            _refuse_options(
+                spec,
+                "a folder of DICOM files",
+                {"--feature-range": feature_range, "--split": split_given},
+            )
             return _read_dicom_folder(path, size=size, window=window, on_error=on_error)
         _refuse_options(spec, "a folder of images", {**given, "--size": None})
         return load_image_folder(path, image_size=size)
     if not path.exists():
-        raise DataFileError(f"no data at {path.resolve()}; give {DATA_HELP}")
+        raise DataFileError(f"no data at {shown_path(path)}; give {DATA_HELP}")
     raise DataFileError(f"{path} is neither a .npz file nor a folder; give {DATA_HELP}")
 
 
 def _refuse_options(spec: str, what: str, given: dict[str, Any]) -> None:
-    named = [name for name, value in given.items() if value is not None]
+    named = [
+        value if name == "--split" else name for name, value in given.items() if value is not None
+    ]
     if named:
         raise InvalidParameterError(
             f"{' and '.join(named)} {'does' if len(named) == 1 else 'do'} not apply to {spec} "
             f"({what}): --size resizes folders of images or DICOM files, --window and "
-            f"--on-error read DICOM folders; drop {'it' if len(named) == 1 else 'them'}"
+            f"--on-error read DICOM folders, --split and --feature-range read .npz files; drop "
+            f"{'it' if len(named) == 1 else 'them'}"
         )
 
 
 def _folder_kind(root: Path) -> str:
-    """``"dicom"`` or ``"images"``: what the class subfolders of ``root`` hold."""
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """``"dicom"`` or ``"images"``: what the class subfolders of ``root`` hold (found by the
+    loaders' own walk, so a link that breaks their rule is refused here already)."""
+    scan = FolderScan(root)
+    class_dirs = scan.class_folders()
     if not class_dirs:
         raise DataFileError(
             f"{root} has no class subfolders; put each class's images or DICOM files in a "
@@ -470,11 +438,7 @@ def _folder_kind(root: Path) -> str:
         )
     first: dict[str, Path] = {}
     for folder in class_dirs:
-        for file in sorted(folder.rglob("*")):
-            if any(part.startswith(".") for part in file.relative_to(root).parts):
-                continue
-            if not file.is_file():
-                continue
+        for file in sorted(scan.files(folder)):
             kind = _file_kind(file)
             if kind is not None:
                 first.setdefault(kind, file)
@@ -485,14 +449,14 @@ def _folder_kind(root: Path) -> str:
         )
     if not first:
         raise DataFileError(
-            f"{root} has class subfolders but no images ({', '.join(IMG_EXTENSIONS)}) or DICOM "
+            f"{root} has class subfolders but no images ({', '.join(IMAGE_SUFFIXES)}) or DICOM "
             f"files in them"
         )
     return next(iter(first))
 
 
 def _file_kind(file: Path) -> str | None:
-    if has_file_allowed_extension(file.name, IMG_EXTENSIONS):  # what load_image_folder reads
+    if is_image_file(file):  # what load_image_folder reads
         return "images"
     if file.suffix.lower() in _DICOM_SUFFIXES:
         return "dicom"

@@ -19,32 +19,20 @@ from typing import Any
 
 from synthaug._utils import finite_json
 from synthaug._version import __version__
+from synthaug.augment import load
 from synthaug.bench import save_sample_grid
 from synthaug.cli._evaluate import evaluation_data, score_samples
 from synthaug.cli._files import (
-    WRITERS,
     DicomMarking,
-    add_data_arguments,
-    add_modality_option,
-    add_overwrite_option,
     check_data_fits_model,
-    check_modality_option,
     class_counts_text,
     data_options,
     dicom_modality,
     write_dataset,
 )
-from synthaug.cli._options import (
-    add_device_option,
-    add_model_argument,
-    add_quiet_option,
-    add_seed_option,
-)
 from synthaug.cli._progress import Stages
-from synthaug.cli._types import positive_int
 from synthaug.data import ImageDataset, atomic_output, check_output
 from synthaug.errors import InvalidParameterError
-from synthaug.generators import load
 
 CARD_MD = "DATA_CARD.md"
 CARD_JSON = "card.json"
@@ -69,54 +57,20 @@ NOT_COVERED = [
 ]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "release",
-        help="write a synthetic data set to share, with DATA_CARD.md and card.json",
-        description="Sample a saved model and write a release folder: the samples, a data card "
-        "(DATA_CARD.md and card.json) with the generator, the privacy guarantee and what it "
-        "does not cover, an audit of the released samples on held-out real data (fidelity, "
-        "utility, privacy with each membership attack's AUC and TPR at 1%% FPR), a sample "
-        "grid and the SHA-256 of every file.",
-    )
-    add_model_argument(p)
-    p.add_argument("--n", type=positive_int, required=True, help="number of samples to release")
-    p.add_argument("--out", required=True, metavar="DIR", help="the release folder")
-    p.add_argument(
-        "--format",
-        choices=sorted(WRITERS),
-        default="npz",
-        help="format of the samples (default: %(default)s)",
-    )
-    add_modality_option(p)
-    add_data_arguments(
-        p,
-        required=False,
-        default=None,
-        split=False,
-        flag="--holdout",
-        help="real data for the audit: the model's training data, whose held-out part "
-        "(train --holdout) or .npz test split stands for data it never saw (default: the data "
-        "the model recorded)",
-    )
-    p.add_argument(
-        "--allow-exemplars",
-        action="store_true",
-        help="release from a model that stores training images (its samples can be real "
-        "images); the card says so",
-    )
-    add_seed_option(p, "sampling and audit")
-    p.add_argument(
-        "--feature-epochs", type=positive_int, default=30, help="audit embedding epochs (30)"
-    )
-    p.add_argument(
-        "--classifier-epochs", type=positive_int, default=30, help="audit CNN epochs (30)"
-    )
-    p.add_argument("--classifier", choices=("logreg", "cnn"), default="logreg")
-    add_overwrite_option(p)
-    add_device_option(p)
-    add_quiet_option(p, "stage lines on stderr")
-    p.set_defaults(func=run, parser=p)
+def not_covered(model: Any) -> list[str]:
+    """:data:`NOT_COVERED`, with what the model file holds unnoised named as it is: a file
+    saved without its losses, fit time or seed (``train --dp-epsilon``) does not hold them."""
+    unnoised = ["its class names"]
+    if any(len(record) > 1 for record in model.history_):
+        unnoised.append("training losses")
+    if model.fit_seconds_ is not None:
+        unnoised.append("fit time")
+    # A per-class model keeps its members' seeds (its own is its estimator's).
+    saved = [getattr(m, "seed", None) for m in [model, *getattr(model, "members_", {}).values()]]
+    if any(seed is not None for seed in saved):
+        unnoised.append("seed")
+    file = f"the model file itself when shared ({', '.join(unnoised)}: not private)"
+    return [file if item.startswith("the model file") else item for item in NOT_COVERED]
 
 
 def _sha256(path: Path) -> str:
@@ -128,9 +82,16 @@ def _sha256(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_modality_option(args, args.format)
     out = check_output(Path(args.out), folder=True, overwrite=args.overwrite)
     model = load(args.model, device=args.device)
+    if model.keeps_real_pixels:
+        # Its samples are real patient images, changed (copy-paste: real lesions pasted into
+        # real normal images); no flag makes them a synthetic data set to share.
+        raise InvalidParameterError(
+            f"{args.model} holds a {type(model).__name__}, whose samples are real training images "
+            f"changed (it keeps real pixels), so they cannot be released as synthetic data "
+            f"with or without --allow-exemplars; release from a generator instead"
+        )
     if model.stores_training_images and not args.allow_exemplars:
         raise InvalidParameterError(
             f"{args.model} stores training images (a {model.registry_name} samples variants of "
@@ -146,22 +107,44 @@ def run(args: argparse.Namespace) -> int:
     )
     check_data_fits_model(model, train, data_name)
     # The model's training data (DICOM or not) says what the samples are images of.
-    dicom = DicomMarking()
-    if args.format == "dicom":
-        dicom = DicomMarking(modality=dicom_modality(train, args.modality))
+    modality = dicom_modality(train, args.modality) if args.format == "dicom" else None
+    names = list(model.class_names_)
+    if args.no_class_names:
+        # Numbered as write_dicom(class_names=False) numbers them, in the model's order; the
+        # audit's data are renamed too, so that no per-class figure carries a name.
+        names = [f"class_{i}" for i in range(len(names))]
+        train, test = (ImageDataset(d.images, d.labels, names) for d in (train, test))
     stages = Stages("release", 6 - (refusal is not None), quiet=args.quiet)
     stages.start(f"sampling {args.n} samples")
-    images, labels = model.sample(args.n, seed=args.seed)
-    released = ImageDataset(images, labels, model.class_names_)
+    images, labels, provenance = model.sample(args.n, seed=args.seed, return_provenance=True)
+    released = ImageDataset(images, labels, names)
+    derived = any(p.is_derived for p in provenance)
+    # Derived samples (variants of the model's stored images) are marked so, studies unknown.
+    dicom = DicomMarking()
+    if modality is not None:
+        dicom = DicomMarking(
+            modality=modality,
+            derivation=f"released by synthaug from a {model.registry_name} model"
+            if derived
+            else None,
+        )
     _, scores = score_samples(
         model, train, test, released, args, stages=stages, with_privacy=refusal is None
     )
     stages.start("writing the release")
     card = _card(args, model, released, train, test, data_name, scores, refusal, warnings)
+    card["release"]["origin"] = "derived" if derived else "synthetic"
+    if derived:
+        card["release"]["how"] = provenance[0].how
     with atomic_output(out, folder=True, overwrite=args.overwrite) as partial:
         name = DATA_NAMES[args.format]
         write_dataset(
-            released, partial / name, args.format, model_digest=model.file_digest_, dicom=dicom
+            released,
+            partial / name,
+            args.format,
+            provenance,
+            model_digest=model.file_digest_,
+            dicom=dicom,
         )
         if released.is_image and released.sample_shape[0] in (1, 3):
             per_class = max(1, min(8, args.n // max(1, len(model.classes_))))
@@ -170,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
                 images,
                 labels,
                 partial / GRID,
-                classes=model.class_names_,
+                classes=names,
                 per_class=per_class,
-                title="released synthetic samples",
+                title=f"released {'derived' if derived else 'synthetic'} samples",
             )
         files = sorted(p for p in partial.rglob("*") if p.is_file())
         card["files"] = {p.relative_to(partial).as_posix(): _sha256(p) for p in files}
@@ -210,7 +193,7 @@ def _card(
                 "sampling": "Poisson",
                 "count_release": privacy.get("counts"),
                 "covers": COVERS,
-                "not_covered": NOT_COVERED,
+                "not_covered": not_covered(model),
             }
         )
     else:
@@ -225,6 +208,7 @@ def _card(
             "data": DATA_NAMES[args.format],
             "seed": args.seed,
             "classes": {released.classes[c]: n for c, n in released.class_counts().items()},
+            "class_names_omitted": bool(args.no_class_names),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "synthaug_version": __version__,
         },
@@ -234,7 +218,7 @@ def _card(
             "epochs": len(model.history_),
             "fit_seconds": model.fit_seconds_,
             "training_class_counts": {
-                model.class_names_[c]: n for c, n in model.class_counts_.items()
+                released.classes[c]: n for c, n in model.class_counts_.items()
             },
             "counts_are_noisy": privacy is not None,
             "stores_training_images": bool(model.stores_training_images),
@@ -268,20 +252,33 @@ def format_card(card: dict[str, Any]) -> str:
         card["privacy_guarantee"],
         card["audit"],
     )
-    lines = [
-        "# Synthetic data card",
-        "",
-        f"{rel['n']} synthetic samples in `{rel['data']}` ({rel['format']}), made by synthaug "
-        f"{rel['synthaug_version']} on {rel['created']} (seed {rel['seed']}). Every item is "
-        "generated; none is a real record"
-        + (
+    derived = rel.get("origin") == "derived"
+    if derived:
+        what = (
+            f"**Every item is derived from patient images, not synthetic**: {rel['how']}. "
+            "Items can be (near) copies of real ones; treat them as the training data."
+        )
+    else:
+        what = "Every item is generated; none is a real record" + (
             " — **except that this model samples variants of stored training images, so items "
             "can be (near) copies of real ones**."
             if gen["stores_training_images"]
             else "."
-        ),
+        )
+    lines = [
+        "# Data card: samples derived from training images" if derived else "# Synthetic data card",
         "",
-        "Classes: " + ", ".join(f"{c} ({n})" for c, n in rel["classes"].items()),
+        f"{rel['n']} {'derived' if derived else 'synthetic'} samples in `{rel['data']}` "
+        f"({rel['format']}), made by synthaug {rel['synthaug_version']} on {rel['created']} "
+        f"(seed {rel['seed']}). {what}",
+        "",
+        "Classes: "
+        + ", ".join(f"{c} ({n})" for c, n in rel["classes"].items())
+        + (
+            " (the class names are left out: classes are numbered in the model's order)"
+            if rel.get("class_names_omitted")
+            else ""
+        ),
         "",
         "## Generator",
         "",

@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from synthaug._utils import show_warning_line
+from synthaug._process import show_warning_line
 
 
 def run_showing_warnings(command: Callable[[Any], Any], args: Any) -> Any:

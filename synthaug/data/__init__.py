@@ -14,6 +14,14 @@ from synthaug.data._imbalance import make_imbalanced
 from synthaug.data._output import MANIFEST_NAME, atomic_output, check_output
 from synthaug.data._phantoms import LESION_GRADES, make_graded_phantoms, make_phantoms
 from synthaug.data._pool import POOLS, pool_indices, select_pool, split_pools
+from synthaug.data._provenance import (
+    Provenance,
+    SourceItem,
+    made_from,
+    real_provenance,
+    sample_origin,
+    uniform_provenance,
+)
 from synthaug.data._registry import DATASETS
 
 __all__ = [
@@ -21,6 +29,12 @@ __all__ = [
     "atomic_output",
     "check_output",
     "POOLS",
+    "Provenance",
+    "SourceItem",
+    "made_from",
+    "real_provenance",
+    "sample_origin",
+    "uniform_provenance",
     "pool_indices",
     "select_pool",
     "split_pools",

@@ -12,6 +12,7 @@ import torch
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch.utils.data import Dataset
 
+from synthaug._utils import check_seed, sklearn_seed, warn
 from synthaug.errors import (
     EmptyDatasetError,
     InvalidDataError,
@@ -76,10 +77,13 @@ class ImageDataset(Dataset):
         if labels.dim() != 1:
             raise ShapeMismatchError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
         if labels.is_floating_point():
-            if labels.numel() and not torch.equal(labels, labels.round()):
-                raise InvalidDataError("labels must be integers, got non-integer floats")
+            # Whole numbers stored as floats are class indices; 0.37 is not a class.
+            whole = integer_labels(labels.detach().cpu().double().numpy(), "labels")
+            labels = torch.from_numpy(whole).to(labels.device)
         elif labels.dtype == torch.bool:
             raise InvalidDataError("labels must be integers, got booleans")
+        elif labels.is_complex():
+            raise InvalidDataError(f"labels must be integers, got dtype {labels.dtype}")
         labels = labels.to(torch.int64)
         if len(images) != len(labels):
             raise ShapeMismatchError(
@@ -187,7 +191,10 @@ class ImageDataset(Dataset):
         labels = self.labels.numpy()
         try:
             train_idx, test_idx = train_test_split(
-                np.arange(len(self)), test_size=test_size, stratify=labels, random_state=seed
+                np.arange(len(self)),
+                test_size=test_size,
+                stratify=labels,
+                random_state=sklearn_seed(check_seed(seed)),
             )
         except ValueError as exc:
             raise InvalidParameterError(
@@ -228,7 +235,9 @@ class ImageDataset(Dataset):
                 f"test folds would miss them; use fewer folds or add samples"
             )
         labels = self.labels.numpy()
-        splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
+        splitter = StratifiedKFold(
+            n_splits=int(folds), shuffle=True, random_state=sklearn_seed(check_seed(seed))
+        )
         train_idx, test_idx = list(splitter.split(np.zeros(len(self)), labels))[int(fold)]
         return np.sort(train_idx), np.sort(test_idx)
 
@@ -275,6 +284,7 @@ def from_arrays(
     classes: Sequence[str] | None = None,
     *,
     channels_last: bool | None = None,
+    feature_range: tuple[float, float] | None = None,
 ) -> ImageDataset:
     """Build an :class:`ImageDataset` from user arrays.
 
@@ -283,18 +293,24 @@ def from_arrays(
     X : array
         ``(N, H, W)`` grayscale, ``(N, C, H, W)`` or ``(N, H, W, C)`` images, or ``(N, D)``
         feature vectors. Integer arrays (uint8 and friends) are scaled from [0, 255] to [0, 1];
-        float arrays must already lie in [0, 1].
+        float arrays must already lie in [0, 1] (or give ``feature_range``).
     y : array
         ``(N,)`` labels. Integer labels are used as they are when ``classes`` is given; any
         other labels (strings, sparse integers without ``classes``) are encoded in sorted order
-        and their values become the class names. Negative integers and empty arrays are
-        refused (:class:`~synthaug.errors.InvalidDataError`,
+        and their values become the class names. Float labels that are whole numbers (``1.0``)
+        are integer labels; other floats (``0.37``), NaN, negative integers and empty arrays
+        are refused (:class:`~synthaug.errors.InvalidDataError`,
         :class:`~synthaug.errors.EmptyDatasetError`).
     classes : sequence of str, optional
         Names of the classes, indexed by integer label.
     channels_last : bool, optional
         Force the interpretation of 4-D input; by default a last axis of size 1, 3 or 4 with a
         second axis of another size means channels-last.
+    feature_range : (float, float), optional
+        ``(low, high)``, the range ``X``'s values are known to span (Hounsfield units, 12-bit
+        counts), from domain knowledge: ``low`` maps to 0 and ``high`` to 1, whatever the
+        dtype, and values outside are clipped (with a warning saying how many). Bounds read
+        from the data itself would be a release that no privacy accountant sees, so none are.
 
     Examples
     --------
@@ -315,7 +331,9 @@ def from_arrays(
         raise ShapeMismatchError(
             f"X must be (N, D), (N, H, W), (N, C, H, W) or (N, H, W, C), got shape {X.shape}"
         )
-    if X.dtype == np.bool_:
+    if feature_range is not None:
+        X = _scaled(X, feature_range)
+    elif X.dtype == np.bool_:
         X = X.astype(np.float32)
     elif np.issubdtype(X.dtype, np.integer):
         if X.size and (X.min() < 0 or X.max() > 255):
@@ -334,17 +352,13 @@ def from_arrays(
         raise EmptyDatasetError(
             f"from_arrays got {len(X)} images and {len(y)} labels; pass at least one of each"
         )
+    y = integer_labels(y, "labels")
     # Negative integers are almost always a coding (-1/1, or -1 for "unlabelled"), not class
     # names: encoding them silently would hide a mistake.
     if np.issubdtype(y.dtype, np.integer) and y.min() < 0:
         raise InvalidDataError(
             f"labels must be non-negative integers, got {int(y.min())}; map them to 0..K-1 "
             f"(np.unique(y, return_inverse=True)) or pass them as strings"
-        )
-    if np.issubdtype(y.dtype, np.inexact) and not np.isfinite(y).all():
-        raise InvalidDataError(
-            f"{int((~np.isfinite(y)).sum())} label(s) are NaN or infinite; drop those samples "
-            f"or give them a class"
         )
     if classes is None or not np.issubdtype(y.dtype, np.integer):
         try:
@@ -367,6 +381,34 @@ def from_arrays(
     )
 
 
+def _scaled(X: np.ndarray, feature_range: Any) -> np.ndarray:
+    """``X`` mapped from ``feature_range`` = ``(low, high)`` to [0, 1], float32, clipped."""
+    if not (
+        isinstance(feature_range, (tuple, list))
+        and len(feature_range) == 2
+        and all(
+            isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+            for v in feature_range
+        )
+        and all(np.isfinite(v) for v in feature_range)
+        and feature_range[0] < feature_range[1]
+    ):
+        raise InvalidParameterError(
+            f"feature_range must be (low, high) with finite numbers low < high, got {feature_range!r}"
+        )
+    if not (X.dtype == np.bool_ or np.issubdtype(X.dtype, np.number)):
+        raise InvalidDataError(f"X must be numeric, got dtype {X.dtype}")
+    low, high = (float(v) for v in feature_range)
+    X = (X.astype(np.float64) - low) / (high - low)
+    outside = int(np.count_nonzero((X < 0) | (X > 1)))
+    if outside:
+        warn(
+            f"{outside} of {X.size} values lie outside feature_range ({low:g}, {high:g}) and were "
+            f"clipped to it; widen the range if they are meant"
+        )
+    return np.clip(X, 0.0, 1.0).astype(np.float32)
+
+
 def _as_array(value: Any, name: str) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy()
@@ -376,3 +418,37 @@ def _as_array(value: Any, name: str) -> np.ndarray:
         raise InvalidDataError(
             f"{name} cannot be read as one array (rows of different lengths?): {exc}"
         ) from None
+
+
+def integer_labels(labels: np.ndarray, what: str) -> np.ndarray:
+    """``labels`` with whole-number floats made int64; other floats refused.
+
+    Labels are classes: a float label is accepted only when it is a whole number (a class
+    index stored as a float, as ``1.0``), and any other (``0.37``, NaN, infinity) is an
+    :class:`~synthaug.errors.InvalidDataError` that names the values and ``what`` (where they
+    came from). Labels of other dtypes are returned unchanged.
+    """
+    if not np.issubdtype(labels.dtype, np.floating):
+        return labels
+    finite = np.isfinite(labels)
+    if not finite.all():
+        raise InvalidDataError(
+            f"{what}: {int((~finite).sum())} label(s) are NaN or infinite; drop those samples "
+            f"or give them a class"
+        )
+    fractional = np.unique(labels[labels != np.round(labels)])
+    if fractional.size:
+        shown = ", ".join(f"{v:g}" for v in fractional[:5])
+        more = f" and {fractional.size - 5} more" if fractional.size > 5 else ""
+        raise InvalidDataError(
+            f"{what} must be classes, but {fractional.size} distinct value(s) are not whole "
+            f"numbers: {shown}{more}; give class indices 0..K-1 or class names (a measurement "
+            f"is not a class: bin it into classes first)"
+        )
+    largest = float(np.abs(labels.astype(np.float64)).max()) if labels.size else 0.0
+    if largest >= 2**63:
+        raise InvalidDataError(
+            f"{what}: label {largest:g} is too large for a class index; give "
+            f"class indices 0..K-1 or class names"
+        )
+    return labels.astype(np.int64)

@@ -21,6 +21,7 @@ from pydicom.uid import UID, SegmentationStorage
 from synthaug._utils import warn
 from synthaug.data._dataset import ImageDataset
 from synthaug.data._output import MANIFEST_NAME
+from synthaug.data._scan import FolderScan, shown_path
 from synthaug.errors import DataFileError, EmptyDatasetError, InvalidParameterError
 
 logger = logging.getLogger("synthaug.data")
@@ -107,8 +108,9 @@ def load_dicom_folder(
     -------
     DicomDataset
         ``(N, 1, H, W)`` images; ``metadata[i]`` holds ``file``, ``frame``, ``SOPInstanceUID``,
-        ``StudyInstanceUID`` and ``modality`` (empty strings where the file has none);
-        ``skipped`` lists the files left out.
+        ``SOPClassUID``, ``NumberOfFrames`` (of a multi-frame object), ``StudyInstanceUID``
+        and ``modality`` (empty strings where the file has none); ``skipped`` lists the
+        files left out.
 
     Examples
     --------
@@ -124,7 +126,7 @@ def load_dicom_folder(
     """
     root = Path(root)
     if not root.is_dir():
-        raise DataFileError(f"DICOM folder {str(root)!r} does not exist or is not a folder")
+        raise DataFileError(f"DICOM folder {shown_path(root)} does not exist or is not a folder")
     if on_error not in ("raise", "skip"):
         raise InvalidParameterError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     size = _check_size(size)
@@ -226,14 +228,16 @@ def _labelled_files(
     root: Path, labels: str | Path | Mapping[str, str]
 ) -> list[tuple[Path, str | None]]:
     """Every candidate file under ``root`` with its label (None when the CSV lacks it)."""
+    # One walk for the whole folder: links are followed or refused by the rule of _scan.py.
+    scan = FolderScan(root)
     if isinstance(labels, str) and labels == "folders":
-        class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        class_dirs = scan.class_folders()
         if not class_dirs:
             raise DataFileError(
                 f"{str(root)!r} has no class subfolders; put each class's files in a subfolder "
                 f"named after the class, or pass labels= a CSV file or mapping"
             )
-        return [(f, d.name) for d in class_dirs for f in _candidate_files(d)]
+        return [(f, d.name) for d in class_dirs for f in _candidate_files(scan, d)]
     if isinstance(labels, Mapping):
         mapping = {str(k): str(v) for k, v in labels.items()}
         csv_path = None
@@ -249,7 +253,9 @@ def _labelled_files(
     if not mapping:
         raise DataFileError("the labels CSV/mapping has no entries")
     files = [
-        f for f in _candidate_files(root) if csv_path is None or f.resolve() != csv_path.resolve()
+        f
+        for f in _candidate_files(scan, root)
+        if csv_path is None or f.resolve() != csv_path.resolve()
     ]
     out = []
     for f in files:
@@ -295,13 +301,11 @@ def _read_labels_csv(path: Path) -> dict[str, str]:
     return mapping
 
 
-def _candidate_files(folder: Path) -> list[Path]:
+def _candidate_files(scan: FolderScan, folder: Path) -> list[Path]:
     return sorted(
         p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        and p.name.upper() != "DICOMDIR"
+        for p in scan.files(folder)
+        if p.name.upper() != "DICOMDIR"
         and p != folder / MANIFEST_NAME  # the file list synthaug's writers add
         and not _is_segmentation(p)
     )
@@ -355,8 +359,12 @@ def _decode_file(path: Path, window: str | tuple[float, float]) -> tuple[np.ndar
         raise _BadFile(f"pixel values cannot be mapped to the display range ({exc})", exc) from exc
     info = {
         "file": str(path),
+        # What a file derived from this one refers back to (write_dicom's Source Image
+        # Sequence and Derivation Description): its SOP class and instance, the number of
+        # frames of a multi-frame object ("" for a single-frame one), and its study.
         "SOPInstanceUID": str(ds.get("SOPInstanceUID", "")),
-        # What a file derived from this one refers back to (write_dicom's source_images).
+        "SOPClassUID": str(ds.get("SOPClassUID", "")),
+        "NumberOfFrames": str(ds.get("NumberOfFrames", "") or ""),
         "StudyInstanceUID": str(ds.get("StudyInstanceUID", "")),
         "modality": str(ds.get("Modality", "")),
     }

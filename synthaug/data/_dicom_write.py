@@ -11,13 +11,14 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pydicom
 import torch
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian, SegmentationStorage, generate_uid
 
@@ -25,6 +26,7 @@ from synthaug._utils import import_optional
 from synthaug._version import __version__
 from synthaug.data._dataset import ImageDataset
 from synthaug.data._output import atomic_output, write_manifest
+from synthaug.data._provenance import DERIVED, REAL, SYNTHETIC, Provenance, made_from
 from synthaug.errors import (
     DataFileError,
     InvalidDataError,
@@ -35,9 +37,26 @@ from synthaug.errors import (
 SYNTHETIC_MARK = "SYNTHETIC"
 DERIVED_MARK = "DERIVED"
 SEGMENTATION_FOLDER = "segmentations"
-ORIGINS = ("synthetic", "derived")
+ORIGINS = (SYNTHETIC, DERIVED)
 # Derivation Description is an ST: at most 1024 characters.
 _ST_LENGTH = 1024
+# The image operations of a Provenance, as PS3.16 CID 7203 (Image Derivation) codes.
+DERIVATION_CODES = {
+    "pixel-addition": codes.cid7203.PixelByPixelAddition,
+    "spatial-resampling": codes.cid7203.SpatialResampling,
+}
+# Why a derived file references each source image (PS3.16 CID 7202): every role of a
+# training item (the background, a lesion's donor, a blended image) is an input of the
+# operations that made the file.
+_PURPOSE = codes.cid7202.SourceImageForImageProcessingOperation
+
+
+class _Derived(NamedTuple):
+    """What one derived file says about where it came from."""
+
+    description: str  # Derivation Description
+    sources: list[Dataset]  # Source Image Sequence items
+    operations: list[Any]  # Derivation Code Sequence codes
 
 
 class _Marking(NamedTuple):
@@ -104,9 +123,11 @@ def write_dicom(
     classes: Sequence[str] | None = None,
     modality: str = "OT",
     series_description: str | None = None,
-    origin: str = "synthetic",
+    origin: str | None = None,
     derivation: str | None = None,
     source_studies: Sequence[str] = (),
+    provenance: Sequence[Provenance] | None = None,
+    source_metadata: Sequence[Mapping[str, Any]] | None = None,
     bits: int = 16,
     masks: torch.Tensor | np.ndarray | None = None,
     segment_label: str = "lesion",
@@ -118,8 +139,9 @@ def write_dicom(
 
     Files go to ``out_dir/<class>/<origin>_<class>_<index>.dcm`` (``synthetic_...`` or
     ``derived_...``), so :func:`load_dicom_folder` reads them back with their labels, and
-    ``out_dir/manifest.csv`` lists them (file, class, synthetic yes/no, derived yes for derived
-    files, SOP Instance UID, mask file, and any ``manifest`` columns). The folder is built
+    ``out_dir/manifest.csv`` lists them (file, class, origin ``synthetic`` or ``derived``,
+    synthetic yes/no, SOP Instance UID, the training items a derived file was made from,
+    mask file, and any ``manifest`` columns). The folder is built
     aside and renamed into place: an interrupted call leaves nothing at ``out_dir``, and a
     non-empty ``out_dir`` is refused unless ``overwrite=True`` (which replaces it whole once
     the new one is complete), so two calls never mix their studies in one folder. Every call
@@ -140,8 +162,16 @@ def write_dicom(
       Series Description starting with ``DERIVED``, Image Comments that say the image is real
       anatomy, not synthetic and not de-identified, Patient Identity Removed ``NO``,
       De-identification Method ``synthaug: derived from patient images; not de-identified``,
-      and Derivation Description: ``derivation`` and the ``source_studies`` (or that they are
-      unknown). Treat such files as the patient images they came from.
+      and Derivation Description: ``derivation``, how the file was made (its ``provenance``)
+      and the studies of its source images (or of ``source_studies``, or that they are
+      unknown). With ``provenance`` and ``source_metadata`` of DICOM input, each file also
+      has a Source Image Sequence: the SOP Class and Instance UIDs (and frame number of a
+      multi-frame object) of every real image it was made from (for a pasted lesion: the
+      normal image and the lesion's donor), with purpose of reference "Source image for image
+      processing operation" (CID 7202); and a Derivation Code Sequence with the CID 7203
+      codes of its image operations (``"pixel-addition"``: Pixel by pixel addition,
+      ``"spatial-resampling"``: Spatial resampling). Treat such files as the patient images
+      they came from.
 
     Pixels in [0, 1] are stored as unsigned integers ``round(x * (2**bits - 1))`` with Window
     Center / Width set so a viewer (and ``load_dicom_folder(window="auto")``) maps them back to
@@ -179,18 +209,33 @@ def write_dicom(
     series_description : str, optional
         Series Description; ``"SYNTHETIC"`` (``"DERIVED"``) is prepended when missing.
         Default: ``"<SYNTHETIC or DERIVED> synthaug images"``.
-    origin : "synthetic" or "derived"
+    origin : "synthetic" or "derived", optional
         Where the pixels come from: a generator (``"synthetic"``), or real patient images
-        that synthaug changed (``"derived"``); see above for what each writes.
+        that synthaug changed (``"derived"``); see above for what each writes. Default:
+        ``"derived"`` when any ``provenance`` record is derived, else ``"synthetic"``. An
+        ``origin`` that ``provenance`` contradicts is refused (a synthetic series with a
+        derived image, or a derived one with none).
     derivation : str, optional
         With ``origin="derived"``: how the images were made from the patient images (e.g.
         ``"synthaug copy-paste: real lesions pasted into real normal slices"``), written to
-        Derivation Description and Image Comments.
+        Derivation Description.
     source_studies : sequence of str
         With ``origin="derived"``: the Study Instance UIDs of the patient images (the
         ``StudyInstanceUID`` of :func:`load_dicom_folder`'s metadata), named in Derivation
         Description (as many as fit in its 1024 characters, then how many more). Empty: the
-        description says the source studies are unknown.
+        description says the source studies are unknown. A file whose source images are
+        known from ``provenance`` names their studies instead.
+    provenance : sequence of Provenance, optional
+        One record per image (``sample(..., return_provenance=True)`` of any synthaug source,
+        or :class:`~synthaug.augment.AugmentedDataset`'s ``provenance`` of the added items):
+        the file's origin, how it was made, its training items and image operations.
+        ``"real"`` records (an input image as it was) are refused.
+    source_metadata : sequence of mapping, optional
+        The metadata of the data set the provenance's items index (the source's training
+        data: ``load_dicom_folder``'s ``metadata``), to reference each derived file's source
+        images (``SOPClassUID``, ``SOPInstanceUID``, ``frame``, ``NumberOfFrames``,
+        ``StudyInstanceUID``; ``file`` or ``path`` for the manifest). Leave it out when the
+        items index other data (a saved model's training set).
     bits : 8 or 16
         Bits per stored pixel.
     masks : bool tensor or array, optional
@@ -238,9 +283,16 @@ def write_dicom(
         raise InvalidParameterError(
             f"modality must be a DICOM modality code such as 'OT', 'CT' or 'MR', got {modality!r}"
         )
+    provenance = _check_provenance(provenance, len(images), source_metadata)
+    origin = _resolve_origin(origin, provenance)
     marking = _check_origin(origin, derivation, source_studies)
     series_description = _marked_description(series_description, marking.mark)
-    described = _derivation_description(derivation, source_studies) if origin == "derived" else None
+    derived = None
+    if origin == DERIVED:
+        derived = [
+            _derived(hd, p, derivation, source_studies, source_metadata)
+            for p in provenance or [None] * len(images)
+        ]
 
     top = 2**bits - 1
     dtype = np.uint8 if bits == 8 else np.uint16
@@ -262,7 +314,8 @@ def write_dicom(
             segment_label=segment_label,
             extra=extra,
             marking=marking,
-            derivation=described,
+            derived=derived,
+            made_from=made_from(provenance, source_metadata),
         )
         write_manifest(partial, rows)
     return [out_dir / f.relative_to(partial) for f in written]
@@ -294,6 +347,125 @@ def _check_origin(origin: str, derivation: str | None, source_studies: Sequence[
             f"characters), got {bad[0]!r}"
         )
     return _MARKINGS[origin]
+
+
+def _check_provenance(
+    provenance: Sequence[Provenance] | None,
+    n: int,
+    source_metadata: Sequence[Mapping[str, Any]] | None,
+) -> list[Provenance] | None:
+    """``provenance`` as a list of one record per image, after checking it can be written."""
+    if provenance is None:
+        if source_metadata is not None:
+            raise InvalidParameterError(
+                "source_metadata resolves the training items of provenance; give provenance too"
+            )
+        return None
+    provenance = list(provenance)
+    if len(provenance) != n:
+        raise ShapeMismatchError(f"{len(provenance)} provenance records for {n} images")
+    for i, p in enumerate(provenance):
+        if not isinstance(p, Provenance):
+            raise InvalidParameterError(
+                f"provenance must hold synthaug.data.Provenance records, got "
+                f"{type(p).__name__} for image {i}"
+            )
+        if p.origin == REAL:
+            raise InvalidParameterError(
+                f"image {i} is a real item of the input (provenance origin 'real'); write_dicom "
+                f"writes synthetic or derived images only: leave the real items out"
+            )
+    if source_metadata is not None:
+        size = len(source_metadata)
+        bad = [it.index for p in provenance for it in p.items if not 0 <= it.index < size]
+        if bad:
+            raise InvalidParameterError(
+                f"provenance names training item {bad[0]}, but source_metadata has {size} "
+                f"items; give the metadata of the data the source was fitted on"
+            )
+    return provenance
+
+
+def _resolve_origin(origin: str | None, provenance: list[Provenance] | None) -> str:
+    """``origin``, or the one ``provenance`` implies; refused where provenance contradicts it."""
+    if provenance is None:
+        return SYNTHETIC if origin is None else origin
+    derived = [i for i, p in enumerate(provenance) if p.origin == DERIVED]
+    if origin is None:
+        return DERIVED if derived else SYNTHETIC
+    if origin == SYNTHETIC and derived:
+        raise InvalidParameterError(
+            f"origin='synthetic' would call image {derived[0]} synthetic, but its provenance "
+            f"says it is derived from real training images; use origin='derived' (or leave "
+            f"origin out)"
+        )
+    if origin == DERIVED and not derived:
+        raise InvalidParameterError(
+            "origin='derived' marks the files as patient data, but every provenance record "
+            "says synthetic; use origin='synthetic' (or leave origin out)"
+        )
+    return origin
+
+
+def _derived(
+    hd: ModuleType,
+    provenance: Provenance | None,
+    derivation: str | None,
+    source_studies: Sequence[str],
+    source_metadata: Sequence[Mapping[str, Any]] | None,
+) -> _Derived:
+    """Derivation Description, Source Image Sequence and Derivation Code Sequence of one file."""
+    how = [derivation] if derivation else []
+    sources: list[Dataset] = []
+    studies = list(source_studies)
+    if provenance is not None and provenance.origin == SYNTHETIC:
+        # A generated image in a derived series (a mixed source): no patient image went in.
+        text = "; ".join([*how, provenance.how, "generated: no patient image was its input"])
+        return _Derived(text[:_ST_LENGTH], [], [])
+    if provenance is not None:
+        how.append(provenance.how)
+        metadata = (
+            [] if source_metadata is None else [source_metadata[i.index] for i in provenance.items]
+        )
+        sources = _source_images(hd, metadata)
+        known = [str(m.get("StudyInstanceUID") or "") for m in metadata]
+        if sources and all(known):
+            # The file's own source images say which studies it came from.
+            studies = known
+    text = _derivation_description("; ".join(how) or None, studies)
+    operations = [] if provenance is None else [DERIVATION_CODES[o] for o in provenance.operations]
+    return _Derived(text, sources, operations)
+
+
+def _source_images(hd: ModuleType, metadata: Sequence[Mapping[str, Any]]) -> list[Dataset]:
+    """Source Image Sequence items of the DICOM images among ``metadata`` (once each)."""
+    items, seen = [], set()
+    for meta in metadata:
+        sop_class, sop_instance = meta.get("SOPClassUID"), meta.get("SOPInstanceUID")
+        if not sop_class or not sop_instance:  # not a DICOM file (or one without UIDs)
+            continue
+        frames = str(meta.get("NumberOfFrames") or "")
+        # A multi-frame object is referenced frame by frame (1-based); a single-frame one whole.
+        frame = int(meta.get("frame", 0)) + 1 if frames else None
+        if (sop_instance, frame) in seen:
+            continue
+        seen.add((sop_instance, frame))
+        image = Dataset()
+        image.SOPClassUID, image.SOPInstanceUID = str(sop_class), str(sop_instance)
+        if frames:
+            image.NumberOfFrames = int(frames)
+        try:
+            (item,) = hd.ReferencedImageSequence([image], referenced_frame_number=frame)
+        except KeyError:
+            # A SOP class highdicom does not know (a private one): the same two attributes.
+            item = Dataset()
+            item.ReferencedSOPClassUID = image.SOPClassUID
+            item.ReferencedSOPInstanceUID = image.SOPInstanceUID
+            if frame is not None:
+                item.ReferencedFrameNumber = frame
+        item.PurposeOfReferenceCodeSequence = [hd.sr.CodedConcept.from_code(_PURPOSE)]
+        items.append(item)
+    return items
 
 
 def _is_uid(text: str) -> bool:
@@ -347,7 +519,8 @@ def _write_files(
     segment_label: str,
     extra: list[Mapping[str, object]],
     marking: _Marking,
-    derivation: str | None,
+    derived: list[_Derived] | None,
+    made_from: list[str] | None,
 ) -> tuple[list[Path], list[dict[str, object]]]:
     """The files of :func:`write_dicom` in ``out_dir``, and their manifest rows."""
     top = 2**bits - 1
@@ -383,8 +556,14 @@ def _write_files(
         sc.ImageComments = f"{marking.comment}; class={name}"
         sc.PatientIdentityRemoved = marking.patient_identity_removed
         sc.DeidentificationMethod = marking.deidentification
-        if derivation is not None:
-            sc.DerivationDescription = derivation
+        if derived is not None:
+            sc.DerivationDescription = derived[index].description
+            if derived[index].sources:
+                sc.SourceImageSequence = DicomSequence(derived[index].sources)
+            if derived[index].operations:
+                sc.DerivationCodeSequence = [
+                    hd.sr.CodedConcept.from_code(code) for code in derived[index].operations
+                ]
         sc.BurnedInAnnotation = "NO"
         sc.WindowCenter = (top + 1) / 2
         sc.WindowWidth = top + 1
@@ -394,10 +573,12 @@ def _write_files(
         row = {
             "file": path.relative_to(out_dir).as_posix(),
             "class": name,
+            "origin": DERIVED if marking.mark == DERIVED_MARK else SYNTHETIC,
             "synthetic": "yes" if marking.mark == SYNTHETIC_MARK else "no",
-            **({"derived": "yes"} if marking.mark == DERIVED_MARK else {}),
             "sop_instance_uid": sc.SOPInstanceUID,
         }
+        if made_from is not None:
+            row["made_from"] = made_from[index]
         if masks is not None:
             row["mask_file"] = ""
         if masks is not None and masks[index].any():

@@ -6,6 +6,7 @@ that says where to put it.
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from collections import Counter
@@ -15,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.datasets import ImageFolder
 
 from synthaug._utils import warn
-from synthaug.data._dataset import ImageDataset, from_arrays
+from synthaug.data._dataset import ImageDataset, from_arrays, integer_labels
 from synthaug.data._output import MANIFEST_NAME, atomic_output, write_manifest
+from synthaug.data._scan import IMAGE_SUFFIXES, FolderScan, is_image_file, shown_path
 from synthaug.errors import (
     DataFileError,
     InvalidDataError,
@@ -27,10 +28,10 @@ from synthaug.errors import (
     ShapeMismatchError,
 )
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm")
 
-
-def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
+def load_npz(
+    path: str | Path, split: str = "train", *, feature_range: tuple[float, float] | None = None
+) -> ImageDataset:
     """Load one split of a MedMNIST-style ``.npz`` file.
 
     The file holds ``<split>_images`` (``(N, H, W)`` grayscale or ``(N, H, W, C)``, uint8 in
@@ -46,6 +47,10 @@ def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
         The ``.npz`` file. It must already be on disk: synthaug never downloads data.
     split : str
         Which split to read (the prefix of the keys).
+    feature_range : (float, float), optional
+        The range the stored values are known to span, mapped to [0, 1] (values outside are
+        clipped): see :func:`~synthaug.data.from_arrays`. Needed for values in other units
+        (Hounsfield units, 12-bit counts); from domain knowledge, never from the data.
 
     Returns
     -------
@@ -71,7 +76,7 @@ def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
     path = Path(path)
     if not path.is_file():
         raise DataFileError(
-            f"no data file at {path.resolve()}; synthaug downloads nothing: put the MedMNIST-style "
+            f"no data file at {shown_path(path)}; synthaug downloads nothing: put the MedMNIST-style "
             f".npz file (keys train_images, train_labels, val_*, test_*) there, or pass its path"
         )
     try:
@@ -119,7 +124,7 @@ def load_npz(path: str | Path, split: str = "train") -> ImageDataset:
         raise ShapeMismatchError(
             f"{path}: {image_key} must be (N, H, W) or (N, H, W, C) images, got shape {images.shape}"
         )
-    return from_arrays(images, labels, classes)
+    return from_arrays(images, labels, classes, feature_range=feature_range)
 
 
 def _flat_labels(labels: np.ndarray, path: Path, key: str) -> np.ndarray:
@@ -131,7 +136,7 @@ def _flat_labels(labels: np.ndarray, path: Path, key: str) -> np.ndarray:
             f"{path}: {key} has shape {labels.shape}; synthaug needs one class per image "
             f"((N,) or (N, 1) labels), multi-label targets are not supported"
         )
-    return labels
+    return integer_labels(labels, f"{path}: {key}")
 
 
 def save_npz(
@@ -186,12 +191,16 @@ def load_image_folder(
     grayscale: bool | None = None,
     image_size: int | tuple[int, int] | None = None,
 ) -> ImageDataset:
-    """Load a folder with one subfolder of images per class (torchvision's ``ImageFolder``).
+    """Load a folder with one subfolder of images per class.
 
     Parameters
     ----------
     root : str or Path
-        ``root/<class name>/<image file>``; class labels follow the sorted subfolder names.
+        ``root/<class name>/<image file>``, as torchvision's ``ImageFolder`` reads it: class
+        labels follow the sorted subfolder names, and a class folder's subfolders are read
+        too. Names starting with ``.`` are skipped. A link to a file is read as the file; a
+        link to a folder is followed when it leads out of ``root``, and refused when it
+        leads back into it (or loops, or leads nowhere), as is a file reached twice.
     grayscale : bool, optional
         Force one channel (True) or RGB (False). By default images are read as grayscale when
         every file is grayscale, else as RGB.
@@ -202,6 +211,31 @@ def load_image_folder(
     -------
     ImageDataset
         Images ``(N, 1 or 3, H, W)`` in [0, 1]; ``metadata`` holds each file's path.
+
+    Raises
+    ------
+    DataFileError
+        No folder, no class folders with images, an unreadable image, or a link that breaks
+        the rule above (the message names it).
+    InvalidDataError
+        A 32-bit integer image with values outside 0..65535, or a floating-point image with
+        values outside [0, 1].
+    InvalidParameterError
+        ``grayscale`` or ``image_size`` of the wrong type or size.
+
+    Warns
+    -----
+    SynthaugWarning
+        An empty class folder (read as a class without images), or images with transparent
+        pixels (transparency is dropped).
+
+    Notes
+    -----
+    Pixel values are scaled by the range of the file's bit depth, the same for every image:
+    8-bit images (1-bit, grayscale, palette, RGB; an alpha channel is dropped) by 255, 16-bit
+    ones (PNG, TIFF, PGM) by 65535, so a dim 16-bit image stays dim. A 32-bit integer image
+    is read as 16-bit when its values fit (0..65535); a floating-point image must already lie
+    in [0, 1].
 
     Examples
     --------
@@ -215,24 +249,33 @@ def load_image_folder(
     >>> ds.classes, ds.sample_shape
     (['cat', 'dog'], (1, 8, 8))
     """
+    if not isinstance(root, (str, os.PathLike)):
+        raise InvalidParameterError(f"root must be a folder path, got {type(root).__name__}")
+    if grayscale is not None and not isinstance(grayscale, (bool, np.bool_)):
+        raise InvalidParameterError(f"grayscale must be True, False or None, got {grayscale!r}")
+    size = _image_size(image_size)
     root = Path(root)
     if not root.is_dir():
         raise DataFileError(
-            f"no image folder at {root.resolve()}; synthaug downloads nothing: put one subfolder "
-            f"per class there (root/<class>/<image>.png), or pass the folder's path"
+            f"no image folder at {shown_path(root)}; synthaug downloads nothing: put one "
+            f"subfolder per class there (root/<class>/<image>.png), or pass the folder's path"
         )
-    try:
-        # An empty class folder is a class with no images (save_image_folder writes one for
-        # every class, so a sample of some classes reads back with all the class names).
-        folder = ImageFolder(str(root), loader=lambda p: p, allow_empty=True)
-        if not folder.samples:
-            raise FileNotFoundError("no image files in any class folder")
-    except (FileNotFoundError, OSError) as exc:
+    scan = FolderScan(root)
+    class_dirs = scan.class_folders()
+    files = [
+        (file, label)
+        for label, folder in enumerate(class_dirs)
+        for file in scan.files(folder)
+        if is_image_file(file)
+    ]
+    if not files:
+        why = "no image files in any class folder" if class_dirs else "no class folders"
         raise DataFileError(
-            f"{root} has no class subfolders with images ({', '.join(_IMAGE_SUFFIXES)}): {exc}"
-        ) from exc
-    found = {target for _, target in folder.samples}
-    empty = [name for i, name in enumerate(folder.classes) if i not in found]
+            f"{root} has no class subfolders with images ({', '.join(IMAGE_SUFFIXES)}): {why}"
+        )
+    classes = [folder.name for folder in class_dirs]
+    found = {label for _, label in files}
+    empty = [name for i, name in enumerate(classes) if i not in found]
     if empty and not (root / MANIFEST_NAME).is_file():
         # synthaug's writers leave empty folders for classes without images on purpose (and a
         # manifest); elsewhere an empty class folder is more likely a mistake worth a word.
@@ -241,7 +284,7 @@ def load_image_folder(
             f"with no samples (remove them if they are not classes)"
         )
     pictures = []
-    for file, _ in folder.samples:
+    for file, _ in files:
         try:
             with Image.open(file) as img:
                 img.load()
@@ -251,36 +294,102 @@ def load_image_folder(
                 f"cannot read image {file} (corrupt or not an image?): {exc}"
             ) from exc
     if grayscale is None:
-        grayscale = all(p.mode in ("1", "L", "LA", "I", "I;16", "F") for p in pictures)
-    if image_size is not None:
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        if len(size) != 2 or min(size) < 1:
-            raise InvalidParameterError(
-                f"image_size must be a positive int or (height, width), got {image_size!r}"
-            )
-        pictures = [p.resize((size[1], size[0]), Image.BILINEAR) for p in pictures]
+        grayscale = all(p.mode in _GREY_MODES or p.mode.startswith("I;16") for p in pictures)
     sizes = sorted({p.size for p in pictures})
-    if len(sizes) > 1:
+    if size is None and len(sizes) > 1:
         raise ShapeMismatchError(
             f"images in {root} have different sizes {sizes[:5]} (width, height); pass "
             f"image_size=(height, width) to resize them all"
         )
-    arrays = [np.asarray(_to_8bit(p).convert("L" if grayscale else "RGB")) for p in pictures]
-    images = np.stack(arrays)
-    labels = np.asarray([target for _, target in folder.samples], dtype=np.int64)
-    dataset = from_arrays(images, labels, folder.classes, channels_last=not grayscale)
-    dataset.metadata = [{"path": file} for file, _ in folder.samples]
+    transparent = [file for (file, _), p in zip(files, pictures, strict=True) if _transparent(p)]
+    if transparent:
+        warn(
+            f"{len(transparent)} image(s) under {root} have transparent pixels (first: "
+            f"{transparent[0]}); transparency is dropped and the colours under it are read"
+        )
+    arrays = [
+        _unit_pixels(p, bool(grayscale), size, file)
+        for (file, _), p in zip(files, pictures, strict=True)
+    ]
+    labels = np.asarray([label for _, label in files], dtype=np.int64)
+    dataset = from_arrays(np.stack(arrays), labels, classes, channels_last=not grayscale)
+    dataset.metadata = [{"path": str(file)} for file, _ in files]
     return dataset
 
 
-def _to_8bit(picture):
-    """16-bit and float grayscale scaled to 8 bits by their own range (PIL would clip them)."""
-    if picture.mode not in ("I", "I;16", "F"):
-        return picture
-    values = np.asarray(picture, dtype=np.float64)
-    low, high = values.min(), values.max()
-    scaled = (values - low) / (high - low) if high > low else np.zeros_like(values)
-    return Image.fromarray((scaled * 255).round().astype(np.uint8))
+# Modes Pillow opens one-channel files in (16-bit ones are "I;16", "I;16B", ...).
+_GREY_MODES = ("1", "L", "LA", "La", "I", "F")
+
+
+def _image_size(image_size: object) -> tuple[int, int] | None:
+    """``image_size`` as ``(height, width)``, checked."""
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if _is_count(image_size) else image_size
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(_is_count(v) and v >= 1 for v in size)
+    ):
+        raise InvalidParameterError(
+            f"image_size must be a positive int or (height, width), got {image_size!r}"
+        )
+    return int(size[0]), int(size[1])
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _transparent(picture: Image.Image) -> bool:
+    """Whether ``picture`` has an alpha channel (or a transparent colour) that hides pixels."""
+    if picture.mode in ("RGBA", "LA", "La", "PA", "RGBa"):
+        return picture.getextrema()[-1][0] < 255
+    if "transparency" in picture.info:
+        return picture.convert("RGBA").getextrema()[-1][0] < 255
+    return False
+
+
+def _unit_pixels(
+    picture: Image.Image, grayscale: bool, size: tuple[int, int] | None, file: Path
+) -> np.ndarray:
+    """One image as float32 in [0, 1], ``(H, W)`` or ``(H, W, 3)``, resized to ``size``.
+
+    Values are scaled by the range of the file's bit depth, the same for every image: 255 for
+    8-bit modes, 65535 for 16-bit ones.
+    """
+    mode = picture.mode
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        values = np.asarray(picture)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if mode == "F" and not (np.isfinite(values).all() and 0 <= low and high <= 1):
+            raise InvalidDataError(
+                f"{file} is a floating-point image with values in [{low:.4g}, {high:.4g}]; "
+                f"float images must lie in [0, 1]: save it rescaled, or as 8- or 16-bit"
+            )
+        if mode == "I" and (low < 0 or high > 65535):
+            raise InvalidDataError(
+                f"{file} is a 32-bit integer image with values in [{low:.0f}, {high:.0f}]; "
+                f"synthaug reads 8- and 16-bit images (scaled by 255 and 65535): save it as "
+                f"16-bit, or scale it yourself and use from_arrays"
+            )
+        scale = 1.0 if mode == "F" else 65535.0
+        unit = Image.fromarray((values.astype(np.float64) / scale).astype(np.float32), "F")
+        if size is not None:
+            unit = unit.resize((size[1], size[0]), Image.BILINEAR)
+        grey = np.clip(np.asarray(unit, dtype=np.float32), 0.0, 1.0)
+        return grey if grayscale else np.repeat(grey[..., None], 3, axis=-1)
+    if mode == "P" and "transparency" in picture.info:
+        picture = picture.convert("RGBA")  # Pillow warns when a palette's transparency is cut
+    try:
+        picture = picture.convert("L" if grayscale else "RGB")
+    except ValueError as exc:
+        raise DataFileError(
+            f"cannot read image {file}: its mode {mode} cannot be converted: {exc}"
+        ) from exc
+    if size is not None:
+        picture = picture.resize((size[1], size[0]), Image.BILINEAR)
+    return np.asarray(picture, dtype=np.float32) / np.float32(255.0)
 
 
 def save_image_folder(

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from synthaug._memory import check_fits_in_memory
 from synthaug._utils import check_seed
 from synthaug.data._dataset import ImageDataset
 from synthaug.errors import InvalidParameterError
@@ -91,8 +92,15 @@ def make_phantoms(
     if not 0 <= noise <= 0.5:
         raise InvalidParameterError(f"noise must be in [0, 0.5], got {noise!r}")
 
-    gen = torch.Generator().manual_seed(check_seed(seed))
     n = sum(counts)
+    # The images, their regions, masks and the drawing's working maps: about four float
+    # images per phantom are held at once. Refused before the first is drawn.
+    check_fits_in_memory(
+        4 * n * size * size * 4,
+        f"{n:,} phantoms of {size}x{size} pixels",
+        "make fewer or smaller ones",
+    )
+    gen = torch.Generator().manual_seed(check_seed(seed))
     labels = torch.cat([torch.full((k,), c, dtype=torch.int64) for c, k in enumerate(counts)])
     draw = _chest if kind == "chest" else _brain
     images, region = draw(n, size, gen)

@@ -14,7 +14,16 @@ from synthaug.generators._cvae import CVAE
 from synthaug.generators._dagan import DAGAN
 from synthaug.generators._latent import DeepSMOTE, DeltaTransfer
 from synthaug.generators._perclass import PerClass
-from synthaug.generators._persistence import load, model_path
+from synthaug.generators._persistence import (
+    MODEL_FILES,
+    as_params,
+    build_generator,
+    decode_param,
+    encode_param,
+    generator_parts,
+    load,
+    model_path,
+)
 from synthaug.generators._registry import (
     GENERATORS,
     create_generator,
@@ -30,11 +39,17 @@ __all__ = [
     "DeepSMOTE",
     "DeltaTransfer",
     "GENERATORS",
+    "MODEL_FILES",
     "BaseGenerator",
     "PerClass",
     "TorchGenerator",
     "TrainingContext",
+    "as_params",
+    "build_generator",
     "create_generator",
+    "decode_param",
+    "encode_param",
+    "generator_parts",
     "list_generators",
     "load",
     "model_path",

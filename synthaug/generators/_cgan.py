@@ -20,11 +20,13 @@ from synthaug.nn import (
     ConditionalBatchNorm,
     ConvDecoder,
     MLPDecoder,
+    Randomness,
     choose_architecture,
     conv_encoder,
     diff_augment,
     draw_rows,
     project_spectral_norm_,
+    randn,
 )
 
 AdversarialStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -157,6 +159,7 @@ class CGAN(TorchGenerator):
     # Exact but for batch norm, whose statistics are over each rank's part of the batch.
     _data_parallel = True
     _channels_last = True
+    keyed_sampling = True
 
     def _check_dataset(self, dataset: ImageDataset) -> None:
         super()._check_dataset(dataset)
@@ -328,8 +331,8 @@ class CGAN(TorchGenerator):
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
 
-    def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        z = torch.randn((len(labels), self.latent_dim), generator=generator, device=self.device_)
+    def _sample(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
+        z = randn(generator, (len(labels), self.latent_dim), device=self.device_)
         ema = self.ema_decay > 0
         net = self.modules_["generator_ema"].net if ema else self.modules_["generator"]
         return self._in_sample_batches(net, z, labels)

@@ -15,12 +15,14 @@ from synthaug.nn import (
     Architecture,
     ConvDecoder,
     MLPDecoder,
+    Randomness,
     batched,
     choose_architecture,
     conv_encoder,
     draw_rows,
     eval_mode,
     mlp,
+    randn,
 )
 
 
@@ -157,6 +159,7 @@ class CVAE(TorchGenerator):
     _per_sample_updates = ("net",)
     _data_parallel = True
     _channels_last = True
+    keyed_sampling = True
 
     def _early_stopping(self) -> tuple[int, float] | None:
         if self.early_stopping is None:
@@ -195,8 +198,8 @@ class CVAE(TorchGenerator):
         with eval_mode(net), ctx.autocast():
             return net.per_sample_loss(x, y, val_gen, 1.0).mean()
 
-    def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        z = torch.randn((len(labels), self.latent_dim), generator=generator, device=self.device_)
+    def _sample(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
+        z = randn(generator, (len(labels), self.latent_dim), device=self.device_)
         net = self.modules_["net"]
         return self._in_sample_batches(
             lambda z, y: torch.sigmoid(net.decode_logits(z, y)), z, labels

@@ -16,7 +16,16 @@ from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError
 from synthaug.generators._registry import register_generator
 from synthaug.generators._torch import TorchGenerator, TrainingContext
-from synthaug.nn import EMA, Architecture, channels, choose_architecture, conv_encoder
+from synthaug.nn import (
+    EMA,
+    Architecture,
+    Randomness,
+    channels,
+    choose_architecture,
+    conv_encoder,
+    rand,
+    randn,
+)
 
 
 def _group_norm(width: int) -> nn.GroupNorm:
@@ -50,11 +59,11 @@ class _Exemplars(nn.Module):
         counts = torch.bincount(self.labels, minlength=self.n_classes)
         return torch.cumsum(counts, 0) - counts, counts
 
-    def draw(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def draw(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
         """For each label, the row of one of its class's items, uniformly."""
         starts, counts = self.table()
         count = counts[labels]
-        u = torch.rand(len(labels), generator=generator, device=labels.device)
+        u = rand(generator, (len(labels),), device=labels.device)
         return starts[labels] + (u * count).long().clamp(max=count - 1)
 
     def partners(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -307,7 +316,13 @@ class DAGAN(TorchGenerator):
     )
 
     stores_training_images = True
+    exemplar_conditioned = True
+    _exemplar_use = (
+        "a network's variant of one of its stored training images of the class (the image is "
+        "the network's input, and its output is added to the image's logits)"
+    )
     _min_samples_per_class = 1
+    keyed_sampling = True
 
     # -- fit --------------------------------------------------------------------------------
     def _check_dataset(self, dataset: ImageDataset) -> None:
@@ -384,10 +399,10 @@ class DAGAN(TorchGenerator):
         )
 
     # -- sample -----------------------------------------------------------------------------
-    def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _sample(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
         store = self.modules_["exemplars"]
         rows = store.draw(labels, generator)
-        z = torch.randn((len(labels), self.noise_dim), generator=generator, device=self.device_)
+        z = randn(generator, (len(labels), self.noise_dim), device=self.device_)
         recorded = self.__dict__.get("_recorded_rows")
         if recorded is not None:
             recorded.append(rows)

@@ -23,10 +23,12 @@ from synthaug.nn import (
     Architecture,
     ConvDecoder,
     MLPDecoder,
+    Randomness,
     batched,
     choose_architecture,
     conv_encoder,
     mlp,
+    rand,
 )
 
 
@@ -111,6 +113,9 @@ class _LatentGenerator(TorchGenerator):
     """
 
     stores_training_images: ClassVar[bool] = True
+    keyed_sampling: ClassVar[bool] = True
+    # Every sample is decoded from the stored code of a training item, moved a little.
+    exemplar_conditioned: ClassVar[bool] = True
     # Whether the autoencoder sees the label, and whether it is a VAE (then ``beta`` weighs
     # its KL term).
     _conditional: ClassVar[bool] = False
@@ -236,18 +241,18 @@ class _LatentGenerator(TorchGenerator):
         self.code_offsets_ = torch.cumsum(counts, 0) - counts
 
     # -- sampling -----------------------------------------------------------------------------
-    def _pick(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _pick(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
         """A uniformly chosen bank index of each label's class."""
-        u = torch.rand(len(labels), generator=generator, device=labels.device)
+        u = rand(generator, (len(labels),), device=labels.device)
         counts = self.code_counts_[labels]
         return self.code_offsets_[labels] + (u * counts).long().clamp_max(counts - 1)
 
     def _draw_codes(
-        self, labels: torch.Tensor, generator: torch.Generator
+        self, labels: torch.Tensor, generator: Randomness
     ) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _sample(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
         z = self._draw_codes(labels, generator)
         return torch.sigmoid(self.modules_["net"].decode_logits(z, labels).float())
 
@@ -283,9 +288,9 @@ class _LatentGenerator(TorchGenerator):
             n_valid[start : start + count] = kk
         return table, n_valid
 
-    def _neighbour_of(self, items: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _neighbour_of(self, items: torch.Tensor, generator: Randomness) -> torch.Tensor:
         """One of each item's nearest same-class codes, uniformly (the item where it has none)."""
-        u = torch.rand(len(items), generator=generator, device=items.device)
+        u = rand(generator, (len(items),), device=items.device)
         n_valid = self.n_neighbours_[items].clamp_min(1)
         slot = (u * n_valid).long().clamp_max(n_valid - 1)
         return self.neighbours_[items, slot]
@@ -324,6 +329,11 @@ class DeepSMOTE(_LatentGenerator):
     )
     penalty = Param(1.0, real_range(0), "Weight of the permutation penalty (1 in the paper).")
 
+    _exemplar_use = (
+        "decoded from a point between the stored codes of two training images of the class "
+        "(a class of one image: that image's reconstruction)"
+    )
+
     def _losses(
         self,
         net: _AutoEncoder,
@@ -348,10 +358,10 @@ class DeepSMOTE(_LatentGenerator):
     def _restore_bank_tables(self) -> None:
         self.neighbours_, self.n_neighbours_ = self._neighbour_table(self.k_neighbors)
 
-    def _draw_codes(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _draw_codes(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
         base = self._pick(labels, generator)
         other = self._neighbour_of(base, generator)
-        t = torch.rand(len(labels), 1, generator=generator, device=labels.device)
+        t = rand(generator, (len(labels), 1), device=labels.device)
         z_base, z_other = self.codes_[base], self.codes_[other]
         return z_base + t * (z_other - z_base)
 
@@ -412,6 +422,10 @@ class DeltaTransfer(_LatentGenerator):
     )
 
     _conditional = True
+    _exemplar_use = (
+        "decoded from the stored code of a training image of the class, moved by the "
+        "difference between the stored codes of two training images of a donor class"
+    )
     # A one-image class is what this family is for: it varies it with borrowed deltas.
     _advised_samples_per_class = 1
 
@@ -434,13 +448,13 @@ class DeltaTransfer(_LatentGenerator):
         if self.delta_neighbors is not None:
             self.neighbours_, self.n_neighbours_ = self._neighbour_table(self.delta_neighbors)
 
-    def _draw_codes(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _draw_codes(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
         z = self.codes_[self._pick(labels, generator)]
         n_donors = len(self.donor_items_)
         if n_donors == 0:  # no class with two items: nothing to transfer
             return z
         n = len(labels)
-        u = torch.rand(n, generator=generator, device=labels.device)
+        u = rand(generator, (n,), device=labels.device)
         a = self.donor_items_[(u * n_donors).long().clamp_max(n_donors - 1)]
         if self.delta_neighbors is not None:
             b = self._neighbour_of(a, generator)
@@ -448,7 +462,7 @@ class DeltaTransfer(_LatentGenerator):
             # Another item of a's class, uniformly: a shift of 1..count-1 within the class.
             cls = self.code_labels_[a]
             start, count = self.code_offsets_[cls], self.code_counts_[cls]
-            v = torch.rand(n, generator=generator, device=labels.device)
+            v = rand(generator, (n,), device=labels.device)
             shift = 1 + (v * (count - 1)).long().clamp_max(count - 2)
             b = start + (a - start + shift) % count
         return z + self.delta_scale * (self.codes_[a] - self.codes_[b])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -15,12 +16,21 @@ from torch import nn
 from synthaug._params import REQUIRED, Param, Satisfies, any_of, int_range, one_of
 from synthaug._utils import check_seed, fitting_one_class, resolve_device
 from synthaug.data import ImageDataset
+from synthaug.errors import ConstantSamplesWarning
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
 from synthaug.generators._persistence import as_params
 from synthaug.generators._registry import GENERATORS, register_generator
-from synthaug.nn import DP, CountRelease, release_counts, seeded
+from synthaug.nn import (
+    DP,
+    CountRelease,
+    KeyedRandom,
+    Randomness,
+    release_counts,
+    seeded,
+    select_rows,
+)
 from synthaug.registry import Preset
 
 
@@ -45,7 +55,9 @@ def _fit_one(
 ) -> None:
     """Fit ``member`` on one class's images; ``counts``: the class's released count (dp)."""
     data = ImageDataset(images, torch.zeros(len(images), dtype=torch.int64), [name])
-    with fitting_one_class():  # each member models one class by design
+    with fitting_one_class(), warnings.catch_warnings():  # each member models one class by design
+        # The per-class model checks its samples once, over every class; not each member.
+        warnings.simplefilter("ignore", ConstantSamplesWarning)
         if counts is None:
             member.fit(data)
         else:
@@ -126,12 +138,35 @@ class PerClass(BaseGenerator):
     _min_samples_per_class = 2
 
     @property
+    def keyed_sampling(self) -> bool:  # type: ignore[override]
+        """Whether keyed samples are drawn in one batch per class: the members' family's answer
+        (each member's own ``_sample_keyed`` falls back to one row at a time otherwise)."""
+        template = self.estimator
+        if isinstance(template, str):
+            return bool(GENERATORS.get(template).keyed_sampling)
+        return bool(template.keyed_sampling)
+
+    @property
     def stores_training_images(self) -> bool:  # type: ignore[override]
         """Whether the members keep training images: their family's answer."""
         template = self.estimator
         if isinstance(template, str):
             return bool(GENERATORS.get(template).stores_training_images)
         return bool(template.stores_training_images)
+
+    @property
+    def exemplar_conditioned(self) -> bool:  # type: ignore[override]
+        """Whether the members sample variants of stored training images: their family's answer."""
+        template = self.estimator
+        if isinstance(template, str):
+            return bool(GENERATORS.get(template).exemplar_conditioned)
+        return bool(template.exemplar_conditioned)
+
+    @property
+    def _exemplar_use(self) -> str:  # type: ignore[override]
+        template = self.estimator
+        family = GENERATORS.get(template) if isinstance(template, str) else type(template)
+        return f"per class, {family._exemplar_use}"
 
     def _template(self) -> BaseGenerator:
         if isinstance(self.estimator, str):
@@ -194,12 +229,16 @@ class PerClass(BaseGenerator):
         self._forget("members_")
         super()._abort_fit()
 
-    def _sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _sample(self, labels: torch.Tensor, generator: Randomness) -> torch.Tensor:
         out = torch.empty((len(labels), *self.sample_shape_), device=self.device_)
         for label in torch.unique(labels).tolist():  # sorted: a fixed order of draws
             idx = torch.nonzero(labels == label).flatten()
             member = self.members_[label]
-            out[idx] = member._sample(torch.zeros_like(idx), generator)
+            rows = select_rows(generator, idx)
+            if isinstance(rows, KeyedRandom):
+                out[idx] = member._sample_keyed(torch.zeros_like(idx), rows)
+            else:
+                out[idx] = member._sample(torch.zeros_like(idx), rows)
         return out
 
     # -- persistence ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from synthaug.metrics._features import FeatureExtractor
 from synthaug.metrics._fidelity import fidelity, label_fidelity
 from synthaug.metrics._privacy import privacy
 from synthaug.metrics._stats import (
+    auroc_standard_error,
     corrected_t,
     holm,
     mean_ci,
@@ -37,6 +38,7 @@ __all__ = [
     "MaxPoolCNNClassifier",
     "NetClassifier",
     "ResNetClassifier",
+    "auroc_standard_error",
     "binary_scores",
     "classification_scores",
     "corrected_t",

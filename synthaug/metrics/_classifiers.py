@@ -27,7 +27,7 @@ from synthaug._params import (
     real_range,
     seed_like,
 )
-from synthaug._utils import check_seed, resolve_device
+from synthaug._utils import check_seed, resolve_device, sklearn_seed
 from synthaug.data import ImageDataset
 from synthaug.errors import EmptyDatasetError, InvalidDataError, NotFittedError
 from synthaug.nn import (
@@ -277,7 +277,7 @@ class LogisticRegressionClassifier(Estimator):
             C=self.C,
             max_iter=self.max_iter,
             class_weight="balanced" if self.loss == "class-weighted" else None,
-            random_state=self.seed,
+            random_state=sklearn_seed(self.seed),
         )
         y = dataset.labels.numpy()
         self.model_.fit(dataset.flat(), y)
@@ -315,8 +315,8 @@ class CVSelectClassifier(Estimator):
 
     def _candidates(self) -> dict[str, Any]:
         return {
-            "logreg": LogisticRegression(max_iter=2000, random_state=self.seed),
-            "svm-rbf": SVC(random_state=self.seed),
+            "logreg": LogisticRegression(max_iter=2000, random_state=sklearn_seed(self.seed)),
+            "svm-rbf": SVC(random_state=sklearn_seed(self.seed)),
             "5-nn": KNeighborsClassifier(5),
         }
 
@@ -325,7 +325,7 @@ class CVSelectClassifier(Estimator):
         self.check_params()
         _check_training_set(dataset, "CVSelectClassifier")
         x, y = dataset.flat(), dataset.labels.numpy()
-        folds = StratifiedKFold(self.folds, shuffle=True, random_state=self.seed)
+        folds = StratifiedKFold(self.folds, shuffle=True, random_state=sklearn_seed(self.seed))
         candidates = self._candidates()
         self.cv_scores_ = {
             name: float(cross_val_score(clf, x, y, cv=folds, scoring="balanced_accuracy").mean())

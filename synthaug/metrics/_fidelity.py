@@ -13,6 +13,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from synthaug._utils import sklearn_seed
 from synthaug.data import ImageDataset
 from synthaug.errors import InvalidDataError, InvalidParameterError
 from synthaug.metrics._distances import frechet_distance, prdc
@@ -222,7 +223,9 @@ def _label_agreement(
         # One class only: every synthetic sample is labelled with it.
         predicted = np.full(len(x_syn), y_real[0])
     else:
-        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
+        clf = make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=2000, random_state=sklearn_seed(seed))
+        )
         predicted = clf.fit(x_real, y_real).predict(x_syn)
     out = {"label_fidelity": float(np.mean(predicted == y_syn))}
     for c in np.unique(y_syn):
@@ -236,6 +239,6 @@ def _c2st_auc(real: np.ndarray, synthetic: np.ndarray, folds: int, seed: int) ->
     clf = make_pipeline(
         StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced")
     )
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    cv = StratifiedKFold(folds, shuffle=True, random_state=sklearn_seed(seed))
     proba = cross_val_predict(clf, x, y, cv=cv, method="predict_proba")[:, 1]
     return float(roc_auc_score(y, proba))

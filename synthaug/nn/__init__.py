@@ -39,6 +39,7 @@ from synthaug.nn._distributed import (
 )
 from synthaug.nn._ema import EMA
 from synthaug.nn._jitter import random_jitter
+from synthaug.nn._keyed import KeyedRandom, Randomness, rand, randn, select_rows
 from synthaug.nn._networks import (
     Architecture,
     ConditionalBatchNorm,
@@ -79,6 +80,11 @@ from synthaug.nn._trainer import (
 __all__ = [
     "DP",
     "EMA",
+    "KeyedRandom",
+    "Randomness",
+    "rand",
+    "randn",
+    "select_rows",
     "LOSSES",
     "SAMPLERS",
     "SmallResNet",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open, save
 
 from synthaug._version import __version__
 from synthaug.data import atomic_output
@@ -79,7 +79,9 @@ def write_checkpoint(
     }
     meta[DIGEST_KEY] = content_digest(meta, tensors)
     with atomic_output(path, folder=False, overwrite=True) as partial:
-        save_file(tensors, str(partial), metadata=meta)
+        # Written by Python, not safetensors' save_file: that creates files mode 0600 whatever
+        # the umask, and a model file is as readable as any other file the user writes.
+        partial.write_bytes(save(tensors, metadata=meta))
     return path
 
 

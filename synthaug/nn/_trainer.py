@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from synthaug._params import (
     boolean,
@@ -33,6 +32,7 @@ from synthaug._params import (
     real_range,
     seed_like,
 )
+from synthaug._utils import progress_bar
 from synthaug.errors import CheckpointError, TrainingDivergedError
 from synthaug.nn._batch_plans import BatchPlan, Indices, Memo, Shuffled, batch_indices
 from synthaug.nn._distributed import (
@@ -298,12 +298,12 @@ class Trainer:
         if self.settings.resume and self.checkpoint_dir is not None:
             self._restore(state, trained, rounds)
         rank, _ = world()
-        bar = tqdm(
+        bar = progress_bar(
+            show=self.settings.verbose and rank == 0,
             total=total if by_step else rounds,
             initial=min(state.rounds * block, total) if by_step else state.rounds,
             desc=self.desc,
             unit="step" if by_step else "epoch",
-            disable=not self.settings.verbose or rank != 0,
             leave=False,
         )
         for r in range(state.rounds, rounds):
