@@ -30,6 +30,7 @@ from synthaug._params import (
 from synthaug._utils import check_seed, fitting_one_class
 from synthaug.augment import SOURCES
 from synthaug.data import ImageDataset
+from synthaug.data._dataset import check_image_dataset
 from synthaug.errors import (
     EmptyDatasetError,
     InvalidDataError,
@@ -227,13 +228,7 @@ class BaseDetector(Estimator):
         return torch.cat([train_images, synthetic.reshape(-1, *self.sample_shape_)])
 
     def _check_dataset(self, dataset: ImageDataset, what: str) -> None:
-        if not isinstance(dataset, ImageDataset):
-            raise InvalidDataError(
-                f"{what} expects a synthaug.data.ImageDataset, got {type(dataset).__name__}; "
-                f"build one with synthaug.data.from_arrays(X, y)"
-            )
-        if len(dataset) == 0:
-            raise EmptyDatasetError(f"cannot {what} on an empty dataset")
+        check_image_dataset(dataset, f"{what} expects", f"cannot {what} on an empty dataset")
         # ImageDataset refuses NaNs when built, but its tensor can be edited afterwards.
         if not torch.isfinite(dataset.images).all():
             bad = int((~torch.isfinite(dataset.images)).flatten(1).any(1).sum())

@@ -71,7 +71,7 @@ class _ResamplingSource(Estimator):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(dataset) first")
         # The drawn images, then the copy (or transform) of them returned.
         n = check_sample_count(n, self.sample_shape_, copies=2)
-        label = self.class_names_.index(y) if isinstance(y, str) and y in self.class_names_ else y
+        label = self._label(y)
         if not isinstance(label, int) or not len(self.indices_.get(label, ())):
             raise UnknownClassError(
                 f"class {y!r} has no samples to draw from in {self.class_names_}"
@@ -87,6 +87,10 @@ class _ResamplingSource(Estimator):
             Provenance("derived", how, (SourceItem(int(i), "image"),), operations) for i in picked
         ]
         return images, labels, provenance
+
+    def _label(self, y: int | str) -> int | str:
+        """The label of class name ``y``; anything else as given, for the caller to refuse."""
+        return self.class_names_.index(y) if isinstance(y, str) and y in self.class_names_ else y
 
     def _transform(self, images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         return images.clone()
@@ -243,7 +247,7 @@ class SMOTESource(_ResamplingSource):
         # imbalanced-learn returns the new rows in float64 beside the data, then they are
         # clipped (float64) and made float32: four float32-sized copies at once.
         n = check_sample_count(n, self.sample_shape_, copies=4)
-        label = self.class_names_.index(y) if isinstance(y, str) and y in self.class_names_ else y
+        label = self._label(y)
         have = self.counts_.get(label, 0) if isinstance(label, int) else 0
         if have == 0:
             raise UnknownClassError(f"class {y!r} has no samples to interpolate from")

@@ -60,10 +60,10 @@ from synthaug.bench._results import RESULTS, load_records, read_results
 from synthaug.bench._runner import run_bench
 from synthaug.bench._task import SMALLEST_TEST_CLASS
 from synthaug.data import DATASETS, ImageDataset, check_output, select_pool
+from synthaug.data._dataset import check_image_dataset
 from synthaug.errors import (
     BenchmarkError,
     DataFileError,
-    EmptyDatasetError,
     InvalidDataError,
     InvalidParameterError,
 )
@@ -219,13 +219,7 @@ def check_data(dataset: ImageDataset, folds: int = 5) -> DataFacts:
         same size (nothing to top up), or a class with fewer than 3 items once the
         development part is held out (too few for the folds).
     """
-    if not isinstance(dataset, ImageDataset):
-        raise InvalidDataError(
-            f"advise takes a synthaug.data.ImageDataset, got {type(dataset).__name__}; build "
-            f"one with synthaug.data.from_arrays(X, y)"
-        )
-    if len(dataset) == 0:
-        raise EmptyDatasetError("advise needs data; the data set is empty")
+    check_image_dataset(dataset, "advise takes", "advise needs data; the data set is empty")
     counts = {dataset.classes[c]: n for c, n in dataset.class_counts().items()}
     present = {c: n for c, n in counts.items() if n}
     if len(present) < 2:

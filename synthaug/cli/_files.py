@@ -7,8 +7,7 @@ folder with one subfolder per class holding either images or DICOM files (found 
 check that real data suits a saved model.
 
 Output formats are a dispatch table: a new format (``dicom``, say) is one function
-``writer(dataset, path, provenance, sources=None, masks=None, overwrite=False,
-model_digest=None, dicom=DicomMarking()) -> Path`` added to ``WRITERS``, and its name to the
+``writer(output: Output) -> Path`` added to ``WRITERS``, and its name to the
 torch-free :mod:`synthaug.cli._options` that declares ``--format`` (``OUTPUT_FORMATS``; with
 whether it writes a folder in ``FOLDER_FORMATS`` and, when a file suffix should select it, one
 entry in ``SUFFIX_FORMATS``); a test checks that both name the same formats. Every writer gets
@@ -64,8 +63,6 @@ from synthaug.errors import (
     ShapeMismatchError,
 )
 
-Writer = Callable[..., Path]
-
 
 @dataclass(frozen=True)
 class DicomMarking:
@@ -87,6 +84,46 @@ class DicomMarking:
     modality: str = "OT"
     derivation: str | None = None
     source_studies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Output:
+    """What :func:`write_dataset` hands its writer: one record, so that every writer has the
+    same one-argument signature and a new option is one field here, not one more parameter in
+    each writer.
+
+    Attributes
+    ----------
+    dataset : ImageDataset
+        The items to write.
+    path : Path
+        ``--out``: a file or folder, as the format writes.
+    provenance : list of Provenance or None
+        One record per item; ``None`` only for a plain ``.npz`` data set (:func:`write_dataset`
+        refuses it for a folder, so the folder writers always have the records).
+    sources : list of dict or None
+        The metadata of the data the provenance's training items index.
+    masks : torch.Tensor or None
+        Lesion masks, one per item, for formats that have a place for them.
+    overwrite : bool
+        Replace an existing output.
+    model_digest : str or None
+        The SHA-256 of the model that made the added items.
+    dicom : DicomMarking
+        What DICOM output writes beyond the provenance.
+    """
+
+    dataset: ImageDataset
+    path: Path
+    provenance: list[Provenance] | None
+    sources: list[dict[str, Any]] | None
+    masks: torch.Tensor | None
+    overwrite: bool
+    model_digest: str | None
+    dicom: DicomMarking
+
+
+Writer = Callable[[Output], Path]
 
 
 def _source_file(meta: dict[str, Any] | None) -> str:
@@ -138,55 +175,34 @@ def _png_names(dataset: ImageDataset, provenance: list[Provenance]) -> list[str]
     return names
 
 
-def _write_npz(
-    dataset: ImageDataset,
-    path: Path,
-    provenance: list[Provenance] | None,
-    sources: list[dict[str, Any]] | None = None,
-    masks: torch.Tensor | None = None,
-    overwrite: bool = False,
-    model_digest: str | None = None,
-    dicom: DicomMarking = DicomMarking(),
-) -> Path:
+def _write_npz(output: Output) -> Path:
     extra = {}
-    if provenance is not None:
+    if output.provenance is not None:
         extra = {
-            "origin": np.asarray([p.origin for p in provenance], dtype=str),
-            "synthetic": np.asarray([p.is_synthetic for p in provenance], dtype=bool),
-            "derived": np.asarray([p.is_derived for p in provenance], dtype=bool),
+            "origin": np.asarray([p.origin for p in output.provenance], dtype=str),
+            "synthetic": np.asarray([p.is_synthetic for p in output.provenance], dtype=bool),
+            "derived": np.asarray([p.is_derived for p in output.provenance], dtype=bool),
         }
-    if masks is not None:
-        extra["masks"] = masks.numpy()
-    return save_npz(dataset, path, extra=extra or None, overwrite=overwrite)
+    if output.masks is not None:
+        extra["masks"] = output.masks.numpy()
+    return save_npz(output.dataset, output.path, extra=extra or None, overwrite=output.overwrite)
 
 
-def _write_png(
-    dataset: ImageDataset,
-    path: Path,
-    provenance: list[Provenance],
-    sources: list[dict[str, Any]] | None = None,
-    masks: torch.Tensor | None = None,
-    overwrite: bool = False,
-    model_digest: str | None = None,
-    dicom: DicomMarking = DicomMarking(),
-) -> Path:
-    rows = _manifest(dataset, provenance, sources, model_digest)
+def _write_png(output: Output) -> Path:
+    dataset, provenance = output.dataset, output.provenance
+    rows = _manifest(dataset, provenance, output.sources, output.model_digest)
     # PNG has no place for masks.
     return save_image_folder(
-        dataset, path, names=_png_names(dataset, provenance), manifest=rows, overwrite=overwrite
+        dataset,
+        output.path,
+        names=_png_names(dataset, provenance),
+        manifest=rows,
+        overwrite=output.overwrite,
     )
 
 
-def _write_dicom(
-    dataset: ImageDataset,
-    path: Path,
-    provenance: list[Provenance],
-    sources: list[dict[str, Any]] | None = None,
-    masks: torch.Tensor | None = None,
-    overwrite: bool = False,
-    model_digest: str | None = None,
-    dicom: DicomMarking = DicomMarking(),
-) -> Path:
+def _write_dicom(output: Output) -> Path:
+    provenance, dicom = output.provenance, output.dicom
     # write_dicom marks every file synthetic or derived; a real image unchanged is neither.
     if any(p.is_real for p in provenance):
         raise InvalidParameterError(
@@ -195,19 +211,19 @@ def _write_dicom(
         )
     derived = any(p.is_derived for p in provenance)
     write_dicom(
-        dataset,
-        out_dir=path,
+        output.dataset,
+        out_dir=output.path,
         series_description="synthaug samples",  # the mark (SYNTHETIC or DERIVED) is prepended
         modality=dicom.modality,
         derivation=dicom.derivation if derived else None,
         source_studies=dicom.source_studies if derived else (),
         provenance=provenance,
-        source_metadata=sources,
-        masks=masks,
-        manifest=[{"model_sha256": model_digest or ""}] * len(dataset),
-        overwrite=overwrite,
+        source_metadata=output.sources,
+        masks=output.masks,
+        manifest=[{"model_sha256": output.model_digest or ""}] * len(output.dataset),
+        overwrite=output.overwrite,
     )
-    return path
+    return output.path
 
 
 # The names of added PNG files; a real file named so is renamed, so no real item is taken for
@@ -250,14 +266,16 @@ def write_dataset(
         raise ShapeMismatchError(f"{len(provenance)} provenance records for {len(dataset)} items")
     writer = WRITERS[output_format(out, fmt)]
     return writer(
-        dataset,
-        out,
-        provenance,
-        sources,
-        masks,
-        overwrite=overwrite,
-        model_digest=model_digest,
-        dicom=dicom,
+        Output(
+            dataset=dataset,
+            path=out,
+            provenance=provenance,
+            sources=sources,
+            masks=masks,
+            overwrite=overwrite,
+            model_digest=model_digest,
+            dicom=dicom,
+        )
     )
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from synthaug.cli._types import parse_param
+from synthaug.cli._types import parse_param, positive_int
 from synthaug.errors import InvalidParameterError
 
 
@@ -74,6 +74,16 @@ def add_device_option(parser: argparse.ArgumentParser) -> None:
 def add_quiet_option(parser: argparse.ArgumentParser, silences: str) -> None:
     """``--quiet``; ``silences`` says what it turns off (``"progress bar"``)."""
     parser.add_argument("--quiet", action="store_true", help=f"no {silences}")
+
+
+def add_threads_option(parser: argparse.ArgumentParser, threads: str) -> None:
+    """``--threads N``; ``threads`` says whose threads they are and the default."""
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help=f"{threads}; small networks on a busy machine often run fastest with 1",
+    )
 
 
 def add_param_option(parser: argparse.ArgumentParser, help: str) -> None:
@@ -248,6 +258,9 @@ def output_format(out: Path, fmt: str | None) -> str:
             f"without a suffix (PNG files per class), or pass --format {{{','.join(OUTPUT_FORMATS)}}}"
         ) from None
 
+
+# The figure files a command writes (grid --out, info --plot): matplotlib's vector and PNG.
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 # Why --format dicom takes no real items, said the same way wherever it is refused.
 SYNTHETIC_ONLY = (

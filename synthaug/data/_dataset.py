@@ -381,6 +381,22 @@ def from_arrays(
     )
 
 
+def check_image_dataset(dataset: Any, takes: str, empty: str) -> None:
+    """Refuse anything but an :class:`ImageDataset` with items: the one rule of every entry
+    point that takes a data set (fitting a generator or a detector, ``advise``).
+
+    ``takes`` begins the type error (``"fit expects"``); ``empty`` is the whole error for a
+    data set without items.
+    """
+    if not isinstance(dataset, ImageDataset):
+        raise InvalidDataError(
+            f"{takes} a synthaug.data.ImageDataset, got {type(dataset).__name__}; build one "
+            f"with synthaug.data.from_arrays(X, y)"
+        )
+    if len(dataset) == 0:
+        raise EmptyDatasetError(empty)
+
+
 def _scaled(X: np.ndarray, feature_range: Any) -> np.ndarray:
     """``X`` mapped from ``feature_range`` = ``(low, high)`` to [0, 1], float32, clipped."""
     if not (

@@ -161,22 +161,28 @@ class FolderScan:
         return target
 
     def _enter(self, path: Path, real: Path) -> None:
-        first = self._dirs.get(real)
-        if first is not None and first != path:
-            raise DataFileError(
-                f"{first} and {path} are one folder ({real}), reached twice through a link: "
-                f"its images would count twice; remove the link"
-            )
-        self._dirs[real] = path
+        _reach_once(self._dirs, path, real, "one folder", "its images would count twice")
 
     def _add_file(self, path: Path, real: Path) -> None:
-        first = self._files.get(real)
-        if first is not None and first != path:
-            raise DataFileError(
-                f"{first} and {path} are one file ({real}), reached twice through a link: it "
-                f"would count twice (in two classes, or twice in one); remove the link"
-            )
-        self._files[real] = path
+        _reach_once(
+            self._files,
+            path,
+            real,
+            "one file",
+            "it would count twice (in two classes, or twice in one)",
+        )
+
+
+def _reach_once(seen: dict[Path, Path], path: Path, real: Path, what: str, harm: str) -> None:
+    """Record ``path`` as the way to ``real`` in ``seen``; a second way there (through a link)
+    is refused, saying ``what`` the two are and the ``harm`` of reading it twice."""
+    first = seen.get(real)
+    if first is not None and first != path:
+        raise DataFileError(
+            f"{first} and {path} are {what} ({real}), reached twice through a link: {harm}; "
+            f"remove the link"
+        )
+    seen[real] = path
 
 
 def _listing(folder: Path) -> list[os.DirEntry]:

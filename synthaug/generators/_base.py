@@ -23,9 +23,9 @@ from synthaug._params import (
 )
 from synthaug._utils import check_seed, torch_generator, warn
 from synthaug.data import ImageDataset, Provenance
+from synthaug.data._dataset import check_image_dataset
 from synthaug.errors import (
     ConstantSamplesWarning,
-    EmptyDatasetError,
     InvalidDataError,
     InvalidParameterError,
     NotFittedError,
@@ -214,13 +214,7 @@ class BaseGenerator(Estimator):
         self._forget("modules_")
 
     def _check_dataset(self, dataset: ImageDataset) -> None:
-        if not isinstance(dataset, ImageDataset):
-            raise InvalidDataError(
-                f"fit expects a synthaug.data.ImageDataset, got {type(dataset).__name__}; "
-                f"build one with synthaug.data.from_arrays(X, y)"
-            )
-        if len(dataset) == 0:
-            raise EmptyDatasetError("cannot fit a generator on an empty dataset")
+        check_image_dataset(dataset, "fit expects", "cannot fit a generator on an empty dataset")
         small = [
             dataset.classes[c]
             for c, n in dataset.class_counts().items()

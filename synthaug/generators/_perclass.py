@@ -141,26 +141,23 @@ class PerClass(BaseGenerator):
     def keyed_sampling(self) -> bool:  # type: ignore[override]
         """Whether keyed samples are drawn in one batch per class: the members' family's answer
         (each member's own ``_sample_keyed`` falls back to one row at a time otherwise)."""
-        template = self.estimator
-        if isinstance(template, str):
-            return bool(GENERATORS.get(template).keyed_sampling)
-        return bool(template.keyed_sampling)
+        return bool(self._members_kind().keyed_sampling)
 
     @property
     def stores_training_images(self) -> bool:  # type: ignore[override]
         """Whether the members keep training images: their family's answer."""
-        template = self.estimator
-        if isinstance(template, str):
-            return bool(GENERATORS.get(template).stores_training_images)
-        return bool(template.stores_training_images)
+        return bool(self._members_kind().stores_training_images)
 
     @property
     def exemplar_conditioned(self) -> bool:  # type: ignore[override]
         """Whether the members sample variants of stored training images: their family's answer."""
+        return bool(self._members_kind().exemplar_conditioned)
+
+    def _members_kind(self) -> BaseGenerator | type[BaseGenerator]:
+        """What answers for the members before any is built: the configured template, or the
+        registered family a name stands for (its class attributes)."""
         template = self.estimator
-        if isinstance(template, str):
-            return bool(GENERATORS.get(template).exemplar_conditioned)
-        return bool(template.exemplar_conditioned)
+        return GENERATORS.get(template) if isinstance(template, str) else template
 
     @property
     def _exemplar_use(self) -> str:  # type: ignore[override]

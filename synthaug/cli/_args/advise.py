@@ -10,7 +10,12 @@ from __future__ import annotations
 import argparse
 
 from synthaug._budget import parse_budget
-from synthaug.cli._options import add_data_arguments, add_device_option, add_quiet_option
+from synthaug.cli._options import (
+    add_data_arguments,
+    add_device_option,
+    add_quiet_option,
+    add_threads_option,
+)
 from synthaug.cli._types import positive_int
 from synthaug.errors import InvalidParameterError
 
@@ -79,13 +84,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="optimiser steps of the image classifier, the same for every method "
         "(default: %(default)s)",
     )
-    p.add_argument(
-        "--threads",
-        type=positive_int,
-        metavar="N",
-        help="torch threads (default: torch's own); small networks on a busy machine often "
-        "run fastest with 1",
-    )
+    add_threads_option(p, "torch threads (default: torch's own)")
     add_device_option(p)
     add_quiet_option(p, "progress bar")
     return p

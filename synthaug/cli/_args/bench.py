@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from synthaug.cli._options import add_quiet_option
+from synthaug.cli._options import add_quiet_option, add_threads_option
 from synthaug.cli._types import positive_int
 from synthaug.errors import InvalidParameterError
 
@@ -24,12 +24,10 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     bench.add_argument(
         "--jobs", type=positive_int, default=1, help="cells run at once (default: %(default)s)"
     )
-    bench.add_argument(
-        "--threads",
-        type=positive_int,
-        metavar="N",
-        help="torch threads per cell (default: CPU cores / jobs; 1 on Ray, where it is also "
-        "the CPUs each cell asks for); small networks on a busy machine often run fastest with 1",
+    add_threads_option(
+        bench,
+        "torch threads per cell (default: CPU cores / jobs; 1 on Ray, where it is also the CPUs "
+        "each cell asks for)",
     )
     bench.add_argument(
         "--backend", choices=("local", "ray"), default="local", help="(default: %(default)s)"

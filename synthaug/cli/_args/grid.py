@@ -7,14 +7,13 @@ from pathlib import Path
 
 from synthaug.cli._options import (
     DATA_HELP,
+    FIGURE_SUFFIXES,
     add_data_arguments,
     add_device_option,
     add_model_argument,
     add_seed_option,
 )
 from synthaug.cli._types import positive_int
-
-FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from synthaug.cli._options import add_model_argument
+from synthaug.cli._options import FIGURE_SUFFIXES, add_model_argument
 
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,5 +26,5 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def check(args: argparse.Namespace) -> None:
-    if args.plot is not None and Path(args.plot).suffix.lower() not in (".png", ".pdf", ".svg"):
+    if args.plot is not None and Path(args.plot).suffix.lower() not in FIGURE_SUFFIXES:
         args.parser.error(f"--plot must end in .png, .pdf or .svg, got {args.plot}")
