@@ -127,7 +127,8 @@ def mean_embedding_loss(
     ``a m_c = g_c`` over the space gives ``a = 1``). ``|g_c|^2`` is estimated without its
     diagonal terms (``sum_{i != j} phi_i . phi_j / (m (m - 1))``): with them it would gain
     ``(1 - |g_c|^2) / m``, a reward for samples that all look alike. The result is the mean
-    over the classes with at least two samples in the batch (0 when there is none).
+    over the classes with at least two samples in the batch (0 when there is none); each term
+    is in [0, 1].
     """
     onehot = F.one_hot(labels, target.shape[0]).to(features.dtype)
     m = onehot.sum(0)
@@ -140,5 +141,6 @@ def mean_embedding_loss(
     # A floor on |g_c|^2 (an estimate, which can fall to 0 or below for a few samples).
     g_norm2 = ((sums.pow(2).sum(1) - squares) / (m * (m - 1))).clamp_min(1e-6)
     t_norm2 = t.pow(2).sum(1).clamp_min(1e-12)
-    cos2 = ((t * sums).sum(1) / m).pow(2) / (g_norm2 * t_norm2)
+    # At most 1, as a cosine's square is: an underestimated |g_c|^2 must earn nothing.
+    cos2 = (((t * sums).sum(1) / m).pow(2) / (g_norm2 * t_norm2)).clamp(max=1.0)
     return (1 - cos2).mean()
