@@ -123,7 +123,7 @@ class DPMERF(TorchGenerator):
     class proportions; its loss weighs a class's error by the square of its share of the data,
     which neglects rare classes. Here every class counts equally (the generator's batches hold
     every class equally often), and no count divides the release: a class's size is fitted
-    along the generator's embedding (noise ``sigma / |g_c|``, about ``2 sigma``), where
+    along the generator's embedding (noise ``sigma / |g_c|``, 1.2 ``sigma`` on digits), where
     dividing by a released count would bring that release's noise (34 at epsilon 1, more than
     a class of the digits development pool holds).
 
@@ -248,6 +248,10 @@ class DPMERF(TorchGenerator):
         seed = check_seed(self.seed)
         with seeded(seed):
             self.modules_ = self._new_modules().to(self.device_)
+        if self.compile:
+            # In place, as for every family, so that files and checkpoints keep their keys.
+            for layer in self.modules_["generator"].children():
+                layer.compile()
         return seed
 
     def _release(
