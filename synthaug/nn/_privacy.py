@@ -237,7 +237,9 @@ class DP:
     to ``max_grad_norm`` and adds Gaussian noise calibrated so that, when training ends, the
     privacy spent (read from Opacus' Rényi-DP accountant) is at most ``(epsilon, delta)``.
     Only the networks that see real data are trained privately: the whole VAE, a GAN's
-    discriminator (its generator learns only through the private discriminator).
+    discriminator (its generator learns only through the private discriminator). ``dp-merf``
+    takes no gradient of a record: it releases a mean embedding of the data once, by the
+    Gaussian mechanism, at the same budget (``max_grad_norm`` is unused there).
 
     Parameters
     ----------
