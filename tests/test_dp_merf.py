@@ -18,7 +18,7 @@ from scipy.stats import norm
 import synthaug
 from synthaug.cli import main
 from synthaug.data import ImageDataset
-from synthaug.errors import InvalidParameterError
+from synthaug.errors import CheckpointError, InvalidParameterError
 from synthaug.generators import CVAE, DPMERF, create_generator
 from synthaug.nn import (
     RandomFourierFeatures,
@@ -151,6 +151,22 @@ def test_training_on_the_saved_release_gives_the_same_generator(tiny_images, dev
     # More epochs on the same release: another generator, the same guarantee.
     longer = tiny(device, dp=dp, seed=2, epochs=3).fit_embedding(loaded)
     assert len(longer.history_) == 3 and longer.privacy_spent_ == fitted.privacy_spent_
+
+
+def test_an_interrupted_run_resumes_onto_the_same_release_only(tiny_images, device, tmp_path):
+    dp = synthaug.DP(epsilon=2.0)
+    full = tiny(device, dp=dp, epochs=4).fit(tiny_images)
+    ckpt = {"checkpoint_dir": str(tmp_path / "ckpt"), "checkpoint_every": 1}
+    tiny(device, dp=dp, epochs=2, **ckpt).fit(tiny_images)
+    resumed = tiny(device, dp=dp, epochs=4, resume=True, **ckpt).fit(tiny_images)
+    assert resumed.history_ == full.history_
+    for key, value in full.modules_.state_dict().items():
+        assert torch.equal(resumed.modules_.state_dict()[key], value), key
+    # Other images with the same labels: the same counts, another embedding. Resuming would
+    # train towards a release the checkpoint's generator never saw.
+    other = ImageDataset(tiny_images.images.flip(0), tiny_images.labels, tiny_images.classes)
+    with pytest.raises(CheckpointError, match="another model or dataset"):
+        tiny(device, dp=dp, epochs=4, resume=True, **ckpt).fit(other)
 
 
 # -- files, info, the CLI ---------------------------------------------------------------------
