@@ -263,3 +263,10 @@ def test_feature_vectors_train_with_an_mlp(device):
     images, labels = model.sample(6, y=[0, 1] * 3, seed=0)
     assert images.shape == (6, 5) and labels.tolist() == [0, 1] * 3
     assert np.isfinite(images.numpy()).all()
+
+
+def test_compile_with_dp_is_refused_for_dp_sgd_only():
+    # Opacus' per-sample hooks need the eager layers; dp-merf trains no record's gradient.
+    with pytest.raises(InvalidParameterError, match="compile=True cannot be combined with dp"):
+        CVAE(compile=True, dp=synthaug.DP(epsilon=1.0)).check_params()
+    DPMERF(compile=True, dp=synthaug.DP(epsilon=1.0)).check_params()
