@@ -194,10 +194,20 @@ def format_info(facts: dict[str, Any]) -> str:
     if dp is None:
         lines.append("  privacy         not trained with differential privacy")
     else:
+        if dp.get("mechanism") == "mean-embedding":
+            # DP-MERF: one release of the data, no training steps on it.
+            how = (
+                f"one Gaussian release of the class mean embedding, noise "
+                f"{_num(dp['noise_multiplier'])}, with the class counts; "
+                f"{dp.get('accountant', '?')} accountant"
+            )
+        else:
+            how = (
+                f"{dp.get('accountant', '?')} accountant, noise {_num(dp['noise_multiplier'])}, "
+                f"sample rate {_num(dp['sample_rate'])}, {dp['steps']} steps"
+            )
         lines.append(
-            f"  privacy         epsilon {_num(dp['epsilon'])}, delta {_num(dp['delta'])} "
-            f"({dp.get('accountant', '?')} accountant, noise {_num(dp['noise_multiplier'])}, "
-            f"sample rate {_num(dp['sample_rate'])}, {dp['steps']} steps)"
+            f"  privacy         epsilon {_num(dp['epsilon'])}, delta {_num(dp['delta'])} ({how})"
         )
         seed = _saved_seed(facts["parameters"])
         if seed is not None:

@@ -46,6 +46,14 @@ COVERS = [
     "the class counts the model keeps and samples by (a Gaussian release in the same budget)",
     "every sample drawn from the model (post-processing)",
 ]
+# The same for a model trained on a mean embedding released once (``dp-merf``).
+EMBEDDING_COVERS = [
+    "the class mean embedding the generator was trained on (random Fourier features of "
+    "every record, released once by the Gaussian mechanism; analytic Gaussian accounting)",
+    "the class counts the model keeps and samples by (a Gaussian release in the same budget)",
+    "the generator's training, which reads the release only (post-processing)",
+    "every sample drawn from the model (post-processing)",
+]
 NOT_COVERED = [
     "the class names, and which classes have records (public)",
     "choosing hyper-parameters by looking at the private data (tuning is not accounted)",
@@ -190,9 +198,10 @@ def _card(
                 "noise_multiplier": privacy.get("noise_multiplier"),
                 "sample_rate": privacy.get("sample_rate"),
                 "steps": privacy.get("steps"),
-                "sampling": "Poisson",
+                "mechanism": privacy.get("mechanism", "dp-sgd"),
+                "sampling": "Poisson" if "mechanism" not in privacy else "none",
                 "count_release": privacy.get("counts"),
-                "covers": COVERS,
+                "covers": COVERS if "mechanism" not in privacy else EMBEDDING_COVERS,
                 "not_covered": not_covered(model),
             }
         )
@@ -295,11 +304,21 @@ def format_card(card: dict[str, Any]) -> str:
         "",
     ]
     if dp["differentially_private"]:
+        if dp.get("mechanism", "dp-sgd") == "dp-sgd":
+            how = (
+                f"{dp['accountant']} accountant, {dp['sampling']} sampling at rate "
+                f"{_num(dp['sample_rate'])}, {dp['steps']} steps, noise multiplier "
+                f"{_num(dp['noise_multiplier'])}"
+            )
+        else:
+            how = (
+                f"one Gaussian release of the class mean embedding with noise multiplier "
+                f"{_num(dp['noise_multiplier'])}, composed with the class counts; "
+                f"{dp['accountant']} accountant"
+            )
         lines += [
             f"(epsilon, delta) = ({dp['epsilon']:.3g}, {dp['delta']:.3g})-differential privacy "
-            f"with respect to adding or removing one training record ({dp['accountant']} "
-            f"accountant, {dp['sampling']} sampling at rate {_num(dp['sample_rate'])}, "
-            f"{dp['steps']} steps, noise multiplier {_num(dp['noise_multiplier'])}).",
+            f"with respect to adding or removing one training record ({how}).",
             "",
             "Covers:",
             *[f"- {c}" for c in dp["covers"]],

@@ -5,13 +5,15 @@ Every generator is a scikit-learn estimator registered by name in :data:`GENERAT
 per class around any of them), the presets ``perclass-vae`` / ``perclass-gan``, which take
 the inner model's parameters flat, and the families that learn variation on every class and
 spend it on rare ones: ``dagan`` (:class:`DAGAN`, variants of stored training exemplars),
-``deepsmote`` (:class:`DeepSMOTE`) and ``delta-transfer`` (:class:`DeltaTransfer`).
+``deepsmote`` (:class:`DeepSMOTE`) and ``delta-transfer`` (:class:`DeltaTransfer`); and
+``dp-merf`` (:class:`DPMERF`), which matches a mean embedding of the data released once.
 """
 
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
 from synthaug.generators._dagan import DAGAN
+from synthaug.generators._dp_merf import DPMERF
 from synthaug.generators._latent import DeepSMOTE, DeltaTransfer
 from synthaug.generators._perclass import PerClass
 from synthaug.generators._persistence import (
@@ -36,6 +38,7 @@ __all__ = [
     "CGAN",
     "CVAE",
     "DAGAN",
+    "DPMERF",
     "DeepSMOTE",
     "DeltaTransfer",
     "GENERATORS",

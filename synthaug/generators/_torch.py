@@ -212,7 +212,7 @@ class TorchGenerator(BaseGenerator, groups=(TrainingSettings,)):
                 f"the model and samples from them, which DP-SGD does not protect; use 'cvae' "
                 f"or 'cgan' with dp= for a private model"
             )
-        if self.dp is not None and self.compile:
+        if self.dp is not None and self.compile and self._dp_modules:
             raise InvalidParameterError(
                 f"{name}: compile=True cannot be combined with dp: Opacus' per-sample hooks "
                 f"need the eager layers; set compile=False"

@@ -58,11 +58,20 @@ from synthaug.nn._privacy import (
     DP,
     CountRelease,
     PrivateTraining,
+    composed_mu,
     dp_rule,
+    gaussian_epsilon,
+    gaussian_noise_multiplier,
     make_dp_compatible,
     project_spectral_norm_,
     quiet_hooks,
     release_counts,
+)
+from synthaug.nn._random_features import (
+    RandomFourierFeatures,
+    class_feature_sums,
+    mean_embedding_loss,
+    release_embedding,
 )
 from synthaug.nn._seeding import seeded
 from synthaug.nn._trainer import (
@@ -139,4 +148,11 @@ __all__ = [
     "train_classifier",
     "validation_split",
     "write_checkpoint",
+    "RandomFourierFeatures",
+    "class_feature_sums",
+    "mean_embedding_loss",
+    "release_embedding",
+    "composed_mu",
+    "gaussian_epsilon",
+    "gaussian_noise_multiplier",
 ]

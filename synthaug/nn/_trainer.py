@@ -98,7 +98,7 @@ class TrainingSettings:
         False,
         boolean,
         """``torch.compile`` the networks' layers (in place, so files and checkpoints keep
-        their keys). The first steps pay the compilation; not under ``dp``.""",
+        their keys). The first steps pay the compilation; not under ``dp`` with DP-SGD.""",
     )
     device: str = param_field(
         "auto", device_like, '``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda[:N]"``.'
@@ -113,7 +113,8 @@ class TrainingSettings:
         None,
         dp_rule,
         """Train with differential privacy (DP-SGD on ``_dp_modules``, Poisson-sampled
-        batches; see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``. The class
+        batches; a family that releases its data otherwise, such as ``dp-merf``, says how in
+        its docstring; see docs/privacy.md). Needs ``pip install 'synthaug[privacy]'``. The class
         counts the model keeps (``class_counts_``, the proportions of ``sample(y=None)``) are
         then a noisy release accounted in ``privacy_spent_``, and the schedule follows them.""",
     )

@@ -64,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--dp-epsilon",
         type=float,
         metavar="E",
-        help="train with differential privacy (DP-SGD), to (E, delta)-DP: synthaug.DP(epsilon=E); "
+        help="train with differential privacy (DP-SGD; dp-merf: one release of a mean "
+        "embedding), to (E, delta)-DP: synthaug.DP(epsilon=E); "
         "the model file then records nothing of the data the guarantee does not cover (see "
         "docs/privacy.md)",
     )
