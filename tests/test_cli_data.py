@@ -285,7 +285,9 @@ def test_folders_without_classes_or_files_are_refused(tmp_path, capsys):
     fails([*argv, "--data", str(tmp_path)], capsys, "no class subfolders", "DICOM files")
     (tmp_path / "a").mkdir()
     (tmp_path / "a" / "notes.txt").write_text("x")
-    fails([*argv, "--data", str(tmp_path)], capsys, "no images (.jpg, .jpeg, .png", "or DICOM files")
+    fails(
+        [*argv, "--data", str(tmp_path)], capsys, "no images (.jpg, .jpeg, .png", "or DICOM files"
+    )
 
 
 # -- the reading options ----------------------------------------------------------------------
