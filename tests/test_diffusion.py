@@ -11,6 +11,7 @@ import torch
 
 import synthaug
 from synthaug.augment import GenerativeOverSampler, LesionTransplant
+from synthaug.bench._methods import kind_of, validate_method
 from synthaug.cli import main
 from synthaug.data import ImageDataset, make_phantoms, save_npz
 from synthaug.errors import InvalidParameterError, MissingDependencyError
@@ -271,3 +272,16 @@ def test_train_command_fits_and_saves_a_ddpm(tmp_path, small_digits):
     assert main(argv) == 0
     model = synthaug.load(out, device="cpu")
     assert isinstance(model, DDPM) and model.width == 4 and model.sample_steps == 3
+
+
+def test_a_harness_method_by_name_alone_and_with_a_training_fix():
+    assert kind_of("ddpm", "methods.ddpm") == "generator"
+    validate_method("ddpm+balanced-online", {"ddpm": {"epochs": 50, "sample_steps": 10}})
+    with pytest.raises(InvalidParameterError, match="sample_steps"):
+        validate_method("ddpm", {"sample_steps": 0})
+
+
+def test_bf16_autocast_trains_on_the_cpu(tiny_images):
+    model = DDPM(epochs=2, amp="bf16", sample_steps=3, **{**TINY, "width": 4}).fit(tiny_images)
+    images, _ = model.sample(6, seed=0)
+    assert torch.isfinite(images).all() and len(model.history_) == 2
