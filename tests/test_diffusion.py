@@ -210,6 +210,19 @@ def test_ema_weights_are_the_ones_sampled_and_trail_the_trained_ones(fitted):
     assert not torch.equal(trained, averaged)
 
 
+def test_resume_continues_to_the_same_result(tiny_images, tmp_path):
+    # The EMA copy and its warm-up count are in the checkpoint like the weights.
+    small = {**TINY, "width": 4, "sample_steps": 3}
+    full = DDPM(epochs=4, **small).fit(tiny_images)
+    ckpt = str(tmp_path / "ckpt")
+    DDPM(epochs=2, checkpoint_dir=ckpt, checkpoint_every=1, **small).fit(tiny_images)
+    resumed = DDPM(epochs=4, checkpoint_dir=ckpt, resume=True, **small).fit(tiny_images)
+    assert resumed.history == full.history
+    for key, value in full.modules_.state_dict().items():
+        assert torch.equal(value, resumed.modules_.state_dict()[key]), key
+    assert torch.equal(full.sample(8, seed=0)[0], resumed.sample(8, seed=0)[0])
+
+
 # -- refusals --------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("params", "match"),
