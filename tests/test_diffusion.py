@@ -247,7 +247,7 @@ def test_bad_parameters_raise_before_training(tiny_images, params, match):
     assert not model.is_fitted
 
 
-@pytest.mark.parametrize("module", ["monai.networks.nets", "monai.networks.schedulers"])
+@pytest.mark.parametrize("module", ["monai.networks.nets", "monai.networks.schedulers", "einops"])
 def test_without_monai_fit_names_the_extra(tiny_images, monkeypatch, module):
     monkeypatch.setitem(sys.modules, module, None)  # makes importing it fail
     model = DDPM(epochs=1, **TINY)

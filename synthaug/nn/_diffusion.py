@@ -91,6 +91,9 @@ class UNetDenoiser(nn.Module):
     ) -> None:
         super().__init__()
         nets = import_optional("monai.networks.nets", "monai")
+        # MONAI builds the attention blocks with einops and, without it, fails only then with
+        # an error that names neither package to install; the extra installs both.
+        import_optional("einops", "monai")
         sides = unet_levels(sample_shape)
         chans = tuple(width * _CHANNEL_MULT[i] for i in range(len(sides)))
         # Groups that divide every level's channels (MONAI's default, 32, needs width % 32 == 0).
