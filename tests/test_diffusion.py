@@ -75,12 +75,20 @@ def test_unet_levels_halve_to_about_8_pixels_with_attention_at_16_and_below(
     assert out.shape == x.shape
 
 
-def test_feature_vectors_go_through_the_mlp_denoiser():
+@pytest.mark.parametrize("prediction", ["v", "epsilon"])
+def test_feature_vectors_go_through_the_mlp_denoiser(prediction):
     g = torch.Generator().manual_seed(0)
     centres = torch.tensor([[0.2] * 6, [0.8] * 6])
     labels = torch.arange(2).repeat(60)
     x = (centres[labels] + 0.05 * torch.randn(120, 6, generator=g)).clamp(0, 1)
-    model = DDPM(epochs=40, hidden_dims=(64, 64), sample_steps=10, guidance=0.0, **TINY)
+    model = DDPM(
+        epochs=40,
+        hidden_dims=(64, 64),
+        sample_steps=10,
+        guidance=0.0,
+        prediction=prediction,
+        **TINY,
+    )
     model.fit(ImageDataset(x, labels, ["low", "high"]))
     assert model.architecture_ == "mlp" and isinstance(model.modules_["net"], MLPDenoiser)
     samples, got = model.sample(40, y=[0, 1] * 20, seed=0)
