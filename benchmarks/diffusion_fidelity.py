@@ -9,6 +9,9 @@ part). Real training digits drawn with the same labels give the reference a gene
 hope for. The fit wall time of each model is printed beside its scores. Not a grid: one seed,
 a small test part, so FD is biased upwards and noisy; compare rows within one run.
 
+With ``--grid DIR`` it also saves each model's samples beside held-out digits, per class
+(``DIR/fidelity_<model>.png``).
+
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/diffusion_fidelity.py [--ddpm-epochs 300]
 """
 
@@ -17,10 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from synthaug.bench._plots import save_sample_grid
 from synthaug.data import ImageDataset, load_digits, select_pool
 from synthaug.generators import CVAE, DDPM
 from synthaug.metrics import FeatureExtractor, fidelity
@@ -33,6 +38,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ddpm-epochs", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--grid", type=Path, default=None, help="folder for sample grids")
     args = parser.parse_args(argv)
     train, test = select_pool(load_digits(), "development").split(1 / 3, seed=args.seed)
     fx = FeatureExtractor(seed=args.seed, device="cpu").fit(train)
@@ -61,6 +67,10 @@ def main(argv: list[str] | None = None) -> dict:
         seconds = time.perf_counter() - start
         images, labels = model.sample(len(test), y=test.labels, seed=args.seed)
         score(name, ImageDataset(images, labels, train.classes), seconds)
+        if args.grid is not None:
+            title = f"held-out digits (left) vs {name} (right)"
+            path = args.grid / f"fidelity_{model.registry_name}.png"
+            save_sample_grid(test, images, labels, path, per_class=8, title=title)
         if isinstance(model, DDPM):
             for guidance in (0.0, 3.0):
                 model.set_params(guidance=guidance)
