@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> dict:
     drawn = [
         int(i)
         for c, n in test.class_counts().items()
-        for i in rng.choice(np.flatnonzero(train.labels.numpy() == c), n, replace=True)
+        for i in rng.choice(np.flatnonzero(train.labels.numpy() == c), n, replace=False)
     ]
     rows: dict = {}
 
