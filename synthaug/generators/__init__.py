@@ -5,14 +5,16 @@ Every generator is a scikit-learn estimator registered by name in :data:`GENERAT
 per class around any of them), the presets ``perclass-vae`` / ``perclass-gan``, which take
 the inner model's parameters flat, and the families that learn variation on every class and
 spend it on rare ones: ``dagan`` (:class:`DAGAN`, variants of stored training exemplars),
-``deepsmote`` (:class:`DeepSMOTE`) and ``delta-transfer`` (:class:`DeltaTransfer`); and
-``dp-merf`` (:class:`DPMERF`), which matches a mean embedding of the data released once.
+``deepsmote`` (:class:`DeepSMOTE`) and ``delta-transfer`` (:class:`DeltaTransfer`);
+``dp-merf`` (:class:`DPMERF`), which matches a mean embedding of the data released once;
+and ``ddpm`` (:class:`DDPM`), class-conditional denoising diffusion.
 """
 
 from synthaug.generators._base import BaseGenerator
 from synthaug.generators._cgan import CGAN
 from synthaug.generators._cvae import CVAE
 from synthaug.generators._dagan import DAGAN
+from synthaug.generators._diffusion import DDPM
 from synthaug.generators._dp_merf import DPMERF
 from synthaug.generators._latent import DeepSMOTE, DeltaTransfer
 from synthaug.generators._perclass import PerClass
@@ -39,6 +41,7 @@ __all__ = [
     "CVAE",
     "DAGAN",
     "DPMERF",
+    "DDPM",
     "DeepSMOTE",
     "DeltaTransfer",
     "GENERATORS",

@@ -30,6 +30,21 @@ from synthaug.nn._checkpoint import (
     write_checkpoint,
 )
 from synthaug.nn._diffaugment import diff_augment
+from synthaug.nn._diffusion import (
+    DIFFUSION_PREDICTIONS,
+    DIFFUSION_SAMPLERS,
+    NOISE_SCHEDULES,
+    MLPDenoiser,
+    UNetDenoiser,
+    clean_prediction,
+    ddim,
+    dpm_solver_pp_2m,
+    guided_output,
+    make_denoiser,
+    noise_scheduler,
+    sampling_grid,
+    unet_levels,
+)
 from synthaug.nn._distributed import (
     data_parallel_device,
     draw_rows,
@@ -155,4 +170,17 @@ __all__ = [
     "composed_mu",
     "gaussian_epsilon",
     "gaussian_noise_multiplier",
+    "DIFFUSION_PREDICTIONS",
+    "DIFFUSION_SAMPLERS",
+    "NOISE_SCHEDULES",
+    "MLPDenoiser",
+    "UNetDenoiser",
+    "clean_prediction",
+    "ddim",
+    "dpm_solver_pp_2m",
+    "guided_output",
+    "make_denoiser",
+    "noise_scheduler",
+    "sampling_grid",
+    "unet_levels",
 ]
