@@ -22,8 +22,11 @@ demo: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict --quiet --site-dir site
 
+# Two pytest-xdist workers, one per core of the CI machine, each test on one torch thread
+# (the networks are small: more threads only spin against the other worker); the Ray tests
+# share one worker (tests/conftest.py).
 test: docs
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check synthaug tests benchmarks

@@ -57,3 +57,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# Run with pytest-xdist (`make test` runs `pytest -n 2 --dist loadgroup`): the tests that start
+# Ray clusters run one after another on one worker, so that two clusters never start at once
+# on a 2-core machine (each takes the machine's CPUs and its own ports and processes).
+RAY_TESTS = ("tests/test_bench_ray.py::", "tests/test_bench.py::test_ray_backend_local_cluster")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(RAY_TESTS):
+            item.add_marker(pytest.mark.xdist_group("ray"))
