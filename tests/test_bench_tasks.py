@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from synthaug.anomaly import KNNDetector, PCADetector, evaluate_one_class
 from synthaug.bench import (
@@ -396,7 +397,13 @@ def test_threads_option(tmp_path):
     run_bench(cfg, tmp_path, threads=1, progress=False, echo=quiet, report=False)
     records = read_results(tmp_path / "results.jsonl")
     assert records[0]["device"]["torch_threads"] == 1
+    # numpy's and scikit-learn's pools are held to the same count: lbfgs's answer depends on it.
+    assert records[0]["device"]["blas_threads"] == 1
+    assert records[0]["device"]["openmp_threads"] == 1
     assert torch.get_num_threads() == 2  # restored after the cells ran in this process
+    with threadpool_limits(limits=2):
+        run_bench(cfg, tmp_path / "again", threads=1, progress=False, echo=quiet, report=False)
+        assert all(p["num_threads"] == 2 for p in threadpool_info())  # restored too
     json.dumps(records)  # the records stay plain JSON
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from synthaug._utils import import_optional, progress_bar, resolve_device, show_warning_line
 from synthaug.bench._config import BenchConfig
@@ -95,7 +96,9 @@ def run_cell(
     ----------
     cell : Cell
     threads : int, optional
-        Torch's CPU threads for the cell; the previous count is restored after.
+        CPU threads for the cell: torch's, and those of the BLAS and OpenMP pools that numpy,
+        scipy and scikit-learn use (torch's setting does not reach them); the previous counts
+        are restored after. Without it, each library uses its own default.
     workdir : path, optional
         The cell's folder for files it keeps (default: a ``cells/`` folder in the current
         directory).
@@ -108,9 +111,21 @@ def run_cell(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_cell(cell, workdir, device)
+        # A BLAS pool's thread count changes the order of its sums, and so lbfgs's path: on
+        # digits a logistic regression moved by one test item between 1 and 2 BLAS threads.
+        with threadpool_limits(limits=threads):
+            return _run_cell(cell, workdir, device)
     finally:
         torch.set_num_threads(previous)
+
+
+def _pool_threads() -> dict[str, int]:
+    """The largest thread count of the loaded BLAS and OpenMP pools, by kind."""
+    out: dict[str, int] = {}
+    for pool in threadpool_info():
+        kind = f"{pool['user_api']}_threads"
+        out[kind] = max(out.get(kind, 0), int(pool["num_threads"]))
+    return out
 
 
 def cell_folder(out: str | Path, cell: Cell) -> Path:
@@ -147,6 +162,7 @@ def _run_cell(cell: Cell, workdir: str | Path | None, device: str | None) -> dic
         "device": {
             "device": str(device),
             "torch_threads": torch.get_num_threads(),
+            **_pool_threads(),
             "machine": platform.machine(),
             "processor": platform.processor(),
             "cpu_count": os.cpu_count(),

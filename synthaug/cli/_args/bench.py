@@ -26,8 +26,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     add_threads_option(
         bench,
-        "torch threads per cell (default: CPU cores / jobs; 1 on Ray, where it is also the CPUs "
-        "each cell asks for)",
+        "threads per cell, for torch and for the BLAS/OpenMP pools of numpy, scipy and "
+        "scikit-learn (default: CPU cores / jobs; 1 on Ray, where it is also the CPUs each cell "
+        "asks for)",
     )
     bench.add_argument(
         "--backend", choices=("local", "ray"), default="local", help="(default: %(default)s)"
