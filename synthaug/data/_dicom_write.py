@@ -523,7 +523,6 @@ def _write_files(
     made_from: list[str] | None,
 ) -> tuple[list[Path], list[dict[str, object]]]:
     """The files of :func:`write_dicom` in ``out_dir``, and their manifest rows."""
-    top = 2**bits - 1
     study_uid, series_uid, seg_series_uid = generate_uid(), generate_uid(), generate_uid()
     segment = _segment_description(hd, segment_label) if masks is not None else None
     written, rows = [], []
@@ -548,25 +547,7 @@ def _write_files(
             transfer_syntax_uid=ExplicitVRLittleEndian,
         )
         sc.Modality = modality
-        # Not highdicom's default Digital Interface: see _MARKINGS. No claimed orientation
-        # (Type 2: present, empty): a generated image has no patient to be oriented to, and
-        # the loader does not keep the orientation of a real one.
-        sc.ConversionType = marking.conversion_type
-        sc.PatientOrientation = ""
-        sc.ImageComments = f"{marking.comment}; class={name}"
-        sc.PatientIdentityRemoved = marking.patient_identity_removed
-        sc.DeidentificationMethod = marking.deidentification
-        if derived is not None:
-            sc.DerivationDescription = derived[index].description
-            if derived[index].sources:
-                sc.SourceImageSequence = DicomSequence(derived[index].sources)
-            if derived[index].operations:
-                sc.DerivationCodeSequence = [
-                    hd.sr.CodedConcept.from_code(code) for code in derived[index].operations
-                ]
-        sc.BurnedInAnnotation = "NO"
-        sc.WindowCenter = (top + 1) / 2
-        sc.WindowWidth = top + 1
+        mark_image(hd, sc, marking, None if derived is None else derived[index], name, bits)
         path = folder / f"{marking.mark.lower()}_{_safe_name(name)}_{index:06d}.dcm"
         sc.save_as(path, enforce_file_format=True)
         written.append(path)
@@ -592,6 +573,36 @@ def _write_files(
             row["mask_file"] = seg_path.relative_to(out_dir).as_posix()
         rows.append({**row, **extra[index]})
     return written, rows
+
+
+def mark_image(
+    hd: ModuleType, sc: Dataset, marking: _Marking, derived: _Derived | None, name: str, bits: int
+) -> None:
+    """Say in ``sc`` where its pixels come from (``marking``, and for a derived image its
+    ``derived`` description, sources and operations), and set the window that maps its
+    stored values back to [0, 1]. Every image synthaug writes (single images, the slices of
+    a series) is marked here."""
+    top = 2**bits - 1
+    # Not highdicom's default Digital Interface: see _MARKINGS. No claimed Patient Orientation
+    # (Type 2: present, empty): a generated image has no patient to be oriented to, the 2D
+    # loader does not keep the orientation of a real one, and a series slice says its
+    # orientation in Image Orientation (Patient).
+    sc.ConversionType = marking.conversion_type
+    sc.PatientOrientation = ""
+    sc.ImageComments = f"{marking.comment}; class={name}"
+    sc.PatientIdentityRemoved = marking.patient_identity_removed
+    sc.DeidentificationMethod = marking.deidentification
+    if derived is not None:
+        sc.DerivationDescription = derived.description
+        if derived.sources:
+            sc.SourceImageSequence = DicomSequence(derived.sources)
+        if derived.operations:
+            sc.DerivationCodeSequence = [
+                hd.sr.CodedConcept.from_code(code) for code in derived.operations
+            ]
+    sc.BurnedInAnnotation = "NO"
+    sc.WindowCenter = (top + 1) / 2
+    sc.WindowWidth = top + 1
 
 
 def read_dicom_seg(path: str | Path) -> tuple[torch.Tensor, str]:
@@ -661,13 +672,14 @@ def read_dicom_seg(path: str | Path) -> tuple[torch.Tensor, str]:
     return mask, str(references[0])
 
 
-def _segment_description(hd: ModuleType, segment_label: str) -> Dataset:
-    """The one segment of every mask: a lesion found by an algorithm, not drawn by a person."""
+def _segment_description(hd: ModuleType, segment_label: str, number: int = 1) -> Dataset:
+    """A segment of a mask (the one of a 2D mask; label ``number`` of a volume's label map):
+    a lesion found by an algorithm, not drawn by a person."""
     algorithm = hd.AlgorithmIdentificationSequence(
         name="synthaug", version=__version__, family=codes.cid7162.ArtificialIntelligence
     )
     return hd.seg.SegmentDescription(
-        segment_number=1,
+        segment_number=number,
         segment_label=segment_label,
         segmented_property_category=codes.SCT.MorphologicallyAbnormalStructure,
         segmented_property_type=codes.SCT.Lesion,
