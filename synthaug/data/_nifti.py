@@ -1,7 +1,7 @@
 """NIfTI-1/2 volumes and label maps (``.nii``, ``.nii.gz``) through nibabel.
 
-NIfTI places voxels in RAS (x towards the patient's right... as its affine maps the array
-index ``(i, j, k)``); synthaug's volumes use DICOM's LPS and the array order
+NIfTI's affine maps the array index ``(i, j, k)`` to RAS (x towards the patient's right, y
+anterior, z head); synthaug's volumes use DICOM's LPS and the array order
 ``(d, h, w) = (k, j, i)``. Reading converts (``ras_to_lps``) and transposes; writing converts
 back: the same scan read from a DICOM series or from its NIfTI conversion has the same affine.
 nibabel is an optional extra (``pip install 'synthaug[nifti]'``), imported when first used.
