@@ -8,6 +8,7 @@ enough (a one-slice volume, two copies of one slice).
 
 from __future__ import annotations
 
+import doctest
 import logging
 import shutil
 import sys
@@ -18,7 +19,10 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
+import synthaug.data._dicom_series as dicom_series_module
 import synthaug.data._nifti as nifti_module
+import synthaug.data._volume as volume_module
+import synthaug.data._volume_folder as volume_folder_module
 from synthaug.data import (
     Provenance,
     SourceItem,
@@ -308,11 +312,17 @@ def test_several_series_in_one_folder_are_named(tmp_path):
     assert read_dicom_series(one, series_uid=uid_two).shape == (1, *SHAPE)
 
 
-def test_a_missing_slice_is_named(tmp_path):
-    folder = _series(tmp_path)
-    _slices(folder)[3].unlink()
-    with pytest.raises(DataFileError, match="misses 1 slice"):
+@pytest.mark.parametrize(("depth", "gone"), [(8, [3]), (4, [1]), (8, [2, 3])])
+def test_a_missing_slice_is_named(tmp_path, depth, gone):
+    volume = Volume(np.zeros((depth, 16, 16), np.float32), affine_from_spacing((2.5, 0.75, 0.6)))
+    folder = _series(tmp_path, volume)
+    files = _slices(folder)
+    for k in gone:
+        files[k].unlink()
+    with pytest.raises(DataFileError, match=f"misses {len(gone)} slice") as info:
         read_dicom_series(folder)
+    assert files[gone[0] - 1].name in str(info.value)
+    assert files[gone[-1] + 1].name in str(info.value)
 
 
 def test_duplicate_positions_are_refused(tmp_path):
@@ -600,3 +610,20 @@ def test_folder_errors(tmp_path):
         load_volume_folder(tmp_path)
     with pytest.raises(InvalidParameterError, match="on_error"):
         load_volume_folder(tmp_path, on_error="maybe")
+
+
+def test_a_class_folder_may_mix_series_and_nifti_files(tmp_path):
+    root = _write_dataset(tmp_path / "out", VolumeDataset([_volume(0, mask=False)], [0], ["c"]))
+    write_nifti(_volume(1), root / "c" / "extra.nii.gz")
+    (root / "c" / "DICOMDIR").write_bytes(b"")  # a media directory is no slice
+    dataset = load_volume_folder(root)
+    kinds = sorted(type(dataset.source(i)).__name__ for i in range(len(dataset)))
+    assert kinds == ["DicomSeriesSource", "NiftiSource"] and dataset.class_counts() == {0: 2}
+
+
+@pytest.mark.parametrize(
+    "module", [volume_module, dicom_series_module, nifti_module, volume_folder_module]
+)
+def test_docstring_examples_run(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0

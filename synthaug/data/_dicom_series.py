@@ -244,9 +244,22 @@ def read_dicom_series_lazy(
     if on_error not in ("raise", "skip"):
         raise InvalidParameterError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     window = _check_window(window)
+    files = _candidate_files(FolderScan(folder), folder)
+    return index_series(files, folder, window=window, on_error=on_error, series_uid=series_uid)
+
+
+def index_series(
+    files: Sequence[Path],
+    folder: Path,
+    *,
+    window: str | tuple[float, float],
+    on_error: str,
+    series_uid: str | None = None,
+) -> tuple[DicomSeriesSource, list[tuple[str, str]]]:
+    """The series the DICOM ``files`` of ``folder`` form (headers only), and the files left
+    out; the one rule of :func:`read_dicom_series_lazy` and the folder loader."""
     slices, skipped = [], []
-    scan = FolderScan(folder)
-    for path in _candidate_files(scan, folder):
+    for path in files:
         try:
             slices.append(_read_header(path))
         except _BadFile as exc:
@@ -263,7 +276,8 @@ def read_dicom_series_lazy(
 
 def _read_header(path: Path) -> _Slice:
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        # Only the elements the geometry needs: a folder of thousands of slices is indexed fast.
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_HEADER_TAGS)
     except InvalidDicomError as exc:
         raise _BadFile("not a DICOM file (no 'DICM' preamble / file meta header)", exc) from exc
     except Exception as exc:  # pydicom raises many kinds on damaged files
@@ -393,15 +407,16 @@ def _series_source(
     ordered = sorted(slices, key=lambda s: float(s.position @ normal))
     along = np.array([float(s.position @ normal) for s in ordered])
     steps = np.diff(along)
-    step = float(np.median(steps)) if len(steps) else 0.0
-    tolerance = max(1e-3, _STEP_TOLERANCE * abs(step))
     for i, gap in enumerate(steps):
-        if gap <= tolerance:
+        if gap <= 1e-3:  # a micrometre: one position written twice
             raise DataFileError(
                 f"series in {where!r} has two slices at one position ({along[i]:.4g} mm along "
                 f"the slice normal): {ordered[i].path.name} and {ordered[i + 1].path.name}; "
                 f"remove the duplicate"
             )
+    # The smallest step is the series' own: a missing slice only makes steps longer.
+    step = float(steps.min()) if len(steps) else 0.0
+    tolerance = max(1e-3, _STEP_TOLERANCE * step)
     for i, gap in enumerate(steps):
         if abs(gap - step) <= tolerance:
             continue

@@ -14,7 +14,7 @@ from pathlib import Path
 import pydicom
 
 from synthaug.data._dicom_read import _check_window, _is_segmentation
-from synthaug.data._dicom_series import DicomSeriesSource, read_dicom_series_lazy
+from synthaug.data._dicom_series import DicomSeriesSource, index_series
 from synthaug.data._nifti import is_nifti_file, read_nifti_lazy
 from synthaug.data._output import MANIFEST_NAME
 from synthaug.data._scan import FolderScan, shown_path
@@ -101,9 +101,10 @@ def load_volume_folder(
     segmentations: dict[str, Path] = {}
     for class_dir in class_dirs:
         sources: list[VolumeSource] = []
-        series_dirs: dict[Path, None] = {}
+        # A series is the DICOM files directly in one folder (its subfolders hold others).
+        series_dirs: dict[Path, list[Path]] = {}
         for path in scan.files(class_dir):
-            if path == root / MANIFEST_NAME:
+            if path == root / MANIFEST_NAME or path.name.upper() == "DICOMDIR":
                 continue
             if is_nifti_file(path):
                 mask = None
@@ -118,10 +119,10 @@ def load_volume_folder(
             elif _is_segmentation(path):
                 _note_segmentation(path, segmentations)
             else:
-                series_dirs[path.parent] = None
-        for folder in series_dirs:
+                series_dirs.setdefault(path.parent, []).append(path)
+        for folder, files in series_dirs.items():
             try:
-                source, bad = read_dicom_series_lazy(folder, window=window, on_error=on_error)
+                source, bad = index_series(files, folder, window=window, on_error=on_error)
             except (DataFileError, EmptyDatasetError) as exc:
                 _refuse_or_skip(on_error, folder, exc, skipped)
                 continue
