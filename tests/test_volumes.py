@@ -172,9 +172,17 @@ def test_bad_volume_datasets_are_refused():
 
 
 # -- DICOM series round trips --------------------------------------------------------------
-@pytest.mark.parametrize("oblique", [False, True], ids=["axial", "oblique"])
-def test_dicom_series_round_trip(tmp_path, oblique):
-    original = _volume(affine=_oblique_affine() if oblique else None)
+def _tilted_affine() -> np.ndarray:
+    """A gantry tilted by about 11 degrees: the slice axis is not the slice normal."""
+    affine = affine_from_spacing((2.5, 0.75, 0.6))
+    affine[:3, 0] = (0.0, 0.5, 2.5)
+    return affine
+
+
+@pytest.mark.parametrize("geometry", ["axial", "oblique", "tilted"])
+def test_dicom_series_round_trip(tmp_path, geometry):
+    affine = {"axial": None, "oblique": _oblique_affine(), "tilted": _tilted_affine()}[geometry]
+    original = _volume(affine=affine)
     [folder] = write_dicom_series(original, tmp_path / "out")
     back = read_dicom_series(folder)
     assert back.shape == original.shape
@@ -194,6 +202,16 @@ def test_dicom_series_round_trip(tmp_path, oblique):
         ),
         atol=1e-9,
     )
+
+
+def test_a_segmentation_of_another_series_is_refused(tmp_path):
+    [folder] = write_dicom_series(_volume(), tmp_path / "a")
+    other = read_dicom_series(_series(tmp_path, name="b"))
+    seg = tmp_path / "a" / "segmentations" / f"{folder.name}_seg.dcm"
+    with pytest.raises(DataFileError, match="Segmentation of this series"):
+        read_series_segmentation(seg, other)
+    with pytest.raises(InvalidDataError, match="SOPInstanceUIDs"):
+        read_series_segmentation(seg, _volume())
 
 
 def test_slices_against_the_normal_come_back_in_normal_order(tmp_path):

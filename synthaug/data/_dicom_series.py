@@ -37,7 +37,6 @@ from synthaug.data._dicom_read import (
     _check_decoder,
     _check_window,
     _first,
-    _linear_window,
 )
 from synthaug.data._dicom_write import (
     DERIVED_MARK,
@@ -55,7 +54,7 @@ from synthaug.data._dicom_write import (
 from synthaug.data._output import atomic_output, write_manifest
 from synthaug.data._provenance import DERIVED, SYNTHETIC, Provenance, made_from
 from synthaug.data._scan import FolderScan, shown_path
-from synthaug.data._volume import Volume, VolumeDataset, VolumeSource
+from synthaug.data._volume import Volume, VolumeDataset, VolumeSource, to_unit_range
 from synthaug.errors import (
     DataFileError,
     EmptyDatasetError,
@@ -149,12 +148,17 @@ class DicomSeriesSource:
     def read(self) -> Volume:
         """Decode every slice: Modality LUT (Rescale Slope / Intercept) per slice, then one
         window for the whole volume, so that intensities compare across slices."""
-        decoded = [_slice_values(path, self.shape[2:]) for path in self.files]
-        values = np.stack([values for values, _ in decoded])
-        out = _windowed(values, self.files, self.window)
-        if any(inverted for _, inverted in decoded):
+        # One float32 volume, filled slice by slice and windowed in place: reading never
+        # holds much more than the volume it returns.
+        out = np.empty(self.shape[1:], dtype=np.float32)
+        inverted = False
+        for k, path in enumerate(self.files):
+            out[k], monochrome1 = _slice_values(path, self.shape[2:])
+            inverted = inverted or monochrome1
+        out = to_unit_range(out, _window_of(self.files, self.window))
+        if inverted:
             # Bright means high signal in every volume: MONOCHROME1 displays it inverted.
-            out = 1.0 - out
+            np.subtract(1.0, out, out=out)
         mask = None
         if self.segmentation is not None:
             mask = read_series_segmentation(self.segmentation, self)
@@ -466,8 +470,8 @@ def _shown(values: np.ndarray) -> str:
 
 
 def _slice_values(path: Path, size: tuple[int, ...]) -> tuple[np.ndarray, bool]:
-    """The modality values (Rescale Slope / Intercept applied) of one slice, float64, and
-    whether it is MONOCHROME1 (displayed inverted)."""
+    """The modality values (Rescale Slope / Intercept applied) of one slice, and whether it
+    is MONOCHROME1 (displayed inverted)."""
     try:
         ds = pydicom.dcmread(path)
         values = apply_modality_lut(np.asarray(ds.pixel_array), ds).astype(np.float64)
@@ -482,20 +486,16 @@ def _slice_values(path: Path, size: tuple[int, ...]) -> tuple[np.ndarray, bool]:
     return values, str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1"
 
 
-def _windowed(
-    values: np.ndarray, files: Sequence[Path], window: str | tuple[float, float]
-) -> np.ndarray:
-    """``(D, H, W)`` modality values mapped to [0, 1] by one window for the whole volume."""
+def _window_of(
+    files: Sequence[Path], window: str | tuple[float, float]
+) -> tuple[float, float] | None:
+    """The ``(center, width)`` window of a series, or None for its min-max."""
     if window == "auto":
         header = pydicom.dcmread(files[0], stop_before_pixels=True)
         if "WindowCenter" in header and "WindowWidth" in header:
-            window = (_first(header.WindowCenter), _first(header.WindowWidth))
-    if isinstance(window, tuple):
-        return _linear_window(values, *window).astype(np.float32)
-    low, high = float(values.min()), float(values.max())
-    if high <= low:
-        return np.zeros(values.shape, dtype=np.float32)
-    return ((values - low) / (high - low)).astype(np.float32)
+            return _first(header.WindowCenter), _first(header.WindowWidth)
+        return None
+    return None if window == "minmax" else window
 
 
 def write_dicom_series(

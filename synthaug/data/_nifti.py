@@ -18,10 +18,16 @@ from typing import Any
 import numpy as np
 
 from synthaug._utils import import_optional
-from synthaug.data._dicom_read import _check_window, _linear_window
+from synthaug.data._dicom_read import _check_window
 from synthaug.data._output import atomic_output, check_output
 from synthaug.data._scan import shown_path
-from synthaug.data._volume import Volume, check_label_map, lps_to_ras, ras_to_lps
+from synthaug.data._volume import (
+    Volume,
+    check_label_map,
+    lps_to_ras,
+    ras_to_lps,
+    to_unit_range,
+)
 from synthaug.errors import DataFileError, InvalidParameterError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -58,11 +64,11 @@ class NiftiSource:
     def read(self) -> Volume:
         nib = _nibabel()
         image = _load(nib, self.path)
-        values = _voxels(image, self.path)
+        values = to_unit_range(_voxels(image, self.path), _window_of(image, self.window))
         mask = None
         if self.mask_path is not None:
             mask = _label_map(nib, self.mask_path, self.affine, self.shape[1:])
-        return Volume(_windowed(values, image, self.window), self.affine, mask, self.metadata)
+        return Volume(values, self.affine, mask, self.metadata)
 
 
 def read_nifti(
@@ -82,8 +88,8 @@ def read_nifti(
     mask : str or Path, optional
         A label map of the same grid (shape and affine): non-negative whole numbers.
     window : "auto", "minmax" or (center, width)
-        ``"auto"``: the header's display range ``cal_min`` .. ``cal_max`` when it has one,
-        else the volume's min-max. ``"minmax"``: the volume's min-max. ``(center, width)``: a
+        ``"auto"``: the header's display range ``cal_min`` .. ``cal_max`` when it has one
+        (values outside it are clipped), else the volume's min-max. ``"minmax"``: the volume's min-max. ``(center, width)``: a
         window in the file's units (e.g. Hounsfield units), as for DICOM.
 
     Returns
@@ -254,9 +260,10 @@ def _affine(image: Any, path: Path) -> np.ndarray:
 
 
 def _voxels(image: Any, path: Path) -> np.ndarray:
-    """``(D, H, W)`` float64 values, scaled by the header's slope and intercept."""
+    """``(D, H, W)`` float32 values, scaled by the header's slope and intercept."""
     try:
-        values = np.asarray(image.get_fdata(dtype=np.float64))
+        # float32 and no cache: a large volume is held once, and not kept by the image.
+        values = np.asarray(image.get_fdata(dtype=np.float32, caching="unchanged"))
     except Exception as exc:  # a truncated or damaged data block
         raise DataFileError(
             f"cannot read the voxels of NIfTI file {str(path)!r} ({type(exc).__name__}: {exc})"
@@ -267,18 +274,19 @@ def _voxels(image: Any, path: Path) -> np.ndarray:
     return values.transpose(2, 1, 0)
 
 
-def _windowed(values: np.ndarray, image: Any, window: str | tuple[float, float]) -> np.ndarray:
-    """Values mapped to [0, 1]: a (center, width) window, the display range, or min-max."""
+def _window_of(image: Any, window: str | tuple[float, float]) -> tuple[float, float] | None:
+    """The ``(center, width)`` window of a NIfTI image, or None for its min-max.
+
+    ``"auto"`` takes the display range ``cal_min`` .. ``cal_max`` when the header has one,
+    as the window that maps exactly that range onto [0, 1].
+    """
     if isinstance(window, tuple):
-        return _linear_window(values, *window).astype(np.float32)
-    low, high = float(values.min()), float(values.max())
+        return window
     if window == "auto":
-        cal = float(image.header["cal_min"]), float(image.header["cal_max"])
-        if np.isfinite(cal).all() and cal[1] > cal[0]:
-            low, high = cal
-    if high <= low:
-        return np.zeros(values.shape, dtype=np.float32)
-    return np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
+        low, high = float(image.header["cal_min"]), float(image.header["cal_max"])
+        if np.isfinite([low, high]).all() and high > low:
+            return (low + high) / 2 + 0.5, high - low + 1
+    return None
 
 
 def _check_same_grid(

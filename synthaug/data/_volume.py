@@ -106,6 +106,29 @@ def check_affine(affine: Any, what: str = "affine") -> np.ndarray:
     return matrix
 
 
+def to_unit_range(values: np.ndarray, window: tuple[float, float] | None = None) -> np.ndarray:
+    """Float32 ``values`` mapped to [0, 1] in place, so a large volume is not copied.
+
+    ``window`` ``(center, width)`` is DICOM's linear VOI function (PS3.3 C.11.2.1.2.1), the
+    one the 2D DICOM reader applies; None maps the volume's own min-max (a constant volume
+    becomes zeros). Values outside the window are clipped.
+    """
+    if window is not None:
+        center, width = window
+        if width <= 1:
+            return (values > center - 0.5).astype(np.float32)
+        low, span = center - 0.5 - (width - 1) / 2, width - 1
+    else:
+        low, high = float(values.min()), float(values.max())
+        if high <= low:
+            values[...] = 0.0
+            return values
+        span = high - low
+    values -= np.float32(low)
+    values /= np.float32(span)
+    return np.clip(values, 0.0, 1.0, out=values)
+
+
 @runtime_checkable
 class VolumeSource(Protocol):
     """What a :class:`VolumeDataset` needs of each of its volumes.
