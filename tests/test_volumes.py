@@ -328,6 +328,8 @@ def test_several_series_in_one_folder_are_named(tmp_path):
         read_dicom_series(one)
     assert uid_two in str(info.value) and "(8 files)" in str(info.value)
     assert read_dicom_series(one, series_uid=uid_two).shape == (1, *SHAPE)
+    with pytest.raises(DataFileError, match="holds no series '1.2.3'"):
+        read_dicom_series(one, series_uid="1.2.3")
 
 
 @pytest.mark.parametrize(("depth", "gone"), [(8, [3]), (4, [1]), (8, [2, 3])])
@@ -440,6 +442,35 @@ def test_bad_files_are_skipped_with_a_stated_reason(tmp_path, caplog):
     reasons = dict(skipped)
     assert "not a DICOM file" in reasons[str(folder / "notes.txt")]
     assert "truncated.dcm" in caplog.text and "notes.txt" in caplog.text
+
+
+def test_files_that_are_no_slice_are_named_with_the_reason(tmp_path):
+    folder = _series(tmp_path)
+    first = _slices(folder)[0]
+    shutil.copy(get_testdata_file("rtdose.dcm"), folder / "rtdose.dcm")  # 15 frames
+    colour = folder / "colour.dcm"
+    shutil.copy(first, colour)
+    _edit(colour, SamplesPerPixel=3)
+    flat = folder / "flat.dcm"
+    shutil.copy(first, flat)
+    ds = pydicom.dcmread(flat)
+    del ds.ImagePositionPatient
+    ds.save_as(flat)
+    with pytest.raises(DataFileError, match="colour.dcm.*colour image"):
+        read_dicom_series(folder)
+    _, skipped = read_dicom_series_lazy(folder, on_error="skip")
+    reasons = {Path(f).name: why for f, why in skipped}
+    assert "multi-frame" in reasons["rtdose.dcm"]
+    assert "colour" in reasons["colour.dcm"]
+    assert "no ImagePositionPatient" in reasons["flat.dcm"]
+
+
+def test_monochrome1_is_inverted(tmp_path):
+    folder = _series(tmp_path)
+    expected = read_dicom_series(folder).array
+    for path in _slices(folder):
+        _edit(path, PhotometricInterpretation="MONOCHROME1")
+    np.testing.assert_allclose(read_dicom_series(folder).array, 1 - expected, atol=1e-6)
 
 
 def test_a_corrupt_slice_fails_when_read_naming_it(tmp_path):
