@@ -204,6 +204,22 @@ def test_dicom_series_round_trip(tmp_path, geometry):
     )
 
 
+def test_a_label_map_with_unused_values_round_trips(tmp_path):
+    labels = np.zeros(SHAPE, np.int64)
+    labels[1, 2:4, 2:4], labels[4, 3:9, 3:5] = 1, 3  # no voxel has label 2
+    volume = Volume(np.zeros(SHAPE, np.float32), mask=labels)
+    [folder] = write_dicom_series(volume, tmp_path / "out")
+    seg_path = tmp_path / "out" / "segmentations" / f"{folder.name}_seg.dcm"
+    seg = pydicom.dcmread(seg_path)
+    assert [item.SegmentLabel for item in seg.SegmentSequence] == [
+        "lesion 1",
+        "lesion 2",
+        "lesion 3",
+    ]
+    back = read_series_segmentation(seg_path, read_dicom_series(folder))
+    np.testing.assert_array_equal(back, labels)
+
+
 def test_a_segmentation_of_another_series_is_refused(tmp_path):
     [folder] = write_dicom_series(_volume(), tmp_path / "a")
     other = read_dicom_series(_series(tmp_path, name="b"))
