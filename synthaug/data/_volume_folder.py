@@ -16,7 +16,6 @@ import pydicom
 from synthaug.data._dicom_read import _check_window, _is_segmentation
 from synthaug.data._dicom_series import DicomSeriesSource, index_series
 from synthaug.data._nifti import is_nifti_file, read_nifti_lazy
-from synthaug.data._output import MANIFEST_NAME
 from synthaug.data._scan import FolderScan, shown_path
 from synthaug.data._volume import VolumeDataset, VolumeSource
 from synthaug.errors import DataFileError, EmptyDatasetError, InvalidParameterError
@@ -104,7 +103,7 @@ def load_volume_folder(
         # A series is the DICOM files directly in one folder (its subfolders hold others).
         series_dirs: dict[Path, list[Path]] = {}
         for path in scan.files(class_dir):
-            if path == root / MANIFEST_NAME or path.name.upper() == "DICOMDIR":
+            if path.name.upper() == "DICOMDIR":  # a media index, no slice
                 continue
             if is_nifti_file(path):
                 mask = None
