@@ -46,8 +46,16 @@ TINY = {
     },
     "draem": {"steps": 4, "width": 4, "batch_size": 8},
     "cutpaste": {"steps": 4, "width": 4, "batch_size": 8},
+    "ddpm": {
+        "epochs": 2,
+        "hidden_dims": (16,),
+        "batch_size": 16,
+        "train_timesteps": 40,
+        "denoise_steps": 2,
+        "n_draws": 1,
+    },
 }
-TORCH_DETECTORS = {"vae", "fanogan", "draem", "cutpaste"}
+TORCH_DETECTORS = {"vae", "fanogan", "draem", "cutpaste", "ddpm"}
 
 
 def test_every_registered_detector_has_tiny_settings():

@@ -13,6 +13,7 @@ from synthaug.anomaly._classical import (
     PCADetector,
 )
 from synthaug.anomaly._cutpaste import CutPasteDetector
+from synthaug.anomaly._diffusion import DDPMAnomalyDetector
 from synthaug.anomaly._draem import DRAEMDetector
 from synthaug.anomaly._gan import GANAnomalyDetector
 from synthaug.anomaly._maps import pixel_auroc, region_overlap, save_map_overlays
@@ -35,6 +36,7 @@ __all__ = [
     "BaseDetector",
     "NetworkDetector",
     "CutPasteDetector",
+    "DDPMAnomalyDetector",
     "DRAEMDetector",
     "GANAnomalyDetector",
     "IsolationForestDetector",

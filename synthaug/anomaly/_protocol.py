@@ -180,7 +180,7 @@ def evaluate_one_class(
         Also report ``auroc[<class>]``: the normal test samples against one anomalous class.
     test_masks : torch.Tensor, optional
         ``(N, 1, H, W)`` true anomaly masks of ``test`` (empty on normal samples). With a
-        detector that has an ``anomaly_map`` (such as DRAEM), the record adds its
+        detector that has an ``anomaly_map`` (DRAEM, the VAE and diffusion residuals), the record adds its
         localisation: ``pixel_auroc`` over every test pixel and ``region_overlap`` (the
         per-region overlap score up to 30% false-positive pixels), and with
         ``per_anomaly_class`` ``pixel_auroc[<class>]`` on the normal samples and that class.
@@ -234,7 +234,11 @@ def evaluate_one_class(
             record[f"se_auroc[{test.classes[a]}]"] = auroc_standard_error(
                 is_anomaly[keep], scores[keep]
             )
-    if test_masks is not None and callable(getattr(fitted, "anomaly_map", None)):
+    if (
+        test_masks is not None
+        and callable(getattr(fitted, "anomaly_map", None))
+        and getattr(fitted, "has_anomaly_map", True)
+    ):
         if tuple(test_masks.shape) != (len(test), 1, *test.sample_shape[1:]):
             raise InvalidDataError(
                 f"test_masks must be (N, 1, H, W) for the {len(test)} test samples, got "

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import clone
 
-from synthaug._params import Param, Satisfies, boolean, int_range, odd_int, one_of
+from synthaug._params import Param, Satisfies, boolean, int_range, one_of
 from synthaug._utils import fitting_one_class
-from synthaug.anomaly._base import BaseDetector
 from synthaug.anomaly._registry import register_detector
+from synthaug.anomaly._residual import ResidualDetector
 from synthaug.data import ImageDataset
-from synthaug.errors import InvalidParameterError
 from synthaug.generators import CVAE
 from synthaug.registry import Preset
 
@@ -27,7 +25,7 @@ _VAE_RULE = Satisfies(
 )
 
 
-class VAEAnomalyDetector(BaseDetector):
+class VAEAnomalyDetector(ResidualDetector):
     """Anomaly score from a VAE fitted on normal samples (An & Cho, SNU Data Mining Center
     technical report 2015; the ELBO of Kingma & Welling, ICLR 2014).
 
@@ -64,36 +62,6 @@ class VAEAnomalyDetector(BaseDetector):
         lower bound, estimated with ``n_samples`` latent draws (seeded).""",
     )
     n_samples = Param(8, int_range(1), 'Latent draws per sample for ``score="elbo"``.')
-    reduction = Param(
-        "sum",
-        one_of("sum", "local-max", "local-max-z"),
-        """How ``score="reconstruction"`` turns the residual map into one number: its sum, or
-        (images only) the largest mean over a ``window`` x ``window`` neighbourhood, which
-        keeps a small, local anomaly (a lesion) from drowning in the residuals of normal
-        anatomy spread over the whole image. ``"local-max-z"`` first standardizes the signed
-        residual ``x - reconstruction`` per pixel with the mean and standard deviation it
-        has on normal samples (the held-out validation part, or the training samples when
-        ``validation_fraction=0``, which underestimates the spread of unseen normals), so
-        that regions every normal image reconstructs badly (edges of anatomy that moves)
-        count less than regions that normally reconstruct well; the standardized residual
-        then goes through ``residual`` as the raw one would.""",
-    )
-    residual = Param(
-        "squared",
-        one_of("squared", "positive"),
-        """Per-pixel residual map for ``score="reconstruction"``: ``"squared"`` is
-        ``(x - reconstruction) ** 2``; ``"positive"`` is ``max(x - reconstruction, 0) ** 2``
-        and only counts pixels brighter than the model expects. Use ``"positive"`` when the
-        anomalies are known to be hyperintense (lung nodules on CT, most lesions on T2/FLAIR
-        MR): misplaced edges of normal anatomy leave residuals of both signs and lose half
-        their weight, bright lesions keep all of theirs. It is domain knowledge: it misses
-        dark anomalies.""",
-    )
-    window = Param(
-        3,
-        odd_int(1),
-        'Side of the neighbourhood for the ``"local-max"`` reductions (odd).',
-    )
     flatten = Param(
         False,
         boolean,
@@ -111,11 +79,8 @@ class VAEAnomalyDetector(BaseDetector):
     )
 
     def _fit(self, images: torch.Tensor, seed: int) -> None:
-        if self.reduction.startswith("local-max") and images.dim() != 4:
-            raise InvalidParameterError(
-                f"reduction={self.reduction!r} needs (N, C, H, W) images; use 'sum' for "
-                f"feature vectors"
-            )
+        if self.score == "reconstruction":
+            self._check_reduction(images)
         if self.vae is None:
             vae = CVAE(**_VAE_DEFAULTS)
         elif isinstance(self.vae, str):
@@ -138,37 +103,23 @@ class VAEAnomalyDetector(BaseDetector):
         labels = torch.zeros(len(images), dtype=torch.int64)
         return (x - self.vae_.reconstruct(x, labels)).reshape(images.shape)
 
+    @property
+    def has_anomaly_map(self) -> bool:
+        """Only the reconstruction score has a map (the ELBO is scored as one number)."""
+        return self.score == "reconstruction" and super().has_anomaly_map
+
     def _calibrate(self, images: torch.Tensor) -> None:
-        if self.score != "reconstruction" or self.reduction != "local-max-z":
-            return
-        residual = self._signed_residual(images)
-        std = residual.std(0, unbiased=len(images) > 1)
-        self.residual_mean_ = residual.mean(0)
-        self.residual_std_ = std.clamp(min=0.01 * float(std.mean()) + 1e-12)
+        if self.score == "reconstruction":
+            super()._calibrate(images)
 
     def _score(self, images: torch.Tensor) -> np.ndarray:
+        if self.score == "reconstruction":
+            return super()._score(images)
         labels = torch.zeros(len(images), dtype=torch.int64)
-        if self.score == "elbo":
-            scores = self.vae_.negative_elbo(
-                self._model_input(images), labels, n_samples=self.n_samples, seed=self.score_seed_
-            )
-            return scores.double().numpy()
-        residual = self._signed_residual(images)
-        if self.reduction == "local-max-z":
-            residual = (residual - self.residual_mean_) / self.residual_std_
-        if self.residual == "positive":
-            residual = residual.clamp(min=0)
-        residual = residual.pow(2)
-        if self.reduction.startswith("local-max"):
-            local = F.avg_pool2d(
-                residual.sum(1, keepdim=True),
-                self.window,
-                stride=1,
-                padding=self.window // 2,
-                count_include_pad=False,
-            )
-            return local.flatten(1).amax(1).double().numpy()
-        return residual.flatten(1).sum(1).double().numpy()
+        scores = self.vae_.negative_elbo(
+            self._model_input(images), labels, n_samples=self.n_samples, seed=self.score_seed_
+        )
+        return scores.double().numpy()
 
 
 # ``vae = { epochs = 200, latent_dim = 8 }`` flat: the CVAE's parameters next to the detector's.

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from synthaug._params import Param, int_range, int_tuple, one_of, real_range
-from synthaug.errors import InvalidParameterError
+from synthaug.errors import InvalidParameterError, ShapeMismatchError
 from synthaug.generators._registry import register_generator
 from synthaug.generators._torch import TorchGenerator, TrainingContext
 from synthaug.nn import (
@@ -18,8 +18,10 @@ from synthaug.nn import (
     EMA,
     NOISE_SCHEDULES,
     Randomness,
+    batched,
     clean_prediction,
     draw_rows,
+    eval_mode,
     guided_output,
     make_denoiser,
     noise_scheduler,
@@ -228,6 +230,7 @@ class DDPM(TorchGenerator):
         sampler: str | None = None,
         steps: int | None = None,
         guidance: float | None = None,
+        start: int | None = None,
     ) -> torch.Tensor:
         """Integrate the probability-flow ODE from noise ``x`` to samples in [-1, 1].
 
@@ -240,6 +243,9 @@ class DDPM(TorchGenerator):
         sampler, steps, guidance : optional
             Override ``sampler``, ``sample_steps`` and ``guidance`` for this call (to compare
             solvers on one model, say).
+        start : int, optional
+            The time step ``x`` is noised to (default ``train_timesteps - 1``: pure noise);
+            :meth:`reconstruct` starts lower.
 
         Returns
         -------
@@ -250,7 +256,9 @@ class DDPM(TorchGenerator):
         net = self.modules_["ema"].net
         w = self.guidance if guidance is None else guidance
         prediction, null = self.prediction, self.n_classes_
-        grid = sampling_grid(self._scheduler(), self.sample_steps if steps is None else steps)
+        grid = sampling_grid(
+            self._scheduler(), self.sample_steps if steps is None else steps, start
+        )
         alpha = dict(grid)
 
         def denoise(xt: torch.Tensor, t: int) -> torch.Tensor:
@@ -259,3 +267,61 @@ class DDPM(TorchGenerator):
             return clean_prediction(out.float(), xt, alpha[t], prediction)
 
         return DIFFUSION_SAMPLERS[self.sampler if sampler is None else sampler](denoise, x, grid)
+
+    def reconstruct(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        start: int,
+        noise: torch.Tensor,
+        steps: int,
+    ) -> torch.Tensor:
+        """Noise ``images`` to time step ``start`` and denoise them back (SDEdit, Meng et al.,
+        ICLR 2022; AnoDDPM, Wyatt et al., CVPR Workshops 2022).
+
+        The denoiser restores what it has learnt to expect, so a region unlike the training
+        data comes back changed: what the diffusion anomaly detector scores.
+
+        Parameters
+        ----------
+        images : torch.Tensor
+            ``(N, *sample_shape_)`` values in [0, 1], on any device.
+        labels : torch.Tensor
+            ``(N,)`` labels seen in training.
+        start : int
+            The time step to noise to, in ``[0, train_timesteps)``.
+        noise : torch.Tensor
+            Standard normal noise shaped like ``images`` (the caller's randomness: the same
+            noise for every image lets their scores differ by content alone).
+        steps : int
+            Solver steps from ``start`` down (at most ``start + 1``).
+
+        Returns
+        -------
+        torch.Tensor
+            Float32 reconstructions on the CPU, same shape as ``images``, values in [0, 1].
+        """
+        images, labels = self._check_images(images, labels)
+        if tuple(noise.shape) != tuple(images.shape):
+            raise ShapeMismatchError(
+                f"noise must be shaped like the images {tuple(images.shape)}, got "
+                f"{tuple(noise.shape)}"
+            )
+        if not 0 <= start < self.train_timesteps or not 1 <= steps <= start + 1:
+            raise InvalidParameterError(
+                f"start must be in [0, {self.train_timesteps}) and steps in [1, start + 1], got "
+                f"start={start}, steps={steps}"
+            )
+        if len(images) == 0:
+            return images.new_zeros(images.shape)
+        scheduler = self._scheduler()
+        t = torch.tensor([start])
+
+        def restore(x: torch.Tensor, y: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+            xt = scheduler.add_noise(x * 2 - 1, eps, t.to(x.device))
+            return ((self.solve(xt, y, steps=steps, start=start) + 1) / 2).float().cpu()
+
+        net = self.modules_["ema"].net
+        with eval_mode(net), torch.no_grad():
+            return batched(restore, images, labels, noise, network=net, device=self.device_)

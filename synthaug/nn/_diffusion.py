@@ -233,10 +233,13 @@ def noise_scheduler(schedule: str, train_timesteps: int) -> object:
     return schedulers.DDIMScheduler(num_train_timesteps=train_timesteps, schedule=schedule)
 
 
-def sampling_grid(scheduler: object, steps: int) -> list[tuple[int, float]]:
-    """``[(t, alpha_bar_t), ...]`` of ``steps`` evenly spaced time steps from ``T - 1`` down,
-    the last about ``T / steps`` above 0, then ``(-1, 1.0)`` (clean data): the steps both
-    samplers take, with ``scheduler``'s alphas.
+def sampling_grid(
+    scheduler: object, steps: int, start: int | None = None
+) -> list[tuple[int, float]]:
+    """``[(t, alpha_bar_t), ...]`` of ``steps`` evenly spaced time steps from ``start``
+    (default ``T - 1``, pure noise) down, the last about ``(start + 1) / steps`` above 0, then
+    ``(-1, 1.0)`` (clean data): the steps both samplers take, with ``scheduler``'s alphas. A
+    ``start`` below ``T - 1`` denoises a partly noised sample (SDEdit, AnoDDPM).
 
     This is the "trailing" spacing (Lin et al., "Common Diffusion Noise Schedules and Sample
     Steps are Flawed", WACV 2024). MONAI's ``DDIMScheduler.set_timesteps`` spaces its grid
@@ -245,6 +248,6 @@ def sampling_grid(scheduler: object, steps: int) -> list[tuple[int, float]]:
     25 steps was 8 times that on this grid (``tests/test_diffusion.py``).
     """
     alphas = scheduler.alphas_cumprod.double().cpu()  # type: ignore[attr-defined]
-    total = len(alphas)
+    total = len(alphas) if start is None else start + 1
     ts = (np.round(np.arange(total, 0, -total / steps)) - 1).astype(np.int64)[:steps]
     return [(int(t), float(alphas[t])) for t in ts] + [(-1, 1.0)]
