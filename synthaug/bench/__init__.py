@@ -43,7 +43,7 @@ from synthaug.bench._task import (
 )
 
 # The built-in task types register themselves.
-from synthaug.bench import _anomaly, _classification, _lesion, _tstr  # noqa: F401  isort: skip
+from synthaug.bench import _anomaly, _classification, _lesion, _segmentation, _tstr  # noqa: F401  isort: skip
 
 __all__ = [
     "Advice",

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from synthaug._params import configure
 from synthaug.augment import SOURCES, AugmentedDataset, LesionLocalizer, MixedSource
 from synthaug.bench._config import (
@@ -169,6 +171,13 @@ def _split_params(name: str, params: dict[str, Any]) -> list[tuple[str, str, dic
     return out
 
 
+def registered_parts(name: str, params: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(part, registered method, its parameters)`` for each part of the method ``name``
+    (``"copy-paste+balanced"`` -> the ``copy-paste`` and ``balanced`` entries), for tasks
+    that decide per part what a method does."""
+    return _split_params(name, params)
+
+
 def kind_of(method: str, where: str) -> str:
     """What ``method`` is: ``"training"``, ``"function"``, ``"generator"`` or ``"source"``."""
     if not isinstance(method, str):
@@ -250,10 +259,20 @@ def validate_single(method: str, params: dict[str, Any], where: str) -> None:
 
 
 def build_part(
-    method: str, params: dict[str, Any], train: ImageDataset, *, seed: int, device: str
+    method: str,
+    params: dict[str, Any],
+    train: ImageDataset,
+    *,
+    seed: int,
+    device: str,
+    masks: torch.Tensor | None = None,
 ) -> tuple[Any, float]:
     """Fit one registered method on ``train``; returns the source and the seconds a reused
-    generator fit took (0 when fitted here)."""
+    generator fit took (0 when fitted here).
+
+    ``masks``, the ``(N, 1, H, W)`` lesion masks of ``train``'s items when they are known (the
+    ``segmentation`` task), are what a lesion source fits on instead of localising the lesions
+    from the image labels; other methods ignore them."""
     kind = kind_of(method, "methods")
     if kind == "training":
         return None, 0.0
@@ -261,7 +280,8 @@ def build_part(
         return METHODS.get(method)(train, seed=seed, device=device, **params), 0.0
     if kind == "source" and not is_lesion_source(method):
         return SOURCES.create(method, **params).fit(train), 0.0
-    key = _fit_key(method, params, train, seed, device)
+    masks = masks if kind == "source" else None
+    key = _fit_key(method, params, train, seed, device, masks)
     if key in _FITS:
         _FITS.move_to_end(key)
         return _FITS[key]
@@ -269,14 +289,17 @@ def build_part(
     if kind == "source":
         model = SOURCES.create(method, **params)
         configure(model, seed=seed, device=device, verbose=False)
-        if model.get_params()["localizer"] is None:
+        if masks is None and model.get_params()["localizer"] is None:
             localizer, reused = _fitted_localizer(model, train, seed, device)
             model.set_params(localizer=localizer)
     else:
         model = GENERATORS.create(method, **params)
         configure(model, seed=seed, device=device, verbose=False)
     t0 = time.perf_counter()
-    model.fit(train)
+    if masks is None:
+        model.fit(train)
+    else:
+        model.fit(train, masks=masks)
     _FITS[key] = (model, time.perf_counter() - t0 + reused)
     while len(_FITS) > _MAX_FITS:
         _FITS.popitem(last=False)
@@ -425,10 +448,17 @@ def is_free_baseline(name: str, params: dict[str, Any]) -> bool:
 
 
 def _fit_key(
-    method: str, params: dict[str, Any], train: ImageDataset, seed: int, device: str
+    method: str,
+    params: dict[str, Any],
+    train: ImageDataset,
+    seed: int,
+    device: str,
+    masks: torch.Tensor | None = None,
 ) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([method, params, seed, device], sort_keys=True, default=repr).encode())
+    if masks is not None:
+        h.update(b"masks" + masks.numpy().tobytes())
     h.update(train.images.numpy().tobytes())
     h.update(train.labels.numpy().tobytes())
     h.update(json.dumps(train.classes).encode())
