@@ -190,7 +190,6 @@ class SegmentationTask(BaseTask):
         return settings
 
     def validate_method(self, name: str, params: dict[str, Any]) -> None:
-        validate_method(name, params)
         sources = []
         for part, method, sub in registered_parts(name, params):
             where = f"methods.{name}" if part == name else f"methods.{name}.{part}"
@@ -212,6 +211,9 @@ class SegmentationTask(BaseTask):
                 )
         if len(sources) > 1:
             raise fail(f"methods.{name}", "give one lesion source per method")
+        # Names resolve and parameters fit their methods (after the checks above, whose
+        # messages say what this task can run).
+        validate_method(name, params)
         extra = set(training_params(name, params)) - {"sampler"}
         if extra:
             raise fail(f"methods.{name}", f"the segmenter has no {', '.join(sorted(extra))}")
@@ -336,7 +338,7 @@ def _check_loader(dataset: DatasetRef) -> None:
             f"task 'segmentation' needs a loader that takes n_per_class, seed and return_masks, "
             f"such as 'phantoms'; {dataset.name!r} does not",
         )
-    for key in sorted(needed):
+    for key in ("n_per_class", "seed"):  # return_masks: the config refuses it for every task
         if key in dataset.params:
             raise fail(
                 f"dataset.{key}",
