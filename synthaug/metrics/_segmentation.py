@@ -252,7 +252,8 @@ class UNetSegmenter(Estimator):
             step,
             rows,
             has_lesion.to(self.device_),
-            torch.Generator(),
+            # The batches are drawn above; the trainer's generator draws nothing here.
+            torch.Generator(device=self.device_).manual_seed(seed),
             history,
             modules=net,
             optimizers={"net": opt},
