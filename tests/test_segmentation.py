@@ -3,6 +3,7 @@ image+mask augmentation, and a grid end to end."""
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import numpy as np
@@ -25,6 +26,7 @@ from synthaug.metrics import (
     lesion_sensitivity,
     segmentation_scores,
 )
+from synthaug.metrics import _segmentation as segmentation_module
 
 pytest.importorskip("monai")
 
@@ -288,3 +290,8 @@ def test_shipped_segmentation_grid_parses():
     assert {"copy-paste", "lesion-transplant", "lesion-transplant+balanced"} <= set(cfg.methods)
     assert len(cfg.cells()) == 2 * 9 * 10
     assert len(load_config("benchmarks/phantoms_segmentation.toml", quick=True).cells()) == 9
+
+
+def test_docstring_examples_run(one_torch_thread):
+    result = doctest.testmod(segmentation_module)
+    assert result.attempted >= 5 and result.failed == 0
