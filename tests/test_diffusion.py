@@ -245,7 +245,8 @@ def test_resume_continues_to_the_same_result(tiny_images, tmp_path):
         ({"width": 0}, "width=0 is invalid"),
         ({"sample_steps": 60, "train_timesteps": 50}, "sample_steps=60 exceeds train_timesteps=50"),
         ({"guidance": 1.0, "label_dropout": 0.0}, "needs label_dropout > 0"),
-        ({"dp": synthaug.DP(epsilon=1.0)}, "does not train with dp yet"),
+        ({"max_physical_batch": 8}, "max_physical_batch=8 splits DP-SGD's Poisson batches"),
+        ({"noise_multiplicity": 0}, "noise_multiplicity=0 is invalid"),
     ],
 )
 def test_bad_parameters_raise_before_training(tiny_images, params, match):

@@ -189,14 +189,7 @@ def stores_training_images(name: str) -> bool:
 
 # Families that keep training images (exemplars, or codes they decode) cannot be private:
 # DP-SGD protects the weights, not images stored beside them. Listed, not skipped.
-# Families that do not train with dp yet (diffusion: issue 33 leaves DP-SGD for later) refuse
-# it with an error that says so. Listed, not skipped.
-NOT_PRIVATE_YET = ["ddpm"]
-PRIVATE = [
-    name
-    for name in list_generators()
-    if not stores_training_images(name) and name not in NOT_PRIVATE_YET
-]
+PRIVATE = [name for name in list_generators() if not stores_training_images(name)]
 EXEMPLAR_KEEPING = [name for name in list_generators() if stores_training_images(name)]
 
 
@@ -208,17 +201,9 @@ def test_families_that_keep_training_images_refuse_dp(name, tiny_images, device)
     assert not model.is_fitted
 
 
-@pytest.mark.parametrize("name", NOT_PRIVATE_YET)
-def test_families_without_dp_yet_refuse_it(name, tiny_images, device):
-    model = tiny_model(name, device, dp=synthaug.DP(epsilon=4.0))
-    with pytest.raises(InvalidParameterError, match="does not train with dp yet"):
-        model.fit(tiny_images)
-    assert not model.is_fitted
-
-
 def test_the_transfer_families_are_listed_as_keeping_training_images():
     assert {"dagan", "deepsmote", "delta-transfer"} <= set(EXEMPLAR_KEEPING)
-    assert {"cvae", "cgan", "perclass-vae"} <= set(PRIVATE)
+    assert {"cvae", "cgan", "perclass-vae", "ddpm"} <= set(PRIVATE)
 
 
 @pytest.mark.parametrize("name", PRIVATE)

@@ -20,7 +20,7 @@ import functools
 import math
 import numbers
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -598,6 +598,65 @@ class PrivateTraining:
             "accountant": self.accountant_name,
             **({"counts": self.counts.summary()} if self.counts is not None else {}),
         }
+
+
+def private_step(
+    optimizer: torch.optim.Optimizer,
+    n_examples: int,
+    loss_of: Callable[[int, int], torch.Tensor],
+    *,
+    rows_per_example: int = 1,
+    max_physical_batch: int | None = None,
+) -> None:
+    """One DP-SGD step of ``optimizer`` (from :meth:`PrivateTraining.make_private`, without
+    ghost clipping) on a logical batch of ``n_examples`` examples.
+
+    ``loss_of(start, stop)`` runs the forward pass of examples ``start:stop`` and returns the
+    mean loss over their rows: ``rows_per_example`` consecutive rows per example (example
+    ``i``'s rows are ``i * k`` to ``i * k + k - 1``). Each example's gradient is the mean of its
+    rows' gradients, and that mean is what is clipped to ``max_grad_norm``: one clipped
+    gradient per example, as DP-SGD's accounting assumes, however many rows it has.
+
+    With ``max_physical_batch``, the examples go through the network that many at a time and
+    their clipped gradients are summed across the passes before the noise is added once
+    (Opacus' ``signal_skip_step``, what its ``BatchMemoryManager`` does), so a large logical
+    batch needs only one physical batch's memory. An empty batch is a noise-only step.
+    """
+    chunk = n_examples if max_physical_batch is None else max_physical_batch
+    bounds = [(s, min(s + chunk, n_examples)) for s in range(0, n_examples, max(chunk, 1))]
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for i, (start, stop) in enumerate(bounds or [(0, 0)]):
+        optimizer.signal_skip_step(do_skip=i < len(bounds) - 1)  # type: ignore[attr-defined]
+        optimizer.zero_grad(set_to_none=True)
+        if stop > start:
+            loss_of(start, stop).backward()
+            _fold_rows(params, stop - start, rows_per_example)
+        else:
+            for p in params:
+                p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+        optimizer.step()
+
+
+def _fold_rows(params: list[nn.Parameter], n_examples: int, rows: int) -> None:
+    """Replace each parameter's per-row gradients (Opacus' ``grad_sample``) by per-example
+    ones: the mean over each example's ``rows`` consecutive rows.
+
+    Opacus scales a mean loss's per-row gradients by the rows of the pass, so a row's
+    ``grad_sample`` is the gradient of its own loss; the mean over an example's rows is then
+    the gradient of the example's mean loss.
+    """
+    for p in params:
+        sample = getattr(p, "grad_sample", None)
+        if sample is None:
+            continue
+        if not isinstance(sample, torch.Tensor) or len(sample) != n_examples * rows:
+            raise RuntimeError(
+                f"per-sample gradients of {len(sample)} rows for {n_examples} examples of "
+                f"{rows} rows: a layer ran more than once in the pass, or the rows are not "
+                f"example-major"
+            )
+        if rows > 1:
+            p.grad_sample = sample.reshape(n_examples, rows, *sample.shape[1:]).mean(1)
 
 
 class _ZeroGradients:
