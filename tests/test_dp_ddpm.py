@@ -7,14 +7,18 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 import synthaug
+from synthaug.bench import parse_config, run_cell
 from synthaug.cli import main
-from synthaug.errors import InvalidParameterError
+from synthaug.data import ImageDataset
+from synthaug.errors import InvalidDataError, InvalidParameterError
 from synthaug.generators import DDPM
+from synthaug.metrics import CLASSIFIERS, DPSGDClassifier
 from synthaug.nn import PrivateTraining, make_denoiser, poisson_schedule, private_step
 from synthaug.nn._privacy import _ALPHAS
 
@@ -228,3 +232,92 @@ def test_physical_batches_without_dp_are_refused(tiny_images):
     model = DDPM(**TINY, max_physical_batch=4)
     with pytest.raises(InvalidParameterError, match="applies only with dp="):
         model.fit(tiny_images)
+
+
+# -- the DP-SGD classifier baseline ---------------------------------------------------------------
+def test_dp_sgd_classifier_reaches_its_epsilon_by_opacus_analysis(tiny_images):
+    from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
+
+    dp = synthaug.DP(epsilon=2.0)
+    clf = DPSGDClassifier(network="linear", epochs=3, batch_size=8, dp=dp, device="cpu")
+    clf.fit(tiny_images)
+    report = clf.privacy_
+    rate, per_epoch = poisson_schedule(30, 8)  # the true n: the classifier releases no counts
+    assert (report["sample_rate"], report["steps"]) == (rate, 3 * per_epoch) == (rate, clf.n_steps_)
+    orders = list(_ALPHAS)
+    rdp = compute_rdp(
+        q=rate, noise_multiplier=report["noise_multiplier"], steps=report["steps"], orders=orders
+    )
+    epsilon, _ = get_privacy_spent(orders=orders, rdp=rdp, delta=1e-5)
+    assert clf.privacy_spent_ == (pytest.approx(float(epsilon), rel=1e-12), 1e-5)
+    assert 1.95 < clf.privacy_spent_[0] <= 2.0
+    assert clf.predict(tiny_images.images).shape == (30,)
+    assert isinstance(CLASSIFIERS.create("dp-sgd"), DPSGDClassifier)
+
+
+def test_dp_sgd_classifier_same_seed_same_model_and_without_dp_no_report(tiny_images):
+    params = {"network": "linear", "epochs": 2, "batch_size": 8, "device": "cpu"}
+    dp = synthaug.DP(epsilon=3.0)
+    a = DPSGDClassifier(**params, dp=dp).fit(tiny_images)
+    b = DPSGDClassifier(**params, dp=dp).fit(tiny_images)
+    plain = DPSGDClassifier(**params).fit(tiny_images)
+    x = tiny_images.images
+    assert np.array_equal(a.predict_proba(x), b.predict_proba(x))
+    assert not np.array_equal(a.predict_proba(x), plain.predict_proba(x))
+    assert not hasattr(plain, "privacy_spent_")
+
+
+def test_dp_sgd_classifier_refuses_bad_input(tiny_images):
+    vectors = ImageDataset(torch.rand(30, 5), torch.arange(3).repeat(10), ["a", "b", "c"])
+    with pytest.raises(InvalidDataError, match="network='cnn' needs"):
+        DPSGDClassifier(network="cnn", epochs=1, device="cpu").fit(vectors)
+    with pytest.raises(InvalidParameterError, match="network='vgg' is invalid"):
+        DPSGDClassifier(network="vgg").fit(tiny_images)
+    with pytest.raises(InvalidParameterError, match="dp=10 is invalid"):
+        DPSGDClassifier(dp=10).fit(tiny_images)
+
+
+def _dp_grid(methods, epsilons=(5.0,)):
+    return {
+        "task": "tstr",
+        "seeds": 1,
+        "dataset": {"name": "digits"},
+        "privacy": {"epsilons": list(epsilons)},
+        "split": {"test_size": 0.25},
+        "classifiers": {"logreg": {"max_iter": 200}},
+        "methods": methods,
+    }
+
+
+def test_dp_sgd_baseline_row_reaches_its_epsilon_and_names_itself(tmp_path):
+    settings = {
+        "network": "linear",
+        "epochs": 5,
+        "lr": 0.05,
+        "batch_size": 256,
+        "max_grad_norm": 0.5,
+    }
+    cfg = parse_config(_dp_grid({"real": {}, "dp-sgd": settings}))
+    assert cfg.baselines == ["real", "dp-sgd"]
+    cell = next(c for c in cfg.cells() if c.method == "dp-sgd")
+    metrics = run_cell(cell, workdir=tmp_path)["metrics"]
+    assert metrics["classifier_trained"] == "dp-sgd:linear"
+    assert 4.9 < metrics["epsilon_spent"] <= 5.0 and metrics["noise_multiplier"] > 0
+    assert metrics["balanced_accuracy"] > 0.3  # well above chance (0.1) on the real test part
+    assert metrics["n_synthetic"] == 0 and math.isnan(metrics["mia_auc"])
+    assert metrics["classifier_steps"] == 5 * poisson_schedule(1145, 256)[1]
+
+
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"network": "vgg"}, "network='vgg' is invalid"),
+        ({"steps": 10}, "steps"),
+        ({"max_grad_norm": 0.0}, "max_grad_norm=0.0 is invalid"),
+        ({"dp": 1}, "dp"),
+    ],
+)
+def test_bad_dp_sgd_row_names_the_key(params, where):
+    with pytest.raises(InvalidParameterError) as info:
+        parse_config(_dp_grid({"dp-sgd": params}))
+    assert "methods.dp-sgd" in str(info.value) and where in str(info.value)

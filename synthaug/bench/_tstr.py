@@ -21,6 +21,7 @@ Config::
 
     [methods]
     real = {}                     # the real training split itself: the ceiling, and the risk
+    dp-sgd = { network = "linear", epochs = 40, batch_size = 256, lr = 2e-3, max_grad_norm = 1.0 }
     cvae = { epochs = 100, private = { epochs = 60, batch_size = 128 } }
     cvae-b256 = { method = "cvae", private = { epochs = 30, batch_size = 256 } }   # a variant
 
@@ -36,6 +37,14 @@ on the generator itself): ``attack_auc_<attack>`` and ``attack_tpr_at_1fpr_<atta
 ``distance``, ``likelihood`` (NaN where skipped: a GAN, the real data) and
 ``density_ratio``, the same for ``strongest`` with its name in ``attack_strongest``, and
 ``attack_candidates`` (members plus non-members scored).
+
+``dp-sgd`` (or a variant naming it as ``method``) is the free private baseline: no release,
+a :class:`~synthaug.metrics.DPSGDClassifier` trained with DP-SGD directly on the training
+part at the setting's epsilon (``max_grad_norm`` its own clipping bound, default the
+``[privacy]`` one; without DP at ``inf``) and scored on the same real test part. It ignores
+the ``[classifiers]`` axis (its cells under each classifier are the same model); it releases
+no data, so its privacy and attack figures are NaN and ``n_synthetic`` is 0;
+``classifier_trained`` names its network and ``epsilon_spent`` is its own accountant's.
 """
 
 from __future__ import annotations
@@ -66,6 +75,7 @@ from synthaug.data import ImageDataset
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import GENERATORS
 from synthaug.metrics import (
+    DPSGDClassifier,
     classification_scores,
     label_fidelity,
     membership_attacks,
@@ -75,6 +85,9 @@ from synthaug.nn import DP
 
 _PRIVACY_KEYS = ("epsilons", "delta", "max_grad_norm")
 REAL = "real"
+DP_SGD = "dp-sgd"
+# What a dp-sgd row takes: the classifier's training settings and its own clipping bound.
+_DP_SGD_KEYS = ("method", "network", "epochs", "batch_size", "lr", "max_grad_norm")
 _PRIVACY_FIGURES = (
     "mia_auc",
     "dcr_p5_ratio",
@@ -123,7 +136,7 @@ class TSTRTask(BaseTask):
     """
 
     settings_table = "privacy"
-    baselines = (REAL,)
+    baselines = (REAL, DP_SGD)
     references = (REAL,)
     example = '["real", "cvae", "cgan"]'
     reported = (
@@ -192,10 +205,13 @@ class TSTRTask(BaseTask):
                 raise fail(where, "the real data take no parameters")
             return
         generator = params.get("method", name)
+        if generator == DP_SGD:
+            _validate_dp_sgd(where, params)
+            return
         if generator not in GENERATORS:
             raise fail(
                 where,
-                f"task 'tstr' compares generators; use {REAL!r} or one of "
+                f"task 'tstr' compares generators; use {REAL!r}, {DP_SGD!r} or one of "
                 f"{', '.join(GENERATORS.list())} (a variant names its generator: "
                 f'cvae-small = {{ method = "cvae", ... }})',
             )
@@ -216,6 +232,8 @@ class TSTRTask(BaseTask):
         epsilon = budget["epsilon"]
         with ctx.timed("split"):
             train, test = split_data(cell, dataset)
+        if cell.method_params.get("method", cell.method) == DP_SGD:
+            return _run_dp_sgd(cell, ctx, train, test)
         spent, noise = math.inf, 0.0
         model = None
         if cell.method == REAL:
@@ -261,3 +279,53 @@ class TSTRTask(BaseTask):
         if hasattr(clf, "chosen_"):
             out["classifier_chosen"] = clf.chosen_
         return TaskResult(out)
+
+
+def _validate_dp_sgd(where: str, params: dict[str, Any]) -> None:
+    check_keys(params, _DP_SGD_KEYS, where)
+    own = {k: v for k, v in params.items() if k not in ("method", "max_grad_norm")}
+    try:
+        DPSGDClassifier(**own).check_params()
+        if "max_grad_norm" in params:
+            DP(epsilon=1.0, max_grad_norm=params["max_grad_norm"])
+    except InvalidParameterError as exc:
+        raise fail(where, str(exc)) from None
+
+
+def _run_dp_sgd(
+    cell: Cell, ctx: CellContext, train: ImageDataset, test: ImageDataset
+) -> TaskResult:
+    """A ``dp-sgd`` cell: the classifier trained with DP-SGD on ``train``, scored on ``test``."""
+    budget = cell.settings
+    params = cell.method_params
+    dp = None
+    if budget["epsilon"] is not None:
+        dp = DP(
+            epsilon=budget["epsilon"],
+            delta=budget["delta"],
+            max_grad_norm=params.get("max_grad_norm", budget["max_grad_norm"]),
+        )
+    own = {k: v for k, v in params.items() if k not in ("method", "max_grad_norm")}
+    clf = DPSGDClassifier(**own, dp=dp, seed=cell.seed, device=ctx.device)
+    with ctx.timed("classifier_fit"):
+        clf.fit(train)
+    with ctx.timed("evaluate"):
+        scores = classification_scores(
+            test.labels.numpy(), clf.predict(test.images), labels=range(train.n_classes)
+        )
+    out: dict[str, Any] = {k: scores[k] for k in ("balanced_accuracy", "macro_f1")}
+    # Nothing is released, so there is nothing to measure fidelity or attacks on.
+    out["label_fidelity"] = math.nan
+    out.update(dict.fromkeys(_PRIVACY_FIGURES, math.nan))
+    for name in ("distance", "likelihood", "density_ratio", "strongest"):
+        out[f"attack_auc_{name}"] = math.nan
+        out[f"attack_tpr_at_1fpr_{name}"] = math.nan
+    out["attack_strongest"] = "none: no data released"
+    out["attack_candidates"] = 0
+    out["epsilon_spent"] = math.inf if dp is None else clf.privacy_spent_[0]
+    out["noise_multiplier"] = 0.0 if dp is None else clf.privacy_["noise_multiplier"]
+    out["n_synthetic"] = 0
+    out["classifier_trained"] = f"{DP_SGD}:{clf.network}"
+    out["classifier_steps"] = clf.n_steps_
+    out[SMALLEST_TEST_CLASS] = smallest_class(test)
+    return TaskResult(out)

@@ -17,6 +17,7 @@ from synthaug.metrics._distances import frechet_distance, prdc
 from synthaug.metrics._features import FeatureExtractor
 from synthaug.metrics._fidelity import fidelity, label_fidelity
 from synthaug.metrics._privacy import privacy
+from synthaug.metrics._private_classifier import DPSGDClassifier
 from synthaug.metrics._segmentation import (
     UNetSegmenter,
     augment_pairs,
@@ -43,6 +44,7 @@ __all__ = [
     "CLASSIFIERS",
     "CNNClassifier",
     "CVSelectClassifier",
+    "DPSGDClassifier",
     "FeatureExtractor",
     "LikelihoodModel",
     "LogisticRegressionClassifier",
