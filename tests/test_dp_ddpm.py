@@ -80,6 +80,16 @@ def test_noise_multiplicity_leaves_epsilon_unchanged_and_trains(tiny_images):
     assert not torch.equal(images, one.sample(6, y=[0, 1, 2] * 2, seed=0)[0])
 
 
+def test_feature_vectors_train_privately_through_the_mlp_denoiser():
+    g = torch.Generator().manual_seed(0)
+    vectors = ImageDataset(torch.rand(30, 6, generator=g), torch.arange(3).repeat(10), list("abc"))
+    model = private_ddpm(noise_multiplicity=2, hidden_dims=(16,)).fit(vectors)
+    assert model.architecture_ == "mlp"
+    assert 0 < model.privacy_spent_[0] <= 5.0
+    samples, _ = model.sample(4, y=[0, 1, 2, 0], seed=0)
+    assert samples.shape == (4, 6) and torch.isfinite(samples).all()
+
+
 # -- clipping ---------------------------------------------------------------------------------
 def _example_loss(net, x, t, y):
     # Against x itself: MONAI zero-initialises the U-Net's output layer, so a zero target
