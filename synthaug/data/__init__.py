@@ -22,6 +22,7 @@ from synthaug.data._imbalance import make_imbalanced
 from synthaug.data._nifti import NiftiSource, read_nifti, read_nifti_lazy, write_nifti
 from synthaug.data._output import MANIFEST_NAME, atomic_output, check_output
 from synthaug.data._phantoms import LESION_GRADES, make_graded_phantoms, make_phantoms
+from synthaug.data._phantoms3d import PHANTOM_DIFFICULTIES, make_phantom_volumes
 from synthaug.data._pool import POOLS, pool_indices, select_pool, split_pools
 from synthaug.data._provenance import (
     Provenance,
@@ -82,6 +83,8 @@ __all__ = [
     "VolumeSource",
     "affine_from_spacing",
     "load_volume_folder",
+    "make_phantom_volumes",
+    "PHANTOM_DIFFICULTIES",
     "lps_to_ras",
     "ras_to_lps",
     "read_dicom_series",
