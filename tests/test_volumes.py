@@ -17,18 +17,22 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+import torch
 from pydicom.data import get_testdata_file
 
+import synthaug._memory as memory_module
 import synthaug.data._dicom_series as dicom_series_module
 import synthaug.data._nifti as nifti_module
 import synthaug.data._volume as volume_module
 import synthaug.data._volume_folder as volume_folder_module
+from synthaug.bench._resampling import RandomSplits, RepeatedKFold
 from synthaug.data import (
     Provenance,
     SourceItem,
     Volume,
     VolumeDataset,
     affine_from_spacing,
+    from_arrays,
     load_volume_folder,
     lps_to_ras,
     ras_to_lps,
@@ -692,3 +696,78 @@ def test_a_class_folder_may_mix_series_and_nifti_files(tmp_path):
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# -- splitting, selecting and stacking (what the harness will need) ----------------------------
+
+
+def _labelled(labels: list[int]) -> VolumeDataset:
+    rng = np.random.default_rng(1)
+    vols = [
+        Volume(rng.random((4, 8, 8)).astype(np.float32), mask=np.full((4, 8, 8), i % 3))
+        for i in range(len(labels))
+    ]
+    return VolumeDataset(vols, labels, ["normal", "lesion"])
+
+
+def test_volume_splits_match_image_splits_and_the_protocols_take_them():
+    labels = [0] * 12 + [1] * 6
+    volumes = _labelled(labels)
+    images = from_arrays(np.zeros((18, 4), np.float32), labels)
+    for seed in (0, 3):
+        pairs = [
+            (volumes.split_indices(0.25, seed), images.split_indices(0.25, seed)),
+            (volumes.kfold_indices(3, 1, seed), images.kfold_indices(3, 1, seed)),
+        ]
+        for (train_v, test_v), (train_i, test_i) in pairs:
+            assert np.array_equal(train_v, train_i) and np.array_equal(test_v, test_i)
+    train, test = RandomSplits(test_size=0.5).indices(volumes, seed=2)
+    assert np.bincount(volumes.labels[test].numpy()).tolist() == [6, 3]
+    assert sorted([*train, *test]) == list(range(18))
+    tests = [RepeatedKFold(folds=3).indices(volumes, seed=s)[1] for s in range(3)]
+    assert sorted(np.concatenate(tests).tolist()) == list(range(18))
+    train_ds, test_ds = volumes.split(0.5, seed=2)
+    assert isinstance(train_ds, VolumeDataset) and test_ds.class_counts() == {0: 6, 1: 3}
+    assert np.array_equal(test_ds.volume(0).array, volumes.volume(int(test[0])).array)
+
+
+def test_volume_split_errors():
+    with pytest.raises(InvalidDataError, match="single sample"):
+        _labelled([0, 0, 0, 1]).split_indices(0.5)
+    with pytest.raises(InvalidParameterError, match="test_size"):
+        _labelled([0, 0, 1, 1]).split_indices(1.5)
+    with pytest.raises(InvalidDataError, match="fewer than 3"):
+        _labelled([0, 0, 0, 1, 1]).kfold_indices(3, 0)
+    with pytest.raises(InvalidParameterError, match="fold must"):
+        _labelled([0, 0, 1, 1]).kfold_indices(2, 2)
+    with pytest.raises(EmptyDatasetError):
+        VolumeDataset([], [], ["normal"]).split_indices(0.5)
+
+
+def test_stacked_views_of_volumes_of_one_shape():
+    ds = _labelled([0, 1, 0])
+    stacked, masks = ds.stacked(), ds.stacked_masks()
+    assert stacked.shape == (3, 1, 4, 8, 8) and stacked.dtype == torch.float32
+    assert masks.shape == (3, 4, 8, 8) and masks.dtype == torch.int64
+    for i in range(3):
+        assert np.array_equal(stacked[i].numpy(), ds.volume(i).array)
+        assert np.array_equal(masks[i].numpy(), ds.volume(i).mask)
+
+
+def test_stacking_refuses_mixed_shapes_missing_masks_empty_sets_and_too_little_memory(
+    monkeypatch,
+):
+    mixed = VolumeDataset(
+        [Volume(np.zeros((4, 8, 8), np.float32)), Volume(np.zeros((5, 8, 8), np.float32))] * 2,
+        [0, 1, 0, 1],
+    )
+    with pytest.raises(ShapeMismatchError, match=r"\(1, 4, 8, 8\) \(2 volumes\), \(1, 5, 8, 8\)"):
+        mixed.stacked()
+    unmasked = VolumeDataset([Volume(np.zeros((4, 8, 8), np.float32))] * 2, [0, 1])
+    with pytest.raises(InvalidDataError, match="2 of 2 volumes have no label map"):
+        unmasked.stacked_masks()
+    with pytest.raises(EmptyDatasetError):
+        VolumeDataset([], []).stacked()
+    monkeypatch.setattr(memory_module, "available_memory", lambda: 1000)
+    with pytest.raises(InvalidParameterError, match="memory"):
+        _labelled([0, 1]).stacked()

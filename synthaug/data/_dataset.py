@@ -177,30 +177,7 @@ class ImageDataset(Dataset):
         self, test_size: float = 0.25, seed: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """The sorted item indices of :meth:`split`'s ``(train, test)`` parts."""
-        if not 0 < test_size < 1:
-            raise InvalidParameterError(f"test_size must be in (0, 1), got {test_size}")
-        if len(self) == 0:
-            raise EmptyDatasetError("cannot split an empty dataset")
-        counts = self.class_counts()
-        tiny = [self.classes[c] for c, n in counts.items() if n == 1]
-        if tiny:
-            raise InvalidDataError(
-                f"class(es) {tiny} have a single sample and cannot be split into train and test; "
-                f"add samples or drop those classes"
-            )
-        labels = self.labels.numpy()
-        try:
-            train_idx, test_idx = train_test_split(
-                np.arange(len(self)),
-                test_size=test_size,
-                stratify=labels,
-                random_state=sklearn_seed(check_seed(seed)),
-            )
-        except ValueError as exc:
-            raise InvalidParameterError(
-                f"cannot make a stratified split with test_size={test_size}: {exc}"
-            ) from exc
-        return np.sort(train_idx), np.sort(test_idx)
+        return stratified_split_indices(self.labels.numpy(), self.classes, test_size, seed)
 
     def kfold_indices(
         self, folds: int = 5, fold: int = 0, seed: int = 0
@@ -218,28 +195,7 @@ class ImageDataset(Dataset):
         InvalidDataError
             When a present class has fewer than ``folds`` items (some test part would miss it).
         """
-        if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-            raise InvalidParameterError(f"folds must be an integer >= 2, got {folds!r}")
-        if (
-            isinstance(fold, bool)
-            or not isinstance(fold, (int, np.integer))
-            or not 0 <= fold < folds
-        ):
-            raise InvalidParameterError(f"fold must be an integer in [0, {folds}), got {fold!r}")
-        if len(self) == 0:
-            raise EmptyDatasetError("cannot split an empty dataset")
-        small = [self.classes[c] for c, n in self.class_counts().items() if 0 < n < folds]
-        if small:
-            raise InvalidDataError(
-                f"class(es) {small} have fewer than {folds} samples, so some of the {folds} "
-                f"test folds would miss them; use fewer folds or add samples"
-            )
-        labels = self.labels.numpy()
-        splitter = StratifiedKFold(
-            n_splits=int(folds), shuffle=True, random_state=sklearn_seed(check_seed(seed))
-        )
-        train_idx, test_idx = list(splitter.split(np.zeros(len(self)), labels))[int(fold)]
-        return np.sort(train_idx), np.sort(test_idx)
+        return stratified_kfold_indices(self.labels.numpy(), self.classes, folds, fold, seed)
 
     def fingerprint(self) -> str:
         """SHA-256 of the images, labels and class names: the same data, the same fingerprint.
@@ -276,6 +232,61 @@ class ImageDataset(Dataset):
     def flat(self) -> np.ndarray:
         """Samples as a float32 ``(N, D)`` numpy array (for scikit-learn)."""
         return self.images.reshape(len(self), -1).numpy()
+
+
+def stratified_split_indices(
+    labels: np.ndarray, classes: Sequence[str], test_size: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(train, test)`` indices of a stratified split of items with ``labels``; every
+    class with items lands in both parts. Data sets of images and of volumes split so."""
+    if not 0 < test_size < 1:
+        raise InvalidParameterError(f"test_size must be in (0, 1), got {test_size}")
+    if len(labels) == 0:
+        raise EmptyDatasetError("cannot split an empty dataset")
+    counts = np.bincount(labels, minlength=len(classes))
+    tiny = [classes[c] for c, n in enumerate(counts) if n == 1]
+    if tiny:
+        raise InvalidDataError(
+            f"class(es) {tiny} have a single sample and cannot be split into train and test; "
+            f"add samples or drop those classes"
+        )
+    try:
+        train_idx, test_idx = train_test_split(
+            np.arange(len(labels)),
+            test_size=test_size,
+            stratify=labels,
+            random_state=sklearn_seed(check_seed(seed)),
+        )
+    except ValueError as exc:
+        raise InvalidParameterError(
+            f"cannot make a stratified split with test_size={test_size}: {exc}"
+        ) from exc
+    return np.sort(train_idx), np.sort(test_idx)
+
+
+def stratified_kfold_indices(
+    labels: np.ndarray, classes: Sequence[str], folds: int, fold: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(train, test)`` indices of fold ``fold`` of a stratified, shuffled k-fold of
+    items with ``labels`` (see :meth:`ImageDataset.kfold_indices`)."""
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise InvalidParameterError(f"folds must be an integer >= 2, got {folds!r}")
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < folds:
+        raise InvalidParameterError(f"fold must be an integer in [0, {folds}), got {fold!r}")
+    if len(labels) == 0:
+        raise EmptyDatasetError("cannot split an empty dataset")
+    counts = np.bincount(labels, minlength=len(classes))
+    small = [classes[c] for c, n in enumerate(counts) if 0 < n < folds]
+    if small:
+        raise InvalidDataError(
+            f"class(es) {small} have fewer than {folds} samples, so some of the {folds} "
+            f"test folds would miss them; use fewer folds or add samples"
+        )
+    splitter = StratifiedKFold(
+        n_splits=int(folds), shuffle=True, random_state=sklearn_seed(check_seed(seed))
+    )
+    train_idx, test_idx = list(splitter.split(np.zeros(len(labels)), labels))[int(fold)]
+    return np.sort(train_idx), np.sort(test_idx)
 
 
 def from_arrays(

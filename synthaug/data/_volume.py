@@ -32,7 +32,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from synthaug.data._dataset import integer_labels
+from synthaug._memory import check_fits_in_memory
+from synthaug.data._dataset import (
+    integer_labels,
+    stratified_kfold_indices,
+    stratified_split_indices,
+)
 from synthaug.errors import (
     EmptyDatasetError,
     InvalidDataError,
@@ -417,6 +422,85 @@ class VolumeDataset(Dataset):
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise InvalidParameterError(f"subset indices out of range for {len(self)} volumes")
         return VolumeDataset([self._volumes[int(i)] for i in idx], self.labels[idx], self.classes)
+
+    def split_indices(
+        self, test_size: float = 0.25, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted ``(train, test)`` volume indices of a stratified split, as
+        :meth:`ImageDataset.split_indices <synthaug.data.ImageDataset.split_indices>` makes
+        them from the labels alone (nothing is read); the benchmark's resampling protocols
+        take either data set."""
+        return stratified_split_indices(self.labels.numpy(), self.classes, test_size, seed)
+
+    def kfold_indices(
+        self, folds: int = 5, fold: int = 0, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted ``(train, test)`` volume indices of fold ``fold`` of a stratified
+        k-fold, as :meth:`ImageDataset.kfold_indices
+        <synthaug.data.ImageDataset.kfold_indices>` makes them (nothing is read)."""
+        return stratified_kfold_indices(self.labels.numpy(), self.classes, folds, fold, seed)
+
+    def split(self, test_size: float = 0.25, seed: int = 0) -> tuple[VolumeDataset, VolumeDataset]:
+        """Stratified ``(train, test)`` data sets of :meth:`split_indices` (nothing is read)."""
+        train_idx, test_idx = self.split_indices(test_size, seed)
+        return self.subset(train_idx), self.subset(test_idx)
+
+    def stacked(self) -> torch.Tensor:
+        """Every volume read into one ``(N, C, D, H, W)`` float32 tensor, for data sets whose
+        volumes share one shape (resample others to one grid first).
+
+        Raises
+        ------
+        ShapeMismatchError
+            When the volumes differ in shape (the message counts each shape).
+        InvalidParameterError
+            When the tensor would not fit in the memory available (checked before reading).
+        """
+        shape = self._shared_shape("stack")
+        out = self._allocate((len(self), *shape), torch.float32, "the stacked volumes")
+        for i in range(len(self)):
+            out[i] = torch.from_numpy(self.volume(i).array)
+        return out
+
+    def stacked_masks(self) -> torch.Tensor:
+        """Every label map in one ``(N, D, H, W)`` int64 tensor (volumes of one shape, each
+        with a label map; the same errors as :meth:`stacked`)."""
+        shape = self._shared_shape("stack the label maps of")
+        missing = [i for i, v in enumerate(self._volumes) if not v.has_mask]
+        if missing:
+            raise InvalidDataError(
+                f"{len(missing)} of {len(self)} volumes have no label map (the first: volume "
+                f"{missing[0]}); give every volume one, or select those that have"
+            )
+        out = self._allocate((len(self), *shape[1:]), torch.int64, "the stacked label maps")
+        for i in range(len(self)):
+            out[i] = torch.from_numpy(self.volume(i).mask)
+        return out
+
+    def _shared_shape(self, what: str) -> tuple[int, int, int, int]:
+        if len(self) == 0:
+            raise EmptyDatasetError(f"cannot {what} an empty data set of volumes")
+        shape = self.sample_shape
+        if shape is None:
+            counts: dict[tuple[int, ...], int] = {}
+            for s in self.shapes:
+                counts[s] = counts.get(s, 0) + 1
+            shown = ", ".join(f"{s} ({n} volumes)" for s, n in counts.items())
+            raise ShapeMismatchError(
+                f"cannot {what} volumes of different shapes (C, D, H, W): {shown}; resample "
+                f"them to one grid or select volumes of one shape"
+            )
+        return shape
+
+    @staticmethod
+    def _allocate(shape: tuple[int, ...], dtype: torch.dtype, what: str) -> torch.Tensor:
+        needed = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+        check_fits_in_memory(
+            needed,
+            f"{what} {shape}",
+            "read the volumes one at a time (dataset[i]) or select fewer",
+        )
+        return torch.empty(shape, dtype=dtype)
 
     def load(self) -> VolumeDataset:
         """The same data set with every volume read into memory (:class:`Volume` objects)."""
