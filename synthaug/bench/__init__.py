@@ -41,6 +41,7 @@ from synthaug.bench._task import (
     split_data,
     split_indices,
 )
+from synthaug.bench._volume_plots import save_volume_montage
 
 # The built-in task types register themselves.
 from synthaug.bench import _anomaly, _classification, _lesion, _segmentation, _tstr  # noqa: F401  isort: skip
@@ -78,6 +79,7 @@ __all__ = [
     "run_cell",
     "save_loss_curves",
     "save_sample_grid",
+    "save_volume_montage",
     "split_data",
     "split_indices",
     "summarize_results",

@@ -1,4 +1,5 @@
-"""``synthaug info``: what a saved model is, what it was trained on, and its file digest.
+"""``synthaug info``: what a saved model is, what it was trained on, and its file digest; or
+what volumes are (shape, spacing, orientation, marking).
 
 Arguments: :mod:`synthaug.cli._args.info`.
 """
@@ -13,6 +14,8 @@ from typing import Any
 
 from synthaug.augment import load
 from synthaug.bench import save_loss_curves
+from synthaug.cli._options import is_volume_path
+from synthaug.cli._volumes import describe_volumes, format_volume_info
 from synthaug.data import check_output
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import BaseGenerator
@@ -240,6 +243,10 @@ def format_info(facts: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if is_volume_path(args.model):
+        facts = describe_volumes(args.model)
+        print(json.dumps(facts, indent=2) if args.json else format_volume_info(facts))
+        return 0
     if args.plot is not None:
         check_output(Path(args.plot), folder=False, overwrite=True)
     facts = describe_model(args.model)

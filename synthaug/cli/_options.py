@@ -52,6 +52,18 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a model saved by 'synthaug train' (.safetensors)")
 
 
+VOLUMES_HELP = (
+    "a NIfTI file (.nii, .nii.gz), a DICOM series folder, a folder of them, or a folder of "
+    "class folders of them"
+)
+
+
+def is_volume_path(path: str) -> bool:
+    """Whether a command's positional names volumes (a folder or a NIfTI file), not a model
+    file; decided from the name alone, before any work module is imported."""
+    return Path(path).is_dir() or path.lower().endswith((".nii", ".nii.gz"))
+
+
 def add_seed_option(
     parser: argparse.ArgumentParser, seeds: str, default_help: str = "%(default)s"
 ) -> None:
