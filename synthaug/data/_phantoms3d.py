@@ -29,14 +29,16 @@ from synthaug.errors import InvalidParameterError
 
 # The difficulty presets: lesion radius (a fraction of the slice width), contrast above the
 # surrounding tissue (in [0, 1] units) and how many lesions a lesion volume carries. Easy is
-# what the 2D phantoms' "large-bright" grade is; hard lesions are small (a few voxels across
-# at 64 x 64, still spanning 2-3 slices at 2.5 mm) and about two to three noise standard
-# deviations bright, one per volume, so a detector must find one faint spot in a volume.
+# the 2D phantoms' "large-bright" grade; hard lesions are small (2-2.5 voxels in radius at
+# 64 x 64, still spanning 2-3 slices at 2.5 mm) and two to three noise standard deviations
+# bright, one per volume. Measured with a PCA detector on brain volumes (see
+# benchmarks/phantom_volumes_difficulty.py and docs/volumes.md), easy is found every time,
+# medium often, hard at chance: room for better methods to show.
 PHANTOM_DIFFICULTIES: dict[str, dict[str, tuple[float, float] | tuple[int, int]]] = {
     "easy": {"lesion_radius": (0.06, 0.09), "lesion_contrast": (0.30, 0.45), "n_lesions": (1, 3)},
     "medium": {
-        "lesion_radius": (0.04, 0.06),
-        "lesion_contrast": (0.12, 0.25),
+        "lesion_radius": (0.045, 0.065),
+        "lesion_contrast": (0.18, 0.30),
         "n_lesions": (1, 2),
     },
     "hard": {"lesion_radius": (0.03, 0.04), "lesion_contrast": (0.05, 0.10), "n_lesions": (1, 1)},
