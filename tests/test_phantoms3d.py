@@ -81,6 +81,23 @@ def test_masks_only_in_lesion_volumes_and_only_where_intensity_was_raised(kind: 
         assert np.abs(raised[~near]).max() < 1e-6
 
 
+def test_some_chest_nodules_sit_on_a_vessel_the_others_in_lung() -> None:
+    normal, _ = _stack(make_phantom_volumes({"normal": 12}, SMALL, "chest", 2, noise=0.0))
+    sick = make_phantom_volumes({"lesion": 12}, SMALL, "chest", 2, noise=0.0, n_lesions=(3, 3))
+    on_vessel, in_lung = [], []
+    for i in range(12):
+        meta = sick.volume(i).metadata
+        for (d, h, w), attached in zip(
+            meta["lesion_centres"], meta["lesion_on_vessel"], strict=True
+        ):
+            # The same anatomy without the nodule: a vessel is bright, lung parenchyma dark.
+            (on_vessel if attached else in_lung).append(float(normal[i, 0, d, h, w]))
+    assert 3 <= len(on_vessel) <= 24  # about 3 in 10 of 36
+    # Thin vessels at 32 x 32, blurred: brighter than the lung around them (0.06-0.13).
+    assert min(on_vessel) > 0.15
+    assert np.median(in_lung) < 0.15 < np.median(on_vessel) - 0.05
+
+
 @pytest.mark.parametrize("difficulty", sorted(PHANTOM_DIFFICULTIES))
 def test_lesions_span_more_than_one_slice(difficulty: str) -> None:
     # One lesion per volume, at the default geometry (2.5 mm slices, 1.5 mm pixels).

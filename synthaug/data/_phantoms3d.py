@@ -73,7 +73,7 @@ def make_phantom_volumes(
     (the top slices), a tree of branching vessels in each lung, the heart in the lower slices,
     the aorta and the spine (vertebrae and discs alternating along ``z``) running through
     every slice; CT mediastinal window, Gaussian noise. Nodules are spheres or lobulated
-    blobs inside the lungs, about a third of them centred on a vessel (attached to it).
+    blobs inside the lungs, about 3 in 10 of them centred on a vessel (attached to it).
     ``"brain"``: an ellipsoidal head with scalp, skull, grey matter with gyral texture, a
     white-matter core and the lateral ventricles in the lower slices; T1-like contrast,
     Rician noise. Lesions are hyperintense blobs inside the brain, away from the ventricles.
@@ -299,41 +299,58 @@ def _ellipse(
     return torch.sigmoid((1 - r) * torch.minimum(ax, ay) / edge) * present
 
 
-def _segment_distance(g: _Geometry, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-    """Distance (width units) of every voxel to the segment ``start``-``end`` ((m, 3) each)."""
-    m = len(start)
-    a = [start[:, i].view(m, 1, 1, 1) for i in range(3)]
-    d = [(end[:, i] - start[:, i]).view(m, 1, 1, 1) for i in range(3)]
-    p = [g.x - a[0], g.y * g.ky - a[1], g.z * g.kz - a[2]]
-    length2 = (d[0] ** 2 + d[1] ** 2 + d[2] ** 2).clamp(min=1e-8)
-    t = ((p[0] * d[0] + p[1] * d[1] + p[2] * d[2]) / length2).clamp(0, 1)
-    return torch.sqrt(sum((p[i] - t * d[i]) ** 2 for i in range(3)))
+def _add_tube(
+    g: _Geometry, tubes: torch.Tensor, start: torch.Tensor, end: torch.Tensor, radius: torch.Tensor
+) -> None:
+    """Draw into ``tubes`` (in place, by maximum) the soft tube of ``radius`` around each
+    volume's segment ``start``-``end`` ((m, 3) each, width units). Each volume's tube is
+    computed only in the box around its segment (plus radius and rim): a branch costs the
+    voxels near it, not the whole volume (a loop over volumes, each box one tensor step)."""
+    sizes_scales = ((g.width, 1.0), (g.height, g.ky), (g.depth, g.kz))
+    for j in range(len(start)):
+        a, b, r = start[j], end[j], float(radius[j])
+        reach = r + 2 * g.voxel
+        low, high = torch.minimum(a, b) - reach, torch.maximum(a, b) + reach
+        box = []
+        for k, (size, scale) in enumerate(sizes_scales):
+            # Width units back to voxel indices: u = ((i + 0.5) / size * 2 - 1) * scale.
+            first = math.floor((float(low[k]) / scale + 1) / 2 * size - 0.5)
+            last = math.ceil((float(high[k]) / scale + 1) / 2 * size - 0.5)
+            box.append(slice(max(first, 0), min(last + 1, size)))
+        cols, rows, slices = box
+        if cols.start >= cols.stop or rows.start >= rows.stop or slices.start >= slices.stop:
+            continue  # the segment lies outside the volume
+        px = g.x[0, 0, 0, cols] - a[0]
+        py = g.y[0, 0, rows, 0] * g.ky - a[1]
+        pz = g.z[0, slices, 0, 0] * g.kz - a[2]
+        px, py, pz = px.view(1, 1, -1), py.view(1, -1, 1), pz.view(-1, 1, 1)
+        d = b - a
+        t = ((px * d[0] + py * d[1] + pz * d[2]) / max(float(d.dot(d)), 1e-8)).clamp(0, 1)
+        dist2 = (px - t * d[0]) ** 2 + (py - t * d[1]) ** 2 + (pz - t * d[2]) ** 2
+        tube = torch.sigmoid((r - dist2.sqrt()) / (0.5 * g.voxel))
+        view = tubes[j, slices, rows, cols]
+        torch.maximum(view, tube, out=view)
 
 
 def _vessel_tree(
     g: _Geometry,
+    tubes: torch.Tensor,
     root: torch.Tensor,
     direction: torch.Tensor,
     length: torch.Tensor,
     radius: torch.Tensor,
     levels: int,
     gen: torch.Generator,
-) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-    """A binary tree of tubes from ``root`` ((m, 3), width units): each segment splits into
-    two thinner, shorter ones turned apart. Returns the tubes' soft occupancy ``(m, D, H, W)``
-    and the segments ``(start, end)``."""
+) -> None:
+    """Draw into ``tubes`` a binary tree of vessels from ``root`` ((m, 3), width units): each
+    segment splits into two thinner, shorter ones turned apart."""
     m = len(root)
-    tubes = torch.zeros(m, g.depth, g.height, g.width)
-    segments = []
     level = [(root, direction, length, radius)]
     for _ in range(levels):
         children = []
         for start, dirn, ln, rad in level:
             end = start + dirn * ln.view(m, 1)
-            dist = _segment_distance(g, start, end)
-            tube = torch.sigmoid((rad.view(m, 1, 1, 1) - dist) / (0.5 * g.voxel))
-            tubes = torch.maximum(tubes, tube)
-            segments.append((start, end))
+            _add_tube(g, tubes, start, end, rad)
             # The two children turn apart around a random axis: a symmetric split.
             turn = torch.randn(m, 3, generator=gen)
             turn = turn - (turn * dirn).sum(1, keepdim=True) * dirn
@@ -344,12 +361,11 @@ def _vessel_tree(
                 child = child / child.norm(dim=1, keepdim=True)
                 children.append((end, child, ln * 0.75, rad * 0.75))
         level = children
-    return tubes, segments
 
 
 def _chest(m: int, g: _Geometry, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
     """Chest CT volumes, mediastinal window; returns images, the nodule region (lung
-    parenchyma away from its edge) and the vessel segments (for attached nodules)."""
+    parenchyma away from its edge) and the lung vessels (where attached nodules sit)."""
     z = g.z
     cx = _u(gen, m, -0.05, 0.05) + _wave(gen, m, z, 0.02)
     cy = _u(gen, m, -0.04, 0.06) + _wave(gen, m, z, 0.02)
@@ -371,39 +387,31 @@ def _chest(m: int, g: _Geometry, gen: torch.Generator) -> tuple[torch.Tensor, ..
         ay = by * _u(gen, m, 0.62, 0.76) * apex_scale
         tilt = side * _u(gen, m, -0.05, 0.25)
         lung_masks.append(_ellipse(g, lx, ly, ax, ay, tilt))
-        # The vessel tree's root: the hilum, on the lung's medial side at mid height.
+        # Three vessel trees per lung from its hilum (the medial side at mid height): one
+        # turning up, one lateral, one down, so vessels cross every slice of the lung.
         mid = g.depth // 2
-        root_z = _u(gen, m, -0.2, 0.2).view(m) * g.kz
-        roots.append(
-            torch.stack(
-                [
-                    (lx[:, mid] - side * 0.55 * ax[:, mid]).view(m),
-                    ly[:, mid].view(m) * g.ky,
-                    root_z,
-                ],
-                dim=1,
+        hilum_x = (lx[:, mid] - side * 0.55 * ax[:, mid]).view(m)
+        hilum_y = ly[:, mid].view(m) * g.ky
+        for rise in (0.8, 0.0, -0.8):
+            roots.append(
+                torch.stack([hilum_x, hilum_y, _u(gen, m, -0.15, 0.15).view(m) * g.kz], dim=1)
             )
-        )
-        d = torch.stack(
-            [
-                torch.full((m,), side),
-                0.3 * torch.randn(m, generator=gen),
-                0.6 * torch.randn(m, generator=gen),
-            ],
-            1,
-        )
-        dirs.append(d / d.norm(dim=1, keepdim=True))
+            d = torch.stack(
+                [
+                    torch.full((m,), side),
+                    0.3 * torch.randn(m, generator=gen),
+                    rise + 0.3 * torch.randn(m, generator=gen),
+                ],
+                1,
+            )
+            dirs.append(d / d.norm(dim=1, keepdim=True))
     lungs = torch.maximum(*lung_masks)
     lung_level = _u(gen, m, 0.06, 0.12)
     img = img * (1 - lungs) + lungs * (lung_level + g.texture(m, gen, max(g.width // 4, 6), 0.01))
     tubes = torch.zeros_like(img)
-    segments: list[tuple[torch.Tensor, torch.Tensor]] = []
     for root, dirn in zip(roots, dirs, strict=True):
-        tree, segs = _vessel_tree(
-            g, root, dirn, _u(gen, m, 0.28, 0.36).view(m), _u(gen, m, 0.05, 0.065).view(m), 4, gen
-        )
-        tubes = torch.maximum(tubes, tree)
-        segments.extend(segs)
+        length, radius = _u(gen, m, 0.24, 0.32).view(m), _u(gen, m, 0.045, 0.06).view(m)
+        _vessel_tree(g, tubes, root, dirn, length, radius, 4, gen)
     vessels = tubes * lungs
     img = img * (1 - vessels) + vessels * _u(gen, m, 0.38, 0.48)
     # The heart in the lower slices, the aorta and the spine through every slice.
@@ -438,7 +446,7 @@ def _chest(m: int, g: _Geometry, gen: torch.Generator) -> tuple[torch.Tensor, ..
     img = img * (1 - vertebra) + vertebra * bone
     img = img * (1 - canal) + canal * muscle
     region = torch.stack([mask > 0.98 for mask in lung_masks]).any(0) & (heart < 0.02)
-    return img, region, segments
+    return img, region, vessels > 0.5
 
 
 def _brain(m: int, g: _Geometry, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -485,7 +493,7 @@ def _brain(m: int, g: _Geometry, gen: torch.Generator) -> tuple[torch.Tensor, ..
     img = img * (1 - ventricles) + ventricles * _u(gen, m, 0.10, 0.18)
     inner = _ellipse(g, cx, cy, hx - 0.20, hy - 0.20, angle)
     region = (inner > 0.98) & (ventricles < 0.02)
-    return img, region, []
+    return img, region, None
 
 
 class _Lesions:
@@ -498,7 +506,7 @@ class _Lesions:
 def _add_lesions(
     images: torch.Tensor,
     region: torch.Tensor,
-    vessels: list[tuple[torch.Tensor, torch.Tensor]],
+    vessels: torch.Tensor | None,
     n_lesions: torch.Tensor,
     max_lesions: int,
     radius: tuple[float, float],
@@ -506,8 +514,8 @@ def _add_lesions(
     g: _Geometry,
     gen: torch.Generator,
 ) -> _Lesions:
-    """Add up to ``max_lesions`` solid blobs per volume, centred in ``region`` (or on a
-    vessel segment, for some chest nodules); round in millimetres, lobulated for some."""
+    """Add up to ``max_lesions`` solid blobs per volume, centred in ``region`` (some chest
+    nodules on a vessel of ``vessels``); round in millimetres, lobulated for some."""
     m = len(images)
     k = max_lesions
     radii = radius[0] + (radius[1] - radius[0]) * torch.rand(m, k, generator=gen)
@@ -517,23 +525,13 @@ def _add_lesions(
     # for these anatomies) would draw anywhere rather than fail.
     flat = torch.multinomial(flat_region.float() + 1e-9, k, replacement=True, generator=gen)
     attached = torch.zeros(m, k, dtype=torch.bool)
-    if vessels:
-        # Some nodules sit on a vessel: a point along a random segment's outer part, kept
-        # where it lies inside the region.
-        which = torch.randint(len(vessels), (m, k), generator=gen)
-        t = 0.4 + 0.6 * torch.rand(m, k, 1, generator=gen)
-        starts = torch.stack([s for s, _ in vessels], 1)  # (m, S, 3)
-        ends = torch.stack([e for _, e in vessels], 1)
-        rows = torch.arange(m).view(m, 1)
-        point = starts[rows, which] + t * (ends[rows, which] - starts[rows, which])
-        d = ((point[..., 2] / g.kz + 1) / 2 * g.depth - 0.5).round().long()
-        h = ((point[..., 1] / g.ky + 1) / 2 * g.height - 0.5).round().long()
-        w = ((point[..., 0] + 1) / 2 * g.width - 0.5).round().long()
-        inside = (d >= 0) & (d < g.depth) & (h >= 0) & (h < g.height) & (w >= 0) & (w < g.width)
-        on_vessel = (d * g.height + h) * g.width + w
-        on_vessel = torch.where(inside, on_vessel, flat)
-        inside &= flat_region.gather(1, on_vessel)
-        attached = inside & (torch.rand(m, k, generator=gen) < _ATTACHED_SHARE)
+    if vessels is not None:
+        # Some nodules sit on a vessel: centred on a random vessel voxel inside the region
+        # (a volume without one keeps its free centres).
+        on_vessel_region = (flat_region & vessels.flatten(1)).float()
+        has_vessel = on_vessel_region.sum(1, keepdim=True) > 0
+        on_vessel = torch.multinomial(on_vessel_region + 1e-9, k, replacement=True, generator=gen)
+        attached = has_vessel & (torch.rand(m, k, generator=gen) < _ATTACHED_SHARE)
         flat = torch.where(attached, on_vessel, flat)
     d, rest = flat // (g.height * g.width), flat % (g.height * g.width)
     h, w = rest // g.width, rest % g.width
