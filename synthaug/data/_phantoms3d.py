@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -496,11 +497,15 @@ def _brain(m: int, g: _Geometry, gen: torch.Generator) -> tuple[torch.Tensor, ..
     return img, region, None
 
 
-class _Lesions:
-    """What :func:`_add_lesions` made: images, masks and the lesions' parameters."""
+class _Lesions(NamedTuple):
+    """What :func:`_add_lesions` made: the images, label masks and the lesions' parameters."""
 
-    def __init__(self, **parts: torch.Tensor) -> None:
-        self.__dict__.update(parts)
+    images: torch.Tensor
+    masks: torch.Tensor
+    radii: torch.Tensor
+    contrasts: torch.Tensor
+    centres: torch.Tensor
+    attached: torch.Tensor
 
 
 def _add_lesions(
