@@ -155,10 +155,10 @@ def make_phantom_volumes(
     n = sum(counts)
     voxels = depth * height * width
     chunk = max(1, _CHUNK_VOXELS // voxels)
-    # The volumes (float32), their lesion regions (bool) and label maps (int64), plus one chunk's working maps:
-    # refused before the first voxel is drawn.
+    # The volumes (float32), their lesion regions and vessel masks (bool) and label maps
+    # (int64), plus one chunk's working maps: refused before the first voxel is drawn.
     check_fits_in_memory(
-        n * voxels * (4 + 1 + 8) + min(n, chunk) * voxels * _WORK_BYTES_PER_VOXEL,
+        n * voxels * (4 + 1 + 1 + 8) + min(n, chunk) * voxels * _WORK_BYTES_PER_VOXEL,
         f"{n:,} phantom volumes of {depth}x{height}x{width} voxels",
         "make fewer or smaller ones",
     )
