@@ -39,17 +39,13 @@ def _is_dicom_file(path: Path) -> bool:
         return False
 
 
-def _series_files(folder: Path) -> list[Path]:
-    """The DICOM image files directly in ``folder`` (Segmentations are label maps, not
-    slices)."""
-    return [
-        p
-        for p in sorted(folder.iterdir())
-        if p.is_file()
-        and not p.name.startswith(".")
-        and _is_dicom_file(p)
-        and not _is_segmentation(p)
-    ]
+def _holds_series(folder: Path) -> bool:
+    """Whether DICOM image files lie directly in ``folder`` (Segmentations are label maps,
+    not slices); stops at the first one found."""
+    return any(
+        p.is_file() and not p.name.startswith(".") and _is_dicom_file(p) and not _is_segmentation(p)
+        for p in folder.iterdir()
+    )
 
 
 def open_volumes(path: str | Path) -> VolumeDataset:
@@ -67,7 +63,7 @@ def open_volumes(path: str | Path) -> VolumeDataset:
         return VolumeDataset([read_nifti_lazy(path)], [0], ["volume"])
     if not path.is_dir():
         raise DataFileError(f"{str(path)!r} does not exist")
-    if _series_files(path):
+    if _holds_series(path):
         source, _ = read_dicom_series_lazy(path)
         return VolumeDataset([source], [0], ["volume"])
     sources = []
@@ -76,7 +72,7 @@ def open_volumes(path: str | Path) -> VolumeDataset:
             continue
         if entry.is_file() and is_nifti_file(entry):
             sources.append(read_nifti_lazy(entry))
-        elif entry.is_dir() and _series_files(entry):
+        elif entry.is_dir() and _holds_series(entry):
             sources.append(read_dicom_series_lazy(entry)[0])
     if sources:
         return VolumeDataset(sources, [0] * len(sources), ["volume"])
