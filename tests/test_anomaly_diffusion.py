@@ -7,7 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from synthaug.anomaly import DDPMAnomalyDetector, create_detector, evaluate_one_class
 from synthaug.data import ImageDataset
-from synthaug.errors import InvalidParameterError, ShapeMismatchError
+from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
 from synthaug.generators import DDPM
 
 pytest.importorskip("monai")
@@ -42,6 +42,11 @@ def test_restoration_finds_the_blob_and_maps_it(fitted):
     assert maps.shape == (40, 1, 6, 6)
     # The map is the residual of the score: its sum over pixels is the "sum" score.
     np.testing.assert_allclose(maps.flatten(1).sum(1).double().numpy(), scores, rtol=1e-5)
+    # The map's input is checked as DRAEM's is (one helper on the base class).
+    with pytest.raises(ShapeMismatchError, match="training samples"):
+        fitted.anomaly_map(torch.rand(2, 1, 5, 5))
+    with pytest.raises(InvalidDataError, match="NaN"):
+        fitted.anomaly_map(torch.full((1, 1, 6, 6), float("nan")))
     # Pixels of the blob stand out from the others on the anomalous images.
     y = masks[20:].flatten().bool().numpy()
     assert roc_auc_score(y, maps[20:].flatten().numpy()) > 0.8

@@ -77,7 +77,7 @@ def test_a_pasted_bright_blob_lights_up_the_map_at_its_place(fitted_draem):
 
 
 def test_anomaly_map_refuses_wrong_input(fitted_draem):
-    with pytest.raises(ShapeMismatchError, match="fitted on samples of shape"):
+    with pytest.raises(ShapeMismatchError, match=r"training samples \(1, 16, 16\), got \(2, 1, 8"):
         fitted_draem.anomaly_map(torch.rand(2, 1, 8, 8))
     with pytest.raises(ShapeMismatchError, match=r"\(N, C, H, W\)"):
         fitted_draem.anomaly_map(torch.rand(2, 16, 16))

@@ -292,6 +292,27 @@ class BaseDetector(Estimator):
             raise InvalidParameterError(f"threshold must be a finite number, got {threshold!r}")
         return (scores > float(threshold)).astype(np.int64)
 
+    def _map_images(self, images: ImageDataset | torch.Tensor) -> torch.Tensor:
+        """The float32 ``(N, C, H, W)`` tensor of ``images`` (a dataset or a tensor), checked
+        against the training samples: the input of a fitted detector's ``anomaly_map``."""
+        self._check_fitted()
+        x = images.images if isinstance(images, ImageDataset) else images
+        if not isinstance(x, torch.Tensor):
+            raise InvalidDataError(
+                f"anomaly_map expects an ImageDataset or a (N, C, H, W) tensor, got "
+                f"{type(x).__name__}"
+            )
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.sample_shape_:
+            raise ShapeMismatchError(
+                f"{type(self).__name__}.anomaly_map takes (N, C, H, W) images shaped like the "
+                f"training samples {self.sample_shape_}, got {tuple(x.shape)}"
+            )
+        if not torch.isfinite(x).all():
+            raise InvalidDataError(
+                "anomaly_map: the images contain NaN or infinite values; fix them"
+            )
+        return x.float()
+
     # -- family hooks -------------------------------------------------------------------------
     def _fit(self, images: torch.Tensor, seed: int) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -36,7 +36,7 @@ from synthaug.anomaly._simulate import (
     simulate_anomalies,
 )
 from synthaug.data import ImageDataset
-from synthaug.errors import InvalidDataError, InvalidParameterError, ShapeMismatchError
+from synthaug.errors import InvalidParameterError, ShapeMismatchError
 from synthaug.nn import (
     batched,
     optimizer_step,
@@ -55,20 +55,6 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float) -> torc
     bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     p_true = torch.exp(-bce)
     return ((1 - p_true).pow(gamma) * bce).mean()
-
-
-def as_images(images: ImageDataset | torch.Tensor, what: str) -> torch.Tensor:
-    """The float32 ``(N, C, H, W)`` tensor of ``images`` (a dataset or a tensor)."""
-    x = images.images if isinstance(images, ImageDataset) else images
-    if not isinstance(x, torch.Tensor):
-        raise InvalidDataError(
-            f"{what} expects an ImageDataset or a (N, C, H, W) tensor, got {type(x).__name__}"
-        )
-    if x.dim() != 4:
-        raise ShapeMismatchError(f"{what} expects (N, C, H, W) images, got shape {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise InvalidDataError(f"{what}: the images contain NaN or infinite values; fix them")
-    return x.float()
 
 
 @register_detector("draem")
@@ -348,11 +334,4 @@ class DRAEMDetector(NetworkDetector):
             ``(N, 1, H, W)`` float32 in [0, 1], smoothed as the image score is (its maximum
             is :meth:`decision_function`).
         """
-        self._check_fitted()
-        x = as_images(images, "anomaly_map")
-        if tuple(x.shape[1:]) != self.sample_shape_:
-            raise ShapeMismatchError(
-                f"{type(self).__name__} was fitted on samples of shape {self.sample_shape_}, "
-                f"got {tuple(x.shape[1:])}"
-            )
-        return self._smoothed(self._maps(x))
+        return self._smoothed(self._maps(self._map_images(images)))

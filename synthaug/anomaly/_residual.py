@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from synthaug._params import Param, odd_int, one_of
 from synthaug.anomaly._base import BaseDetector
 from synthaug.data import ImageDataset
-from synthaug.errors import InvalidParameterError, ShapeMismatchError
+from synthaug.errors import InvalidParameterError
 
 REDUCTIONS = ("sum", "local-max", "local-max-z")
 
@@ -128,16 +128,9 @@ class ResidualDetector(BaseDetector):
             maximum is then :meth:`decision_function`). Not a probability: compare maps of
             one detector, or rank pixels (pixel AUROC).
         """
-        self._check_fitted()
         if not self.has_anomaly_map:
             raise InvalidParameterError(
                 f"{type(self).__name__} has no anomaly map with these parameters (it needs "
                 f"images, and a residual score); use decision_function"
             )
-        x = images.images if isinstance(images, ImageDataset) else torch.as_tensor(images)
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.sample_shape_:
-            raise ShapeMismatchError(
-                f"{type(self).__name__}.anomaly_map takes (N, C, H, W) images shaped like the "
-                f"training samples {self.sample_shape_}, got {tuple(x.shape)}"
-            )
-        return self._residual_map(x.float()).float()
+        return self._residual_map(self._map_images(images)).float()
