@@ -49,6 +49,7 @@ from synthaug.data._dicom_write import (
     _resolve_origin,
     _safe_name,
     _segment_description,
+    label_names,
     mark_image,
 )
 from synthaug.data._output import atomic_output, write_manifest
@@ -677,22 +678,7 @@ def _series_inputs(
             f"write_dicom_series writes synthaug.data.Volume objects or a VolumeDataset, got "
             f"{bad[0] if bad else 'no volumes'}"
         )
-    if labels is None:
-        labels = [0] * len(sources)
-    labels = list(labels)
-    if len(labels) != len(sources):
-        raise ShapeMismatchError(f"{len(labels)} labels for {len(sources)} volumes")
-    names = []
-    for label in labels:
-        if isinstance(label, str):
-            names.append(label)
-        elif classes is not None:
-            if not 0 <= int(label) < len(classes):
-                raise InvalidDataError(f"label {label} is out of range for classes {list(classes)}")
-            names.append(str(classes[int(label)]))
-        else:
-            names.append(str(int(label)))
-    return sources, names
+    return sources, label_names(labels, len(sources), classes, "volumes")
 
 
 def _plane_geometry(affine: np.ndarray) -> tuple[np.ndarray, tuple[float, float], np.ndarray]:

@@ -800,11 +800,23 @@ def _check_inputs(
         raise InvalidDataError(
             f"image values must lie in [0, 1], got [{float(images.min()):.4g}, {float(images.max()):.4g}]"
         )
+    names = label_names(labels, len(images), classes, "images")
+    return images, names, None if classes is None else [str(c) for c in classes]
+
+
+def label_names(
+    labels: Sequence[int | str] | torch.Tensor | np.ndarray | None,
+    count: int,
+    classes: Sequence[str] | None,
+    what: str,
+) -> list[str]:
+    """The class name each of ``count`` written items is marked with: a string label as it is,
+    an integer one through ``classes`` (or as its number without them); no labels: all 0."""
     if labels is None:
-        labels = [0] * len(images)
+        labels = [0] * count
     labels = labels.tolist() if isinstance(labels, (torch.Tensor, np.ndarray)) else list(labels)
-    if len(labels) != len(images):
-        raise ShapeMismatchError(f"{len(labels)} labels for {len(images)} images")
+    if len(labels) != count:
+        raise ShapeMismatchError(f"{len(labels)} labels for {count} {what}")
     names = []
     for label in labels:
         if isinstance(label, str):
@@ -815,7 +827,7 @@ def _check_inputs(
             names.append(str(classes[int(label)]))
         else:
             names.append(str(int(label)))
-    return images, names, None if classes is None else [str(c) for c in classes]
+    return names
 
 
 def _safe_name(name: str) -> str:
