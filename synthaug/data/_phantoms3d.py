@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from synthaug._memory import check_fits_in_memory
 from synthaug._utils import check_seed
-from synthaug.data._phantoms import PHANTOM_CLASSES, _check_range, _counts
+from synthaug.data._phantoms import PHANTOM_CLASSES, _check_range, _counts, _noise
 from synthaug.data._volume import Volume, VolumeDataset, affine_from_spacing
 from synthaug.errors import InvalidParameterError
 
@@ -591,14 +591,3 @@ def _blur3d(images: torch.Tensor) -> torch.Tensor:
             padded.narrow(axis, 0, n) + 2 * padded.narrow(axis, 1, n) + padded.narrow(axis, 2, n)
         ) / 4
     return x
-
-
-def _noise(images: torch.Tensor, sigma: float, kind: str, gen: torch.Generator) -> torch.Tensor:
-    if sigma == 0:
-        return images
-    n1 = sigma * torch.randn(images.shape, generator=gen)
-    if kind == "chest":
-        return images + n1
-    # Magnitude MR images: Rician noise (Gudbjartsson & Patz 1995), sqrt((s + n1)^2 + n2^2).
-    n2 = sigma * torch.randn(images.shape, generator=gen)
-    return torch.sqrt((images + n1) ** 2 + n2**2)
