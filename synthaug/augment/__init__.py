@@ -11,6 +11,7 @@ package registers the sources' loader with the generators').
 
 from synthaug.augment._augmented import AugmentedDataset
 from synthaug.augment._lesions import (
+    LEGACY_LOCALIZER,
     CopyPaste,
     LesionLocalizer,
     LesionTransplant,
@@ -32,6 +33,7 @@ from synthaug.generators import load
 
 __all__ = [
     "FILE_TYPES",
+    "LEGACY_LOCALIZER",
     "SOURCES",
     "AugmentedDataset",
     "BlockBatchSampler",
