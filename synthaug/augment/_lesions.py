@@ -202,7 +202,10 @@ class LesionLocalizer(Estimator):
     lesion 64x64 slices) the defaults score a mean Dice of 0.746 (chest) and 0.795 (brain)
     against the true masks, pixel precision 0.799 and 0.788; the first version
     (``LEGACY_LOCALIZER``) scored Dice 0.610 and 0.799, precision 0.583 and 0.782
-    (``benchmarks/results/tuning/lesion_masks.txt``). The floor comes from training images,
+    (``benchmarks/results/tuning/lesion_masks.txt``). The settings were chosen on those
+    slices; on a second development draw the defaults score Dice 0.685 (chest) and 0.702
+    (brain), precision 0.706 and 0.785, against the first version's 0.650 and 0.760,
+    precision 0.623 and 0.695: cleaner masks, but on brain some real lesions are lost. The floor comes from training images,
     which a VAE reconstructs better than unseen ones: it errs towards larger masks.
     Cleaning loops over the images in Python (labelling and per-region statistics with
     ``scipy.ndimage``): a ``masks`` call on 20 such slices took 31-85 ms with the VAE's
