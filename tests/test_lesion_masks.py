@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from synthaug.augment import LEGACY_LOCALIZER, LesionLocalizer
+from synthaug.augment import CLEANED_LOCALIZER, LEGACY_LOCALIZER, LesionLocalizer
 from synthaug.data import make_phantoms
 from synthaug.errors import InvalidParameterError
 from synthaug.generators import CVAE
@@ -54,7 +54,13 @@ def test_a_line_the_normal_images_also_show_is_dropped_and_a_blob_kept(vessels):
     normal, lesion, blob, line = vessels
     # No shape prior: only the score against the normal images decides.
     localizer = LesionLocalizer(
-        vae=tiny_vae(), min_score=5.0, fill_factor=0.0, area_factor=100.0, seed=0, device="cpu"
+        vae=tiny_vae(),
+        min_score=5.0,
+        fill_factor=0.0,
+        area_factor=100.0,
+        seed=0,
+        device="cpu",
+        **CLEANED_LOCALIZER,
     ).fit(normal)
     found = localizer.masks(lesion)[:, 0]
     # Without cleaning the line is taken as a lesion: cleaning is what drops it.
@@ -78,8 +84,8 @@ def test_the_size_prior_drops_a_region_unlike_the_confident_ones():
     square[14:28, 14:28] = True  # 196 pixels against the blobs' 29
     lesion[0, 0][square] += 0.4
     lesion = lesion.clamp(0, 1)
-    localizer = LesionLocalizer(vae=tiny_vae(), seed=0, device="cpu").fit(normal)
-    found = localizer.masks(lesion)[:, 0]
+    localizer = LesionLocalizer(vae=tiny_vae(), seed=0, device="cpu", **CLEANED_LOCALIZER)
+    found = localizer.fit(normal).masks(lesion)[:, 0]
     assert not (found[0] & square).any()
     assert ((found & blob).flatten(1).sum(1) > 0.8 * blob.sum()).all()
     # The square scores as high as a blob: it is the prior, not the score, that drops it.
@@ -107,6 +113,8 @@ def first_version_masks(localizer: LesionLocalizer, images: torch.Tensor) -> tor
 def test_the_legacy_setting_reproduces_the_first_versions_masks():
     data = make_phantoms((40, 6), size=SIZE, seed=4)
     normal, lesion = data.images[data.labels == 0], data.images[data.labels == 1]
+    # The defaults are still the first version (the committed lesion grids used it).
+    assert LEGACY_LOCALIZER.items() <= LesionLocalizer().get_params().items()
     legacy = LesionLocalizer(vae=tiny_vae(), seed=0, device="cpu", **LEGACY_LOCALIZER).fit(normal)
     found = legacy.masks(lesion)
     assert found.any()
@@ -119,9 +127,10 @@ def test_the_legacy_setting_reproduces_the_first_versions_masks():
 def test_same_seed_same_masks():
     data = make_phantoms((40, 6), size=SIZE, seed=5)
     normal, lesion = data.images[data.labels == 0], data.images[data.labels == 1]
-    a = LesionLocalizer(vae=tiny_vae(), seed=3, device="cpu").fit(normal).masks(lesion)
-    b = LesionLocalizer(vae=tiny_vae(), seed=3, device="cpu").fit(normal).masks(lesion)
-    assert a.any() and torch.equal(a, b)
+    for preset in (CLEANED_LOCALIZER, {}):
+        a = LesionLocalizer(vae=tiny_vae(), seed=3, device="cpu", **preset).fit(normal)
+        b = LesionLocalizer(vae=tiny_vae(), seed=3, device="cpu", **preset).fit(normal)
+        assert a.masks(lesion).any() and torch.equal(a.masks(lesion), b.masks(lesion))
 
 
 def test_an_image_without_candidates_gets_an_empty_mask():

@@ -11,6 +11,7 @@ package registers the sources' loader with the generators').
 
 from synthaug.augment._augmented import AugmentedDataset
 from synthaug.augment._lesions import (
+    CLEANED_LOCALIZER,
     LEGACY_LOCALIZER,
     CopyPaste,
     LesionLocalizer,
@@ -33,6 +34,7 @@ from synthaug.generators import load
 
 __all__ = [
     "FILE_TYPES",
+    "CLEANED_LOCALIZER",
     "LEGACY_LOCALIZER",
     "SOURCES",
     "AugmentedDataset",
