@@ -15,21 +15,21 @@ benchmarks/results/tuning/phantoms_ddpm_anomaly.txt.
 
 from __future__ import annotations
 
-import ast
 import itertools
 import sys
 import time
 from typing import Any
 
-import numpy as np
 import torch
+
+# Run as a script, this folder is on the path: DRAEM's tuning script has the parsing and AUROCs.
+from phantoms_synthetic_anomalies import aurocs, detector_params
 from sklearn.metrics import roc_auc_score
 
 from synthaug.anomaly import DDPMAnomalyDetector, PCADetector
 from synthaug.data import make_graded_phantoms, make_phantoms
 from synthaug.generators import DDPM
 
-GRADES = (1, 2, 3)
 NOISE_LEVELS = (0.1, 0.2, 0.3, 0.5)
 SCORINGS = [  # (residual, reduction, window)
     ("squared", "sum", 3),
@@ -38,24 +38,6 @@ SCORINGS = [  # (residual, reduction, window)
     ("positive", "local-max", 5),
     ("positive", "local-max-z", 5),
 ]
-
-
-def model_params(text: str) -> dict[str, Any]:
-    """``"epochs=100, width=16"`` as keyword arguments (values read as Python literals)."""
-    params = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, value = item.partition("=")
-        params[name.strip()] = ast.literal_eval(value.strip())
-    return params
-
-
-def aurocs(y: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> tuple[float, list[float]]:
-    """The AUROC of normal against every lesion, then against each grade alone."""
-    per_grade = []
-    for grade in GRADES:
-        keep = (labels == 0) | (labels == grade)
-        per_grade.append(round(roc_auc_score(y[keep], scores[keep]), 3))
-    return round(roc_auc_score(y, scores), 4), per_grade
 
 
 def main(params: dict[str, Any]) -> None:
@@ -101,4 +83,4 @@ def main(params: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    main(model_params(sys.argv[1] if len(sys.argv) > 1 else ""))
+    main(detector_params(sys.argv[1] if len(sys.argv) > 1 else ""))
