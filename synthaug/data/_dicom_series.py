@@ -30,7 +30,6 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from synthaug._utils import import_optional
-from synthaug._version import __version__
 from synthaug.data._dicom_read import (
     _BadFile,
     _candidate_files,
@@ -51,6 +50,7 @@ from synthaug.data._dicom_write import (
     _segment_description,
     label_names,
     mark_image,
+    marked_segmentation,
 )
 from synthaug.data._output import atomic_output, write_manifest
 from synthaug.data._provenance import DERIVED, SYNTHETIC, Provenance, made_from
@@ -809,27 +809,11 @@ def _series_segmentation(
         _segment_description(hd, segment_label if count == 1 else f"{segment_label} {v}", v)
         for v in range(1, count + 1)
     ]
-    seg = hd.seg.Segmentation(
-        source_images=slices,
-        pixel_array=mask.astype(np.uint16 if count > 255 else np.uint8),
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=segments,
-        series_instance_uid=series_uid,
-        series_number=1000,  # apart from the image series, numbered 1, 2, ...
-        sop_instance_uid=generate_uid(),
-        instance_number=index + 1,
-        manufacturer="synthaug",
-        manufacturer_model_name="synthaug",
-        software_versions=__version__,
-        device_serial_number="none",
-        content_label=marking.seg_content_label,
-        content_description=f"{marking.mark} {segment_label} label map {marking.seg_made}"[:64],
-        series_description=f"{marking.mark} synthaug {segment_label} masks"[:64],
-        transfer_syntax_uid=ExplicitVRLittleEndian,
+    pixels = mask.astype(np.uint16 if count > 255 else np.uint8)
+    # Numbered apart from the image series (1, 2, ...).
+    return marked_segmentation(
+        hd, slices, pixels, segments, series_uid, 1000, index, marking, segment_label, "label map"
     )
-    seg.PatientIdentityRemoved = marking.patient_identity_removed
-    seg.DeidentificationMethod = marking.deidentification
-    return seg
 
 
 def read_series_segmentation(path: str | Path, volume: Volume | DicomSeriesSource) -> np.ndarray:

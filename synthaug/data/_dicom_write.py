@@ -702,14 +702,33 @@ def _segmentation(
     A Secondary Capture has no Frame of Reference, so highdicom takes the mask as aligned pixel
     for pixel with its single source image; plane positions and orientation must be left out.
     """
-    label = segment.SegmentLabel
+    return marked_segmentation(
+        hd, [sc], mask, [segment], series_uid, 2, index, marking, segment.SegmentLabel, "mask"
+    )
+
+
+def marked_segmentation(
+    hd: ModuleType,
+    sources: list[Dataset],
+    mask: np.ndarray,
+    segments: list[Dataset],
+    series_uid: str,
+    series_number: int,
+    index: int,
+    marking: _Marking,
+    label: str,
+    kind: str,
+) -> Dataset:
+    """A BINARY Segmentation of ``sources``, described as the ``label`` ``kind`` ("mask",
+    "label map") and marked synthetic or derived like them: every segmentation synthaug
+    writes is made here."""
     seg = hd.seg.Segmentation(
-        source_images=[sc],
+        source_images=sources,
         pixel_array=mask,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[segment],
+        segment_descriptions=segments,
         series_instance_uid=series_uid,
-        series_number=2,
+        series_number=series_number,
         sop_instance_uid=generate_uid(),
         instance_number=index + 1,  # the instance number of its image
         manufacturer="synthaug",
@@ -718,11 +737,11 @@ def _segmentation(
         # The Enhanced General Equipment module requires one; software has no serial number.
         device_serial_number="none",
         content_label=marking.seg_content_label,
-        content_description=f"{marking.mark} {label} mask {marking.seg_made}"[:64],
+        content_description=f"{marking.mark} {label} {kind} {marking.seg_made}"[:64],
         series_description=f"{marking.mark} synthaug {label} masks"[:64],
         transfer_syntax_uid=ExplicitVRLittleEndian,
     )
-    # Patient name and ID come from the image (the placeholders); the rest of the marking not.
+    # Patient name and ID come from the images (the placeholders); the rest of the marking not.
     seg.PatientIdentityRemoved = marking.patient_identity_removed
     seg.DeidentificationMethod = marking.deidentification
     return seg
